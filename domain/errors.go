@@ -1,0 +1,23 @@
+package domain
+
+import "errors"
+
+// Error kinds. Domain packages wrap one of these with context
+// (fmt.Errorf("%w: …", domain.ErrInvalid)); the HTTP layer maps each kind to
+// one status in one place.
+var (
+	// ErrInvalid: the request breaks a rule of the domain (400/422).
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound: no such resource in the caller's organization (404).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the request contradicts the current state (409).
+	ErrConflict = errors.New("conflict")
+	// ErrForbidden: the caller may see the resource but not do this (403).
+	ErrForbidden = errors.New("forbidden")
+)
+
+// Event is a fact a domain package records. Its type name is stable: it is
+// written into the log and read back forever.
+type Event interface {
+	EventType() string
+}
