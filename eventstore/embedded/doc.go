@@ -1,0 +1,31 @@
+// Package embedded owns the single-node event store: the whole log in one
+// SQLite file (modernc.org/sqlite, pure Go), for `palisade serve` without
+// any outside service. [Store] implements [eventstore.Store] and passes
+// the contract suite in eventstore/storetest; it also keeps named reader
+// checkpoints ([Store.SaveCheckpoint]) in the same file, so the relay's
+// progress is as durable as the log.
+//
+// Writes: one goroutine owns the only write connection. Concurrent
+// [Store.Append] calls queue up, and the writer takes every queued request
+// (up to maxBatchRequests requests or maxBatchEvents events) into one
+// transaction, checks each against its expected version on its own, and
+// commits them with one fsync (WAL, synchronous=FULL): group commit. An
+// Append returns only after its transaction is durable. A request that
+// fails its check gets ErrConflict and writes nothing; the rest of its
+// batch still commits.
+//
+// Reads use a separate pool of connections; WAL lets them run beside the
+// writer. Subscribers catch up from the file, then wait for the writer's
+// wake-up after each commit and read on from their last position, served
+// from a small in-memory tail of recent events when it covers them.
+//
+// One file, one Store: Open takes an exclusive lock on "<path>.lock" and
+// fails with [ErrLocked] if another Store (in this process or another)
+// holds it, because the writer's view of stream versions and positions is
+// only authoritative while it is the only writer.
+//
+// This package must never interpret event payloads, never decide who may
+// append (callers authorize; the store checks only what
+// [eventstore.ValidateAppend] checks), and never hand out a write path
+// that bypasses the writer goroutine.
+package embedded

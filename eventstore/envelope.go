@@ -1,0 +1,88 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Actor says who caused an event: the subject, its kind, the role snapshot
+// at the time, and the delegation chain it acted under.
+type Actor struct {
+	Subject    string   `json:"subject"`
+	Kind       string   `json:"kind"`
+	Roles      []string `json:"roles,omitempty"`
+	OnBehalfOf []string `json:"on_behalf_of,omitempty"`
+}
+
+// Metadata is everything about an event that is not its payload. Adapters
+// store it as one JSON document (EventStoreDB's user metadata).
+type Metadata struct {
+	OrgID         string `json:"org_id"`
+	Actor         Actor  `json:"actor"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	CausationID   string `json:"causation_id,omitempty"`
+	TraceID       string `json:"trace_id,omitempty"`
+	// Authorization is the access decision that let the command through.
+	Authorization string `json:"authorization,omitempty"`
+	// IdempotencyKey is the client's Idempotency-Key, when it sent one.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	SchemaVersion  int       `json:"schema_version"`
+	OccurredAt     time.Time `json:"occurred_at"`
+}
+
+// NewEvent is an event about to be appended.
+type NewEvent struct {
+	// ID is the event id. Left zero, the store assigns a UUIDv7; a caller
+	// that may retry an append sets it so the retry is recognisable.
+	ID   uuid.UUID
+	Type string
+	Metadata
+	Data json.RawMessage
+}
+
+// Envelope is an event as recorded in the log.
+type Envelope struct {
+	ID            uuid.UUID       `json:"id"`
+	Type          string          `json:"type"`
+	Stream        StreamName      `json:"-"`
+	StreamVersion uint64          `json:"stream_version"`
+	Position      uint64          `json:"position"`
+	Data          json.RawMessage `json:"data"`
+	Metadata
+}
+
+// MarshalJSON writes the envelope with its stream as a plain name.
+func (e Envelope) MarshalJSON() ([]byte, error) {
+	type plain Envelope
+	return json.Marshal(struct {
+		plain
+		Stream string `json:"stream"`
+	}{plain(e), e.Stream.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (e *Envelope) UnmarshalJSON(b []byte) error {
+	type plain Envelope
+	var v struct {
+		plain
+		Stream string `json:"stream"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	stream, err := ParseStreamName(v.Stream)
+	if err != nil {
+		return err
+	}
+	*e = Envelope(v.plain)
+	e.Stream = stream
+	return nil
+}
+
+// NewEventID returns a fresh UUIDv7: time-ordered, so ids sort roughly by
+// creation and index well.
+func NewEventID() uuid.UUID {
+	return uuid.Must(uuid.NewV7())
+}
