@@ -1,0 +1,267 @@
+package identity
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// IssuerKeyFile is the name of the built-in issuer's private key in the
+// data directory: an Ed25519 key, PKCS#8, PEM, mode 0600.
+const IssuerKeyFile = "issuer-ed25519.pem"
+
+// algEdDSA is the only algorithm the built-in issuer signs with.
+const algEdDSA = "EdDSA"
+
+// maxKeyFileBytes bounds what LoadOrCreateIssuer reads; a PEM Ed25519 key is
+// about 120 bytes.
+const maxKeyFileBytes = 64 << 10
+
+// ErrUnknownKey is returned by a key function when the token's kid is not in
+// the trusted key set. Verify reports it as ReasonUnknownKey.
+var ErrUnknownKey = errors.New("unknown signing key")
+
+// Issuer is Palisade's built-in token issuer. Its Ed25519 key is generated
+// into the data directory on first start and loaded afterwards, so tokens
+// survive restarts. It is safe for concurrent use.
+type Issuer struct {
+	name     string
+	audience string
+	kid      string
+	private  ed25519.PrivateKey
+	public   ed25519.PublicKey
+	jwks     []byte
+	now      func() time.Time
+}
+
+// LoadOrCreateIssuer loads the issuer key from dataDir/issuer-ed25519.pem,
+// creating it (mode 0600) if it does not exist. A key file readable by group
+// or others is refused rather than used. issuerName becomes the iss of every
+// token, audience their aud.
+func LoadOrCreateIssuer(dataDir, issuerName, audience string) (*Issuer, error) {
+	if dataDir == "" || issuerName == "" || audience == "" {
+		return nil, errors.New("identity: data directory, issuer name and audience are required")
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("identity: create data directory: %w", err)
+	}
+	path := filepath.Join(dataDir, IssuerKeyFile)
+	key, err := loadKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = createKey(dataDir, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newIssuer(key, issuerName, audience)
+}
+
+func newIssuer(key ed25519.PrivateKey, name, audience string) (*Issuer, error) {
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, errors.New("identity: issuer key has no Ed25519 public key")
+	}
+	kid := thumbprint(pub)
+	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{
+		Metadata: jwkset.JWKMetadataOptions{ALG: jwkset.AlgEdDSA, KID: kid, USE: jwkset.UseSig},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity: issuer JWK: %w", err)
+	}
+	set := jwkset.NewMemoryStorage()
+	if err := set.KeyWrite(context.Background(), jwk); err != nil {
+		return nil, fmt.Errorf("identity: issuer JWK set: %w", err)
+	}
+	doc, err := set.JSONPublic(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("identity: issuer JWK set: %w", err)
+	}
+	return &Issuer{
+		name:     name,
+		audience: audience,
+		kid:      kid,
+		private:  key,
+		public:   pub,
+		jwks:     doc,
+		now:      time.Now,
+	}, nil
+}
+
+// thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key
+// (RFC 8037 §2): a kid that is stable for the key and reveals nothing else.
+func thumbprint(pub ed25519.PublicKey) string {
+	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	sum := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func loadKey(path string) (ed25519.PrivateKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // fs.ErrNotExist is how the caller knows to create it
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("identity: stat issuer key: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("identity: issuer key %s is not a regular file", path)
+	}
+	// Windows reports no Unix permission bits worth checking.
+	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("identity: issuer key %s has mode %#o; it must not be readable by group or others (chmod 600)", path, info.Mode().Perm())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes))
+	if err != nil {
+		return nil, fmt.Errorf("identity: read issuer key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("identity: issuer key %s is not a PEM PRIVATE KEY", path)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("identity: issuer key %s: %w", path, err)
+	}
+	key, ok := parsed.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("identity: issuer key %s is a %T, not Ed25519", path, parsed)
+	}
+	return key, nil
+}
+
+// createKey writes a fresh key to a private temporary file and links it into
+// place, so that the key file is never seen half written and two processes
+// starting at once end up with the same key (the loser loads the winner's).
+func createKey(dir, path string) (ed25519.PrivateKey, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("identity: generate issuer key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: encode issuer key: %w", err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+
+	tmp, err := os.CreateTemp(dir, ".issuer-ed25519-*.tmp") // created 0600
+	if err != nil {
+		return nil, fmt.Errorf("identity: create issuer key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeAndSync(tmp, data); err != nil {
+		return nil, fmt.Errorf("identity: write issuer key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return loadKey(path)
+		}
+		return nil, fmt.Errorf("identity: install issuer key: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil { // make the new name durable
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return key, nil
+}
+
+func writeAndSync(f *os.File, data []byte) error {
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Name returns the issuer name, the iss of every token it mints.
+func (i *Issuer) Name() string { return i.name }
+
+// KeyID returns the kid of the signing key (its RFC 7638 thumbprint).
+func (i *Issuer) KeyID() string { return i.kid }
+
+// Mint signs c as a token valid for ttl. It sets iss, aud, iat, nbf, exp and
+// jti (a UUIDv7) itself, whatever c holds, and puts the key's kid in the
+// header. It refuses claims that Verify would refuse (no subject, a bad kind,
+// a user or service without org, a platform token with one, a malformed
+// scope), so that it never hands out a token that cannot be used.
+func (i *Issuer) Mint(c Claims, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", errors.New("identity: token lifetime must be positive")
+	}
+	jti, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("identity: token id: %w", err)
+	}
+	now := i.now().Truncate(time.Second)
+	c.Issuer = i.name
+	c.Audience = jwt.ClaimStrings{i.audience}
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.NotBefore = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	c.ID = jti.String()
+	if err := c.validate(true); err != nil {
+		return "", fmt.Errorf("identity: mint: %w", err)
+	}
+	token := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	token.Header["kid"] = i.kid
+	return token.SignedString(i.private)
+}
+
+// JWKS returns the JWK Set document to serve at /.well-known/jwks.json: the
+// public key only, with its kid, alg EdDSA and use sig.
+func (i *Issuer) JWKS() ([]byte, error) {
+	out := make([]byte, len(i.jwks))
+	copy(out, i.jwks)
+	return out, nil
+}
+
+// Keyfunc returns the key function for tokens of this issuer: the public
+// key, and only for an EdDSA token whose kid is this key's. The key never
+// comes from the token.
+func (i *Issuer) Keyfunc() jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if t.Method == nil || t.Method.Alg() != algEdDSA {
+			return nil, fmt.Errorf("%w: the built-in issuer signs only with EdDSA", ErrUnknownKey)
+		}
+		if kid, _ := t.Header["kid"].(string); kid != i.kid {
+			return nil, fmt.Errorf("%w: kid %s", ErrUnknownKey, quote(kid))
+		}
+		return i.public, nil
+	}
+}
+
+// Trusted returns the issuer as a TrustedIssuer for NewVerifier: EdDSA only,
+// and the one issuer allowed to mint platform tokens.
+func (i *Issuer) Trusted() TrustedIssuer {
+	return TrustedIssuer{
+		Issuer:        i.name,
+		Keyfunc:       i.Keyfunc(),
+		Algorithms:    []string{algEdDSA},
+		AllowPlatform: true,
+	}
+}
