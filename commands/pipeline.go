@@ -1,0 +1,257 @@
+// Package commands owns the write side: the pipeline every command goes
+// through (authorize with access.Decide, load the aggregate from its
+// stream, let it decide, append org-tagged events with full metadata) and
+// the record of denied attempts in each organization's security stream.
+//
+// It must never read a read model to make a decision — aggregates are
+// loaded from the log — and never append an event whose organization is
+// not the principal's (the platform creating an organization is the one
+// exception, and it appends only to the new organization's stream).
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// Origin is where a command or query came from. The HTTP layer puts it in
+// the request context; it ends up in every event's metadata.
+type Origin struct {
+	CorrelationID  string
+	CausationID    string
+	TraceID        string
+	IdempotencyKey string
+	Method         string
+	Path           string
+	RemoteAddr     string
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx carrying o.
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+// OriginFrom returns the origin in ctx (zero if none).
+func OriginFrom(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
+}
+
+// Result is what an accepted command reports: the log position of its last
+// event (0 when the command changed nothing) and the id of the resource.
+type Result struct {
+	ID       string
+	Position uint64
+}
+
+// maxConflictRetries bounds how often a command re-reads its aggregate and
+// decides again after losing an optimistic-concurrency race.
+const maxConflictRetries = 3
+
+// Pipeline runs commands against the event store.
+type Pipeline struct {
+	store    eventstore.Store
+	registry *events.Registry
+	now      func() time.Time
+	logger   *slog.Logger
+}
+
+// NewPipeline returns a pipeline appending to store.
+func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger) *Pipeline {
+	return &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger}
+}
+
+// aggregate is what the pipeline loads: anything that folds events.
+type aggregate interface {
+	Apply(domain.Event)
+}
+
+// authorize decides and, when denied, records the attempt and returns a
+// forbidden error.
+func (p *Pipeline) authorize(ctx context.Context, who access.Principal, action access.Permission, res access.Resource, resource string) (access.Decision, error) {
+	d := access.Decide(who, action, res)
+	if d.Allowed {
+		return d, nil
+	}
+	p.RecordDenial(ctx, who, d, resource)
+	return d, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
+}
+
+// execute loads the aggregate in stream, lets decide produce events and
+// appends them at the version it read, retrying a few times when another
+// writer got there first (decide then sees the new state).
+func (p *Pipeline) execute(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error)) (Result, error) {
+	return p.executeFrom(ctx, who, d, stream, newAggregate, decide, false)
+}
+
+// create is execute for a stream that is almost certainly new (a fresh
+// UUIDv7): it decides on an empty aggregate and appends expecting no
+// stream, skipping the read; only if the stream turns out to exist does it
+// load and decide again.
+func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error)) (Result, error) {
+	return p.executeFrom(ctx, who, d, stream, newAggregate, decide, true)
+}
+
+func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		agg := newAggregate()
+		var version uint64
+		exists := false
+		if !assumeNew || attempt > 0 {
+			var err error
+			if version, exists, err = p.load(ctx, stream, agg); err != nil {
+				return Result{}, err
+			}
+		}
+		evs, err := decide(agg)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(evs) == 0 {
+			return Result{ID: stream.EntityID}, nil
+		}
+		expected := eventstore.NoStream()
+		if exists {
+			expected = eventstore.Exact(version)
+		}
+		res, err := p.append(ctx, who, d, stream, expected, evs)
+		if errors.Is(err, eventstore.ErrConflict) && attempt < maxConflictRetries {
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{ID: stream.EntityID, Position: res.LastPosition}, nil
+	}
+}
+
+// load folds stream into agg and returns the stream's last version.
+func (p *Pipeline) load(ctx context.Context, stream eventstore.StreamName, agg aggregate) (uint64, bool, error) {
+	const page = 500
+	var from, version uint64
+	exists := false
+	for {
+		envs, err := p.store.ReadStream(ctx, stream, from, page)
+		if err != nil {
+			return 0, false, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, env := range envs {
+			e, err := p.registry.Decode(env.Type, env.Data)
+			if err != nil {
+				return 0, false, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
+			}
+			agg.Apply(e)
+			version, exists = env.StreamVersion, true
+		}
+		if len(envs) < page {
+			return version, exists, nil
+		}
+		from = version + 1
+	}
+}
+
+// append records evs with the metadata of who, d and the request origin.
+func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, error) {
+	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
+	batch := make([]eventstore.NewEvent, len(evs))
+	for i, e := range evs {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: e.EventType(), Metadata: md, Data: data}
+	}
+	res, err := p.store.Append(ctx, stream, expected, batch)
+	if err != nil {
+		return res, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return res, nil
+}
+
+func (p *Pipeline) metadata(ctx context.Context, who access.Principal, orgID, authz string) eventstore.Metadata {
+	o := OriginFrom(ctx)
+	return eventstore.Metadata{
+		OrgID: orgID,
+		Actor: eventstore.Actor{
+			Subject:    who.Subject,
+			Kind:       string(who.Kind),
+			Roles:      access.RoleStrings(who.Roles),
+			OnBehalfOf: who.OnBehalfOf,
+		},
+		CorrelationID:  o.CorrelationID,
+		CausationID:    o.CausationID,
+		TraceID:        o.TraceID,
+		Authorization:  authz,
+		IdempotencyKey: o.IdempotencyKey,
+		SchemaVersion:  1,
+		OccurredAt:     p.now(),
+	}
+}
+
+// RecordDenial appends an AccessDenied event to the principal's
+// organization's security stream (the platform's for principals without an
+// organization). Recording failures are logged, never returned: the caller
+// is refused either way.
+func (p *Pipeline) RecordDenial(ctx context.Context, who access.Principal, d access.Decision, resource string) {
+	org := who.OrgID
+	if org == "" {
+		org = access.PlatformScope
+	}
+	o := OriginFrom(ctx)
+	if len(resource) > 200 {
+		resource = resource[:200]
+	}
+	denied := &events.AccessDenied{
+		Action: d.Permission.String(), Permission: d.Permission.String(), Reason: d.Reason(),
+		Resource: resource, Method: o.Method, Path: o.Path,
+	}
+	stream := eventstore.MustStreamName(events.SecurityCategory, org, "denials")
+	if _, err := p.append(ctx, who, d, stream, eventstore.Any(), []domain.Event{denied}); err != nil {
+		p.logger.Error("record denial", "org_id", org, "subject", who.Subject, "err", err)
+	}
+}
+
+// RecordAuthenticationDenial appends an AuthenticationDenied event to the
+// security stream of orgID, which is only given when a verified token named
+// it (a removed member, a revoked service account), and to the platform's
+// otherwise.
+func (p *Pipeline) RecordAuthenticationDenial(ctx context.Context, orgID string, denied *events.AuthenticationDenied) error {
+	if _, err := eventstore.NewStreamName(events.SecurityCategory, orgID, "authentication"); err != nil {
+		orgID = access.PlatformScope
+	}
+	stream := eventstore.MustStreamName(events.SecurityCategory, orgID, "authentication")
+	anonymous := access.Principal{Subject: "anonymous", Kind: access.KindUser}
+	_, err := p.append(ctx, anonymous, access.Decision{}, stream, eventstore.Any(), []domain.Event{denied})
+	return err
+}
+
+// newResourceID returns the id of a resource a command creates. With an
+// Idempotency-Key the id is derived from (org, subject, key), so a retry
+// that reaches a restarted server cannot create a second resource: its
+// append finds the stream already there.
+func newResourceID(ctx context.Context, who access.Principal) string {
+	key := OriginFrom(ctx).IdempotencyKey
+	if key == "" {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	sum := sha256.Sum256([]byte(who.OrgID + "\x00" + who.Subject + "\x00" + key))
+	return uuid.NewSHA1(uuid.NameSpaceURL, sum[:]).String()
+}

@@ -1,0 +1,170 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/tenancy"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// TenancyProjection builds the tenancy read model.
+func TenancyProjection(m TenancyModel) *Projection {
+	return &Projection{Name: "tenancy", Handlers: []Handler{
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationCreated) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			if err := m.PutOrg(ctx, scope, Org{ID: env.OrgID, Name: e.Name, CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt}); err != nil {
+				return err
+			}
+			return m.PutMember(ctx, scope, Member{Sub: e.OwnerSub, Roles: []string{access.RoleOwner.String()}, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationRenamed) error {
+			return updateOrg(ctx, m, env, func(o *Org) { o.Name = e.Name })
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
+			return updateOrg(ctx, m, env, func(o *Org) { o.Closed = true })
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberAdded) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			return m.PutMember(ctx, scope, Member{Sub: e.Sub, Roles: e.Roles, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRolesChanged) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			member, err := m.Member(ctx, scope, e.Sub)
+			if err != nil {
+				return err
+			}
+			member.Roles, member.UpdatedAt = e.Roles, env.OccurredAt
+			return m.PutMember(ctx, scope, member)
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRemoved) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			return m.DeleteMember(ctx, scope, e.Sub)
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountCreated) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			return m.PutServiceAccount(ctx, scope, ServiceAccount{
+				ID: e.ID, Name: e.Name, Permissions: e.Permissions, CreatedBy: e.CreatedBy,
+				CreatedAt: env.OccurredAt, ExpiresAt: e.ExpiresAt, TokenID: e.TokenID,
+			})
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountRevoked) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			sa, err := m.ServiceAccount(ctx, scope, e.ID)
+			if err != nil {
+				return err
+			}
+			at := env.OccurredAt
+			sa.Revoked, sa.RevokedAt = true, &at
+			return m.PutServiceAccount(ctx, scope, sa)
+		}),
+	}}
+}
+
+func updateOrg(ctx context.Context, m TenancyModel, env eventstore.Envelope, change func(*Org)) error {
+	scope, err := eventScope(env)
+	if err != nil {
+		return err
+	}
+	org, err := m.Org(ctx, scope)
+	if err != nil {
+		return err
+	}
+	change(&org)
+	org.UpdatedAt = env.OccurredAt
+	return m.PutOrg(ctx, scope, org)
+}
+
+// BotProjection builds the bot read model.
+func BotProjection(m BotModel) *Projection {
+	return &Projection{Name: "bots", Handlers: []Handler{
+		On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			return m.PutBot(ctx, scope, Bot{
+				ID: e.ID, Name: e.Name, Instructions: e.Instructions, Grants: e.Grants,
+				CreatedBy: env.Actor.Subject, CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt,
+				Version: env.StreamVersion,
+			})
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotUpdated) error {
+			return updateBot(ctx, m, env, func(b *Bot) {
+				if e.Name != nil {
+					b.Name = *e.Name
+				}
+				if e.Instructions != nil {
+					b.Instructions = *e.Instructions
+				}
+				if e.Grants != nil {
+					b.Grants = *e.Grants
+				}
+			})
+		}),
+		On(func(ctx context.Context, env eventstore.Envelope, _ *bots.BotArchived) error {
+			return updateBot(ctx, m, env, func(b *Bot) { b.Archived = true })
+		}),
+	}}
+}
+
+func updateBot(ctx context.Context, m BotModel, env eventstore.Envelope, change func(*Bot)) error {
+	scope, err := eventScope(env)
+	if err != nil {
+		return err
+	}
+	b, err := m.Bot(ctx, scope, env.Stream.EntityID)
+	if err != nil {
+		return err
+	}
+	change(&b)
+	b.UpdatedAt, b.Version = env.OccurredAt, env.StreamVersion
+	return m.PutBot(ctx, scope, b)
+}
+
+// AuditProjection indexes every event of every organization for auditors.
+func AuditProjection(m AuditModel, prototypes []domain.Event) *Projection {
+	return &Projection{Name: "audit", Handlers: OnEvery(prototypes, func(ctx context.Context, env eventstore.Envelope) error {
+		scope, err := eventScope(env)
+		if err != nil {
+			return err
+		}
+		return m.Add(ctx, scope, env)
+	})}
+}
+
+// eventScope is the one place projections build a scope: from the event's
+// own organization, after checking that its stream agrees.
+func eventScope(env eventstore.Envelope) (access.Scope, error) {
+	if env.OrgID != env.Stream.OrgID {
+		return access.Scope{}, fmt.Errorf("%w: event org %q in stream %s", eventstore.ErrOrgMismatch, env.OrgID, env.Stream)
+	}
+	return access.EventScope(env.OrgID)
+}
+
+// IsNotFound reports whether err means a record does not exist.
+func IsNotFound(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, domain.ErrNotFound)
+}

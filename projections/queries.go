@@ -1,0 +1,212 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// DenialRecorder records refused attempts in the security stream.
+type DenialRecorder interface {
+	RecordDenial(ctx context.Context, who access.Principal, d access.Decision, resource string)
+}
+
+// Queries answers reads. Each method authorizes the principal with
+// access.Decide before it touches a read model, and reads only within the
+// principal's scope.
+type Queries struct {
+	tenancy TenancyModel
+	bots    BotModel
+	audit   AuditModel
+	denials DenialRecorder
+}
+
+// NewQueries returns the query services over the read models.
+func NewQueries(tenancy TenancyModel, bots BotModel, audit AuditModel, denials DenialRecorder) *Queries {
+	return &Queries{tenancy: tenancy, bots: bots, audit: audit, denials: denials}
+}
+
+// authorize returns the principal's scope when it may perform action on
+// its organization, and a forbidden error (recorded) when not.
+func (q *Queries) authorize(ctx context.Context, who access.Principal, action access.Permission, resource string) (access.Scope, error) {
+	scope, err := who.Scope()
+	d := access.Decide(who, action, access.OrgResource(who.OrgID))
+	if err == nil && d.Allowed {
+		return scope, nil
+	}
+	q.denials.RecordDenial(ctx, who, d, resource)
+	return access.Scope{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
+}
+
+// Org returns the caller's organization.
+func (q *Queries) Org(ctx context.Context, who access.Principal) (Org, error) {
+	scope, err := q.authorize(ctx, who, access.OrgRead, "org")
+	if err != nil {
+		return Org{}, err
+	}
+	return q.tenancy.Org(ctx, scope)
+}
+
+// Members lists the caller's organization's members.
+func (q *Queries) Members(ctx context.Context, who access.Principal, page Page) ([]Member, error) {
+	scope, err := q.authorize(ctx, who, access.MembersRead, "members")
+	if err != nil {
+		return nil, err
+	}
+	return q.tenancy.Members(ctx, scope, page)
+}
+
+// Member returns one member.
+func (q *Queries) Member(ctx context.Context, who access.Principal, sub string) (Member, error) {
+	scope, err := q.authorize(ctx, who, access.MembersRead, "members")
+	if err != nil {
+		return Member{}, err
+	}
+	return q.tenancy.Member(ctx, scope, sub)
+}
+
+// ServiceAccounts lists the organization's service accounts.
+func (q *Queries) ServiceAccounts(ctx context.Context, who access.Principal, page Page) ([]ServiceAccount, error) {
+	scope, err := q.authorize(ctx, who, access.ServiceAccountsManage, "service-accounts")
+	if err != nil {
+		return nil, err
+	}
+	return q.tenancy.ServiceAccounts(ctx, scope, page)
+}
+
+// Bots lists the organization's bots; archived ones only when asked.
+func (q *Queries) Bots(ctx context.Context, who access.Principal, page Page, includeArchived bool) ([]Bot, error) {
+	scope, err := q.authorize(ctx, who, access.BotsRead, "bots")
+	if err != nil {
+		return nil, err
+	}
+	if includeArchived {
+		return q.bots.Bots(ctx, scope, page)
+	}
+	// Skip archived bots while still filling the page.
+	limit := page.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	out := make([]Bot, 0, limit)
+	for len(out) < limit {
+		batch, err := q.bots.Bots(ctx, scope, Page{After: page.After, Limit: limit})
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range batch {
+			if !b.Archived && len(out) < limit {
+				out = append(out, b)
+			}
+		}
+		if len(batch) < limit {
+			break
+		}
+		page.After = batch[len(batch)-1].ID
+	}
+	return out, nil
+}
+
+// Bot returns one bot.
+func (q *Queries) Bot(ctx context.Context, who access.Principal, id string) (Bot, error) {
+	scope, err := q.authorize(ctx, who, access.BotsRead, "bots/"+id)
+	if err != nil {
+		return Bot{}, err
+	}
+	return q.bots.Bot(ctx, scope, id)
+}
+
+// ManagedBot returns a bot to a caller who just changed it, which needs
+// bots:manage rather than bots:read.
+func (q *Queries) ManagedBot(ctx context.Context, who access.Principal, id string) (Bot, error) {
+	scope, err := q.authorize(ctx, who, access.BotsManage, "bots/"+id)
+	if err != nil {
+		return Bot{}, err
+	}
+	return q.bots.Bot(ctx, scope, id)
+}
+
+// AuditEvents returns the caller's organization's events matching q.
+func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq AuditQuery) ([]eventstore.Envelope, error) {
+	scope, err := q.authorize(ctx, who, access.AuditRead, "audit")
+	if err != nil {
+		return nil, err
+	}
+	return q.audit.Events(ctx, scope, aq)
+}
+
+// ErrUnknownPrincipal: the token is valid but names no current member or
+// live service account of an open organization.
+var ErrUnknownPrincipal = errors.New("token names no current member or service account")
+
+// Credentials are the verified facts of a token that principal
+// resolution needs.
+type Credentials struct {
+	Kind    string
+	OrgID   string
+	Subject string
+	TokenID string
+	// Scope, when non-nil, narrows the principal's permissions.
+	Scope *access.PermissionSet
+}
+
+// Principals turns verified credentials into a principal, reading roles
+// and service accounts from the tenancy read model at request time, so that
+// a removed member or a revoked account loses access on its next request.
+type Principals struct {
+	tenancy TenancyModel
+	now     func() time.Time
+}
+
+// NewPrincipals returns the principal resolver.
+func NewPrincipals(tenancy TenancyModel) *Principals {
+	return &Principals{tenancy: tenancy, now: time.Now}
+}
+
+// Resolve returns the principal for c, or ErrUnknownPrincipal.
+func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Principal, error) {
+	switch access.Kind(c.Kind) {
+	case access.KindPlatform:
+		return access.NewPlatform(c.Subject), nil
+	case access.KindUser, access.KindService:
+	default:
+		return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, c.Kind)
+	}
+	// The token's own org is the only scope a resolution may read.
+	scope, err := access.EventScope(c.OrgID)
+	if err != nil || c.OrgID == access.PlatformScope {
+		return access.Principal{}, fmt.Errorf("%w: no organization", ErrUnknownPrincipal)
+	}
+	org, err := r.tenancy.Org(ctx, scope)
+	if err != nil || org.Closed {
+		return access.Principal{}, fmt.Errorf("%w: organization", ErrUnknownPrincipal)
+	}
+	if access.Kind(c.Kind) == access.KindService {
+		sa, err := r.tenancy.ServiceAccount(ctx, scope, c.Subject)
+		switch {
+		case err != nil:
+			return access.Principal{}, fmt.Errorf("%w: service account", ErrUnknownPrincipal)
+		case sa.Revoked, sa.TokenID != c.TokenID, !r.now().Before(sa.ExpiresAt):
+			return access.Principal{}, fmt.Errorf("%w: service account revoked, expired or token replaced", ErrUnknownPrincipal)
+		}
+		perms, err := access.ParsePermissions(sa.Permissions)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+		}
+		return access.NewServiceAccount(c.OrgID, sa.ID, perms, c.Scope), nil
+	}
+	m, err := r.tenancy.Member(ctx, scope, c.Subject)
+	if err != nil {
+		return access.Principal{}, fmt.Errorf("%w: not a member", ErrUnknownPrincipal)
+	}
+	roles, err := access.ParseRoles(m.Roles)
+	if err != nil {
+		return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+	}
+	return access.NewUser(c.OrgID, c.Subject, roles, c.Scope), nil
+}

@@ -1,0 +1,102 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// ErrNotFound: no such record in the scope's organization.
+var ErrNotFound = errors.New("read model: not found")
+
+// Org is an organization as its members see it.
+type Org struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Closed    bool      `json:"closed"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Member is one member of an organization.
+type Member struct {
+	Sub       string    `json:"sub"`
+	Roles     []string  `json:"roles"`
+	AddedAt   time.Time `json:"added_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ServiceAccount is a service account; its token is never stored.
+type ServiceAccount struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Permissions []string   `json:"permissions"`
+	CreatedBy   string     `json:"created_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	Revoked     bool       `json:"revoked"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+	TokenID     string     `json:"-"`
+}
+
+// Bot is a bot as its organization sees it.
+type Bot struct {
+	ID           string      `json:"id"`
+	Name         string      `json:"name"`
+	Instructions string      `json:"instructions"`
+	Grants       bots.Grants `json:"grants"`
+	Archived     bool        `json:"archived"`
+	CreatedBy    string      `json:"created_by"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
+	// Version is the bot stream's version, usable for optimistic updates.
+	Version uint64 `json:"version"`
+}
+
+// Page asks for up to Limit records after the cursor After (exclusive).
+type Page struct {
+	After string
+	Limit int
+}
+
+// AuditQuery filters an organization's events.
+type AuditQuery struct {
+	Types         []string
+	Stream        string
+	Actor         string
+	CorrelationID string
+	After         uint64
+	Limit         int
+}
+
+// TenancyModel is the read model of organizations, members and service
+// accounts. Reads take the caller's scope; writes take the event's scope.
+type TenancyModel interface {
+	Org(ctx context.Context, scope access.Scope) (Org, error)
+	Member(ctx context.Context, scope access.Scope, sub string) (Member, error)
+	Members(ctx context.Context, scope access.Scope, page Page) ([]Member, error)
+	ServiceAccount(ctx context.Context, scope access.Scope, id string) (ServiceAccount, error)
+	ServiceAccounts(ctx context.Context, scope access.Scope, page Page) ([]ServiceAccount, error)
+
+	PutOrg(ctx context.Context, scope access.Scope, org Org) error
+	PutMember(ctx context.Context, scope access.Scope, m Member) error
+	DeleteMember(ctx context.Context, scope access.Scope, sub string) error
+	PutServiceAccount(ctx context.Context, scope access.Scope, sa ServiceAccount) error
+}
+
+// BotModel is the read model of bots.
+type BotModel interface {
+	Bot(ctx context.Context, scope access.Scope, id string) (Bot, error)
+	Bots(ctx context.Context, scope access.Scope, page Page) ([]Bot, error)
+	PutBot(ctx context.Context, scope access.Scope, b Bot) error
+}
+
+// AuditModel is the per-organization index of the log for auditors.
+type AuditModel interface {
+	Events(ctx context.Context, scope access.Scope, q AuditQuery) ([]eventstore.Envelope, error)
+	Add(ctx context.Context, scope access.Scope, env eventstore.Envelope) error
+}
