@@ -1,0 +1,302 @@
+// Package app wires Palisade's parts into one running server for a given
+// configuration: the event store, identity, read models and projections,
+// the Watermill bus with the relay, and the HTTP API. cmd/palisade and the
+// end-to-end tests start Palisade through it, so both run the same code.
+//
+// It owns lifecycles (start order, shutdown order) and nothing else: no
+// business rule and no request handling lives here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/eventstore/embedded"
+	httpapi "github.com/palisadehq/palisade/http"
+	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/memory"
+)
+
+// Config is everything that selects and tunes Palisade's parts.
+type Config struct {
+	// DataDir holds the event log and the built-in issuer's key.
+	DataDir string
+	// Issuer is the built-in issuer's name (the tokens' iss).
+	Issuer string
+	// Audience is the audience every token must name.
+	Audience string
+	// TrustedJWKS are external issuers trusted by JWKS URL.
+	TrustedJWKS []TrustedJWKS
+	// ConsistencyWait bounds how long a command waits for read models.
+	ConsistencyWait time.Duration
+	Logger          *slog.Logger
+}
+
+// TrustedJWKS is an external token issuer and where its keys are published.
+type TrustedJWKS struct {
+	Issuer     string
+	URL        string
+	Algorithms []string
+}
+
+// Defaults of the embedded configuration.
+const (
+	DefaultIssuer   = "palisade"
+	DefaultAudience = "palisade"
+	busTopic        = "palisade.events"
+	logFile         = "events.db"
+)
+
+// App is a running Palisade.
+type App struct {
+	cfg      Config
+	Store    eventstore.Store
+	Issuer   *identity.Issuer
+	Verifier *identity.Verifier
+	Engine   *projections.Engine
+	Pipeline *commands.Pipeline
+	Queries  *projections.Queries
+	Registry *prometheus.Registry
+	server   *httpapi.Server
+
+	cancel   context.CancelFunc
+	done     chan error
+	router   *message.Router
+	pubsubs  map[string]*gochannel.GoChannel
+	rebuilt  uint64
+	ready    chan struct{}
+	closeErr error
+}
+
+// Open starts Palisade on cfg: it opens the log, rebuilds the read models
+// from it, and starts the bus, the projections and the relay. Serve the
+// HTTP API with Handler or ListenAndServe; stop everything with Close.
+func Open(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	a := &App{cfg: cfg, Registry: prometheus.NewRegistry(), done: make(chan error, 2), ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+
+	store, err := embedded.Open(ctx, filepath.Join(cfg.DataDir, logFile))
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	a.Store = store
+	if a.Issuer, err = identity.LoadOrCreateIssuer(cfg.DataDir, cfg.Issuer, cfg.Audience); err != nil {
+		return nil, fmt.Errorf("built-in issuer: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	trusted := []identity.TrustedIssuer{a.Issuer.Trusted()}
+	for _, t := range cfg.TrustedJWKS {
+		ti, err := identity.TrustJWKSURL(runCtx, t.Issuer, t.URL, t.Algorithms)
+		if err != nil {
+			return nil, fmt.Errorf("trust issuer %s: %w", t.Issuer, err)
+		}
+		trusted = append(trusted, ti)
+	}
+	if a.Verifier, err = identity.NewVerifier(identity.VerifierConfig{Audience: cfg.Audience, Issuers: trusted}); err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+
+	registry := events.NewRegistry()
+	models := newReadModels(cfg.Logger, registry)
+	a.Engine = models.engine
+	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
+	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
+
+	start := time.Now()
+	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("read models rebuilt from the log", "position", a.rebuilt, "took", time.Since(start).String())
+
+	if err := a.startBus(runCtx); err != nil {
+		return nil, err
+	}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.server = httpapi.NewServer(httpapi.Deps{
+		Commands:        a.Pipeline,
+		Queries:         a.Queries,
+		Principals:      projections.NewPrincipals(models.tenancy),
+		Verifier:        a.Verifier,
+		Minter:          a.Issuer,
+		JWKS:            a.Issuer.JWKS,
+		ReadModels:      a.Engine,
+		Ready:           a.readiness,
+		Registry:        a.Registry,
+		Logger:          cfg.Logger,
+		ConsistencyWait: cfg.ConsistencyWait,
+	})
+	return a, nil
+}
+
+// readModels are the in-memory read models and the engine that builds them.
+type readModels struct {
+	tenancy *memory.Tenancy
+	bots    *memory.Bots
+	audit   *memory.Audit
+	engine  *projections.Engine
+}
+
+func newReadModels(logger *slog.Logger, registry *events.Registry) readModels {
+	m := readModels{tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit()}
+	m.engine = projections.NewEngine(logger,
+		projections.TenancyProjection(m.tenancy),
+		projections.BotProjection(m.bots),
+		projections.AuditProjection(m.audit, registry.Prototypes()),
+	)
+	return m
+}
+
+// MeasureRebuild rebuilds a fresh, throw-away set of read models from the
+// whole log and reports how many events it applied and how long it took.
+func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
+	models := newReadModels(a.cfg.Logger, events.NewRegistry())
+	start := time.Now()
+	if _, err := models.engine.Rebuild(ctx, a.Store); err != nil {
+		return 0, 0, err
+	}
+	took := time.Since(start)
+	head, err := a.Store.Head(ctx)
+	return head, took, err
+}
+
+// startBus starts the in-process bus: the projections run as cqrs event
+// groups on a Watermill router, each consumer group reading its own
+// GoChannel fed by its own relay from the log — the in-process counterpart
+// of one Kafka consumer group per projection. Groups proceed in parallel;
+// within a group, events arrive in log order.
+func (a *App) startBus(ctx context.Context) error {
+	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, wlog)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	a.router = router
+	a.pubsubs = map[string]*gochannel.GoChannel{}
+	for _, group := range a.Engine.Names() {
+		// Blocking until the subscriber acks keeps the group's input in log
+		// order; GoChannel does not otherwise promise order.
+		a.pubsubs[group] = gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
+	}
+	err = a.Engine.Attach(router, busTopic, func(group string) (message.Subscriber, error) {
+		return a.pubsubs[group], nil
+	})
+	if err != nil {
+		return err
+	}
+	go func() { a.done <- router.Run(ctx) }()
+	select {
+	case <-router.Running():
+	case err := <-a.done:
+		return fmt.Errorf("router stopped at start: %w", err)
+	}
+	for group, pubsub := range a.pubsubs {
+		relay := eventstore.NewRelay(a.Store, pubsub, func(eventstore.Envelope) string { return busTopic },
+			eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
+		go func() {
+			if err := relay.Run(ctx); err != nil {
+				a.cfg.Logger.Error("relay stopped", "group", group, "err", err)
+			}
+		}()
+	}
+	close(a.ready)
+	return nil
+}
+
+func (a *App) readiness(ctx context.Context) error {
+	select {
+	case <-a.ready:
+	default:
+		return errors.New("starting")
+	}
+	if _, err := a.Store.Head(ctx); err != nil {
+		return fmt.Errorf("event log: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the HTTP API.
+func (a *App) Handler() http.Handler { return a.server.Handler() }
+
+// Server returns the HTTP server, for tests that inspect its routes.
+func (a *App) Server() *httpapi.Server { return a.server }
+
+// ListenAndServe serves the HTTP API on addr until ctx ends, then shuts
+// down gracefully.
+func (a *App) ListenAndServe(ctx context.Context, addr string, started func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if started != nil {
+		started(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// Close stops the relay, the bus and the store, in that order.
+func (a *App) Close() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	var errs []error
+	if a.router != nil {
+		errs = append(errs, a.router.Close())
+	}
+	for _, pubsub := range a.pubsubs {
+		errs = append(errs, pubsub.Close())
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,166 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/identity"
+)
+
+// harness is a whole Palisade on the embedded default, served over real
+// HTTP on loopback, for black-box tests.
+type harness struct {
+	t        testing.TB
+	app      *app.App
+	srv      *httptest.Server
+	dataDir  string
+	platform string
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	return openHarness(t, t.TempDir())
+}
+
+// openHarness starts Palisade on dataDir (which may hold an earlier run's log).
+func openHarness(t testing.TB, dataDir string) *harness {
+	t.Helper()
+	a, err := app.Open(context.Background(), app.Config{
+		DataDir: dataDir,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("open app: %v", err)
+	}
+	h := &harness{t: t, app: a, srv: httptest.NewServer(a.Handler()), dataDir: dataDir}
+	t.Cleanup(h.close)
+	h.platform = h.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
+	return h
+}
+
+func (h *harness) close() {
+	if h.srv != nil {
+		h.srv.Close()
+		h.srv = nil
+	}
+	if h.app != nil {
+		_ = h.app.Close()
+		h.app = nil
+	}
+}
+
+func (h *harness) mint(c identity.Claims, sub string) string {
+	h.t.Helper()
+	c.Subject = sub
+	tok, err := h.app.Issuer.Mint(c, time.Hour)
+	if err != nil {
+		h.t.Fatalf("mint: %v", err)
+	}
+	return tok
+}
+
+// userToken returns a token for sub in org; membership decides its roles.
+func (h *harness) userToken(org, sub string) string {
+	return h.mint(identity.Claims{Kind: identity.KindUser, Org: org}, sub)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %q: %v", r.body, err)
+	}
+}
+
+// do sends a request; body is JSON-encoded unless it is a []byte or nil.
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatalf("request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("read body: %v", err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// must sends a request and fails the test unless it answers want.
+func (h *harness) must(want int, method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	r := h.do(method, path, token, body, headers...)
+	if r.status != want {
+		h.t.Fatalf("%s %s = %d %s, want %d", method, path, r.status, r.body, want)
+	}
+	return r
+}
+
+// createOrg creates an organization owned by owner and returns its id and
+// the owner's token.
+func (h *harness) createOrg(name, owner string) (string, string) {
+	h.t.Helper()
+	var org struct {
+		ID string `json:"id"`
+	}
+	h.must(http.StatusCreated, http.MethodPost, "/v1/orgs", h.platform, map[string]string{"name": name, "owner_sub": owner}).json(h.t, &org)
+	return org.ID, h.userToken(org.ID, owner)
+}
+
+// addMember adds sub with roles and returns sub's token.
+func (h *harness) addMember(org, ownerToken, sub string, roles ...string) string {
+	h.t.Helper()
+	h.must(http.StatusCreated, http.MethodPost, "/v1/members", ownerToken, map[string]any{"sub": sub, "roles": roles})
+	return h.userToken(org, sub)
+}
+
+// createBot creates a bot and returns its id.
+func (h *harness) createBot(token, name string) string {
+	h.t.Helper()
+	var bot struct {
+		ID string `json:"id"`
+	}
+	h.must(http.StatusCreated, http.MethodPost, "/v1/bots", token, map[string]any{
+		"name": name, "instructions": "Answer politely about " + name, "grants": map[string]any{"tools": []string{"search"}},
+	}).json(h.t, &bot)
+	return bot.ID
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/identity"
+)
+
+// bench measures the HTTP command path (token verification, authorization,
+// durable append, wait for the read models) by creating bots against a
+// fresh server on loopback, then the rebuild of read models from the log
+// it wrote. The load generator runs in the same process, so on a 2-core
+// machine client and server share the cores.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 5*time.Second, "how long each concurrency level runs")
+	clientList := fs.String("clients", "1,16,64", "comma-separated concurrent client counts")
+	dataDir := fs.String("data-dir", "", "data directory (default: a fresh temporary one, removed afterwards)")
+	async := fs.Bool("async", false, "send Prefer: respond-async (do not wait for the read models)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	blockProfile := fs.String("blockprofile", "", "write a goroutine blocking profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(10_000)
+		defer func() {
+			if f, err := os.Create(*blockProfile); err == nil {
+				_ = pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var levels []int
+	for _, s := range strings.Split(*clientList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 1024 {
+			return fmt.Errorf("bench: bad client count %q", s)
+		}
+		levels = append(levels, n)
+	}
+	if *dataDir == "" {
+		dir, err := os.MkdirTemp("", "palisade-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*dataDir = dir
+	}
+
+	a, err := app.Open(ctx, app.Config{DataDir: *dataDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
+	platform, err := a.Issuer.Mint(identity.Claims{RegisteredClaims: subjectClaims("bench-ops"), Kind: identity.KindPlatform}, time.Hour)
+	if err != nil {
+		return err
+	}
+	status, body, err := post(client, base+"/v1/orgs", platform, map[string]string{"name": "Bench", "owner_sub": "bench-owner"})
+	if err != nil || status != http.StatusCreated {
+		return fmt.Errorf("bench: create org: %d %s %v", status, body, err)
+	}
+	var org struct{ ID string }
+	if err := json.Unmarshal(body, &org); err != nil {
+		return err
+	}
+	owner, err := a.Issuer.Mint(identity.Claims{RegisteredClaims: subjectClaims("bench-owner"), Kind: identity.KindUser, Org: org.ID}, time.Hour)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(stdout, "command path: POST /v1/bots (verify token, authorize, durable append, wait for read models), %s per level\n", *duration)
+	fmt.Fprintf(stdout, "%8s %10s %12s %10s %10s %10s %8s\n", "clients", "commands", "commands/s", "p50", "p99", "max", "errors")
+	for _, n := range levels {
+		r := runLoad(ctx, client, base+"/v1/bots", owner, n, *duration, *async)
+		fmt.Fprintf(stdout, "%8d %10d %12.0f %10s %10s %10s %8d\n", n, r.count, r.rate, r.p50, r.p99, r.max, r.errors)
+	}
+
+	events, took, err := a.MeasureRebuild(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuild of all read models from the log: %d events in %s = %.0f events/s\n",
+		events, took.Round(time.Millisecond), float64(events)/took.Seconds())
+	return nil
+}
+
+type loadResult struct {
+	count, errors int
+	rate          float64
+	p50, p99, max time.Duration
+}
+
+func runLoad(ctx context.Context, client *http.Client, url, token string, clients int, d time.Duration, async bool) loadResult {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errors    int
+		wg        sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			bad := 0
+			body := []byte(`{"name":"bench bot ` + strconv.Itoa(c) + `","instructions":"measure me"}`)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				if async {
+					req.Header.Set("Prefer", "respond-async")
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					bad++
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					bad++
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			errors += bad
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(latencies)
+	r := loadResult{count: len(latencies), errors: errors, rate: float64(len(latencies)) / elapsed.Seconds()}
+	if n := len(latencies); n > 0 {
+		r.p50 = latencies[n/2].Round(time.Microsecond)
+		r.p99 = latencies[n*99/100].Round(time.Microsecond)
+		r.max = latencies[n-1].Round(time.Microsecond)
+	}
+	return r
+}
+
+// post sends a JSON command and returns the status and body.
+func post(client *http.Client, url, token string, body any) (int, []byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+func subjectClaims(sub string) jwt.RegisteredClaims { return jwt.RegisteredClaims{Subject: sub} }

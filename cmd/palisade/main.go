@@ -1,0 +1,79 @@
+// Command palisade is the one Palisade binary: serve runs the server,
+// token mints tokens from the built-in issuer, audit replay prints an
+// organization's events from the log, and bench measures the command path.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "palisade:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: palisade <command> [flags]
+
+commands:
+  serve         run Palisade (embedded event log, in-memory read models)
+  token         mint a token from the built-in issuer
+  audit replay  print an organization's events from the log as JSON lines
+  bench         measure the HTTP command path against a fresh server
+
+Run "palisade <command> -h" for a command's flags.`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
+	case "audit":
+		if len(args) < 2 || args[1] != "replay" {
+			return fmt.Errorf("usage: palisade audit replay --data-dir DIR [--org ID]")
+		}
+		return auditReplay(ctx, args[2:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// env returns the PALISADE_* variable name, or def when it is unset.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/palisadehq/palisade/app"
+)
+
+// Configuration variables the binary reads. deploy/ manifests may set only
+// these; a test holds them to this list.
+var knownEnv = []string{
+	"PALISADE_DATA_DIR", "PALISADE_ADDR", "PALISADE_ISSUER", "PALISADE_AUDIENCE",
+	"PALISADE_TRUSTED_JWKS", "PALISADE_LOG_LEVEL",
+}
+
+// trustFlag collects --trust-jwks ISSUER=URL values.
+type trustFlag []app.TrustedJWKS
+
+func (t *trustFlag) String() string { return fmt.Sprint(*t) }
+
+func (t *trustFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ";") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		iss, url, ok := strings.Cut(item, "=")
+		if !ok || iss == "" || url == "" {
+			return fmt.Errorf("want ISSUER=JWKS_URL, got %q", item)
+		}
+		*t = append(*t, app.TrustedJWKS{Issuer: iss, URL: url, Algorithms: []string{"RS256", "ES256", "EdDSA"}})
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "directory of the event log and issuer key (PALISADE_DATA_DIR)")
+	addr := fs.String("addr", env("PALISADE_ADDR", "127.0.0.1:8080"), "HOST:PORT to listen on (PALISADE_ADDR)")
+	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer (PALISADE_ISSUER)")
+	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud every token must carry (PALISADE_AUDIENCE)")
+	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error (PALISADE_LOG_LEVEL)")
+	var trusted trustFlag
+	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
+		if err := trusted.Set(v); err != nil {
+			return fmt.Errorf("PALISADE_TRUSTED_JWKS: %w", err)
+		}
+	}
+	fs.Var(&trusted, "trust-jwks", "trust an external issuer: ISSUER=JWKS_URL (repeatable; PALISADE_TRUSTED_JWKS, ';'-separated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := newLogger(stderr, *logLevel)
+	a, err := app.Open(ctx, app.Config{
+		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.ListenAndServe(ctx, *addr, func(bound net.Addr) {
+		logger.Info("palisade listening", "addr", bound.String(), "data_dir", *dataDir)
+	})
+}

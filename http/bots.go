@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// CreateBotRequest is the body of POST /v1/bots.
+type CreateBotRequest struct {
+	Name         string      `json:"name"`
+	Instructions string      `json:"instructions"`
+	Grants       bots.Grants `json:"grants"`
+}
+
+// UpdateBotRequest is the body of PATCH /v1/bots/{id}; absent fields stay.
+type UpdateBotRequest struct {
+	Name         *string      `json:"name"`
+	Instructions *string      `json:"instructions"`
+	Grants       *bots.Grants `json:"grants"`
+}
+
+type botBody struct {
+	projections.Bot
+	Position uint64 `json:"position,omitempty"`
+}
+
+func (s *Server) createBot(w http.ResponseWriter, r *http.Request) {
+	var in CreateBotRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	who := principalFrom(r.Context())
+	res, err := s.deps.Commands.CreateBot(r.Context(), who, in.Name, in.Instructions, in.Grants)
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	grants, _ := bots.NormalizeGrants(in.Grants)
+	w.Header().Set("Location", "/v1/bots/"+res.ID)
+	writeJSON(w, http.StatusCreated, botBody{Bot: projections.Bot{
+		ID: res.ID, Name: in.Name, Instructions: in.Instructions, Grants: grants, CreatedBy: who.Subject,
+	}, Position: res.Position})
+}
+
+func (s *Server) listBots(w http.ResponseWriter, r *http.Request) {
+	page, ok := s.page(w, r)
+	if !ok {
+		return
+	}
+	includeArchived, err := boolParam(r, "include_archived")
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	list, err := s.deps.Queries.Bots(r.Context(), principalFrom(r.Context()), page, includeArchived)
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	writeList(w, list, page, func(b projections.Bot) string { return b.ID })
+}
+
+func (s *Server) getBot(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	b, err := s.deps.Queries.Bot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	writeJSON(w, http.StatusOK, botBody{Bot: b})
+}
+
+func (s *Server) updateBot(w http.ResponseWriter, r *http.Request) {
+	var in UpdateBotRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	who := principalFrom(r.Context())
+	id := mux.Vars(r)["id"]
+	res, err := s.deps.Commands.UpdateBot(r.Context(), who, id, in.Name, in.Instructions, in.Grants)
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	b, err := s.deps.Queries.ManagedBot(r.Context(), who, id)
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	writeJSON(w, http.StatusOK, botBody{Bot: b, Position: res.Position})
+}
+
+func (s *Server) archiveBot(w http.ResponseWriter, r *http.Request) {
+	res, err := s.deps.Commands.ArchiveBot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "bot")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type auditBody struct {
+	Items     []eventstore.Envelope `json:"items"`
+	NextAfter string                `json:"next_after,omitempty"`
+}
+
+func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	aq := projections.AuditQuery{
+		Stream:        q.Get("stream"),
+		Actor:         q.Get("actor"),
+		CorrelationID: q.Get("correlation_id"),
+	}
+	for _, t := range q["type"] {
+		aq.Types = append(aq.Types, strings.Split(t, ",")...)
+	}
+	var err error
+	if v := q.Get("after"); v != "" {
+		if aq.After, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeError(w, r, fmt.Errorf("%w: after must be a log position", errBadRequest), "event")
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if aq.Limit, err = strconv.Atoi(v); err != nil || aq.Limit < 1 || aq.Limit > 500 {
+			writeError(w, r, fmt.Errorf("%w: limit must be between 1 and 500", errBadRequest), "event")
+			return
+		}
+	}
+	envs, err := s.deps.Queries.AuditEvents(r.Context(), principalFrom(r.Context()), aq)
+	if err != nil {
+		writeError(w, r, err, "event")
+		return
+	}
+	body := auditBody{Items: envs}
+	limit := aq.Limit
+	if limit == 0 {
+		limit = 50
+	}
+	if len(envs) == limit {
+		body.NextAfter = strconv.FormatUint(envs[len(envs)-1].Position, 10)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s must be true or false", errBadRequest, name)
+	}
+	return b, nil
+}

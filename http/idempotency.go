@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"bytes"
+	"container/list"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// idempotent makes commands carrying an Idempotency-Key safe to retry: the
+// first response is kept and replayed for the same key, a different
+// request under the same key is refused (422), and a duplicate arriving
+// while the first is still running is refused (409). Keys are per
+// principal. Creates additionally derive their resource id from the key,
+// so a retry that reaches a restarted server cannot create twice.
+func (s *Server) idempotent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(headerIdempotencyKey)
+		if key == "" || r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(key) > 255 || !printableASCII(key) {
+			writeProblem(w, r, http.StatusBadRequest, "bad-request", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, r, err, "request")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p := principalFrom(r.Context())
+		cacheKey := p.OrgID + "\x00" + p.Subject + "\x00" + key
+		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\x00" + string(body)))
+
+		entry, fresh := s.idempotency.begin(cacheKey, fingerprint, time.Now())
+		switch {
+		case !fresh && entry.fingerprint != fingerprint:
+			writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
+			return
+		case !fresh && !entry.isDone():
+			writeProblem(w, r, http.StatusConflict, "idempotency-key-in-use", "a request with this Idempotency-Key is still being processed")
+			return
+		case !fresh:
+			entry.replay(w)
+			return
+		}
+		ctx := withIdempotencyKey(r.Context(), key)
+		rec := &capture{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
+			s.idempotency.forget(cacheKey)
+			return
+		}
+		s.idempotency.finish(cacheKey, rec.status, rec.Header().Clone(), rec.body.Bytes())
+	})
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+type capture struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (c *capture) WriteHeader(status int) {
+	c.status = status
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	c.body.Write(b)
+	return c.ResponseWriter.Write(b)
+}
+
+type idempotencyEntry struct {
+	key         string
+	fingerprint [32]byte
+	created     time.Time
+	done        chan struct{}
+	status      int
+	header      http.Header
+	body        []byte
+}
+
+func (e *idempotencyEntry) isDone() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *idempotencyEntry) replay(w http.ResponseWriter) {
+	for k, v := range e.header {
+		if k == headerCorrelationID {
+			continue
+		}
+		w.Header()[k] = v
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(e.status)
+	_, _ = w.Write(e.body)
+}
+
+// idempotencyCache keeps responses by key, bounded in size and age.
+type idempotencyCache struct {
+	mu      sync.Mutex
+	entries map[string]*list.Element
+	order   *list.List // oldest first
+	max     int
+	ttl     time.Duration
+}
+
+func newIdempotencyCache(max int, ttl time.Duration) *idempotencyCache {
+	return &idempotencyCache{entries: map[string]*list.Element{}, order: list.New(), max: max, ttl: ttl}
+}
+
+// begin returns the existing entry for key, or records a new running one.
+func (c *idempotencyCache) begin(key string, fingerprint [32]byte, now time.Time) (*idempotencyEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.order.Len() > 0 {
+		oldest := c.order.Front().Value.(*idempotencyEntry)
+		if c.order.Len() < c.max && now.Sub(oldest.created) < c.ttl {
+			break
+		}
+		c.order.Remove(c.order.Front())
+		delete(c.entries, oldest.key)
+	}
+	if el, ok := c.entries[key]; ok {
+		return el.Value.(*idempotencyEntry), false
+	}
+	e := &idempotencyEntry{key: key, fingerprint: fingerprint, created: now, done: make(chan struct{})}
+	c.entries[key] = c.order.PushBack(e)
+	return e, true
+}
+
+func (c *idempotencyCache) finish(key string, status int, header http.Header, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		e := el.Value.(*idempotencyEntry)
+		e.status, e.header, e.body = status, header, body
+		close(e.done)
+	}
+}
+
+func (c *idempotencyCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.order.Remove(el)
+		delete(c.entries, key)
+	}
+}
+
+// denialLimiter bounds how many authentication denials become events.
+type denialLimiter struct {
+	mu         sync.Mutex
+	limiter    *rate.Limiter
+	suppressed uint64
+}
+
+func newDenialLimiter() *denialLimiter {
+	return &denialLimiter{limiter: rate.NewLimiter(rate.Limit(50), 100)}
+}
+
+// allow reports whether this denial is recorded, and how many were
+// suppressed since the last recorded one.
+func (l *denialLimiter) allow(now time.Time) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.limiter.AllowN(now, 1) {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}

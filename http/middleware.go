@@ -1,0 +1,294 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Header names of the API.
+const (
+	headerCorrelationID  = "X-Correlation-Id"
+	headerPosition       = "Palisade-Position"
+	headerMinPosition    = "Palisade-Min-Position"
+	headerIdempotencyKey = "Idempotency-Key"
+	headerTraceparent    = "Traceparent"
+)
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	loggerKey
+)
+
+func principalFrom(ctx context.Context) access.Principal {
+	p, _ := ctx.Value(principalKey).(access.Principal)
+	return p
+}
+
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				loggerFrom(r.Context()).Error("panic", "value", fmt.Sprint(v))
+				writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// observe gives every request a correlation id and trace id, a logger that
+// carries them, request metrics and a bounded body.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		correlation := r.Header.Get(headerCorrelationID)
+		if !correlationPattern.MatchString(correlation) {
+			correlation = uuid.Must(uuid.NewV7()).String()
+		}
+		traceID := traceIDFrom(r.Header.Get(headerTraceparent))
+		if traceID == "" {
+			traceID = strings.ReplaceAll(uuid.Must(uuid.NewRandom()).String(), "-", "")
+		}
+		w.Header().Set(headerCorrelationID, correlation)
+		logger := s.deps.Logger.With("correlation_id", correlation, "trace_id", traceID)
+		ctx := context.WithValue(r.Context(), loggerKey, logger)
+		ctx = commands.WithOrigin(ctx, commands.Origin{
+			CorrelationID: correlation,
+			CausationID:   correlation,
+			TraceID:       traceID,
+			Method:        r.Method,
+			Path:          truncate(r.URL.Path, 200),
+			RemoteAddr:    r.RemoteAddr,
+		})
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+		route := "unmatched"
+		if cur := mux.CurrentRoute(r); cur != nil {
+			if tpl, err := cur.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		s.metrics.observe(r.Method, route, rec.status, time.Since(start))
+	})
+}
+
+// traceIDFrom reads the trace id of a W3C traceparent header
+// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when it is malformed.
+func traceIDFrom(h string) string {
+	parts := strings.Split(h, "-")
+	if len(parts) != 4 || len(parts[1]) != 32 || len(parts[2]) != 16 {
+		return ""
+	}
+	if _, err := hex.DecodeString(parts[1]); err != nil || parts[1] == strings.Repeat("0", 32) {
+		return ""
+	}
+	return strings.ToLower(parts[1])
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// authenticate verifies the bearer token and resolves the principal from
+// the membership read model. It decides nothing about permissions.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, orgID, reason, subject := s.principal(r)
+		if reason != "" {
+			s.recordAuthDenial(r, orgID, reason, subject)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="palisade", error="invalid_token"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired credentials")
+			return
+		}
+		ctx := context.WithValue(r.Context(), principalKey, p)
+		ctx = context.WithValue(ctx, loggerKey, loggerFrom(ctx).With("org_id", p.OrgID, "subject", p.Subject))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// principal returns the request's principal, or a denial reason with the
+// organization and subject when the token itself was valid.
+func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, subject string) {
+	h := r.Header.Get("Authorization")
+	scheme, raw, ok := strings.Cut(h, " ")
+	if h == "" {
+		return p, "", "missing_token", ""
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return p, "", "malformed", ""
+	}
+	claims, err := s.deps.Verifier.Verify(strings.TrimSpace(raw))
+	if err != nil {
+		reason := "invalid"
+		var te *identity.TokenError
+		if errors.As(err, &te) {
+			reason = te.Reason
+		}
+		return p, "", reason, ""
+	}
+	scope, err := permissionScope(claims.ScopeNames())
+	if err != nil {
+		return p, claims.Org, "bad_scope", claims.Subject
+	}
+	p, err = s.deps.Principals.Resolve(r.Context(), projections.Credentials{
+		Kind: claims.Kind, OrgID: claims.Org, Subject: claims.Subject, TokenID: claims.ID, Scope: scope,
+	})
+	if err != nil {
+		return p, claims.Org, "unknown_principal", claims.Subject
+	}
+	return p, "", "", ""
+}
+
+// recordAuthDenial counts every authentication denial and records it as
+// an event, rate limited so that a flood of garbage cannot flood the log.
+func (s *Server) recordAuthDenial(r *http.Request, orgID, reason, subject string) {
+	s.metrics.authDenied.WithLabelValues(reason).Inc()
+	allowed, suppressed := s.authDenials.allow(time.Now())
+	if !allowed {
+		return
+	}
+	denied := &events.AuthenticationDenied{
+		Reason: reason, Method: r.Method, Path: truncate(r.URL.Path, 200),
+		RemoteAddr: r.RemoteAddr, Subject: truncate(subject, 256), Suppressed: suppressed,
+	}
+	if err := s.deps.Commands.RecordAuthenticationDenial(r.Context(), orgID, denied); err != nil {
+		loggerFrom(r.Context()).Error("record authentication denial", "err", err)
+	}
+}
+
+// afterCommand sets the position header and, unless the client asked for
+// "Prefer: respond-async", waits (bounded) until the read models have
+// applied the command's events, so that a following GET sees them.
+func (s *Server) afterCommand(w http.ResponseWriter, r *http.Request, position uint64) {
+	if position == 0 {
+		return
+	}
+	w.Header().Set(headerPosition, strconv.FormatUint(position, 10))
+	if preferAsync(r) {
+		w.Header().Set("Preference-Applied", "respond-async")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.deps.ConsistencyWait)
+	defer cancel()
+	if err := s.deps.ReadModels.WaitFor(ctx, position); err != nil {
+		loggerFrom(r.Context()).Warn("read models lag behind a command", "position", position, "err", err)
+	}
+}
+
+func preferAsync(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// awaitMinPosition honours ?min_position= (or the Palisade-Min-Position
+// header): the query waits until the read models reached it. It answers
+// the request itself and returns false when it could not.
+func (s *Server) awaitMinPosition(w http.ResponseWriter, r *http.Request) bool {
+	v := r.URL.Query().Get("min_position")
+	if v == "" {
+		v = r.Header.Get(headerMinPosition)
+	}
+	if v == "" {
+		return true
+	}
+	pos, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "bad-request", "min_position must be a log position")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.deps.ConsistencyWait)
+	defer cancel()
+	if err := s.deps.ReadModels.WaitFor(ctx, pos); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusServiceUnavailable, "not-caught-up", "read models have not reached that position yet")
+		return false
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func withIdempotencyKey(ctx context.Context, key string) context.Context {
+	o := commands.OriginFrom(ctx)
+	o.IdempotencyKey = key
+	return commands.WithOrigin(ctx, o)
+}
+
+// permissionScope reads the permissions a token's scope narrows to. Scope
+// entries without a colon are OAuth scopes of other systems ("openid",
+// "profile") and narrow nothing here; entries with one must be known
+// permissions, so a typo fails closed instead of widening. nil means the
+// token does not narrow.
+func permissionScope(names []string) (*access.PermissionSet, error) {
+	var perms []string
+	for _, n := range names {
+		if strings.Contains(n, ":") {
+			perms = append(perms, n)
+		}
+	}
+	if len(perms) == 0 {
+		return nil, nil
+	}
+	set, err := access.ParsePermissions(perms)
+	if err != nil {
+		return nil, err
+	}
+	return &set, nil
+}

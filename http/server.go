@@ -1,0 +1,170 @@
+// Package httpapi (folder http) owns Palisade's HTTP surface: gorilla/mux
+// routes, the JWT middleware, problem+json errors, idempotency keys,
+// consistency waits, health, metrics and the OpenAPI document.
+//
+// It only authenticates. Every authorization decision is made by the
+// command pipeline or the query services it calls; a handler never checks
+// a permission itself and never takes the organization from anywhere but
+// the verified token.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPIDocument returns the OpenAPI 3.1 document served at /openapi.json.
+func OpenAPIDocument() []byte { return openAPIDocument }
+
+// TokenVerifier verifies bearer tokens.
+type TokenVerifier interface {
+	Verify(raw string) (identity.Claims, error)
+}
+
+// PrincipalResolver turns verified credentials into a principal.
+type PrincipalResolver interface {
+	Resolve(ctx context.Context, c projections.Credentials) (access.Principal, error)
+}
+
+// ReadModels is how far the read models have got.
+type ReadModels interface {
+	WaitFor(ctx context.Context, position uint64) error
+	Position() uint64
+}
+
+// Deps are the parts the HTTP surface is wired to.
+type Deps struct {
+	Commands   *commands.Pipeline
+	Queries    *projections.Queries
+	Principals PrincipalResolver
+	Verifier   TokenVerifier
+	// Minter issues service account tokens; JWKS publishes the built-in
+	// issuer's public keys.
+	Minter     commands.TokenMinter
+	JWKS       func() ([]byte, error)
+	ReadModels ReadModels
+	// Ready reports whether the server may take traffic (log reachable,
+	// read models rebuilt).
+	Ready    func(ctx context.Context) error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// ConsistencyWait bounds how long a command waits for the read models.
+	ConsistencyWait time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	deps        Deps
+	router      *mux.Router
+	metrics     *metrics
+	idempotency *idempotencyCache
+	authDenials *denialLimiter
+}
+
+// NewServer wires the routes.
+func NewServer(deps Deps) *Server {
+	if deps.ConsistencyWait == 0 {
+		deps.ConsistencyWait = 5 * time.Second
+	}
+	s := &Server{
+		deps:        deps,
+		router:      mux.NewRouter(),
+		metrics:     newMetrics(deps.Registry),
+		idempotency: newIdempotencyCache(100_000, 24*time.Hour),
+		authDenials: newDenialLimiter(),
+	}
+	s.routes()
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router exposes the mux router, for tests that walk the routes.
+func (s *Server) Router() *mux.Router { return s.router }
+
+func (s *Server) routes() {
+	r := s.router
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such route")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "method not allowed on this route")
+	})
+	r.Use(s.recoverPanics, s.observe)
+
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.json", s.openapi).Methods(http.MethodGet)
+	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
+
+	v1 := r.PathPrefix("/v1").Subrouter()
+	v1.Use(s.authenticate, s.idempotent)
+
+	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
+	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
+
+	v1.HandleFunc("/members", s.addMember).Methods(http.MethodPost)
+	v1.HandleFunc("/members", s.listMembers).Methods(http.MethodGet)
+	v1.HandleFunc("/members/{sub}", s.getMember).Methods(http.MethodGet)
+	v1.HandleFunc("/members/{sub}", s.changeMember).Methods(http.MethodPut)
+	v1.HandleFunc("/members/{sub}", s.removeMember).Methods(http.MethodDelete)
+
+	v1.HandleFunc("/service-accounts", s.createServiceAccount).Methods(http.MethodPost)
+	v1.HandleFunc("/service-accounts", s.listServiceAccounts).Methods(http.MethodGet)
+	v1.HandleFunc("/service-accounts/{id}", s.revokeServiceAccount).Methods(http.MethodDelete)
+
+	v1.HandleFunc("/bots", s.createBot).Methods(http.MethodPost)
+	v1.HandleFunc("/bots", s.listBots).Methods(http.MethodGet)
+	v1.HandleFunc("/bots/{id}", s.getBot).Methods(http.MethodGet)
+	v1.HandleFunc("/bots/{id}", s.updateBot).Methods(http.MethodPatch)
+	v1.HandleFunc("/bots/{id}", s.archiveBot).Methods(http.MethodDelete)
+
+	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(r.Context()); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "position": s.deps.ReadModels.Position()})
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPIDocument)
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	doc, err := s.deps.JWKS()
+	if err != nil {
+		writeError(w, r, err, "key set")
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
+}

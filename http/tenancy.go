@@ -1,0 +1,258 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// CreateOrgRequest is the body of POST /v1/orgs.
+type CreateOrgRequest struct {
+	Name     string `json:"name"`
+	OwnerSub string `json:"owner_sub"`
+}
+
+type orgCreated struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	OwnerSub string `json:"owner_sub"`
+	Position uint64 `json:"position"`
+}
+
+func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
+	var in CreateOrgRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	res, err := s.deps.Commands.CreateOrg(r.Context(), principalFrom(r.Context()), in.Name, in.OwnerSub)
+	if err != nil {
+		writeError(w, r, err, "organization")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.Header().Set("Location", "/v1/org")
+	writeJSON(w, http.StatusCreated, orgCreated{ID: res.ID, Name: in.Name, OwnerSub: in.OwnerSub, Position: res.Position})
+}
+
+func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	org, err := s.deps.Queries.Org(r.Context(), principalFrom(r.Context()))
+	if err != nil {
+		writeError(w, r, err, "organization")
+		return
+	}
+	writeJSON(w, http.StatusOK, org)
+}
+
+// AddMemberRequest is the body of POST /v1/members.
+type AddMemberRequest struct {
+	Sub   string   `json:"sub"`
+	Roles []string `json:"roles"`
+}
+
+// ChangeMemberRequest is the body of PUT /v1/members/{sub}.
+type ChangeMemberRequest struct {
+	Roles []string `json:"roles"`
+}
+
+type memberChanged struct {
+	Sub      string   `json:"sub"`
+	Roles    []string `json:"roles"`
+	Position uint64   `json:"position"`
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
+	var in AddMemberRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	roles, err := access.ParseRoles(in.Roles)
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	res, err := s.deps.Commands.AddMember(r.Context(), principalFrom(r.Context()), in.Sub, roles)
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.Header().Set("Location", "/v1/members/"+in.Sub)
+	writeJSON(w, http.StatusCreated, memberChanged{Sub: in.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
+}
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
+	page, ok := s.page(w, r)
+	if !ok {
+		return
+	}
+	members, err := s.deps.Queries.Members(r.Context(), principalFrom(r.Context()), page)
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	writeList(w, members, page, func(m projections.Member) string { return m.Sub })
+}
+
+func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	m, err := s.deps.Queries.Member(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) changeMember(w http.ResponseWriter, r *http.Request) {
+	var in ChangeMemberRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	roles, err := access.ParseRoles(in.Roles)
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	sub := mux.Vars(r)["sub"]
+	res, err := s.deps.Commands.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), sub, roles)
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	writeJSON(w, http.StatusOK, memberChanged{Sub: sub, Roles: access.RoleStrings(roles), Position: res.Position})
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	res, err := s.deps.Commands.RemoveMember(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	if err != nil {
+		writeError(w, r, err, "member")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// CreateServiceAccountRequest is the body of POST /v1/service-accounts.
+type CreateServiceAccountRequest struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	// TTLSeconds is the token's lifetime; default 90 days, at most 366.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+type serviceAccountCreated struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Permissions []string  `json:"permissions"`
+	Token       string    `json:"token"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Position    uint64    `json:"position"`
+}
+
+func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
+	var in CreateServiceAccountRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	perms, err := access.ParsePermissions(in.Permissions)
+	if err != nil {
+		writeError(w, r, err, "service account")
+		return
+	}
+	if in.TTLSeconds < 0 || in.TTLSeconds > int64(366*24*3600) {
+		writeError(w, r, fmt.Errorf("%w: ttl_seconds must be between 60 and %d", errBadRequest, 366*24*3600), "service account")
+		return
+	}
+	created, err := s.deps.Commands.CreateServiceAccount(r.Context(), principalFrom(r.Context()), s.deps.Minter,
+		in.Name, perms, time.Duration(in.TTLSeconds)*time.Second)
+	if err != nil {
+		writeError(w, r, err, "service account")
+		return
+	}
+	s.afterCommand(w, r, created.Position)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, serviceAccountCreated{
+		ID: created.ID, Name: in.Name, Permissions: perms.Names(), Token: created.Token,
+		ExpiresAt: created.ExpiresAt, Position: created.Position,
+	})
+}
+
+func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
+	page, ok := s.page(w, r)
+	if !ok {
+		return
+	}
+	accounts, err := s.deps.Queries.ServiceAccounts(r.Context(), principalFrom(r.Context()), page)
+	if err != nil {
+		writeError(w, r, err, "service account")
+		return
+	}
+	writeList(w, accounts, page, func(a projections.ServiceAccount) string { return a.ID })
+}
+
+func (s *Server) revokeServiceAccount(w http.ResponseWriter, r *http.Request) {
+	res, err := s.deps.Commands.RevokeServiceAccount(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "service account")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decode reads the JSON body into v, answering the request on failure.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := decodeJSON(r, v)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errUnsupportedMedia):
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Content-Type must be application/json")
+	default:
+		writeError(w, r, err, "request")
+	}
+	return false
+}
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) (projections.Page, bool) {
+	if !s.awaitMinPosition(w, r) {
+		return projections.Page{}, false
+	}
+	page, err := pageFrom(r)
+	if err != nil {
+		writeError(w, r, err, "page")
+		return page, false
+	}
+	return page, true
+}
+
+// listBody is every list response: the items and, when the page was
+// full, the cursor for the next one.
+type listBody[T any] struct {
+	Items     []T    `json:"items"`
+	NextAfter string `json:"next_after,omitempty"`
+}
+
+func writeList[T any](w http.ResponseWriter, items []T, page projections.Page, key func(T) string) {
+	body := listBody[T]{Items: items}
+	limit := page.Limit
+	if limit == 0 {
+		limit = 50
+	}
+	if len(items) == limit && len(items) > 0 {
+		body.NextAfter = key(items[len(items)-1])
+	}
+	writeJSON(w, http.StatusOK, body)
+}
