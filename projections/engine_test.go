@@ -1,0 +1,159 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/eventstore/embedded"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// counting is a projection that counts bot creations per bot id.
+type counting struct {
+	mu      sync.Mutex
+	created map[string]int
+	orgs    map[string]string
+}
+
+func (c *counting) projection() *projections.Projection {
+	return &projections.Projection{Name: "counting", Handlers: []projections.Handler{
+		projections.On(func(_ context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.created[e.ID]++
+			c.orgs[e.ID] = env.OrgID
+			return nil
+		}),
+	}}
+}
+
+func (c *counting) count(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.created[id]
+}
+
+func envelope(t *testing.T, pos uint64, org, botID string) eventstore.Envelope {
+	t.Helper()
+	data, _ := json.Marshal(bots.BotCreated{ID: botID, Name: "b"})
+	return eventstore.Envelope{
+		ID: eventstore.NewEventID(), Type: "BotCreated", Position: pos,
+		Stream: eventstore.MustStreamName(bots.Category, org, botID), Data: data,
+		Metadata: eventstore.Metadata{OrgID: org, SchemaVersion: 1, OccurredAt: eventstore.Now()},
+	}
+}
+
+// TestRedeliveryIsIgnored publishes events over a real Watermill router,
+// then redelivers them: each is applied exactly once, and unknown event
+// types still advance the projection's position.
+func TestRedeliveryIsIgnored(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	engine := projections.NewEngine(logger, c.projection())
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+
+	publish := func(env eventstore.Envelope) {
+		msg, err := eventstore.ToMessage(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Publish("events", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := envelope(t, 1, "org-a", "bot-1")
+	second := envelope(t, 2, "org-b", "bot-2")
+	other := envelope(t, 3, "org-a", "bot-3")
+	other.Type = "SomethingElse"
+	for _, env := range []eventstore.Envelope{first, second, first, second, other, first} {
+		publish(env)
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := engine.WaitFor(wait, 3); err != nil {
+		t.Fatal(err)
+	}
+	if c.count("bot-1") != 1 || c.count("bot-2") != 1 {
+		t.Fatalf("applied bot-1 %d times, bot-2 %d times; want once each", c.count("bot-1"), c.count("bot-2"))
+	}
+	if c.orgs["bot-2"] != "org-b" {
+		t.Fatalf("handler saw org %q for bot-2", c.orgs["bot-2"])
+	}
+	if engine.Position() != 3 {
+		t.Fatalf("position %d, want 3", engine.Position())
+	}
+
+	// A message whose org disagrees with its stream is never applied.
+	forged := envelope(t, 4, "org-a", "bot-4")
+	msg, _ := eventstore.ToMessage(forged)
+	msg.Metadata.Set(eventstore.MetaOrgID, "org-b")
+	if err := pubsub.Publish("events", msg); err != nil {
+		t.Fatal(err)
+	}
+	publish(envelope(t, 5, "org-a", "bot-5"))
+	if err := engine.WaitFor(wait, 5); err != nil {
+		t.Fatal(err)
+	}
+	if c.count("bot-4") != 0 || c.count("bot-5") != 1 {
+		t.Fatalf("forged message applied %d times", c.count("bot-4"))
+	}
+}
+
+func TestRebuildThenWait(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	for i, id := range []string{"a", "b", "c"} {
+		env := envelope(t, 0, "org-a", id)
+		res, err := store.Append(ctx, env.Stream, eventstore.NoStream(), []eventstore.NewEvent{{Type: env.Type, Metadata: env.Metadata, Data: env.Data}})
+		if err != nil || res.LastPosition != uint64(i+1) {
+			t.Fatalf("append: %+v %v", res, err)
+		}
+	}
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	engine := projections.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), c.projection())
+	pos, err := engine.Rebuild(ctx, store)
+	if err != nil || pos != 3 {
+		t.Fatalf("rebuild = %d, %v", pos, err)
+	}
+	// Rebuilding again applies nothing twice.
+	if _, err := engine.Rebuild(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if c.count("a") != 1 || c.count("c") != 1 {
+		t.Fatal("rebuild applied an event twice")
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := engine.WaitFor(short, 4); err == nil {
+		t.Fatal("WaitFor returned for a position never applied")
+	}
+}

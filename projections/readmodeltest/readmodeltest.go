@@ -1,0 +1,223 @@
+// Package readmodeltest is the contract suite every adapter of the
+// read-model ports passes (memory now, PostgreSQL next), so that adapters
+// cannot drift: same records back, same pagination, same refusal of a
+// missing scope, and no record ever visible from another organization.
+//
+// It must only use the ports' exported methods.
+package readmodeltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Models is one fresh, empty set of read models.
+type Models struct {
+	Tenancy projections.TenancyModel
+	Bots    projections.BotModel
+	Audit   projections.AuditModel
+}
+
+func scope(t *testing.T, org string) access.Scope {
+	t.Helper()
+	s, err := access.EventScope(org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var at = time.Date(2026, 11, 27, 12, 0, 0, 123456000, time.UTC)
+
+// Run runs the contract suite; newModels returns empty models each call.
+func Run(t *testing.T, newModels func(t *testing.T) Models) {
+	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
+		t.Parallel()
+		m := newModels(t)
+		ctx := context.Background()
+		var zero access.Scope
+		checks := map[string]error{
+			"Org":             first(m.Tenancy.Org(ctx, zero)),
+			"Member":          first(m.Tenancy.Member(ctx, zero, "a")),
+			"Members":         first(m.Tenancy.Members(ctx, zero, projections.Page{})),
+			"ServiceAccount":  first(m.Tenancy.ServiceAccount(ctx, zero, "a")),
+			"ServiceAccounts": first(m.Tenancy.ServiceAccounts(ctx, zero, projections.Page{})),
+			"PutOrg":          m.Tenancy.PutOrg(ctx, zero, projections.Org{ID: "x"}),
+			"PutMember":       m.Tenancy.PutMember(ctx, zero, projections.Member{Sub: "x"}),
+			"Bot":             first(m.Bots.Bot(ctx, zero, "a")),
+			"Bots":            first(m.Bots.Bots(ctx, zero, projections.Page{})),
+			"PutBot":          m.Bots.PutBot(ctx, zero, projections.Bot{ID: "x"}),
+			"Events":          first(m.Audit.Events(ctx, zero, projections.AuditQuery{})),
+		}
+		for name, err := range checks {
+			if !errors.Is(err, access.ErrNoScope) {
+				t.Errorf("%s with a zero scope: %v, want ErrNoScope", name, err)
+			}
+		}
+	})
+
+	t.Run("TenancyRoundTripAndIsolation", func(t *testing.T) {
+		t.Parallel()
+		m := newModels(t)
+		ctx := context.Background()
+		a, b := scope(t, "org-a"), scope(t, "org-b")
+		org := projections.Org{ID: "org-a", Name: "Alpha", CreatedAt: at, UpdatedAt: at}
+		must(t, m.Tenancy.PutOrg(ctx, a, org))
+		if err := m.Tenancy.PutOrg(ctx, b, projections.Org{ID: "org-a", Name: "hijack"}); err == nil {
+			t.Fatal("PutOrg wrote an org into another org's scope")
+		}
+		got, err := m.Tenancy.Org(ctx, a)
+		if err != nil || !reflect.DeepEqual(got, org) {
+			t.Fatalf("Org = %+v, %v; want %+v", got, err, org)
+		}
+		if _, err := m.Tenancy.Org(ctx, b); !errors.Is(err, projections.ErrNotFound) {
+			t.Fatalf("org-b sees %v, want ErrNotFound", err)
+		}
+		alice := projections.Member{Sub: "alice", Roles: []string{"owner"}, AddedAt: at, UpdatedAt: at}
+		must(t, m.Tenancy.PutMember(ctx, a, alice))
+		if _, err := m.Tenancy.Member(ctx, b, "alice"); !errors.Is(err, projections.ErrNotFound) {
+			t.Fatalf("org-b sees org-a's member: %v", err)
+		}
+		gotMember, err := m.Tenancy.Member(ctx, a, "alice")
+		if err != nil || !reflect.DeepEqual(gotMember, alice) {
+			t.Fatalf("Member = %+v, %v", gotMember, err)
+		}
+		// Returned records are copies: changing them changes nothing stored.
+		gotMember.Roles[0] = "viewer"
+		if again, _ := m.Tenancy.Member(ctx, a, "alice"); again.Roles[0] != "owner" {
+			t.Fatal("a returned member aliases the stored one")
+		}
+		must(t, m.Tenancy.DeleteMember(ctx, a, "alice"))
+		if _, err := m.Tenancy.Member(ctx, a, "alice"); !errors.Is(err, projections.ErrNotFound) {
+			t.Fatalf("deleted member: %v", err)
+		}
+		revoked := at.Add(time.Hour)
+		sa := projections.ServiceAccount{ID: "sa-1", Name: "ci", Permissions: []string{"bots:read"}, CreatedBy: "alice",
+			CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour), Revoked: true, RevokedAt: &revoked, TokenID: "tok-1"}
+		must(t, m.Tenancy.PutServiceAccount(ctx, a, sa))
+		gotSA, err := m.Tenancy.ServiceAccount(ctx, a, "sa-1")
+		if err != nil || !reflect.DeepEqual(gotSA, sa) {
+			t.Fatalf("ServiceAccount = %+v, %v; want %+v", gotSA, err, sa)
+		}
+		if list, _ := m.Tenancy.ServiceAccounts(ctx, b, projections.Page{}); len(list) != 0 {
+			t.Fatalf("org-b lists %d service accounts of org-a", len(list))
+		}
+	})
+
+	t.Run("Pagination", func(t *testing.T) {
+		t.Parallel()
+		m := newModels(t)
+		ctx := context.Background()
+		a, b := scope(t, "org-a"), scope(t, "org-b")
+		for i := 0; i < 25; i++ {
+			must(t, m.Tenancy.PutMember(ctx, a, projections.Member{Sub: fmt.Sprintf("user-%02d", i), Roles: []string{"viewer"}, AddedAt: at, UpdatedAt: at}))
+			must(t, m.Bots.PutBot(ctx, a, projections.Bot{ID: fmt.Sprintf("bot-%02d", i), Name: "b", Grants: emptyGrants(), CreatedAt: at, UpdatedAt: at}))
+			must(t, m.Bots.PutBot(ctx, b, projections.Bot{ID: fmt.Sprintf("bot-%02d-b", i), Name: "b", Grants: emptyGrants(), CreatedAt: at, UpdatedAt: at}))
+		}
+		var seen []string
+		after := ""
+		for {
+			page, err := m.Bots.Bots(ctx, a, projections.Page{After: after, Limit: 10})
+			must(t, err)
+			for _, bot := range page {
+				seen = append(seen, bot.ID)
+			}
+			if len(page) < 10 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		if len(seen) != 25 || seen[0] != "bot-00" || seen[24] != "bot-24" {
+			t.Fatalf("paged bots = %v", seen)
+		}
+		members, err := m.Tenancy.Members(ctx, a, projections.Page{After: "user-19", Limit: 100})
+		must(t, err)
+		if len(members) != 5 || members[0].Sub != "user-20" {
+			t.Fatalf("members after user-19 = %v", members)
+		}
+		// An update keeps the record's place.
+		must(t, m.Bots.PutBot(ctx, a, projections.Bot{ID: "bot-03", Name: "renamed", Grants: emptyGrants(), CreatedAt: at, UpdatedAt: at, Version: 1}))
+		got, err := m.Bots.Bot(ctx, a, "bot-03")
+		if err != nil || got.Name != "renamed" || got.Version != 1 {
+			t.Fatalf("updated bot = %+v, %v", got, err)
+		}
+		if _, err := m.Bots.Bot(ctx, b, "bot-03"); !errors.Is(err, projections.ErrNotFound) {
+			t.Fatalf("org-b reads org-a's bot: %v", err)
+		}
+	})
+
+	t.Run("AuditFiltersAndIsolation", func(t *testing.T) {
+		t.Parallel()
+		m := newModels(t)
+		ctx := context.Background()
+		a, b := scope(t, "org-a"), scope(t, "org-b")
+		stream := eventstore.MustStreamName("bot", "org-a", "bot-1")
+		for i := 1; i <= 10; i++ {
+			env := eventstore.Envelope{
+				ID: eventstore.NewEventID(), Type: "BotCreated", Stream: stream, StreamVersion: uint64(i - 1), Position: uint64(i * 2),
+				Data:     []byte(`{"id":"bot-1"}`),
+				Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: fmt.Sprintf("user-%d", i%2), Kind: "user"}, CorrelationID: fmt.Sprintf("c-%d", i), SchemaVersion: 1, OccurredAt: at},
+			}
+			if i%3 == 0 {
+				env.Type = "BotUpdated"
+			}
+			must(t, m.Audit.Add(ctx, a, env))
+			must(t, m.Audit.Add(ctx, a, env)) // a redelivery changes nothing
+		}
+		wrongOrg := eventstore.Envelope{ID: eventstore.NewEventID(), Type: "X", Stream: stream, Position: 99, Metadata: eventstore.Metadata{OrgID: "org-a"}}
+		if err := m.Audit.Add(ctx, b, wrongOrg); err == nil {
+			t.Fatal("an org-a event was indexed under org-b")
+		}
+		tests := []struct {
+			name string
+			q    projections.AuditQuery
+			want int
+		}{
+			{"all", projections.AuditQuery{}, 10},
+			{"after", projections.AuditQuery{After: 10}, 5},
+			{"limit", projections.AuditQuery{Limit: 3}, 3},
+			{"type", projections.AuditQuery{Types: []string{"BotUpdated"}}, 3},
+			{"actor", projections.AuditQuery{Actor: "user-1"}, 5},
+			{"correlation", projections.AuditQuery{CorrelationID: "c-4"}, 1},
+			{"stream", projections.AuditQuery{Stream: stream.String()}, 10},
+			{"other stream", projections.AuditQuery{Stream: "bot-org-a_bot-2"}, 0},
+		}
+		for _, tt := range tests {
+			got, err := m.Audit.Events(ctx, a, tt.q)
+			must(t, err)
+			if len(got) != tt.want {
+				t.Errorf("%s: %d events, want %d", tt.name, len(got), tt.want)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].Position <= got[i-1].Position {
+					t.Errorf("%s: events out of order", tt.name)
+				}
+			}
+		}
+		if got, _ := m.Audit.Events(ctx, b, projections.AuditQuery{}); len(got) != 0 {
+			t.Fatalf("org-b sees %d of org-a's events", len(got))
+		}
+	})
+}
+
+func emptyGrants() bots.Grants {
+	return bots.Grants{KnowledgeBases: []string{}, DataSources: []string{}, Tools: []string{}, Permissions: []string{}}
+}
+
+func first[T any](_ T, err error) error { return err }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
