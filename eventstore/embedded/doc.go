@@ -7,17 +7,20 @@
 //
 // Writes: one goroutine owns the only write connection. Concurrent
 // [Store.Append] calls queue up, and the writer takes every queued request
-// (up to maxBatchRequests requests or maxBatchEvents events) into one
-// transaction, checks each against its expected version on its own, and
-// commits them with one fsync (WAL, synchronous=FULL): group commit. An
-// Append returns only after its transaction is durable. A request that
+// (up to 512 requests or 4096 events) into one transaction, checks each
+// against its expected version on its own (with an in-memory cache of
+// stream versions, which is authoritative because there is one writer),
+// and commits them with one fsync (WAL, synchronous=FULL): group commit.
+// An Append returns only after its transaction is durable. A request that
 // fails its check gets ErrConflict and writes nothing; the rest of its
-// batch still commits.
+// batch still commits. Positions are assigned by the writer: 1, 2, 3, …
+// without gaps. Stream versions start at 0.
 //
 // Reads use a separate pool of connections; WAL lets them run beside the
 // writer. Subscribers catch up from the file, then wait for the writer's
 // wake-up after each commit and read on from their last position, served
-// from a small in-memory tail of recent events when it covers them.
+// from an in-memory tail of the most recent events when it covers them.
+// A limit of 0 or less in ReadStream and ReadAll means no limit.
 //
 // One file, one Store: Open takes an exclusive lock on "<path>.lock" and
 // fails with [ErrLocked] if another Store (in this process or another)

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,26 +231,53 @@ func TestDuplicateEventIDConflictsAlone(t *testing.T) {
 	}
 }
 
+// openHeld opens a store whose writer waits until release is called, so
+// that everything queued before shares its first batch.
+func openHeld(t *testing.T, path string) (s *Store, release func()) {
+	cfg := defaultConfig()
+	cfg.hold = make(chan struct{})
+	s = mustOpen(t, path, cfg)
+	var once sync.Once
+	release = func() { once.Do(func() { close(cfg.hold) }) }
+	t.Cleanup(release) // before Close, which waits for the writer
+	return s, release
+}
+
+// enqueue queues an append for the writer without waiting for it.
+func enqueue(t *testing.T, s *Store, st eventstore.StreamName, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) *request {
+	t.Helper()
+	req, err := newAppendRequest(context.Background(), st, expected, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.requests <- req
+	return req
+}
+
+func dataNs(t *testing.T, envs []eventstore.Envelope) []int {
+	t.Helper()
+	var ns []int
+	for _, env := range envs {
+		var v struct{ N int }
+		if err := json.Unmarshal(env.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		ns = append(ns, v.N)
+	}
+	return ns
+}
+
 // Requests to one stream in one batch see each other's versions.
 func TestBatchSeesItsOwnVersions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := mustOpen(t, tempPath(t), defaultConfig())
+	s, release := openHeld(t, tempPath(t))
 	st := eventstore.MustStreamName("bot", "org1", "a")
-	// Hold the writer's queue so the requests below share one batch.
-	reqs := make([]*request, 0, 4)
+	var reqs []*request
 	for i, expected := range []eventstore.ExpectedVersion{eventstore.NoStream(), eventstore.NoStream(), eventstore.Exact(0), eventstore.Any(), eventstore.Exact(0)} {
-		req, err := newAppendRequest(ctx, st, expected, []eventstore.NewEvent{event("org1", "E", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs = append(reqs, req)
+		reqs = append(reqs, enqueue(t, s, st, expected, event("org1", "E", i)))
 	}
-	s.sendMu.RLock()
-	for _, req := range reqs {
-		s.requests <- req
-	}
-	s.sendMu.RUnlock()
+	release()
 	want := []error{nil, eventstore.ErrConflict, nil, nil, eventstore.ErrConflict}
 	for i, req := range reqs {
 		err := <-req.done
@@ -261,14 +289,59 @@ func TestBatchSeesItsOwnVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ns []int
-	for _, env := range got {
-		var v struct{ N int }
-		json.Unmarshal(env.Data, &v)
-		ns = append(ns, v.N)
-	}
-	if !slices.Equal(ns, []int{0, 2, 3}) {
+	if ns := dataNs(t, got); !slices.Equal(ns, []int{0, 2, 3}) {
 		t.Fatalf("stream holds events %v, want [0 2 3]", ns)
+	}
+	if !slices.Equal([]uint64{reqs[2].result.FirstVersion, reqs[3].result.FirstVersion}, []uint64{1, 2}) {
+		t.Fatalf("results %+v %+v", reqs[2].result, reqs[3].result)
+	}
+}
+
+// A duplicate event id fails only its own request, also inside a batch
+// whose rows go in multi-row INSERTs, and positions stay gapless.
+func TestDuplicateIDInsideBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, release := openHeld(t, tempPath(t))
+	dup := event("org1", "E", 99)
+	dup.ID = uuid.Must(uuid.NewV7())
+	var reqs []*request
+	for i := range 40 {
+		evs := []eventstore.NewEvent{event("org1", "E", i), event("org1", "E", i)}
+		switch i {
+		case 5, 30:
+			evs[1] = dup // 5 lands first; 30 repeats its id
+		case 17:
+			evs = []eventstore.NewEvent{dup, dup} // repeats an id within itself and 5's
+		}
+		reqs = append(reqs, enqueue(t, s, eventstore.MustStreamName("bot", "org1", fmt.Sprint(i%3)), eventstore.Any(), evs...))
+	}
+	release()
+	for i, req := range reqs {
+		err := <-req.done
+		if i == 17 || i == 30 {
+			if !errors.Is(err, eventstore.ErrConflict) {
+				t.Fatalf("request %d = %v, want ErrConflict", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	all := readAll(t, s)
+	if len(all) != 76 {
+		t.Fatalf("log has %d events, want 76", len(all))
+	}
+	versions := map[eventstore.StreamName]uint64{}
+	for i, env := range all {
+		if env.Position != uint64(i+1) || env.StreamVersion != versions[env.Stream] {
+			t.Fatalf("event %d: position %d version %d", i, env.Position, env.StreamVersion)
+		}
+		versions[env.Stream]++
+	}
+	if head, _ := s.Head(ctx); head != 76 {
+		t.Fatalf("head %d, want 76", head)
 	}
 }
 
@@ -395,5 +468,80 @@ func TestDeliveredEnvelopesAreCopies(t *testing.T) {
 			t.Fatalf("read %s %v", got[0].Data, got[0].Actor.Roles)
 		}
 		got[0].Data[0], got[0].Actor.Roles[0] = 'Y', "changed by reader"
+	}
+}
+
+// The relay's pattern: a subscriber that saves its checkpoint for every
+// event it handles, while appends go on.
+func TestSubscriberSavesCheckpoints(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := mustOpen(t, tempPath(t), defaultConfig())
+	cp := s.Checkpoint("relay")
+	const total = 200
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Subscribe(ctx, 0, eventstore.Filter{}, func(env eventstore.Envelope) error {
+			if err := cp.Save(ctx, env.Position); err != nil {
+				return err
+			}
+			if env.Position == total {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	st := eventstore.MustStreamName("bot", "org1", "a")
+	for i := range total {
+		if _, err := s.Append(context.Background(), st, eventstore.Any(), []eventstore.NewEvent{event("org1", "E", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe = %v", err)
+	}
+	if pos, err := cp.Load(context.Background()); err != nil || pos != total {
+		t.Fatalf("checkpoint = %d, %v; want %d", pos, err, total)
+	}
+}
+
+// When a batch fails as a whole, every request in it gets the error, and
+// the writer rereads the file before the next batch. A row written behind
+// the writer's back (which the file lock exists to prevent) makes the
+// batch fail on its position.
+func TestBatchFailureRereadsTheFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := tempPath(t)
+	s, release := openHeld(t, path)
+	intruder, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	id := uuid.New()
+	if _, err := intruder.ExecContext(ctx, `INSERT INTO events (position, id, stream, version, category, org_id, type, occurred_at, metadata, data)
+		VALUES (1, ?, 'bot-org1_x', 0, 'bot', 'org1', 'Intruded', 0, '{"org_id":"org1"}', X'7B7D')`, id[:]); err != nil {
+		t.Fatal(err)
+	}
+	first := enqueue(t, s, eventstore.MustStreamName("bot", "org1", "a"), eventstore.Any(), event("org1", "E", 0))
+	second := enqueue(t, s, eventstore.MustStreamName("bot", "org1", "b"), eventstore.Any(), event("org1", "E", 1))
+	release()
+	for _, req := range []*request{first, second} {
+		if err := <-req.done; err == nil || errors.Is(err, eventstore.ErrConflict) {
+			t.Fatalf("request in a failed batch = %v, want the batch's error", err)
+		}
+	}
+	res, err := s.Append(ctx, eventstore.MustStreamName("bot", "org1", "x"), eventstore.Exact(0), []eventstore.NewEvent{event("org1", "E", 2)})
+	if err != nil {
+		t.Fatalf("append after a failed batch: %v", err)
+	}
+	if res.FirstPosition != 2 || res.FirstVersion != 1 {
+		t.Fatalf("append landed at position %d version %d, want 2 and 1", res.FirstPosition, res.FirstVersion)
+	}
+	all := readAll(t, s)
+	if len(all) != 2 || all[0].Type != "Intruded" || all[1].Position != 2 {
+		t.Fatalf("log = %+v", all)
 	}
 }

@@ -41,12 +41,14 @@ CREATE TABLE checkpoints (
 const (
 	envelopeColumns = `position, id, stream, version, type, occurred_at, metadata, data`
 
-	sqlInsertEvent = `INSERT INTO events
+	// sqlInsertEvents is followed by one sqlInsertValues per row.
+	sqlInsertEvents = `INSERT INTO events
 	(position, id, stream, version, category, org_id, type, occurred_at, metadata, data)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlLastVersion     = `SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1`
-	sqlHead            = `SELECT COALESCE(MAX(position), 0) FROM events`
-	sqlSaveCheckpoint  = `INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+	VALUES ` + sqlInsertValues
+	sqlInsertValues   = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlLastVersion    = `SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1`
+	sqlHead           = `SELECT COALESCE(MAX(position), 0) FROM events`
+	sqlSaveCheckpoint = `INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)
 	ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`
 	sqlLoadCheckpoint = `SELECT position FROM checkpoints WHERE name = ?`
 	sqlReadStream     = `SELECT ` + envelopeColumns + ` FROM events

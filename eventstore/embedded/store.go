@@ -46,6 +46,7 @@ type Store struct {
 	sendMu     sync.RWMutex
 	stopping   bool
 	writerDone chan struct{}
+	answered   atomic.Uint64 // batches the writer has answered
 
 	closed    atomic.Bool // refuses reads from the start of Close
 	closeOnce sync.Once
@@ -66,21 +67,36 @@ type config struct {
 	// request larger than maxBatchEvents still commits, alone.
 	maxBatchRequests int
 	maxBatchEvents   int
+	// gatherDelay is the longest the writer waits for the callers it
+	// expects back before committing a batch (see writer.gather).
+	gatherDelay time.Duration
+	// checkpointEvents is how many committed events make the writer copy
+	// the WAL back into the database once it is idle, or
+	// 4*checkpointEvents even if it is not. backstopCheckpointPages is
+	// SQLite's own autocheckpoint, in case events are unusually large.
+	checkpointEvents        int
+	backstopCheckpointPages int
 	// tailSize is how many recent events stay in memory for subscribers
 	// and ReadAll; 0 sends every read to the file.
 	tailSize int
 	// maxCachedStreams bounds the writer's stream-version cache.
 	maxCachedStreams int
 	readConns        int
+	// hold, if set, keeps the writer from starting until it is closed,
+	// so that tests can queue requests that must share one batch.
+	hold chan struct{}
 }
 
 func defaultConfig() config {
 	return config{
-		maxBatchRequests: 512,
-		maxBatchEvents:   4096,
-		tailSize:         8192,
-		maxCachedStreams: 100_000,
-		readConns:        max(4, 2*runtime.GOMAXPROCS(0)),
+		maxBatchRequests:        512,
+		maxBatchEvents:          4096,
+		gatherDelay:             time.Millisecond,
+		checkpointEvents:        2000,
+		backstopCheckpointPages: 10000,
+		tailSize:                8192,
+		maxCachedStreams:        100_000,
+		readConns:               max(4, 2*runtime.GOMAXPROCS(0)),
 	}
 }
 
@@ -88,6 +104,9 @@ const (
 	// subscribeBatch is how many events a subscriber reads at a time.
 	subscribeBatch = 512
 	busyTimeout    = 10 * time.Second
+	// walSizeLimit is what the WAL file is cut back to when it restarts
+	// after a burst made it grow.
+	walSizeLimit = 64 << 20
 )
 
 // Open opens the store in the SQLite file at path, creating the file and
@@ -120,7 +139,13 @@ func open(ctx context.Context, path string, cfg config) (_ *Store, err error) {
 	}
 
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
-	s.wdb, err = sql.Open("sqlite", path+"?"+busy+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	// wal_autocheckpoint is only the backstop: the writer checkpoints on
+	// its own after answering a batch (see writer.maybeCheckpoint), so
+	// that appends rarely wait for one.
+	s.wdb, err = sql.Open("sqlite", path+"?"+busy+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", cfg.backstopCheckpointPages)+
+		fmt.Sprintf("&_pragma=journal_size_limit(%d)", walSizeLimit))
 	if err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
@@ -304,6 +329,7 @@ func (s *Store) submit(ctx context.Context, req *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	req.epoch = s.answered.Load()
 	s.sendMu.RLock()
 	if s.stopping {
 		s.sendMu.RUnlock()
@@ -448,15 +474,20 @@ func readAllQuery(after, upTo uint64, filter eventstore.Filter, limit int) (stri
 // queryCache keeps prepared read statements by query text, up to a bound
 // (filters with unusually many categories or types are prepared per call).
 type queryCache struct {
-	db    *sql.DB
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+	db     *sql.DB
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt
+	closed bool
 }
 
 const maxCachedQueries = 64
 
 func (c *queryCache) query(ctx context.Context, query string, args []any) (*sql.Rows, error) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, eventstore.ErrClosed
+	}
 	stmt, ok := c.stmts[query]
 	if !ok && len(c.stmts) < maxCachedQueries {
 		var err error
@@ -482,6 +513,7 @@ func (c *queryCache) close() error {
 		errs = append(errs, stmt.Close())
 	}
 	c.stmts = nil
+	c.closed = true
 	return errors.Join(errs...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -35,6 +36,9 @@ type request struct {
 	checkpoint string
 	position   uint64
 
+	// epoch is how many batches the writer had answered when the request
+	// was queued.
+	epoch uint64
 	// Set by the writer while it builds a batch.
 	err error
 }
@@ -58,7 +62,7 @@ func newAppendRequest(ctx context.Context, stream eventstore.StreamName, expecte
 			Data:     slices.Clone(e.Data), // the caller may reuse its buffer
 			Metadata: e.Metadata,
 		}
-		if env.ID == [16]byte{} {
+		if env.ID == uuid.Nil {
 			env.ID = eventstore.NewEventID()
 		}
 		if env.OccurredAt.IsZero() {
@@ -87,8 +91,16 @@ type writer struct {
 	conn  *sql.Conn
 	ctx   context.Context // statements outlive any one request's context
 
-	begin, commit, rollback       *sql.Stmt
-	insert, lastVersion, saveCkpt *sql.Stmt
+	begin, commit, rollback *sql.Stmt
+	lastVersion, saveCkpt   *sql.Stmt
+	checkpoint              *sql.Stmt
+	// inserts holds INSERT statements by how many rows they carry.
+	inserts map[int]*sql.Stmt
+	args    []any
+
+	// sinceCheckpoint counts events committed since the WAL was last
+	// copied back into the database.
+	sinceCheckpoint int
 
 	head uint64
 	// versions caches each stream's last version. It is authoritative
@@ -107,6 +119,7 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 		ctx:      context.Background(),
 		versions: make(map[string]uint64),
 		pending:  make(map[string]uint64),
+		inserts:  make(map[int]*sql.Stmt),
 	}
 	for _, p := range []struct {
 		stmt  **sql.Stmt
@@ -115,9 +128,9 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 		{&w.begin, `BEGIN IMMEDIATE`},
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
-		{&w.insert, sqlInsertEvent},
 		{&w.lastVersion, sqlLastVersion},
 		{&w.saveCkpt, sqlSaveCheckpoint},
+		{&w.checkpoint, `PRAGMA wal_checkpoint(PASSIVE)`},
 	} {
 		var err error
 		if *p.stmt, err = conn.PrepareContext(ctx, p.query); err != nil {
@@ -133,10 +146,13 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 }
 
 func (w *writer) close() {
-	for _, stmt := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.insert, w.lastVersion, w.saveCkpt} {
+	for _, stmt := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lastVersion, w.saveCkpt, w.checkpoint} {
 		if stmt != nil {
 			stmt.Close()
 		}
+	}
+	for _, stmt := range w.inserts {
+		stmt.Close()
 	}
 	w.conn.Close()
 }
@@ -147,31 +163,99 @@ func (w *writer) close() {
 func (w *writer) run() {
 	defer close(w.store.writerDone)
 	defer w.close()
-	cfg := w.store.cfg
+	if hold := w.store.cfg.hold; hold != nil {
+		<-hold
+	}
 	var batch []*request
+	answered := 0 // requests in the last batch
 	for {
 		req, ok := <-w.store.requests
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], req)
-		events := req.size()
-	fill:
-		for len(batch) < cfg.maxBatchRequests && events < cfg.maxBatchEvents {
-			select {
-			case req, ok := <-w.store.requests:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, req)
-				events += req.size()
-			default:
-				break fill
-			}
-		}
+		batch = w.gather(append(batch[:0], req), answered)
 		w.commitBatch(batch)
+		answered = len(batch)
 		clear(batch) // let the requests go
+		w.maybeCheckpoint()
 	}
+}
+
+// gather adds queued requests to batch, up to the batch bounds.
+//
+// Callers answered by the last commit usually append again at once, but
+// take a moment to come back. Without waiting for them, batches settle
+// into two cohorts that alternate, each paying a whole fsync for half the
+// callers. So when fewer requests are queued than the last batch answered
+// plus those that were already queued while it committed, gather waits up
+// to gatherDelay for the rest.
+func (w *writer) gather(batch []*request, answered int) []*request {
+	cfg := w.store.cfg
+	requests := w.store.requests
+	epoch := w.store.answered.Load()
+	events, queuedEarlier := 0, 0
+	add := func(req *request) {
+		batch = append(batch, req)
+		events += req.size()
+		if req.epoch < epoch {
+			queuedEarlier++
+		}
+	}
+	full := func() bool { return len(batch) >= cfg.maxBatchRequests || events >= cfg.maxBatchEvents }
+	first := batch[0]
+	batch = batch[:0]
+	add(first)
+	for !full() {
+		select {
+		case req, ok := <-requests:
+			if !ok {
+				return batch
+			}
+			add(req)
+			continue
+		default:
+		}
+		break
+	}
+	target := answered + queuedEarlier
+	if full() || len(batch) >= target || cfg.gatherDelay <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(cfg.gatherDelay)
+	defer timer.Stop()
+	for len(batch) < target && !full() {
+		select {
+		case req, ok := <-requests:
+			if !ok {
+				return batch
+			}
+			add(req)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// maybeCheckpoint copies the WAL back into the database file once enough
+// has been committed, preferably when no append is waiting. It runs
+// between transactions, after the last batch was answered, so no append
+// waits for it unless it arrived meanwhile, and the checkpoint completes
+// (nothing is written during it), which lets the next transaction restart
+// the WAL from its beginning instead of growing it.
+func (w *writer) maybeCheckpoint() {
+	threshold := w.store.cfg.checkpointEvents
+	if threshold <= 0 || w.sinceCheckpoint < threshold {
+		return
+	}
+	if len(w.store.requests) > 0 && w.sinceCheckpoint < 4*threshold {
+		return
+	}
+	var busy, frames, copied int
+	if err := w.checkpoint.QueryRowContext(w.ctx).Scan(&busy, &frames, &copied); err != nil {
+		return // SQLite's own autocheckpoint remains; try again later
+	}
+	w.sinceCheckpoint = 0
 }
 
 // commitBatch commits the live requests of batch in one transaction and
@@ -185,8 +269,13 @@ func (w *writer) commitBatch(batch []*request) {
 		}
 		live = append(live, req)
 	}
+	rowByRow := false
 	for len(live) > 0 {
-		failed, err := w.apply(live)
+		failed, err := w.apply(live, rowByRow)
+		if errors.Is(err, errRowByRow) {
+			rowByRow = true
+			continue
+		}
 		if failed >= 0 {
 			// One request broke a constraint; the transaction is rolled
 			// back. Answer it and try the others again without it.
@@ -195,10 +284,11 @@ func (w *writer) commitBatch(batch []*request) {
 			continue
 		}
 		if err != nil {
+			w.reload()
+			w.store.answered.Add(1)
 			for _, req := range live {
 				req.done <- err
 			}
-			w.reload()
 			return
 		}
 		committed := make([][]eventstore.Envelope, 0, len(live))
@@ -208,6 +298,7 @@ func (w *writer) commitBatch(batch []*request) {
 			}
 		}
 		w.store.publish(w.head, committed)
+		w.store.answered.Add(1)
 		for _, req := range live {
 			req.done <- req.err
 		}
@@ -216,12 +307,16 @@ func (w *writer) commitBatch(batch []*request) {
 }
 
 // apply writes live in one transaction and commits it. A request that
-// fails its expected version is marked (req.err) and skipped. If an insert
-// breaks a constraint that belongs to one request, apply rolls back and
-// returns that request's index and error; any other failure rolls back and
-// returns index -1 and the error. On success w.head and w.versions move.
-func (w *writer) apply(live []*request) (int, error) {
+// fails its expected version is marked (req.err) and skipped. Rows go in
+// multi-row INSERTs; if one breaks a uniqueness constraint, apply rolls
+// back and returns errRowByRow, and the caller runs it again rowByRow,
+// which tells whose row it was: then apply rolls back and returns that
+// request's index and error. Any other failure rolls back and returns
+// index -1 and the error. On success w.head and w.versions move.
+func (w *writer) apply(live []*request, rowByRow bool) (int, error) {
 	clear(w.pending)
+	clear(w.args) // what an aborted attempt left
+	w.args = w.args[:0]
 	position := w.head
 	if _, err := w.begin.ExecContext(w.ctx); err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
@@ -253,16 +348,21 @@ func (w *writer) apply(live []*request) (int, error) {
 			env := &req.envs[j]
 			env.Position = position
 			env.StreamVersion = next + uint64(j)
-			_, err := w.insert.ExecContext(w.ctx,
+			w.args = append(w.args,
 				int64(env.Position), env.ID[:], req.name, int64(env.StreamVersion),
 				req.stream.Category, req.stream.OrgID, env.Type, env.OccurredAt.UnixMicro(),
 				req.metadata[j], []byte(env.Data))
-			if err != nil {
-				w.abort()
-				if conflict := w.constraintError(req, err); conflict != nil {
-					return i, conflict
+			if rowByRow || len(w.args) == insertChunk*insertColumns {
+				if err := w.flush(); err != nil {
+					w.abort()
+					if !isUniqueViolation(err) {
+						return -1, fmt.Errorf("insert events: %w", err)
+					}
+					if !rowByRow {
+						return -1, errRowByRow
+					}
+					return i, w.conflict(req, err)
 				}
-				return -1, fmt.Errorf("insert event: %w", err)
 			}
 		}
 		last := next + uint64(len(req.envs)) - 1
@@ -274,10 +374,18 @@ func (w *writer) apply(live []*request) (int, error) {
 			LastPosition:  position,
 		}
 	}
+	if err := w.flush(); err != nil {
+		w.abort()
+		if isUniqueViolation(err) {
+			return -1, errRowByRow
+		}
+		return -1, fmt.Errorf("insert events: %w", err)
+	}
 	if _, err := w.commit.ExecContext(w.ctx); err != nil {
 		w.abort()
 		return -1, fmt.Errorf("commit: %w", err)
 	}
+	w.sinceCheckpoint += int(position - w.head)
 	w.head = position
 	for name, version := range w.pending {
 		w.versions[name] = version
@@ -313,23 +421,52 @@ func (w *writer) version(name string) (uint64, bool, error) {
 	return uint64(v), true, nil
 }
 
-// constraintError turns a uniqueness violation caused by req alone into
-// its ErrConflict, or returns nil.
-func (w *writer) constraintError(req *request, err error) error {
-	var serr *sqlite.Error
-	if !errors.As(err, &serr) || serr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+// errRowByRow says a multi-row INSERT broke a uniqueness constraint and
+// the batch must be run again a row at a time to find whose row did.
+var errRowByRow = errors.New("uniqueness violation in a multi-row insert")
+
+// insertChunk is how many rows one INSERT statement carries.
+const (
+	insertChunk   = 32
+	insertColumns = 10
+)
+
+// flush inserts the rows gathered in w.args.
+func (w *writer) flush() error {
+	rows := len(w.args) / insertColumns
+	if rows == 0 {
 		return nil
 	}
-	switch msg := serr.Error(); {
-	case strings.Contains(msg, "events.id"):
-		return fmt.Errorf("%w: an event id of this append is already in the log", eventstore.ErrConflict)
-	case strings.Contains(msg, "events.stream"):
+	stmt := w.inserts[rows]
+	if stmt == nil {
+		var err error
+		query := sqlInsertEvents + strings.Repeat(", "+sqlInsertValues, rows-1)
+		if stmt, err = w.conn.PrepareContext(w.ctx, query); err != nil {
+			return fmt.Errorf("prepare insert of %d rows: %w", rows, err)
+		}
+		w.inserts[rows] = stmt
+	}
+	_, err := stmt.ExecContext(w.ctx, w.args...)
+	clear(w.args) // drop references to the batch's data
+	w.args = w.args[:0]
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var serr *sqlite.Error
+	return errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// conflict turns a uniqueness violation by req's own row into its
+// ErrConflict.
+func (w *writer) conflict(req *request, err error) error {
+	if strings.Contains(err.Error(), "events.stream") {
 		// The cache disagreed with the file; only another writer of the
-		// file (which the lock should exclude) could cause that.
+		// file (which the lock excludes) could cause that.
 		delete(w.versions, req.name)
 		return fmt.Errorf("%w: %s has a version the store did not know", eventstore.ErrConflict, req.stream)
 	}
-	return nil
+	return fmt.Errorf("%w: an event id of this append is already in the log", eventstore.ErrConflict)
 }
 
 // abort rolls back the open transaction. SQLite may have rolled it back
