@@ -170,27 +170,45 @@ func (c *idempotencyCache) forget(key string) {
 	}
 }
 
-// denialLimiter bounds how many authentication denials become events.
+// denialLimiter bounds how many authentication denials become events,
+// per security stream: each organization (and the platform) has its own
+// budget and its own count of suppressed denials, so a flood aimed at one
+// cannot silence or pollute another's record.
 type denialLimiter struct {
-	mu         sync.Mutex
+	mu      sync.Mutex
+	buckets map[string]*denialBucket
+}
+
+type denialBucket struct {
 	limiter    *rate.Limiter
 	suppressed uint64
 }
 
+// maxDenialBuckets bounds memory; when full, the buckets start afresh.
+const maxDenialBuckets = 10_000
+
 func newDenialLimiter() *denialLimiter {
-	return &denialLimiter{limiter: rate.NewLimiter(rate.Limit(50), 100)}
+	return &denialLimiter{buckets: map[string]*denialBucket{}}
 }
 
-// allow reports whether this denial is recorded, and how many were
-// suppressed since the last recorded one.
-func (l *denialLimiter) allow(now time.Time) (bool, uint64) {
+// allow reports whether this denial for stream owner org is recorded, and
+// how many of org's were suppressed since its last recorded one.
+func (l *denialLimiter) allow(org string, now time.Time) (bool, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.limiter.AllowN(now, 1) {
-		l.suppressed++
+	b := l.buckets[org]
+	if b == nil {
+		if len(l.buckets) >= maxDenialBuckets {
+			clear(l.buckets)
+		}
+		b = &denialBucket{limiter: rate.NewLimiter(rate.Limit(50), 100)}
+		l.buckets[org] = b
+	}
+	if !b.limiter.AllowN(now, 1) {
+		b.suppressed++
 		return false, 0
 	}
-	n := l.suppressed
-	l.suppressed = 0
+	n := b.suppressed
+	b.suppressed = 0
 	return true, n
 }

@@ -172,15 +172,18 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 		}
 		return p, "", reason, ""
 	}
-	scope, err := permissionScope(claims.ScopeNames())
-	if err != nil {
-		return p, claims.Org, "bad_scope", claims.Subject
-	}
+	scope, scopeErr := permissionScope(claims.ScopeNames())
 	p, err = s.deps.Principals.Resolve(r.Context(), projections.Credentials{
 		Kind: claims.Kind, OrgID: claims.Org, Subject: claims.Subject, TokenID: claims.ID, Scope: scope,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, projections.ErrUnknownOrganization):
+		// No such organization: the denial goes to the platform's record.
+		return p, "", "unknown_organization", claims.Subject
+	case err != nil:
 		return p, claims.Org, "unknown_principal", claims.Subject
+	case scopeErr != nil:
+		return access.Principal{}, claims.Org, "bad_scope", claims.Subject
 	}
 	return p, "", "", ""
 }
@@ -189,7 +192,7 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 // an event, rate limited so that a flood of garbage cannot flood the log.
 func (s *Server) recordAuthDenial(r *http.Request, orgID, reason, subject string) {
 	s.metrics.authDenied.WithLabelValues(reason).Inc()
-	allowed, suppressed := s.authDenials.allow(time.Now())
+	allowed, suppressed := s.authDenials.allow(orgID, time.Now())
 	if !allowed {
 		return
 	}

@@ -144,6 +144,10 @@ func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq Audi
 // live service account of an open organization.
 var ErrUnknownPrincipal = errors.New("token names no current member or service account")
 
+// ErrUnknownOrganization: the token names an organization that does not
+// exist or was closed. It wraps ErrUnknownPrincipal.
+var ErrUnknownOrganization = fmt.Errorf("%w: no such organization", ErrUnknownPrincipal)
+
 // Credentials are the verified facts of a token that principal
 // resolution needs.
 type Credentials struct {
@@ -180,11 +184,11 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 	// The token's own org is the only scope a resolution may read.
 	scope, err := access.EventScope(c.OrgID)
 	if err != nil || c.OrgID == access.PlatformScope {
-		return access.Principal{}, fmt.Errorf("%w: no organization", ErrUnknownPrincipal)
+		return access.Principal{}, ErrUnknownOrganization
 	}
 	org, err := r.tenancy.Org(ctx, scope)
 	if err != nil || org.Closed {
-		return access.Principal{}, fmt.Errorf("%w: organization", ErrUnknownPrincipal)
+		return access.Principal{}, ErrUnknownOrganization
 	}
 	if access.Kind(c.Kind) == access.KindService {
 		sa, err := r.tenancy.ServiceAccount(ctx, scope, c.Subject)
