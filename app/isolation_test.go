@@ -1,0 +1,1506 @@
+package app_test
+
+// The cross-organization isolation suite (DESIGN.md invariants 2, 3 and 4).
+//
+// Every organization is built with recognisable names and canaries, every
+// route the real router serves is enumerated by walking it, and every route
+// is tried from another organization (and from the platform, and from tokens
+// naming organizations that do not exist) with the victim's identifiers.
+// Every response an attacker receives is kept and scanned, as raw bytes, for
+// any identifier or canary of the victims.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/identity"
+)
+
+// ---------------------------------------------------------------------------
+// Routes: what the suite knows about every endpoint.
+
+// isoVar says what a route's path variable names.
+type isoVar int
+
+const (
+	isoNoVar isoVar = iota
+	isoBotID
+	isoMemberSub
+	isoServiceAccountID
+)
+
+// isoBody is one request body to try, with the permissions it needs on top
+// of the route's.
+type isoBody struct {
+	v     any
+	needs []access.Permission
+}
+
+// isoRoute is how the suite exercises one endpoint.
+type isoRoute struct {
+	// public routes live outside /v1 and need no token.
+	public bool
+	// perm is what the caller needs (access.OrgsCreate: the platform only).
+	perm access.Permission
+	// usersOnly: service accounts are refused even when they hold perm.
+	usersOnly bool
+	pathVar   isoVar
+	// bodies returns the bodies to send as caller (nil: no body).
+	bodies func(attacker *isoOrg, caller string) []isoBody
+	// queries returns query strings to try on a collection; namesVictim
+	// marks the ones that name a victim's streams, actors or requests.
+	queries func(victims []*isoOrg) []isoQuery
+}
+
+type isoQuery struct {
+	q           string
+	namesVictim bool
+}
+
+func isoNoBody(*isoOrg, string) []isoBody { return []isoBody{{}} }
+
+// isoRoutes is every endpoint the suite can exercise, keyed "METHOD
+// /template". A route the router serves that is missing here fails
+// TestIsolationRouteCoverage and every probing test: add it here, with the
+// identifier its path variable names, when adding an endpoint.
+func isoRoutes() map[string]isoRoute {
+	return map[string]isoRoute{
+		"GET /healthz":               {public: true},
+		"GET /readyz":                {public: true},
+		"GET /metrics":               {public: true},
+		"GET /openapi.json":          {public: true},
+		"GET /.well-known/jwks.json": {public: true},
+
+		"POST /v1/orgs": {perm: access.OrgsCreate, bodies: func(o *isoOrg, caller string) []isoBody {
+			return []isoBody{{v: map[string]string{"name": o.titleCase() + " Shadow Org", "owner_sub": o.label + "-shadow-" + caller}}}
+		}},
+		"GET /v1/org": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}}
+			for _, v := range victims {
+				// Parameters naming another org are ignored, never obeyed.
+				out = append(out, isoQuery{q: "?org=" + v.id + "&org_id=" + v.id})
+			}
+			return out
+		}},
+
+		"POST /v1/members": {perm: access.MembersManage, bodies: func(o *isoOrg, caller string) []isoBody {
+			return []isoBody{{v: map[string]any{"sub": o.label + "-new-" + caller, "roles": []string{"viewer"}}}}
+		}},
+		"GET /v1/members": {perm: access.MembersRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?after=" + url.QueryEscape(v.subs[0])})
+			}
+			return out
+		}},
+		"GET /v1/members/{sub}": {perm: access.MembersRead, pathVar: isoMemberSub},
+		"PUT /v1/members/{sub}": {perm: access.MembersManage, pathVar: isoMemberSub, bodies: func(*isoOrg, string) []isoBody {
+			return []isoBody{
+				{v: map[string]any{"roles": []string{"viewer"}}},
+				{v: map[string]any{"roles": []string{"owner"}}, needs: []access.Permission{access.OwnersManage}},
+			}
+		}},
+		"DELETE /v1/members/{sub}": {perm: access.MembersManage, pathVar: isoMemberSub},
+
+		"POST /v1/service-accounts": {perm: access.ServiceAccountsManage, usersOnly: true, bodies: func(o *isoOrg, caller string) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-probe-robot-" + caller, "permissions": []string{"bots:read"}},
+				needs: []access.Permission{access.BotsRead}}}
+		}},
+		"GET /v1/service-accounts": {perm: access.ServiceAccountsManage, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?after=" + v.sas[0]})
+			}
+			return out
+		}},
+		"DELETE /v1/service-accounts/{id}": {perm: access.ServiceAccountsManage, pathVar: isoServiceAccountID},
+
+		"POST /v1/bots": {perm: access.BotsManage, bodies: func(o *isoOrg, caller string) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-probe-bot-" + caller, "instructions": "probe"}}}
+		}},
+		"GET /v1/bots": {perm: access.BotsRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?include_archived=true&limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?include_archived=true&after=" + v.bots[0]})
+			}
+			return out
+		}},
+		"GET /v1/bots/{id}": {perm: access.BotsRead, pathVar: isoBotID},
+		"PATCH /v1/bots/{id}": {perm: access.BotsManage, pathVar: isoBotID, bodies: func(o *isoOrg, caller string) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-hijacked", "instructions": "hijacked by " + caller}}}
+		}},
+		"DELETE /v1/bots/{id}": {perm: access.BotsManage, pathVar: isoBotID},
+
+		"GET /v1/audit/events": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}}
+			for _, v := range victims {
+				for _, f := range v.auditFilters {
+					out = append(out, isoQuery{q: "?" + f, namesVictim: true})
+				}
+			}
+			return out
+		}},
+	}
+}
+
+type isoRouteKey struct{ method, path string }
+
+func (k isoRouteKey) String() string { return k.method + " " + k.path }
+
+// isoWalk lists every (method, path template) the real router serves.
+func isoWalk(t testing.TB, h *harness) []isoRouteKey {
+	t.Helper()
+	var out []isoRouteKey
+	err := h.app.Server().Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if route.GetHandler() == nil {
+			return nil // the prefix route of a subrouter; its routes are walked too
+		}
+		tpl, err := route.GetPathTemplate()
+		if err != nil {
+			return fmt.Errorf("a route without a path template: %w", err)
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			methods = []string{"ANY"} // a route matching every method must be listed as such
+		}
+		for _, m := range methods {
+			out = append(out, isoRouteKey{m, tpl})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk routes: %v", err)
+	}
+	if len(out) == 0 {
+		t.Fatal("walking the router found no routes")
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// isoKnown returns the suite's entry for a walked route, failing the test
+// when there is none.
+func isoKnown(t testing.TB, table map[string]isoRoute, k isoRouteKey) (isoRoute, bool) {
+	t.Helper()
+	r, ok := table[k.String()]
+	if !ok {
+		t.Errorf("route %s is served but the isolation suite does not know how to exercise it: add it to isoRoutes", k)
+	}
+	return r, ok
+}
+
+var isoPathVarPattern = regexp.MustCompile(`\{[^}]+\}`)
+
+func isoFill(tpl, value string) string {
+	return isoPathVarPattern.ReplaceAllLiteralString(tpl, url.PathEscape(value))
+}
+
+// ---------------------------------------------------------------------------
+// Clients and the record of every exchange.
+
+// isoExchange is one request and its answer, kept for the leak scan.
+type isoExchange struct {
+	caller string // "<org label>/<principal label>", "platform/…"
+	method string
+	path   string // with the query
+	status int
+	header http.Header
+	body   []byte
+}
+
+type isoRecorder struct {
+	mu  sync.Mutex
+	all []isoExchange
+}
+
+func (r *isoRecorder) add(e isoExchange) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = append(r.all, e)
+}
+
+// by returns the exchanges of callers whose label starts with prefix.
+func (r *isoRecorder) by(prefix string) []isoExchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []isoExchange
+	for _, e := range r.all {
+		if strings.HasPrefix(e.caller, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// isoWorld is one Palisade with several organizations and the record of
+// every exchange made through it.
+type isoWorld struct {
+	h   *harness
+	rec *isoRecorder
+}
+
+func isoNewWorld(t *testing.T) *isoWorld {
+	t.Helper()
+	return &isoWorld{h: newHarness(t), rec: &isoRecorder{}}
+}
+
+// call sends a request as caller and records the exchange. Unlike the
+// harness's do, it reports to t, so it is safe in parallel subtests.
+func (w *isoWorld) call(t testing.TB, caller, method, path, token string, body any, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, w.h.srv.URL+path, rd)
+	if err != nil {
+		t.Fatalf("request %s %s: %v", method, path, err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := w.h.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body of %s %s: %v", method, path, err)
+	}
+	w.rec.add(isoExchange{caller: caller, method: method, path: path, status: resp.StatusCode, header: resp.Header.Clone(), body: data})
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// expect is call that fails the test unless the answer is want.
+func (w *isoWorld) expect(t testing.TB, want int, caller, method, path, token string, body any, headers ...string) response {
+	t.Helper()
+	r := w.call(t, caller, method, path, token, body, headers...)
+	if r.status != want {
+		t.Fatalf("%s: %s %s = %d %s, want %d", caller, method, path, r.status, r.body, want)
+	}
+	return r
+}
+
+func isoMint(t testing.TB, h *harness, c identity.Claims, sub string) string {
+	t.Helper()
+	c.Subject = sub
+	tok, err := h.app.Issuer.Mint(c, time.Hour)
+	if err != nil {
+		t.Fatalf("mint a token for %s: %v", sub, err)
+	}
+	return tok
+}
+
+func isoRand(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("random: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// ---------------------------------------------------------------------------
+// Organizations.
+
+// isoPrincipal is one way into an organization.
+type isoPrincipal struct {
+	label string // owner, admin, …, service-account
+	sub   string
+	kind  string
+	token string
+	perms access.PermissionSet
+}
+
+func (p isoPrincipal) holds(perms ...access.Permission) bool {
+	for _, perm := range perms {
+		if !p.perms.Has(perm) {
+			return false
+		}
+	}
+	return true
+}
+
+// isoOrg is an organization with something of everything in it.
+type isoOrg struct {
+	label, name, id       string
+	canary, kb, idemKey   string
+	principals            []isoPrincipal
+	subs, goneSubs        []string
+	bots, archivedBots    []string
+	botNames              []string
+	sas, revokedSAs       []string
+	saNames, saTokens     []string
+	saTokenIDs            map[string]string // service account id → its token's jti
+	eventIDs, traceIDs    []string
+	correlations, streams []string
+	// auditFilters are audit queries naming this org's streams, actors and
+	// requests; each one finds events for this org's owner.
+	auditFilters []string
+
+	mu sync.Mutex
+	// made holds the ids and subs of what the org's principals created
+	// during the probes.
+	made map[string]bool
+}
+
+func (o *isoOrg) titleCase() string { return strings.ToUpper(o.label[:1]) + o.label[1:] }
+
+func (o *isoOrg) principal(t testing.TB, label string) isoPrincipal {
+	t.Helper()
+	for _, p := range o.principals {
+		if p.label == label {
+			return p
+		}
+	}
+	t.Fatalf("org %s has no principal %q", o.label, label)
+	return isoPrincipal{}
+}
+
+func (o *isoOrg) remember(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.made[id] = true
+}
+
+func (o *isoOrg) knows(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.made[id] || slices.Contains(o.subs, id) || slices.Contains(o.bots, id) ||
+		slices.Contains(o.archivedBots, id) || slices.Contains(o.sas, id) || slices.Contains(o.revokedSAs, id)
+}
+
+// ids returns the org's identifiers that a path variable of kind could
+// name, with the org id and ids of other kinds thrown in.
+func (o *isoOrg) ids(kind isoVar) []string {
+	out := []string{o.id}
+	switch kind {
+	case isoBotID:
+		out = append(out, o.bots...)
+		out = append(out, o.archivedBots...)
+		out = append(out, o.sas[0], o.eventIDs[0])
+	case isoMemberSub:
+		out = append(out, o.subs...)
+		out = append(out, o.goneSubs...)
+		out = append(out, o.sas[0], o.bots[0])
+	case isoServiceAccountID:
+		out = append(out, o.sas...)
+		out = append(out, o.revokedSAs...)
+		out = append(out, o.bots[0], o.subs[0])
+	}
+	return out
+}
+
+// staticNeedles is every string that identifies the org and that no other
+// organization may ever see.
+func (o *isoOrg) staticNeedles() []string {
+	out := []string{o.id, o.name, o.canary, o.kb, o.idemKey}
+	for _, jti := range o.saTokenIDs {
+		out = append(out, jti)
+	}
+	for _, list := range [][]string{o.subs, o.goneSubs, o.bots, o.archivedBots, o.botNames, o.sas, o.revokedSAs,
+		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams} {
+		out = append(out, list...)
+	}
+	return out
+}
+
+// isoEvent is what the suite reads of an audit event.
+type isoEvent struct {
+	ID             string `json:"id"`
+	Type           string `json:"type"`
+	Stream         string `json:"stream"`
+	Position       uint64 `json:"position"`
+	OrgID          string `json:"org_id"`
+	CorrelationID  string `json:"correlation_id"`
+	CausationID    string `json:"causation_id"`
+	TraceID        string `json:"trace_id"`
+	IdempotencyKey string `json:"idempotency_key"`
+	Actor          struct {
+		Subject string `json:"subject"`
+	} `json:"actor"`
+	Data json.RawMessage `json:"data"`
+}
+
+// audit reads every page of the audit events matching query (url-encoded,
+// without "?") and returns them with the raw page bodies.
+func (w *isoWorld) audit(t testing.TB, caller, token, query string) ([]isoEvent, []byte) {
+	t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatalf("audit query %q: %v", query, err)
+	}
+	q.Set("limit", "500")
+	var all []isoEvent
+	var raw []byte
+	for page := 0; ; page++ {
+		if page > 1000 {
+			t.Fatal("audit pagination does not end")
+		}
+		r := w.expect(t, http.StatusOK, caller, http.MethodGet, "/v1/audit/events?"+q.Encode(), token, nil)
+		raw = append(raw, r.body...)
+		var body struct {
+			Items     []isoEvent `json:"items"`
+			NextAfter string     `json:"next_after"`
+		}
+		r.json(t, &body)
+		all = append(all, body.Items...)
+		if body.NextAfter == "" {
+			return all, raw
+		}
+		q.Set("after", body.NextAfter)
+	}
+}
+
+func (w *isoWorld) createBot(t testing.TB, caller, token string, body map[string]any, headers ...string) string {
+	t.Helper()
+	var bot struct {
+		ID string `json:"id"`
+	}
+	w.expect(t, http.StatusCreated, caller, http.MethodPost, "/v1/bots", token, body, headers...).json(t, &bot)
+	if bot.ID == "" {
+		t.Fatalf("%s: created a bot without an id", caller)
+	}
+	return bot.ID
+}
+
+func (w *isoWorld) createServiceAccount(t testing.TB, caller, token, name string, perms []string) (string, string) {
+	t.Helper()
+	var sa struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}
+	w.expect(t, http.StatusCreated, caller, http.MethodPost, "/v1/service-accounts", token,
+		map[string]any{"name": name, "permissions": perms}).json(t, &sa)
+	if sa.ID == "" || sa.Token == "" {
+		t.Fatalf("%s: service account %s without id or token", caller, name)
+	}
+	return sa.ID, sa.Token
+}
+
+// addOrg creates an organization labelled label ("alpha") named title, with
+// an owner, members of several roles, a member who left, active, renamed
+// and archived bots, service accounts (one holding everything its owner
+// can grant, one revoked), recorded denials, and reads back its audit trail.
+func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
+	t.Helper()
+	rnd := isoRand(t)
+	o := &isoOrg{
+		label: label, name: title,
+		canary:     strings.ToUpper(label) + "-CANARY-" + rnd,
+		kb:         label + "-kb-" + rnd,
+		idemKey:    label + "-idem-" + rnd,
+		made:       map[string]bool{},
+		saTokenIDs: map[string]string{},
+	}
+	setup := label + "/setup"
+	ownerSub := label + "-alice"
+	var org struct {
+		ID string `json:"id"`
+	}
+	w.expect(t, http.StatusCreated, setup, http.MethodPost, "/v1/orgs", w.h.platform,
+		map[string]string{"name": title, "owner_sub": ownerSub}).json(t, &org)
+	o.id = org.ID
+	addUser := func(label, sub string, role access.Role) isoPrincipal {
+		p := isoPrincipal{label: label, sub: sub, kind: identity.KindUser, perms: role.Permissions(),
+			token: isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: o.id}, sub)}
+		o.principals = append(o.principals, p)
+		o.subs = append(o.subs, sub)
+		return p
+	}
+	owner := addUser("owner", ownerSub, access.RoleOwner)
+	for _, m := range []struct {
+		label, suffix string
+		role          access.Role
+	}{
+		{"admin", "-adam", access.RoleAdmin},
+		{"builder", "-bella", access.RoleBuilder},
+		{"viewer", "-victor", access.RoleViewer},
+		{"auditor", "-audrey", access.RoleAuditor},
+		{"member", "-mike", access.RoleMember},
+	} {
+		sub := label + m.suffix
+		w.expect(t, http.StatusCreated, setup, http.MethodPost, "/v1/members", owner.token,
+			map[string]any{"sub": sub, "roles": []string{m.role.String()}})
+		addUser(m.label, sub, m.role)
+	}
+	gone := label + "-gary"
+	w.expect(t, http.StatusCreated, setup, http.MethodPost, "/v1/members", owner.token, map[string]any{"sub": gone, "roles": []string{"member"}})
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/members/"+gone, owner.token, nil)
+	o.goneSubs = append(o.goneSubs, gone)
+
+	builder := o.principal(t, "builder").token
+	bot := func(name, instructions string, headers ...string) string {
+		o.botNames = append(o.botNames, name)
+		return w.createBot(t, setup, builder, map[string]any{
+			"name": name, "instructions": instructions,
+			"grants": map[string]any{"knowledge_bases": []string{o.kb}, "tools": []string{"search"}, "permissions": []string{"kb:read"}},
+		}, headers...)
+	}
+	o.bots = append(o.bots, bot(label+"-secret-bot", "Confidential playbook: "+o.canary))
+	archived := bot(label+"-archived-bot", o.canary+" (archived)")
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/bots/"+archived, builder, nil)
+	o.archivedBots = append(o.archivedBots, archived)
+	draft := bot(label+"-draft-bot", "draft")
+	w.expect(t, http.StatusOK, setup, http.MethodPatch, "/v1/bots/"+draft, builder,
+		map[string]any{"name": label + "-renamed-bot", "instructions": o.canary + " v2"})
+	o.botNames = append(o.botNames, label+"-renamed-bot")
+	o.bots = append(o.bots, draft)
+	o.bots = append(o.bots, bot(label+"-idem-bot", "created with a key", "Idempotency-Key", o.idemKey))
+
+	// A service account holding every permission the owner can grant.
+	all := access.RoleOwner.Permissions()
+	saID, saToken := w.createServiceAccount(t, setup, owner.token, label+"-ci-robot", all.Names())
+	o.principals = append(o.principals, isoPrincipal{label: "service-account", sub: saID, kind: identity.KindService, token: saToken, perms: all})
+	readerID, readerToken := w.createServiceAccount(t, setup, owner.token, label+"-reader-robot", []string{"bots:read"})
+	retiredID, retiredToken := w.createServiceAccount(t, setup, owner.token, label+"-retired-robot", []string{"bots:read"})
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/service-accounts/"+retiredID, owner.token, nil)
+	o.sas = append(o.sas, saID, readerID)
+	o.revokedSAs = append(o.revokedSAs, retiredID)
+	o.saNames = append(o.saNames, label+"-ci-robot", label+"-reader-robot", label+"-retired-robot")
+	o.saTokens = append(o.saTokens, saToken, readerToken, retiredToken)
+	// The service account acts, so that it appears as an actor.
+	o.botNames = append(o.botNames, label+"-robot-bot")
+	o.bots = append(o.bots, w.createBot(t, setup, saToken, map[string]any{"name": label + "-robot-bot", "instructions": o.canary + " robot"}))
+
+	// Denied attempts, recorded in the org's security stream.
+	w.expect(t, http.StatusForbidden, setup, http.MethodPost, "/v1/bots", o.principal(t, "viewer").token, map[string]any{"name": label + "-denied-bot"})
+	w.expect(t, http.StatusForbidden, setup, http.MethodGet, "/v1/bots", o.principal(t, "auditor").token, nil)
+
+	events, _ := w.audit(t, setup, owner.token, "")
+	if len(events) < 15 {
+		t.Fatalf("org %s has only %d audit events after its setup", label, len(events))
+	}
+	seen := map[string]bool{}
+	addFilter := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			o.auditFilters = append(o.auditFilters, f)
+		}
+	}
+	for _, e := range events {
+		if e.OrgID != o.id {
+			t.Fatalf("org %s's audit holds event %s of org %q", label, e.ID, e.OrgID)
+		}
+		o.eventIDs = append(o.eventIDs, e.ID)
+		if e.Type == "ServiceAccountCreated" {
+			var sa struct {
+				ID      string `json:"id"`
+				TokenID string `json:"token_id"`
+			}
+			if err := json.Unmarshal(e.Data, &sa); err != nil || sa.ID == "" || sa.TokenID == "" {
+				t.Fatalf("ServiceAccountCreated event %s has no account or token id: %s", e.ID, e.Data)
+			}
+			o.saTokenIDs[sa.ID] = sa.TokenID
+		}
+		if e.TraceID != "" && !slices.Contains(o.traceIDs, e.TraceID) {
+			o.traceIDs = append(o.traceIDs, e.TraceID)
+		}
+		for _, c := range []string{e.CorrelationID, e.CausationID} {
+			if c != "" && !slices.Contains(o.correlations, c) {
+				o.correlations = append(o.correlations, c)
+			}
+		}
+		if !slices.Contains(o.streams, e.Stream) {
+			o.streams = append(o.streams, e.Stream)
+		}
+		addFilter("stream=" + url.QueryEscape(e.Stream))
+		if s := e.Actor.Subject; strings.HasPrefix(s, label+"-") || slices.Contains(o.sas, s) {
+			addFilter("actor=" + url.QueryEscape(s))
+		}
+		if e.CorrelationID != "" {
+			addFilter("correlation_id=" + url.QueryEscape(e.CorrelationID))
+		}
+	}
+	addFilter("type=BotCreated&actor=" + url.QueryEscape(label+"-bella"))
+	addFilter("type=AccessDenied&actor=" + url.QueryEscape(label+"-victor"))
+	// Control: every filter really finds this org's events for its owner,
+	// so that the same filter finding nothing for another org means
+	// something.
+	for _, f := range o.auditFilters {
+		if found, _ := w.audit(t, setup, owner.token, f); len(found) == 0 {
+			t.Fatalf("control: audit filter %q finds nothing for %s's own owner", f, label)
+		}
+	}
+	// The correlation ids of every request the org made.
+	for _, e := range w.rec.by(label + "/") {
+		if c := e.header.Get("X-Correlation-Id"); c != "" && !slices.Contains(o.correlations, c) {
+			o.correlations = append(o.correlations, c)
+		}
+	}
+	return o
+}
+
+// snapshot is everything the org's owner can read of its state, as raw
+// bytes, for comparing before and after another org's attempts.
+func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
+	t.Helper()
+	caller := o.label + "/snapshot"
+	owner := o.principal(t, "owner").token
+	paths := []string{"/v1/org", "/v1/members?limit=500", "/v1/service-accounts?limit=500", "/v1/bots?include_archived=true&limit=500"}
+	for _, id := range append(slices.Clone(o.bots), o.archivedBots...) {
+		paths = append(paths, "/v1/bots/"+id)
+	}
+	for _, sub := range o.subs {
+		paths = append(paths, "/v1/members/"+url.PathEscape(sub))
+	}
+	snap := map[string]string{}
+	for _, p := range paths {
+		snap[p] = string(w.expect(t, http.StatusOK, caller, http.MethodGet, p, owner, nil).body)
+	}
+	events, raw := w.audit(t, caller, owner, "")
+	snap["audit events"] = string(raw)
+	snap["audit event count"] = fmt.Sprint(len(events))
+	// Every live credential of the org still works.
+	for _, p := range o.principals {
+		snap["GET /v1/org as "+p.label] = fmt.Sprint(w.call(t, caller, http.MethodGet, "/v1/org", p.token, nil).status)
+	}
+	return snap
+}
+
+func isoSameSnapshot(t testing.TB, o *isoOrg, who string, before, after map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(before))
+	for k := range before {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if after[k] != before[k] {
+			t.Errorf("%s changed org %s: %s\nbefore: %s\nafter:  %s", who, o.label, k, before[k], after[k])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%s changed the shape of org %s's snapshot: %d entries, then %d", who, o.label, len(before), len(after))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Comparing answers and scanning for leaks.
+
+var isoCorrelationField = regexp.MustCompile(`,?"correlation_id":"[^"]*"`)
+
+// isoNormalize removes the correlation_id field, which differs per request.
+func isoNormalize(b []byte) string { return string(isoCorrelationField.ReplaceAll(b, nil)) }
+
+// isoHeadersDiffer lists the headers that differ, ignoring the ones that
+// differ per request.
+func isoHeadersDiffer(a, b http.Header) []string {
+	var diff []string
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	for k := range keys {
+		if k == "Date" || k == "X-Correlation-Id" {
+			continue
+		}
+		if !slices.Equal(a.Values(k), b.Values(k)) {
+			diff = append(diff, fmt.Sprintf("%s: %q vs %q", k, a.Values(k), b.Values(k)))
+		}
+	}
+	sort.Strings(diff)
+	return diff
+}
+
+// isoSameAnswer fails unless got answers exactly like base (an unknown id).
+func isoSameAnswer(t testing.TB, what string, got, base response) {
+	t.Helper()
+	if got.status != base.status || isoNormalize(got.body) != isoNormalize(base.body) {
+		t.Errorf("existence oracle: %s answers %d %s\nbut the same call with an unknown id answers %d %s",
+			what, got.status, bytes.TrimSpace(got.body), base.status, bytes.TrimSpace(base.body))
+		return
+	}
+	if d := isoHeadersDiffer(got.header, base.header); len(d) > 0 {
+		t.Errorf("existence oracle: %s answers with other headers than for an unknown id: %v", what, d)
+	}
+}
+
+// isoEchoField matches the fields of an AccessDenied event that record the
+// path the caller itself requested.
+var isoEchoField = regexp.MustCompile(`"(?:path|resource)":"[^"]*"`)
+
+type isoLeak struct {
+	ex      isoExchange
+	needle  string
+	excerpt string
+}
+
+// isoFindLeaks scans the raw headers and bodies of exchanges for needles.
+// The only bytes it skips are, inside audit responses, the path and
+// resource fields of the callers' own denied attempts that record a path
+// the same callers requested (echoes holds those paths): an org's audit
+// trail may say which path its own member asked for.
+func isoFindLeaks(exchanges []isoExchange, needles []string, echoes map[string]bool) []isoLeak {
+	var leaks []isoLeak
+	for _, ex := range exchanges {
+		var hay bytes.Buffer
+		keys := make([]string, 0, len(ex.header))
+		for k := range ex.header {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			for _, v := range ex.header[k] {
+				fmt.Fprintf(&hay, "%s: %s\n", k, v)
+			}
+		}
+		body := ex.body
+		if strings.HasPrefix(ex.path, "/v1/audit/events") && len(echoes) > 0 {
+			body = isoEchoField.ReplaceAllFunc(body, func(m []byte) []byte {
+				_, v, _ := strings.Cut(string(m), `":"`)
+				v = strings.TrimSuffix(v, `"`)
+				if echoes[v] || echoes["/v1/"+v] {
+					return []byte(`"echo":"-"`)
+				}
+				return m
+			})
+		}
+		hay.Write(body)
+		data := hay.Bytes()
+		for _, n := range needles {
+			if i := bytes.Index(data, []byte(n)); i >= 0 {
+				lo, hi := max(0, i-80), min(len(data), i+len(n)+80)
+				leaks = append(leaks, isoLeak{ex: ex, needle: n, excerpt: string(data[lo:hi])})
+			}
+		}
+	}
+	return leaks
+}
+
+func isoReportLeaks(t testing.TB, who string, leaks []isoLeak) {
+	t.Helper()
+	for i, l := range leaks {
+		if i == 25 {
+			t.Errorf("… and %d more leaks", len(leaks)-i)
+			return
+		}
+		t.Errorf("LEAK to %s: %s %s (%d, caller %s) contains %q:\n…%s…", who, l.ex.method, l.ex.path, l.ex.status, l.ex.caller, l.needle, l.excerpt)
+	}
+}
+
+// isoNeedles is every identifier of the victims, with the correlation ids
+// of every request they made so far.
+func isoNeedles(t testing.TB, w *isoWorld, victims ...*isoOrg) []string {
+	t.Helper()
+	var out []string
+	for _, v := range victims {
+		out = append(out, v.staticNeedles()...)
+		out = append(out, "Secret Corp", strings.ToUpper(v.label)+"-CANARY")
+		for _, e := range w.rec.by(v.label + "/") {
+			if c := e.header.Get("X-Correlation-Id"); c != "" {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	for _, n := range out {
+		if len(n) < 8 {
+			t.Fatalf("needle %q is too short to scan for reliably", n)
+		}
+	}
+	return out
+}
+
+// isoEchoes is every URL path the exchanges requested.
+func isoEchoes(exchanges []isoExchange) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range exchanges {
+		p, _, _ := strings.Cut(e.path, "?")
+		out[p] = true
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+// TestIsolationRouteCoverage: the suite knows every route the router serves
+// and serves no stale entry, so that a new endpoint cannot be forgotten.
+func TestIsolationRouteCoverage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	table := isoRoutes()
+	walked := map[string]bool{}
+	for _, k := range isoWalk(t, h) {
+		walked[k.String()] = true
+		r, ok := isoKnown(t, table, k)
+		if !ok {
+			continue
+		}
+		hasVar := strings.Contains(k.path, "{")
+		switch {
+		case hasVar && r.pathVar == isoNoVar:
+			t.Errorf("route %s has a path variable but isoRoutes does not say what it names", k)
+		case !hasVar && r.pathVar != isoNoVar:
+			t.Errorf("isoRoutes gives route %s a path variable it does not have", k)
+		case strings.Count(k.path, "{") > 1:
+			t.Errorf("route %s has several path variables; teach isoFill about it", k)
+		case r.public == strings.HasPrefix(k.path, "/v1/"):
+			t.Errorf("route %s: public=%v, but only routes outside /v1 are public", k, r.public)
+		case !r.public && r.perm == access.PermissionUnknown:
+			t.Errorf("route %s: isoRoutes does not say which permission it needs", k)
+		case k.method != http.MethodGet && !r.public && k.method != http.MethodDelete && r.bodies == nil:
+			t.Errorf("route %s takes a body but isoRoutes gives none", k)
+		case k.method == http.MethodGet && !r.public && r.pathVar == isoNoVar && r.queries == nil:
+			t.Errorf("collection %s has no queries in isoRoutes", k)
+		}
+	}
+	for k := range table {
+		if !walked[k] {
+			t.Errorf("isoRoutes lists %s, which the router does not serve", k)
+		}
+	}
+}
+
+// TestIsolationAcrossOrganizations: org B's owner, admin, builder, viewer,
+// auditor, member and all-permission service account try every route with
+// the identifiers of orgs A and C. Every id-addressed call answers exactly
+// like the same call with an unknown id; collections hold only B's data;
+// A and C are unchanged afterwards; and no byte of A or C reaches B.
+func TestIsolationAcrossOrganizations(t *testing.T) {
+	t.Parallel()
+	w := isoNewWorld(t)
+	a := w.addOrg(t, "alpha", "Alpha Secret Corp")
+	b := w.addOrg(t, "bravo", "Bravo Rival Inc")
+	c := w.addOrg(t, "charlie", "Charlie Hidden Secret Corp")
+	victims := []*isoOrg{a, c}
+	before := map[*isoOrg]map[string]string{a: w.snapshot(t, a), c: w.snapshot(t, c)}
+	table := isoRoutes()
+	routes := isoWalk(t, w.h)
+
+	t.Run("path variables", func(t *testing.T) {
+		for _, k := range routes {
+			r, ok := isoKnown(t, table, k)
+			if !ok || r.pathVar == isoNoVar {
+				continue
+			}
+			for _, p := range b.principals {
+				t.Run(k.String()+" as "+p.label, func(t *testing.T) {
+					t.Parallel()
+					caller := b.label + "/" + p.label
+					bodies := []isoBody{{}}
+					if r.bodies != nil {
+						bodies = r.bodies(b, p.label)
+					}
+					for _, body := range bodies {
+						unknown := func() string {
+							if r.pathVar == isoMemberSub {
+								return "zulu-" + isoRand(t)
+							}
+							return uuid.Must(uuid.NewV7()).String()
+						}
+						base := w.call(t, caller, k.method, isoFill(k.path, unknown()), p.token, body.v)
+						again := w.call(t, caller, k.method, isoFill(k.path, unknown()), p.token, body.v)
+						isoSameAnswer(t, fmt.Sprintf("control: %s with two unknown ids", k), again, base)
+						want := http.StatusForbidden
+						if p.holds(append([]access.Permission{r.perm}, body.needs...)...) {
+							want = http.StatusNotFound
+						}
+						if base.status != want {
+							t.Errorf("%s %s with an unknown id as %s = %d %s, want %d", k.method, k.path, caller, base.status, base.body, want)
+						}
+						for _, v := range victims {
+							for _, id := range v.ids(r.pathVar) {
+								got := w.call(t, caller, k.method, isoFill(k.path, id), p.token, body.v)
+								isoSameAnswer(t, fmt.Sprintf("%s %s with org %s's %q, as %s", k.method, k.path, v.label, id, caller), got, base)
+							}
+						}
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("methods the router does not serve", func(t *testing.T) {
+		owner := b.principal(t, "owner")
+		for _, tpl := range []string{"/v1/bots/{id}", "/v1/members/{sub}", "/v1/service-accounts/{id}"} {
+			for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete} {
+				served := false
+				for _, k := range routes {
+					served = served || (k.method == m && k.path == tpl)
+				}
+				if served {
+					continue
+				}
+				base := w.call(t, "bravo/owner", m, isoFill(tpl, uuid.Must(uuid.NewV7()).String()), owner.token, nil)
+				for _, v := range victims {
+					for _, id := range v.ids(isoBotID) {
+						got := w.call(t, "bravo/owner", m, isoFill(tpl, id), owner.token, nil)
+						isoSameAnswer(t, fmt.Sprintf("%s %s with org %s's %q", m, tpl, v.label, id), got, base)
+					}
+				}
+			}
+		}
+	})
+
+	// Commands without path variables act on B only.
+	t.Run("collection commands", func(t *testing.T) {
+		for _, k := range routes {
+			r, ok := isoKnown(t, table, k)
+			if !ok || r.public || r.pathVar != isoNoVar || k.method == http.MethodGet {
+				continue
+			}
+			for _, p := range b.principals {
+				t.Run(k.String()+" as "+p.label, func(t *testing.T) {
+					t.Parallel()
+					caller := b.label + "/" + p.label
+					for _, body := range r.bodies(b, p.label) {
+						want := http.StatusForbidden
+						if p.holds(append([]access.Permission{r.perm}, body.needs...)...) && (!r.usersOnly || p.kind == identity.KindUser) {
+							want = http.StatusCreated
+						}
+						got := w.call(t, caller, k.method, k.path, p.token, body.v)
+						if got.status != want {
+							t.Errorf("%s as %s = %d %s, want %d", k, caller, got.status, got.body, want)
+							continue
+						}
+						if got.status != http.StatusCreated {
+							continue
+						}
+						var created struct {
+							ID  string `json:"id"`
+							Sub string `json:"sub"`
+						}
+						got.json(t, &created)
+						id := created.ID + created.Sub
+						for _, v := range victims {
+							if v.knows(id) || id == v.id {
+								t.Errorf("%s as %s created %q, which is org %s's", k, caller, id, v.label)
+							}
+						}
+						b.remember(id)
+					}
+				})
+			}
+		}
+	})
+
+	// Queries without path variables see B only, whatever they name.
+	t.Run("collection queries", func(t *testing.T) {
+		for _, k := range routes {
+			r, ok := isoKnown(t, table, k)
+			if !ok || r.public || r.pathVar != isoNoVar || k.method != http.MethodGet {
+				continue
+			}
+			for _, p := range b.principals {
+				t.Run(k.String()+" as "+p.label, func(t *testing.T) {
+					t.Parallel()
+					caller := b.label + "/" + p.label
+					for _, q := range r.queries(victims) {
+						want := http.StatusForbidden
+						if p.holds(r.perm) {
+							want = http.StatusOK
+						}
+						got := w.call(t, caller, k.method, k.path+q.q, p.token, nil)
+						if got.status != want {
+							t.Errorf("%s%s as %s = %d %s, want %d", k, q.q, caller, got.status, got.body, want)
+							continue
+						}
+						if got.status == http.StatusOK {
+							isoCheckOwnView(t, k, q, caller, got, b, victims)
+						}
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("victims unchanged", func(t *testing.T) {
+		for _, v := range victims {
+			isoSameSnapshot(t, v, "org bravo's attempts", before[v], w.snapshot(t, v))
+		}
+	})
+
+	t.Run("public routes", func(t *testing.T) {
+		for _, k := range routes {
+			r, ok := isoKnown(t, table, k)
+			if !ok || !r.public {
+				continue
+			}
+			w.expect(t, http.StatusOK, "bravo/owner", k.method, k.path, b.principal(t, "owner").token, nil)
+			w.expect(t, http.StatusOK, "bravo/anonymous", k.method, k.path, "", nil)
+		}
+	})
+
+	// B reads its whole audit trail, now holding its attempts, last.
+	t.Run("audit trail", func(t *testing.T) {
+		for _, label := range []string{"owner", "service-account", "auditor", "admin"} {
+			events, _ := w.audit(t, "bravo/"+label, b.principal(t, label).token, "")
+			for _, e := range events {
+				if e.OrgID != b.id || !strings.Contains(e.Stream, "-"+b.id+"_") {
+					t.Errorf("org bravo's audit trail, read by its %s, holds event %s (%s) of org %q in stream %s", label, e.ID, e.Type, e.OrgID, e.Stream)
+				}
+			}
+		}
+	})
+
+	t.Run("no victim byte reaches bravo", func(t *testing.T) {
+		got := w.rec.by("bravo/")
+		if len(got) < 500 {
+			t.Fatalf("only %d exchanges of bravo were recorded", len(got))
+		}
+		isoReportLeaks(t, "org bravo", isoFindLeaks(got, isoNeedles(t, w, victims...), isoEchoes(got)))
+	})
+
+	// Control: the scanner finds the victims' identifiers in their own
+	// answers, so that finding none in bravo's means something.
+	t.Run("control: the scanner finds what it looks for", func(t *testing.T) {
+		for _, v := range victims {
+			leaks := isoFindLeaks(w.rec.by(v.label+"/"), isoNeedles(t, w, v), nil)
+			found := map[string]bool{}
+			for _, l := range leaks {
+				found[l.needle] = true
+			}
+			for _, n := range []string{v.id, v.name, v.canary, v.bots[0], v.sas[0], v.subs[0], v.eventIDs[0], v.kb} {
+				if !found[n] {
+					t.Errorf("control: the scanner does not find %q in org %s's own answers", n, v.label)
+				}
+			}
+			// And it would see an echo that is not the caller's own.
+			fake := isoExchange{path: "/v1/audit/events", header: http.Header{},
+				body: []byte(`{"items":[{"data":{"path":"/v1/bots/` + v.bots[0] + `","resource":"bots/` + v.bots[0] + `"}}]}`)}
+			if len(isoFindLeaks([]isoExchange{fake}, []string{v.bots[0]}, map[string]bool{"/v1/bots/other": true})) == 0 {
+				t.Error("control: the scanner skips an audit path the caller did not request")
+			}
+		}
+	})
+}
+
+// isoCheckOwnView checks that a 200 answer to a collection query holds the
+// attacker's own data only.
+func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got response, own *isoOrg, victims []*isoOrg) {
+	t.Helper()
+	where := fmt.Sprintf("%s%s as %s", k, q.q, caller)
+	foreign := func(id string) bool {
+		for _, v := range victims {
+			if v.knows(id) || id == v.id {
+				return true
+			}
+		}
+		return false
+	}
+	switch k.path {
+	case "/v1/org":
+		var org struct{ ID, Name string }
+		got.json(t, &org)
+		if org.ID != own.id || org.Name != own.name {
+			t.Errorf("%s = org %q %q, want its own %q %q", where, org.ID, org.Name, own.id, own.name)
+		}
+	case "/v1/members":
+		var list struct{ Items []struct{ Sub string } }
+		got.json(t, &list)
+		subs := map[string]bool{}
+		for _, m := range list.Items {
+			subs[m.Sub] = true
+			if foreign(m.Sub) || !own.knows(m.Sub) {
+				t.Errorf("%s lists member %q, which is not its org's", where, m.Sub)
+			}
+		}
+		if q.q == "?limit=500" {
+			for _, s := range own.subs {
+				if !subs[s] {
+					t.Errorf("%s misses its own member %q", where, s)
+				}
+			}
+		}
+	case "/v1/service-accounts":
+		var list struct{ Items []struct{ ID string } }
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, sa := range list.Items {
+			ids[sa.ID] = true
+			if foreign(sa.ID) || !own.knows(sa.ID) {
+				t.Errorf("%s lists service account %q, which is not its org's", where, sa.ID)
+			}
+		}
+		if q.q == "?limit=500" {
+			for _, id := range append(slices.Clone(own.sas), own.revokedSAs...) {
+				if !ids[id] {
+					t.Errorf("%s misses its own service account %q", where, id)
+				}
+			}
+		}
+	case "/v1/bots":
+		var list struct{ Items []struct{ ID string } }
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, bot := range list.Items {
+			ids[bot.ID] = true
+			if foreign(bot.ID) || !own.knows(bot.ID) {
+				t.Errorf("%s lists bot %q, which is not its org's", where, bot.ID)
+			}
+		}
+		if q.q == "?include_archived=true&limit=500" {
+			for _, id := range append(slices.Clone(own.bots), own.archivedBots...) {
+				if !ids[id] {
+					t.Errorf("%s misses its own bot %q", where, id)
+				}
+			}
+		}
+	case "/v1/audit/events":
+		var list struct{ Items []isoEvent }
+		got.json(t, &list)
+		for _, e := range list.Items {
+			if e.OrgID != own.id || !strings.Contains(e.Stream, "-"+own.id+"_") {
+				t.Errorf("%s returns event %s (%s) of org %q in stream %s", where, e.ID, e.Type, e.OrgID, e.Stream)
+			}
+		}
+		if q.namesVictim && len(list.Items) > 0 {
+			t.Errorf("%s names another org's streams, actors or requests but returns %d events", where, len(list.Items))
+		}
+		if !q.namesVictim && len(list.Items) == 0 {
+			t.Errorf("%s returns no events, though the org has some", where)
+		}
+	default:
+		t.Errorf("%s: the suite has no check of what this collection returns; add one to isoCheckOwnView", where)
+	}
+}
+
+// TestIsolationPlatformToken: the platform operator can create
+// organizations and nothing else: every org route answers 403 or 404,
+// never content, whatever ids or parameters it names, and changes nothing.
+func TestIsolationPlatformToken(t *testing.T) {
+	t.Parallel()
+	w := isoNewWorld(t)
+	a := w.addOrg(t, "alpha", "Alpha Secret Corp")
+	c := w.addOrg(t, "charlie", "Charlie Hidden Secret Corp")
+	victims := []*isoOrg{a, c}
+	before := map[*isoOrg]map[string]string{a: w.snapshot(t, a), c: w.snapshot(t, c)}
+	table := isoRoutes()
+	platform := w.h.platform
+	const caller = "platform/ops"
+
+	for _, k := range isoWalk(t, w.h) {
+		r, ok := isoKnown(t, table, k)
+		if !ok {
+			continue
+		}
+		switch {
+		case r.public:
+			w.expect(t, http.StatusOK, caller, k.method, k.path, platform, nil)
+		case k.String() == "POST /v1/orgs":
+			// Its one power: the new organization is new, and empty.
+			var org struct{ ID string }
+			w.expect(t, http.StatusCreated, caller, k.method, k.path, platform,
+				map[string]string{"name": "Platform Probe Org", "owner_sub": "platform-probe-owner"}).json(t, &org)
+			for _, v := range victims {
+				if org.ID == v.id {
+					t.Errorf("POST /v1/orgs by the platform returned org %s's id", v.label)
+				}
+			}
+			tok := isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: org.ID}, "platform-probe-owner")
+			var bots struct{ Items []struct{ ID string } }
+			w.expect(t, http.StatusOK, "platform/new-org-owner", http.MethodGet, "/v1/bots?include_archived=true", tok, nil).json(t, &bots)
+			if len(bots.Items) != 0 {
+				t.Errorf("a new organization starts with %d bots", len(bots.Items))
+			}
+		default:
+			var paths []string
+			if r.pathVar == isoNoVar {
+				paths = append(paths, k.path)
+				for _, v := range victims {
+					paths = append(paths, k.path+"?org="+v.id+"&org_id="+v.id)
+					if r.queries != nil {
+						for _, q := range r.queries([]*isoOrg{v}) {
+							paths = append(paths, k.path+q.q)
+						}
+					}
+				}
+			} else {
+				for _, v := range victims {
+					for _, id := range v.ids(r.pathVar) {
+						paths = append(paths, isoFill(k.path, id))
+					}
+				}
+			}
+			bodies := []isoBody{{}}
+			if r.bodies != nil {
+				bodies = r.bodies(a, "platform")
+			}
+			for _, p := range paths {
+				for _, body := range bodies {
+					got := w.call(t, caller, k.method, p, platform, body.v)
+					if got.status != http.StatusForbidden && got.status != http.StatusNotFound {
+						t.Errorf("platform token: %s %s = %d %s, want 403 or 404", k.method, p, got.status, got.body)
+					}
+				}
+			}
+		}
+	}
+
+	for _, v := range victims {
+		isoSameSnapshot(t, v, "the platform token", before[v], w.snapshot(t, v))
+	}
+	got := w.rec.by("platform/")
+	isoReportLeaks(t, "the platform", isoFindLeaks(got, isoNeedles(t, w, victims...), nil))
+}
+
+// TestIsolationMembershipIsPerOrganization: the same subject in two orgs
+// with different roles gets, with each org's token, that org's view and
+// that org's roles only; changing or ending one membership leaves the other
+// alone; and a subject of one org is nobody in another.
+func TestIsolationMembershipIsPerOrganization(t *testing.T) {
+	t.Parallel()
+	w := isoNewWorld(t)
+	a := w.addOrg(t, "alpha", "Alpha Secret Corp")
+	b := w.addOrg(t, "bravo", "Bravo Rival Inc")
+	aOwner, bOwner := a.principal(t, "owner").token, b.principal(t, "owner").token
+	const sam = "shared-sam"
+	w.expect(t, http.StatusCreated, "alpha/owner", http.MethodPost, "/v1/members", aOwner, map[string]any{"sub": sam, "roles": []string{"builder"}})
+	w.expect(t, http.StatusCreated, "bravo/owner", http.MethodPost, "/v1/members", bOwner, map[string]any{"sub": sam, "roles": []string{"owner"}})
+	samA := isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: a.id}, sam)
+	samB := isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: b.id}, sam)
+
+	view := func(t *testing.T, who, token string, o *isoOrg, wantRoles []string) {
+		t.Helper()
+		var org struct{ ID, Name string }
+		w.expect(t, http.StatusOK, who, http.MethodGet, "/v1/org", token, nil).json(t, &org)
+		if org.ID != o.id || org.Name != o.name {
+			t.Errorf("%s sees org %q %q, want %q %q", who, org.ID, org.Name, o.id, o.name)
+		}
+		if wantRoles != nil {
+			var m struct{ Roles []string }
+			w.expect(t, http.StatusOK, who, http.MethodGet, "/v1/members/"+sam, token, nil).json(t, &m)
+			if !slices.Equal(m.Roles, wantRoles) {
+				t.Errorf("%s has roles %v in org %s, want %v", who, m.Roles, o.label, wantRoles)
+			}
+		}
+		var bots struct{ Items []struct{ ID string } }
+		w.expect(t, http.StatusOK, who, http.MethodGet, "/v1/bots?include_archived=true&limit=500", token, nil).json(t, &bots)
+		for _, bot := range bots.Items {
+			if !o.knows(bot.ID) {
+				t.Errorf("%s lists bot %q, which is not org %s's", who, bot.ID, o.label)
+			}
+		}
+	}
+
+	t.Run("each token sees its own org with that org's roles", func(t *testing.T) {
+		view(t, "alpha/sam", samA, a, []string{"builder"})
+		view(t, "bravo/sam", samB, b, []string{"owner"})
+		// Builder in alpha: no member management, no audit, no owners.
+		w.expect(t, http.StatusForbidden, "alpha/sam", http.MethodPost, "/v1/members", samA, map[string]any{"sub": "alpha-eve", "roles": []string{"viewer"}})
+		w.expect(t, http.StatusForbidden, "alpha/sam", http.MethodGet, "/v1/audit/events", samA, nil)
+		w.expect(t, http.StatusForbidden, "alpha/sam", http.MethodDelete, "/v1/members/alpha-adam", samA, nil)
+		w.expect(t, http.StatusForbidden, "alpha/sam", http.MethodPost, "/v1/service-accounts", samA, map[string]any{"name": "x", "permissions": []string{"bots:read"}})
+		// Owner in bravo: everything there.
+		w.expect(t, http.StatusOK, "bravo/sam", http.MethodGet, "/v1/audit/events", samB, nil)
+		w.expect(t, http.StatusCreated, "bravo/sam", http.MethodPost, "/v1/members", samB, map[string]any{"sub": "bravo-eve", "roles": []string{"viewer"}})
+		b.remember("bravo-eve")
+	})
+
+	t.Run("resources follow the token's org", func(t *testing.T) {
+		aBot := w.createBot(t, "alpha/sam", samA, map[string]any{"name": "sam-in-alpha"})
+		bBot := w.createBot(t, "bravo/sam", samB, map[string]any{"name": "sam-in-bravo"})
+		a.remember(aBot)
+		b.remember(bBot)
+		unknownA := w.call(t, "alpha/sam", http.MethodGet, "/v1/bots/"+uuid.Must(uuid.NewV7()).String(), samA, nil)
+		unknownB := w.call(t, "bravo/sam", http.MethodGet, "/v1/bots/"+uuid.Must(uuid.NewV7()).String(), samB, nil)
+		isoSameAnswer(t, "alpha's token for sam reading bravo's bot", w.call(t, "alpha/sam", http.MethodGet, "/v1/bots/"+bBot, samA, nil), unknownA)
+		isoSameAnswer(t, "bravo's token for sam reading alpha's bot", w.call(t, "bravo/sam", http.MethodGet, "/v1/bots/"+aBot, samB, nil), unknownB)
+		if unknownA.status != http.StatusNotFound || unknownB.status != http.StatusNotFound {
+			t.Errorf("unknown bots answer %d and %d, want 404", unknownA.status, unknownB.status)
+		}
+		view(t, "alpha/sam", samA, a, []string{"builder"})
+		view(t, "bravo/sam", samB, b, []string{"owner"})
+	})
+
+	t.Run("an Idempotency-Key is per org", func(t *testing.T) {
+		body := map[string]any{"name": "same-request"}
+		first := w.expect(t, http.StatusCreated, "alpha/sam", http.MethodPost, "/v1/bots", samA, body, "Idempotency-Key", "iso-shared-key")
+		other := w.expect(t, http.StatusCreated, "bravo/sam", http.MethodPost, "/v1/bots", samB, body, "Idempotency-Key", "iso-shared-key")
+		var x, y struct{ ID string }
+		first.json(t, &x)
+		other.json(t, &y)
+		a.remember(x.ID)
+		b.remember(y.ID)
+		if other.header.Get("Idempotent-Replayed") != "" || x.ID == y.ID || bytes.Contains(other.body, []byte(x.ID)) {
+			t.Errorf("the same key and request in another org replayed the first org's answer: %s (replayed=%q)", other.body, other.header.Get("Idempotent-Replayed"))
+		}
+		// Control: within alpha the key does replay.
+		again := w.expect(t, http.StatusCreated, "alpha/sam", http.MethodPost, "/v1/bots", samA, body, "Idempotency-Key", "iso-shared-key")
+		if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Contains(again.body, []byte(x.ID)) {
+			t.Errorf("control: the key did not replay within alpha: %s", again.body)
+		}
+		view(t, "alpha/sam", samA, a, []string{"builder"})
+		view(t, "bravo/sam", samB, b, []string{"owner"})
+	})
+
+	t.Run("changing one membership leaves the other alone", func(t *testing.T) {
+		w.expect(t, http.StatusOK, "bravo/owner", http.MethodPut, "/v1/members/"+sam, bOwner, map[string]any{"roles": []string{"auditor"}})
+		view(t, "alpha/sam", samA, a, []string{"builder"})
+		var m struct{ Roles []string }
+		w.expect(t, http.StatusOK, "bravo/sam", http.MethodGet, "/v1/members/"+sam, samB, nil).json(t, &m)
+		if !slices.Equal(m.Roles, []string{"auditor"}) {
+			t.Errorf("sam's roles in bravo = %v, want [auditor]", m.Roles)
+		}
+		a.remember(w.createBot(t, "alpha/sam", samA, map[string]any{"name": "still-a-builder"}))
+		w.expect(t, http.StatusForbidden, "bravo/sam", http.MethodPost, "/v1/bots", samB, map[string]any{"name": "no-longer-allowed"})
+
+		w.expect(t, http.StatusNoContent, "alpha/owner", http.MethodDelete, "/v1/members/"+sam, aOwner, nil)
+		w.expect(t, http.StatusUnauthorized, "alpha/sam", http.MethodGet, "/v1/org", samA, nil)
+		w.expect(t, http.StatusOK, "bravo/sam", http.MethodGet, "/v1/org", samB, nil)
+	})
+
+	t.Run("a subject of one org is nobody in another", func(t *testing.T) {
+		for _, tc := range []struct {
+			org  *isoOrg
+			sub  string
+			from string
+		}{
+			{a, b.principal(t, "builder").sub, "bravo's builder"},
+			{a, b.principal(t, "owner").sub, "bravo's owner"},
+			{a, b.principal(t, "viewer").sub, "bravo's viewer"},
+			{a, "bravo-eve", "bravo's new member"},
+			{b, a.principal(t, "owner").sub, "alpha's owner"},
+			{b, a.principal(t, "admin").sub, "alpha's admin"},
+			{b, a.goneSubs[0], "alpha's former member"},
+		} {
+			tok := isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: tc.org.id}, tc.sub)
+			for _, p := range []string{"/v1/org", "/v1/bots", "/v1/members"} {
+				w.expect(t, http.StatusUnauthorized, tc.org.label+"/foreign", http.MethodGet, p, tok, nil)
+			}
+		}
+		// A service account token names its org: alpha's account, even with
+		// its real token id, presented under bravo's org claim (as an
+		// external issuer with a wrong org claim could) is nobody in bravo.
+		if len(a.saTokenIDs) != 3 {
+			t.Fatalf("alpha has %d service account token ids, want 3", len(a.saTokenIDs))
+		}
+		for id, jti := range a.saTokenIDs {
+			tok, err := w.h.app.Issuer.MintServiceToken(b.id, id, jti, time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatalf("mint: %v", err)
+			}
+			for _, p := range []string{"/v1/org", "/v1/bots", "/v1/members", "/v1/audit/events"} {
+				w.expect(t, http.StatusUnauthorized, "bravo/foreign-sa", http.MethodGet, p, tok, nil)
+			}
+			// Control: the same account and token id under alpha's claim is
+			// alpha's account (refused only once revoked).
+			own, err := w.h.app.Issuer.MintServiceToken(a.id, id, jti, time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatalf("mint: %v", err)
+			}
+			want := http.StatusOK
+			if slices.Contains(a.revokedSAs, id) {
+				want = http.StatusUnauthorized
+			}
+			w.expect(t, want, "alpha/own-sa", http.MethodGet, "/v1/bots", own, nil)
+		}
+	})
+
+	t.Run("an org created for the same owner sub is a separate org", func(t *testing.T) {
+		var org struct{ ID string }
+		w.expect(t, http.StatusCreated, "platform/ops", http.MethodPost, "/v1/orgs", w.h.platform,
+			map[string]string{"name": "Lookalike", "owner_sub": a.principal(t, "owner").sub}).json(t, &org)
+		tok := isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: org.ID}, a.principal(t, "owner").sub)
+		var bots struct{ Items []struct{ ID string } }
+		w.expect(t, http.StatusOK, "lookalike/owner", http.MethodGet, "/v1/bots?include_archived=true", tok, nil).json(t, &bots)
+		if len(bots.Items) != 0 {
+			t.Errorf("a new org owned by alpha's owner's sub lists %d bots", len(bots.Items))
+		}
+		var members struct{ Items []struct{ Sub string } }
+		w.expect(t, http.StatusOK, "lookalike/owner", http.MethodGet, "/v1/members", tok, nil).json(t, &members)
+		if len(members.Items) != 1 {
+			t.Errorf("a new org lists %d members, want its owner only", len(members.Items))
+		}
+		events, _ := w.audit(t, "lookalike/owner", tok, "")
+		for _, e := range events {
+			if e.OrgID != org.ID {
+				t.Errorf("the new org's audit holds event %s of org %q", e.ID, e.OrgID)
+			}
+		}
+		unknown := w.call(t, "lookalike/owner", http.MethodGet, "/v1/bots/"+uuid.Must(uuid.NewV7()).String(), tok, nil)
+		got := w.call(t, "lookalike/owner", http.MethodGet, "/v1/bots/"+a.bots[0], tok, nil)
+		isoSameAnswer(t, "the lookalike org's owner reading alpha's bot", got, unknown)
+		// Alpha's own token for the same sub still sees alpha.
+		view(t, "alpha/owner", aOwner, a, nil)
+	})
+}
+
+// TestIsolationTokenForUnknownOrganization: a well-signed token whose org
+// claim names no organization is refused (401) on every /v1 route, with the
+// same answer as a garbage token, and changes nothing anywhere.
+func TestIsolationTokenForUnknownOrganization(t *testing.T) {
+	t.Parallel()
+	w := isoNewWorld(t)
+	a := w.addOrg(t, "alpha", "Alpha Secret Corp")
+	before := w.snapshot(t, a)
+	table := isoRoutes()
+	missing := uuid.Must(uuid.NewV7()).String()
+	tokens := map[string]string{
+		"user of a missing org, with alpha's owner's sub": isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: missing}, a.principal(t, "owner").sub),
+		"service of a missing org, with alpha's account":  isoMint(t, w.h, identity.Claims{Kind: identity.KindService, Org: missing}, a.sas[0]),
+		"user of alpha's id in upper case":                isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: strings.ToUpper(a.id)}, a.principal(t, "owner").sub),
+		"user of alpha's id with a suffix":                isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: a.id + ":x"}, a.principal(t, "owner").sub),
+		"user of a prefix of alpha's id":                  isoMint(t, w.h, identity.Claims{Kind: identity.KindUser, Org: a.id[:8]}, a.principal(t, "owner").sub),
+	}
+	names := make([]string, 0, len(tokens))
+	for n := range tokens {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, k := range isoWalk(t, w.h) {
+		r, ok := isoKnown(t, table, k)
+		if !ok || r.public {
+			continue
+		}
+		path := k.path
+		if r.pathVar != isoNoVar {
+			path = isoFill(k.path, a.ids(r.pathVar)[1])
+		}
+		bodies := []isoBody{{}}
+		if r.bodies != nil {
+			bodies = r.bodies(a, "unknown")
+		}
+		for _, body := range bodies {
+			garbage := w.call(t, "nobody/garbage", k.method, path, "not-a-token", body.v)
+			if garbage.status != http.StatusUnauthorized {
+				t.Fatalf("control: %s %s with a garbage token = %d", k.method, path, garbage.status)
+			}
+			for _, n := range names {
+				got := w.call(t, "nobody/"+n, k.method, path, tokens[n], body.v)
+				if got.status != http.StatusUnauthorized {
+					t.Errorf("%s: %s %s = %d %s, want 401", n, k.method, path, got.status, got.body)
+					continue
+				}
+				isoSameAnswer(t, fmt.Sprintf("%s: %s %s (compared with a garbage token)", n, k.method, path), got, garbage)
+			}
+		}
+	}
+	isoSameSnapshot(t, a, "tokens naming missing organizations", before, w.snapshot(t, a))
+	got := w.rec.by("nobody/")
+	isoReportLeaks(t, "tokens of missing organizations", isoFindLeaks(got, isoNeedles(t, w, a), isoEchoes(got)))
+}
