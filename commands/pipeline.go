@@ -56,6 +56,10 @@ func OriginFrom(ctx context.Context) Origin {
 type Result struct {
 	ID       string
 	Position uint64
+	// Version is the stream version of the last event, At the time the
+	// events were recorded (both zero when nothing changed).
+	Version uint64
+	At      time.Time
 }
 
 // maxConflictRetries bounds how often a command re-reads its aggregate and
@@ -131,14 +135,14 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 		if exists {
 			expected = eventstore.Exact(version)
 		}
-		res, err := p.append(ctx, who, d, stream, expected, evs)
+		res, at, err := p.append(ctx, who, d, stream, expected, evs)
 		if errors.Is(err, eventstore.ErrConflict) && attempt < maxConflictRetries {
 			continue
 		}
 		if err != nil {
 			return Result{}, err
 		}
-		return Result{ID: stream.EntityID, Position: res.LastPosition}, nil
+		return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at}, nil
 	}
 }
 
@@ -169,21 +173,21 @@ func (p *Pipeline) load(ctx context.Context, stream eventstore.StreamName, agg a
 
 // append records evs with the metadata of who, d and the request origin.
 func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
-	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, error) {
+	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
 	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
 	batch := make([]eventstore.NewEvent, len(evs))
 	for i, e := range evs {
 		data, err := json.Marshal(e)
 		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
+			return eventstore.AppendResult{}, time.Time{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
 		}
 		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: e.EventType(), Metadata: md, Data: data}
 	}
 	res, err := p.store.Append(ctx, stream, expected, batch)
 	if err != nil {
-		return res, fmt.Errorf("append to %s: %w", stream, err)
+		return res, time.Time{}, fmt.Errorf("append to %s: %w", stream, err)
 	}
-	return res, nil
+	return res, md.OccurredAt, nil
 }
 
 func (p *Pipeline) metadata(ctx context.Context, who access.Principal, orgID, authz string) eventstore.Metadata {
@@ -224,7 +228,7 @@ func (p *Pipeline) RecordDenial(ctx context.Context, who access.Principal, d acc
 		Resource: resource, Method: o.Method, Path: o.Path,
 	}
 	stream := eventstore.MustStreamName(events.SecurityCategory, org, "denials")
-	if _, err := p.append(ctx, who, d, stream, eventstore.Any(), []domain.Event{denied}); err != nil {
+	if _, _, err := p.append(ctx, who, d, stream, eventstore.Any(), []domain.Event{denied}); err != nil {
 		p.logger.Error("record denial", "org_id", org, "subject", who.Subject, "err", err)
 	}
 }
@@ -239,7 +243,7 @@ func (p *Pipeline) RecordAuthenticationDenial(ctx context.Context, orgID string,
 	}
 	stream := eventstore.MustStreamName(events.SecurityCategory, orgID, "authentication")
 	anonymous := access.Principal{Subject: "anonymous", Kind: access.KindUser}
-	_, err := p.append(ctx, anonymous, access.Decision{}, stream, eventstore.Any(), []domain.Event{denied})
+	_, _, err := p.append(ctx, anonymous, access.Decision{}, stream, eventstore.Any(), []domain.Event{denied})
 	return err
 }
 

@@ -48,6 +48,7 @@ func (s *Server) createBot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v1/bots/"+res.ID)
 	writeJSON(w, http.StatusCreated, botBody{Bot: projections.Bot{
 		ID: res.ID, Name: in.Name, Instructions: in.Instructions, Grants: grants, CreatedBy: who.Subject,
+		CreatedAt: res.At, UpdatedAt: res.At, Version: res.Version,
 	}, Position: res.Position})
 }
 

@@ -8,7 +8,9 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -171,8 +173,9 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "service account")
 		return
 	}
-	if in.TTLSeconds < 0 || in.TTLSeconds > int64(366*24*3600) {
-		writeError(w, r, fmt.Errorf("%w: ttl_seconds must be between 60 and %d", errBadRequest, 366*24*3600), "service account")
+	if in.TTLSeconds < 0 || in.TTLSeconds > int64(tenancy.MaxServiceAccountTTL/time.Second) {
+		writeError(w, r, fmt.Errorf("%w: ttl_seconds must be between %d and %d", domain.ErrInvalid,
+			int64(tenancy.MinServiceAccountTTL/time.Second), int64(tenancy.MaxServiceAccountTTL/time.Second)), "service account")
 		return
 	}
 	created, err := s.deps.Commands.CreateServiceAccount(r.Context(), principalFrom(r.Context()), s.deps.Minter,

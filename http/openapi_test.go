@@ -1,0 +1,529 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
+	validatorerrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/eventstore/embedded"
+	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/memory"
+)
+
+// oasPublicPaths are the routes served without a token.
+var oasPublicPaths = []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json"}
+
+// oasModel parses the embedded document into an OpenAPI 3 model.
+func oasModel(t testing.TB) (libopenapi.Document, *v3.Document) {
+	t.Helper()
+	doc, err := libopenapi.NewDocument(OpenAPIDocument())
+	if err != nil {
+		t.Fatalf("parse openapi.json: %v", err)
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		t.Fatalf("build the OpenAPI 3 model: %v", err)
+	}
+	return doc, &model.Model
+}
+
+// oasOperation is one documented (path, method).
+type oasOperation struct {
+	path, method string
+	item         *v3.PathItem
+	op           *v3.Operation
+}
+
+func (o oasOperation) String() string { return o.method + " " + o.path }
+
+func oasOperations(t testing.TB, model *v3.Document) []oasOperation {
+	t.Helper()
+	if model.Paths == nil || model.Paths.PathItems == nil {
+		t.Fatal("the document has no paths")
+	}
+	var ops []oasOperation
+	for path, item := range model.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			ops = append(ops, oasOperation{path: path, method: strings.ToUpper(method), item: item, op: op})
+		}
+	}
+	return ops
+}
+
+// oasRoutes walks the server's router and returns every "METHOD template",
+// with mux's {name:pattern} variables written as OpenAPI's {name}.
+func oasRoutes(t testing.TB, s *Server) []string {
+	t.Helper()
+	variable := regexp.MustCompile(`\{([^{}:]+)(:[^{}]*)?\}`)
+	var routes []string
+	err := s.Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if err != nil {
+			return fmt.Errorf("route without a path template: %w", err)
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			// A prefix that only carries a subrouter serves nothing itself.
+			if route.GetHandler() != nil {
+				return fmt.Errorf("route %s answers every method; give it methods so it can be documented", tpl)
+			}
+			return nil
+		}
+		for _, m := range methods {
+			routes = append(routes, m+" "+variable.ReplaceAllString(tpl, "{$1}"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk routes: %v", err)
+	}
+	slices.Sort(routes)
+	return routes
+}
+
+func oasBareServer() *Server {
+	return NewServer(Deps{
+		Registry: prometheus.NewRegistry(),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+}
+
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	t.Parallel()
+	doc, model := oasModel(t)
+	if !strings.HasPrefix(model.Version, "3.1.") {
+		t.Fatalf("openapi = %q, want 3.1.x", model.Version)
+	}
+	if model.Info == nil || model.Info.Title == "" || model.Info.Version == "" {
+		t.Fatal("info.title and info.version are required")
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatalf("validator: %v", errors.Join(errs...))
+	}
+	if ok, verrs := v.ValidateDocument(); !ok {
+		for _, e := range verrs {
+			t.Errorf("schema: %s: %s", e.Message, e.Reason)
+			for _, se := range e.SchemaValidationErrors {
+				t.Errorf("  %s", se.Reason)
+			}
+		}
+	}
+}
+
+// TestOpenAPIMatchesRoutes holds the document against the real router, in
+// both directions: every route is documented and every documented
+// operation is routed.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	_, model := oasModel(t)
+	routed := oasRoutes(t, oasBareServer())
+	var documented []string
+	for _, o := range oasOperations(t, model) {
+		documented = append(documented, o.String())
+	}
+	slices.Sort(documented)
+	for _, r := range routed {
+		if _, found := slices.BinarySearch(documented, r); !found {
+			t.Errorf("route %s is not in openapi.json", r)
+		}
+	}
+	for _, d := range documented {
+		if _, found := slices.BinarySearch(routed, d); !found {
+			t.Errorf("openapi.json documents %s, which no route serves", d)
+		}
+	}
+	if len(routed) == 0 {
+		t.Fatal("the router has no routes")
+	}
+}
+
+func TestOpenAPIOperations(t *testing.T) {
+	t.Parallel()
+	_, model := oasModel(t)
+	if !slices.ContainsFunc(model.Security, func(r *base.SecurityRequirement) bool {
+		return r.Requirements != nil && slices.Contains(slices.Collect(r.Requirements.KeysFromOldest()), "bearerAuth")
+	}) {
+		t.Error("the document's global security must require bearerAuth")
+	}
+	if model.Components == nil || model.Components.SecuritySchemes == nil {
+		t.Fatal("components.securitySchemes is missing")
+	}
+	scheme := model.Components.SecuritySchemes.GetOrZero("bearerAuth")
+	if scheme == nil || scheme.Type != "http" || scheme.Scheme != "bearer" || scheme.BearerFormat != "JWT" {
+		t.Errorf("bearerAuth must be an http bearer JWT scheme, got %+v", scheme)
+	}
+	pathVariable := regexp.MustCompile(`\{([^{}]+)\}`)
+	ids := map[string]string{}
+	for _, o := range oasOperations(t, model) {
+		t.Run(o.String(), func(t *testing.T) {
+			if o.op.OperationId == "" {
+				t.Error("no operationId")
+			} else if other, dup := ids[o.op.OperationId]; dup {
+				t.Errorf("operationId %q is also used by %s", o.op.OperationId, other)
+			}
+			ids[o.op.OperationId] = o.String()
+
+			if o.op.Responses == nil || o.op.Responses.Codes == nil {
+				t.Fatal("no responses")
+			}
+			codes := slices.Collect(o.op.Responses.Codes.KeysFromOldest())
+			if !slices.ContainsFunc(codes, func(c string) bool { return strings.HasPrefix(c, "2") }) {
+				t.Errorf("no 2xx response among %v", codes)
+			}
+
+			public := slices.Contains(oasPublicPaths, o.path)
+			switch {
+			case public && (o.op.Security == nil || len(o.op.Security) != 0):
+				t.Error("a public route must say security: []")
+			case !public && o.op.Security != nil:
+				t.Error("an authenticated route must inherit the global bearer requirement")
+			case !public && !strings.HasPrefix(o.path, "/v1/"):
+				t.Error("only /v1 routes are authenticated; a new public route belongs in oasPublicPaths")
+			case !public && !slices.Contains(codes, "401"):
+				t.Error("an authenticated route must document 401")
+			}
+
+			declared := map[string]bool{}
+			for _, p := range slices.Concat(o.item.Parameters, o.op.Parameters) {
+				if p.In == "path" {
+					if p.Required == nil || !*p.Required {
+						t.Errorf("path parameter %s must be required", p.Name)
+					}
+					declared[p.Name] = true
+				}
+			}
+			for _, m := range pathVariable.FindAllStringSubmatch(o.path, -1) {
+				if !declared[m[1]] {
+					t.Errorf("path variable {%s} is not a declared path parameter", m[1])
+				}
+				delete(declared, m[1])
+			}
+			for name := range declared {
+				t.Errorf("path parameter %s is not in the path", name)
+			}
+		})
+	}
+}
+
+// oasStack is a real Palisade behind the server: the embedded log, the
+// in-memory read models and the built-in issuer. The read models catch up
+// synchronously whenever the server waits for them.
+type oasStack struct {
+	t         *testing.T
+	server    *Server
+	issuer    *identity.Issuer
+	validator validator.Validator
+	platform  string
+}
+
+// oasCatchUp applies the log to the read models on demand.
+type oasCatchUp struct {
+	store  eventstore.Store
+	engine *projections.Engine
+}
+
+func (c oasCatchUp) WaitFor(ctx context.Context, position uint64) error {
+	if _, err := c.engine.Rebuild(ctx, c.store); err != nil {
+		return err
+	}
+	if c.engine.Position() < position {
+		return fmt.Errorf("read models at %d, not %d", c.engine.Position(), position)
+	}
+	return nil
+}
+
+func (c oasCatchUp) Position() uint64 { return c.engine.Position() }
+
+func oasNewStack(t *testing.T) *oasStack {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(ctx, filepath.Join(dir, "events.db"))
+	if err != nil {
+		t.Fatalf("open log: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	issuer, err := identity.LoadOrCreateIssuer(dir, "palisade", "palisade")
+	if err != nil {
+		t.Fatalf("issuer: %v", err)
+	}
+	verifier, err := identity.NewVerifier(identity.VerifierConfig{
+		Audience: "palisade", Issuers: []identity.TrustedIssuer{issuer.Trusted()},
+	})
+	if err != nil {
+		t.Fatalf("verifier: %v", err)
+	}
+	registry := events.NewRegistry()
+	tenancy, bots, audit := memory.NewTenancy(), memory.NewBots(), memory.NewAudit()
+	engine := projections.NewEngine(logger,
+		projections.TenancyProjection(tenancy),
+		projections.BotProjection(bots),
+		projections.AuditProjection(audit, registry.Prototypes()),
+	)
+	pipeline := commands.NewPipeline(store, registry, logger)
+	server := NewServer(Deps{
+		Commands:        pipeline,
+		Queries:         projections.NewQueries(tenancy, bots, audit, pipeline),
+		Principals:      projections.NewPrincipals(tenancy),
+		Verifier:        verifier,
+		Minter:          issuer,
+		JWKS:            issuer.JWKS,
+		ReadModels:      oasCatchUp{store: store, engine: engine},
+		Registry:        prometheus.NewRegistry(),
+		Logger:          logger,
+		ConsistencyWait: time.Second,
+	})
+	doc, err := libopenapi.NewDocument(OpenAPIDocument())
+	if err != nil {
+		t.Fatalf("parse openapi.json: %v", err)
+	}
+	v, errs := validator.NewValidator(doc, config.WithFormatAssertions())
+	if len(errs) > 0 {
+		t.Fatalf("validator: %v", errors.Join(errs...))
+	}
+	s := &oasStack{t: t, server: server, issuer: issuer, validator: v}
+	s.platform = s.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
+	return s
+}
+
+func (s *oasStack) mint(c identity.Claims, sub string) string {
+	s.t.Helper()
+	c.Subject = sub
+	tok, err := s.issuer.Mint(c, time.Hour)
+	if err != nil {
+		s.t.Fatalf("mint: %v", err)
+	}
+	return tok
+}
+
+// oasCall is one request and the status it must answer.
+type oasCall struct {
+	method, path, token string
+	// body is JSON-encoded unless it is a string, sent as is.
+	body    any
+	headers map[string]string
+	want    int
+	// invalid marks a request that breaks the document on purpose: the
+	// document must refuse it too, and only the response is held against it.
+	invalid bool
+}
+
+type oasResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r oasResponse) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %q: %v", r.body, err)
+	}
+}
+
+// do serves c and validates the request (unless c.invalid) and the
+// response against the document.
+func (s *oasStack) do(c oasCall) oasResponse {
+	s.t.Helper()
+	var payload []byte
+	switch b := c.body.(type) {
+	case nil:
+	case string:
+		payload = []byte(b)
+	default:
+		var err error
+		if payload, err = json.Marshal(b); err != nil {
+			s.t.Fatalf("encode body: %v", err)
+		}
+	}
+	newRequest := func() *http.Request {
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
+		}
+		req := httptest.NewRequest(c.method, c.path, body)
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		for k, v := range c.headers {
+			req.Header.Set(k, v)
+		}
+		return req
+	}
+	rec := httptest.NewRecorder()
+	s.server.Handler().ServeHTTP(rec, newRequest())
+	res := rec.Result()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != c.want {
+		s.t.Fatalf("%s %s = %d %s, want %d", c.method, c.path, res.StatusCode, body, c.want)
+	}
+
+	var ok bool
+	var verrs []*validatorerrors.ValidationError
+	if c.invalid {
+		// The document must refuse what the server refuses.
+		if valid, _ := s.validator.ValidateHttpRequest(newRequest()); valid {
+			s.t.Errorf("%s %s: the server answers %d, but the document accepts the request", c.method, c.path, c.want)
+		}
+		ok, verrs = s.validator.ValidateHttpResponse(newRequest(), oasReplay(res, body))
+	} else {
+		ok, verrs = s.validator.ValidateHttpRequestResponse(newRequest(), oasReplay(res, body))
+	}
+	if !ok {
+		for _, e := range verrs {
+			s.t.Errorf("%s %s (%d): %s: %s", c.method, c.path, res.StatusCode, e.Message, e.Reason)
+			for _, se := range e.SchemaValidationErrors {
+				s.t.Errorf("  %s", se.Reason)
+			}
+		}
+		s.t.Logf("body: %s", body)
+	}
+	return oasResponse{status: res.StatusCode, header: res.Header, body: body}
+}
+
+func oasReplay(res *http.Response, body []byte) *http.Response {
+	r := *res
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return &r
+}
+
+// TestOpenAPIDescribesRealResponses drives a real server through every
+// route and holds each request and response against the document.
+func TestOpenAPIDescribesRealResponses(t *testing.T) {
+	t.Parallel()
+	s := oasNewStack(t)
+
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/jwks.json"} {
+		s.do(oasCall{method: http.MethodGet, path: path, want: http.StatusOK})
+	}
+
+	// Organizations.
+	create := oasCall{
+		method: http.MethodPost, path: "/v1/orgs", token: s.platform, want: http.StatusCreated,
+		body:    map[string]string{"name": "Acme", "owner_sub": "alice"},
+		headers: map[string]string{"Idempotency-Key": "create-acme"},
+	}
+	var org struct{ ID string }
+	s.do(create).decode(t, &org)
+	if r := s.do(create); r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("a replay answered without Idempotent-Replayed")
+	}
+	s.do(oasCall{method: http.MethodPost, path: "/v1/orgs", token: s.platform, want: http.StatusUnprocessableEntity,
+		body:    map[string]string{"name": "Acme Two", "owner_sub": "alice"},
+		headers: map[string]string{"Idempotency-Key": "create-acme"}})
+	alice := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "alice")
+	s.do(oasCall{method: http.MethodGet, path: "/v1/org", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/orgs", token: alice, want: http.StatusForbidden,
+		body: map[string]string{"name": "Mine", "owner_sub": "alice"}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/org", want: http.StatusUnauthorized, invalid: true})
+
+	// Members.
+	added := s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
+		body: map[string]any{"sub": "bob", "roles": []string{"viewer"}}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/members?limit=1", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/members/bob?min_position=" + added.header.Get(headerPosition),
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPut, path: "/v1/members/bob", token: alice, want: http.StatusOK,
+		body: map[string]any{"roles": []string{"builder", "viewer"}}})
+	s.do(oasCall{method: http.MethodPut, path: "/v1/members/bob", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"roles": []string{"emperor"}}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusConflict,
+		body: map[string]any{"sub": "bob", "roles": []string{"viewer"}}})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/members/alice", token: alice, want: http.StatusConflict})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/members/nobody", token: alice, want: http.StatusNotFound})
+
+	// Service accounts.
+	var sa struct{ ID string }
+	s.do(oasCall{method: http.MethodPost, path: "/v1/service-accounts", token: alice, want: http.StatusCreated,
+		body: map[string]any{"name": "ci", "permissions": []string{"bots:read"}, "ttl_seconds": 3600}}).decode(t, &sa)
+	s.do(oasCall{method: http.MethodGet, path: "/v1/service-accounts", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/service-accounts/" + sa.ID, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/service-accounts", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/service-accounts/" + sa.ID, token: alice, want: http.StatusNotFound})
+
+	// Bots.
+	var bot struct{ ID string }
+	created := s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusCreated,
+		body: map[string]any{"name": "Helpdesk", "instructions": "Be kind.\nBe brief.",
+			"grants": map[string]any{"tools": []string{"search", "search"}, "permissions": []string{"kb:read"}}},
+		headers: map[string]string{"Prefer": "respond-async"}})
+	created.decode(t, &bot)
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots/" + bot.ID + "?min_position=" + created.header.Get(headerPosition),
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPatch, path: "/v1/bots/" + bot.ID, token: alice, want: http.StatusOK,
+		body: map[string]any{"name": "Front desk", "instructions": nil}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?limit=10", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/bots/" + bot.ID, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?include_archived=true", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPatch, path: "/v1/bots/" + bot.ID, token: alice, want: http.StatusConflict,
+		body: map[string]any{"name": "Again"}})
+
+	// Requests the server refuses.
+	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusBadRequest,
+		body: map[string]any{"name": "x", "colour": "red"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"name": strings.Repeat("n", 201)}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusUnsupportedMediaType,
+		body: `{"name":"x"}`, headers: map[string]string{"Content-Type": "text/plain"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusRequestEntityTooLarge,
+		body: `{"name":"` + strings.Repeat("n", MaxBodyBytes) + `"}`, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?limit=0", token: alice, want: http.StatusBadRequest, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?min_position=999999", token: alice,
+		want: http.StatusServiceUnavailable})
+	bob := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "bob")
+	s.do(oasCall{method: http.MethodPost, path: "/v1/service-accounts", token: bob, want: http.StatusForbidden,
+		body: map[string]any{"name": "ci", "permissions": []string{"audit:read"}}})
+
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/members/bob", token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots", token: bob, want: http.StatusUnauthorized})
+
+	// Another organization's bot answers 404, like one that never existed.
+	var other struct{ ID string }
+	s.do(oasCall{method: http.MethodPost, path: "/v1/orgs", token: s.platform, want: http.StatusCreated,
+		body: map[string]string{"name": "Globex", "owner_sub": "hank"}}).decode(t, &other)
+	hank := s.mint(identity.Claims{Kind: identity.KindUser, Org: other.ID}, "hank")
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots/" + bot.ID, token: hank, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/bots/" + bot.ID, token: hank, want: http.StatusNotFound})
+
+	// The audit log, with the envelopes of everything above.
+	var page struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?limit=500&min_position=1", token: alice,
+		want: http.StatusOK}).decode(t, &page)
+	if len(page.Items) < 10 {
+		t.Errorf("the audit log holds %d events, want the whole story", len(page.Items))
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=BotCreated&type=AccessDenied&actor=alice",
+		token: alice, want: http.StatusOK})
+}
