@@ -171,7 +171,7 @@ type readModels struct {
 
 func newReadModels(logger *slog.Logger, registry *events.Registry) readModels {
 	m := readModels{tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit()}
-	m.engine = projections.NewEngine(logger,
+	m.engine = projections.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),

@@ -63,17 +63,32 @@ type Projection struct {
 	byType   map[string]Handler
 }
 
-// Engine runs projections: a rebuild straight from the log at start, then
+// Checkpoints keeps each projection's position. An adapter that stores
+// read models in a database records the position in the same transaction
+// as the writes of the events it covers, so a crash can neither apply an
+// event twice nor skip one.
+type Checkpoints interface {
+	// Position returns the last position recorded for projection (0: none).
+	Position(ctx context.Context, projection string) (uint64, error)
+	// Advance runs apply as one unit of work and records position for
+	// projection in that same unit: both happen or neither does. The
+	// context passed to apply carries the unit (for example a transaction)
+	// that the read-model writes must use.
+	Advance(ctx context.Context, projection string, position uint64, apply func(ctx context.Context) error) error
+}
+
+// Engine runs projections: a catch-up straight from the log at start, then
 // live through Watermill's cqrs event group processor.
 type Engine struct {
 	projections []*Projection
 	byName      map[string]*Projection
+	checkpoints Checkpoints
 	logger      *slog.Logger
 }
 
-// NewEngine prepares projections.
-func NewEngine(logger *slog.Logger, projections ...*Projection) *Engine {
-	e := &Engine{byName: map[string]*Projection{}, logger: logger}
+// NewEngine prepares projections whose positions are kept in checkpoints.
+func NewEngine(logger *slog.Logger, checkpoints Checkpoints, projections ...*Projection) *Engine {
+	e := &Engine{byName: map[string]*Projection{}, checkpoints: checkpoints, logger: logger}
 	for _, p := range projections {
 		p.tracker = newTracker()
 		p.byType = map[string]Handler{}
@@ -86,47 +101,76 @@ func NewEngine(logger *slog.Logger, projections ...*Projection) *Engine {
 	return e
 }
 
-// Rebuild applies the whole log after the projections' positions, reading
-// the store directly (no bus), and returns the position reached.
+// rebuildBatch is how many events a catch-up applies per unit of work.
+const rebuildBatch = 1000
+
+// Rebuild loads each projection's checkpoint and applies the rest of the
+// log, reading the store directly (no bus) in batches of one unit of work
+// each, and returns the position reached.
 func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, error) {
-	const batch = 2000
+	for _, p := range e.projections {
+		pos, err := e.checkpoints.Position(ctx, p.Name)
+		if err != nil {
+			return 0, fmt.Errorf("projection %s: load checkpoint: %w", p.Name, err)
+		}
+		p.tracker.Advance(pos)
+	}
 	after := e.Position()
 	for {
-		envs, err := store.ReadAll(ctx, after, eventstore.Filter{}, batch)
+		envs, err := store.ReadAll(ctx, after, eventstore.Filter{}, rebuildBatch)
 		if err != nil {
 			return after, fmt.Errorf("rebuild: read after %d: %w", after, err)
 		}
-		for _, env := range envs {
-			if err := e.Apply(ctx, env); err != nil {
-				return after, err
-			}
-			after = env.Position
+		if len(envs) == 0 {
+			return after, nil
 		}
-		if len(envs) < batch {
+		if err := e.applyBatch(ctx, envs); err != nil {
+			return after, err
+		}
+		after = envs[len(envs)-1].Position
+		if len(envs) < rebuildBatch {
 			return after, nil
 		}
 	}
 }
 
-// Apply applies one envelope to every projection that has not seen it.
-func (e *Engine) Apply(ctx context.Context, env eventstore.Envelope) error {
-	var decoded domain.Event
+// applyBatch applies envs (in log order) to every projection that has not
+// seen them, one unit of work per projection. Decoded payloads are shared
+// between projections, which must not modify them.
+func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) error {
+	decoded := make([]domain.Event, len(envs))
+	last := envs[len(envs)-1].Position
 	for _, p := range e.projections {
-		if env.Position <= p.tracker.Position() {
+		from := 0
+		for from < len(envs) && envs[from].Position <= p.tracker.Position() {
+			from++
+		}
+		if from == len(envs) {
 			continue
 		}
-		if h, ok := p.byType[env.Type]; ok {
-			if decoded == nil && h.decode != nil {
-				var err error
-				if decoded, err = h.decode(env.Data); err != nil {
-					return fmt.Errorf("projection %s: decode %s at %d: %w", p.Name, env.Type, env.Position, err)
+		err := e.checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
+			for i := from; i < len(envs); i++ {
+				env := envs[i]
+				h, ok := p.byType[env.Type]
+				if !ok {
+					continue
+				}
+				if decoded[i] == nil && h.decode != nil {
+					var err error
+					if decoded[i], err = h.decode(env.Data); err != nil {
+						return fmt.Errorf("decode %s at %d: %w", env.Type, env.Position, err)
+					}
+				}
+				if err := h.apply(ctx, env, decoded[i]); err != nil {
+					return fmt.Errorf("apply %s at %d: %w", env.Type, env.Position, err)
 				}
 			}
-			if err := h.apply(ctx, env, decoded); err != nil {
-				return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name, env.Type, env.Position, err)
-			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", p.Name, err)
 		}
-		p.tracker.Advance(env.Position)
+		p.tracker.Advance(last)
 	}
 	return nil
 }
@@ -223,8 +267,13 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		if env.Position <= p.tracker.Position() {
 			return nil, nil
 		}
-		msg.SetContext(withEnvelope(msg.Context(), env))
-		out, err := h(msg)
+		var out []*message.Message
+		err = e.checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {
+			msg.SetContext(withEnvelope(ctx, env))
+			var err error
+			out, err = h(msg)
+			return err
+		})
 		if err != nil {
 			e.logger.Error("projection: handler failed; the event will be redelivered",
 				"projection", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/memory"
 )
 
 // counting is a projection that counts bot creations per bot id.
@@ -62,7 +63,7 @@ func TestRedeliveryIsIgnored(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
-	engine := projections.NewEngine(logger, c.projection())
+	engine := projections.NewEngine(logger, memory.NewCheckpoints(), c.projection())
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	if err != nil {
@@ -139,7 +140,7 @@ func TestRebuildThenWait(t *testing.T) {
 		}
 	}
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
-	engine := projections.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), c.projection())
+	engine := projections.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), memory.NewCheckpoints(), c.projection())
 	pos, err := engine.Rebuild(ctx, store)
 	if err != nil || pos != 3 {
 		t.Fatalf("rebuild = %d, %v", pos, err)

@@ -391,3 +391,31 @@ func matchAudit(q projections.AuditQuery, env eventstore.Envelope) bool {
 	}
 	return true
 }
+
+// Checkpoints is the memory adapter of projections.Checkpoints. Memory
+// read models have no transactions: Advance applies, then records.
+type Checkpoints struct {
+	mu        sync.Mutex
+	positions map[string]uint64
+}
+
+// NewCheckpoints returns checkpoints that all start at 0.
+func NewCheckpoints() *Checkpoints { return &Checkpoints{positions: map[string]uint64{}} }
+
+func (c *Checkpoints) Position(_ context.Context, projection string) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.positions[projection], nil
+}
+
+func (c *Checkpoints) Advance(ctx context.Context, projection string, position uint64, apply func(context.Context) error) error {
+	if err := apply(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if position > c.positions[projection] {
+		c.positions[projection] = position
+	}
+	return nil
+}
