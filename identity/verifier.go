@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"strconv"
 	"strings"
 	"time"
@@ -64,12 +65,26 @@ type VerifierConfig struct {
 	Issuers []TrustedIssuer
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+	// CacheSize bounds the cache of verified tokens (0 means
+	// DefaultCacheSize, negative disables it). A token seen before is not
+	// verified again until the earlier of its expiry and CacheTTL.
+	CacheSize int
 }
+
+// DefaultCacheSize and CacheTTL bound the verified-token cache. The cache
+// only skips repeating the signature check of an identical token string;
+// whether its subject may still act is decided on every request elsewhere.
+const (
+	DefaultCacheSize = 10_000
+	CacheTTL         = 5 * time.Minute
+)
 
 // Verifier verifies bearer tokens. It is safe for concurrent use.
 type Verifier struct {
 	maxBytes int
 	issuers  map[string]*trustedParser
+	now      func() time.Time
+	cache    *verifiedCache
 }
 
 type trustedParser struct {
@@ -102,7 +117,13 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Issuers) == 0 {
 		return nil, errors.New("identity: at least one trusted issuer is required")
 	}
-	v := &Verifier{maxBytes: cfg.MaxTokenBytes, issuers: make(map[string]*trustedParser, len(cfg.Issuers))}
+	v := &Verifier{maxBytes: cfg.MaxTokenBytes, issuers: make(map[string]*trustedParser, len(cfg.Issuers)), now: cfg.Now}
+	switch {
+	case cfg.CacheSize == 0:
+		v.cache = newVerifiedCache(DefaultCacheSize)
+	case cfg.CacheSize > 0:
+		v.cache = newVerifiedCache(cfg.CacheSize)
+	}
 	for _, ti := range cfg.Issuers {
 		if ti.Issuer == "" {
 			return nil, errors.New("identity: trusted issuer without a name")
@@ -158,6 +179,9 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if len(raw) > v.maxBytes {
 		return Claims{}, refuse(ReasonTooLarge, fmt.Errorf("%d bytes, limit %d", len(raw), v.maxBytes))
 	}
+	if c, ok := v.cache.get(raw, v.now()); ok {
+		return c, nil
+	}
 	p, terr := peek(raw)
 	if terr != nil {
 		return Claims{}, terr
@@ -176,7 +200,65 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if err := c.validate(t.allowPlatform); err != nil {
 		return Claims{}, refuse(ReasonBadClaims, err)
 	}
+	v.cache.put(raw, c, v.now())
 	return c, nil
+}
+
+// verifiedCache remembers tokens that passed verification. A nil cache
+// remembers nothing.
+type verifiedCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]verifiedEntry
+}
+
+type verifiedEntry struct {
+	claims Claims
+	until  time.Time
+}
+
+func newVerifiedCache(max int) *verifiedCache {
+	return &verifiedCache{max: max, entries: make(map[string]verifiedEntry)}
+}
+
+func (c *verifiedCache) get(raw string, now time.Time) (Claims, bool) {
+	if c == nil {
+		return Claims{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[raw]
+	if !ok {
+		return Claims{}, false
+	}
+	if !now.Before(e.until) {
+		delete(c.entries, raw)
+		return Claims{}, false
+	}
+	return e.claims, true
+}
+
+func (c *verifiedCache) put(raw string, claims Claims, now time.Time) {
+	if c == nil || claims.ExpiresAt == nil {
+		return
+	}
+	until := now.Add(CacheTTL)
+	if exp := claims.ExpiresAt.Time; exp.Before(until) {
+		until = exp
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		// Drop about half; map iteration order makes the choice arbitrary.
+		n := 0
+		for k := range c.entries {
+			delete(c.entries, k)
+			if n++; n >= c.max/2 {
+				break
+			}
+		}
+	}
+	c.entries[raw] = verifiedEntry{claims: claims, until: until}
 }
 
 // reasonOf maps a golang-jwt or key-function error to a reason.
