@@ -282,7 +282,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	}
 	registry := events.NewRegistry()
 	tenancy, bots, audit := memory.NewTenancy(), memory.NewBots(), memory.NewAudit()
-	engine := projections.NewEngine(logger,
+	engine := projections.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),
