@@ -115,23 +115,48 @@ func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, e
 		}
 		p.tracker.Advance(pos)
 	}
-	after := e.Position()
-	for {
-		envs, err := store.ReadAll(ctx, after, eventstore.Filter{}, rebuildBatch)
-		if err != nil {
-			return after, fmt.Errorf("rebuild: read after %d: %w", after, err)
-		}
-		if len(envs) == 0 {
-			return after, nil
-		}
-		if err := e.applyBatch(ctx, envs); err != nil {
-			return after, err
-		}
-		after = envs[len(envs)-1].Position
-		if len(envs) < rebuildBatch {
-			return after, nil
-		}
+	// Reading the next batch overlaps applying this one: decoding the log
+	// and folding events each take about half the time, on separate cores.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		envs []eventstore.Envelope
+		err  error
 	}
+	batches := make(chan batch, 2)
+	go func() {
+		defer close(batches)
+		after := e.Position()
+		for {
+			envs, err := store.ReadAll(ctx, after, eventstore.Filter{}, rebuildBatch)
+			if err != nil {
+				err = fmt.Errorf("rebuild: read after %d: %w", after, err)
+			}
+			select {
+			case batches <- batch{envs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(envs) < rebuildBatch {
+				return
+			}
+			after = envs[len(envs)-1].Position
+		}
+	}()
+	reached := e.Position()
+	for b := range batches {
+		if b.err != nil {
+			return reached, b.err
+		}
+		if len(b.envs) == 0 {
+			break
+		}
+		if err := e.applyBatch(ctx, b.envs); err != nil {
+			return reached, err
+		}
+		reached = b.envs[len(b.envs)-1].Position
+	}
+	return reached, nil
 }
 
 // applyBatch applies envs (in log order) to every projection that has not
