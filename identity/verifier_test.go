@@ -481,13 +481,20 @@ func TestTokenErrorClipsDetail(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	bb := setup(b)
-	raw := mustMint(b, bb.issuer, userClaims(), time.Hour)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := bb.verifier.Verify(raw); err != nil {
-			b.Fatal(err)
-		}
+	for _, cached := range []bool{false, true} {
+		b.Run(map[bool]string{false: "signature", true: "cached"}[cached], func(b *testing.B) {
+			bb := setup(b)
+			if !cached {
+				bb.verifier.cache = nil
+			}
+			raw := mustMint(b, bb.issuer, userClaims(), time.Hour)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bb.verifier.Verify(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
