@@ -345,6 +345,10 @@ func (p isoPrincipal) holds(perms ...access.Permission) bool {
 		if !p.perms.Has(perm) {
 			return false
 		}
+		// Managing service accounts is reserved to users (access.Decide).
+		if perm == access.ServiceAccountsManage && p.kind != identity.KindUser {
+			return false
+		}
 	}
 	return true
 }

@@ -115,9 +115,6 @@ func (p *Pipeline) CreateServiceAccount(ctx context.Context, who access.Principa
 	if err != nil {
 		return ServiceAccountCreated{}, err
 	}
-	if who.Kind != access.KindUser {
-		return ServiceAccountCreated{}, fmt.Errorf("%w: only users can create service accounts", domain.ErrForbidden)
-	}
 	if ttl == 0 {
 		ttl = DefaultServiceAccountTTL
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,7 +37,11 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		p := principalFrom(r.Context())
-		cacheKey := p.OrgID + "\x00" + p.Subject + "\x00" + key
+		// The key belongs to the principal as it is now, permissions
+		// included: a narrower token (or a demoted member) never gets the
+		// replay of what a wider one was allowed to do.
+		cacheKey := p.OrgID + "\x00" + string(p.Kind) + "\x00" + p.Subject + "\x00" +
+			strconv.FormatUint(uint64(p.Permissions), 16) + "\x00" + key
 		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\x00" + string(body)))
 
 		entry, fresh := s.idempotency.begin(cacheKey, fingerprint, time.Now())

@@ -142,7 +142,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		p, orgID, reason, subject := s.principal(r)
 		if reason != "" {
 			s.recordAuthDenial(r, orgID, reason, subject)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="palisade", error="invalid_token"`)
+			challenge := `Bearer realm="palisade", error="invalid_token"`
+			if reason == "missing_token" {
+				challenge = `Bearer realm="palisade"` // RFC 6750 §3.1: no error without credentials
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
 			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired credentials")
 			return
 		}
@@ -274,15 +278,15 @@ func withIdempotencyKey(ctx context.Context, key string) context.Context {
 	return commands.WithOrigin(ctx, o)
 }
 
-// permissionScope reads the permissions a token's scope narrows to. Scope
-// entries without a colon are OAuth scopes of other systems ("openid",
-// "profile") and narrow nothing here; entries with one must be known
-// permissions, so a typo fails closed instead of widening. nil means the
-// token does not narrow.
+// permissionScope reads the permissions a token's scope narrows to. The
+// standard OpenID Connect scopes say nothing about Palisade and are passed
+// over; every other entry must be a known permission, so a typo fails
+// closed instead of widening. nil means the token does not narrow: it had
+// no scope, or only OpenID Connect scopes.
 func permissionScope(names []string) (*access.PermissionSet, error) {
 	var perms []string
 	for _, n := range names {
-		if strings.Contains(n, ":") {
+		if !oidcScopes[n] {
 			perms = append(perms, n)
 		}
 	}
@@ -295,3 +299,5 @@ func permissionScope(names []string) (*access.PermissionSet, error) {
 	}
 	return &set, nil
 }
+
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "address": true, "phone": true, "offline_access": true}

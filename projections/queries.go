@@ -176,7 +176,13 @@ func NewPrincipals(tenancy TenancyModel) *Principals {
 func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Principal, error) {
 	switch access.Kind(c.Kind) {
 	case access.KindPlatform:
-		return access.NewPlatform(c.Subject), nil
+		p := access.NewPlatform(c.Subject)
+		if c.Scope != nil {
+			// A scope can only narrow; it cannot name orgs:create, so a
+			// scoped platform token may do nothing.
+			p.Permissions = p.Permissions.Intersect(*c.Scope)
+		}
+		return p, nil
 	case access.KindUser, access.KindService:
 	default:
 		return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, c.Kind)

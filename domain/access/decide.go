@@ -53,6 +53,7 @@ const (
 	ReasonMissingPermission
 	ReasonNoGrant
 	ReasonPlatformOnly
+	ReasonUsersOnly
 )
 
 // Decision is the outcome of Decide. It is a small value so that deciding
@@ -93,6 +94,8 @@ func (d Decision) Reason() string {
 		return fmt.Sprintf("denied: resource is restricted and no grant gives %s", p)
 	case ReasonPlatformOnly:
 		return fmt.Sprintf("denied: %s is reserved to the platform", p)
+	case ReasonUsersOnly:
+		return fmt.Sprintf("denied: %s is reserved to users, not service accounts, bots or workflows", p)
 	}
 	return "denied: no decision"
 }
@@ -123,6 +126,10 @@ func Decide(p Principal, action Permission, res Resource) Decision {
 	}
 	if !p.Permissions.Has(action) {
 		d.Code = ReasonMissingPermission
+		return d
+	}
+	if action.usersOnly() && (p.Kind != KindUser || len(p.OnBehalfOf) > 0) {
+		d.Code = ReasonUsersOnly
 		return d
 	}
 	if res.Restricted {

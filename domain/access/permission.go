@@ -96,6 +96,10 @@ func (p Permission) manages() bool {
 	return false
 }
 
+// usersOnly reports whether only a person may exercise p: a credential
+// that can mint credentials would let a leaked token outlive its revocation.
+func (p Permission) usersOnly() bool { return p == ServiceAccountsManage }
+
 // ParsePermission looks a name up in the catalog.
 func ParsePermission(name string) (Permission, bool) {
 	for i := PermissionUnknown + 1; i < permissionCount; i++ {
