@@ -1,12 +1,23 @@
 # The two commands of the README, and the benchmarks.
-.PHONY: serve test bench
+.PHONY: serve test bench provision
 
 serve:
 	go run ./cmd/palisade serve
 
+# Makes the local PostgreSQL ready for the tests (running, pgvector, roles, palisade_test) and
+# prints PALISADE_TEST_POSTGRES_URL=... as its only line on stdout.
+provision:
+	scripts/provision-postgres
+
+# Provisions first and fails if that fails: tests needing PostgreSQL must not be skipped.
 test:
-	go vet ./...
-	go test -race -count=1 ./...
+	@out="$$(scripts/provision-postgres)" || exit $$?; \
+	url="$$(printf '%s\n' "$$out" | tail -n 1)"; \
+	case "$$url" in PALISADE_TEST_POSTGRES_URL=postgres://*) ;; \
+	*) echo "make test: scripts/provision-postgres printed no PALISADE_TEST_POSTGRES_URL" >&2; exit 1 ;; esac; \
+	export "$$url"; echo "export $$url"; \
+	echo "go vet ./..." && go vet ./... && \
+	echo "go test -race -count=1 ./..." && go test -race -count=1 ./...
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./domain/access/ ./eventstore/embedded/ ./app/

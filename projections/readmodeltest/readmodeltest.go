@@ -1,5 +1,5 @@
 // Package readmodeltest is the contract suite every adapter of the
-// read-model ports passes (memory now, PostgreSQL next), so that adapters
+// read-model ports passes (memory and PostgreSQL), so that adapters
 // cannot drift: same records back, same pagination, same refusal of a
 // missing scope, and no record ever visible from another organization.
 //

@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+)
+
+const embeddingDims = 384
+
+// embedding returns a unit vector that leans towards the first axis by
+// closeness (1: on it) and away along axis.
+func embedding(closeness float64, axis int) []float32 {
+	v := make([]float32, embeddingDims)
+	v[0] = float32(closeness)
+	v[axis] = float32(math.Sqrt(1 - closeness*closeness))
+	return v
+}
+
+func cosineDistance(a, b []float32) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return 1 - dot/math.Sqrt(na*nb)
+}
+
+// TestKnowledgeChunksStayInTheirOrganization runs nearest-neighbour and
+// keyword queries over knowledge_chunks as the application role. The other
+// organization's chunks are all nearer to the query than any of org-a's,
+// so that a query that let them through would return them first.
+func TestKnowledgeChunksStayInTheirOrganization(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	db.requireVector(t)
+	b := setup(t)
+	ctx := b.ctx
+	app := b.store.db.pool // the application role, with pgvector's types
+
+	query := embedding(1, 1)
+	type chunk struct {
+		org, id, text string
+		vec           []float32
+	}
+	var chunks []chunk
+	for i := range 200 {
+		chunks = append(chunks, chunk{"org-b", fmt.Sprintf("b-%03d", i), "secret plans of org b", embedding(0.99, 2+i)})
+	}
+	for i := range 8 {
+		chunks = append(chunks, chunk{"org-a", fmt.Sprintf("a-%d", i), fmt.Sprintf("plans of org a number %d", i), embedding(0.9-0.1*float64(i), 2+i)})
+	}
+	for _, org := range []string{"org-a", "org-b"} {
+		tx, err := app.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := &pgx.Batch{}
+		batch.Queue(setOrgSQL, org)
+		for _, c := range chunks {
+			if c.org == org {
+				batch.Queue(`INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding, created_at)
+					VALUES ($1, 'kb-1', 'doc-1', $2, 0, $3, $4, $5)`, c.org, c.id, c.text, pgvector.NewVector(c.vec), time.Now())
+			}
+		}
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wantA []string
+	byDistance := slices.Clone(chunks)
+	sort.SliceStable(byDistance, func(i, j int) bool {
+		return cosineDistance(byDistance[i].vec, query) < cosineDistance(byDistance[j].vec, query)
+	})
+	for _, c := range byDistance {
+		if c.org == "org-a" && len(wantA) < 5 {
+			wantA = append(wantA, c.id)
+		}
+	}
+
+	// search runs stmt as the application role with org set ("" sets
+	// nothing) after the settings, and returns the chunks' org/id.
+	search := func(t *testing.T, org string, settings []string, stmt string, args ...any) []string {
+		t.Helper()
+		tx, err := app.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if org != "" {
+			if _, err := tx.Exec(ctx, setOrgSQL, org); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range settings {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		rows, err := tx.Query(ctx, stmt, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var org, id string
+			err := r.Scan(&org, &id)
+			return org + "/" + id, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	prefixed := func(org string, ids []string) []string {
+		out := make([]string, len(ids))
+		for i, id := range ids {
+			out[i] = org + "/" + id
+		}
+		return out
+	}
+	want := prefixed("org-a", wantA)
+	vec := pgvector.NewVector(query)
+
+	t.Run("WhereOrgAndPolicy", func(t *testing.T) {
+		got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks
+			WHERE org_id = $1 ORDER BY embedding <=> $2 LIMIT 5`, "org-a", vec)
+		if !slices.Equal(got, want) {
+			t.Fatalf("nearest chunks of org-a = %v, want %v", got, want)
+		}
+	})
+	t.Run("PolicyAlone", func(t *testing.T) {
+		got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks ORDER BY embedding <=> $1 LIMIT 5`, vec)
+		if !slices.Equal(got, want) {
+			t.Fatalf("nearest chunks with only the policy = %v, want %v", got, want)
+		}
+	})
+	t.Run("NoOrgSet", func(t *testing.T) {
+		if got := search(t, "", nil, `SELECT org_id, chunk_id FROM knowledge_chunks ORDER BY embedding <=> $1 LIMIT 5`, vec); len(got) != 0 {
+			t.Fatalf("without an org: %v", got)
+		}
+	})
+	t.Run("HNSWIndex", func(t *testing.T) {
+		// For an organization this small the planner rightly prefers the
+		// org_id btree and an exact sort; forced through the HNSW index, the
+		// org conditions filter the index's candidates: org-b's 200 nearer
+		// chunks fill the default candidate list (hnsw.ef_search 40), so
+		// without an iterative scan org-a gets fewer than 5 chunks (and never
+		// another org's). Retrieval must turn the iterative scan on.
+		forceIndex := []string{`SET LOCAL enable_seqscan = off`, `SET LOCAL enable_bitmapscan = off`, `SET LOCAL enable_sort = off`}
+		stmt := `SELECT org_id, chunk_id FROM knowledge_chunks WHERE org_id = $1 ORDER BY embedding <=> $2 LIMIT 5`
+		var plan []string
+		tx, err := app.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range forceIndex {
+			if err == nil {
+				_, err = tx.Exec(ctx, s)
+			}
+		}
+		if err == nil {
+			var rows pgx.Rows
+			rows, err = tx.Query(ctx, `EXPLAIN `+stmt, "org-a", vec)
+			if err == nil {
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+		}
+		_ = tx.Rollback(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(plan, "\n"), "knowledge_chunks_embedding") {
+			t.Fatalf("the query does not use the HNSW index:\n%s", strings.Join(plan, "\n"))
+		}
+		plain := search(t, "org-a", forceIndex, stmt, "org-a", vec)
+		for _, c := range plain {
+			if !strings.HasPrefix(c, "org-a/") {
+				t.Fatalf("through the index: %v", plain)
+			}
+		}
+		t.Logf("through the HNSW index without an iterative scan: %d of 5 chunks", len(plain))
+		got := search(t, "org-a", append(forceIndex, `SET LOCAL hnsw.iterative_scan = strict_order`), stmt, "org-a", vec)
+		if !slices.Equal(got, want) {
+			t.Fatalf("through the HNSW index with an iterative scan = %v, want %v", got, want)
+		}
+	})
+	t.Run("Keywords", func(t *testing.T) {
+		got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks
+			WHERE tsv @@ plainto_tsquery('simple', 'plans') ORDER BY chunk_id`)
+		if len(got) != 8 || slices.ContainsFunc(got, func(c string) bool { return !strings.HasPrefix(c, "org-a/") }) {
+			t.Fatalf("keyword search of org-a = %v", got)
+		}
+		if got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks
+			WHERE tsv @@ plainto_tsquery('simple', 'secret')`); len(got) != 0 {
+			t.Fatalf("org-a finds org-b's words: %v", got)
+		}
+	})
+}

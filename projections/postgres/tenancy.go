@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Tenancy is the PostgreSQL adapter of projections.TenancyModel.
+type Tenancy struct{ db *db }
+
+var _ projections.TenancyModel = (*Tenancy)(nil)
+
+const (
+	orgSQL = `SELECT org_id, name, closed, created_at, updated_at FROM orgs WHERE org_id = $1`
+
+	memberColumns = `sub, roles, added_at, updated_at`
+	memberSQL     = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND sub = $2`
+	membersSQL    = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 ORDER BY sub LIMIT $2`
+	membersAfter  = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND sub > $3 ORDER BY sub LIMIT $2`
+
+	accountColumns = `id, name, permissions, created_by, created_at, expires_at, revoked, revoked_at, token_id`
+	accountSQL     = `SELECT ` + accountColumns + ` FROM service_accounts WHERE org_id = $1 AND id = $2`
+	accountsSQL    = `SELECT ` + accountColumns + ` FROM service_accounts WHERE org_id = $1 ORDER BY id LIMIT $2`
+	accountsAfter  = `SELECT ` + accountColumns + ` FROM service_accounts WHERE org_id = $1 AND id > $3 ORDER BY id LIMIT $2`
+
+	putOrgSQL = `INSERT INTO orgs (org_id, name, closed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, closed = EXCLUDED.closed,
+			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`
+	putMemberSQL = `INSERT INTO members (org_id, sub, roles, added_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (org_id, sub) DO UPDATE SET roles = EXCLUDED.roles,
+			added_at = EXCLUDED.added_at, updated_at = EXCLUDED.updated_at`
+	deleteMemberSQL = `DELETE FROM members WHERE org_id = $1 AND sub = $2`
+	putAccountSQL   = `INSERT INTO service_accounts
+			(org_id, id, name, permissions, created_by, created_at, expires_at, revoked, revoked_at, token_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (org_id, id) DO UPDATE SET name = EXCLUDED.name, permissions = EXCLUDED.permissions,
+			created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+			revoked = EXCLUDED.revoked, revoked_at = EXCLUDED.revoked_at, token_id = EXCLUDED.token_id`
+)
+
+func (t *Tenancy) Org(ctx context.Context, scope access.Scope) (projections.Org, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.Org{}, err
+	}
+	var o projections.Org
+	found := false
+	err = t.db.query(ctx, org, orgSQL, []any{org}, func(rows pgx.Rows) error {
+		found = true
+		return rows.Scan(&o.ID, &o.Name, &o.Closed, &o.CreatedAt, &o.UpdatedAt)
+	})
+	if err != nil {
+		return projections.Org{}, fmt.Errorf("organization: %w", err)
+	}
+	if !found {
+		return projections.Org{}, fmt.Errorf("organization: %w", projections.ErrNotFound)
+	}
+	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	return o, nil
+}
+
+func (t *Tenancy) Member(ctx context.Context, scope access.Scope, sub string) (projections.Member, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.Member{}, err
+	}
+	var m projections.Member
+	found := false
+	err = t.db.query(ctx, org, memberSQL, []any{org, sub}, func(rows pgx.Rows) error {
+		found = true
+		m, err = scanMember(rows)
+		return err
+	})
+	if err != nil {
+		return projections.Member{}, fmt.Errorf("member: %w", err)
+	}
+	if !found {
+		return projections.Member{}, fmt.Errorf("member: %w", projections.ErrNotFound)
+	}
+	return m, nil
+}
+
+func (t *Tenancy) Members(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.Member, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	sql, args := pageQuery(membersSQL, membersAfter, org, page)
+	out := []projections.Member{}
+	err = t.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
+		m, err := scanMember(rows)
+		out = append(out, m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	return out, nil
+}
+
+func (t *Tenancy) ServiceAccount(ctx context.Context, scope access.Scope, id string) (projections.ServiceAccount, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.ServiceAccount{}, err
+	}
+	var sa projections.ServiceAccount
+	found := false
+	err = t.db.query(ctx, org, accountSQL, []any{org, id}, func(rows pgx.Rows) error {
+		found = true
+		sa, err = scanAccount(rows)
+		return err
+	})
+	if err != nil {
+		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", err)
+	}
+	if !found {
+		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", projections.ErrNotFound)
+	}
+	return sa, nil
+}
+
+func (t *Tenancy) ServiceAccounts(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.ServiceAccount, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	sql, args := pageQuery(accountsSQL, accountsAfter, org, page)
+	out := []projections.ServiceAccount{}
+	err = t.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
+		sa, err := scanAccount(rows)
+		out = append(out, sa)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service accounts: %w", err)
+	}
+	return out, nil
+}
+
+func (t *Tenancy) PutOrg(ctx context.Context, scope access.Scope, o projections.Org) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if o.ID != org {
+		return fmt.Errorf("put organization %q in scope %q: %w", o.ID, org, eventstore.ErrOrgMismatch)
+	}
+	if err := t.db.exec(ctx, org, putOrgSQL, org, o.Name, o.Closed, o.CreatedAt, o.UpdatedAt); err != nil {
+		return fmt.Errorf("put organization: %w", err)
+	}
+	return nil
+}
+
+func (t *Tenancy) PutMember(ctx context.Context, scope access.Scope, m projections.Member) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if err := t.db.exec(ctx, org, putMemberSQL, org, m.Sub, m.Roles, m.AddedAt, m.UpdatedAt); err != nil {
+		return fmt.Errorf("put member: %w", err)
+	}
+	return nil
+}
+
+func (t *Tenancy) DeleteMember(ctx context.Context, scope access.Scope, sub string) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if err := t.db.exec(ctx, org, deleteMemberSQL, org, sub); err != nil {
+		return fmt.Errorf("delete member: %w", err)
+	}
+	return nil
+}
+
+func (t *Tenancy) PutServiceAccount(ctx context.Context, scope access.Scope, sa projections.ServiceAccount) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	err = t.db.exec(ctx, org, putAccountSQL, org, sa.ID, sa.Name, sa.Permissions, sa.CreatedBy,
+		sa.CreatedAt, sa.ExpiresAt, sa.Revoked, sa.RevokedAt, sa.TokenID)
+	if err != nil {
+		return fmt.Errorf("put service account: %w", err)
+	}
+	return nil
+}
+
+// pageQuery picks the first page's query or the one after a cursor, and
+// their arguments ($1 org, $2 limit, $3 cursor). The first page has no
+// condition on the key, so that, as in memory, an empty key is listed too.
+func pageQuery(first, after, org string, page projections.Page) (string, []any) {
+	if page.After == "" {
+		return first, []any{org, limitOf(page.Limit)}
+	}
+	return after, []any{org, limitOf(page.Limit), page.After}
+}
+
+func scanMember(rows pgx.Rows) (projections.Member, error) {
+	var m projections.Member
+	if err := rows.Scan(&m.Sub, &m.Roles, &m.AddedAt, &m.UpdatedAt); err != nil {
+		return m, err
+	}
+	m.AddedAt, m.UpdatedAt = m.AddedAt.UTC(), m.UpdatedAt.UTC()
+	return m, nil
+}
+
+func scanAccount(rows pgx.Rows) (projections.ServiceAccount, error) {
+	var sa projections.ServiceAccount
+	err := rows.Scan(&sa.ID, &sa.Name, &sa.Permissions, &sa.CreatedBy, &sa.CreatedAt, &sa.ExpiresAt,
+		&sa.Revoked, &sa.RevokedAt, &sa.TokenID)
+	if err != nil {
+		return sa, err
+	}
+	sa.CreatedAt, sa.ExpiresAt = sa.CreatedAt.UTC(), sa.ExpiresAt.UTC()
+	if sa.RevokedAt != nil {
+		at := sa.RevokedAt.UTC()
+		sa.RevokedAt = &at
+	}
+	return sa, nil
+}
