@@ -17,7 +17,10 @@ test:
 	*) echo "make test: scripts/provision-postgres printed no PALISADE_TEST_POSTGRES_URL" >&2; exit 1 ;; esac; \
 	export "$$url"; echo "export $$url"; \
 	echo "go vet ./..." && go vet ./... && \
-	echo "go test -race -count=1 ./..." && go test -race -count=1 ./...
+	echo "go test -race -count=1 ./..." && go test -race -count=1 ./... && \
+	echo "end-to-end suites again on PostgreSQL read models:" && \
+	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/" && \
+	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./domain/access/ ./eventstore/embedded/ ./app/

@@ -31,6 +31,7 @@ import (
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
+	"github.com/palisadehq/palisade/projections/postgres"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -45,7 +46,14 @@ type Config struct {
 	TrustedJWKS []TrustedJWKS
 	// ConsistencyWait bounds how long a command waits for read models.
 	ConsistencyWait time.Duration
-	Logger          *slog.Logger
+	// PostgresURL, when set, keeps the read models in PostgreSQL (connected
+	// as the application role, which must own nothing and lack BYPASSRLS)
+	// instead of memory. PostgresOwnerURL, when set, runs the migrations as
+	// the owner role at start. PostgresSchema names the schema ("" is public).
+	PostgresURL      string
+	PostgresOwnerURL string
+	PostgresSchema   string
+	Logger           *slog.Logger
 }
 
 // TrustedJWKS is an external token issuer and where its keys are published.
@@ -79,6 +87,7 @@ type App struct {
 	done     chan error
 	router   *message.Router
 	pubsubs  map[string]*gochannel.GoChannel
+	postgres *postgres.Store
 	rebuilt  uint64
 	ready    chan struct{}
 	closeErr error
@@ -130,7 +139,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 
 	registry := events.NewRegistry()
-	models := newReadModels(cfg.Logger, registry)
+	models, err := a.openReadModels(ctx, registry)
+	if err != nil {
+		return nil, err
+	}
 	a.Engine = models.engine
 	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
 	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
@@ -161,17 +173,18 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
-// readModels are the in-memory read models and the engine that builds them.
+// readModels are the read models, their checkpoints and the engine that
+// builds them.
 type readModels struct {
-	tenancy *memory.Tenancy
-	bots    *memory.Bots
-	audit   *memory.Audit
-	engine  *projections.Engine
+	tenancy     projections.TenancyModel
+	bots        projections.BotModel
+	audit       projections.AuditModel
+	checkpoints projections.Checkpoints
+	engine      *projections.Engine
 }
 
-func newReadModels(logger *slog.Logger, registry *events.Registry) readModels {
-	m := readModels{tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit()}
-	m.engine = projections.NewEngine(logger, memory.NewCheckpoints(),
+func newReadModels(logger *slog.Logger, registry *events.Registry, m readModels) readModels {
+	m.engine = projections.NewEngine(logger, m.checkpoints,
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
@@ -179,10 +192,37 @@ func newReadModels(logger *slog.Logger, registry *events.Registry) readModels {
 	return m
 }
 
+func newMemoryReadModels(logger *slog.Logger, registry *events.Registry) readModels {
+	return newReadModels(logger, registry, readModels{
+		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
+	})
+}
+
+// openReadModels opens the configured read models: PostgreSQL (migrated
+// first when an owner URL is given) or memory.
+func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (readModels, error) {
+	if a.cfg.PostgresURL == "" {
+		return newMemoryReadModels(a.cfg.Logger, registry), nil
+	}
+	if a.cfg.PostgresOwnerURL != "" {
+		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
+			return readModels{}, fmt.Errorf("migrate read models: %w", err)
+		}
+	}
+	pg, err := postgres.Open(ctx, a.cfg.PostgresURL, a.cfg.PostgresSchema)
+	if err != nil {
+		return readModels{}, fmt.Errorf("open read models: %w", err)
+	}
+	a.postgres = pg
+	return newReadModels(a.cfg.Logger, registry, readModels{
+		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
+	}), nil
+}
+
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newReadModels(a.cfg.Logger, events.NewRegistry())
+	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry())
 	start := time.Now()
 	if _, err := models.engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err
@@ -297,6 +337,9 @@ func (a *App) Close() error {
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
+	}
+	if a.postgres != nil {
+		a.postgres.Close()
 	}
 	return errors.Join(errs...)
 }

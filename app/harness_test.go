@@ -3,13 +3,19 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/identity"
@@ -30,13 +36,63 @@ func newHarness(t testing.TB) *harness {
 	return openHarness(t, t.TempDir())
 }
 
+// testReadModels says which read models the end-to-end suites run on:
+// "memory" (the default) or "postgres", chosen by PALISADE_TEST_READ_MODELS.
+// make test runs the suites once each way.
+func testReadModels() string {
+	if os.Getenv("PALISADE_TEST_READ_MODELS") == "postgres" {
+		return "postgres"
+	}
+	return "memory"
+}
+
+// postgresForTest returns owner URL, app URL and a schema of its own for a
+// data directory (the same directory gets the same schema, so a restart
+// finds its read models), dropped when the test ends. Without
+// PALISADE_TEST_POSTGRES_URL the test fails: the suite was asked to run on
+// PostgreSQL.
+func postgresForTest(t testing.TB, dataDir string) (owner, appURL, schema string) {
+	t.Helper()
+	owner = os.Getenv("PALISADE_TEST_POSTGRES_URL")
+	if owner == "" {
+		t.Fatal("PALISADE_TEST_READ_MODELS=postgres needs PALISADE_TEST_POSTGRES_URL (make test sets it)")
+	}
+	appURL = os.Getenv("PALISADE_TEST_POSTGRES_APP_URL")
+	if appURL == "" {
+		u, err := url.Parse(owner)
+		if err != nil {
+			t.Fatalf("PALISADE_TEST_POSTGRES_URL: %v", err)
+		}
+		u.User = url.UserPassword("palisade_app", "palisade_app")
+		appURL = u.String()
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	schema = "e2e_" + hex.EncodeToString(sum[:8])
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), owner)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return owner, appURL, schema
+}
+
 // openHarness starts Palisade on dataDir (which may hold an earlier run's log).
 func openHarness(t testing.TB, dataDir string) *harness {
 	t.Helper()
-	a, err := app.Open(context.Background(), app.Config{
+	cfg := app.Config{
 		DataDir: dataDir,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if testReadModels() == "postgres" {
+		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = postgresForTest(t, dataDir)
+	}
+	a, err := app.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

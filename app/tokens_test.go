@@ -289,7 +289,9 @@ func TestTokenAttackGenuineTokensOfNobody(t *testing.T) {
 		return tok
 	}
 	nowhere := uuid.NewString()
-	nobody := func(org, subject string) tokDenial { return tokDenial{reason: "unknown_principal", org: org, subject: subject} }
+	nobody := func(org, subject string) tokDenial {
+		return tokDenial{reason: "unknown_principal", org: org, subject: subject}
+	}
 	cases := []struct {
 		name  string
 		token string

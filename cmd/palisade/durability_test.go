@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/identity"
@@ -46,7 +49,35 @@ type serverProcess struct {
 	base string
 }
 
-func startServer(t *testing.T, dataDir string) *serverProcess {
+// readModelArgs are the serve flags for the read models under test: memory,
+// or PostgreSQL in a schema of this test's own when
+// PALISADE_TEST_READ_MODELS=postgres.
+func readModelArgs(t *testing.T) []string {
+	t.Helper()
+	if os.Getenv("PALISADE_TEST_READ_MODELS") != "postgres" {
+		return nil
+	}
+	owner := os.Getenv("PALISADE_TEST_POSTGRES_URL")
+	if owner == "" {
+		t.Fatal("PALISADE_TEST_READ_MODELS=postgres needs PALISADE_TEST_POSTGRES_URL (make test sets it)")
+	}
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("palisade_app", "palisade_app")
+	schema := fmt.Sprintf("crash_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), owner)
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	return []string{"--postgres-owner-url", owner, "--postgres-url", u.String(), "--postgres-schema", schema}
+}
+
+func startServer(t *testing.T, dataDir string, extra ...string) *serverProcess {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +85,7 @@ func startServer(t *testing.T, dataDir string) *serverProcess {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	argv, _ := json.Marshal([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "error"})
+	argv, _ := json.Marshal(append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "error"}, extra...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(argv))
 	cmd.Stderr = os.Stderr
@@ -94,7 +125,8 @@ func TestAcknowledgedCommandsSurviveSIGKILL(t *testing.T) {
 		t.Skip("starts server processes")
 	}
 	dataDir := t.TempDir()
-	srv := startServer(t, dataDir)
+	models := readModelArgs(t)
+	srv := startServer(t, dataDir, models...)
 	issuer, err := identity.LoadOrCreateIssuer(dataDir, app.DefaultIssuer, app.DefaultAudience)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +197,7 @@ func TestAcknowledgedCommandsSurviveSIGKILL(t *testing.T) {
 	mu.Unlock()
 	t.Logf("%d commands acknowledged before SIGKILL", len(want))
 
-	srv = startServer(t, dataDir)
+	srv = startServer(t, dataDir, models...)
 	present := map[string]bool{}
 	after := ""
 	for {
@@ -226,6 +258,16 @@ func TestAcknowledgedCommandsSurviveSIGKILL(t *testing.T) {
 	for _, id := range want {
 		if !created[id] {
 			t.Errorf("acknowledged bot %s has no BotCreated in the log", id)
+		}
+	}
+	// Read model and log agree exactly: no event applied twice or skipped,
+	// even though the kill may have landed between a projection's writes.
+	if len(present) != len(created) {
+		t.Errorf("read model holds %d bots, the log created %d", len(present), len(created))
+	}
+	for id := range created {
+		if !present[id] {
+			t.Errorf("bot %s is in the log but not in the read model", id)
 		}
 	}
 }

@@ -30,7 +30,8 @@ func main() {
 const usage = `usage: palisade <command> [flags]
 
 commands:
-  serve         run Palisade (embedded event log, in-memory read models)
+  serve         run Palisade (embedded event log; read models in memory, or PostgreSQL)
+  migrate       bring the PostgreSQL read-model schema up to date
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
   bench         measure the HTTP command path against a fresh server
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "audit":

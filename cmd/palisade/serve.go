@@ -16,6 +16,7 @@ import (
 var knownEnv = []string{
 	"PALISADE_DATA_DIR", "PALISADE_ADDR", "PALISADE_ISSUER", "PALISADE_AUDIENCE",
 	"PALISADE_TRUSTED_JWKS", "PALISADE_LOG_LEVEL",
+	"PALISADE_POSTGRES_URL", "PALISADE_POSTGRES_OWNER_URL", "PALISADE_POSTGRES_SCHEMA",
 }
 
 // trustFlag collects --trust-jwks ISSUER=URL values.
@@ -45,6 +46,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer (PALISADE_ISSUER)")
 	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud every token must carry (PALISADE_AUDIENCE)")
 	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error (PALISADE_LOG_LEVEL)")
+	pgURL := fs.String("postgres-url", env("PALISADE_POSTGRES_URL", ""), "keep read models in PostgreSQL, connecting as the application role (PALISADE_POSTGRES_URL)")
+	pgOwnerURL := fs.String("postgres-owner-url", env("PALISADE_POSTGRES_OWNER_URL", ""), "run read-model migrations at start as this owner role (PALISADE_POSTGRES_OWNER_URL)")
+	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	var trusted trustFlag
 	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
 		if err := trusted.Set(v); err != nil {
@@ -58,6 +62,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logger := newLogger(stderr, *logLevel)
 	a, err := app.Open(ctx, app.Config{
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
+		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
 	})
 	if err != nil {
 		return err
