@@ -51,11 +51,17 @@ func (c *Checkpoints) Advance(ctx context.Context, projection string, position u
 	}
 	// After a commit, this rollback does nothing.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := apply(context.WithValue(ctx, unitKey{}, &unit{db: c.db, tx: tx})); err != nil {
+	u := &unit{db: c.db, tx: tx}
+	if err := apply(context.WithValue(ctx, unitKey{}, u)); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, advanceSQL, projection, int64(position)); err != nil {
-		return fmt.Errorf("checkpoint of %s: record %d: %w", projection, position, err)
+	// The checkpoint travels with the unit's last pending writes.
+	if u.pending == nil {
+		u.pending = &pgx.Batch{}
+	}
+	u.pending.Queue(advanceSQL, projection, int64(position))
+	if err := u.flush(ctx); err != nil {
+		return fmt.Errorf("checkpoint of %s: write up to %d: %w", projection, position, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("checkpoint of %s: commit %d: %w", projection, position, err)

@@ -212,6 +212,22 @@ type db struct{ pool *pgxpool.Pool }
 type unit struct {
 	db *db
 	tx pgx.Tx
+	// pending holds the unit's writes not yet sent: they travel together,
+	// in one round trip, when the unit next reads, grows large, or commits.
+	pending *pgx.Batch
+}
+
+// maxPendingStatements bounds how many statements a unit holds back.
+const maxPendingStatements = 2000
+
+// flush sends the unit's pending writes.
+func (u *unit) flush(ctx context.Context) error {
+	if u.pending == nil || u.pending.Len() == 0 {
+		return nil
+	}
+	b := u.pending
+	u.pending = nil
+	return u.tx.SendBatch(ctx, b).Close()
 }
 
 type unitKey struct{}
@@ -227,6 +243,9 @@ func (d *db) query(ctx context.Context, org, sql string, args []any, each func(p
 	var br pgx.BatchResults
 	u, inUnit := ctx.Value(unitKey{}).(*unit)
 	if inUnit && u.db == d {
+		if err := u.flush(ctx); err != nil {
+			return err
+		}
 		b.Queue(setOrgSQL, org)
 		b.Queue(sql, args...)
 		br = u.tx.SendBatch(ctx, b)
@@ -275,16 +294,22 @@ func (d *db) query(ctx context.Context, org, sql string, args []any, each func(p
 	return err
 }
 
-// exec runs sql, whose $1 must be org, in the unit of work carried by ctx,
-// after setting the transaction's organization to org (both in one round
-// trip).
+// exec queues sql, whose $1 must be org, in the unit of work carried by
+// ctx, after setting the transaction's organization to org. The statements
+// are sent with the unit's next read or at its commit, so an error may
+// surface there; either way the whole unit rolls back.
 func (d *db) exec(ctx context.Context, org, sql string, args ...any) error {
 	u, ok := ctx.Value(unitKey{}).(*unit)
 	if !ok || u.db != d {
 		return ErrNoUnit
 	}
-	b := &pgx.Batch{}
-	b.Queue(setOrgSQL, org)
-	b.Queue(sql, args...)
-	return u.tx.SendBatch(ctx, b).Close()
+	if u.pending == nil {
+		u.pending = &pgx.Batch{}
+	}
+	u.pending.Queue(setOrgSQL, org)
+	u.pending.Queue(sql, args...)
+	if u.pending.Len() >= maxPendingStatements {
+		return u.flush(ctx)
+	}
+	return nil
 }
