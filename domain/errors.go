@@ -14,6 +14,8 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrForbidden: the caller may see the resource but not do this (403).
 	ErrForbidden = errors.New("forbidden")
+	// ErrTooLarge: the input is larger than the domain accepts (413).
+	ErrTooLarge = errors.New("too large")
 )
 
 // Event is a fact a domain package records. Its type name is stable: it is

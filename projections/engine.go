@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
@@ -59,8 +60,12 @@ func On[E any, PE interface {
 type Projection struct {
 	Name     string
 	Handlers []Handler
-	tracker  *Tracker
-	byType   map[string]Handler
+	// Checkpoints, when set, keeps this projection's position instead of
+	// the engine's: a process keeps it beside the log, a read model beside
+	// its rows.
+	Checkpoints Checkpoints
+	tracker     *Tracker
+	byType      map[string]Handler
 }
 
 // Checkpoints keeps each projection's position. An adapter that stores
@@ -82,14 +87,17 @@ type Checkpoints interface {
 type Engine struct {
 	projections []*Projection
 	byName      map[string]*Projection
-	checkpoints Checkpoints
 	logger      *slog.Logger
 }
 
-// NewEngine prepares projections whose positions are kept in checkpoints.
+// NewEngine prepares projections whose positions are kept in checkpoints,
+// unless a projection brings its own.
 func NewEngine(logger *slog.Logger, checkpoints Checkpoints, projections ...*Projection) *Engine {
-	e := &Engine{byName: map[string]*Projection{}, checkpoints: checkpoints, logger: logger}
+	e := &Engine{byName: map[string]*Projection{}, logger: logger}
 	for _, p := range projections {
+		if p.Checkpoints == nil {
+			p.Checkpoints = checkpoints
+		}
 		p.tracker = newTracker()
 		p.byType = map[string]Handler{}
 		for _, h := range p.Handlers {
@@ -109,7 +117,7 @@ const rebuildBatch = 1000
 // each, and returns the position reached.
 func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, error) {
 	for _, p := range e.projections {
-		pos, err := e.checkpoints.Position(ctx, p.Name)
+		pos, err := p.Checkpoints.Position(ctx, p.Name)
 		if err != nil {
 			return 0, fmt.Errorf("projection %s: load checkpoint: %w", p.Name, err)
 		}
@@ -173,7 +181,7 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 		if from == len(envs) {
 			continue
 		}
-		err := e.checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
+		err := p.Checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
 			for i := from; i < len(envs); i++ {
 				env := envs[i]
 				h, ok := p.byType[env.Type]
@@ -293,7 +301,7 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil
 		}
 		var out []*message.Message
-		err = e.checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {
+		err = p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {
 			msg.SetContext(withEnvelope(ctx, env))
 			var err error
 			out, err = h(msg)
@@ -375,4 +383,48 @@ func (h anyEventHandler) Handle(ctx context.Context, _ any) error {
 		return errors.New("projection handler called without an envelope")
 	}
 	return h.apply(ctx, env)
+}
+
+// ProcessCheckpoints keeps processes' positions in durable checkpoints
+// beside the log. A process's work is appending events, which cannot share
+// a transaction with the checkpoint, so a crash can repeat work; processes
+// are idempotent by the expected versions of what they append. That also
+// lets the durable save be lazy: at most every saveEvery positions, so the
+// many events a process ignores cost no write each.
+type ProcessCheckpoints struct {
+	open      func(name string) eventstore.Checkpoint
+	saveEvery uint64
+	mu        sync.Mutex
+	saved     map[string]uint64
+}
+
+// NewProcessCheckpoints saves through open at most every saveEvery positions.
+func NewProcessCheckpoints(open func(name string) eventstore.Checkpoint, saveEvery uint64) *ProcessCheckpoints {
+	return &ProcessCheckpoints{open: open, saveEvery: saveEvery, saved: map[string]uint64{}}
+}
+
+func (c *ProcessCheckpoints) Position(ctx context.Context, projection string) (uint64, error) {
+	pos, err := c.open(projection).Load(ctx)
+	if err == nil {
+		c.mu.Lock()
+		c.saved[projection] = pos
+		c.mu.Unlock()
+	}
+	return pos, err
+}
+
+func (c *ProcessCheckpoints) Advance(ctx context.Context, projection string, position uint64, apply func(context.Context) error) error {
+	if err := apply(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	due := position >= c.saved[projection]+c.saveEvery
+	if due {
+		c.saved[projection] = position
+	}
+	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return c.open(projection).Save(ctx, position)
 }

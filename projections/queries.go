@@ -220,3 +220,40 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 	}
 	return access.NewUser(c.OrgID, c.Subject, roles, c.Scope), nil
 }
+
+// Current returns the principal an event's actor is now, for processes that
+// re-authorize at execution time: a user's current roles, or a service
+// account that is still live. Anything else is ErrUnknownPrincipal.
+func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error) {
+	scope, err := access.EventScope(orgID)
+	if err != nil {
+		return access.Principal{}, ErrUnknownOrganization
+	}
+	org, err := r.tenancy.Org(ctx, scope)
+	if err != nil || org.Closed {
+		return access.Principal{}, ErrUnknownOrganization
+	}
+	switch access.Kind(actor.Kind) {
+	case access.KindUser:
+		m, err := r.tenancy.Member(ctx, scope, actor.Subject)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: not a member", ErrUnknownPrincipal)
+		}
+		roles, err := access.ParseRoles(m.Roles)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+		}
+		return access.NewUser(orgID, actor.Subject, roles, nil), nil
+	case access.KindService:
+		sa, err := r.tenancy.ServiceAccount(ctx, scope, actor.Subject)
+		if err != nil || sa.Revoked || !r.now().Before(sa.ExpiresAt) {
+			return access.Principal{}, fmt.Errorf("%w: service account", ErrUnknownPrincipal)
+		}
+		perms, err := access.ParsePermissions(sa.Permissions)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+		}
+		return access.NewServiceAccount(orgID, sa.ID, perms, nil), nil
+	}
+	return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, actor.Kind)
+}

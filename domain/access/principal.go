@@ -24,6 +24,9 @@ const (
 	KindPlatform Kind = "platform"
 	KindBot      Kind = "bot"
 	KindWorkflow Kind = "workflow"
+	// KindProcess is an asynchronous process (ingestion, …) recording the
+	// outcome of work it did on behalf of the principal in OnBehalfOf.
+	KindProcess Kind = "process"
 )
 
 // Principal is an authenticated actor with its permissions resolved for

@@ -1,0 +1,207 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+func kbStream(orgID, kbID string) (eventstore.StreamName, error) {
+	return eventstore.NewStreamName(knowledge.KnowledgeBaseCategory, orgID, kbID)
+}
+
+func docStream(orgID, docID string) (eventstore.StreamName, error) {
+	return eventstore.NewStreamName(knowledge.DocumentCategory, orgID, docID)
+}
+
+func newKB() aggregate { return &knowledge.KnowledgeBase{} }
+
+func newDocument() aggregate { return &knowledge.Document{} }
+
+// Embedding names the model and size every chunk of a new knowledge base
+// is embedded with.
+type Embedding struct {
+	Model      string
+	Dimensions int
+}
+
+// CreateKnowledgeBase creates a knowledge base, open to every member whose
+// role holds kb:read until grants restrict it.
+func (p *Pipeline) CreateKnowledgeBase(ctx context.Context, who access.Principal, name, description string, emb Embedding) (Result, error) {
+	d, err := p.authorize(ctx, who, access.KBManage, access.OrgResource(who.OrgID), "knowledge-bases")
+	if err != nil {
+		return Result{}, err
+	}
+	id := newResourceID(ctx, who)
+	stream, err := kbStream(who.OrgID, id)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.create(ctx, who, d, stream, newKB, func(a aggregate) ([]domain.Event, error) {
+		if a.(*knowledge.KnowledgeBase).Exists() {
+			return p.existing(ctx, "knowledge base")
+		}
+		return knowledge.CreateKnowledgeBase(id, name, description, emb.Model, emb.Dimensions)
+	})
+}
+
+// loadKB loads a knowledge base of the principal's organization and checks
+// action on it. A base the principal may not even see answers exactly like
+// one that does not exist; a visible base whose action is refused answers
+// forbidden. Both refusals are recorded.
+func (p *Pipeline) loadKB(ctx context.Context, who access.Principal, kbID string, action access.Permission) (*knowledge.KnowledgeBase, uint64, bool, access.Decision, error) {
+	stream, err := kbStream(who.OrgID, kbID)
+	if err != nil {
+		return nil, 0, false, access.Decision{}, fmt.Errorf("%w: knowledge base", domain.ErrNotFound)
+	}
+	kb := &knowledge.KnowledgeBase{}
+	version, exists, err := p.load(ctx, stream, kb)
+	if err != nil {
+		return nil, 0, false, access.Decision{}, err
+	}
+	if !kb.Exists() {
+		return nil, 0, false, access.Decision{}, fmt.Errorf("%w: knowledge base", domain.ErrNotFound)
+	}
+	res := knowledge.Resource(who.OrgID, kb.Grants())
+	d := access.Decide(who, action, res)
+	if d.Allowed {
+		return kb, version, exists, d, nil
+	}
+	p.RecordDenial(ctx, who, d, "knowledge-bases/"+kbID)
+	if !access.Decide(who, access.KBRead, res).Allowed && !access.Decide(who, access.KBManage, res).Allowed {
+		return nil, 0, false, d, fmt.Errorf("%w: knowledge base", domain.ErrNotFound)
+	}
+	return nil, 0, false, d, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
+}
+
+// changeKB runs change on a knowledge base the principal may manage.
+func (p *Pipeline) changeKB(ctx context.Context, who access.Principal, kbID string, change func(*knowledge.KnowledgeBase) ([]domain.Event, error)) (Result, error) {
+	if _, err := p.authorize(ctx, who, access.KBManage, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID); err != nil {
+		return Result{}, err
+	}
+	_, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBManage)
+	if err != nil {
+		return Result{}, err
+	}
+	stream, _ := kbStream(who.OrgID, kbID)
+	return p.execute(ctx, who, d, stream, newKB, func(a aggregate) ([]domain.Event, error) {
+		return change(a.(*knowledge.KnowledgeBase))
+	})
+}
+
+// UpdateKnowledgeBase changes a base's name or description.
+func (p *Pipeline) UpdateKnowledgeBase(ctx context.Context, who access.Principal, kbID string, name, description *string) (Result, error) {
+	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+		return kb.Update(name, description)
+	})
+}
+
+// SetKnowledgeBaseGrants replaces a base's grants.
+func (p *Pipeline) SetKnowledgeBaseGrants(ctx context.Context, who access.Principal, kbID string, grants []knowledge.Grant) (Result, error) {
+	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+		return kb.SetGrants(grants)
+	})
+}
+
+// ArchiveKnowledgeBase archives a base: it is no longer searched or written.
+func (p *Pipeline) ArchiveKnowledgeBase(ctx context.Context, who access.Principal, kbID string) (Result, error) {
+	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+		return kb.Archive()
+	})
+}
+
+// DocumentInput is a document's extracted text and what it came from.
+type DocumentInput struct {
+	Title       string
+	ContentType string
+	Content     string
+}
+
+// AddDocument adds a document to a base the principal may write. Its id is
+// derived from the base and the content, so the same content is never
+// ingested twice into one base: a second add of it is a conflict.
+func (p *Pipeline) AddDocument(ctx context.Context, who access.Principal, kbID string, in DocumentInput) (Result, error) {
+	if _, err := p.authorize(ctx, who, access.KBWrite, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID+"/documents"); err != nil {
+		return Result{}, err
+	}
+	kb, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBWrite)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := kb.MustAcceptDocuments(); err != nil {
+		return Result{}, err
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte(who.OrgID+"/"+kbID+"/"+knowledge.ContentHash(in.Content))).String()
+	stream, err := docStream(who.OrgID, id)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.create(ctx, who, d, stream, newDocument, func(a aggregate) ([]domain.Event, error) {
+		doc := a.(*knowledge.Document)
+		if doc.Exists() {
+			if OriginFrom(ctx).IdempotencyKey != "" {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("%w: this knowledge base already holds a document with identical content (%s)", domain.ErrConflict, id)
+		}
+		return doc.AddDocument(kb, id, in.Title, in.ContentType, in.Content)
+	})
+}
+
+// changeDocument runs change on a document of a base the principal may
+// write; a document of another base answers like a missing one.
+func (p *Pipeline) changeDocument(ctx context.Context, who access.Principal, kbID, docID string,
+	change func(*knowledge.KnowledgeBase, *knowledge.Document) ([]domain.Event, error)) (Result, error) {
+	if _, err := p.authorize(ctx, who, access.KBWrite, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID+"/documents/"+docID); err != nil {
+		return Result{}, err
+	}
+	kb, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBWrite)
+	if err != nil {
+		return Result{}, err
+	}
+	stream, err := docStream(who.OrgID, docID)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	return p.execute(ctx, who, d, stream, newDocument, func(a aggregate) ([]domain.Event, error) {
+		doc := a.(*knowledge.Document)
+		if !doc.Exists() || doc.KnowledgeBaseID() != kbID {
+			return nil, fmt.Errorf("%w: document", domain.ErrNotFound)
+		}
+		return change(kb, doc)
+	})
+}
+
+// ReplaceDocument records a new version of a document's content.
+func (p *Pipeline) ReplaceDocument(ctx context.Context, who access.Principal, kbID, docID string, in DocumentInput) (Result, error) {
+	return p.changeDocument(ctx, who, kbID, docID, func(kb *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+		return doc.Replace(kb, in.Title, in.ContentType, in.Content)
+	})
+}
+
+// DeleteDocument deletes a document; its chunks leave retrieval as soon as
+// the read models apply the event, which the command waits for.
+func (p *Pipeline) DeleteDocument(ctx context.Context, who access.Principal, kbID, docID string) (Result, error) {
+	return p.changeDocument(ctx, who, kbID, docID, func(_ *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+		return doc.Delete()
+	})
+}
+
+// RecordSearch appends what a search returned to the audit trail.
+func (p *Pipeline) RecordSearch(ctx context.Context, who access.Principal, d access.Decision, searched *knowledge.KnowledgeSearched) (Result, error) {
+	stream, err := eventstore.NewStreamName(knowledge.SearchCategory, who.OrgID, uuid.Must(uuid.NewV7()).String())
+	if err != nil {
+		return Result{}, err
+	}
+	res, at, err := p.append(ctx, who, d, stream, eventstore.NoStream(), []domain.Event{searched})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at}, nil
+}

@@ -1,0 +1,144 @@
+package knowledge
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/palisadehq/palisade/domain"
+)
+
+// Limits of a document.
+const (
+	// MaxContentBytes bounds a document's extracted text.
+	MaxContentBytes = 1 << 20
+	MaxChunks       = 10_000
+)
+
+// ContentTypes are the content types a document's text may come from.
+var contentTypes = map[string]bool{"text/plain": true, "text/markdown": true, "text/html": true, "application/pdf": true}
+
+// Document is the aggregate that guards one document.
+type Document struct {
+	id          string
+	kbID        string
+	version     int
+	contentHash string
+	deleted     bool
+	// settled is true once the current version was chunked or failed.
+	settled bool
+}
+
+// Exists reports whether the document was added and not deleted.
+func (d *Document) Exists() bool { return d.id != "" && !d.deleted }
+
+// KnowledgeBaseID returns the base the document belongs to.
+func (d *Document) KnowledgeBaseID() string { return d.kbID }
+
+// Version returns the current content version.
+func (d *Document) Version() int { return d.version }
+
+// Apply folds one recorded event into the aggregate.
+func (d *Document) Apply(e domain.Event) {
+	switch e := e.(type) {
+	case *DocumentAdded:
+		d.id, d.kbID, d.version, d.contentHash, d.settled, d.deleted = e.ID, e.KnowledgeBaseID, e.Version, e.ContentHash, false, false
+	case *DocumentReplaced:
+		d.version, d.contentHash, d.settled = e.Version, e.ContentHash, false
+	case *DocumentChunked, *DocumentIngestionFailed:
+		d.settled = true
+	case *DocumentDeleted:
+		d.deleted = true
+	}
+}
+
+// ContentHash returns the hex SHA-256 of content.
+func ContentHash(content string) string {
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
+}
+
+// AddDocument decides a new document in the base kb (which must accept
+// documents). A document added again after it was deleted continues its
+// version numbers.
+func (d *Document) AddDocument(kb *KnowledgeBase, id, title, contentType, content string) ([]domain.Event, error) {
+	if d.Exists() {
+		return nil, fmt.Errorf("%w: document exists", domain.ErrConflict)
+	}
+	if err := kb.MustAcceptDocuments(); err != nil {
+		return nil, err
+	}
+	if err := checkDocument(title, contentType, content); err != nil {
+		return nil, err
+	}
+	return []domain.Event{&DocumentAdded{
+		ID: id, KnowledgeBaseID: kb.id, Title: title, ContentType: contentType,
+		Content: content, ContentHash: ContentHash(content), Version: d.version + 1,
+	}}, nil
+}
+
+// Replace decides a new version of the document's content; identical
+// content changes nothing.
+func (d *Document) Replace(kb *KnowledgeBase, title, contentType, content string) ([]domain.Event, error) {
+	if !d.Exists() {
+		return nil, fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	if err := kb.MustAcceptDocuments(); err != nil {
+		return nil, err
+	}
+	if err := checkDocument(title, contentType, content); err != nil {
+		return nil, err
+	}
+	if ContentHash(content) == d.contentHash {
+		return nil, nil
+	}
+	return []domain.Event{&DocumentReplaced{
+		Title: title, ContentType: contentType, Content: content,
+		ContentHash: ContentHash(content), Version: d.version + 1,
+	}}, nil
+}
+
+// RecordChunks decides recording the chunks of version. A version that is
+// no longer current, or was already settled, records nothing: a
+// redelivered ingestion changes nothing.
+func (d *Document) RecordChunks(version int, chunks []Chunk) ([]domain.Event, error) {
+	if !d.Exists() || version != d.version || d.settled {
+		return nil, nil
+	}
+	if len(chunks) > MaxChunks {
+		return d.Fail(version, fmt.Sprintf("document has more than %d chunks", MaxChunks))
+	}
+	return []domain.Event{&DocumentChunked{KnowledgeBaseID: d.kbID, Version: version, Chunks: chunks}}, nil
+}
+
+// Fail decides recording that version could not be ingested.
+func (d *Document) Fail(version int, reason string) ([]domain.Event, error) {
+	if !d.Exists() || version != d.version || d.settled {
+		return nil, nil
+	}
+	return []domain.Event{&DocumentIngestionFailed{Version: version, Reason: reason}}, nil
+}
+
+// Delete decides deleting the document.
+func (d *Document) Delete() ([]domain.Event, error) {
+	if !d.Exists() {
+		return nil, fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	return []domain.Event{&DocumentDeleted{}}, nil
+}
+
+func checkDocument(title, contentType, content string) error {
+	if err := domain.CheckName("title", title); err != nil {
+		return err
+	}
+	if !contentTypes[contentType] {
+		return fmt.Errorf("%w: content_type must be text/plain, text/markdown, text/html or application/pdf", domain.ErrInvalid)
+	}
+	if len(content) > MaxContentBytes {
+		return fmt.Errorf("%w: document text is larger than %d bytes", domain.ErrTooLarge, MaxContentBytes)
+	}
+	if err := domain.CheckText("content", content, MaxContentBytes); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package knowledge
+
+import "github.com/palisadehq/palisade/domain"
+
+// Stream categories.
+const (
+	KnowledgeBaseCategory = "kb"
+	DocumentCategory      = "doc"
+	SearchCategory        = "search"
+)
+
+// Grant gives a subject ("user:SUB" or "role:ROLE") permissions on one
+// knowledge base.
+type Grant struct {
+	Subject     string   `json:"subject"`
+	Permissions []string `json:"permissions"`
+}
+
+// KnowledgeBaseCreated starts a knowledge base's stream. The embedding
+// model is fixed at creation: every chunk of the base is embedded with it.
+type KnowledgeBaseCreated struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	EmbeddingModel string `json:"embedding_model"`
+	Dimensions     int    `json:"dimensions"`
+}
+
+// KnowledgeBaseUpdated records changed fields; nil fields did not change.
+type KnowledgeBaseUpdated struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// KnowledgeBaseGrantsSet replaces the grants; none means open to every
+// member whose role holds kb:read.
+type KnowledgeBaseGrantsSet struct {
+	Grants []Grant `json:"grants"`
+}
+
+// KnowledgeBaseArchived records that a base is no longer searchable or
+// writable.
+type KnowledgeBaseArchived struct{}
+
+// DocumentAdded records a document's first version as extracted text.
+type DocumentAdded struct {
+	ID              string `json:"id"`
+	KnowledgeBaseID string `json:"knowledge_base_id"`
+	Title           string `json:"title"`
+	ContentType     string `json:"content_type"`
+	Content         string `json:"content"`
+	ContentHash     string `json:"content_hash"`
+	Version         int    `json:"version"`
+}
+
+// DocumentReplaced records a new version of a document's content.
+type DocumentReplaced struct {
+	Title       string `json:"title"`
+	ContentType string `json:"content_type"`
+	Content     string `json:"content"`
+	ContentHash string `json:"content_hash"`
+	Version     int    `json:"version"`
+}
+
+// Chunk is one searchable piece of a document version.
+type Chunk struct {
+	ID      string `json:"id"`
+	Ordinal int    `json:"ordinal"`
+	Start   int    `json:"start"`
+	End     int    `json:"end"`
+	Heading string `json:"heading,omitempty"`
+	Text    string `json:"text"`
+	// Hash is the SHA-256 of Text, the key of the embedding cache.
+	Hash string `json:"hash"`
+}
+
+// DocumentChunked records the chunks of one version, as the ingestion
+// process cut them.
+type DocumentChunked struct {
+	KnowledgeBaseID string  `json:"knowledge_base_id"`
+	Version         int     `json:"version"`
+	Chunks          []Chunk `json:"chunks"`
+}
+
+// DocumentIngestionFailed records why a version could not be ingested.
+type DocumentIngestionFailed struct {
+	Version int    `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+// DocumentDeleted records that a document and its chunks are gone.
+type DocumentDeleted struct{}
+
+// SearchHit is one chunk a search returned.
+type SearchHit struct {
+	ChunkID         string  `json:"chunk_id"`
+	DocumentID      string  `json:"document_id"`
+	KnowledgeBaseID string  `json:"knowledge_base_id"`
+	Score           float64 `json:"score"`
+}
+
+// KnowledgeSearched records who searched what, in which bases, and which
+// chunks came back, for the audit trail.
+type KnowledgeSearched struct {
+	Query            string      `json:"query"`
+	KnowledgeBaseIDs []string    `json:"knowledge_base_ids"`
+	K                int         `json:"k"`
+	Hits             []SearchHit `json:"hits"`
+}
+
+func (KnowledgeBaseCreated) EventType() string    { return "KnowledgeBaseCreated" }
+func (KnowledgeBaseUpdated) EventType() string    { return "KnowledgeBaseUpdated" }
+func (KnowledgeBaseGrantsSet) EventType() string  { return "KnowledgeBaseGrantsSet" }
+func (KnowledgeBaseArchived) EventType() string   { return "KnowledgeBaseArchived" }
+func (DocumentAdded) EventType() string           { return "DocumentAdded" }
+func (DocumentReplaced) EventType() string        { return "DocumentReplaced" }
+func (DocumentChunked) EventType() string         { return "DocumentChunked" }
+func (DocumentIngestionFailed) EventType() string { return "DocumentIngestionFailed" }
+func (DocumentDeleted) EventType() string         { return "DocumentDeleted" }
+func (KnowledgeSearched) EventType() string       { return "KnowledgeSearched" }
+
+// Events returns a zero value of every event type of this package.
+func Events() []domain.Event {
+	return []domain.Event{
+		&KnowledgeBaseCreated{}, &KnowledgeBaseUpdated{}, &KnowledgeBaseGrantsSet{}, &KnowledgeBaseArchived{},
+		&DocumentAdded{}, &DocumentReplaced{}, &DocumentChunked{}, &DocumentIngestionFailed{}, &DocumentDeleted{},
+		&KnowledgeSearched{},
+	}
+}

@@ -1,0 +1,367 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Knowledge is the memory adapter of projections.KnowledgeModel.
+type Knowledge struct {
+	mu    sync.RWMutex
+	bases map[string]*keyed[projections.KnowledgeBase]
+	// docs is keyed by org, then by document id.
+	docs map[string]*keyed[projections.Document]
+}
+
+// NewKnowledge returns an empty knowledge read model.
+func NewKnowledge() *Knowledge {
+	return &Knowledge{bases: map[string]*keyed[projections.KnowledgeBase]{}, docs: map[string]*keyed[projections.Document]{}}
+}
+
+func cloneKB(kb projections.KnowledgeBase) projections.KnowledgeBase {
+	grants := make([]knowledge.Grant, len(kb.Grants))
+	for i, g := range kb.Grants {
+		grants[i] = knowledge.Grant{Subject: g.Subject, Permissions: slices.Clone(g.Permissions)}
+	}
+	kb.Grants = grants
+	return kb
+}
+
+func (k *Knowledge) KnowledgeBase(_ context.Context, scope access.Scope, id string) (projections.KnowledgeBase, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.KnowledgeBase{}, err
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if b := k.bases[org]; b != nil {
+		if kb, ok := b.byKey[id]; ok {
+			return cloneKB(kb), nil
+		}
+	}
+	return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", projections.ErrNotFound)
+}
+
+func (k *Knowledge) KnowledgeBases(_ context.Context, scope access.Scope, page projections.Page) ([]projections.KnowledgeBase, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	b := k.bases[org]
+	if b == nil {
+		return []projections.KnowledgeBase{}, nil
+	}
+	out := b.page(page)
+	for i := range out {
+		out[i] = cloneKB(out[i])
+	}
+	return out, nil
+}
+
+func (k *Knowledge) Document(ctx context.Context, scope access.Scope, kbID, docID string) (projections.Document, error) {
+	doc, err := k.DocumentByID(ctx, scope, docID)
+	if err != nil || doc.KnowledgeBaseID != kbID {
+		return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
+	}
+	return doc, nil
+}
+
+func (k *Knowledge) DocumentByID(_ context.Context, scope access.Scope, docID string) (projections.Document, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.Document{}, err
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if d := k.docs[org]; d != nil {
+		if doc, ok := d.byKey[docID]; ok {
+			return doc, nil
+		}
+	}
+	return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
+}
+
+func (k *Knowledge) Documents(_ context.Context, scope access.Scope, kbID string, page projections.Page) ([]projections.Document, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	limit := limitOf(page.Limit)
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := []projections.Document{}
+	d := k.docs[org]
+	if d == nil {
+		return out, nil
+	}
+	start := 0
+	if page.After != "" {
+		i, found := slices.BinarySearch(d.sorted, page.After)
+		if found {
+			i++
+		}
+		start = i
+	}
+	for _, id := range d.sorted[start:] {
+		if len(out) == limit {
+			break
+		}
+		if doc := d.byKey[id]; doc.KnowledgeBaseID == kbID {
+			out = append(out, doc)
+		}
+	}
+	return out, nil
+}
+
+func (k *Knowledge) PutKnowledgeBase(_ context.Context, scope access.Scope, kb projections.KnowledgeBase) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b := k.bases[org]
+	if b == nil {
+		b = &keyed[projections.KnowledgeBase]{}
+		k.bases[org] = b
+	}
+	b.put(kb.ID, cloneKB(kb))
+	return nil
+}
+
+func (k *Knowledge) PutDocument(_ context.Context, scope access.Scope, doc projections.Document) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := k.docs[org]
+	if d == nil {
+		d = &keyed[projections.Document]{}
+		k.docs[org] = d
+	}
+	d.put(doc.ID, doc)
+	return nil
+}
+
+func (k *Knowledge) DeleteDocument(_ context.Context, scope access.Scope, _, docID string) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if d := k.docs[org]; d != nil {
+		d.delete(docID)
+	}
+	return nil
+}
+
+// Chunks is the memory adapter of projections.ChunkModel: each
+// organization's chunks, searched by an exact scan restricted to the
+// requested knowledge bases.
+type Chunks struct {
+	mu sync.RWMutex
+	// byOrg maps org → document id → chunks.
+	byOrg map[string]map[string][]projections.StoredChunk
+}
+
+// NewChunks returns an empty chunk read model.
+func NewChunks() *Chunks { return &Chunks{byOrg: map[string]map[string][]projections.StoredChunk{}} }
+
+func (c *Chunks) ReplaceChunks(_ context.Context, scope access.Scope, docID string, chunks []projections.StoredChunk) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	docs := c.byOrg[org]
+	if docs == nil {
+		docs = map[string][]projections.StoredChunk{}
+		c.byOrg[org] = docs
+	}
+	docs[docID] = slices.Clone(chunks)
+	return nil
+}
+
+func (c *Chunks) DeleteChunks(_ context.Context, scope access.Scope, docID string) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byOrg[org], docID)
+	return nil
+}
+
+// rrfK is the constant of reciprocal rank fusion: score = Σ 1/(rrfK+rank).
+const rrfK = 60
+
+// Search ranks the org's chunks of the requested bases by cosine
+// similarity and by keyword overlap, and fuses both rankings.
+func (c *Chunks) Search(_ context.Context, scope access.Scope, q projections.ChunkQuery) ([]projections.ChunkHit, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.KnowledgeBaseIDs) == 0 || q.K <= 0 {
+		return []projections.ChunkHit{}, nil
+	}
+	allowed := map[string]bool{}
+	for _, id := range q.KnowledgeBaseIDs {
+		allowed[id] = true
+	}
+	terms := Terms(q.Text)
+	type scored struct {
+		chunk   projections.StoredChunk
+		cos     float64
+		keyword float64
+	}
+	c.mu.RLock()
+	var candidates []scored
+	for _, chunks := range c.byOrg[org] {
+		for _, ch := range chunks {
+			if !allowed[ch.KnowledgeBaseID] {
+				continue
+			}
+			candidates = append(candidates, scored{chunk: ch, cos: cosine(q.Vector, ch.Embedding), keyword: keywordScore(terms, ch.Text)})
+		}
+	}
+	c.mu.RUnlock()
+
+	fused := map[string]float64{}
+	byVector := slices.Clone(candidates)
+	sort.SliceStable(byVector, func(i, j int) bool {
+		if byVector[i].cos != byVector[j].cos {
+			return byVector[i].cos > byVector[j].cos
+		}
+		return byVector[i].chunk.ID < byVector[j].chunk.ID
+	})
+	for rank, s := range byVector {
+		fused[s.chunk.ID] += 1.0 / float64(rrfK+rank+1)
+	}
+	byKeyword := slices.Clone(candidates)
+	sort.SliceStable(byKeyword, func(i, j int) bool {
+		if byKeyword[i].keyword != byKeyword[j].keyword {
+			return byKeyword[i].keyword > byKeyword[j].keyword
+		}
+		return byKeyword[i].chunk.ID < byKeyword[j].chunk.ID
+	})
+	for rank, s := range byKeyword {
+		if s.keyword == 0 {
+			break // chunks without a query term get no keyword rank
+		}
+		fused[s.chunk.ID] += 1.0 / float64(rrfK+rank+1)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := fused[candidates[i].chunk.ID], fused[candidates[j].chunk.ID]
+		if a != b {
+			return a > b
+		}
+		return candidates[i].chunk.ID < candidates[j].chunk.ID
+	})
+	out := make([]projections.ChunkHit, 0, min(q.K, len(candidates)))
+	for _, s := range candidates[:min(q.K, len(candidates))] {
+		out = append(out, projections.ChunkHit{
+			ChunkID: s.chunk.ID, DocumentID: s.chunk.DocumentID, KnowledgeBaseID: s.chunk.KnowledgeBaseID,
+			Ordinal: s.chunk.Ordinal, Heading: s.chunk.Heading, Text: s.chunk.Text, Score: fused[s.chunk.ID],
+		})
+	}
+	return out, nil
+}
+
+func cosine(a, b []float32) float64 {
+	if len(a) != len(b) || len(a) == 0 {
+		return 0
+	}
+	var dot, na, nb float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+// Terms splits text into lowercase words, as keyword ranking sees them.
+func Terms(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r)
+	})
+}
+
+// keywordScore counts query-term occurrences with sublinear weighting.
+func keywordScore(terms []string, text string) float64 {
+	if len(terms) == 0 {
+		return 0
+	}
+	counts := map[string]int{}
+	for _, w := range Terms(text) {
+		counts[w]++
+	}
+	var score float64
+	for _, t := range terms {
+		if n := counts[t]; n > 0 {
+			score += 1 + math.Log(float64(n))
+		}
+	}
+	return score
+}
+
+// EmbeddingCache is the memory adapter of projections.EmbeddingCache.
+type EmbeddingCache struct {
+	mu      sync.RWMutex
+	vectors map[string][]float32 // org \x00 model \x00 hash
+}
+
+// NewEmbeddingCache returns an empty cache.
+func NewEmbeddingCache() *EmbeddingCache {
+	return &EmbeddingCache{vectors: map[string][]float32{}}
+}
+
+func (e *EmbeddingCache) Get(_ context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := map[string][]float32{}
+	for _, h := range hashes {
+		if v, ok := e.vectors[org+"\x00"+model+"\x00"+h]; ok {
+			out[h] = v
+		}
+	}
+	return out, nil
+}
+
+func (e *EmbeddingCache) Put(_ context.Context, scope access.Scope, model string, vectors map[string][]float32) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for h, v := range vectors {
+		e.vectors[org+"\x00"+model+"\x00"+h] = v
+	}
+	return nil
+}
