@@ -20,7 +20,10 @@ test:
 	echo "go test -race -count=1 ./..." && go test -race -count=1 ./... && \
 	echo "end-to-end suites again on PostgreSQL read models:" && \
 	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/" && \
-	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/
+	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/ && \
+	echo "end-to-end suites again over the Kafka bus (kfake, through watermill-kafka):" && \
+	echo "PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/" && \
+	PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./domain/access/ ./eventstore/embedded/ ./app/

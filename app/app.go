@@ -53,7 +53,25 @@ type Config struct {
 	PostgresURL      string
 	PostgresOwnerURL string
 	PostgresSchema   string
-	Logger           *slog.Logger
+	// KafkaBrokers, when set, carries the log over Kafka instead of the
+	// in-process bus: projections consume the single-partition log topic,
+	// downstream systems the per-category topics (per org with
+	// KafkaTopicPerOrg).
+	KafkaBrokers     []string
+	KafkaTopicPerOrg bool
+	// Embeddings selects the embedder of knowledge-base chunks: the built-in
+	// hashing embedder when its URL is empty, or any OpenAI-compatible
+	// embeddings endpoint.
+	Embeddings EmbeddingsConfig
+	Logger     *slog.Logger
+}
+
+// EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
+type EmbeddingsConfig struct {
+	URL        string
+	APIKey     string
+	Model      string
+	Dimensions int
 }
 
 // TrustedJWKS is an external token issuer and where its keys are published.
@@ -80,17 +98,24 @@ type App struct {
 	Engine   *projections.Engine
 	Pipeline *commands.Pipeline
 	Queries  *projections.Queries
-	Registry *prometheus.Registry
-	server   *httpapi.Server
+	// Knowledge answers knowledge-base reads and searches.
+	Knowledge *projections.KnowledgeQueries
+	Registry  *prometheus.Registry
+	server    *httpapi.Server
 
-	cancel   context.CancelFunc
-	done     chan error
-	router   *message.Router
-	pubsubs  map[string]*gochannel.GoChannel
-	postgres *postgres.Store
-	rebuilt  uint64
-	ready    chan struct{}
-	closeErr error
+	cancel  context.CancelFunc
+	done    chan error
+	router  *message.Router
+	pubsubs map[string]*gochannel.GoChannel
+	closers []func() error
+	// checkpoint opens a durable checkpoint beside the log.
+	checkpoint func(name string) eventstore.Checkpoint
+	embedder   projections.Embedder
+	principals *projections.Principals
+	postgres   *postgres.Store
+	rebuilt    uint64
+	ready      chan struct{}
+	closeErr   error
 }
 
 // Open starts Palisade on cfg: it opens the log, rebuilds the read models
@@ -121,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	a.Store = store
+	a.checkpoint = store.Checkpoint
 	if a.Issuer, err = identity.LoadOrCreateIssuer(cfg.DataDir, cfg.Issuer, cfg.Audience); err != nil {
 		return nil, fmt.Errorf("built-in issuer: %w", err)
 	}
@@ -139,13 +165,17 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 
 	registry := events.NewRegistry()
+	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
+		return nil, err
+	}
+	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
 	models, err := a.openReadModels(ctx, registry)
 	if err != nil {
 		return nil, err
 	}
 	a.Engine = models.engine
-	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
 	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
+	a.Knowledge = projections.NewKnowledgeQueries(models.knowledge, models.chunks, a.embedder, a.Pipeline)
 
 	start := time.Now()
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
@@ -160,7 +190,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.server = httpapi.NewServer(httpapi.Deps{
 		Commands:        a.Pipeline,
 		Queries:         a.Queries,
-		Principals:      projections.NewPrincipals(models.tenancy),
+		Principals:      a.principals,
+		Knowledge:       a.Knowledge,
+		Extractor:       documentExtractor{},
+		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
 		Minter:          a.Issuer,
 		JWKS:            a.Issuer.JWKS,
@@ -180,29 +213,53 @@ type readModels struct {
 	bots        projections.BotModel
 	audit       projections.AuditModel
 	checkpoints projections.Checkpoints
-	engine      *projections.Engine
+	// Knowledge bases and chunks are in memory in both modes for now, with
+	// checkpoints of their own, so they are rebuilt at every start.
+	knowledge *memory.Knowledge
+	chunks    *memory.Chunks
+	cache     *memory.EmbeddingCache
+	// processes run with the read models; nil when measuring a rebuild.
+	processes []*projections.Projection
+	engine    *projections.Engine
 }
 
-func newReadModels(logger *slog.Logger, registry *events.Registry, m readModels) readModels {
-	m.engine = projections.NewEngine(logger, m.checkpoints,
+func newReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, m readModels) readModels {
+	m.knowledge, m.chunks, m.cache = memory.NewKnowledge(), memory.NewChunks(), memory.NewEmbeddingCache()
+	inMemory := memory.NewCheckpoints()
+	knowledge := projections.KnowledgeProjection(m.knowledge)
+	knowledge.Checkpoints = inMemory
+	chunks := projections.ChunkProjection(m.chunks, embedder, m.cache)
+	chunks.Checkpoints = inMemory
+	all := []*projections.Projection{
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
-	)
+		knowledge,
+		chunks,
+	}
+	m.engine = projections.NewEngine(logger, m.checkpoints, append(all, m.processes...)...)
 	return m
 }
 
-func newMemoryReadModels(logger *slog.Logger, registry *events.Registry) readModels {
-	return newReadModels(logger, registry, readModels{
+func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, processes ...*projections.Projection) readModels {
+	return newReadModels(logger, registry, embedder, readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
+		processes: processes,
 	})
 }
 
-// openReadModels opens the configured read models: PostgreSQL (migrated
-// first when an owner URL is given) or memory.
+// openReadModels opens the configured read models — PostgreSQL (migrated
+// first when an owner URL is given) or memory — with the processes that
+// run beside them.
 func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (readModels, error) {
+	// Processes keep their positions beside the log, whatever the read models.
+	processCheckpoints := projections.NewProcessCheckpoints(a.checkpoint, 500)
+	ingestion := commands.IngestionProcess(a.Pipeline, principalsOf(a), chunkDocument)
+	ingestion.Checkpoints = processCheckpoints
 	if a.cfg.PostgresURL == "" {
-		return newMemoryReadModels(a.cfg.Logger, registry), nil
+		m := newMemoryReadModels(a.cfg.Logger, registry, a.embedder, ingestion)
+		a.principals = projections.NewPrincipals(m.tenancy)
+		return m, nil
 	}
 	if a.cfg.PostgresOwnerURL != "" {
 		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
@@ -214,15 +271,17 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
-	return newReadModels(a.cfg.Logger, registry, readModels{
+	a.principals = projections.NewPrincipals(pg.Tenancy())
+	return newReadModels(a.cfg.Logger, registry, a.embedder, readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
+		processes: []*projections.Projection{ingestion},
 	}), nil
 }
 
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry())
+	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry(), a.embedder)
 	start := time.Now()
 	if _, err := models.engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err
@@ -230,49 +289,6 @@ func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error)
 	took := time.Since(start)
 	head, err := a.Store.Head(ctx)
 	return head, took, err
-}
-
-// startBus starts the in-process bus: the projections run as cqrs event
-// groups on a Watermill router, each consumer group reading its own
-// GoChannel fed by its own relay from the log — the in-process counterpart
-// of one Kafka consumer group per projection. Groups proceed in parallel;
-// within a group, events arrive in log order.
-func (a *App) startBus(ctx context.Context) error {
-	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, wlog)
-	if err != nil {
-		return fmt.Errorf("router: %w", err)
-	}
-	a.router = router
-	a.pubsubs = map[string]*gochannel.GoChannel{}
-	for _, group := range a.Engine.Names() {
-		// Blocking until the subscriber acks keeps the group's input in log
-		// order; GoChannel does not otherwise promise order.
-		a.pubsubs[group] = gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
-	}
-	err = a.Engine.Attach(router, busTopic, func(group string) (message.Subscriber, error) {
-		return a.pubsubs[group], nil
-	})
-	if err != nil {
-		return err
-	}
-	go func() { a.done <- router.Run(ctx) }()
-	select {
-	case <-router.Running():
-	case err := <-a.done:
-		return fmt.Errorf("router stopped at start: %w", err)
-	}
-	for group, pubsub := range a.pubsubs {
-		relay := eventstore.NewRelay(a.Store, pubsub, func(eventstore.Envelope) string { return busTopic },
-			eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
-		go func() {
-			if err := relay.Run(ctx); err != nil {
-				a.cfg.Logger.Error("relay stopped", "group", group, "err", err)
-			}
-		}()
-	}
-	close(a.ready)
-	return nil
 }
 
 func (a *App) readiness(ctx context.Context) error {
@@ -334,6 +350,9 @@ func (a *App) Close() error {
 	}
 	for _, pubsub := range a.pubsubs {
 		errs = append(errs, pubsub.Close())
+	}
+	for _, c := range a.closers {
+		errs = append(errs, c())
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/identity"
@@ -82,6 +83,18 @@ func postgresForTest(t testing.TB, dataDir string) (owner, appURL, schema string
 	return owner, appURL, schema
 }
 
+// kafkaForTest starts an in-process Kafka (kfake) for one harness, when
+// PALISADE_TEST_BUS=kafka asks the suites to run over the Kafka bus.
+func kafkaForTest(t testing.TB) []string {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster.ListenAddrs()
+}
+
 // openHarness starts Palisade on dataDir (which may hold an earlier run's log).
 func openHarness(t testing.TB, dataDir string) *harness {
 	t.Helper()
@@ -91,6 +104,9 @@ func openHarness(t testing.TB, dataDir string) *harness {
 	}
 	if testReadModels() == "postgres" {
 		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = postgresForTest(t, dataDir)
+	}
+	if os.Getenv("PALISADE_TEST_BUS") == "kafka" {
+		cfg.KafkaBrokers = kafkaForTest(t)
 	}
 	a, err := app.Open(context.Background(), cfg)
 	if err != nil {

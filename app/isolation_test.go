@@ -44,7 +44,25 @@ const (
 	isoBotID
 	isoMemberSub
 	isoServiceAccountID
+	isoKBID
+	// isoDocument names a knowledge base and one of its documents ({id}
+	// and {doc}).
+	isoDocument
+	// isoKBIDs names a list of knowledge bases (a search's
+	// knowledge_base_ids).
+	isoKBIDs
 )
+
+// isoVarCount is how many path variables a value of kind fills.
+func isoVarCount(kind isoVar) int {
+	switch kind {
+	case isoNoVar, isoKBIDs:
+		return 0
+	case isoDocument:
+		return 2
+	}
+	return 1
+}
 
 // isoBody is one request body to try, with the permissions it needs on top
 // of the route's.
@@ -62,9 +80,18 @@ type isoRoute struct {
 	// usersOnly: service accounts are refused even when they hold perm.
 	usersOnly bool
 	pathVar   isoVar
-	// bodies returns the bodies to send as caller (nil: no body).
-	bodies func(attacker *isoOrg, caller string) []isoBody
-	// queries returns query strings to try on a collection; namesVictim
+	// bodies returns the bodies to send as caller (nil: no body); they may
+	// quote the victims' texts and identifiers (naming a victim's resource
+	// where the route expects an identifier is bodyVar's business).
+	bodies func(attacker *isoOrg, caller string, victims []*isoOrg) []isoBody
+	// bodyVar says what identifiers the body names, and bodyWith returns
+	// the body naming ids, for a route that takes them in its body.
+	bodyVar  isoVar
+	bodyWith func(attacker *isoOrg, caller string, ids []string) any
+	// okStatus is what a permitted collection command answers (0: 201).
+	okStatus int
+	// queries returns query strings to try on a collection (or, for a
+	// route with a path variable, on every value of it); namesVictim
 	// marks the ones that name a victim's streams, actors or requests.
 	queries func(victims []*isoOrg) []isoQuery
 }
@@ -74,7 +101,7 @@ type isoQuery struct {
 	namesVictim bool
 }
 
-func isoNoBody(*isoOrg, string) []isoBody { return []isoBody{{}} }
+func isoNoBody(*isoOrg, string, []*isoOrg) []isoBody { return []isoBody{{}} }
 
 // isoRoutes is every endpoint the suite can exercise, keyed "METHOD
 // /template". A route the router serves that is missing here fails
@@ -88,7 +115,7 @@ func isoRoutes() map[string]isoRoute {
 		"GET /openapi.json":          {public: true},
 		"GET /.well-known/jwks.json": {public: true},
 
-		"POST /v1/orgs": {perm: access.OrgsCreate, bodies: func(o *isoOrg, caller string) []isoBody {
+		"POST /v1/orgs": {perm: access.OrgsCreate, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]string{"name": o.titleCase() + " Shadow Org", "owner_sub": o.label + "-shadow-" + caller}}}
 		}},
 		"GET /v1/org": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
@@ -100,7 +127,7 @@ func isoRoutes() map[string]isoRoute {
 			return out
 		}},
 
-		"POST /v1/members": {perm: access.MembersManage, bodies: func(o *isoOrg, caller string) []isoBody {
+		"POST /v1/members": {perm: access.MembersManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"sub": o.label + "-new-" + caller, "roles": []string{"viewer"}}}}
 		}},
 		"GET /v1/members": {perm: access.MembersRead, queries: func(victims []*isoOrg) []isoQuery {
@@ -111,7 +138,7 @@ func isoRoutes() map[string]isoRoute {
 			return out
 		}},
 		"GET /v1/members/{sub}": {perm: access.MembersRead, pathVar: isoMemberSub},
-		"PUT /v1/members/{sub}": {perm: access.MembersManage, pathVar: isoMemberSub, bodies: func(*isoOrg, string) []isoBody {
+		"PUT /v1/members/{sub}": {perm: access.MembersManage, pathVar: isoMemberSub, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
 			return []isoBody{
 				{v: map[string]any{"roles": []string{"viewer"}}},
 				{v: map[string]any{"roles": []string{"owner"}}, needs: []access.Permission{access.OwnersManage}},
@@ -119,7 +146,7 @@ func isoRoutes() map[string]isoRoute {
 		}},
 		"DELETE /v1/members/{sub}": {perm: access.MembersManage, pathVar: isoMemberSub},
 
-		"POST /v1/service-accounts": {perm: access.ServiceAccountsManage, usersOnly: true, bodies: func(o *isoOrg, caller string) []isoBody {
+		"POST /v1/service-accounts": {perm: access.ServiceAccountsManage, usersOnly: true, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"name": o.label + "-probe-robot-" + caller, "permissions": []string{"bots:read"}},
 				needs: []access.Permission{access.BotsRead}}}
 		}},
@@ -132,7 +159,7 @@ func isoRoutes() map[string]isoRoute {
 		}},
 		"DELETE /v1/service-accounts/{id}": {perm: access.ServiceAccountsManage, pathVar: isoServiceAccountID},
 
-		"POST /v1/bots": {perm: access.BotsManage, bodies: func(o *isoOrg, caller string) []isoBody {
+		"POST /v1/bots": {perm: access.BotsManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"name": o.label + "-probe-bot-" + caller, "instructions": "probe"}}}
 		}},
 		"GET /v1/bots": {perm: access.BotsRead, queries: func(victims []*isoOrg) []isoQuery {
@@ -143,13 +170,73 @@ func isoRoutes() map[string]isoRoute {
 			return out
 		}},
 		"GET /v1/bots/{id}": {perm: access.BotsRead, pathVar: isoBotID},
-		"PATCH /v1/bots/{id}": {perm: access.BotsManage, pathVar: isoBotID, bodies: func(o *isoOrg, caller string) []isoBody {
+		"PATCH /v1/bots/{id}": {perm: access.BotsManage, pathVar: isoBotID, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"name": o.label + "-hijacked", "instructions": "hijacked by " + caller}}}
 		}},
 		"DELETE /v1/bots/{id}": {perm: access.BotsManage, pathVar: isoBotID},
 
+		"POST /v1/knowledge-bases": {perm: access.KBManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-probe-kb-" + caller, "description": "probe"}}}
+		}},
+		"GET /v1/knowledge-bases": {perm: access.KBRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?include_archived=true&limit=500"}}
+			for _, v := range victims {
+				for _, id := range append(slices.Clone(v.kbs), v.archivedKBs...) {
+					out = append(out, isoQuery{q: "?include_archived=true&after=" + id})
+				}
+			}
+			return out
+		}},
+		// Searching: by text (whatever it names, only the caller's own
+		// chunks come back), and naming knowledge bases in the body.
+		"POST /v1/knowledge-bases/search": {perm: access.KBRead, okStatus: http.StatusOK, bodyVar: isoKBIDs,
+			bodies: func(o *isoOrg, caller string, victims []*isoOrg) []isoBody {
+				queries := []string{o.canary, isoSharedText, "paid vacation days", "zebra quantum marmalade " + caller}
+				for _, v := range victims {
+					queries = append(queries, v.canary, v.kbNames[0], v.docTitles[0], v.docs[0].id, v.kbs[0], v.chunkIDs[0], v.name)
+				}
+				var out []isoBody
+				for _, q := range queries {
+					out = append(out, isoBody{v: map[string]any{"query": q, "k": 50}})
+				}
+				// Naming its own open base is fine.
+				return append(out, isoBody{v: map[string]any{"query": isoSharedText, "knowledge_base_ids": []string{o.kbs[0]}, "k": 50}})
+			},
+			bodyWith: func(_ *isoOrg, _ string, ids []string) any {
+				return map[string]any{"query": "vacation policy handbook minutes", "knowledge_base_ids": ids, "k": 50}
+			}},
+		"GET /v1/knowledge-bases/{id}": {perm: access.KBRead, pathVar: isoKBID},
+		"PATCH /v1/knowledge-bases/{id}": {perm: access.KBManage, pathVar: isoKBID, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-hijacked-kb", "description": "hijacked by " + caller}}}
+		}},
+		"DELETE /v1/knowledge-bases/{id}": {perm: access.KBManage, pathVar: isoKBID},
+		"PUT /v1/knowledge-bases/{id}/grants": {perm: access.KBManage, pathVar: isoKBID, bodies: func(o *isoOrg, _ string, _ []*isoOrg) []isoBody {
+			return []isoBody{
+				{v: map[string]any{"grants": []map[string]any{{"subject": "user:" + o.label + "-victor", "permissions": []string{"kb:read", "kb:write"}}}}},
+				{v: map[string]any{"grants": []map[string]any{}}}, // opening a restricted base
+			}
+		}},
+		"POST /v1/knowledge-bases/{id}/documents": {perm: access.KBWrite, pathVar: isoKBID, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{
+				{v: map[string]any{"title": o.label + "-planted-doc-" + caller, "content_type": "text/plain", "content": "Planted by " + caller}},
+				{v: map[string]any{"title": o.label + "-planted-md-" + caller, "content_type": "text/markdown", "content": "# Planted\n\nby " + caller}},
+			}
+		}},
+		"GET /v1/knowledge-bases/{id}/documents": {perm: access.KBRead, pathVar: isoKBID, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?after=" + v.docs[0].id}, isoQuery{q: "?limit=500&after=" + v.deletedDocs[0].id})
+			}
+			return out
+		}},
+		"GET /v1/knowledge-bases/{id}/documents/{doc}": {perm: access.KBRead, pathVar: isoDocument},
+		"PUT /v1/knowledge-bases/{id}/documents/{doc}": {perm: access.KBWrite, pathVar: isoDocument, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"title": o.label + "-overwritten-" + caller, "content_type": "text/markdown", "content": "# Overwritten\n\nby " + caller}}}
+		}},
+		"DELETE /v1/knowledge-bases/{id}/documents/{doc}": {perm: access.KBWrite, pathVar: isoDocument},
+
 		"GET /v1/audit/events": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
-			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}}
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}, {q: "?type=KnowledgeSearched,DocumentChunked&limit=500"}}
 			for _, v := range victims {
 				for _, f := range v.auditFilters {
 					out = append(out, isoQuery{q: "?" + f, namesVictim: true})
@@ -208,8 +295,15 @@ func isoKnown(t testing.TB, table map[string]isoRoute, k isoRouteKey) (isoRoute,
 
 var isoPathVarPattern = regexp.MustCompile(`\{[^}]+\}`)
 
-func isoFill(tpl, value string) string {
-	return isoPathVarPattern.ReplaceAllLiteralString(tpl, url.PathEscape(value))
+// isoFill fills the path variables of tpl with values, in order; the last
+// value fills every variable left.
+func isoFill(tpl string, values ...string) string {
+	i := 0
+	return isoPathVarPattern.ReplaceAllStringFunc(tpl, func(string) string {
+		v := values[min(i, len(values)-1)]
+		i++
+		return url.PathEscape(v)
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -217,12 +311,13 @@ func isoFill(tpl, value string) string {
 
 // isoExchange is one request and its answer, kept for the leak scan.
 type isoExchange struct {
-	caller string // "<org label>/<principal label>", "platform/…"
-	method string
-	path   string // with the query
-	status int
-	header http.Header
-	body   []byte
+	caller  string // "<org label>/<principal label>", "platform/…"
+	method  string
+	path    string // with the query
+	request []byte // the JSON body sent, if any
+	status  int
+	header  http.Header
+	body    []byte
 }
 
 type isoRecorder struct {
@@ -266,12 +361,13 @@ func isoNewWorld(t *testing.T) *isoWorld {
 func (w *isoWorld) call(t testing.TB, caller, method, path, token string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
+	var sent []byte
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
 			t.Fatalf("encode body: %v", err)
 		}
-		rd = bytes.NewReader(data)
+		rd, sent = bytes.NewReader(data), data
 	}
 	req, err := http.NewRequest(method, w.h.srv.URL+path, rd)
 	if err != nil {
@@ -295,7 +391,7 @@ func (w *isoWorld) call(t testing.TB, caller, method, path, token string, body a
 	if err != nil {
 		t.Fatalf("read body of %s %s: %v", method, path, err)
 	}
-	w.rec.add(isoExchange{caller: caller, method: method, path: path, status: resp.StatusCode, header: resp.Header.Clone(), body: data})
+	w.rec.add(isoExchange{caller: caller, method: method, path: path, request: sent, status: resp.StatusCode, header: resp.Header.Clone(), body: data})
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
@@ -355,15 +451,26 @@ func (p isoPrincipal) holds(perms ...access.Permission) bool {
 
 // isoOrg is an organization with something of everything in it.
 type isoOrg struct {
-	label, name, id       string
-	canary, kb, idemKey   string
-	principals            []isoPrincipal
-	subs, goneSubs        []string
-	bots, archivedBots    []string
-	botNames              []string
-	sas, revokedSAs       []string
-	saNames, saTokens     []string
-	saTokenIDs            map[string]string // service account id → its token's jti
+	label, name, id     string
+	canary, kb, idemKey string
+	principals          []isoPrincipal
+	subs, goneSubs      []string
+	bots, archivedBots  []string
+	botNames            []string
+	sas, revokedSAs     []string
+	saNames, saTokens   []string
+	saTokenIDs          map[string]string // service account id → its token's jti
+	// Knowledge: kbs[0] is open to every reader, kbs[1] restricted by
+	// grants (to the owner and the builder role); archivedKBs were
+	// archived with their documents. docs are ready (one of them replaced
+	// by a second version), deletedDocs were deleted. kbNames, docTitles
+	// and texts (every version) hold the canary; contentHashes are the
+	// hashes of those texts.
+	kbs, archivedKBs      []string
+	kbNames, docTitles    []string
+	docs, deletedDocs     []isoDoc
+	texts, contentHashes  []string
+	chunkIDs, searchIDs   []string
 	eventIDs, traceIDs    []string
 	correlations, streams []string
 	// auditFilters are audit queries naming this org's streams, actors and
@@ -375,6 +482,9 @@ type isoOrg struct {
 	// during the probes.
 	made map[string]bool
 }
+
+// isoDoc is a document and its knowledge base.
+type isoDoc struct{ kb, id string }
 
 func (o *isoOrg) titleCase() string { return strings.ToUpper(o.label[:1]) + o.label[1:] }
 
@@ -398,8 +508,18 @@ func (o *isoOrg) remember(id string) {
 func (o *isoOrg) knows(id string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.made[id] || slices.Contains(o.subs, id) || slices.Contains(o.bots, id) ||
-		slices.Contains(o.archivedBots, id) || slices.Contains(o.sas, id) || slices.Contains(o.revokedSAs, id)
+	if o.made[id] || slices.Contains(o.subs, id) || slices.Contains(o.bots, id) ||
+		slices.Contains(o.archivedBots, id) || slices.Contains(o.sas, id) || slices.Contains(o.revokedSAs, id) ||
+		slices.Contains(o.kbs, id) || slices.Contains(o.archivedKBs, id) || slices.Contains(o.chunkIDs, id) ||
+		slices.Contains(o.searchIDs, id) {
+		return true
+	}
+	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
+		if d.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // ids returns the org's identifiers that a path variable of kind could
@@ -418,7 +538,50 @@ func (o *isoOrg) ids(kind isoVar) []string {
 	case isoServiceAccountID:
 		out = append(out, o.sas...)
 		out = append(out, o.revokedSAs...)
-		out = append(out, o.bots[0], o.subs[0])
+		out = append(out, o.bots[0], o.subs[0], o.kbs[0])
+	case isoKBID:
+		out = append(out, o.kbs...)
+		out = append(out, o.archivedKBs...)
+		out = append(out, o.docs[0].id, o.deletedDocs[0].id, o.chunkIDs[0], o.searchIDs[0], o.bots[0])
+	}
+	return out
+}
+
+// targets returns what an attack on org o names for a variable of kind:
+// one value per path variable (or the list of a body's identifiers). With
+// an attacker, the attacker's own identifiers are mixed with o's, so that a
+// route cannot answer for the attacker's part and leak o's.
+func (o *isoOrg) targets(kind isoVar, attacker *isoOrg) [][]string {
+	var out [][]string
+	switch kind {
+	case isoDocument:
+		for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
+			out = append(out, []string{d.kb, d.id})
+		}
+		d := o.docs[0]
+		out = append(out, []string{d.kb, uuid.Must(uuid.NewV7()).String()}, []string{uuid.Must(uuid.NewV7()).String(), d.id},
+			[]string{d.id, d.kb}, []string{o.id, d.id}, []string{d.kb, o.chunkIDs[0]}, []string{o.kbs[1], d.id})
+		if attacker != nil {
+			for _, kb := range append(slices.Clone(attacker.kbs), attacker.archivedKBs...) {
+				out = append(out, []string{kb, d.id}, []string{kb, o.deletedDocs[0].id})
+			}
+			out = append(out, []string{d.kb, attacker.docs[0].id})
+		}
+	case isoKBIDs:
+		all := append(slices.Clone(o.kbs), o.archivedKBs...)
+		for _, id := range append(all, o.id, o.docs[0].id, o.chunkIDs[0]) {
+			out = append(out, []string{id})
+		}
+		out = append(out, all)
+		if attacker != nil {
+			mine := attacker.kbs[0]
+			out = append(out, []string{mine, o.kbs[0]}, []string{o.kbs[1], mine}, []string{mine, o.archivedKBs[0], mine},
+				append([]string{mine}, all...))
+		}
+	default:
+		for _, id := range o.ids(kind) {
+			out = append(out, []string{id})
+		}
 	}
 	return out
 }
@@ -431,8 +594,12 @@ func (o *isoOrg) staticNeedles() []string {
 		out = append(out, jti)
 	}
 	for _, list := range [][]string{o.subs, o.goneSubs, o.bots, o.archivedBots, o.botNames, o.sas, o.revokedSAs,
-		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams} {
+		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams,
+		o.kbs, o.archivedKBs, o.kbNames, o.docTitles, o.texts, o.contentHashes, o.chunkIDs, o.searchIDs} {
 		out = append(out, list...)
+	}
+	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
+		out = append(out, d.id)
 	}
 	return out
 }
@@ -458,12 +625,20 @@ type isoEvent struct {
 // without "?") and returns them with the raw page bodies.
 func (w *isoWorld) audit(t testing.TB, caller, token, query string) ([]isoEvent, []byte) {
 	t.Helper()
+	all, _, raw := w.auditItems(t, caller, token, query)
+	return all, raw
+}
+
+// auditItems is audit with each event's raw bytes as well.
+func (w *isoWorld) auditItems(t testing.TB, caller, token, query string) ([]isoEvent, []json.RawMessage, []byte) {
+	t.Helper()
 	q, err := url.ParseQuery(query)
 	if err != nil {
 		t.Fatalf("audit query %q: %v", query, err)
 	}
 	q.Set("limit", "500")
 	var all []isoEvent
+	var items []json.RawMessage
 	var raw []byte
 	for page := 0; ; page++ {
 		if page > 1000 {
@@ -472,13 +647,20 @@ func (w *isoWorld) audit(t testing.TB, caller, token, query string) ([]isoEvent,
 		r := w.expect(t, http.StatusOK, caller, http.MethodGet, "/v1/audit/events?"+q.Encode(), token, nil)
 		raw = append(raw, r.body...)
 		var body struct {
-			Items     []isoEvent `json:"items"`
-			NextAfter string     `json:"next_after"`
+			Items     []json.RawMessage `json:"items"`
+			NextAfter string            `json:"next_after"`
 		}
 		r.json(t, &body)
-		all = append(all, body.Items...)
+		for _, item := range body.Items {
+			var e isoEvent
+			if err := json.Unmarshal(item, &e); err != nil {
+				t.Fatalf("decode audit event %s: %v", item, err)
+			}
+			all = append(all, e)
+			items = append(items, item)
+		}
 		if body.NextAfter == "" {
-			return all, raw
+			return all, items, raw
 		}
 		q.Set("after", body.NextAfter)
 	}
@@ -508,6 +690,165 @@ func (w *isoWorld) createServiceAccount(t testing.TB, caller, token, name string
 		t.Fatalf("%s: service account %s without id or token", caller, name)
 	}
 	return sa.ID, sa.Token
+}
+
+// isoSharedText is a paragraph every organization's handbook holds, word
+// for word: searching for it must still find only the caller's own.
+const isoSharedText = "Employees get thirty days of paid vacation per year and travel expenses are reimbursed within fourteen days."
+
+// isoHit is one search result.
+type isoHit struct {
+	ChunkID         string  `json:"chunk_id"`
+	DocumentID      string  `json:"document_id"`
+	DocumentTitle   string  `json:"document_title"`
+	KnowledgeBaseID string  `json:"knowledge_base_id"`
+	Heading         string  `json:"heading"`
+	Snippet         string  `json:"snippet"`
+	Score           float64 `json:"score"`
+}
+
+type isoSearchResult struct {
+	Results  []isoHit `json:"results"`
+	SearchID string   `json:"search_id"`
+	Position uint64   `json:"position"`
+}
+
+func (w *isoWorld) createKB(t testing.TB, caller, token, name string) string {
+	t.Helper()
+	var kb struct {
+		ID string `json:"id"`
+	}
+	w.expect(t, http.StatusCreated, caller, http.MethodPost, "/v1/knowledge-bases", token,
+		map[string]any{"name": name, "description": "about " + name}).json(t, &kb)
+	if kb.ID == "" {
+		t.Fatalf("%s: created a knowledge base without an id", caller)
+	}
+	return kb.ID
+}
+
+// isoDocBody is what the suite reads of a document.
+type isoDocBody struct {
+	ID              string `json:"id"`
+	KnowledgeBaseID string `json:"knowledge_base_id"`
+	Title           string `json:"title"`
+	ContentHash     string `json:"content_hash"`
+	Version         int    `json:"version"`
+	State           string `json:"state"`
+	Chunks          int    `json:"chunks"`
+}
+
+// addDoc adds a document and returns it as the answer describes it.
+func (w *isoWorld) addDoc(t testing.TB, caller, token, kb, title, contentType, content string, headers ...string) isoDocBody {
+	t.Helper()
+	var doc isoDocBody
+	w.expect(t, http.StatusCreated, caller, http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", token,
+		map[string]any{"title": title, "content_type": contentType, "content": content}, headers...).json(t, &doc)
+	if doc.ID == "" || doc.ContentHash == "" {
+		t.Fatalf("%s: added a document without an id or hash: %+v", caller, doc)
+	}
+	return doc
+}
+
+// waitDoc waits until ingestion settled a document's current version and
+// fails unless it is ready with chunks.
+func (w *isoWorld) waitDoc(t testing.TB, caller, token, kb, id string) isoDocBody {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var doc isoDocBody
+		w.expect(t, http.StatusOK, caller, http.MethodGet, "/v1/knowledge-bases/"+kb+"/documents/"+id, token, nil).json(t, &doc)
+		if doc.State != "pending" {
+			if doc.State != "ready" || doc.Chunks == 0 {
+				t.Fatalf("%s: document %s settled as %+v", caller, id, doc)
+			}
+			return doc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: document %s is still pending", caller, id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *isoWorld) search(t testing.TB, caller, token string, body map[string]any, headers ...string) isoSearchResult {
+	t.Helper()
+	var res isoSearchResult
+	w.expect(t, http.StatusOK, caller, http.MethodPost, "/v1/knowledge-bases/search", token, body, headers...).json(t, &res)
+	if res.SearchID == "" {
+		t.Fatalf("%s: a search without a search id", caller)
+	}
+	return res
+}
+
+// addKnowledge gives the org knowledge bases: one open to every reader
+// (renamed once), one restricted by grants to the owner and the builder
+// role, one archived; documents ready, replaced and deleted, each holding
+// the canary and a word of its own; and searches on the record.
+func (w *isoWorld) addKnowledge(t *testing.T, o *isoOrg, setup, rnd string) {
+	t.Helper()
+	owner, builder := o.principal(t, "owner"), o.principal(t, "builder")
+	sa := o.principal(t, "service-account")
+	word := func(prefix string) string {
+		v := prefix + isoRand(t)[:10]
+		o.texts = append(o.texts, v)
+		return v
+	}
+	named := func(name string) string {
+		o.kbNames = append(o.kbNames, name)
+		return name
+	}
+	open := w.createKB(t, setup, builder.token, named(o.label+"-draft-kb-"+rnd))
+	w.expect(t, http.StatusOK, setup, http.MethodPatch, "/v1/knowledge-bases/"+open, builder.token,
+		map[string]any{"name": named(o.titleCase() + " Handbook " + o.canary), "description": "Policies, " + o.canary})
+	restricted := w.createKB(t, setup, builder.token, named(o.titleCase()+" Board Minutes "+o.canary))
+	w.expect(t, http.StatusOK, setup, http.MethodPut, "/v1/knowledge-bases/"+restricted+"/grants", owner.token,
+		map[string]any{"grants": []map[string]any{
+			{"subject": "user:" + owner.sub, "permissions": []string{"kb:read", "kb:write"}},
+			{"subject": "role:builder", "permissions": []string{"kb:read"}},
+		}})
+	archived := w.createKB(t, setup, builder.token, named(o.titleCase()+" Old Archive "+o.canary))
+	o.kbs = append(o.kbs, open, restricted)
+	o.archivedKBs = append(o.archivedKBs, archived)
+
+	add := func(token, kb, title, contentType, content string) isoDocBody {
+		o.docTitles = append(o.docTitles, title)
+		doc := w.addDoc(t, setup, token, kb, title, contentType, content)
+		o.contentHashes = append(o.contentHashes, doc.ContentHash)
+		w.waitDoc(t, setup, token, kb, doc.ID)
+		return doc
+	}
+	policy := add(builder.token, open, o.canary+" Vacation Policy", "text/markdown",
+		"# Vacation\n\n"+isoSharedText+"\n\n# Codeword\n\nThe vault phrase is "+word("vault")+" and the codeword is "+o.canary+".\n")
+	draft := add(builder.token, open, o.canary+" Travel Draft", "text/plain", "First draft of the travel rules: "+word("draft")+" "+o.canary)
+	o.docTitles = append(o.docTitles, o.canary+" Travel Rules")
+	var replaced isoDocBody
+	w.expect(t, http.StatusOK, setup, http.MethodPut, "/v1/knowledge-bases/"+open+"/documents/"+draft.ID, builder.token,
+		map[string]any{"title": o.canary + " Travel Rules", "content_type": "text/markdown",
+			"content": "# Travel\n\nSecond version of the travel rules: " + word("travel") + " " + o.canary}).json(t, &replaced)
+	o.contentHashes = append(o.contentHashes, replaced.ContentHash)
+	if w.waitDoc(t, setup, builder.token, open, draft.ID).Version != 2 {
+		t.Fatalf("org %s: the replaced document is not at version 2", o.label)
+	}
+	shredded := add(sa.token, open, o.canary+" Shredded", "text/plain", "Shred after reading: "+word("shred")+" "+o.canary)
+	minutes := add(owner.token, restricted, o.canary+" Minutes", "text/markdown", "# Minutes\n\nThe merger codename is "+word("merger")+". "+o.canary)
+	memo := add(builder.token, archived, o.canary+" Archived Memo", "text/plain", "Archived memo: "+word("memo")+" "+o.canary)
+	o.docs = append(o.docs, isoDoc{open, policy.ID}, isoDoc{open, draft.ID}, isoDoc{restricted, minutes.ID}, isoDoc{archived, memo.ID})
+
+	// Searches on the record, with the chunks they returned.
+	for _, s := range []struct {
+		who   isoPrincipal
+		query string
+	}{{owner, o.canary}, {o.principal(t, "member"), isoSharedText}, {sa, "shred after reading"}} {
+		res := w.search(t, setup, s.who.token, map[string]any{"query": s.query, "k": 50})
+		if len(res.Results) == 0 {
+			t.Fatalf("org %s: %s's search for %q found nothing", o.label, s.who.label, s.query)
+		}
+		o.searchIDs = append(o.searchIDs, res.SearchID)
+	}
+
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/knowledge-bases/"+open+"/documents/"+shredded.ID, sa.token, nil)
+	o.deletedDocs = append(o.deletedDocs, isoDoc{open, shredded.ID})
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/knowledge-bases/"+archived, builder.token, nil)
 }
 
 // addOrg creates an organization labelled label ("alpha") named title, with
@@ -595,6 +936,8 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 	o.botNames = append(o.botNames, label+"-robot-bot")
 	o.bots = append(o.bots, w.createBot(t, setup, saToken, map[string]any{"name": label + "-robot-bot", "instructions": o.canary + " robot"}))
 
+	w.addKnowledge(t, o, setup, rnd)
+
 	// Denied attempts, recorded in the org's security stream.
 	w.expect(t, http.StatusForbidden, setup, http.MethodPost, "/v1/bots", o.principal(t, "viewer").token, map[string]any{"name": label + "-denied-bot"})
 	w.expect(t, http.StatusForbidden, setup, http.MethodGet, "/v1/bots", o.principal(t, "auditor").token, nil)
@@ -615,6 +958,17 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 			t.Fatalf("org %s's audit holds event %s of org %q", label, e.ID, e.OrgID)
 		}
 		o.eventIDs = append(o.eventIDs, e.ID)
+		if e.Type == "DocumentChunked" {
+			var doc struct {
+				Chunks []struct{ ID string } `json:"chunks"`
+			}
+			if err := json.Unmarshal(e.Data, &doc); err != nil || len(doc.Chunks) == 0 {
+				t.Fatalf("DocumentChunked event %s has no chunks: %s", e.ID, e.Data)
+			}
+			for _, c := range doc.Chunks {
+				o.chunkIDs = append(o.chunkIDs, c.ID)
+			}
+		}
 		if e.Type == "ServiceAccountCreated" {
 			var sa struct {
 				ID      string `json:"id"`
@@ -646,6 +1000,10 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 	}
 	addFilter("type=BotCreated&actor=" + url.QueryEscape(label+"-bella"))
 	addFilter("type=AccessDenied&actor=" + url.QueryEscape(label+"-victor"))
+	addFilter("type=KnowledgeSearched&actor=" + url.QueryEscape(label+"-mike"))
+	if len(o.chunkIDs) < 6 {
+		t.Fatalf("org %s's audit holds only %d chunks", label, len(o.chunkIDs))
+	}
 	// Control: every filter really finds this org's events for its owner,
 	// so that the same filter finding nothing for another org means
 	// something.
@@ -676,13 +1034,58 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 	for _, sub := range o.subs {
 		paths = append(paths, "/v1/members/"+url.PathEscape(sub))
 	}
+	// Knowledge bases with their grants, documents and what searching
+	// them finds.
+	paths = append(paths, "/v1/knowledge-bases?include_archived=true&limit=500")
+	for _, id := range append(slices.Clone(o.kbs), o.archivedKBs...) {
+		paths = append(paths, "/v1/knowledge-bases/"+id, "/v1/knowledge-bases/"+id+"/documents?limit=500")
+	}
+	for _, d := range o.docs {
+		paths = append(paths, "/v1/knowledge-bases/"+d.kb+"/documents/"+d.id)
+	}
 	snap := map[string]string{}
 	for _, p := range paths {
 		snap[p] = string(w.expect(t, http.StatusOK, caller, http.MethodGet, p, owner, nil).body)
 	}
-	events, raw := w.audit(t, caller, owner, "")
-	snap["audit events"] = string(raw)
-	snap["audit event count"] = fmt.Sprint(len(events))
+	for _, d := range o.deletedDocs {
+		p := "/v1/knowledge-bases/" + d.kb + "/documents/" + d.id
+		got := w.call(t, caller, http.MethodGet, p, owner, nil)
+		snap[p] = fmt.Sprint(got.status, " ", isoNormalize(got.body))
+	}
+	var searches []map[string]any
+	for _, q := range append([]string{o.canary, isoSharedText}, o.texts...) {
+		searches = append(searches, map[string]any{"query": q, "k": 50})
+	}
+	for _, kb := range o.kbs {
+		searches = append(searches, map[string]any{"query": o.canary, "knowledge_base_ids": []string{kb}, "k": 50})
+	}
+	for _, body := range searches {
+		var res struct {
+			Results json.RawMessage `json:"results"`
+		}
+		w.expect(t, http.StatusOK, caller, http.MethodPost, "/v1/knowledge-bases/search", owner, body).json(t, &res)
+		snap[fmt.Sprintf("search %v", body)] = string(res.Results)
+	}
+	// The audit trail, less the record of the snapshots' own searches.
+	mine := map[string]bool{}
+	for _, e := range w.rec.by(caller) {
+		if e.path == "/v1/knowledge-bases/search" {
+			mine[e.header.Get("X-Correlation-Id")] = true
+		}
+	}
+	events, items, _ := w.auditItems(t, caller, owner, "")
+	var kept []string
+	for i, e := range events {
+		if e.Type == "KnowledgeSearched" && mine[e.CorrelationID] {
+			continue
+		}
+		kept = append(kept, string(items[i]))
+	}
+	if len(mine) == 0 || len(kept) == len(events) {
+		t.Fatalf("control: the snapshot of org %s does not recognise its own searches in the audit trail", o.label)
+	}
+	snap["audit events"] = strings.Join(kept, "\n")
+	snap["audit event count"] = fmt.Sprint(len(kept))
 	// Every live credential of the org still works.
 	for _, p := range o.principals {
 		snap["GET /v1/org as "+p.label] = fmt.Sprint(w.call(t, caller, http.MethodGet, "/v1/org", p.token, nil).status)
@@ -751,9 +1154,10 @@ func isoSameAnswer(t testing.TB, what string, got, base response) {
 	}
 }
 
-// isoEchoField matches the fields of an AccessDenied event that record the
-// path the caller itself requested.
-var isoEchoField = regexp.MustCompile(`"(?:path|resource)":"[^"]*"`)
+// isoEchoField matches the fields of an audit event that record what the
+// caller itself sent: the path and resource of an AccessDenied event, the
+// query of a KnowledgeSearched event.
+var isoEchoField = regexp.MustCompile(`"(?:path|resource|query)":"[^"]*"`)
 
 type isoLeak struct {
 	ex      isoExchange
@@ -764,8 +1168,9 @@ type isoLeak struct {
 // isoFindLeaks scans the raw headers and bodies of exchanges for needles.
 // The only bytes it skips are, inside audit responses, the path and
 // resource fields of the callers' own denied attempts that record a path
-// the same callers requested (echoes holds those paths): an org's audit
-// trail may say which path its own member asked for.
+// the same callers requested, and the query of their own searches (echoes
+// holds those paths and queries): an org's audit trail may say which path
+// its own member asked for and what it searched for.
 func isoFindLeaks(exchanges []isoExchange, needles []string, echoes map[string]bool) []isoLeak {
 	var leaks []isoLeak
 	for _, ex := range exchanges {
@@ -838,12 +1243,21 @@ func isoNeedles(t testing.TB, w *isoWorld, victims ...*isoOrg) []string {
 	return out
 }
 
-// isoEchoes is every URL path the exchanges requested.
+// isoEchoes is every URL path the exchanges requested, and every search
+// query they sent.
 func isoEchoes(exchanges []isoExchange) map[string]bool {
 	out := map[string]bool{}
 	for _, e := range exchanges {
 		p, _, _ := strings.Cut(e.path, "?")
 		out[p] = true
+		if p == "/v1/knowledge-bases/search" && e.request != nil {
+			var body struct {
+				Query string `json:"query"`
+			}
+			if json.Unmarshal(e.request, &body) == nil && body.Query != "" {
+				out[strings.TrimSpace(body.Query)] = true
+			}
+		}
 	}
 	return out
 }
@@ -870,8 +1284,12 @@ func TestIsolationRouteCoverage(t *testing.T) {
 			t.Errorf("route %s has a path variable but isoRoutes does not say what it names", k)
 		case !hasVar && r.pathVar != isoNoVar:
 			t.Errorf("isoRoutes gives route %s a path variable it does not have", k)
-		case strings.Count(k.path, "{") > 1:
-			t.Errorf("route %s has several path variables; teach isoFill about it", k)
+		case strings.Count(k.path, "{") != isoVarCount(r.pathVar):
+			t.Errorf("route %s has %d path variables but its pathVar names %d; teach isoFill and targets about it", k, strings.Count(k.path, "{"), isoVarCount(r.pathVar))
+		case r.pathVar == isoKBIDs || (r.bodyVar != isoNoVar && isoVarCount(r.bodyVar) != 0):
+			t.Errorf("route %s: a list of identifiers goes in a body (bodyVar), one identifier in the path (pathVar)", k)
+		case (r.bodyVar != isoNoVar) != (r.bodyWith != nil):
+			t.Errorf("route %s: bodyVar and bodyWith go together", k)
 		case r.public == strings.HasPrefix(k.path, "/v1/"):
 			t.Errorf("route %s: public=%v, but only routes outside /v1 are public", k, r.public)
 		case !r.public && r.perm == access.PermissionUnknown:
@@ -905,41 +1323,98 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 	table := isoRoutes()
 	routes := isoWalk(t, w.h)
 
+	// Identifiers of A and C, alone or mixed with B's own, in paths and in
+	// bodies: every answer is the answer for an unknown identifier.
 	t.Run("path variables", func(t *testing.T) {
 		for _, k := range routes {
 			r, ok := isoKnown(t, table, k)
-			if !ok || r.pathVar == isoNoVar {
+			if !ok || (r.pathVar == isoNoVar && r.bodyVar == isoNoVar) {
 				continue
+			}
+			kind := r.pathVar
+			if kind == isoNoVar {
+				kind = r.bodyVar
 			}
 			for _, p := range b.principals {
 				t.Run(k.String()+" as "+p.label, func(t *testing.T) {
 					t.Parallel()
 					caller := b.label + "/" + p.label
 					bodies := []isoBody{{}}
-					if r.bodies != nil {
-						bodies = r.bodies(b, p.label)
+					if r.bodies != nil && r.bodyVar == isoNoVar {
+						bodies = r.bodies(b, p.label, victims)
+					}
+					queries := []isoQuery{{}}
+					if r.queries != nil {
+						queries = r.queries(victims)
+					}
+					unknown := func() string {
+						if kind == isoMemberSub {
+							return "zulu-" + isoRand(t)
+						}
+						return uuid.Must(uuid.NewV7()).String()
+					}
+					// standIn is values with every identifier that is not
+					// bravo's own replaced by an unknown one; mixed says
+					// whether bravo's own identifiers are left.
+					standIn := func(values []string) (_ []string, shape string, mixed bool) {
+						out := slices.Clone(values)
+						parts := make([]string, len(out))
+						for i, v := range out {
+							if b.knows(v) {
+								parts[i], mixed = v, true
+							} else {
+								out[i], parts[i] = unknown(), "?"
+							}
+						}
+						return out, strings.Join(parts, ","), mixed
+					}
+					send := func(body isoBody, q isoQuery, values []string) response {
+						path, payload := k.path, body.v
+						if r.pathVar != isoNoVar {
+							path = isoFill(k.path, values...)
+						}
+						if r.bodyVar != isoNoVar {
+							payload = r.bodyWith(b, p.label, values)
+						}
+						return w.call(t, caller, k.method, path+q.q, p.token, payload)
+					}
+					allUnknown := func() []string {
+						out := make([]string, max(1, isoVarCount(kind)))
+						for i := range out {
+							out[i] = unknown()
+						}
+						return out
 					}
 					for _, body := range bodies {
-						unknown := func() string {
-							if r.pathVar == isoMemberSub {
-								return "zulu-" + isoRand(t)
-							}
-							return uuid.Must(uuid.NewV7()).String()
-						}
-						base := w.call(t, caller, k.method, isoFill(k.path, unknown()), p.token, body.v)
-						again := w.call(t, caller, k.method, isoFill(k.path, unknown()), p.token, body.v)
-						isoSameAnswer(t, fmt.Sprintf("control: %s with two unknown ids", k), again, base)
 						want := http.StatusForbidden
 						if p.holds(append([]access.Permission{r.perm}, body.needs...)...) {
 							want = http.StatusNotFound
 						}
-						if base.status != want {
-							t.Errorf("%s %s with an unknown id as %s = %d %s, want %d", k.method, k.path, caller, base.status, base.body, want)
-						}
-						for _, v := range victims {
-							for _, id := range v.ids(r.pathVar) {
-								got := w.call(t, caller, k.method, isoFill(k.path, id), p.token, body.v)
-								isoSameAnswer(t, fmt.Sprintf("%s %s with org %s's %q, as %s", k.method, k.path, v.label, id, caller), got, base)
+						for _, q := range queries {
+							base := send(body, q, allUnknown())
+							again := send(body, q, allUnknown())
+							isoSameAnswer(t, fmt.Sprintf("control: %s%s with two unknown ids", k, q.q), again, base)
+							if base.status != want {
+								t.Errorf("%s %s%s with an unknown id as %s = %d %s, want %d", k.method, k.path, q.q, caller, base.status, base.body, want)
+							}
+							bases := map[string]response{}
+							for _, v := range victims {
+								for _, values := range v.targets(kind, b) {
+									stand, shape, mixed := standIn(values)
+									sb, seen := bases[shape]
+									if !seen {
+										sb = send(body, q, stand)
+										bases[shape] = sb
+									}
+									got := send(body, q, values)
+									what := fmt.Sprintf("%s %s%s with org %s's %q, as %s", k.method, k.path, q.q, v.label, values, caller)
+									isoSameAnswer(t, what, got, sb)
+									// Bravo's own base may refuse the action (403)
+									// where an unknown one is not found.
+									if got.status != want && (!mixed || got.status != http.StatusForbidden) {
+										t.Errorf("%s = %d %s, want %d", what, got.status, got.body, want)
+									}
+								}
 							}
 						}
 					}
@@ -950,7 +1425,15 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 
 	t.Run("methods the router does not serve", func(t *testing.T) {
 		owner := b.principal(t, "owner")
-		for _, tpl := range []string{"/v1/bots/{id}", "/v1/members/{sub}", "/v1/service-accounts/{id}"} {
+		for _, tpl := range []string{"/v1/bots/{id}", "/v1/members/{sub}", "/v1/service-accounts/{id}", "/v1/knowledge-bases/{id}",
+			"/v1/knowledge-bases/{id}/grants", "/v1/knowledge-bases/{id}/documents", "/v1/knowledge-bases/{id}/documents/{doc}"} {
+			kind := isoBotID
+			switch {
+			case strings.Contains(tpl, "{doc}"):
+				kind = isoDocument
+			case strings.HasPrefix(tpl, "/v1/knowledge-bases/"):
+				kind = isoKBID
+			}
 			for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete} {
 				served := false
 				for _, k := range routes {
@@ -961,9 +1444,9 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 				}
 				base := w.call(t, "bravo/owner", m, isoFill(tpl, uuid.Must(uuid.NewV7()).String()), owner.token, nil)
 				for _, v := range victims {
-					for _, id := range v.ids(isoBotID) {
-						got := w.call(t, "bravo/owner", m, isoFill(tpl, id), owner.token, nil)
-						isoSameAnswer(t, fmt.Sprintf("%s %s with org %s's %q", m, tpl, v.label, id), got, base)
+					for _, values := range v.targets(kind, nil) {
+						got := w.call(t, "bravo/owner", m, isoFill(tpl, values...), owner.token, nil)
+						isoSameAnswer(t, fmt.Sprintf("%s %s with org %s's %q", m, tpl, v.label, values), got, base)
 					}
 				}
 			}
@@ -981,15 +1464,22 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 				t.Run(k.String()+" as "+p.label, func(t *testing.T) {
 					t.Parallel()
 					caller := b.label + "/" + p.label
-					for _, body := range r.bodies(b, p.label) {
+					for _, body := range r.bodies(b, p.label, victims) {
 						want := http.StatusForbidden
 						if p.holds(append([]access.Permission{r.perm}, body.needs...)...) && (!r.usersOnly || p.kind == identity.KindUser) {
 							want = http.StatusCreated
+							if r.okStatus != 0 {
+								want = r.okStatus
+							}
 						}
 						got := w.call(t, caller, k.method, k.path, p.token, body.v)
 						if got.status != want {
 							t.Errorf("%s as %s = %d %s, want %d", k, caller, got.status, got.body, want)
 							continue
+						}
+						if got.status == http.StatusOK {
+							sent, _ := json.Marshal(body.v)
+							isoCheckOwnView(t, k, isoQuery{q: " " + string(sent)}, caller, got, b, victims)
 						}
 						if got.status != http.StatusCreated {
 							continue
@@ -1088,7 +1578,9 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 			for _, l := range leaks {
 				found[l.needle] = true
 			}
-			for _, n := range []string{v.id, v.name, v.canary, v.bots[0], v.sas[0], v.subs[0], v.eventIDs[0], v.kb} {
+			for _, n := range []string{v.id, v.name, v.canary, v.bots[0], v.sas[0], v.subs[0], v.eventIDs[0], v.kb,
+				v.kbs[0], v.kbs[1], v.archivedKBs[0], v.kbNames[1], v.docs[0].id, v.deletedDocs[0].id, v.docTitles[0],
+				v.texts[0], v.contentHashes[0], v.chunkIDs[0], v.searchIDs[0]} {
 				if !found[n] {
 					t.Errorf("control: the scanner does not find %q in org %s's own answers", n, v.label)
 				}
@@ -1174,6 +1666,66 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 				}
 			}
 		}
+	case "/v1/knowledge-bases":
+		var list struct{ Items []struct{ ID string } }
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, kb := range list.Items {
+			ids[kb.ID] = true
+			if foreign(kb.ID) || !own.knows(kb.ID) {
+				t.Errorf("%s lists knowledge base %q, which is not its org's", where, kb.ID)
+			}
+		}
+		// The open bases, archived or not, are every reader's; archived
+		// ones are listed when asked for.
+		switch q.q {
+		case "?limit=500":
+			if !ids[own.kbs[0]] {
+				t.Errorf("%s misses its own knowledge base %q", where, own.kbs[0])
+			}
+			for _, id := range own.archivedKBs {
+				if ids[id] {
+					t.Errorf("%s lists archived knowledge base %q unasked", where, id)
+				}
+			}
+		case "?include_archived=true&limit=500":
+			for _, id := range append([]string{own.kbs[0]}, own.archivedKBs...) {
+				if !ids[id] {
+					t.Errorf("%s misses its own knowledge base %q", where, id)
+				}
+			}
+		}
+	case "/v1/knowledge-bases/search":
+		var res isoSearchResult
+		got.json(t, &res)
+		for _, hit := range res.Results {
+			for _, id := range []string{hit.ChunkID, hit.DocumentID, hit.KnowledgeBaseID} {
+				if foreign(id) || !own.knows(id) {
+					t.Errorf("%s returns %q (chunk %s of document %s in base %s), which is not its org's", where, id, hit.ChunkID, hit.DocumentID, hit.KnowledgeBaseID)
+				}
+			}
+			if slices.Contains(own.archivedKBs, hit.KnowledgeBaseID) {
+				t.Errorf("%s returns chunk %s of an archived base", where, hit.ChunkID)
+			}
+			for _, d := range own.deletedDocs {
+				if hit.DocumentID == d.id {
+					t.Errorf("%s returns chunk %s of a deleted document", where, hit.ChunkID)
+				}
+			}
+		}
+		if res.SearchID == "" {
+			t.Errorf("%s has no search id", where)
+		}
+		// Control: the caller's own handbook is found.
+		if strings.Contains(q.q, isoSharedText) || strings.Contains(q.q, own.canary) {
+			found := false
+			for _, hit := range res.Results {
+				found = found || hit.DocumentID == own.docs[0].id
+			}
+			if !found {
+				t.Errorf("control: %s does not find its own handbook: %s", where, got.body)
+			}
+		}
 	case "/v1/audit/events":
 		var list struct{ Items []isoEvent }
 		got.json(t, &list)
@@ -1245,14 +1797,21 @@ func TestIsolationPlatformToken(t *testing.T) {
 				}
 			} else {
 				for _, v := range victims {
-					for _, id := range v.ids(r.pathVar) {
-						paths = append(paths, isoFill(k.path, id))
+					for _, values := range v.targets(r.pathVar, nil) {
+						paths = append(paths, isoFill(k.path, values...))
 					}
 				}
 			}
 			bodies := []isoBody{{}}
 			if r.bodies != nil {
-				bodies = r.bodies(a, "platform")
+				bodies = r.bodies(a, "platform", victims)
+			}
+			if r.bodyVar != isoNoVar {
+				for _, v := range victims {
+					for _, values := range v.targets(r.bodyVar, nil) {
+						bodies = append(bodies, isoBody{v: r.bodyWith(a, "platform", values)})
+					}
+				}
 			}
 			for _, p := range paths {
 				for _, body := range bodies {
@@ -1483,11 +2042,14 @@ func TestIsolationTokenForUnknownOrganization(t *testing.T) {
 		}
 		path := k.path
 		if r.pathVar != isoNoVar {
-			path = isoFill(k.path, a.ids(r.pathVar)[1])
+			path = isoFill(k.path, a.targets(r.pathVar, nil)[1]...)
 		}
 		bodies := []isoBody{{}}
 		if r.bodies != nil {
-			bodies = r.bodies(a, "unknown")
+			bodies = r.bodies(a, "unknown", []*isoOrg{a})
+		}
+		if r.bodyVar != isoNoVar {
+			bodies = append(bodies, isoBody{v: r.bodyWith(a, "unknown", a.targets(r.bodyVar, nil)[0])})
 		}
 		for _, body := range bodies {
 			garbage := w.call(t, "nobody/garbage", k.method, path, "not-a-token", body.v)

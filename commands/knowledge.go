@@ -102,10 +102,21 @@ func (p *Pipeline) UpdateKnowledgeBase(ctx context.Context, who access.Principal
 	})
 }
 
-// SetKnowledgeBaseGrants replaces a base's grants.
+// SetKnowledgeBaseGrants replaces a base's grants. Grants give kb:read
+// and kb:write only, and on a restricted base only owners and admins keep
+// kb:manage, so a caller who would not may not restrict it: the change
+// would lock them out of undoing it.
 func (p *Pipeline) SetKnowledgeBaseGrants(ctx context.Context, who access.Principal, kbID string, grants []knowledge.Grant) (Result, error) {
 	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
-		return kb.SetGrants(grants)
+		normalized, err := knowledge.NormalizeGrants(grants)
+		if err != nil {
+			return nil, err
+		}
+		if d := access.Decide(who, access.KBManage, knowledge.Resource(who.OrgID, normalized)); !d.Allowed {
+			p.RecordDenial(ctx, who, d, "knowledge-bases/"+kbID+"/grants")
+			return nil, fmt.Errorf("%w: only owners and admins may restrict a knowledge base, since only they keep managing it once restricted", domain.ErrForbidden)
+		}
+		return kb.SetGrants(normalized)
 	})
 }
 
@@ -145,9 +156,8 @@ func (p *Pipeline) AddDocument(ctx context.Context, who access.Principal, kbID s
 	return p.create(ctx, who, d, stream, newDocument, func(a aggregate) ([]domain.Event, error) {
 		doc := a.(*knowledge.Document)
 		if doc.Exists() {
-			if OriginFrom(ctx).IdempotencyKey != "" {
-				return nil, nil
-			}
+			// The id comes from the content, not from an Idempotency-Key, so
+			// this is a conflict whatever key the request carries.
 			return nil, fmt.Errorf("%w: this knowledge base already holds a document with identical content (%s)", domain.ErrConflict, id)
 		}
 		return doc.AddDocument(kb, id, in.Title, in.ContentType, in.Content)

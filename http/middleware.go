@@ -99,7 +99,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			Path:          truncate(r.URL.Path, 200),
 			RemoteAddr:    r.RemoteAddr,
 		})
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		// Only document uploads may be large; JSON bodies are further held
+		// to MaxBodyBytes by the decoder.
+		limit := int64(MaxBodyBytes + 1)
+		if strings.Contains(r.URL.Path, "/documents") {
+			limit = MaxUploadBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		route := "unmatched"

@@ -8,14 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"github.com/pb33f/libopenapi"
@@ -26,8 +30,10 @@ import (
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/identity"
@@ -282,16 +288,27 @@ func oasNewStack(t *testing.T) *oasStack {
 	}
 	registry := events.NewRegistry()
 	tenancy, bots, audit := memory.NewTenancy(), memory.NewBots(), memory.NewAudit()
+	bases, chunks := memory.NewKnowledge(), memory.NewChunks()
+	embedder := embed.NewHashing(384)
+	pipeline := commands.NewPipeline(store, registry, logger)
+	principals := projections.NewPrincipals(tenancy)
 	engine := projections.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),
+		projections.KnowledgeProjection(bases),
+		projections.ChunkProjection(chunks, embedder, memory.NewEmbeddingCache()),
+		// Ingestion appends DocumentChunked while the read models catch up;
+		// the next catch-up applies it.
+		commands.IngestionProcess(pipeline, principals, oasChunk),
 	)
-	pipeline := commands.NewPipeline(store, registry, logger)
 	server := NewServer(Deps{
 		Commands:        pipeline,
 		Queries:         projections.NewQueries(tenancy, bots, audit, pipeline),
-		Principals:      projections.NewPrincipals(tenancy),
+		Principals:      principals,
+		Knowledge:       projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline),
+		Extractor:       oasExtractor{},
+		Embedding:       commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()},
 		Verifier:        verifier,
 		Minter:          issuer,
 		JWKS:            issuer.JWKS,
@@ -304,7 +321,8 @@ func oasNewStack(t *testing.T) *oasStack {
 	if err != nil {
 		t.Fatalf("parse openapi.json: %v", err)
 	}
-	v, errs := validator.NewValidator(doc, config.WithFormatAssertions())
+	// The standard body decoders let the validator read multipart uploads.
+	v, errs := validator.NewValidator(doc, config.WithFormatAssertions(), config.WithStandardBodyDecoders())
 	if len(errs) > 0 {
 		t.Fatalf("validator: %v", errors.Join(errs...))
 	}
@@ -417,6 +435,138 @@ func oasReplay(res *http.Response, body []byte) *http.Response {
 	return &r
 }
 
+// oasExtractor reads text/plain and text/markdown documents, sent as JSON
+// or uploaded as multipart/form-data (a `file` part and an optional
+// `title`); every other type is unsupported.
+type oasExtractor struct{}
+
+func (oasExtractor) Text(contentType string, data []byte) (string, error) {
+	switch contentType {
+	case "text/plain", "text/markdown":
+		if !utf8.Valid(data) {
+			return "", errors.New("document is not valid UTF-8")
+		}
+		return string(data), nil
+	}
+	return "", fmt.Errorf("%w: %s", ErrUnsupportedType, contentType)
+}
+
+func (e oasExtractor) Upload(r *http.Request, maxBytes int64) (commands.DocumentInput, error) {
+	var in commands.DocumentInput
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return in, err
+	}
+	var data []byte
+	var fileName string
+	found := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return in, err
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxBytes+1))
+		if err != nil {
+			return in, err
+		}
+		if int64(len(b)) > maxBytes {
+			return in, ErrUploadTooLarge
+		}
+		switch part.FormName() {
+		case "title":
+			in.Title = string(b)
+		case "file":
+			data, fileName, found = b, part.FileName(), true
+			in.ContentType, _, _ = mime.ParseMediaType(part.Header.Get("Content-Type"))
+		}
+	}
+	if !found {
+		return in, errors.New("the upload has no file part")
+	}
+	if in.Content, err = e.Text(in.ContentType, data); err != nil {
+		return in, err
+	}
+	if in.Title == "" {
+		in.Title = fileName
+	}
+	return in, nil
+}
+
+// oasChunk cuts a document into its paragraphs, each under the last
+// markdown heading before it.
+func oasChunk(text string) []knowledge.Chunk {
+	var out []knowledge.Chunk
+	heading, start := "", 0
+	for _, para := range strings.Split(text, "\n\n") {
+		end := start + len(para)
+		if p := strings.TrimSpace(para); p != "" {
+			if h, ok := strings.CutPrefix(p, "# "); ok {
+				heading = h
+			}
+			out = append(out, knowledge.Chunk{Start: start, End: end, Heading: heading, Text: p})
+		}
+		start = end + 2
+	}
+	return out
+}
+
+// oasMultipart encodes a document upload: a file part (named field,
+// normally "file") of contentType and, unless empty, a title. It returns
+// the body and its Content-Type.
+func oasMultipart(t testing.TB, title, field, fileName, contentType string, data []byte) (string, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	if title != "" {
+		if err := w.WriteField("title", title); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, fileName))
+	h.Set("Content-Type", contentType)
+	part, err := w.CreatePart(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := part.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String(), w.FormDataContentType()
+}
+
+// oasDocument is what the knowledge tests read back of a document.
+type oasDocument struct {
+	ID       string `json:"id"`
+	Title    string `json:"title"`
+	Version  int    `json:"version"`
+	State    string `json:"state"`
+	Chunks   int    `json:"chunks"`
+	Position uint64 `json:"position"`
+}
+
+// awaitIngestion polls a document until its ingestion settled, and
+// returns it; each poll lets the read models (and ingestion) catch up.
+func (s *oasStack) awaitIngestion(path, token string, position string) oasDocument {
+	s.t.Helper()
+	for range 20 {
+		var doc oasDocument
+		s.do(oasCall{method: http.MethodGet, path: path + "?min_position=" + position, token: token,
+			want: http.StatusOK}).decode(s.t, &doc)
+		if doc.State != "pending" {
+			return doc
+		}
+	}
+	s.t.Fatalf("%s is still pending", path)
+	return oasDocument{}
+}
+
 // TestOpenAPIDescribesRealResponses drives a real server through every
 // route and holds each request and response against the document.
 func TestOpenAPIDescribesRealResponses(t *testing.T) {
@@ -515,6 +665,185 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	s.do(oasCall{method: http.MethodGet, path: "/v1/bots/" + bot.ID, token: hank, want: http.StatusNotFound})
 	s.do(oasCall{method: http.MethodDelete, path: "/v1/bots/" + bot.ID, token: hank, want: http.StatusNotFound})
 
+	// Knowledge bases: carol builds, dave views, erin is a member.
+	for _, m := range []struct{ sub, role string }{{"carol", "builder"}, {"dave", "viewer"}, {"erin", "member"}} {
+		s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
+			body: map[string]any{"sub": m.sub, "roles": []string{m.role}}})
+	}
+	carol := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "carol")
+	dave := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "dave")
+	erin := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "erin")
+
+	var kb struct {
+		ID       string `json:"id"`
+		Archived bool   `json:"archived"`
+	}
+	createdKB := s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases", token: alice, want: http.StatusCreated,
+		body: map[string]any{"name": "Handbook", "description": "How we work."}})
+	createdKB.decode(t, &kb)
+	kbPath := "/v1/knowledge-bases/" + kb.ID
+	if loc := createdKB.header.Get("Location"); loc != kbPath {
+		t.Errorf("Location = %q, want %q", loc, kbPath)
+	}
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "?min_position=" + createdKB.header.Get(headerPosition),
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPatch, path: kbPath, token: alice, want: http.StatusOK,
+		body: map[string]any{"name": nil, "description": "How we work, in writing."}})
+	s.do(oasCall{method: http.MethodGet, path: kbPath, token: erin, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"name": ""}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases", token: alice, want: http.StatusBadRequest,
+		body: map[string]any{"name": "x", "model": "big"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases", token: dave, want: http.StatusForbidden,
+		body: map[string]any{"name": "Mine"}})
+
+	// Grants restrict the base to alice, carol (read only) and viewers.
+	s.do(oasCall{method: http.MethodPut, path: kbPath + "/grants", token: alice, want: http.StatusOK,
+		body: map[string]any{"grants": []map[string]any{
+			{"subject": "user:carol", "permissions": []string{"kb:read"}},
+			{"subject": "role:viewer", "permissions": []string{"kb:read"}},
+			{"subject": "user:alice", "permissions": []string{"kb:write", "kb:read", "kb:read"}},
+		}}})
+	s.do(oasCall{method: http.MethodPut, path: kbPath + "/grants", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"grants": []map[string]any{{"subject": "group:staff", "permissions": []string{"kb:read"}}}}, invalid: true})
+	s.do(oasCall{method: http.MethodPut, path: kbPath + "/grants", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"grants": []map[string]any{{"subject": "user:carol", "permissions": []string{"kb:manage"}}}}, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/knowledge-bases?limit=10", token: dave, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: kbPath, token: carol, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPatch, path: kbPath, token: carol, want: http.StatusForbidden,
+		body: map[string]any{"name": "Carol's"}})
+	s.do(oasCall{method: http.MethodGet, path: kbPath, token: erin, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: kbPath, token: hank, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodDelete, path: kbPath, token: hank, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/knowledge-bases/nothing-here", token: alice, want: http.StatusNotFound})
+
+	// Documents, as JSON and as uploads.
+	leave := map[string]any{"title": "Leave policy", "content_type": "text/markdown",
+		"content": "# Leave\n\nEveryone gets thirty days of paid leave a year.\n\nAsk your manager two weeks ahead."}
+	addedDoc := s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusCreated, body: leave})
+	var doc oasDocument
+	addedDoc.decode(t, &doc)
+	docPath := kbPath + "/documents/" + doc.ID
+	if loc := addedDoc.header.Get("Location"); loc != docPath {
+		t.Errorf("Location = %q, want %q", loc, docPath)
+	}
+	if doc = s.awaitIngestion(docPath, alice, addedDoc.header.Get(headerPosition)); doc.State != "ready" || doc.Chunks != 3 {
+		t.Errorf("after ingestion the document is %+v, want ready with 3 chunks", doc)
+	}
+	upload, uploadType := oasMultipart(t, "", "file", "faq.txt", "text/plain", []byte("Expenses are reimbursed monthly."))
+	uploaded := s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusCreated,
+		body: upload, headers: map[string]string{"Content-Type": uploadType}})
+	var faq oasDocument
+	uploaded.decode(t, &faq)
+	if faq = s.awaitIngestion(kbPath+"/documents/"+faq.ID, alice, uploaded.header.Get(headerPosition)); faq.Title != "faq.txt" || faq.State != "ready" {
+		t.Errorf("the upload is %+v, want faq.txt, ready", faq)
+	}
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents?limit=1", token: dave, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents", token: erin, want: http.StatusNotFound})
+
+	// Documents the server refuses.
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusConflict,
+		body: map[string]any{"title": "Leave, again", "content": leave["content"], "content_type": "text/markdown"}})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnsupportedMediaType,
+		body: map[string]any{"title": "Scan", "content": "%PDF-1.7", "content_type": "application/pdf"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnsupportedMediaType,
+		body: map[string]any{"title": "Page", "content": "<p>Hi</p>", "content_type": "text/html"}})
+	picture, pictureType := oasMultipart(t, "Logo", "file", "logo.png", "image/png", []byte("\x89PNG"))
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnsupportedMediaType,
+		body: picture, headers: map[string]string{"Content-Type": pictureType}})
+	titleOnly, titleOnlyType := oasMultipart(t, "Nothing", "note", "note.txt", "text/plain", []byte("No file part."))
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnprocessableEntity,
+		body: titleOnly, headers: map[string]string{"Content-Type": titleOnlyType}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnsupportedMediaType,
+		body: "Just text.", headers: map[string]string{"Content-Type": "text/plain"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"title": "", "content": "Untitled."}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusRequestEntityTooLarge,
+		body: map[string]any{"title": "Huge", "content": strings.Repeat("a", MaxBodyBytes+1)}, invalid: true})
+	huge, hugeType := oasMultipart(t, "Huge", "file", "huge.txt", "text/plain", bytes.Repeat([]byte("a"), knowledge.MaxContentBytes+1))
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusRequestEntityTooLarge,
+		body: huge, headers: map[string]string{"Content-Type": hugeType}})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: carol, want: http.StatusForbidden,
+		body: map[string]any{"title": "Carol's notes", "content": "Notes."}})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: dave, want: http.StatusForbidden,
+		body: map[string]any{"title": "Dave's notes", "content": "Notes."}})
+	s.do(oasCall{method: http.MethodGet, path: docPath, token: hank, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents/" + kb.ID, token: alice, want: http.StatusNotFound})
+
+	// Search.
+	var found struct {
+		Results []struct {
+			DocumentID string `json:"document_id"`
+			Heading    string `json:"heading"`
+		} `json:"results"`
+	}
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusOK,
+		body: map[string]any{"query": "How many days of paid leave?", "k": 5}}).decode(t, &found)
+	if len(found.Results) == 0 || found.Results[0].DocumentID != doc.ID || found.Results[0].Heading != "Leave" {
+		t.Errorf("search found %+v, want the leave policy first", found.Results)
+	}
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: dave, want: http.StatusOK,
+		body: map[string]any{"query": "expenses", "knowledge_base_ids": []string{kb.ID}}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: erin, want: http.StatusOK,
+		body: map[string]any{"query": "expenses"}}).decode(t, &found)
+	if len(found.Results) != 0 {
+		t.Errorf("erin, whom the grants leave out, found %+v", found.Results)
+	}
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: erin, want: http.StatusNotFound,
+		body: map[string]any{"query": "expenses", "knowledge_base_ids": []string{kb.ID}}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"query": "leave", "k": 51}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"query": ""}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"query": strings.Repeat("q", 2001)}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusBadRequest,
+		body: map[string]any{"query": "leave", "filter": "x"}, invalid: true})
+
+	// Replace and delete.
+	replaced := s.do(oasCall{method: http.MethodPut, path: docPath, token: alice, want: http.StatusOK,
+		body: map[string]any{"title": "Leave policy", "content_type": "text/markdown",
+			"content": "# Leave\n\nEveryone gets thirty-two days of paid leave a year."}})
+	replaced.decode(t, &doc)
+	if doc = s.awaitIngestion(docPath, alice, replaced.header.Get(headerPosition)); doc.Version != 2 || doc.State != "ready" {
+		t.Errorf("the replaced document is %+v, want version 2, ready", doc)
+	}
+	again := s.do(oasCall{method: http.MethodPut, path: docPath, token: alice, want: http.StatusOK,
+		body: map[string]any{"title": "Leave policy", "content_type": "text/markdown",
+			"content": "# Leave\n\nEveryone gets thirty-two days of paid leave a year."}})
+	if again.header.Get(headerPosition) != "" {
+		t.Errorf("replacing a document with its own content answered Palisade-Position %s", again.header.Get(headerPosition))
+	}
+	upload, uploadType = oasMultipart(t, "FAQ", "file", "faq.md", "text/markdown", []byte("# FAQ\n\nExpenses are reimbursed weekly."))
+	s.do(oasCall{method: http.MethodPut, path: kbPath + "/documents/" + faq.ID, token: alice, want: http.StatusOK,
+		body: upload, headers: map[string]string{"Content-Type": uploadType}})
+	s.do(oasCall{method: http.MethodPut, path: docPath, token: carol, want: http.StatusForbidden,
+		body: map[string]any{"title": "Mine", "content": "Carol's leave."}})
+	s.do(oasCall{method: http.MethodDelete, path: kbPath + "/documents/" + faq.ID, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents/" + faq.ID, token: alice, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodDelete, path: kbPath + "/documents/" + faq.ID, token: alice, want: http.StatusNotFound})
+
+	// Archive.
+	s.do(oasCall{method: http.MethodDelete, path: kbPath, token: carol, want: http.StatusForbidden})
+	s.do(oasCall{method: http.MethodDelete, path: kbPath, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: kbPath, token: dave, want: http.StatusOK}).decode(t, &kb)
+	if !kb.Archived {
+		t.Error("the archived base does not say so")
+	}
+	s.do(oasCall{method: http.MethodDelete, path: kbPath, token: alice, want: http.StatusConflict})
+	s.do(oasCall{method: http.MethodPatch, path: kbPath, token: alice, want: http.StatusConflict,
+		body: map[string]any{"name": "Old handbook"}})
+	s.do(oasCall{method: http.MethodPut, path: kbPath + "/grants", token: alice, want: http.StatusConflict,
+		body: map[string]any{"grants": []any{}}})
+	s.do(oasCall{method: http.MethodPost, path: kbPath + "/documents", token: alice, want: http.StatusConflict,
+		body: map[string]any{"title": "Late", "content": "Too late."}})
+	s.do(oasCall{method: http.MethodPut, path: docPath, token: alice, want: http.StatusConflict,
+		body: map[string]any{"title": "Late", "content": "Too late."}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusNotFound,
+		body: map[string]any{"query": "leave", "knowledge_base_ids": []string{kb.ID}}})
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents", token: dave, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodDelete, path: docPath, token: alice, want: http.StatusNoContent})
+
 	// The audit log, with the envelopes of everything above.
 	var page struct {
 		Items []json.RawMessage `json:"items"`
@@ -525,5 +854,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		t.Errorf("the audit log holds %d events, want the whole story", len(page.Items))
 	}
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=BotCreated&type=AccessDenied&actor=alice",
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=DocumentChunked&type=KnowledgeSearched",
 		token: alice, want: http.StatusOK})
 }

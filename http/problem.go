@@ -45,7 +45,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, kind, deta
 func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.Is(err, domain.ErrTooLarge):
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", "request body is too large")
 	case errors.Is(err, domain.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "not-found", notFound+" not found")

@@ -57,6 +57,11 @@ type Deps struct {
 	// issuer's public keys.
 	Minter     commands.TokenMinter
 	JWKS       func() ([]byte, error)
+	// Knowledge answers knowledge-base reads and searches; Extractor turns
+	// uploads into text; Embedding names the model new bases use.
+	Knowledge *projections.KnowledgeQueries
+	Extractor DocumentExtractor
+	Embedding commands.Embedding
 	ReadModels ReadModels
 	// Ready reports whether the server may take traffic (log reachable,
 	// read models rebuilt).
@@ -135,6 +140,19 @@ func (s *Server) routes() {
 	v1.HandleFunc("/bots/{id}", s.getBot).Methods(http.MethodGet)
 	v1.HandleFunc("/bots/{id}", s.updateBot).Methods(http.MethodPatch)
 	v1.HandleFunc("/bots/{id}", s.archiveBot).Methods(http.MethodDelete)
+
+	v1.HandleFunc("/knowledge-bases", s.createKnowledgeBase).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases", s.listKnowledgeBases).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/search", s.search).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases/{id}", s.getKnowledgeBase).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}", s.updateKnowledgeBase).Methods(http.MethodPatch)
+	v1.HandleFunc("/knowledge-bases/{id}", s.archiveKnowledgeBase).Methods(http.MethodDelete)
+	v1.HandleFunc("/knowledge-bases/{id}/grants", s.setKnowledgeBaseGrants).Methods(http.MethodPut)
+	v1.HandleFunc("/knowledge-bases/{id}/documents", s.addDocument).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases/{id}/documents", s.listDocuments).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.getDocument).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.replaceDocument).Methods(http.MethodPut)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.deleteDocument).Methods(http.MethodDelete)
 
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
 }

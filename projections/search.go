@@ -17,6 +17,7 @@ const (
 	MaxSearchK     = 50
 	DefaultSearchK = 10
 	MaxQueryLen    = 2000
+	MaxSearchBases = 100
 	snippetLen     = 300
 )
 
@@ -73,8 +74,9 @@ func (q *KnowledgeQueries) base(ctx context.Context, who access.Principal, scope
 	return KnowledgeBase{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
 }
 
-// KnowledgeBases lists the bases the caller may see.
-func (q *KnowledgeQueries) KnowledgeBases(ctx context.Context, who access.Principal, page Page) ([]KnowledgeBase, error) {
+// KnowledgeBases lists the bases the caller may see; archived ones only
+// when asked.
+func (q *KnowledgeQueries) KnowledgeBases(ctx context.Context, who access.Principal, page Page, includeArchived bool) ([]KnowledgeBase, error) {
 	scope, err := q.orgScope(ctx, who, access.KBRead, "knowledge-bases")
 	if err != nil {
 		return nil, err
@@ -90,7 +92,7 @@ func (q *KnowledgeQueries) KnowledgeBases(ctx context.Context, who access.Princi
 			return nil, err
 		}
 		for _, kb := range batch {
-			if len(out) < limit && visible(who, kb) {
+			if len(out) < limit && visible(who, kb) && (includeArchived || !kb.Archived) {
 				out = append(out, kb)
 			}
 		}
@@ -183,6 +185,9 @@ func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, que
 		k = DefaultSearchK
 	case k < 0 || k > MaxSearchK:
 		return nil, nil, fmt.Errorf("%w: k must be between 1 and %d", domain.ErrInvalid, MaxSearchK)
+	}
+	if len(kbIDs) > MaxSearchBases {
+		return nil, nil, fmt.Errorf("%w: at most %d knowledge_base_ids", domain.ErrInvalid, MaxSearchBases)
 	}
 	readable, err := q.readableBases(ctx, who, scope)
 	if err != nil {

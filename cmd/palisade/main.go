@@ -34,6 +34,7 @@ commands:
   migrate       bring the PostgreSQL read-model schema up to date
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
+  tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
 
 Run "palisade <command> -h" for a command's flags.`
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("usage: palisade audit replay --data-dir DIR [--org ID]")
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
+	case "tail":
+		return tail(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -11,14 +11,6 @@ import (
 	"github.com/palisadehq/palisade/app"
 )
 
-// Configuration variables the binary reads. deploy/ manifests may set only
-// these; a test holds them to this list.
-var knownEnv = []string{
-	"PALISADE_DATA_DIR", "PALISADE_ADDR", "PALISADE_ISSUER", "PALISADE_AUDIENCE",
-	"PALISADE_TRUSTED_JWKS", "PALISADE_LOG_LEVEL",
-	"PALISADE_POSTGRES_URL", "PALISADE_POSTGRES_OWNER_URL", "PALISADE_POSTGRES_SCHEMA",
-}
-
 // trustFlag collects --trust-jwks ISSUER=URL values.
 type trustFlag []app.TrustedJWKS
 
@@ -48,6 +40,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error (PALISADE_LOG_LEVEL)")
 	pgURL := fs.String("postgres-url", env("PALISADE_POSTGRES_URL", ""), "keep read models in PostgreSQL, connecting as the application role (PALISADE_POSTGRES_URL)")
 	pgOwnerURL := fs.String("postgres-owner-url", env("PALISADE_POSTGRES_OWNER_URL", ""), "run read-model migrations at start as this owner role (PALISADE_POSTGRES_OWNER_URL)")
+	kafkaBrokers := fs.String("kafka-brokers", env("PALISADE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers: carry the log over Kafka instead of in process (PALISADE_KAFKA_BROKERS)")
+	topicPerOrg := fs.Bool("kafka-topic-per-org", env("PALISADE_KAFKA_TOPIC_PER_ORG", "") == "true", "prefix downstream category topics with the org, for per-org ACLs (PALISADE_KAFKA_TOPIC_PER_ORG=true)")
+	embURL := fs.String("embeddings-url", env("PALISADE_EMBEDDINGS_URL", ""), "OpenAI-compatible embeddings endpoint; empty uses the built-in hashing embedder (PALISADE_EMBEDDINGS_URL)")
+	embModel := fs.String("embeddings-model", env("PALISADE_EMBEDDINGS_MODEL", ""), "model the endpoint serves; it must return 384 dimensions (PALISADE_EMBEDDINGS_MODEL)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	var trusted trustFlag
 	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
@@ -63,6 +59,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	a, err := app.Open(ctx, app.Config{
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
+		// The API key is read from the environment only, never a flag, so
+		// it does not show in process listings.
+		KafkaBrokers: splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg,
+		Embeddings: app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
 	})
 	if err != nil {
 		return err
@@ -71,4 +71,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return a.ListenAndServe(ctx, *addr, func(bound net.Addr) {
 		logger.Info("palisade listening", "addr", bound.String(), "data_dir", *dataDir)
 	})
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -22,6 +22,8 @@ var contentTypes = map[string]bool{"text/plain": true, "text/markdown": true, "t
 type Document struct {
 	id          string
 	kbID        string
+	title       string
+	contentType string
 	version     int
 	contentHash string
 	deleted     bool
@@ -43,8 +45,10 @@ func (d *Document) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case *DocumentAdded:
 		d.id, d.kbID, d.version, d.contentHash, d.settled, d.deleted = e.ID, e.KnowledgeBaseID, e.Version, e.ContentHash, false, false
+		d.title, d.contentType = e.Title, e.ContentType
 	case *DocumentReplaced:
 		d.version, d.contentHash, d.settled = e.Version, e.ContentHash, false
+		d.title, d.contentType = e.Title, e.ContentType
 	case *DocumentChunked, *DocumentIngestionFailed:
 		d.settled = true
 	case *DocumentDeleted:
@@ -89,7 +93,7 @@ func (d *Document) Replace(kb *KnowledgeBase, title, contentType, content string
 	if err := checkDocument(title, contentType, content); err != nil {
 		return nil, err
 	}
-	if ContentHash(content) == d.contentHash {
+	if ContentHash(content) == d.contentHash && title == d.title && contentType == d.contentType {
 		return nil, nil
 	}
 	return []domain.Event{&DocumentReplaced{

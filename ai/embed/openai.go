@@ -1,0 +1,337 @@
+package embed
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// OpenAIConfig configures an [OpenAI] embedder. Zero values of the optional
+// fields mean the documented defaults.
+type OpenAIConfig struct {
+	// BaseURL is the endpoint's root, with or without a trailing "/v1":
+	// "https://api.openai.com", "http://localhost:11434" (Ollama),
+	// "http://vllm:8000/v1". Requests go to {BaseURL}/v1/embeddings.
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer …" when set. It never
+	// appears in an error.
+	APIKey string
+	// Model is the model name the endpoint serves. Required.
+	Model string
+	// Dimensions is the vector size the model returns; every response is
+	// checked against it. Required: Palisade's index has a fixed size.
+	Dimensions int
+	// SendDimensions asks the endpoint to shorten its vectors to
+	// Dimensions (the "dimensions" request field, which OpenAI's
+	// text-embedding-3 models accept). Leave it off for endpoints whose
+	// model natively returns Dimensions: some reject the field.
+	SendDimensions bool
+	// Timeout bounds each HTTP attempt. Default 30s.
+	Timeout time.Duration
+	// BatchSize is the most texts sent in one request; larger inputs are
+	// split. Default 64.
+	BatchSize int
+	// MaxResponseBytes bounds one response body. Default: room for a full
+	// batch at about 24 bytes per number, plus 1 MiB.
+	MaxResponseBytes int64
+	// MaxRetries is how many times a request is retried after HTTP 408,
+	// 429, 5xx or a transport error. Default 3; negative means none.
+	MaxRetries int
+	// RetryBaseDelay is the first backoff, doubled on each retry with
+	// jitter. Default 500ms.
+	RetryBaseDelay time.Duration
+	// MaxRetryDelay caps a backoff, including one asked for by a
+	// Retry-After header. Default 10s.
+	MaxRetryDelay time.Duration
+	// HTTPClient sends the requests. Default: a client that follows no
+	// redirects, so the API key is only ever sent to BaseURL's host.
+	HTTPClient *http.Client
+}
+
+// OpenAI embeds texts with an OpenAI-compatible embeddings endpoint:
+// POST {base}/v1/embeddings with {"model", "input", "encoding_format":
+// "float"}. The vectors it returns are L2-normalised here, since not every
+// server normalises them (Ollama and llama.cpp models may not).
+type OpenAI struct {
+	cfg      OpenAIConfig
+	endpoint string
+	client   *http.Client
+}
+
+// NewOpenAI validates cfg and returns an embedder. It makes no request.
+func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+	if cfg.Model == "" {
+		return nil, errors.New("embed: OpenAI config: Model is required")
+	}
+	if cfg.Dimensions <= 0 {
+		return nil, errors.New("embed: OpenAI config: Dimensions must be positive")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("embed: OpenAI config: BaseURL must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return nil, errors.New("embed: OpenAI config: BaseURL must not carry credentials; use APIKey")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("embed: OpenAI config: BaseURL must not have a query or fragment")
+	}
+	if !strings.HasSuffix(u.Path, "/v1") {
+		u.Path += "/v1"
+	}
+	u.Path += "/embeddings"
+	if strings.ContainsAny(cfg.APIKey, "\r\n") {
+		return nil, errors.New("embed: OpenAI config: APIKey contains a line break")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 64
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = int64(cfg.BatchSize)*int64(cfg.Dimensions)*24 + 1<<20
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 3
+	}
+	if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.RetryBaseDelay <= 0 {
+		cfg.RetryBaseDelay = 500 * time.Millisecond
+	}
+	if cfg.MaxRetryDelay <= 0 {
+		cfg.MaxRetryDelay = 10 * time.Second
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
+	}
+	return &OpenAI{cfg: cfg, endpoint: u.String(), client: client}, nil
+}
+
+// Model is the configured model name.
+func (o *OpenAI) Model() string { return o.cfg.Model }
+
+// Dimensions is the configured vector size.
+func (o *OpenAI) Dimensions() int { return o.cfg.Dimensions }
+
+// Embed sends texts in batches of at most BatchSize, one batch after the
+// other, and returns the vectors in the order of texts. Some endpoints
+// refuse an empty string as input.
+func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]float32, 0, len(texts))
+	for start := 0; start < len(texts); start += o.cfg.BatchSize {
+		batch := texts[start:min(start+o.cfg.BatchSize, len(texts))]
+		vecs, err := o.embedBatch(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vecs...)
+	}
+	return out, nil
+}
+
+type embeddingsRequest struct {
+	Model          string   `json:"model"`
+	Input          []string `json:"input"`
+	EncodingFormat string   `json:"encoding_format"`
+	Dimensions     int      `json:"dimensions,omitempty"`
+}
+
+type embeddingsResponse struct {
+	Data []struct {
+		Index     *int      `json:"index"`
+		Embedding []float32 `json:"embedding"`
+	} `json:"data"`
+	Model string `json:"model"`
+}
+
+func (o *OpenAI) embedBatch(ctx context.Context, batch []string) ([][]float32, error) {
+	req := embeddingsRequest{Model: o.cfg.Model, Input: batch, EncodingFormat: "float"}
+	if o.cfg.SendDimensions {
+		req.Dimensions = o.cfg.Dimensions
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("embed: encoding request: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		vecs, retryAfter, err := o.attempt(ctx, body, len(batch))
+		if err == nil {
+			return vecs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("embed: %w", ctx.Err())
+		}
+		if retryAfter < 0 || attempt >= o.cfg.MaxRetries {
+			if attempt > 0 {
+				return nil, fmt.Errorf("%w (after %d attempts)", err, attempt+1)
+			}
+			return nil, err
+		}
+		delay := o.backoff(attempt, retryAfter)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("embed: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// attempt sends one request. retryAfter is negative when the error is not
+// worth retrying, zero when it is and the server named no delay, and the
+// server's Retry-After otherwise.
+func (o *OpenAI) attempt(ctx context.Context, body []byte, n int) (vecs [][]float32, retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+	defer cancel()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, -1, fmt.Errorf("embed: building request: %w", err)
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Accept", "application/json")
+	if o.cfg.APIKey != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
+	}
+	resp, err := o.client.Do(httpReq)
+	if err != nil {
+		// Transport errors (refused, reset, attempt timeout) are retried;
+		// the error text names the URL, which holds no credentials.
+		return nil, 0, fmt.Errorf("embed: request failed: %w", err)
+	}
+	defer resp.Body.Close()
+
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("embed: reading response: %w", err)
+	}
+	if int64(len(raw)) > o.cfg.MaxResponseBytes {
+		return nil, -1, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, o.cfg.MaxResponseBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		serr := &StatusError{StatusCode: resp.StatusCode, Message: o.excerpt(raw)}
+		if !serr.Retryable() {
+			return nil, -1, serr
+		}
+		return nil, parseRetryAfter(resp.Header.Get("Retry-After")), serr
+	}
+
+	var parsed embeddingsResponse
+	if err := json.Unmarshal(raw, &parsed); err != nil {
+		return nil, -1, fmt.Errorf("%w: %s", ErrMalformedResponse, o.redact(err.Error()))
+	}
+	if len(parsed.Data) != n {
+		return nil, -1, fmt.Errorf("%w: %d embeddings for %d inputs", ErrMalformedResponse, len(parsed.Data), n)
+	}
+	vecs = make([][]float32, n)
+	for _, d := range parsed.Data {
+		if d.Index == nil || *d.Index < 0 || *d.Index >= n || vecs[*d.Index] != nil {
+			return nil, -1, fmt.Errorf("%w: missing, out-of-range or repeated index", ErrMalformedResponse)
+		}
+		if len(d.Embedding) != o.cfg.Dimensions {
+			return nil, -1, fmt.Errorf("%w: got %d, configured %d (model %q)", ErrDimensions, len(d.Embedding), o.cfg.Dimensions, o.cfg.Model)
+		}
+		if !normalize(d.Embedding) {
+			return nil, -1, fmt.Errorf("%w: zero-length embedding at index %d", ErrMalformedResponse, *d.Index)
+		}
+		vecs[*d.Index] = d.Embedding
+	}
+	return vecs, 0, nil
+}
+
+func (o *OpenAI) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, o.cfg.MaxRetryDelay)
+	}
+	d := o.cfg.RetryBaseDelay << min(attempt, 20)
+	d = min(d, o.cfg.MaxRetryDelay)
+	// Full jitter in [d/2, d): clients that failed together retry apart.
+	return d/2 + rand.N(d/2+1)
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// excerpt returns the endpoint's error message (the OpenAI error shape's
+// "message", or the start of the body), short, printable and without the
+// API key, which some servers echo back.
+func (o *OpenAI) excerpt(raw []byte) string {
+	var shaped struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if len(raw) > 4096 {
+		raw = raw[:4096]
+	}
+	msg := string(raw)
+	if json.Unmarshal(raw, &shaped) == nil && shaped.Error.Message != "" {
+		msg = shaped.Error.Message
+	}
+	msg = o.redact(msg)
+	msg = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, msg)
+	const maxExcerpt = 200
+	if len(msg) > maxExcerpt {
+		cut := maxExcerpt
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return strings.TrimSpace(msg)
+}
+
+// redact removes the API key from s, and also any long prefix of it, which
+// is how some servers echo a key back ("sk-abc…xyz").
+func (o *OpenAI) redact(s string) string {
+	key := o.cfg.APIKey
+	if key == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, key, "[redacted]")
+	const minEcho = 8
+	if len(key) > minEcho {
+		for n := len(key) - 1; n >= minEcho; n-- {
+			if strings.Contains(s, key[:n]) {
+				s = strings.ReplaceAll(s, key[:n], "[redacted]")
+			}
+		}
+	}
+	return s
+}

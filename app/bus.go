@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// startBus starts the bus the configuration names, attaches the
+// projections to it as cqrs event groups on a Watermill router, and starts
+// the relays from the log once they listen.
+func (a *App) startBus(ctx context.Context) error {
+	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, wlog)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	a.router = router
+	var startRelays func()
+	if len(a.cfg.KafkaBrokers) > 0 {
+		startRelays, err = a.attachKafka(ctx, router)
+	} else {
+		startRelays, err = a.attachGoChannels(ctx, router)
+	}
+	if err != nil {
+		return err
+	}
+	go func() { a.done <- router.Run(ctx) }()
+	select {
+	case <-router.Running():
+	case err := <-a.done:
+		return fmt.Errorf("router stopped at start: %w", err)
+	}
+	startRelays()
+	close(a.ready)
+	return nil
+}
+
+// attachGoChannels is the in-process bus: each projection is its own
+// consumer group reading its own GoChannel fed by its own relay — the
+// in-process counterpart of one Kafka consumer group per projection. Groups
+// proceed in parallel; within a group, events arrive in log order.
+func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (func(), error) {
+	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
+	a.pubsubs = map[string]*gochannel.GoChannel{}
+	for _, group := range a.Engine.Names() {
+		// Blocking until the subscriber acks keeps the group's input in log
+		// order; GoChannel does not otherwise promise order.
+		a.pubsubs[group] = gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
+	}
+	err := a.Engine.Attach(router, busTopic, func(group string) (message.Subscriber, error) {
+		return a.pubsubs[group], nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		for group, pubsub := range a.pubsubs {
+			relay := eventstore.NewRelay(a.Store, pubsub, func(eventstore.Envelope) string { return busTopic },
+				eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
+			go a.runRelay(ctx, "gochannel."+group, relay)
+		}
+	}, nil
+}
+
+// attachKafka carries the log over Kafka. Projections consume the log
+// topic, which has one partition so that it holds the whole log in order
+// (a projection's position check would take a late event of another
+// partition for a repeat); downstream systems consume per-category topics
+// keyed by org. Two relays publish them, each from its own durable
+// checkpoint beside the log.
+func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), error) {
+	wlog := newBusLogger(a.cfg.Logger.With("component", "kafka"))
+	brokers := a.cfg.KafkaBrokers
+	if err := kafka.EnsureLogTopic(ctx, brokers, kafka.WithLogger(wlog)); err != nil {
+		return nil, fmt.Errorf("kafka log topic: %w", err)
+	}
+	publisher, err := kafka.NewPublisher(brokers, kafka.WithLogger(wlog))
+	if err != nil {
+		return nil, fmt.Errorf("kafka publisher: %w", err)
+	}
+	if err := a.Engine.Attach(router, kafka.LogTopic, kafka.SubscriberFunc(brokers, kafka.WithLogger(wlog))); err != nil {
+		_ = publisher.Close()
+		return nil, err
+	}
+	checkpoints := map[string]*kafka.PeriodicCheckpoint{
+		"relay.kafka.log":        kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.log"), 100*time.Millisecond),
+		"relay.kafka.categories": kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.categories"), 100*time.Millisecond),
+	}
+	// Shutdown: the router closes first (Close), then these run in order.
+	a.closers = append(a.closers, func() error {
+		for _, c := range checkpoints {
+			_ = c.Flush(context.Background())
+		}
+		return publisher.Close()
+	})
+	return func() {
+		topics := map[string]eventstore.TopicFunc{
+			"relay.kafka.log":        kafka.LogTopicFunc(),
+			"relay.kafka.categories": kafka.TopicFunc(a.cfg.KafkaTopicPerOrg),
+		}
+		for name, topic := range topics {
+			relay := eventstore.NewRelay(a.Store, publisher, topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
+			go a.runRelay(ctx, name, relay)
+		}
+	}, nil
+}
+
+// runRelay keeps a relay running: a publish failure (a broker away) stops
+// it, and it starts again from its checkpoint after a backoff.
+func (a *App) runRelay(ctx context.Context, name string, relay *eventstore.Relay) {
+	backoff := 100 * time.Millisecond
+	for {
+		err := relay.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.cfg.Logger.Error("relay stopped; restarting", "relay", name, "err", err, "backoff", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}

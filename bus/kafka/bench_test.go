@@ -1,0 +1,110 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/memory"
+)
+
+// The benchmarks report events/s for b.N events of two orgs, against
+// kfake in the same process (so one machine's cores run the store, the
+// relay, Kafka and the consumers at once). Run with -benchtime=20000x or
+// more: each iteration is one event, and setup is not timed.
+
+// BenchmarkRelay measures log → Kafka: the relay publishing to the log
+// topic through the watermill-kafka publisher, one acknowledged message at
+// a time, with the embedded store's durable checkpoint saved after every
+// event (as eventstore.Relay does) or through a PeriodicCheckpoint.
+func BenchmarkRelay(b *testing.B) {
+	for _, bc := range []struct {
+		name       string
+		checkpoint func(*bundle) eventstore.Checkpoint
+	}{
+		{"durable-every-event", func(bb *bundle) eventstore.Checkpoint { return bb.store.Checkpoint("bench") }},
+		{"durable-every-100ms", func(bb *bundle) eventstore.Checkpoint {
+			return kafka.NewPeriodicCheckpoint(bb.store.Checkpoint("bench"), 100*time.Millisecond)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bb := setup(b)
+			head := bb.appendBatch(b, (b.N+1)/2)
+			pub, err := kafka.NewPublisher(bb.brokers)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pub.Close()
+			cp := bc.checkpoint(bb)
+			b.ResetTimer()
+			start := time.Now()
+			stop := bb.runRelay(b, pub, kafka.LogTopicFunc(), cp)
+			waitCheckpoint(b, cp, head)
+			took := time.Since(start)
+			b.StopTimer()
+			stop()
+			b.ReportMetric(float64(head)/took.Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkConsume measures Kafka → projection: the audit projection (it
+// keeps every envelope) consuming the log topic through the
+// watermill-kafka subscriber, the router and projections.Engine, from a
+// topic already holding every event.
+func BenchmarkConsume(b *testing.B) {
+	bb := setup(b)
+	head := bb.appendBatch(b, (b.N+1)/2)
+	pub, err := kafka.NewPublisher(bb.brokers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	cp := eventstore.NewMemoryCheckpoint(0)
+	stop := bb.runRelay(b, pub, kafka.LogTopicFunc(), cp)
+	waitCheckpoint(b, cp, head)
+	stop()
+	b.ResetTimer()
+	start := time.Now()
+	engine := startEngine(b, bb, projections.AuditProjection(memory.NewAudit(), events.NewRegistry().Prototypes()))
+	waitEngine(b, engine, head)
+	took := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(head)/took.Seconds(), "events/s")
+}
+
+// BenchmarkEndToEnd measures log → Kafka → projection with both running at
+// once: from starting the relay (periodic durable checkpoint) and the
+// projection on a log already holding b.N events, until the projection
+// has applied the last one.
+func BenchmarkEndToEnd(b *testing.B) {
+	bb := setup(b)
+	head := bb.appendBatch(b, (b.N+1)/2)
+	pub, err := kafka.NewPublisher(bb.brokers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	b.ResetTimer()
+	start := time.Now()
+	engine := startEngine(b, bb, projections.AuditProjection(memory.NewAudit(), events.NewRegistry().Prototypes()))
+	cp := kafka.NewPeriodicCheckpoint(bb.store.Checkpoint("bench"), 100*time.Millisecond)
+	bb.runRelay(b, pub, kafka.LogTopicFunc(), cp)
+	waitEngine(b, engine, head)
+	took := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(head)/took.Seconds(), "events/s")
+}
+
+func waitEngine(b *testing.B, engine *projections.Engine, position uint64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := engine.WaitFor(ctx, position); err != nil {
+		b.Fatal(err)
+	}
+}

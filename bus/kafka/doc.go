@@ -1,0 +1,72 @@
+// Package kafka owns carrying the event log over Kafka with
+// watermill-kafka/v3: topic names, message keys and headers, the Sarama
+// settings of the relay's publisher and of the consumers, and a reference
+// consumer ([Tail]). It must never decide anything about events: it does
+// not read payloads, filter, reorder or drop events; the log and its
+// envelope ([eventstore.ToMessage]) say what a message is, and this package
+// only moves it.
+//
+// # Topics
+//
+// Two kinds of topic carry the log, each fed by its own [eventstore.Relay]
+// with its own durable checkpoint:
+//
+//   - Category topics, for downstream systems: one topic per stream
+//     category, "palisade.<category>" (palisade.org, palisade.bot,
+//     palisade.security), or with the per-org option
+//     "palisade.<org>.<category>", so that a Kafka prefix ACL on
+//     "palisade.<org>." confines a consumer to one organization. See
+//     [TopicFunc] and [ConsumerTopics].
+//   - The log topic, [LogTopic] ("palisade-log"), for Palisade's own
+//     projections: every event of every organization in one partition, in
+//     log order. See [LogTopicFunc] and [EnsureLogTopic].
+//
+// Every message is keyed by its org id and hashed to a partition the way
+// the Java client does (murmur2), so all of one organization's events of
+// one topic are in one partition, in log order. Headers carry the envelope
+// (org_id, type, position, stream, correlation_id, …), the value is the
+// event's JSON data; README.md beside this file is the format's reference,
+// and schemas/ holds a JSON Schema per event type.
+//
+// # Why projections read one totally ordered topic
+//
+// The projection engine makes handlers idempotent by log position: a
+// projection records the highest position it applied and acknowledges,
+// without applying, any event at or below it. That is exactly right for a
+// stream in log order, where "at or below" means "already seen". It is
+// wrong for a merge of several topics, or of several partitions: Kafka
+// orders messages within a partition only, so once org B's event at
+// position 7 has been applied, org A's event at position 5 arriving from
+// another partition would be taken for a redelivery and silently skipped.
+// Merging category topics would therefore lose events, not just reorder
+// them. So Palisade's own consumer groups (one per projection, see
+// [SubscriberFunc]) read [LogTopic], which has exactly one partition and so
+// the log's total order; [EnsureLogTopic] refuses a log topic with more. A
+// single partition is not the bottleneck: a projection applies events one
+// at a time anyway. Category topics, partitioned and access-controlled per
+// organization, are the downstream interface, where the guarantee is
+// per organization per category (see README.md).
+//
+// # Delivery
+//
+// At least once, end to end. The relay saves its checkpoint after Kafka
+// acknowledged a message (all in-sync replicas, idempotent producer), so a
+// crash in between publishes it again; consumers commit an offset only
+// after their handler acknowledged the message, so a crash in between
+// receives it again. New consumer groups start at the oldest retained
+// offset (see [NewSubscriber]). Consumers deduplicate by event id, or by
+// position: within one partition, an event whose position is not above
+// the last one seen there is a repeat.
+//
+// # Throughput
+//
+// The relay publishes one event per Publish, and watermill-kafka's
+// publisher sends one message per produce request and waits for its
+// acknowledgement, so the relay's rate is one event per round trip to the
+// partition leader: about 60–90µs against in-process kfake, a millisecond
+// or more against a replicated cluster over a network. Saving the relay's
+// durable checkpoint after every event costs several times more; wrap it
+// in a [PeriodicCheckpoint]. Going faster takes batches: a relay that
+// publishes many events per call, and a publisher that sends them in one
+// request (Sarama's SendMessages); see the benchmarks in bench_test.go.
+package kafka

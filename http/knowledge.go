@@ -1,0 +1,333 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// MaxUploadBytes bounds a document upload (multipart or JSON).
+const MaxUploadBytes = 8 << 20
+
+// Errors a document extractor returns, mapped to 413 and 415.
+var (
+	ErrUploadTooLarge  = errors.New("document too large")
+	ErrUnsupportedType = errors.New("unsupported document type")
+)
+
+// DocumentExtractor turns uploaded documents into text.
+type DocumentExtractor interface {
+	// Text extracts the text of data of contentType.
+	Text(contentType string, data []byte) (string, error)
+	// Upload reads one multipart upload: title, content type and text.
+	Upload(r *http.Request, maxBytes int64) (commands.DocumentInput, error)
+}
+
+// CreateKnowledgeBaseRequest is the body of POST /v1/knowledge-bases.
+type CreateKnowledgeBaseRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// UpdateKnowledgeBaseRequest is the body of PATCH /v1/knowledge-bases/{id}.
+type UpdateKnowledgeBaseRequest struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+}
+
+// SetGrantsRequest is the body of PUT /v1/knowledge-bases/{id}/grants;
+// grants is required ([] opens the base to the organization's roles).
+type SetGrantsRequest struct {
+	Grants *[]knowledge.Grant `json:"grants"`
+}
+
+// DocumentRequest is the JSON body of POST and PUT on documents.
+type DocumentRequest struct {
+	Title       string `json:"title"`
+	Content     string `json:"content"`
+	ContentType string `json:"content_type"`
+}
+
+// SearchRequest is the body of POST /v1/knowledge-bases/search.
+type SearchRequest struct {
+	Query            string   `json:"query"`
+	KnowledgeBaseIDs []string `json:"knowledge_base_ids"`
+	K                int      `json:"k"`
+}
+
+type kbBody struct {
+	projections.KnowledgeBase
+	Position uint64 `json:"position,omitempty"`
+}
+
+type documentBody struct {
+	projections.Document
+	Position uint64 `json:"position,omitempty"`
+}
+
+func (s *Server) createKnowledgeBase(w http.ResponseWriter, r *http.Request) {
+	var in CreateKnowledgeBaseRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	who := principalFrom(r.Context())
+	res, err := s.deps.Commands.CreateKnowledgeBase(r.Context(), who, in.Name, in.Description, s.deps.Embedding)
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.Header().Set("Location", "/v1/knowledge-bases/"+res.ID)
+	writeJSON(w, http.StatusCreated, kbBody{KnowledgeBase: projections.KnowledgeBase{
+		ID: res.ID, Name: in.Name, Description: in.Description, EmbeddingModel: s.deps.Embedding.Model,
+		Dimensions: s.deps.Embedding.Dimensions, Grants: []knowledge.Grant{}, CreatedBy: who.Subject,
+		CreatedAt: res.At, UpdatedAt: res.At,
+	}, Position: res.Position})
+}
+
+func (s *Server) listKnowledgeBases(w http.ResponseWriter, r *http.Request) {
+	page, ok := s.page(w, r)
+	if !ok {
+		return
+	}
+	includeArchived, err := boolParam(r, "include_archived")
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	list, err := s.deps.Knowledge.KnowledgeBases(r.Context(), principalFrom(r.Context()), page, includeArchived)
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	writeList(w, list, page, func(kb projections.KnowledgeBase) string { return kb.ID })
+}
+
+func (s *Server) getKnowledgeBase(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	kb, err := s.deps.Knowledge.KnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	writeJSON(w, http.StatusOK, kbBody{KnowledgeBase: kb})
+}
+
+// kbChanged answers a command on a knowledge base with the base as it is now.
+func (s *Server) kbChanged(w http.ResponseWriter, r *http.Request, res commands.Result, err error) {
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	kb, err := s.deps.Knowledge.ManagedKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	writeJSON(w, http.StatusOK, kbBody{KnowledgeBase: kb, Position: res.Position})
+}
+
+func (s *Server) updateKnowledgeBase(w http.ResponseWriter, r *http.Request) {
+	var in UpdateKnowledgeBaseRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	res, err := s.deps.Commands.UpdateKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], in.Name, in.Description)
+	s.kbChanged(w, r, res, err)
+}
+
+func (s *Server) setKnowledgeBaseGrants(w http.ResponseWriter, r *http.Request) {
+	var in SetGrantsRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if in.Grants == nil {
+		writeError(w, r, fmt.Errorf("%w: grants is required; [] removes every grant", domain.ErrInvalid), "knowledge base")
+		return
+	}
+	res, err := s.deps.Commands.SetKnowledgeBaseGrants(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], *in.Grants)
+	s.kbChanged(w, r, res, err)
+}
+
+func (s *Server) archiveKnowledgeBase(w http.ResponseWriter, r *http.Request) {
+	res, err := s.deps.Commands.ArchiveKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// documentInput reads a document from a JSON body or a multipart upload.
+func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands.DocumentInput, bool) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		in, err := s.deps.Extractor.Upload(r, MaxUploadBytes)
+		if err != nil {
+			s.extractionError(w, r, err)
+			return in, false
+		}
+		return in, true
+	}
+	var in DocumentRequest
+	if !s.decode(w, r, &in) {
+		return commands.DocumentInput{}, false
+	}
+	if in.ContentType == "" {
+		in.ContentType = "text/plain"
+	}
+	if in.ContentType == "application/pdf" {
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "upload PDF documents as multipart/form-data")
+		return commands.DocumentInput{}, false
+	}
+	text, err := s.deps.Extractor.Text(in.ContentType, []byte(in.Content))
+	if err != nil {
+		s.extractionError(w, r, err)
+		return commands.DocumentInput{}, false
+	}
+	return commands.DocumentInput{Title: in.Title, ContentType: in.ContentType, Content: text}, true
+}
+
+func (s *Server) extractionError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrUploadTooLarge), errors.As(err, &tooLarge):
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("documents are limited to %d bytes", MaxUploadBytes))
+	case errors.Is(err, ErrUnsupportedType):
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", publicDetail(err))
+	default:
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid", "the document could not be read: "+publicDetail(err))
+	}
+}
+
+func (s *Server) addDocument(w http.ResponseWriter, r *http.Request) {
+	in, ok := s.documentInput(w, r)
+	if !ok {
+		return
+	}
+	who := principalFrom(r.Context())
+	res, err := s.deps.Commands.AddDocument(r.Context(), who, mux.Vars(r)["id"], in)
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.Header().Set("Location", "/v1/knowledge-bases/"+mux.Vars(r)["id"]+"/documents/"+res.ID)
+	writeJSON(w, http.StatusCreated, documentBody{Document: projections.Document{
+		ID: res.ID, KnowledgeBaseID: mux.Vars(r)["id"], Title: in.Title, ContentType: in.ContentType,
+		ContentHash: knowledge.ContentHash(in.Content), SizeBytes: len(in.Content), Version: 1,
+		State: projections.DocumentPending, CreatedBy: who.Subject, CreatedAt: res.At, UpdatedAt: res.At,
+	}, Position: res.Position})
+}
+
+func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
+	page, ok := s.page(w, r)
+	if !ok {
+		return
+	}
+	docs, err := s.deps.Knowledge.Documents(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], page)
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	writeList(w, docs, page, func(d projections.Document) string { return d.ID })
+}
+
+func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	v := mux.Vars(r)
+	doc, err := s.deps.Knowledge.Document(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
+	if err != nil {
+		writeError(w, r, err, "document")
+		return
+	}
+	writeJSON(w, http.StatusOK, documentBody{Document: doc})
+}
+
+func (s *Server) replaceDocument(w http.ResponseWriter, r *http.Request) {
+	in, ok := s.documentInput(w, r)
+	if !ok {
+		return
+	}
+	v := mux.Vars(r)
+	who := principalFrom(r.Context())
+	res, err := s.deps.Commands.ReplaceDocument(r.Context(), who, v["id"], v["doc"], in)
+	if err != nil {
+		writeError(w, r, err, "document")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	doc, err := s.deps.Knowledge.Document(r.Context(), who, v["id"], v["doc"])
+	if err != nil {
+		writeError(w, r, err, "document")
+		return
+	}
+	writeJSON(w, http.StatusOK, documentBody{Document: doc, Position: res.Position})
+}
+
+func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	res, err := s.deps.Commands.DeleteDocument(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
+	if err != nil {
+		writeError(w, r, err, "document")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type searchBody struct {
+	Results  []projections.SearchResult `json:"results"`
+	SearchID string                     `json:"search_id"`
+	Position uint64                     `json:"position"`
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	var in SearchRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if !s.awaitMinPosition(w, r) {
+		return
+	}
+	who := principalFrom(r.Context())
+	results, searched, err := s.deps.Knowledge.Search(r.Context(), who, in.Query, in.KnowledgeBaseIDs, in.K)
+	if err != nil {
+		writeError(w, r, err, "knowledge base")
+		return
+	}
+	hits := make([]knowledge.SearchHit, len(results))
+	for i, res := range results {
+		hits[i] = knowledge.SearchHit{ChunkID: res.ChunkID, DocumentID: res.DocumentID, KnowledgeBaseID: res.KnowledgeBaseID, Score: res.Score}
+	}
+	k := in.K
+	if k == 0 {
+		k = projections.DefaultSearchK
+	}
+	d := access.Decide(who, access.KBRead, access.OrgResource(who.OrgID))
+	rec, err := s.deps.Commands.RecordSearch(r.Context(), who, d, &knowledge.KnowledgeSearched{
+		Query: in.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits,
+	})
+	if err != nil {
+		// No answer leaves without its record.
+		writeError(w, r, err, "search")
+		return
+	}
+	w.Header().Set(headerPosition, fmt.Sprint(rec.Position))
+	writeJSON(w, http.StatusOK, searchBody{Results: results, SearchID: rec.ID, Position: rec.Position})
+}

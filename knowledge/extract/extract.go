@@ -1,0 +1,268 @@
+// Package extract owns turning an uploaded document (plain text, markdown,
+// HTML or PDF) into the plain text that knowledge bases chunk and embed,
+// and decoding an upload from a multipart form.
+//
+// Its output is plain UTF-8 text with markdown-style structure only:
+// headings as lines starting with '#', paragraphs separated by blank
+// lines, list items as "- " lines. Every input is treated as hostile: work
+// and memory are bounded by [Limits], invalid or binary input is refused
+// with a typed error, and HTML script, style and similar content never
+// reaches the output. The package must never fetch, execute, render or
+// store anything: no network, no files, no subprocesses, no JavaScript.
+package extract
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/htmlindex"
+	xunicode "golang.org/x/text/encoding/unicode"
+)
+
+// Canonical content types, the ones Text accepts (with their aliases).
+const (
+	PlainText = "text/plain"
+	Markdown  = "text/markdown"
+	HTML      = "text/html"
+	PDF       = "application/pdf"
+)
+
+var (
+	// ErrTooLarge means the input, its decoded form or its text exceeds a
+	// limit (HTTP 413).
+	ErrTooLarge = errors.New("extract: document too large")
+	// ErrUnsupportedType means the content type (or charset) is not one
+	// this package reads (HTTP 415).
+	ErrUnsupportedType = errors.New("extract: unsupported document type")
+	// ErrNotText means a text document is not valid text in its charset:
+	// invalid UTF-8, or binary data (HTTP 422).
+	ErrNotText = errors.New("extract: document is not valid text")
+	// ErrEncrypted means a PDF is encrypted or password-protected (HTTP 422).
+	ErrEncrypted = errors.New("extract: PDF is encrypted or password-protected")
+	// ErrMalformed means a PDF could not be read (HTTP 422).
+	ErrMalformed = errors.New("extract: malformed PDF")
+)
+
+// Limits bound the work done on one document. Zero values mean the
+// defaults.
+type Limits struct {
+	// MaxInputBytes is the largest document accepted. Default 32 MiB.
+	MaxInputBytes int64
+	// MaxOutputBytes is the largest text returned. Default 8 MiB.
+	MaxOutputBytes int
+	// MaxPDFPages is the most pages a PDF may have. Default 2000.
+	MaxPDFPages int
+	// MaxPDFInflatedBytes bounds the bytes all of a PDF's compressed
+	// streams decode to, images included. Default 256 MiB.
+	MaxPDFInflatedBytes int64
+	// MaxPDFPageContentBytes bounds one page's decoded content streams.
+	// Default 16 MiB.
+	MaxPDFPageContentBytes int64
+	// PDFTimeout bounds the time spent on one PDF. Default 20s.
+	PDFTimeout time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxInputBytes <= 0 {
+		l.MaxInputBytes = 32 << 20
+	}
+	if l.MaxOutputBytes <= 0 {
+		l.MaxOutputBytes = 8 << 20
+	}
+	if l.MaxPDFPages <= 0 {
+		l.MaxPDFPages = 2000
+	}
+	if l.MaxPDFInflatedBytes <= 0 {
+		l.MaxPDFInflatedBytes = 256 << 20
+	}
+	if l.MaxPDFPageContentBytes <= 0 {
+		l.MaxPDFPageContentBytes = 16 << 20
+	}
+	if l.PDFTimeout <= 0 {
+		l.PDFTimeout = 20 * time.Second
+	}
+	return l
+}
+
+// Text extracts the text of a document with the default [Limits].
+func Text(contentType string, data []byte) (string, error) {
+	return Limits{}.Text(context.Background(), contentType, data)
+}
+
+// Text extracts the text of data, whose type is given by contentType (a
+// media type with optional parameters; a charset parameter is honoured for
+// text types). The context bounds PDF extraction, which is the only
+// extraction that may take long.
+func (l Limits) Text(ctx context.Context, contentType string, data []byte) (string, error) {
+	l = l.withDefaults()
+	if int64(len(data)) > l.MaxInputBytes {
+		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), l.MaxInputBytes)
+	}
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", fmt.Errorf("%w: content type %q", ErrUnsupportedType, contentType)
+	}
+	kind := canonicalType(mediaType)
+	if kind == "" {
+		return "", fmt.Errorf("%w: %s", ErrUnsupportedType, mediaType)
+	}
+	var text string
+	if kind == PDF {
+		text, err = l.pdfText(ctx, data)
+	} else {
+		var src string
+		src, err = decodeText(data, params["charset"], l.MaxInputBytes)
+		if err != nil {
+			return "", err
+		}
+		switch kind {
+		case PlainText:
+			text = src
+		case Markdown:
+			text = markdownToText(src)
+		case HTML:
+			text = htmlToText(src)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	text = normalize(text)
+	if len(text) > l.MaxOutputBytes {
+		return "", fmt.Errorf("%w: text is %d bytes, limit %d", ErrTooLarge, len(text), l.MaxOutputBytes)
+	}
+	return text, nil
+}
+
+// canonicalType maps a media type and its common aliases to one of the
+// constants above, or "" for a type this package does not read.
+func canonicalType(mediaType string) string {
+	switch strings.ToLower(mediaType) {
+	case "text/plain":
+		return PlainText
+	case "text/markdown", "text/x-markdown", "text/x-gfm":
+		return Markdown
+	case "text/html", "application/xhtml+xml":
+		return HTML
+	case "application/pdf", "application/x-pdf":
+		return PDF
+	}
+	return ""
+}
+
+// decodeText returns data as a UTF-8 string: decoded from its declared
+// charset or its byte-order mark, and refused if it is not valid UTF-8 or
+// holds NUL bytes, which text never does and binary files nearly always do.
+func decodeText(data []byte, charset string, maxBytes int64) (string, error) {
+	charset = strings.ToLower(strings.TrimSpace(charset))
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		data = data[3:]
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		dec := xunicode.UTF16(xunicode.BigEndian, xunicode.ExpectBOM).NewDecoder()
+		out, err := dec.Bytes(data)
+		if err != nil {
+			return "", fmt.Errorf("%w: invalid UTF-16", ErrNotText)
+		}
+		data = out
+	case charset == "" || charset == "utf-8" || charset == "utf8" || charset == "us-ascii" || charset == "ascii":
+	case !knownCharset(charset):
+		return "", fmt.Errorf("%w: charset %q", ErrUnsupportedType, charset)
+	default:
+		enc, _ := htmlindex.Get(charset)
+		out, err := enc.NewDecoder().Bytes(data)
+		if err != nil {
+			return "", fmt.Errorf("%w: not valid %s", ErrNotText, charset)
+		}
+		data = out
+	}
+	if int64(len(data)) > 2*maxBytes {
+		return "", fmt.Errorf("%w: decoded text too large", ErrTooLarge)
+	}
+	if !utf8.Valid(data) {
+		return "", fmt.Errorf("%w: invalid UTF-8", ErrNotText)
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return "", fmt.Errorf("%w: contains NUL bytes (binary data?)", ErrNotText)
+	}
+	return string(data), nil
+}
+
+// knownCharset reports whether decodeText can decode charset.
+func knownCharset(charset string) bool {
+	switch strings.ToLower(strings.TrimSpace(charset)) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return true
+	}
+	_, err := htmlindex.Get(charset)
+	return err == nil
+}
+
+// normalize makes the output predictable for chunking: "\n" line ends,
+// no control or invisible formatting characters, other spaces as ' ', no
+// trailing spaces, at most one blank line in a row, no surrounding blank
+// space. Invalid UTF-8 (possible from PDF text) becomes U+FFFD.
+func normalize(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	blank := 0      // newlines written since the last text
+	lineSpaces := 0 // spaces held back until more text follows on the line
+	started := false
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case r == '\r':
+			if i < len(s) && s[i] == '\n' {
+				continue
+			}
+			r = '\n'
+		case r == '\u2028' || r == '\u2029' || r == '\f' || r == '\v':
+			r = '\n'
+		case r == '\t' || r == '\n':
+		case r == utf8.RuneError && size == 1:
+		case unicode.IsSpace(r):
+			r = ' '
+		case unicode.IsControl(r) || r == '\u00AD' || r == '\u200B' || r == '\uFEFF' || r == '\u2060':
+			continue // invisible: drop
+		}
+		switch r {
+		case '\n':
+			lineSpaces = 0
+			if started {
+				blank++
+			}
+		case ' ', '\t':
+			if started && blank == 0 {
+				lineSpaces++
+			}
+			if blank > 0 {
+				// Indentation at the start of a line is kept, for code.
+				lineSpaces++
+			}
+		default:
+			if blank > 0 {
+				b.WriteString("\n\n"[:min(blank, 2)])
+				blank = 0
+			}
+			if lineSpaces > 0 {
+				b.WriteString(strings.Repeat(" ", lineSpaces))
+				lineSpaces = 0
+			}
+			if r == utf8.RuneError && size == 1 {
+				b.WriteRune(utf8.RuneError)
+			} else {
+				b.WriteRune(r)
+			}
+			started = true
+		}
+	}
+	return b.String()
+}
