@@ -23,7 +23,10 @@ test:
 	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/ && \
 	echo "end-to-end suites again over the Kafka bus (kfake, through watermill-kafka):" && \
 	echo "PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/" && \
-	PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/
+	PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/ && \
+	echo "end-to-end suites again on the EventStoreDB adapter (in-test server on the client's protocol):" && \
+	echo "PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 ./app/" && \
+	PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 ./app/
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./domain/access/ ./eventstore/embedded/ ./app/

@@ -27,6 +27,7 @@ import (
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
+	"github.com/palisadehq/palisade/eventstore/esdb"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
@@ -53,6 +54,10 @@ type Config struct {
 	PostgresURL      string
 	PostgresOwnerURL string
 	PostgresSchema   string
+	// EventStoreURL, when set (esdb://…), keeps the log in EventStoreDB /
+	// KurrentDB instead of the embedded SQLite file; the data directory
+	// then keeps only local state (checkpoints, the issuer key).
+	EventStoreURL string
 	// KafkaBrokers, when set, carries the log over Kafka instead of the
 	// in-process bus: projections consume the single-partition log topic,
 	// downstream systems the per-category topics (per org with
@@ -141,12 +146,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 
-	store, err := embedded.Open(ctx, filepath.Join(cfg.DataDir, logFile))
-	if err != nil {
-		return nil, fmt.Errorf("open event log: %w", err)
+	if err := a.openLog(ctx); err != nil {
+		return nil, err
 	}
-	a.Store = store
-	a.checkpoint = store.Checkpoint
+	store := a.Store
 	if a.Issuer, err = identity.LoadOrCreateIssuer(cfg.DataDir, cfg.Issuer, cfg.Audience); err != nil {
 		return nil, fmt.Errorf("built-in issuer: %w", err)
 	}
@@ -204,6 +207,28 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		ConsistencyWait: cfg.ConsistencyWait,
 	})
 	return a, nil
+}
+
+// openLog opens the configured event log and the durable checkpoints
+// beside it. With EventStoreDB, checkpoints of relays and processes are kept
+// in a local file of the data directory (one per Palisade instance).
+func (a *App) openLog(ctx context.Context) error {
+	local, err := embedded.Open(ctx, filepath.Join(a.cfg.DataDir, logFile))
+	if err != nil {
+		return fmt.Errorf("open event log: %w", err)
+	}
+	a.checkpoint = local.Checkpoint
+	if a.cfg.EventStoreURL == "" {
+		a.Store = local
+		return nil
+	}
+	a.closers = append(a.closers, local.Close)
+	remote, err := esdb.Open(ctx, a.cfg.EventStoreURL, esdb.WithLogger(a.cfg.Logger.With("component", "esdb")))
+	if err != nil {
+		return fmt.Errorf("open EventStoreDB log: %w", err)
+	}
+	a.Store = remote
+	return nil
 }
 
 // readModels are the read models, their checkpoints and the engine that
@@ -351,8 +376,10 @@ func (a *App) Close() error {
 	for _, pubsub := range a.pubsubs {
 		errs = append(errs, pubsub.Close())
 	}
-	for _, c := range a.closers {
-		errs = append(errs, c())
+	// Last opened, first closed: the Kafka relays flush their checkpoints
+	// into the local store before it closes.
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())

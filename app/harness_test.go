@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/eventstore/esdb/esdbtest"
 	"github.com/palisadehq/palisade/identity"
 )
 
@@ -95,6 +97,32 @@ func kafkaForTest(t testing.TB) []string {
 	return cluster.ListenAddrs()
 }
 
+// esdbForTest serves an in-test EventStoreDB (esdbtest, speaking the
+// client's own protocol) for a data directory, when
+// PALISADE_TEST_EVENTSTORE=esdb asks the suites to run on the EventStoreDB
+// adapter. The same directory gets the same server, so a restart finds its
+// log.
+func esdbForTest(t testing.TB, dataDir string) string {
+	t.Helper()
+	esdbServersMu.Lock()
+	defer esdbServersMu.Unlock()
+	if srv, ok := esdbServers[dataDir]; ok {
+		return srv.URL()
+	}
+	srv, err := esdbtest.Start()
+	if err != nil {
+		t.Fatalf("esdbtest: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	esdbServers[dataDir] = srv
+	return srv.URL()
+}
+
+var (
+	esdbServersMu sync.Mutex
+	esdbServers   = map[string]*esdbtest.Server{}
+)
+
 // openHarness starts Palisade on dataDir (which may hold an earlier run's log).
 func openHarness(t testing.TB, dataDir string) *harness {
 	t.Helper()
@@ -107,6 +135,9 @@ func openHarness(t testing.TB, dataDir string) *harness {
 	}
 	if os.Getenv("PALISADE_TEST_BUS") == "kafka" {
 		cfg.KafkaBrokers = kafkaForTest(t)
+	}
+	if os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb" {
+		cfg.EventStoreURL = esdbForTest(t, dataDir)
 	}
 	a, err := app.Open(context.Background(), cfg)
 	if err != nil {

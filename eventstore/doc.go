@@ -1,7 +1,7 @@
 // Package eventstore owns the event log: the Store port, the envelope every
 // event travels in, stream naming, and the relay that carries the log to
 // Watermill in global order. Adapters live in subpackages (embedded,
-// and later esdb); storetest holds the contract suite every adapter passes.
+// esdb); storetest holds the contract suite every adapter passes.
 //
 // The log is the system of record. This package must never interpret event
 // payloads: it checks only what every event must satisfy (an organization,

@@ -40,6 +40,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error (PALISADE_LOG_LEVEL)")
 	pgURL := fs.String("postgres-url", env("PALISADE_POSTGRES_URL", ""), "keep read models in PostgreSQL, connecting as the application role (PALISADE_POSTGRES_URL)")
 	pgOwnerURL := fs.String("postgres-owner-url", env("PALISADE_POSTGRES_OWNER_URL", ""), "run read-model migrations at start as this owner role (PALISADE_POSTGRES_OWNER_URL)")
+	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty keeps the log in the data directory (PALISADE_EVENTSTORE_URL)")
 	kafkaBrokers := fs.String("kafka-brokers", env("PALISADE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers: carry the log over Kafka instead of in process (PALISADE_KAFKA_BROKERS)")
 	topicPerOrg := fs.Bool("kafka-topic-per-org", env("PALISADE_KAFKA_TOPIC_PER_ORG", "") == "true", "prefix downstream category topics with the org, for per-org ACLs (PALISADE_KAFKA_TOPIC_PER_ORG=true)")
 	embURL := fs.String("embeddings-url", env("PALISADE_EMBEDDINGS_URL", ""), "OpenAI-compatible embeddings endpoint; empty uses the built-in hashing embedder (PALISADE_EMBEDDINGS_URL)")
@@ -61,7 +62,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
 		// The API key is read from the environment only, never a flag, so
 		// it does not show in process listings.
-		KafkaBrokers: splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg,
+		EventStoreURL: *eventStoreURL,
+		KafkaBrokers:  splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg,
 		Embeddings: app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
 	})
 	if err != nil {
