@@ -1,13 +1,17 @@
 package app_test
 
-// The cross-organization isolation suite (DESIGN.md invariants 2, 3 and 4).
+// The cross-organization isolation suite (DESIGN.md invariants 2, 3, 4
+// and 7).
 //
-// Every organization is built with recognisable names and canaries, every
-// route the real router serves is enumerated by walking it, and every route
-// is tried from another organization (and from the platform, and from tokens
-// naming organizations that do not exist) with the victim's identifiers.
-// Every response an attacker receives is kept and scanned, as raw bytes, for
-// any identifier or canary of the victims.
+// Every organization is built with recognisable names and canaries (in its
+// bots, knowledge bases, document titles and texts), every route the real
+// router serves is enumerated by walking it, and every route is tried from
+// another organization (and from the platform, and from tokens naming
+// organizations that do not exist) with the victim's identifiers, alone or
+// mixed with the attacker's own, in paths and in bodies. Every response an
+// attacker receives, search results and audit trail included, is kept and
+// scanned, as raw bytes, for any identifier or canary of the victims.
+// Retrieval-specific rules live in knowledge_isolation_test.go.
 
 import (
 	"bytes"
@@ -941,6 +945,17 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 	// Denied attempts, recorded in the org's security stream.
 	w.expect(t, http.StatusForbidden, setup, http.MethodPost, "/v1/bots", o.principal(t, "viewer").token, map[string]any{"name": label + "-denied-bot"})
 	w.expect(t, http.StatusForbidden, setup, http.MethodGet, "/v1/bots", o.principal(t, "auditor").token, nil)
+	// A denial is recorded as it is answered, with no position to wait
+	// for; the audit trail holds everything once it holds the last one.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if found, _ := w.audit(t, setup, owner.token, "type=AccessDenied&actor="+url.QueryEscape(label+"-audrey")); len(found) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("org %s's audit trail never shows its auditor's denial", label)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	events, _ := w.audit(t, setup, owner.token, "")
 	if len(events) < 15 {
@@ -1059,12 +1074,15 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 	for _, kb := range o.kbs {
 		searches = append(searches, map[string]any{"query": o.canary, "knowledge_base_ids": []string{kb}, "k": 50})
 	}
+	var last uint64
 	for _, body := range searches {
 		var res struct {
-			Results json.RawMessage `json:"results"`
+			Results  json.RawMessage `json:"results"`
+			Position uint64          `json:"position"`
 		}
 		w.expect(t, http.StatusOK, caller, http.MethodPost, "/v1/knowledge-bases/search", owner, body).json(t, &res)
 		snap[fmt.Sprintf("search %v", body)] = string(res.Results)
+		last = max(last, res.Position)
 	}
 	// The audit trail, less the record of the snapshots' own searches.
 	mine := map[string]bool{}
@@ -1073,7 +1091,7 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 			mine[e.header.Get("X-Correlation-Id")] = true
 		}
 	}
-	events, items, _ := w.auditItems(t, caller, owner, "")
+	events, items, _ := w.auditItems(t, caller, owner, fmt.Sprintf("min_position=%d", last))
 	var kept []string
 	for i, e := range events {
 		if e.Type == "KnowledgeSearched" && mine[e.CorrelationID] {

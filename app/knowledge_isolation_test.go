@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -90,11 +91,24 @@ func kiAddMember(t *testing.T, w *isoWorld, o *isoOrg, label, sub string, role a
 }
 
 // kiChunks returns the chunk ids recorded for each version of a document,
-// read from its stream in the audit trail by the org's owner.
-func kiChunks(t testing.TB, w *isoWorld, o *isoOrg, docID string) map[int][]string {
+// read from its stream in the audit trail by the org's owner, once the
+// trail holds those of version (the audit read model may lag behind the
+// document's state).
+func kiChunks(t testing.TB, w *isoWorld, o *isoOrg, docID string, version int) map[int][]string {
 	t.Helper()
-	events, _ := w.audit(t, o.label+"/setup", o.principal(t, "owner").token,
-		"type=DocumentChunked&stream="+url.QueryEscape("doc-"+o.id+"_"+docID))
+	deadline := time.Now().Add(20 * time.Second)
+	var events []isoEvent
+	for {
+		events, _ = w.audit(t, o.label+"/setup", o.principal(t, "owner").token,
+			"type=DocumentChunked&stream="+url.QueryEscape("doc-"+o.id+"_"+docID))
+		if slices.ContainsFunc(events, func(e isoEvent) bool { return bytes.Contains(e.Data, []byte(fmt.Sprintf(`"version":%d,`, version))) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit trail holds no chunks of version %d of document %s", version, docID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	out := map[int][]string{}
 	for _, e := range events {
 		var chunked struct {
@@ -130,7 +144,7 @@ func kiIngest(t *testing.T, w *isoWorld, o *isoOrg, who isoPrincipal, kb, title,
 	}
 	d := isoDoc{kb, doc.ID}
 	o.docs = append(o.docs, d)
-	kiChunks(t, w, o, doc.ID)
+	kiChunks(t, w, o, doc.ID, 1)
 	return d
 }
 
@@ -337,7 +351,10 @@ func (f *kiFixture) checkAcrossOrganizations(t *testing.T, w *isoWorld) {
 
 	// The record: bravo's searches hold bravo's chunks only, and alpha's
 	// trail holds nothing of bravo's principals.
-	events, _ := w.audit(t, "bravo/auditor", b.principal(t, "auditor").token, "type=KnowledgeSearched")
+	// Searches answer without waiting for the audit trail; its position
+	// is bravo's last search's.
+	last := w.search(t, "bravo/owner", b.principal(t, "owner").token, kiSearchBody(a.canary, nil))
+	events, _ := w.audit(t, "bravo/auditor", b.principal(t, "auditor").token, fmt.Sprintf("type=KnowledgeSearched&min_position=%d", last.Position))
 	if len(events) == 0 {
 		t.Error("bravo's audit trail holds no searches")
 	}
@@ -512,7 +529,8 @@ func (f *kiFixture) checkNeverAgain(t *testing.T, w *isoWorld) {
 func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 	a := f.a
 	owner, builder := a.principal(t, "owner"), a.principal(t, "builder")
-	never := func(why string, chunks map[int][]string, versions ...int) {
+	never := func(t *testing.T, why string, chunks map[int][]string, versions ...int) {
+		t.Helper()
 		for _, v := range versions {
 			if len(chunks[v]) == 0 {
 				t.Fatalf("%s: version %d has no chunks on record", why, v)
@@ -522,14 +540,14 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 			}
 		}
 	}
-	word := func(prefix string) string {
+	word := func(t *testing.T, prefix string) string {
 		v := prefix + isoRand(t)[:10]
 		a.texts = append(a.texts, v)
 		return v
 	}
 	// found reports whether a search by the owner for q right now returns
 	// a chunk of doc.
-	found := func(q string, doc isoDoc, headers ...string) bool {
+	found := func(t *testing.T, q string, doc isoDoc, headers ...string) bool {
 		t.Helper()
 		res := w.search(t, "alpha/owner", owner.token, kiSearchBody(q, nil), headers...)
 		for _, h := range res.Results {
@@ -539,22 +557,22 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		}
 		return false
 	}
-	del := func(doc isoDoc, headers ...string) response {
+	del := func(t *testing.T, doc isoDoc, headers ...string) response {
 		return w.expect(t, http.StatusNoContent, "alpha/owner", http.MethodDelete, "/v1/knowledge-bases/"+doc.kb+"/documents/"+doc.id, builder.token, nil, headers...)
 	}
 
 	t.Run("a deleted document's chunks leave retrieval before the delete answers", func(t *testing.T) {
-		gone := word("goneword")
+		gone := word(t, "goneword")
 		content := "Retired procedure " + gone + ": " + a.canary
 		doc := kiIngest(t, w, a, builder, f.aKB, "Retired procedure", "text/plain", content)
-		if !found(gone, doc) {
+		if !found(t, gone, doc) {
 			t.Fatal("control: the document is not found before it is deleted")
 		}
-		first := kiChunks(t, w, a, doc.id)
-		del(doc)
-		never("a deleted document", first, 1)
+		first := kiChunks(t, w, a, doc.id, 1)
+		del(t, doc)
+		never(t, "a deleted document", first, 1)
 		f.neverWords[gone] = "a deleted document"
-		if found(gone, doc) {
+		if found(t, gone, doc) {
 			t.Error("the deleted document is found right after DELETE answered")
 		}
 		// The same content added again is a new version with new chunks;
@@ -566,7 +584,7 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		if w.waitDoc(t, "alpha/owner", builder.token, f.aKB, doc.id).Version != 2 {
 			t.Fatal("the re-added document is not at version 2")
 		}
-		readded := kiChunks(t, w, a, doc.id)
+		readded := kiChunks(t, w, a, doc.id, 2)
 		if slices.ContainsFunc(readded[2], func(c string) bool { return slices.Contains(first[1], c) }) {
 			t.Fatalf("the re-added version reuses chunk ids of the deleted one: %v %v", first[1], readded[2])
 		}
@@ -574,18 +592,18 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		f.live = append(f.live, kiLive{doc, gone})
 
 		// Deleting without waiting, then searching at the delete's position.
-		async := word("asyncword")
+		async := word(t, "asyncword")
 		doc2 := kiIngest(t, w, a, builder, f.aKB, "Async procedure", "text/plain", "Asynchronous "+async+" "+a.canary)
-		chunks2 := kiChunks(t, w, a, doc2.id)
-		r := del(doc2, "Prefer", "respond-async")
+		chunks2 := kiChunks(t, w, a, doc2.id, 1)
+		r := del(t, doc2, "Prefer", "respond-async")
 		pos := r.header.Get("Palisade-Position")
 		if _, err := strconv.ParseUint(pos, 10, 64); err != nil {
 			t.Fatalf("DELETE with respond-async gave no position: %q", pos)
 		}
-		if found(async, doc2, "Palisade-Min-Position", pos) {
+		if found(t, async, doc2, "Palisade-Min-Position", pos) {
 			t.Error("the deleted document is found by a search at the delete's position")
 		}
-		never("a deleted document", chunks2, 1)
+		never(t, "a deleted document", chunks2, 1)
 		f.neverDocs[doc2.id] = "a deleted document"
 		f.neverWords[async] = "a deleted document"
 		a.deletedDocs = append(a.deletedDocs, doc2)
@@ -594,23 +612,23 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 	})
 
 	t.Run("a replaced document's old version never comes back", func(t *testing.T) {
-		old, current := word("oldword"), word("newword")
+		old, current := word(t, "oldword"), word(t, "newword")
 		doc := kiIngest(t, w, a, builder, f.aKB, "Expense rules", "text/plain", "Expense rules, first edition: "+old+" "+a.canary)
-		if !found(old, doc) {
+		if !found(t, old, doc) {
 			t.Fatal("control: the first version is not found")
 		}
-		first := kiChunks(t, w, a, doc.id)
+		first := kiChunks(t, w, a, doc.id, 1)
 		w.expect(t, http.StatusOK, "alpha/owner", http.MethodPut, "/v1/knowledge-bases/"+doc.kb+"/documents/"+doc.id, builder.token,
 			map[string]any{"title": "Expense rules", "content_type": "text/markdown", "content": "# Expenses\n\nSecond edition: " + current + " " + a.canary})
-		never("a replaced version", first, 1)
+		never(t, "a replaced version", first, 1)
 		f.neverWords[old] = "a replaced version"
 		right := w.call(t, "alpha/owner", http.MethodPost, "/v1/knowledge-bases/search", owner.token, kiSearchBody(old, nil))
 		w.waitDoc(t, "alpha/owner", builder.token, doc.kb, doc.id)
-		if second := kiChunks(t, w, a, doc.id)[2]; len(second) == 0 || slices.ContainsFunc(second, func(c string) bool { return slices.Contains(first[1], c) }) {
+		if second := kiChunks(t, w, a, doc.id, 2)[2]; len(second) == 0 || slices.ContainsFunc(second, func(c string) bool { return slices.Contains(first[1], c) }) {
 			t.Fatalf("the second version's chunks %v are none or reuse the first's %v", second, first[1])
 		}
 		f.ownHits(t, "searching the old version right after PUT answered", right, nil, a)
-		if !found(current, doc) {
+		if !found(t, current, doc) {
 			t.Error("the second version is not found once ingested")
 		}
 		f.live = append(f.live, kiLive{doc, current})
@@ -618,23 +636,23 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		// Replaced without waiting, then searched at the replacement's
 		// position: the old chunks are gone, whether or not the new ones
 		// are there yet.
-		stale, fresh := word("staleword"), word("freshword")
+		stale, fresh := word(t, "staleword"), word(t, "freshword")
 		memo := kiIngest(t, w, a, builder, f.aKB, "Office memo", "text/plain", "Office memo, draft: "+stale+" "+a.canary)
-		staleChunks := kiChunks(t, w, a, memo.id)
+		staleChunks := kiChunks(t, w, a, memo.id, 1)
 		r := w.expect(t, http.StatusOK, "alpha/owner", http.MethodPut, "/v1/knowledge-bases/"+memo.kb+"/documents/"+memo.id, builder.token,
 			map[string]any{"title": "Office memo", "content_type": "text/plain", "content": "Office memo, final: " + fresh + " " + a.canary},
 			"Prefer", "respond-async")
-		never("a replaced version", staleChunks, 1)
+		never(t, "a replaced version", staleChunks, 1)
 		f.neverWords[stale] = "a replaced version"
 		at := w.call(t, "alpha/owner", http.MethodPost, "/v1/knowledge-bases/search", owner.token, kiSearchBody(stale, nil),
 			"Palisade-Min-Position", r.header.Get("Palisade-Position"))
 		w.waitDoc(t, "alpha/owner", builder.token, memo.kb, memo.id)
-		kiChunks(t, w, a, memo.id)
+		kiChunks(t, w, a, memo.id, 2)
 		f.ownHits(t, "searching the old version at the position of a PUT that did not wait", at, nil, a)
 		f.live = append(f.live, kiLive{memo, fresh})
 
 		// Replaced before its first version was even ingested.
-		early, later := word("earlyword"), word("laterword")
+		early, later := word(t, "earlyword"), word(t, "laterword")
 		var added isoDocBody
 		w.expect(t, http.StatusCreated, "alpha/owner", http.MethodPost, "/v1/knowledge-bases/"+f.aKB+"/documents", builder.token,
 			map[string]any{"title": "Hasty note", "content_type": "text/plain", "content": "Hasty first note " + early + " " + a.canary},
@@ -647,7 +665,7 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		if w.waitDoc(t, "alpha/owner", builder.token, f.aKB, added.ID).Version != 2 {
 			t.Fatal("the hasty note is not at version 2")
 		}
-		chunks := kiChunks(t, w, a, added.ID)
+		chunks := kiChunks(t, w, a, added.ID, 2)
 		for v, ids := range chunks {
 			if v != 2 {
 				for _, c := range ids {
@@ -659,18 +677,18 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 	})
 
 	t.Run("an archived base is not searched from the moment it is archived", func(t *testing.T) {
-		shelved := word("shelfword")
+		shelved := word(t, "shelfword")
 		kb := w.createKB(t, "alpha/owner", builder.token, "Alpha Shelf "+a.canary)
 		a.kbNames = append(a.kbNames, "Alpha Shelf "+a.canary)
 		doc := kiIngest(t, w, a, builder, kb, "Shelved guide", "text/plain", "Shelved guide "+shelved+" "+a.canary)
-		if !found(shelved, doc) {
+		if !found(t, shelved, doc) {
 			t.Fatal("control: the shelved guide is not found before archiving")
 		}
 		w.expect(t, http.StatusNoContent, "alpha/owner", http.MethodDelete, "/v1/knowledge-bases/"+kb, builder.token, nil)
 		a.archivedKBs = append(a.archivedKBs, kb)
 		f.neverKBs[kb] = "an archived base"
 		f.neverWords[shelved] = "an archived base"
-		if found(shelved, doc) {
+		if found(t, shelved, doc) {
 			t.Error("a document of a base archived a moment ago is found")
 		}
 		w.expect(t, http.StatusNotFound, "alpha/owner", http.MethodPost, "/v1/knowledge-bases/search", owner.token, kiSearchBody(shelved, []string{kb}))

@@ -272,7 +272,7 @@ func (s *Server) replaceDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	doc, err := s.deps.Knowledge.Document(r.Context(), who, v["id"], v["doc"])
+	doc, err := s.deps.Knowledge.WrittenDocument(r.Context(), who, v["id"], v["doc"])
 	if err != nil {
 		writeError(w, r, err, "document")
 		return

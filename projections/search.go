@@ -154,6 +154,19 @@ func (q *KnowledgeQueries) Document(ctx context.Context, who access.Principal, k
 	return q.bases.Document(ctx, scope, kbID, docID)
 }
 
+// WrittenDocument returns a document to a caller who just wrote it, which
+// needs kb:write on its base rather than kb:read.
+func (q *KnowledgeQueries) WrittenDocument(ctx context.Context, who access.Principal, kbID, docID string) (Document, error) {
+	scope, err := q.orgScope(ctx, who, access.KBWrite, "knowledge-bases/"+kbID+"/documents/"+docID)
+	if err != nil {
+		return Document{}, err
+	}
+	if _, err := q.base(ctx, who, scope, kbID, access.KBWrite); err != nil {
+		return Document{}, err
+	}
+	return q.bases.Document(ctx, scope, kbID, docID)
+}
+
 // SearchResult is one ranked chunk, as a caller sees it.
 type SearchResult struct {
 	ChunkID         string  `json:"chunk_id"`
