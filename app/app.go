@@ -68,6 +68,13 @@ type Config struct {
 	// hashing embedder when its URL is empty, or any OpenAI-compatible
 	// embeddings endpoint.
 	Embeddings EmbeddingsConfig
+	// PDFCommand, when set, is the program and arguments that read uploaded
+	// PDFs in a child process, one per document (serve sets it to
+	// "palisade extract-pdf"), so that a PDF crafted to crash the parser
+	// fails its upload instead of stopping the server. When empty (tests,
+	// Palisade embedded as a library) PDFs are read in process, with
+	// knowledge/extract's limits but without that protection.
+	PDFCommand []string
 	Logger     *slog.Logger
 }
 
@@ -195,7 +202,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Queries:         a.Queries,
 		Principals:      a.principals,
 		Knowledge:       a.Knowledge,
-		Extractor:       documentExtractor{},
+		Extractor:       newDocumentExtractor(cfg.PDFCommand),
 		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
 		Minter:          a.Issuer,
@@ -238,29 +245,20 @@ type readModels struct {
 	bots        projections.BotModel
 	audit       projections.AuditModel
 	checkpoints projections.Checkpoints
-	// Knowledge bases and chunks are in memory in both modes for now, with
-	// checkpoints of their own, so they are rebuilt at every start.
-	knowledge *memory.Knowledge
-	chunks    *memory.Chunks
-	cache     *memory.EmbeddingCache
+	knowledge   projections.KnowledgeModel
+	chunks      projections.ChunkModel
+	cache       projections.EmbeddingCache
 	// processes run with the read models; nil when measuring a rebuild.
 	processes []*projections.Projection
 	engine    *projections.Engine
 }
 
 func newReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, m readModels) readModels {
-	m.knowledge, m.chunks, m.cache = memory.NewKnowledge(), memory.NewChunks(), memory.NewEmbeddingCache()
-	inMemory := memory.NewCheckpoints()
-	knowledge := projections.KnowledgeProjection(m.knowledge)
-	knowledge.Checkpoints = inMemory
-	chunks := projections.ChunkProjection(m.chunks, embedder, m.cache)
-	chunks.Checkpoints = inMemory
 	all := []*projections.Projection{
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
-		knowledge,
-		chunks,
+		projections.KnowledgeProjection(m.knowledge, m.chunks, embedder, m.cache),
 	}
 	m.engine = projections.NewEngine(logger, m.checkpoints, append(all, m.processes...)...)
 	return m
@@ -269,6 +267,7 @@ func newReadModels(logger *slog.Logger, registry *events.Registry, embedder proj
 func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, processes ...*projections.Projection) readModels {
 	return newReadModels(logger, registry, embedder, readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
+		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), cache: memory.NewEmbeddingCache(),
 		processes: processes,
 	})
 }
@@ -299,6 +298,7 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 	a.principals = projections.NewPrincipals(pg.Tenancy())
 	return newReadModels(a.cfg.Logger, registry, a.embedder, readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
+		knowledge: pg.Knowledge(), chunks: pg.Chunks(), cache: pg.EmbeddingCache(),
 		processes: []*projections.Projection{ingestion},
 	}), nil
 }

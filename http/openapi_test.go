@@ -296,8 +296,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),
-		projections.KnowledgeProjection(bases),
-		projections.ChunkProjection(chunks, embedder, memory.NewEmbeddingCache()),
+		projections.KnowledgeProjection(bases, chunks, embedder, memory.NewEmbeddingCache()),
 		// Ingestion appends DocumentChunked while the read models catch up;
 		// the next catch-up applies it.
 		commands.IngestionProcess(pipeline, principals, oasChunk),

@@ -55,13 +55,13 @@ type Deps struct {
 	Verifier   TokenVerifier
 	// Minter issues service account tokens; JWKS publishes the built-in
 	// issuer's public keys.
-	Minter     commands.TokenMinter
-	JWKS       func() ([]byte, error)
+	Minter commands.TokenMinter
+	JWKS   func() ([]byte, error)
 	// Knowledge answers knowledge-base reads and searches; Extractor turns
 	// uploads into text; Embedding names the model new bases use.
-	Knowledge *projections.KnowledgeQueries
-	Extractor DocumentExtractor
-	Embedding commands.Embedding
+	Knowledge  *projections.KnowledgeQueries
+	Extractor  DocumentExtractor
+	Embedding  commands.Embedding
 	ReadModels ReadModels
 	// Ready reports whether the server may take traffic (log reachable,
 	// read models rebuilt).

@@ -118,8 +118,13 @@ type EmbeddingCache interface {
 	Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error
 }
 
-// KnowledgeProjection builds the knowledge-base and document read model.
-func KnowledgeProjection(m KnowledgeModel) *Projection {
+// KnowledgeProjection builds the knowledge-base and document read model and
+// the retrieval read model together, as one consumer group: a document is
+// "ready" in the same unit of work that makes its chunks searchable, and a
+// replaced or deleted document's chunks leave retrieval in the unit that
+// records the change. Each recorded chunk is embedded, reusing cached
+// embeddings of identical text.
+func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder, cache EmbeddingCache) *Projection {
 	update := func(ctx context.Context, env eventstore.Envelope, kbID string, change func(*KnowledgeBase)) error {
 		scope, err := eventScope(env)
 		if err != nil {
@@ -190,12 +195,26 @@ func KnowledgeProjection(m KnowledgeModel) *Projection {
 			})
 		}),
 		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			if err := chunks.DeleteChunks(ctx, scope, env.Stream.EntityID); err != nil {
+				return err
+			}
 			return updateDoc(ctx, env, func(d *Document) {
 				d.Title, d.ContentType, d.ContentHash, d.SizeBytes = e.Title, e.ContentType, e.ContentHash, len(e.Content)
 				d.Version, d.State, d.FailureReason, d.Chunks = e.Version, DocumentPending, "", 0
 			})
 		}),
 		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentChunked) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			if err := storeChunks(ctx, scope, env, e, chunks, embedder, cache); err != nil {
+				return err
+			}
 			return updateDoc(ctx, env, func(d *Document) {
 				if d.Version == e.Version {
 					d.State, d.Chunks = DocumentReady, len(e.Chunks)
@@ -218,6 +237,9 @@ func KnowledgeProjection(m KnowledgeModel) *Projection {
 			if err != nil {
 				return err
 			}
+			if err := chunks.DeleteChunks(ctx, scope, env.Stream.EntityID); err != nil {
+				return err
+			}
 			return m.DeleteDocument(ctx, scope, kbID, env.Stream.EntityID)
 		}),
 	}}
@@ -233,45 +255,22 @@ func documentKB(ctx context.Context, m KnowledgeModel, scope access.Scope, docID
 	return doc.KnowledgeBaseID, nil
 }
 
-// ChunkProjection builds the retrieval read model: it embeds each recorded
-// chunk (reusing cached embeddings of identical text) and replaces a
-// document's chunks when a version is chunked; a replaced or deleted
-// document's chunks leave retrieval when that event is applied.
-func ChunkProjection(m ChunkModel, embedder Embedder, cache EmbeddingCache) *Projection {
-	return &Projection{Name: "chunks", Handlers: []Handler{
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentChunked) error {
-			scope, err := eventScope(env)
-			if err != nil {
-				return err
-			}
-			vectors, err := embedChunks(ctx, scope, embedder, cache, e.Chunks)
-			if err != nil {
-				return err
-			}
-			stored := make([]StoredChunk, len(e.Chunks))
-			for i, c := range e.Chunks {
-				stored[i] = StoredChunk{
-					ID: c.ID, KnowledgeBaseID: e.KnowledgeBaseID, DocumentID: env.Stream.EntityID,
-					Ordinal: c.Ordinal, Heading: c.Heading, Text: c.Text, Embedding: vectors[c.Hash],
-				}
-			}
-			return m.ReplaceChunks(ctx, scope, env.Stream.EntityID, stored)
-		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.DocumentReplaced) error {
-			scope, err := eventScope(env)
-			if err != nil {
-				return err
-			}
-			return m.DeleteChunks(ctx, scope, env.Stream.EntityID)
-		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.DocumentDeleted) error {
-			scope, err := eventScope(env)
-			if err != nil {
-				return err
-			}
-			return m.DeleteChunks(ctx, scope, env.Stream.EntityID)
-		}),
-	}}
+// storeChunks embeds the chunks of a DocumentChunked event and makes them
+// the document's only chunks.
+func storeChunks(ctx context.Context, scope access.Scope, env eventstore.Envelope, e *knowledge.DocumentChunked,
+	chunks ChunkModel, embedder Embedder, cache EmbeddingCache) error {
+	vectors, err := embedChunks(ctx, scope, embedder, cache, e.Chunks)
+	if err != nil {
+		return err
+	}
+	stored := make([]StoredChunk, len(e.Chunks))
+	for i, c := range e.Chunks {
+		stored[i] = StoredChunk{
+			ID: c.ID, KnowledgeBaseID: e.KnowledgeBaseID, DocumentID: env.Stream.EntityID,
+			Ordinal: c.Ordinal, Heading: c.Heading, Text: c.Text, Embedding: vectors[c.Hash],
+		}
+	}
+	return chunks.ReplaceChunks(ctx, scope, env.Stream.EntityID, stored)
 }
 
 // embedChunks returns the embedding of every chunk by hash, embedding only

@@ -65,6 +65,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		EventStoreURL: *eventStoreURL,
 		KafkaBrokers:  splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg,
 		Embeddings: app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
+		// Uploaded PDFs are read by this binary's extract-pdf command, one
+		// child process each, so that a crafted PDF cannot crash the server.
+		PDFCommand: pdfCommand(),
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package extract_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -37,6 +38,11 @@ func BenchmarkHTML(b *testing.B) {
 }
 
 func BenchmarkPDF(b *testing.B) {
+	benchmarkText(b, "application/pdf", benchmarkPDF())
+}
+
+// benchmarkPDF has 50 pages of 45 lines.
+func benchmarkPDF() []byte {
 	pages := make([]string, 50)
 	for i := range pages {
 		var c strings.Builder
@@ -47,5 +53,19 @@ func BenchmarkPDF(b *testing.B) {
 		c.WriteString("ET")
 		pages[i] = c.String()
 	}
-	benchmarkText(b, "application/pdf", textPDF(pages...))
+	return textPDF(pages...)
+}
+
+// BenchmarkPDFSubprocess is BenchmarkPDF through a child process (this test
+// binary, see TestMain): the price of surviving crashing PDFs.
+func BenchmarkPDFSubprocess(b *testing.B) {
+	pdf := benchmarkPDF()
+	limits := extract.Limits{PDF: extract.SubprocessPDF(childCommand("extract-pdf"), 0, 0)}
+	b.SetBytes(int64(len(pdf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := limits.Text(context.Background(), "application/pdf", pdf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -7,8 +7,11 @@
 // lines, list items as "- " lines. Every input is treated as hostile: work
 // and memory are bounded by [Limits], invalid or binary input is refused
 // with a typed error, and HTML script, style and similar content never
-// reaches the output. The package must never fetch, execute, render or
-// store anything: no network, no files, no subprocesses, no JavaScript.
+// reaches the output. The package never fetches, renders or stores
+// anything and runs no JavaScript. Its one subprocess is the PDF reader
+// that [SubprocessPDF] starts when a caller asks for it, fed through a
+// pipe: a crafted PDF can crash the process that parses it, and that
+// process had better not be the server.
 package extract
 
 import (
@@ -65,9 +68,32 @@ type Limits struct {
 	// MaxPDFPageContentBytes bounds one page's decoded content streams.
 	// Default 16 MiB.
 	MaxPDFPageContentBytes int64
-	// PDFTimeout bounds the time spent on one PDF. Default 20s.
+	// PDFTimeout bounds the time spent on one PDF. Default 20s. A PDF
+	// that takes longer fails with an error that is both ErrTooLarge and
+	// context.DeadlineExceeded.
 	PDFTimeout time.Duration
+	// PDF reads PDFs. Nil means the in-process engine, which applies the
+	// PDF limits above; that engine guards against what it can, but some
+	// crafted PDFs still crash the process running it (see [PDFExtractor]),
+	// so a server should set [SubprocessPDF] here. MaxInputBytes and
+	// MaxOutputBytes apply whichever reads the PDF. When the in-process
+	// engine's time is up, Text returns at once but the engine may read
+	// the data a little longer: do not modify it after a call.
+	PDF PDFExtractor
 }
+
+// PDFExtractor returns the text of a PDF, which Text has checked starts
+// with a PDF header and fits MaxInputBytes. It returns errors wrapping
+// ErrMalformed, ErrEncrypted or ErrTooLarge, or the context's error.
+//
+// The in-process engine is github.com/ledongthuc/pdf, with the limits this
+// package adds around it. Some inputs defeat any wrapper: a PDF whose
+// object streams contain each other makes the library recurse until the
+// Go runtime aborts the whole process on stack overflow, and cross
+// reference data can ask for allocations the runtime cannot satisfy, which
+// is also fatal. recover catches neither. [SubprocessPDF] runs the engine
+// in a child process instead, where such a crash costs one upload.
+type PDFExtractor func(ctx context.Context, data []byte) (string, error)
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxInputBytes <= 0 {
@@ -115,7 +141,7 @@ func (l Limits) Text(ctx context.Context, contentType string, data []byte) (stri
 	}
 	var text string
 	if kind == PDF {
-		text, err = l.pdfText(ctx, data)
+		text, err = l.readPDF(ctx, data)
 	} else {
 		var src string
 		src, err = decodeText(data, params["charset"], l.MaxInputBytes)

@@ -12,17 +12,67 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ledongthuc/pdf"
 )
 
-// pdfText extracts the text of a PDF with github.com/ledongthuc/pdf, which
-// parses the file structure, resolves fonts and decodes text. That library
-// has no limits or cancellation of its own, so this function supplies them:
+// readPDF returns the text of a PDF through l.PDF, or the in-process
+// engine when that is nil.
+func (l Limits) readPDF(ctx context.Context, data []byte) (string, error) {
+	if !bytes.HasPrefix(data, []byte("%PDF-")) {
+		return "", fmt.Errorf("%w: no %%PDF- header", ErrMalformed)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if l.PDF != nil {
+		return l.PDF(ctx, data)
+	}
+	return l.pdfText(ctx, data)
+}
+
+// pdfText is the in-process engine: it runs extractPDF in a goroutine and
+// stops waiting for it when the context is done or PDFTimeout has passed.
+// The goroutine then stops at its next read of the file; a loop inside the
+// library that reads nothing goes on until it ends by itself, which the
+// pre-checks in extractPDF make unlikely but cannot rule out.
+func (l Limits) pdfText(ctx context.Context, data []byte) (string, error) {
+	limited, cancel := context.WithTimeout(ctx, l.PDFTimeout)
+	defer cancel()
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		text, err := l.extractPDF(limited, ctx, data)
+		done <- result{text, err}
+	}()
+	select {
+	case r := <-done:
+		return r.text, r.err
+	case <-limited.Done():
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		return "", timeoutError{l.PDFTimeout}
+	}
+}
+
+// extractPDF extracts the text of a PDF with github.com/ledongthuc/pdf,
+// which parses the file structure, resolves fonts and decodes text. That
+// library has no limits or cancellation of its own, so this function
+// supplies what it can from outside:
 //
-//   - it reads the file through a ReaderAt that fails every read once the
-//     context is done or PDFTimeout has passed, which stops any loop in
-//     the library that touches the file (it caches nothing, so all do);
+//   - before the library sees the file, checkNumbers and checkXrefTables
+//     refuse the object counts, table widths and row sizes the library
+//     would allocate or loop by (they read the file as written, so a value
+//     hidden in a compressed object stream or behind a reference escapes
+//     them: that is what SubprocessPDF is for);
+//   - it reads the file through a ReaderAt that fails every read once ctx
+//     (PDFTimeout) is done, which stops any loop in the library that
+//     touches the file (it caches nothing, so most do);
 //   - before any content is parsed, every compressed stream in the file is
 //     decoded and counted against MaxPDFInflatedBytes, so a decompression
 //     bomb is refused before the library can buffer one huge token;
@@ -35,21 +85,19 @@ import (
 //   - it recovers panics, the library's way of reporting malformed input.
 //
 // Encrypted PDFs are refused, even with an empty user password.
-func (l Limits) pdfText(ctx context.Context, data []byte) (text string, err error) {
-	if !bytes.HasPrefix(data, []byte("%PDF-")) {
-		return "", fmt.Errorf("%w: no %%PDF- header", ErrMalformed)
-	}
-	if err := checkPredictorColumns(data); err != nil {
-		return "", err
-	}
-	limited, cancel := context.WithTimeout(ctx, l.PDFTimeout)
-	defer cancel()
-	src := &guardedReader{data: data, ctx: limited, parent: ctx, timeout: l.PDFTimeout.String()}
+func (l Limits) extractPDF(ctx, parent context.Context, data []byte) (text string, err error) {
+	src := &guardedReader{data: data, ctx: ctx, parent: parent, timeout: l.PDFTimeout}
 	defer func() {
 		if r := recover(); r != nil {
 			text, err = "", src.explain(r)
 		}
 	}()
+	if err := checkNumbers(data); err != nil {
+		return "", err
+	}
+	if err := checkXrefTables(data); err != nil {
+		return "", err
+	}
 
 	r, err := pdf.NewReader(src, int64(len(data)))
 	if err != nil {
@@ -94,6 +142,17 @@ func (l Limits) pdfText(ctx context.Context, data []byte) (text string, err erro
 	return w.b.String(), nil
 }
 
+// timeoutError is the error of a PDF that took longer than its time limit:
+// an ErrTooLarge, like every limit, and a context.DeadlineExceeded, for
+// callers that tell time from size.
+type timeoutError struct{ limit time.Duration }
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("%v: PDF extraction took longer than %s", ErrTooLarge, e.limit)
+}
+
+func (timeoutError) Unwrap() []error { return []error{ErrTooLarge, context.DeadlineExceeded} }
+
 // guardedReader serves the PDF's bytes to the library and stops it when
 // time is up: every read after that panics with a stopReading, which the
 // library's own recovers turn into an error or which reaches pdfText's.
@@ -101,7 +160,7 @@ type guardedReader struct {
 	data    []byte
 	ctx     context.Context // with the extraction timeout
 	parent  context.Context // the caller's
-	timeout string
+	timeout time.Duration
 	err     error
 }
 
@@ -119,7 +178,7 @@ func (g *guardedReader) check() {
 		case g.parent.Err() != nil:
 			g.err = g.parent.Err()
 		case g.ctx.Err() != nil:
-			g.err = fmt.Errorf("%w: PDF extraction took longer than %s", ErrTooLarge, g.timeout)
+			g.err = timeoutError{g.timeout}
 		}
 	}
 	if g.err != nil {
@@ -172,17 +231,187 @@ func excerpt(s string) string {
 	return s
 }
 
-var columnsParam = regexp.MustCompile(`/Columns\s+(\d+)`)
+// maxObjects bounds object numbers, object counts and cross-reference
+// sizes: the PDF specification's own limit on indirect objects. The
+// library allocates its cross-reference table by such numbers.
+const maxObjects = 1 << 23
 
-// checkPredictorColumns refuses absurd /Columns values, for which the
-// library allocates a row buffer before reading any data.
-func checkPredictorColumns(data []byte) error {
-	for _, m := range columnsParam.FindAllSubmatch(data, -1) {
-		if n, err := strconv.ParseInt(string(m[1]), 10, 64); err != nil || n > 1<<20 {
-			return fmt.Errorf("%w: /Columns %s", ErrMalformed, excerpt(string(m[1])))
+// checkNumbers refuses absurd values of the direct integers the library
+// allocates or loops by: a cross-reference stream's /Size, /Index and /W,
+// an object stream's object count /N, and a predictor's row width
+// /Columns. Wherever else /Size, /Index, /N and /Columns appear, their
+// integers are far below the limits; fonts' /W arrays hold glyph widths,
+// so /W is only checked near "/XRef".
+func checkNumbers(data []byte) error {
+	for _, c := range []struct {
+		key   string
+		limit int64
+	}{{"/Size", maxObjects}, {"/Index", maxObjects}, {"/N", maxObjects}, {"/Columns", 1 << 20}} {
+		if err := checkKey(data, c.key, c.limit); err != nil {
+			return err
+		}
+	}
+	for _, r := range xrefRegions(data) {
+		if err := checkKey(data[r[0]:r[1]], "/W", 8); err != nil { // bytes per field
+			return err
 		}
 	}
 	return nil
+}
+
+// checkKey refuses an integer above limit written right after key, a PDF
+// name, or in an array right after it.
+func checkKey(data []byte, key string, limit int64) error {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(key))
+		if j < 0 {
+			return nil
+		}
+		p := i + j + len(key)
+		i = p
+		if p < len(data) && !isPDFSpace(data[p]) && !isPDFDelimiter(data[p]) {
+			continue // a longer name
+		}
+		for p < len(data) && isPDFSpace(data[p]) {
+			p++
+		}
+		array := p < len(data) && data[p] == '['
+		if array {
+			p++
+		}
+		for range 64 {
+			for p < len(data) && isPDFSpace(data[p]) {
+				p++
+			}
+			q := p
+			for q < len(data) && data[q] >= '0' && data[q] <= '9' {
+				q++
+			}
+			if q == p {
+				break
+			}
+			if n, err := strconv.ParseInt(string(data[p:q]), 10, 64); err != nil || n > limit {
+				return fmt.Errorf("%w: %s %s", ErrMalformed, key, excerpt(string(data[p:q])))
+			}
+			if p = q; !array {
+				break
+			}
+		}
+	}
+}
+
+// xrefRegions returns where the dictionaries of cross-reference streams
+// may be. Such a dictionary is never compressed: it lies between its "obj"
+// and its "stream", near its /Type /XRef. Each region runs from the "obj"
+// before a "/XRef" to the "stream" after it, at most 4 KiB either way;
+// overlapping regions are merged, and no byte is searched twice.
+func xrefRegions(data []byte) [][2]int {
+	const reach = 4 << 10
+	var regions [][2]int
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("/XRef"))
+		if j < 0 {
+			return regions
+		}
+		at := i + j
+		i = at + len("/XRef")
+		last := 0
+		if n := len(regions); n > 0 {
+			last = regions[n-1][1]
+		}
+		from := max(at-reach, last)
+		if from < at {
+			if k := bytes.LastIndex(data[from:at], []byte("obj")); k >= 0 {
+				from += k
+			}
+		}
+		ahead := max(at, last)
+		to := max(min(at+reach, len(data)), ahead)
+		if k := bytes.Index(data[ahead:to], []byte("stream")); k >= 0 {
+			to = ahead + k
+		}
+		if n := len(regions); n > 0 && from <= last {
+			regions[n-1][1] = max(last, to)
+		} else {
+			regions = append(regions, [2]int{from, to})
+		}
+	}
+}
+
+// checkXrefTables refuses classic cross-reference tables with subsections
+// beyond maxObjects, which the library would grow its table to. Each
+// "xref" keyword starts a scan of subsection headers and entries that ends
+// at the first token fitting neither, so no byte is scanned twice for long.
+func checkXrefTables(data []byte) error {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("xref"))
+		if j < 0 {
+			return nil
+		}
+		at := i + j
+		i = at + len("xref")
+		if at >= 5 && string(data[at-5:at]) == "start" {
+			continue
+		}
+		toks := tokens{data: data, pos: i}
+		for {
+			start, ok1 := toks.integer()
+			count, ok2 := toks.integer()
+			if !ok1 || !ok2 {
+				break // "trailer", or something the library will refuse
+			}
+			if start > maxObjects || count > maxObjects-start {
+				return fmt.Errorf("%w: cross-reference subsection %d %d", ErrMalformed, start, count)
+			}
+			for range count {
+				_, ok1 := toks.integer()
+				_, ok2 := toks.integer()
+				if kind := toks.next(); !ok1 || !ok2 || (kind != "n" && kind != "f") {
+					break
+				}
+			}
+		}
+		i = max(i, toks.pos)
+	}
+}
+
+// tokens splits PDF text at white space, enough for cross-reference tables.
+type tokens struct {
+	data []byte
+	pos  int
+}
+
+func (t *tokens) next() string {
+	for t.pos < len(t.data) && isPDFSpace(t.data[t.pos]) {
+		t.pos++
+	}
+	start := t.pos
+	for t.pos < len(t.data) && !isPDFSpace(t.data[t.pos]) && t.pos-start < 32 {
+		t.pos++
+	}
+	return string(t.data[start:t.pos])
+}
+
+// integer reads a non-negative integer token; the position moves on even
+// when the token is something else.
+func (t *tokens) integer() (int64, bool) {
+	s := t.next()
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return maxObjects + 1, true // too many digits: certainly too large
+	}
+	return n, true
+}
+
+func isPDFSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0
+}
+
+func isPDFDelimiter(c byte) bool {
+	return strings.IndexByte("()<>[]{}/%", c) >= 0
 }
 
 // scanStreams decodes every stream in the file, however it is referenced,

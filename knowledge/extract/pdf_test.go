@@ -151,6 +151,13 @@ func TestPDFRefused(t *testing.T) {
 		streamObject("", []byte("/CIDInit /ProcSet findresource begin 12 dict begin begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange 100000000000 beginbfchar endbfchar endcmap end end")),
 	}, "")
 
+	predictorPDF := pdfFile("%PDF-1.5", []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>",
+		streamObject("/Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 99999999999 >>", deflate([]byte("\x02BT"))),
+	}, "")
+
 	for _, tc := range []struct {
 		name   string
 		data   []byte
@@ -166,15 +173,24 @@ func TestPDFRefused(t *testing.T) {
 		{"cyclic page tree", cyclic, extract.Limits{}, extract.ErrMalformed},
 		{"too many pages", manyPages, extract.Limits{MaxPDFPages: 4}, extract.ErrTooLarge},
 		{"output too large", textPDF("BT /F1 12 Tf (" + strings.Repeat("x", 3000) + ") Tj ET"), extract.Limits{MaxOutputBytes: 1000}, extract.ErrTooLarge},
-		{"absurd predictor columns", append(bytes.Clone(helloPDF), []byte("/Columns 99999999999")...), extract.Limits{}, extract.ErrMalformed},
+		{"absurd predictor columns", predictorPDF, extract.Limits{}, extract.ErrMalformed},
 		// The library would loop 10^11 times; the font is refused instead
 		// and its text dropped, so the page is empty rather than an error.
 		{"CMap entry count", hugeCMapCount, extract.Limits{}, nil},
+		// The pre-checks refuse these before the library allocates or
+		// loops by them. (Object streams inside each other cannot be
+		// caught in process: see TestSubprocessPDFSurvivesCrash.)
+		{"huge xref stream Size", xrefStreamPDF("/Size 1000000000000", nil), extract.Limits{}, extract.ErrMalformed},
+		{"huge xref stream Index", xrefStreamPDF("/Size 3 /Index [1000000000000 2]", nil), extract.Limits{}, extract.ErrMalformed},
+		{"huge xref stream W", xrefStreamPDF("/Size 3 /W [1 1000000000000 1]", nil), extract.Limits{}, extract.ErrMalformed},
+		{"huge xref table subsection", hugeXrefTable(), extract.Limits{}, extract.ErrMalformed},
+		{"object stream claiming 10^12 objects", objectStreamN(), extract.Limits{}, extract.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			_, err := tc.limits.Text(context.Background(), "application/pdf", tc.data)
+			t.Logf("err = %v", err)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("err = %v", err)
@@ -250,10 +266,109 @@ func TestPDFCIDFont(t *testing.T) {
 	}
 }
 
+// The pre-checks look for a few keys anywhere in the file; where those
+// keys mean something else, real values must pass.
+func TestPDFPreChecksPassRealFiles(t *testing.T) {
+	t.Parallel()
+	const cmap = "/CIDInit /ProcSet findresource begin 12 dict begin begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange " +
+		"2 beginbfchar <0041> <0048> <0042> <0069> endbfchar endcmap end end"
+	data := pdfFile("%PDF-1.5", []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+		"<< /Type /Font /Subtype /Type0 /BaseFont /X /Encoding /Identity-H /ToUnicode 6 0 R /DescendantFonts [7 0 R] >>",
+		streamObject("", []byte("BT /F1 12 Tf <00410042> Tj ET")),
+		streamObject("", []byte(cmap)),
+		// Glyph widths in both of /W's forms, and an ICC profile's /N.
+		"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /X /DW 1000 /W [65 [500 600] 100 200 750] " +
+			"/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor 8 0 R >>",
+		"<< /Type /FontDescriptor /FontName /X /Flags 4 /FontBBox [0 0 1000 1000] /ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 >>",
+		streamObject("/N 3", []byte("icc")),
+	}, "")
+	got, err := extract.Text("application/pdf", data)
+	if err != nil || got != "Hi" {
+		t.Fatalf("text = %q, err = %v; want \"Hi\"", got, err)
+	}
+}
+
+// The pre-checks scan the whole file; keywords repeated over and over must
+// not make them slow.
+func TestPDFPreChecksAreLinear(t *testing.T) {
+	t.Parallel()
+	for _, filler := range []string{"/XRef ", "xref 0 1 ", "/W [1 2 1] /XRef obj ", "0000000000 65535 f ", "/N 1 /Index [0 1 "} {
+		data := append(bytes.Clone(helloPDF[:len(helloPDF)-6]), []byte("\n"+strings.Repeat(filler, (16<<20)/len(filler))+"\n%%EOF\n")...)
+		start := time.Now()
+		_, err := extract.Text("application/pdf", data)
+		t.Logf("%q: %v in %v", filler, err, time.Since(start))
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("%q repeated: took %v", filler, d)
+		}
+	}
+}
+
 func TestPDFTimeout(t *testing.T) {
 	t.Parallel()
 	_, err := extract.Limits{PDFTimeout: time.Nanosecond}.Text(context.Background(), "application/pdf", helloPDF)
 	if !errors.Is(err, extract.ErrTooLarge) || !strings.Contains(err.Error(), "took longer") {
 		t.Fatalf("err = %v, want ErrTooLarge for the time limit", err)
 	}
+}
+
+// xrefStreamPDF ends a PDF with a cross-reference stream (W [1 2 1] unless
+// extra has a W) whose dictionary carries extra; entries default to a
+// catalog at object 1.
+func xrefStreamPDF(extra string, build func(b *bytes.Buffer) [][4]byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.5\n")
+	off1 := b.Len()
+	b.WriteString("1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n")
+	entries := [][4]byte{{0, 0, 0, 0}, {1, byte(off1 >> 8), byte(off1), 0}}
+	if build != nil {
+		entries = append(entries[:1], build(&b)...)
+	}
+	xref := b.Len()
+	entries = append(entries, [4]byte{1, byte(xref >> 8), byte(xref), 0})
+	var data []byte
+	for _, e := range entries {
+		data = append(data, e[:]...)
+	}
+	if extra == "" {
+		extra = fmt.Sprintf("/Size %d", len(entries))
+	}
+	if !strings.Contains(extra, "/W") {
+		extra += " /W [1 2 1]"
+	}
+	fmt.Fprintf(&b, "%d 0 obj\n<< /Type /XRef %s /Root 1 0 R /Length %d >>\nstream\n", len(entries)-1, extra, len(data))
+	b.Write(data)
+	fmt.Fprintf(&b, "\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n", xref)
+	return b.Bytes()
+}
+
+// objectStreamCycle: object 2 lives in object stream 3 and 3 in 2. The
+// library recurses until the stack overflows, which kills the process
+// however the call is wrapped; only a child process can survive it.
+func objectStreamCycle() []byte {
+	return xrefStreamPDF("", func(b *bytes.Buffer) [][4]byte {
+		off1 := bytes.Index(b.Bytes(), []byte("1 0 obj"))
+		return [][4]byte{{1, byte(off1 >> 8), byte(off1), 0}, {2, 0, 3, 0}, {2, 0, 2, 0}}
+	})
+}
+
+// objectStreamN: page tree object 2 lives in object stream 3, which claims
+// 10^12 objects; the library loops that many times without reading.
+func objectStreamN() []byte {
+	return xrefStreamPDF("", func(b *bytes.Buffer) [][4]byte {
+		off1 := bytes.Index(b.Bytes(), []byte("1 0 obj"))
+		off3 := b.Len()
+		b.WriteString("3 0 obj\n<< /Type /ObjStm /N 1000000000000 /First 4 /Length 3 >>\nstream\n9 0\nendstream\nendobj\n")
+		return [][4]byte{{1, byte(off1 >> 8), byte(off1), 0}, {2, 0, 3, 0}, {1, byte(off3 >> 8), byte(off3), 0}}
+	})
+}
+
+// hugeXrefTable has a classic cross-reference subsection starting at
+// object 10^12, which the library grows its table to.
+func hugeXrefTable() []byte {
+	data := bytes.Clone(helloPDF)
+	i := bytes.LastIndex(data, []byte("xref\n0 "))
+	return append(data[:i+5], append([]byte("1000000000000 1\n0000000009 00000 n \n"), data[i+5:]...)...)
 }

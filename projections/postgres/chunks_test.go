@@ -1,16 +1,18 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
+
+	"github.com/palisadehq/palisade/projections"
 )
 
 const embeddingDims = 384
@@ -35,9 +37,10 @@ func cosineDistance(a, b []float32) float64 {
 }
 
 // TestKnowledgeChunksStayInTheirOrganization runs nearest-neighbour and
-// keyword queries over knowledge_chunks as the application role. The other
-// organization's chunks are all nearer to the query than any of org-a's,
-// so that a query that let them through would return them first.
+// keyword queries over knowledge_chunks as the application role, with raw
+// SQL. The other organization's chunks are all nearer to the query than any
+// of org-a's, so that a query that let them through would return them
+// first.
 func TestKnowledgeChunksStayInTheirOrganization(t *testing.T) {
 	t.Parallel()
 	db := database(t)
@@ -59,24 +62,16 @@ func TestKnowledgeChunksStayInTheirOrganization(t *testing.T) {
 		chunks = append(chunks, chunk{"org-a", fmt.Sprintf("a-%d", i), fmt.Sprintf("plans of org a number %d", i), embedding(0.9-0.1*float64(i), 2+i)})
 	}
 	for _, org := range []string{"org-a", "org-b"} {
-		tx, err := app.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch := &pgx.Batch{}
-		batch.Queue(setOrgSQL, org)
-		for _, c := range chunks {
+		var stored []projections.StoredChunk
+		for i, c := range chunks {
 			if c.org == org {
-				batch.Queue(`INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding, created_at)
-					VALUES ($1, 'kb-1', 'doc-1', $2, 0, $3, $4, $5)`, c.org, c.id, c.text, pgvector.NewVector(c.vec), time.Now())
+				stored = append(stored, projections.StoredChunk{ID: c.id, KnowledgeBaseID: "kb-1", DocumentID: "doc-1",
+					Ordinal: i, Text: c.text, Embedding: c.vec})
 			}
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
+		b.unit(t, func(ctx context.Context) error {
+			return b.store.Chunks().ReplaceChunks(ctx, scope(t, org), "doc-1", stored)
+		})
 	}
 	var wantA []string
 	byDistance := slices.Clone(chunks)
@@ -196,14 +191,16 @@ func TestKnowledgeChunksStayInTheirOrganization(t *testing.T) {
 		}
 	})
 	t.Run("Keywords", func(t *testing.T) {
-		got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks
-			WHERE tsv @@ plainto_tsquery('simple', 'plans') ORDER BY chunk_id`)
+		matching := `SELECT org_id, chunk_id FROM knowledge_chunks WHERE tsv @@ plainto_tsquery('simple', $1) ORDER BY chunk_id`
+		got := search(t, "org-a", nil, matching, "plans")
 		if len(got) != 8 || slices.ContainsFunc(got, func(c string) bool { return !strings.HasPrefix(c, "org-a/") }) {
 			t.Fatalf("keyword search of org-a = %v", got)
 		}
-		if got := search(t, "org-a", nil, `SELECT org_id, chunk_id FROM knowledge_chunks
-			WHERE tsv @@ plainto_tsquery('simple', 'secret')`); len(got) != 0 {
+		if got := search(t, "org-a", nil, matching, "secret"); len(got) != 0 {
 			t.Fatalf("org-a finds org-b's words: %v", got)
+		}
+		if got := search(t, "", nil, matching, "plans"); len(got) != 0 {
+			t.Fatalf("without an org: %v", got)
 		}
 	})
 }

@@ -1,7 +1,8 @@
 // Package postgres holds the PostgreSQL adapters of the read-model ports
-// (projections.TenancyModel, BotModel, AuditModel and Checkpoints), their
-// schema and its migrations, used in production, where read models outlive
-// the process and are shared by every replica.
+// (projections.TenancyModel, BotModel, AuditModel, KnowledgeModel,
+// ChunkModel, EmbeddingCache and Checkpoints), their schema and its
+// migrations, used in production, where read models outlive the process
+// and are shared by every replica.
 //
 // It owns the tables of one schema and the rules that keep organizations
 // apart in them (invariant 2 of DESIGN.md): every tenant table has row-level
@@ -57,6 +58,9 @@ var (
 	ErrPrivilegedRole = errors.New("postgres read models: the application role must not be able to bypass row-level security")
 	// ErrInvalidSchema: the schema name is not a plain lower-case identifier.
 	ErrInvalidSchema = errors.New("postgres read models: invalid schema name")
+	// ErrDimensions: an embedding (of a chunk, a query or the cache) has
+	// dimensions its column cannot hold; see [ChunkDimensions].
+	ErrDimensions = errors.New("postgres read models: embedding dimensions")
 )
 
 // setOrgSQL sets the transaction's organization, which every policy reads.
@@ -109,6 +113,9 @@ type Store struct {
 	tenancy     *Tenancy
 	bots        *Bots
 	audit       *Audit
+	knowledge   *Knowledge
+	chunks      *Chunks
+	embeddings  *EmbeddingCache
 	checkpoints *Checkpoints
 }
 
@@ -184,6 +191,9 @@ func newStore(pool *pgxpool.Pool) *Store {
 		tenancy:     &Tenancy{db: d},
 		bots:        &Bots{db: d},
 		audit:       &Audit{db: d},
+		knowledge:   &Knowledge{db: d},
+		chunks:      &Chunks{db: d, tuning: defaultTuning},
+		embeddings:  &EmbeddingCache{db: d},
 		checkpoints: &Checkpoints{db: d},
 	}
 }
@@ -196,6 +206,15 @@ func (s *Store) Bots() *Bots { return s.bots }
 
 // Audit returns the adapter of projections.AuditModel.
 func (s *Store) Audit() *Audit { return s.audit }
+
+// Knowledge returns the adapter of projections.KnowledgeModel.
+func (s *Store) Knowledge() *Knowledge { return s.knowledge }
+
+// Chunks returns the adapter of projections.ChunkModel.
+func (s *Store) Chunks() *Chunks { return s.chunks }
+
+// EmbeddingCache returns the adapter of projections.EmbeddingCache.
+func (s *Store) EmbeddingCache() *EmbeddingCache { return s.embeddings }
 
 // Checkpoints returns the adapter of projections.Checkpoints, whose Advance
 // opens the units of work the other adapters write in.
@@ -239,6 +258,13 @@ type unitKey struct{}
 // it runs in a read-only transaction of its own. Either way the statements
 // go in one round trip.
 func (d *db) query(ctx context.Context, org, sql string, args []any, each func(pgx.Rows) error) error {
+	return d.queryWith(ctx, setOrgSQL, []any{org}, sql, args, each)
+}
+
+// queryWith is query with set, a statement that sets the transaction's
+// organization (as setOrgSQL does, from its first argument) and possibly
+// other SET LOCAL settings the one statement sql needs.
+func (d *db) queryWith(ctx context.Context, set string, setArgs []any, sql string, args []any, each func(pgx.Rows) error) error {
 	b := &pgx.Batch{}
 	var br pgx.BatchResults
 	u, inUnit := ctx.Value(unitKey{}).(*unit)
@@ -246,13 +272,13 @@ func (d *db) query(ctx context.Context, org, sql string, args []any, each func(p
 		if err := u.flush(ctx); err != nil {
 			return err
 		}
-		b.Queue(setOrgSQL, org)
+		b.Queue(set, setArgs...)
 		b.Queue(sql, args...)
 		br = u.tx.SendBatch(ctx, b)
 	} else {
 		inUnit = false
 		b.Queue(`BEGIN READ ONLY`)
-		b.Queue(setOrgSQL, org)
+		b.Queue(set, setArgs...)
 		b.Queue(sql, args...)
 		b.Queue(`COMMIT`)
 		// A failure leaves the connection in an aborted transaction; the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/readmodeltest"
 )
 
 // insertOther inserts, for each tenant table, a row of org-b with keys no
@@ -32,8 +33,16 @@ var insertOther = map[string]string{
 			stream_version, actor_subject, actor_kind, correlation_id, causation_id, trace_id, authorization_reason,
 			idempotency_key, schema_version, occurred_at)
 		VALUES ('org-b', 999, gen_random_uuid(), 'X', 'bot', 'org-b', 'x', 0, 'mallory', 'user', '', '', '', '', '', 1, now())`,
-	"knowledge_chunks": `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding, created_at)
-		VALUES ('org-b', 'kb-1', 'doc-1', 'chunk-mallory', 0, 'm', array_fill(0.5::real, ARRAY[384])::vector, now())`,
+	"knowledge_chunks": `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding)
+		VALUES ('org-b', 'kb-1', 'doc-1', 'chunk-mallory', 0, 'm', array_fill(0.5::real, ARRAY[384])::vector)`,
+	"knowledge_bases": `INSERT INTO knowledge_bases (org_id, id, name, description, embedding_model, dimensions, grants, archived,
+			created_by, created_at, updated_at)
+		VALUES ('org-b', 'kb-mallory', 'm', '', 'm', 384, '[]', false, 'mallory', now(), now())`,
+	"documents": `INSERT INTO documents (org_id, id, knowledge_base_id, title, content_type, content_hash, size_bytes, version,
+			state, failure_reason, chunks, created_by, created_at, updated_at)
+		VALUES ('org-b', 'doc-mallory', 'kb-1', 'm', 'text/plain', '', 0, 1, 'pending', '', 0, 'mallory', now(), now())`,
+	"embedding_cache": `INSERT INTO embedding_cache (org_id, model, hash, embedding)
+		VALUES ('org-b', 'm', 'hash-mallory', '[1,2,3]')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -53,8 +62,7 @@ func tenantTables(t testing.TB, ctx context.Context, p *pgxpool.Pool, schema str
 }
 
 // seedTwoOrgs writes a record of every kind for org-a and org-b, through
-// the adapters (and, for chunks, which have no adapter yet, as the
-// application role with the org set).
+// the adapters.
 func seedTwoOrgs(t *testing.T, b *bundle) {
 	t.Helper()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -73,21 +81,15 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 			)
 		})
 		if b.db.vector {
-			tx, err := b.store.db.pool.Begin(b.ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = tx.Exec(b.ctx, setOrgSQL, org)
-			if err == nil {
-				_, err = tx.Exec(b.ctx, `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding, created_at)
-					VALUES ($1, 'kb-1', 'doc-1', 'chunk-1', 0, 'hello', array_fill(0.1::real, ARRAY[384])::vector, now())`, org)
-			}
-			if err == nil {
-				err = tx.Commit(b.ctx)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			b.unit(t, func(ctx context.Context) error {
+				return errors.Join(
+					b.store.Knowledge().PutKnowledgeBase(ctx, s, projections.KnowledgeBase{ID: "kb-1", Name: "k", CreatedAt: at, UpdatedAt: at}),
+					b.store.Knowledge().PutDocument(ctx, s, projections.Document{ID: "doc-1", KnowledgeBaseID: "kb-1", CreatedAt: at, UpdatedAt: at}),
+					b.store.Chunks().ReplaceChunks(ctx, s, "doc-1", []projections.StoredChunk{{ID: "chunk-1", KnowledgeBaseID: "kb-1",
+						DocumentID: "doc-1", Text: "hello", Embedding: readmodeltest.Embedding(0.5, 1)}}),
+					b.store.EmbeddingCache().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
+				)
+			})
 		}
 	}
 }
@@ -133,7 +135,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "bots", "members", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "knowledge_chunks")
+		want = append(want, "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 		slices.Sort(want)
 	}
 	if !slices.Equal(tables, want) {

@@ -25,6 +25,11 @@ type Models struct {
 	Tenancy projections.TenancyModel
 	Bots    projections.BotModel
 	Audit   projections.AuditModel
+	// Knowledge, Chunks and Embeddings are the knowledge read models; the
+	// suite skips their cases when they are nil.
+	Knowledge  projections.KnowledgeModel
+	Chunks     projections.ChunkModel
+	Embeddings projections.EmbeddingCache
 	// Unit runs fn as one unit of work, as projections.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
@@ -52,6 +57,7 @@ var at = time.Date(2026, 11, 27, 12, 0, 0, 123456000, time.UTC)
 
 // Run runs the contract suite; newModels returns empty models each call.
 func Run(t *testing.T, newModels func(t *testing.T) Models) {
+	runKnowledge(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)

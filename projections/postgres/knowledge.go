@@ -1,0 +1,279 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Knowledge is the PostgreSQL adapter of projections.KnowledgeModel.
+type Knowledge struct{ db *db }
+
+var _ projections.KnowledgeModel = (*Knowledge)(nil)
+
+const (
+	kbColumns = `id, name, description, embedding_model, dimensions, grants, archived, created_by, created_at, updated_at`
+	kbSQL     = `SELECT ` + kbColumns + ` FROM knowledge_bases WHERE org_id = $1 AND id = $2`
+	kbsSQL    = `SELECT ` + kbColumns + ` FROM knowledge_bases WHERE org_id = $1 ORDER BY id LIMIT $2`
+	kbsAfter  = `SELECT ` + kbColumns + ` FROM knowledge_bases WHERE org_id = $1 AND id > $3 ORDER BY id LIMIT $2`
+	putKBSQL  = `INSERT INTO knowledge_bases (org_id, ` + kbColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (org_id, id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
+			embedding_model = EXCLUDED.embedding_model, dimensions = EXCLUDED.dimensions, grants = EXCLUDED.grants,
+			archived = EXCLUDED.archived, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at,
+			updated_at = EXCLUDED.updated_at`
+
+	docColumns = `id, knowledge_base_id, title, content_type, content_hash, size_bytes, version, state,
+		failure_reason, chunks, created_by, created_at, updated_at`
+	docSQL    = `SELECT ` + docColumns + ` FROM documents WHERE org_id = $1 AND id = $2`
+	docsSQL   = `SELECT ` + docColumns + ` FROM documents WHERE org_id = $1 AND knowledge_base_id = $3 ORDER BY id LIMIT $2`
+	docsAfter = `SELECT ` + docColumns + ` FROM documents WHERE org_id = $1 AND knowledge_base_id = $3 AND id > $4
+		ORDER BY id LIMIT $2`
+	putDocSQL = `INSERT INTO documents (org_id, ` + docColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (org_id, id) DO UPDATE SET knowledge_base_id = EXCLUDED.knowledge_base_id, title = EXCLUDED.title,
+			content_type = EXCLUDED.content_type, content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,
+			version = EXCLUDED.version, state = EXCLUDED.state, failure_reason = EXCLUDED.failure_reason,
+			chunks = EXCLUDED.chunks, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at,
+			updated_at = EXCLUDED.updated_at`
+	// A document id belongs to one knowledge base in its organization: the
+	// id alone names the row, as in the memory adapter.
+	deleteDocSQL = `DELETE FROM documents WHERE org_id = $1 AND id = $2`
+)
+
+func (k *Knowledge) KnowledgeBase(ctx context.Context, scope access.Scope, id string) (projections.KnowledgeBase, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.KnowledgeBase{}, err
+	}
+	var kb projections.KnowledgeBase
+	found := false
+	err = k.db.query(ctx, org, kbSQL, []any{org, id}, func(rows pgx.Rows) error {
+		found = true
+		kb, err = scanKB(rows)
+		return err
+	})
+	if err != nil {
+		return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", err)
+	}
+	if !found {
+		return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", projections.ErrNotFound)
+	}
+	return kb, nil
+}
+
+func (k *Knowledge) KnowledgeBases(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.KnowledgeBase, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	sql, args := pageQuery(kbsSQL, kbsAfter, org, page)
+	out := []projections.KnowledgeBase{}
+	err = k.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
+		kb, err := scanKB(rows)
+		out = append(out, kb)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("knowledge bases: %w", err)
+	}
+	return out, nil
+}
+
+func (k *Knowledge) Document(ctx context.Context, scope access.Scope, kbID, docID string) (projections.Document, error) {
+	doc, err := k.DocumentByID(ctx, scope, docID)
+	if err != nil {
+		return projections.Document{}, err
+	}
+	if doc.KnowledgeBaseID != kbID {
+		return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
+	}
+	return doc, nil
+}
+
+func (k *Knowledge) DocumentByID(ctx context.Context, scope access.Scope, docID string) (projections.Document, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return projections.Document{}, err
+	}
+	var doc projections.Document
+	found := false
+	err = k.db.query(ctx, org, docSQL, []any{org, docID}, func(rows pgx.Rows) error {
+		found = true
+		doc, err = scanDocument(rows)
+		return err
+	})
+	if err != nil {
+		return projections.Document{}, fmt.Errorf("document: %w", err)
+	}
+	if !found {
+		return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
+	}
+	return doc, nil
+}
+
+func (k *Knowledge) Documents(ctx context.Context, scope access.Scope, kbID string, page projections.Page) ([]projections.Document, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	sql, args := docsSQL, []any{org, limitOf(page.Limit), kbID}
+	if page.After != "" {
+		sql, args = docsAfter, append(args, page.After)
+	}
+	out := []projections.Document{}
+	err = k.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
+		doc, err := scanDocument(rows)
+		out = append(out, doc)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("documents: %w", err)
+	}
+	return out, nil
+}
+
+func (k *Knowledge) PutKnowledgeBase(ctx context.Context, scope access.Scope, kb projections.KnowledgeBase) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	grants := kb.Grants
+	if grants == nil {
+		grants = []knowledge.Grant{}
+	}
+	err = k.db.exec(ctx, org, putKBSQL, org, kb.ID, kb.Name, kb.Description, kb.EmbeddingModel, kb.Dimensions,
+		grants, kb.Archived, kb.CreatedBy, kb.CreatedAt, kb.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("put knowledge base: %w", err)
+	}
+	return nil
+}
+
+func (k *Knowledge) PutDocument(ctx context.Context, scope access.Scope, doc projections.Document) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	err = k.db.exec(ctx, org, putDocSQL, org, doc.ID, doc.KnowledgeBaseID, doc.Title, doc.ContentType, doc.ContentHash,
+		int64(doc.SizeBytes), doc.Version, doc.State, doc.FailureReason, doc.Chunks, doc.CreatedBy, doc.CreatedAt, doc.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("put document: %w", err)
+	}
+	return nil
+}
+
+func (k *Knowledge) DeleteDocument(ctx context.Context, scope access.Scope, _, docID string) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if err := k.db.exec(ctx, org, deleteDocSQL, org, docID); err != nil {
+		return fmt.Errorf("delete document: %w", err)
+	}
+	return nil
+}
+
+func scanKB(rows pgx.Rows) (projections.KnowledgeBase, error) {
+	var kb projections.KnowledgeBase
+	err := rows.Scan(&kb.ID, &kb.Name, &kb.Description, &kb.EmbeddingModel, &kb.Dimensions, &kb.Grants, &kb.Archived,
+		&kb.CreatedBy, &kb.CreatedAt, &kb.UpdatedAt)
+	if err != nil {
+		return kb, err
+	}
+	// The memory adapter never hands out nil grants.
+	if kb.Grants == nil {
+		kb.Grants = []knowledge.Grant{}
+	}
+	kb.CreatedAt, kb.UpdatedAt = kb.CreatedAt.UTC(), kb.UpdatedAt.UTC()
+	return kb, nil
+}
+
+func scanDocument(rows pgx.Rows) (projections.Document, error) {
+	var (
+		doc  projections.Document
+		size int64
+	)
+	err := rows.Scan(&doc.ID, &doc.KnowledgeBaseID, &doc.Title, &doc.ContentType, &doc.ContentHash, &size, &doc.Version,
+		&doc.State, &doc.FailureReason, &doc.Chunks, &doc.CreatedBy, &doc.CreatedAt, &doc.UpdatedAt)
+	if err != nil {
+		return doc, err
+	}
+	doc.SizeBytes = int(size)
+	doc.CreatedAt, doc.UpdatedAt = doc.CreatedAt.UTC(), doc.UpdatedAt.UTC()
+	return doc, nil
+}
+
+// EmbeddingCache is the PostgreSQL adapter of projections.EmbeddingCache.
+// Its vectors have the dimensions of their model, whatever they are.
+type EmbeddingCache struct{ db *db }
+
+var _ projections.EmbeddingCache = (*EmbeddingCache)(nil)
+
+const (
+	getEmbeddingsSQL = `SELECT hash, embedding FROM embedding_cache WHERE org_id = $1 AND model = $2 AND hash = ANY($3)`
+	putEmbeddingsSQL = `INSERT INTO embedding_cache (org_id, model, hash, embedding)
+		SELECT $1, $2, hash, embedding FROM unnest($3::text[], $4::vector[]) AS e (hash, embedding)
+		ON CONFLICT (org_id, model, hash) DO UPDATE SET embedding = EXCLUDED.embedding`
+)
+
+func (e *EmbeddingCache) Get(ctx context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]float32{}
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	err = e.db.query(ctx, org, getEmbeddingsSQL, []any{org, model, hashes}, func(rows pgx.Rows) error {
+		var (
+			hash string
+			vec  pgvector.Vector
+		)
+		if err := rows.Scan(&hash, &vec); err != nil {
+			return err
+		}
+		out[hash] = vec.Slice()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedding cache: %w", err)
+	}
+	return out, nil
+}
+
+func (e *EmbeddingCache) Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if len(vectors) == 0 {
+		return nil
+	}
+	// In key order, so that two units caching the same hashes lock their
+	// rows in the same order.
+	hashes := make([]string, 0, len(vectors))
+	for h := range vectors {
+		hashes = append(hashes, h)
+	}
+	slices.Sort(hashes)
+	vecs := make([]pgvector.Vector, len(hashes))
+	for i, h := range hashes {
+		if len(vectors[h]) == 0 {
+			return fmt.Errorf("embedding cache: %w: empty embedding for %s", ErrDimensions, h)
+		}
+		vecs[i] = pgvector.NewVector(vectors[h])
+	}
+	if err := e.db.exec(ctx, org, putEmbeddingsSQL, org, model, hashes, vecs); err != nil {
+		return fmt.Errorf("embedding cache: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/palisadehq/palisade/projections"
+)
+
+// BenchmarkSearch measures Chunks.Search over 100,000 chunks of 384
+// dimensions in 100 organizations whose sizes follow a Zipf law (with
+// PALISADE_BENCH_1M=1, over 1,000,000 chunks; building that corpus takes
+// long). For the largest organization, the largest one still ranked by the
+// exact scan, and the smallest, it runs the organization's queries round
+// robin, vector only (empty text) and hybrid (three words drawn like the
+// corpus's, so often a very common one), and reports the latency's p50 and
+// p99 and, for the vector-only runs, recall@10 against an exact ranking
+// computed in Go. It also logs the recall of every organization.
+func BenchmarkSearch(b *testing.B) {
+	size := 100_000
+	if os.Getenv("PALISADE_BENCH_1M") == "1" {
+		size = 1_000_000
+	}
+	bb := setup(b)
+	db := bb.db
+	db.requireVector(b)
+	c := generateCorpus(corpusParams{seed: 11, orgs: 100, chunks: size, zipf: 1.35, topics: 200, queries: 50})
+	loadCorpus(b, bb, c)
+	ctx := bb.ctx
+	chunks := bb.store.Chunks()
+
+	recall := func(org corpusOrg, queries int) float64 {
+		var sum float64
+		for _, q := range org.queries[:queries] {
+			hits, err := chunks.Search(ctx, scope(b, org.id), projections.ChunkQuery{KnowledgeBaseIDs: org.kbs, Vector: q, K: 10})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += recallAt(hits, exactTopK(org, q, 10))
+		}
+		return sum / float64(queries)
+	}
+	worst, worstOrg := 2.0, ""
+	for _, org := range c.orgs {
+		if r := recall(org, 10); r < worst {
+			worst, worstOrg = r, fmt.Sprintf("%s (%d chunks)", org.id, len(org.chunks))
+		}
+	}
+	b.Logf("%d chunks: lowest recall@10 of the %d organizations (10 queries each): %.3f, %s", c.total, len(c.orgs), worst, worstOrg)
+
+	largestExact := len(c.orgs) - 1
+	for i, org := range c.orgs {
+		if len(org.chunks) <= exactScanMaxChunks {
+			largestExact = i
+			break
+		}
+	}
+	for _, pick := range []struct {
+		name string
+		org  corpusOrg
+	}{{"largest", c.orgs[0]}, {"largest-exact", c.orgs[largestExact]}, {"smallest", c.orgs[len(c.orgs)-1]}} {
+		org := pick.org
+		for _, hybrid := range []bool{false, true} {
+			mode := "vector"
+			if hybrid {
+				mode = "hybrid"
+			}
+			b.Run(fmt.Sprintf("%s/%s", pick.name, mode), func(b *testing.B) {
+				var r float64
+				if !hybrid {
+					r = recall(org, len(org.queries))
+				}
+				s := scope(b, org.id)
+				var latencies []time.Duration
+				i := 0
+				for b.Loop() {
+					q := projections.ChunkQuery{KnowledgeBaseIDs: org.kbs, Vector: org.queries[i%len(org.queries)], K: 10}
+					if hybrid {
+						q.Text = org.texts[i%len(org.texts)]
+					}
+					i++
+					start := time.Now()
+					if _, err := chunks.Search(ctx, s, q); err != nil {
+						b.Fatal(err)
+					}
+					latencies = append(latencies, time.Since(start))
+				}
+				slices.Sort(latencies)
+				pct := func(p float64) float64 {
+					return float64(latencies[int(math.Ceil(p*float64(len(latencies))))-1].Microseconds()) / 1000
+				}
+				b.ReportMetric(pct(0.50), "p50-ms")
+				b.ReportMetric(pct(0.99), "p99-ms")
+				b.ReportMetric(float64(len(org.chunks)), "chunks")
+				if !hybrid {
+					b.ReportMetric(r, "recall@10")
+				}
+			})
+		}
+	}
+}
