@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -120,6 +121,8 @@ type App struct {
 	router  *message.Router
 	pubsubs map[string]*gochannel.GoChannel
 	closers []func() error
+	// relays counts running relays: publishers close only after them.
+	relays sync.WaitGroup
 	// checkpoint opens a durable checkpoint beside the log.
 	checkpoint func(name string) eventstore.Checkpoint
 	embedder   projections.Embedder
@@ -376,6 +379,9 @@ func (a *App) Close() error {
 	for _, pubsub := range a.pubsubs {
 		errs = append(errs, pubsub.Close())
 	}
+	// The relays stop with the cancelled context; a publisher must not
+	// close under a publish in flight.
+	a.relays.Wait()
 	// Last opened, first closed: the Kafka relays flush their checkpoints
 	// into the local store before it closes.
 	for i := len(a.closers) - 1; i >= 0; i-- {

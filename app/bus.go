@@ -64,6 +64,7 @@ func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (fun
 		for group, pubsub := range a.pubsubs {
 			relay := eventstore.NewRelay(a.Store, pubsub, func(eventstore.Envelope) string { return busTopic },
 				eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
+			a.relays.Add(1)
 			go a.runRelay(ctx, "gochannel."+group, relay)
 		}
 	}, nil
@@ -107,6 +108,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 		}
 		for name, topic := range topics {
 			relay := eventstore.NewRelay(a.Store, publisher, topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
+			a.relays.Add(1)
 			go a.runRelay(ctx, name, relay)
 		}
 	}, nil
@@ -115,6 +117,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 // runRelay keeps a relay running: a publish failure (a broker away) stops
 // it, and it starts again from its checkpoint after a backoff.
 func (a *App) runRelay(ctx context.Context, name string, relay *eventstore.Relay) {
+	defer a.relays.Done()
 	backoff := 100 * time.Millisecond
 	for {
 		err := relay.Run(ctx)
