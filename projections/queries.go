@@ -34,12 +34,19 @@ func NewQueries(tenancy TenancyModel, bots BotModel, audit AuditModel, denials D
 // authorize returns the principal's scope when it may perform action on
 // its organization, and a forbidden error (recorded) when not.
 func (q *Queries) authorize(ctx context.Context, who access.Principal, action access.Permission, resource string) (access.Scope, error) {
+	return authorizeOrg(ctx, q.denials, who, action, resource)
+}
+
+// authorizeOrg is the organization-level check every query service makes
+// first: the principal's scope if it may perform action, else a recorded,
+// forbidden refusal.
+func authorizeOrg(ctx context.Context, denials DenialRecorder, who access.Principal, action access.Permission, resource string) (access.Scope, error) {
 	scope, err := who.Scope()
 	d := access.Decide(who, action, access.OrgResource(who.OrgID))
 	if err == nil && d.Allowed {
 		return scope, nil
 	}
-	q.denials.RecordDenial(ctx, who, d, resource)
+	denials.RecordDenial(ctx, who, d, resource)
 	return access.Scope{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
 }
 

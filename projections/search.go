@@ -39,13 +39,7 @@ func NewKnowledgeQueries(bases KnowledgeModel, chunks ChunkModel, embedder Embed
 // orgScope authorizes the organization-level permission and returns the
 // scope.
 func (q *KnowledgeQueries) orgScope(ctx context.Context, who access.Principal, action access.Permission, resource string) (access.Scope, error) {
-	scope, err := who.Scope()
-	d := access.Decide(who, action, access.OrgResource(who.OrgID))
-	if err == nil && d.Allowed {
-		return scope, nil
-	}
-	q.denials.RecordDenial(ctx, who, d, resource)
-	return access.Scope{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
+	return authorizeOrg(ctx, q.denials, who, action, resource)
 }
 
 // visible reports whether who may see kb at all (read it or manage it).
