@@ -1,7 +1,9 @@
 // Package app wires Palisade's parts into one running server for a given
 // configuration: the event store, identity, read models and projections,
 // the Watermill bus with the relay, and the HTTP API. cmd/palisade and the
-// end-to-end tests start Palisade through it, so both run the same code.
+// end-to-end tests start Palisade through it, so both run the same code;
+// offline tools (palisade audit replay) open the configured event log alone
+// through OpenStore, the same way.
 //
 // It owns lifecycles (start order, shutdown order) and nothing else: no
 // business rule and no request handling lives here.
@@ -144,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		cfg.Audience = DefaultAudience
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		cfg.Logger = defaultLogger()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -223,9 +225,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 // beside it. With EventStoreDB, checkpoints of relays and processes are kept
 // in a local file of the data directory (one per Palisade instance).
 func (a *App) openLog(ctx context.Context) error {
-	local, err := embedded.Open(ctx, filepath.Join(a.cfg.DataDir, logFile))
+	local, err := openEmbeddedLog(ctx, a.cfg)
 	if err != nil {
-		return fmt.Errorf("open event log: %w", err)
+		return err
 	}
 	a.checkpoint = local.Checkpoint
 	if a.cfg.EventStoreURL == "" {
@@ -233,13 +235,58 @@ func (a *App) openLog(ctx context.Context) error {
 		return nil
 	}
 	a.closers = append(a.closers, local.Close)
-	remote, err := esdb.Open(ctx, a.cfg.EventStoreURL, esdb.WithLogger(a.cfg.Logger.With("component", "esdb")))
+	remote, err := openEventStoreDB(ctx, a.cfg)
 	if err != nil {
-		return fmt.Errorf("open EventStoreDB log: %w", err)
+		return err
 	}
 	a.Store = remote
 	return nil
 }
+
+// OpenStore opens just the event log cfg configures, as Open does: the
+// embedded log in cfg.DataDir, or EventStoreDB / KurrentDB when
+// cfg.EventStoreURL is set, in which case the data directory is not
+// touched. It starts nothing else (no read model, bus or issuer), for
+// tools that read the log offline, such as palisade audit replay. The
+// embedded log is locked while a server has it open. The caller closes the
+// store.
+func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = defaultLogger()
+	}
+	// Each branch checks err itself: a nil *embedded.Store or *esdb.Store
+	// returned as a Store would not be a nil Store.
+	if cfg.EventStoreURL == "" {
+		store, err := openEmbeddedLog(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return store, nil
+	}
+	store, err := openEventStoreDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+func openEmbeddedLog(ctx context.Context, cfg Config) (*embedded.Store, error) {
+	store, err := embedded.Open(ctx, filepath.Join(cfg.DataDir, logFile))
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	return store, nil
+}
+
+func openEventStoreDB(ctx context.Context, cfg Config) (*esdb.Store, error) {
+	store, err := esdb.Open(ctx, cfg.EventStoreURL, esdb.WithLogger(cfg.Logger.With("component", "esdb")))
+	if err != nil {
+		return nil, fmt.Errorf("open EventStoreDB log: %w", err)
+	}
+	return store, nil
+}
+
+func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
 
 // readModels are the read models, their checkpoints and the engine that
 // builds them.

@@ -5,27 +5,31 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
-	"path/filepath"
 
+	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/eventstore/embedded"
 )
 
 // auditReplay prints events from the log in global order, offline: it
-// reads the log file directly and needs no running server.
+// reads the configured log (the file in the data directory, or EventStoreDB
+// with --eventstore-url) through the same store serve opens, and needs no
+// running server.
 func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log")
+	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
+	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
+	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
 	org := fs.String("org", "", "only this organization's events")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	store, err := embedded.Open(ctx, filepath.Join(*dataDir, "events.db"))
+	store, err := app.OpenStore(ctx, app.Config{
+		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
+	})
 	if err != nil {
-		return fmt.Errorf("open event log: %w", err)
+		return err
 	}
 	defer store.Close()
 	out := bufio.NewWriter(stdout)
@@ -45,7 +49,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			after = env.Position
 		}
 		if len(envs) < batch {
-			return nil
+			return out.Flush()
 		}
 	}
 }
