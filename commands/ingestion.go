@@ -6,11 +6,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/projections"
 )
 
 // ActorResolver returns the principal an event's actor is now: its current
@@ -27,12 +27,12 @@ type Chunker func(text string) []knowledge.Chunk
 // who added the document at execution time, and records a failure with the
 // reason when that actor may no longer write the base. Redelivery changes
 // nothing: the document aggregate records one outcome per version.
-func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker) *projections.Projection {
-	return &projections.Projection{Name: "ingestion", Handlers: []projections.Handler{
-		projections.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
+func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker) *consumer.Group {
+	return &consumer.Group{Name: "ingestion", Kind: consumer.Process, Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
 			return p.ingest(ctx, env, e.KnowledgeBaseID, e.Version, e.Content, actors, chunk)
 		}),
-		projections.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
 			return p.ingest(ctx, env, "", e.Version, e.Content, actors, chunk)
 		}),
 	}}

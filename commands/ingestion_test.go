@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
@@ -73,7 +74,7 @@ func TestIngestionReauthorizes(t *testing.T) {
 	tenancy := memory.NewTenancy()
 	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs)
 	for run := 0; run < 2; run++ { // the second run is a full redelivery
-		engine := projections.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
+		engine := consumer.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
 		if _, err := engine.Rebuild(ctx, store); err != nil {
 			t.Fatal(err)
 		}

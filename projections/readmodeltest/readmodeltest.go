@@ -30,7 +30,7 @@ type Models struct {
 	Knowledge  projections.KnowledgeModel
 	Chunks     projections.ChunkModel
 	Embeddings projections.EmbeddingCache
-	// Unit runs fn as one unit of work, as projections.Checkpoints.Advance
+	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
 	Unit func(ctx context.Context, fn func(ctx context.Context) error) error
