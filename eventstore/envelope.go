@@ -7,12 +7,22 @@ import (
 	"github.com/google/uuid"
 )
 
-// Actor says who caused an event: the subject, its kind, the role snapshot
-// at the time, and the delegation chain it acted under.
+// Actor is the effective principal that was authorized for an event: the
+// subject, its kind, the role snapshot at the time, the token scope that
+// narrowed it, a service account's creator, and the delegation chain it
+// acted under.
 type Actor struct {
-	Subject    string   `json:"subject"`
-	Kind       string   `json:"kind"`
-	Roles      []string `json:"roles,omitempty"`
+	Subject string   `json:"subject"`
+	Kind    string   `json:"kind"`
+	Roles   []string `json:"roles,omitempty"`
+	// Scope lists the permissions the token's scope allowed. nil (JSON
+	// null or absent) means the token carried no scope; an empty list means
+	// a scope that allowed nothing. The difference matters: a process
+	// rebuilds the principal with this scope.
+	Scope []string `json:"scope"`
+	// CreatedBy is the user who created the service account, when the
+	// actor is one.
+	CreatedBy  string   `json:"created_by,omitempty"`
 	OnBehalfOf []string `json:"on_behalf_of,omitempty"`
 }
 
