@@ -15,8 +15,8 @@ type Actor struct {
 	Subject string   `json:"subject"`
 	Kind    string   `json:"kind"`
 	Roles   []string `json:"roles,omitempty"`
-	// Scope lists the permissions the token's scope allowed. nil (JSON
-	// null or absent) means the token carried no scope; an empty list means
+	// Scope lists the permissions the token's scope allowed. nil (absent
+	// from the JSON) means the token carried no scope; an empty list means
 	// a scope that allowed nothing. The difference matters: a process
 	// rebuilds the principal with this scope.
 	Scope []string `json:"scope"`
@@ -24,6 +24,20 @@ type Actor struct {
 	// actor is one.
 	CreatedBy  string   `json:"created_by,omitempty"`
 	OnBehalfOf []string `json:"on_behalf_of,omitempty"`
+}
+
+// MarshalJSON writes the actor, leaving out a nil Scope (no scope) but
+// keeping an empty one (a scope that allowed nothing).
+func (a Actor) MarshalJSON() ([]byte, error) {
+	type plain Actor
+	var scope *[]string
+	if a.Scope != nil {
+		scope = &a.Scope
+	}
+	return json.Marshal(struct {
+		plain
+		Scope *[]string `json:"scope,omitempty"`
+	}{plain(a), scope})
 }
 
 // Metadata is everything about an event that is not its payload. Adapters
