@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
@@ -78,7 +79,10 @@ type Config struct {
 	// Palisade embedded as a library) PDFs are read in process, with
 	// knowledge/extract's limits but without that protection.
 	PDFCommand []string
-	Logger     *slog.Logger
+	// Chunker, when set, replaces the default chunker of the ingestion
+	// process (tests use it to make ingestion slow or to count calls).
+	Chunker commands.Chunker
+	Logger  *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -110,7 +114,7 @@ type App struct {
 	Store    eventstore.Store
 	Issuer   *identity.Issuer
 	Verifier *identity.Verifier
-	Engine   *projections.Engine
+	Engine   *consumer.Engine
 	Pipeline *commands.Pipeline
 	Queries  *projections.Queries
 	// Knowledge answers knowledge-base reads and searches.
@@ -184,11 +188,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
-	models, err := a.openReadModels(ctx, registry)
+	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err
 	}
-	a.Engine = models.engine
+	// Read models first, then what reads them (principals), then the
+	// processes that resolve principals: no cycle to break at run time.
+	a.principals = projections.NewPrincipals(models.tenancy)
+	groups := append(models.projections(registry, a.embedder), a.processes(a.principals)...)
+	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
 	a.Knowledge = projections.NewKnowledgeQueries(models.knowledge, models.chunks, a.embedder, a.Pipeline)
 
@@ -288,52 +296,39 @@ func openEventStoreDB(ctx context.Context, cfg Config) (*esdb.Store, error) {
 
 func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
 
-// readModels are the read models, their checkpoints and the engine that
-// builds them.
+// readModels are the read models and their checkpoints.
 type readModels struct {
 	tenancy     projections.TenancyModel
 	bots        projections.BotModel
 	audit       projections.AuditModel
-	checkpoints projections.Checkpoints
+	checkpoints consumer.Checkpoints
 	knowledge   projections.KnowledgeModel
 	chunks      projections.ChunkModel
 	cache       projections.EmbeddingCache
-	// processes run with the read models; nil when measuring a rebuild.
-	processes []*projections.Projection
-	engine    *projections.Engine
 }
 
-func newReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, m readModels) readModels {
-	all := []*projections.Projection{
+// projections returns the groups that build the read models.
+func (m readModels) projections(registry *events.Registry, embedder projections.Embedder) []*consumer.Group {
+	return []*consumer.Group{
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
 		projections.KnowledgeProjection(m.knowledge, m.chunks, embedder, m.cache),
 	}
-	m.engine = projections.NewEngine(logger, m.checkpoints, append(all, m.processes...)...)
-	return m
 }
 
-func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, processes ...*projections.Projection) readModels {
-	return newReadModels(logger, registry, embedder, readModels{
+func newMemoryReadModels() readModels {
+	return readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
 		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), cache: memory.NewEmbeddingCache(),
-		processes: processes,
-	})
+	}
 }
 
-// openReadModels opens the configured read models — PostgreSQL (migrated
-// first when an owner URL is given) or memory — with the processes that
-// run beside them.
-func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (readModels, error) {
-	// Processes keep their positions beside the log, whatever the read models.
-	processCheckpoints := projections.NewProcessCheckpoints(a.checkpoint, 500)
-	ingestion := commands.IngestionProcess(a.Pipeline, principalsOf(a), chunkDocument)
-	ingestion.Checkpoints = processCheckpoints
+// openReadModels opens the configured read models: PostgreSQL (migrated
+// first when an owner URL is given) or memory.
+func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 	if a.cfg.PostgresURL == "" {
-		m := newMemoryReadModels(a.cfg.Logger, registry, a.embedder, ingestion)
-		a.principals = projections.NewPrincipals(m.tenancy)
-		return m, nil
+		return newMemoryReadModels(), nil
 	}
 	if a.cfg.PostgresOwnerURL != "" {
 		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
@@ -345,20 +340,33 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
-	a.principals = projections.NewPrincipals(pg.Tenancy())
-	return newReadModels(a.cfg.Logger, registry, a.embedder, readModels{
+	return readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), cache: pg.EmbeddingCache(),
-		processes: []*projections.Projection{ingestion},
-	}), nil
+	}, nil
+}
+
+// processes returns the process groups. They resolve the principals
+// recorded on their triggers through principals, which reads the tenancy
+// read model; they keep their positions beside the log, whatever the read
+// models.
+func (a *App) processes(principals *projections.Principals) []*consumer.Group {
+	chunker := a.cfg.Chunker
+	if chunker == nil {
+		chunker = chunkDocument
+	}
+	ingestion := commands.IngestionProcess(a.Pipeline, principals, chunker)
+	ingestion.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
+	return []*consumer.Group{ingestion}
 }
 
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry(), a.embedder)
+	models := newMemoryReadModels()
+	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, models.projections(events.NewRegistry(), a.embedder)...)
 	start := time.Now()
-	if _, err := models.engine.Rebuild(ctx, a.Store); err != nil {
+	if _, err := engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err
 	}
 	took := time.Since(start)

@@ -126,6 +126,13 @@ var (
 // openHarness starts Palisade on dataDir (which may hold an earlier run's log).
 func openHarness(t testing.TB, dataDir string) *harness {
 	t.Helper()
+	return openHarnessWith(t, dataDir, nil)
+}
+
+// openHarnessWith is openHarness with configure applied to the
+// configuration last (when not nil).
+func openHarnessWith(t testing.TB, dataDir string, configure func(*app.Config)) *harness {
+	t.Helper()
 	cfg := app.Config{
 		DataDir: dataDir,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -138,6 +145,9 @@ func openHarness(t testing.TB, dataDir string) *harness {
 	}
 	if os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb" {
 		cfg.EventStoreURL = esdbForTest(t, dataDir)
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	a, err := app.Open(context.Background(), cfg)
 	if err != nil {

@@ -1,15 +1,10 @@
 package app
 
 import (
-	"context"
-	"errors"
 	"fmt"
 
 	"github.com/palisadehq/palisade/ai/embed"
-	"github.com/palisadehq/palisade/commands"
-	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/knowledge"
-	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/knowledge/chunk"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -41,17 +36,4 @@ func chunkDocument(text string) []knowledge.Chunk {
 		out[i] = knowledge.Chunk{Ordinal: p.Ordinal, Start: p.Start, End: p.End, Heading: p.Heading, Text: p.Text}
 	}
 	return out
-}
-
-// lazyPrincipals resolves actors through the app's principal resolver,
-// which exists only once the read models are open.
-type lazyPrincipals struct{ a *App }
-
-func principalsOf(a *App) commands.ActorResolver { return lazyPrincipals{a} }
-
-func (l lazyPrincipals) Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error) {
-	if l.a.principals == nil {
-		return access.Principal{}, errors.New("principals not ready")
-	}
-	return l.a.principals.Current(ctx, orgID, actor)
 }

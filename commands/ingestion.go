@@ -3,36 +3,37 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/google/uuid"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/projections"
 )
-
-// ActorResolver returns the principal an event's actor is now: its current
-// roles, or an error when it is no longer a member or live service account.
-type ActorResolver interface {
-	Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error)
-}
 
 // Chunker cuts a document's text into chunks (ids are set by the process).
 type Chunker func(text string) []knowledge.Chunk
 
+// IngestionJob is the kind of the job that ingests one document version.
+const IngestionJob = "knowledge.ingestion"
+
 // IngestionProcess turns each added or replaced document version into its
-// chunks, recorded as a DocumentChunked event. It re-authorizes the actor
-// who added the document at execution time, and records a failure with the
-// reason when that actor may no longer write the base. Redelivery changes
-// nothing: the document aggregate records one outcome per version.
-func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker) *projections.Projection {
-	return &projections.Projection{Name: "ingestion", Handlers: []projections.Handler{
-		projections.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
+// chunks, recorded as a DocumentChunked event. Each version's ingestion is
+// a job (see RunJob): it re-authorizes the actor who added the document at
+// execution time, with the scope recorded on the event, and records a
+// failure with the reason when that actor may no longer write the base.
+// Redelivery changes nothing: the document aggregate records one outcome
+// per version and the job one outcome per job.
+func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker) *consumer.Group {
+	return &consumer.Group{Name: "ingestion", Kind: consumer.Process, Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
 			return p.ingest(ctx, env, e.KnowledgeBaseID, e.Version, e.Content, actors, chunk)
 		}),
-		projections.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
 			return p.ingest(ctx, env, "", e.Version, e.Content, actors, chunk)
 		}),
 	}}
@@ -40,55 +41,85 @@ func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker) *project
 
 func (p *Pipeline) ingest(ctx context.Context, env eventstore.Envelope, kbID string, version int, content string,
 	actors ActorResolver, chunk Chunker) error {
-	ctx = WithOrigin(ctx, Origin{CorrelationID: env.CorrelationID, CausationID: env.ID.String(), TraceID: env.TraceID})
-	self := access.Principal{
-		Subject: "ingestion", Kind: access.KindProcess, OrgID: env.OrgID,
-		OnBehalfOf: append(append([]string(nil), env.Actor.OnBehalfOf...), env.Actor.Subject),
+	spec := JobSpec{
+		Kind: IngestionJob, Process: "ingestion", Subject: env.Stream, Key: strconv.Itoa(version),
+		Grants:    access.NewPermissionSet(access.KBWrite),
+		ActorGone: "the actor who added the document is no longer a member or live service account",
 	}
-	doc := &knowledge.Document{}
-	if _, _, err := p.load(ctx, env.Stream, doc); err != nil {
-		return err
+	authorize := func(ctx context.Context, invoker, as access.Principal) (access.Decision, string, error) {
+		if kbID == "" {
+			doc := &knowledge.Document{}
+			if _, _, err := p.load(ctx, env.Stream, doc); err != nil {
+				return access.Decision{}, "", err
+			}
+			kbID = doc.KnowledgeBaseID()
+		}
+		kbName, err := kbStream(env.OrgID, kbID)
+		if err != nil {
+			return access.Decision{}, "", fmt.Errorf("ingest %s: %w", env.Stream, err)
+		}
+		kb := &knowledge.KnowledgeBase{}
+		if _, _, err := p.load(ctx, kbName, kb); err != nil {
+			return access.Decision{}, "", err
+		}
+		if !kb.Exists() || kb.Archived() {
+			return access.Decision{}, "the knowledge base was archived", nil
+		}
+		// The invoker must still be able to write this base now (its
+		// grants included), and the process holds only what it delegated.
+		d := access.Decide(invoker, access.KBWrite, knowledge.Resource(env.OrgID, kb.Grants()))
+		if !d.Allowed || !as.Permissions.Has(access.KBWrite) {
+			return d, "re-authorization at ingestion: " + d.Reason(), nil
+		}
+		return d, "", nil
 	}
-	if kbID == "" {
-		kbID = doc.KnowledgeBaseID()
+	work := func(ctx context.Context, run JobRun) (JobOutcome, error) {
+		var outcome JobOutcome
+		_, err := p.execute(ctx, run.As, run.Decision, env.Stream, newDocument, func(a aggregate) ([]domain.Event, error) {
+			doc := a.(*knowledge.Document)
+			outcome = settledOutcome(doc, version)
+			if outcome.State != "" {
+				return nil, nil // recorded by an earlier attempt, or superseded
+			}
+			if run.Refusal != "" {
+				outcome = JobOutcome{State: jobs.Failed, Reason: run.Refusal}
+				return doc.Fail(version, run.Refusal)
+			}
+			chunks := chunk(content)
+			for i := range chunks {
+				chunks[i].Ordinal = i
+				chunks[i].ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d/%d", env.Stream, version, i))).String()
+				chunks[i].Hash = knowledge.ContentHash(chunks[i].Text)
+			}
+			evs, err := doc.RecordChunks(version, chunks)
+			if err == nil && len(evs) == 1 {
+				switch e := evs[0].(type) {
+				case *knowledge.DocumentChunked:
+					outcome = JobOutcome{State: jobs.Succeeded, Result: fmt.Sprintf("%d chunks", len(e.Chunks)), Items: len(e.Chunks)}
+				case *knowledge.DocumentIngestionFailed:
+					outcome = JobOutcome{State: jobs.Failed, Reason: e.Reason}
+				}
+			}
+			return evs, err
+		})
+		return outcome, err
 	}
-	kbName, err := kbStream(env.OrgID, kbID)
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", env.Stream, err)
-	}
-	kb := &knowledge.KnowledgeBase{}
-	if _, _, err := p.load(ctx, kbName, kb); err != nil {
-		return err
-	}
+	return p.RunJob(ctx, env, actors, spec, authorize, work)
+}
 
-	// Re-authorize: the actor must still be able to write this base now.
-	var decision access.Decision
-	var refusal string
-	who, err := actors.Current(ctx, env.OrgID, env.Actor)
-	switch {
-	case err != nil:
-		refusal = "the actor who added the document is no longer a member or live service account"
-	case !kb.Exists() || kb.Archived():
-		refusal = "the knowledge base was archived"
-	default:
-		decision = access.Decide(who, access.KBWrite, knowledge.Resource(env.OrgID, kb.Grants()))
-		if !decision.Allowed {
-			refusal = "re-authorization at ingestion: " + decision.Reason()
-		}
+// settledOutcome is the job outcome a document already records for
+// version: its chunks or failure, or a cancellation when the version is no
+// longer current. Zero when the version still waits for ingestion.
+func settledOutcome(doc *knowledge.Document, version int) JobOutcome {
+	switch settled, chunks, failure := doc.Settled(); {
+	case !doc.Exists():
+		return JobOutcome{State: jobs.Cancelled, Reason: "the document was deleted"}
+	case doc.Version() != version:
+		return JobOutcome{State: jobs.Cancelled, Reason: fmt.Sprintf("superseded by version %d", doc.Version())}
+	case settled && failure != "":
+		return JobOutcome{State: jobs.Failed, Reason: failure}
+	case settled:
+		return JobOutcome{State: jobs.Succeeded, Result: fmt.Sprintf("%d chunks", chunks), Items: chunks}
 	}
-
-	_, err = p.execute(ctx, self, decision, env.Stream, newDocument, func(a aggregate) ([]domain.Event, error) {
-		doc := a.(*knowledge.Document)
-		if refusal != "" {
-			return doc.Fail(version, refusal)
-		}
-		chunks := chunk(content)
-		for i := range chunks {
-			chunks[i].Ordinal = i
-			chunks[i].ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d/%d", env.Stream, version, i))).String()
-			chunks[i].Hash = knowledge.ContentHash(chunks[i].Text)
-		}
-		return doc.RecordChunks(version, chunks)
-	})
-	return err
+	return JobOutcome{}
 }

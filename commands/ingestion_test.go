@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
@@ -73,7 +76,7 @@ func TestIngestionReauthorizes(t *testing.T) {
 	tenancy := memory.NewTenancy()
 	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs)
 	for run := 0; run < 2; run++ { // the second run is a full redelivery
-		engine := projections.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
+		engine := consumer.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
 		if _, err := engine.Rebuild(ctx, store); err != nil {
 			t.Fatal(err)
 		}
@@ -104,5 +107,114 @@ func TestIngestionReauthorizes(t *testing.T) {
 	_ = json.Unmarshal(alices[0].Data, &chunked)
 	if len(chunked.Chunks) != 3 || chunked.KnowledgeBaseID != kb.ID || chunked.Chunks[2].Text != "five" || chunked.Chunks[0].ID == "" {
 		t.Fatalf("chunks = %+v", chunked)
+	}
+}
+
+// job returns the job of a document version, folded from its stream, and
+// the events of that stream.
+func job(t *testing.T, ctx context.Context, store eventstore.Store, registry *events.Registry, orgID, docID string, version int) (*jobs.Job, []eventstore.Envelope) {
+	t.Helper()
+	doc := eventstore.MustStreamName(knowledge.DocumentCategory, orgID, docID)
+	envs, err := store.ReadStream(ctx, eventstore.MustStreamName(jobs.Category, orgID, commands.JobID(doc, strconv.Itoa(version))), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jobs.Job{}
+	for _, env := range envs {
+		e, err := registry.Decode(env.Type, env.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Apply(e)
+	}
+	return j, envs
+}
+
+// TestIngestionIsAJob: each document version's ingestion is a job in its
+// own stream that ends succeeded with the chunk count or failed with the
+// reason, once however often the process runs; a job found running (an
+// attempt interrupted by a crash) is finished by the next delivery, and one
+// interrupted too often is failed with a reason, never left running.
+func TestIngestionIsAJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	registry := events.NewRegistry()
+	p := commands.NewPipeline(store, registry, logger)
+	org, err := p.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := access.NewPermissionSet(access.KBWrite, access.KBRead)
+	owner := access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, &scope)
+	kb, err := p.CreateKnowledgeBase(ctx, access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil), "Handbook", "", commands.Embedding{Model: "m", Dimensions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(content string) string {
+		res, err := p.AddDocument(ctx, owner, kb.ID, commands.DocumentInput{Title: content[:3], ContentType: "text/plain", Content: content})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ID
+	}
+	plain, interrupted, exhausted := add("one\n\ntwo"), add("three\n\nfour\n\nfive"), add("six")
+
+	// A crash left interrupted's job running after one attempt, and
+	// exhausted's after the last one.
+	crash := func(docID string, attempts int) {
+		doc := eventstore.MustStreamName(knowledge.DocumentCategory, org.ID, docID)
+		id := commands.JobID(doc, "1")
+		evs := []eventstore.NewEvent{{Type: "JobSubmitted", Metadata: eventstore.Metadata{OrgID: org.ID, SchemaVersion: 1, OccurredAt: eventstore.Now(), Actor: eventstore.Actor{Subject: "ingestion", Kind: "process"}},
+			Data: []byte(`{"id":"` + id + `","kind":"knowledge.ingestion","subject":"` + doc.String() + `","trigger_id":""}`)}}
+		for i := 1; i <= attempts; i++ {
+			evs = append(evs, eventstore.NewEvent{Type: "JobStarted", Metadata: evs[0].Metadata, Data: []byte(`{"attempt":` + strconv.Itoa(i) + `}`)})
+		}
+		if _, err := store.Append(ctx, eventstore.MustStreamName(jobs.Category, org.ID, id), eventstore.NoStream(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(interrupted, 1)
+	crash(exhausted, jobs.MaxAttempts)
+
+	tenancy := memory.NewTenancy()
+	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs)
+	for run := 0; run < 2; run++ { // the second run is a full redelivery
+		engine := consumer.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
+		if _, err := engine.Rebuild(ctx, store); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	j, envs := job(t, ctx, store, registry, org.ID, plain, 1)
+	if result, items := j.Result(); j.State() != jobs.Succeeded || items != 2 || result != "2 chunks" || len(envs) != 3 {
+		t.Fatalf("plain job: %s with %d items after %d events", j.State(), items, len(envs))
+	}
+	// The job's events carry the process principal delegated by alice,
+	// with her token scope.
+	actor := envs[2].Actor
+	if actor.Kind != "process" || actor.Subject != "ingestion" || len(actor.OnBehalfOf) != 1 || actor.OnBehalfOf[0] != "alice" ||
+		strings.Join(actor.Scope, ",") != "kb:read,kb:write" || envs[2].CausationID == "" {
+		t.Fatalf("job outcome recorded by %+v", actor)
+	}
+	j, envs = job(t, ctx, store, registry, org.ID, interrupted, 1)
+	if _, items := j.Result(); j.State() != jobs.Succeeded || items != 3 || j.Attempts() != 2 || len(envs) != 4 {
+		t.Fatalf("interrupted job: %s with %d items after %d attempts, %d events", j.State(), items, j.Attempts(), len(envs))
+	}
+	j, _ = job(t, ctx, store, registry, org.ID, exhausted, 1)
+	if j.State() != jobs.Failed || !strings.Contains(j.Reason(), "interrupted 3 times") {
+		t.Fatalf("exhausted job: %s (%s)", j.State(), j.Reason())
+	}
+	docEnvs, err := store.ReadStream(ctx, eventstore.MustStreamName(knowledge.DocumentCategory, org.ID, exhausted), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docEnvs) != 2 || docEnvs[1].Type != "DocumentIngestionFailed" {
+		t.Fatalf("exhausted document: %d events, last %s", len(docEnvs), docEnvs[len(docEnvs)-1].Type)
 	}
 }

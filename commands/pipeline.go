@@ -1,7 +1,9 @@
 // Package commands owns the write side: the pipeline every command goes
 // through (authorize with access.Decide, load the aggregate from its
 // stream, let it decide, append org-tagged events with full metadata) and
-// the record of denied attempts in each organization's security stream.
+// the record of denied attempts in each organization's security stream,
+// and RunJob, which runs a job (domain/jobs) from a process: re-authorized
+// with the principal recorded on its trigger, its outcome recorded once.
 //
 // It must never read a read model to make a decision — aggregates are
 // loaded from the log — and never append an event whose organization is
@@ -193,13 +195,8 @@ func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.De
 func (p *Pipeline) metadata(ctx context.Context, who access.Principal, orgID, authz string) eventstore.Metadata {
 	o := OriginFrom(ctx)
 	return eventstore.Metadata{
-		OrgID: orgID,
-		Actor: eventstore.Actor{
-			Subject:    who.Subject,
-			Kind:       string(who.Kind),
-			Roles:      access.RoleStrings(who.Roles),
-			OnBehalfOf: who.OnBehalfOf,
-		},
+		OrgID:          orgID,
+		Actor:          ActorOf(who),
 		CorrelationID:  o.CorrelationID,
 		CausationID:    o.CausationID,
 		TraceID:        o.TraceID,
@@ -208,6 +205,22 @@ func (p *Pipeline) metadata(ctx context.Context, who access.Principal, orgID, au
 		SchemaVersion:  1,
 		OccurredAt:     p.now(),
 	}
+}
+
+// ActorOf is the record of who: the effective principal that was
+// authorized, as every event's metadata carries it.
+func ActorOf(who access.Principal) eventstore.Actor {
+	a := eventstore.Actor{
+		Subject:    who.Subject,
+		Kind:       string(who.Kind),
+		Roles:      access.RoleStrings(who.Roles),
+		CreatedBy:  who.CreatedBy,
+		OnBehalfOf: who.OnBehalfOf,
+	}
+	if who.TokenScope != nil {
+		a.Scope = who.TokenScope.Names()
+	}
+	return a
 }
 
 // RecordDenial appends an AccessDenied event to the principal's

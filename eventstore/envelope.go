@@ -7,13 +7,37 @@ import (
 	"github.com/google/uuid"
 )
 
-// Actor says who caused an event: the subject, its kind, the role snapshot
-// at the time, and the delegation chain it acted under.
+// Actor is the effective principal that was authorized for an event: the
+// subject, its kind, the role snapshot at the time, the token scope that
+// narrowed it, a service account's creator, and the delegation chain it
+// acted under.
 type Actor struct {
-	Subject    string   `json:"subject"`
-	Kind       string   `json:"kind"`
-	Roles      []string `json:"roles,omitempty"`
+	Subject string   `json:"subject"`
+	Kind    string   `json:"kind"`
+	Roles   []string `json:"roles,omitempty"`
+	// Scope lists the permissions the token's scope allowed. nil (absent
+	// from the JSON) means the token carried no scope; an empty list means
+	// a scope that allowed nothing. The difference matters: a process
+	// rebuilds the principal with this scope.
+	Scope []string `json:"scope"`
+	// CreatedBy is the user who created the service account, when the
+	// actor is one.
+	CreatedBy  string   `json:"created_by,omitempty"`
 	OnBehalfOf []string `json:"on_behalf_of,omitempty"`
+}
+
+// MarshalJSON writes the actor, leaving out a nil Scope (no scope) but
+// keeping an empty one (a scope that allowed nothing).
+func (a Actor) MarshalJSON() ([]byte, error) {
+	type plain Actor
+	var scope *[]string
+	if a.Scope != nil {
+		scope = &a.Scope
+	}
+	return json.Marshal(struct {
+		plain
+		Scope *[]string `json:"scope,omitempty"`
+	}{plain(a), scope})
 }
 
 // Metadata is everything about an event that is not its payload. Adapters

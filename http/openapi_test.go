@@ -32,6 +32,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
@@ -251,7 +252,7 @@ type oasStack struct {
 // oasCatchUp applies the log to the read models on demand.
 type oasCatchUp struct {
 	store  eventstore.Store
-	engine *projections.Engine
+	engine *consumer.Engine
 }
 
 func (c oasCatchUp) WaitFor(ctx context.Context, position uint64) error {
@@ -292,7 +293,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	embedder := embed.NewHashing(384)
 	pipeline := commands.NewPipeline(store, registry, logger)
 	principals := projections.NewPrincipals(tenancy)
-	engine := projections.NewEngine(logger, memory.NewCheckpoints(),
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),

@@ -1,6 +1,8 @@
-// Package projections owns the query side: the Watermill handlers that
-// build read models from the log, the read-model ports with their memory
-// adapters, and the query services that answer HTTP queries.
+// Package projections owns the query side: the projections (handler sets,
+// consumer.Group of Kind ReadModel) that build read models from the log,
+// the read-model ports with their memory adapters, and the query services
+// that answer HTTP queries. The runtime that feeds projections (engine,
+// checkpoints, position tracking) is package consumer.
 //
 // Every read takes an access.Scope: there is no path that reads across
 // organizations, and a zero scope is refused. Projections must never

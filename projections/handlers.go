@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
@@ -13,9 +14,9 @@ import (
 )
 
 // TenancyProjection builds the tenancy read model.
-func TenancyProjection(m TenancyModel) *Projection {
-	return &Projection{Name: "tenancy", Handlers: []Handler{
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationCreated) error {
+func TenancyProjection(m TenancyModel) *consumer.Group {
+	return &consumer.Group{Name: "tenancy", Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -25,20 +26,20 @@ func TenancyProjection(m TenancyModel) *Projection {
 			}
 			return m.PutMember(ctx, scope, Member{Sub: e.OwnerSub, Roles: []string{access.RoleOwner.String()}, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationRenamed) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationRenamed) error {
 			return updateOrg(ctx, m, env, func(o *Org) { o.Name = e.Name })
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
 			return updateOrg(ctx, m, env, func(o *Org) { o.Closed = true })
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberAdded) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberAdded) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
 			}
 			return m.PutMember(ctx, scope, Member{Sub: e.Sub, Roles: e.Roles, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRolesChanged) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRolesChanged) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -50,14 +51,14 @@ func TenancyProjection(m TenancyModel) *Projection {
 			member.Roles, member.UpdatedAt = e.Roles, env.OccurredAt
 			return m.PutMember(ctx, scope, member)
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRemoved) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRemoved) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
 			}
 			return m.DeleteMember(ctx, scope, e.Sub)
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountCreated) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -67,7 +68,7 @@ func TenancyProjection(m TenancyModel) *Projection {
 				CreatedAt: env.OccurredAt, ExpiresAt: e.ExpiresAt, TokenID: e.TokenID,
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountRevoked) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountRevoked) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -98,9 +99,9 @@ func updateOrg(ctx context.Context, m TenancyModel, env eventstore.Envelope, cha
 }
 
 // BotProjection builds the bot read model.
-func BotProjection(m BotModel) *Projection {
-	return &Projection{Name: "bots", Handlers: []Handler{
-		On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
+func BotProjection(m BotModel) *consumer.Group {
+	return &consumer.Group{Name: "bots", Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -111,7 +112,7 @@ func BotProjection(m BotModel) *Projection {
 				Version: env.StreamVersion,
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotUpdated) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotUpdated) error {
 			return updateBot(ctx, m, env, func(b *Bot) {
 				if e.Name != nil {
 					b.Name = *e.Name
@@ -124,7 +125,7 @@ func BotProjection(m BotModel) *Projection {
 				}
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *bots.BotArchived) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *bots.BotArchived) error {
 			return updateBot(ctx, m, env, func(b *Bot) { b.Archived = true })
 		}),
 	}}
@@ -145,8 +146,8 @@ func updateBot(ctx context.Context, m BotModel, env eventstore.Envelope, change 
 }
 
 // AuditProjection indexes every event of every organization for auditors.
-func AuditProjection(m AuditModel, prototypes []domain.Event) *Projection {
-	return &Projection{Name: "audit", Handlers: OnEvery(prototypes, func(ctx context.Context, env eventstore.Envelope) error {
+func AuditProjection(m AuditModel, prototypes []domain.Event) *consumer.Group {
+	return &consumer.Group{Name: "audit", Handlers: consumer.OnEvery(prototypes, func(ctx context.Context, env eventstore.Envelope) error {
 		scope, err := eventScope(env)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
@@ -124,7 +125,7 @@ type EmbeddingCache interface {
 // replaced or deleted document's chunks leave retrieval in the unit that
 // records the change. Each recorded chunk is embedded, reusing cached
 // embeddings of identical text.
-func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder, cache EmbeddingCache) *Projection {
+func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder, cache EmbeddingCache) *consumer.Group {
 	update := func(ctx context.Context, env eventstore.Envelope, kbID string, change func(*KnowledgeBase)) error {
 		scope, err := eventScope(env)
 		if err != nil {
@@ -155,8 +156,8 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 		doc.UpdatedAt = env.OccurredAt
 		return m.PutDocument(ctx, scope, doc)
 	}
-	return &Projection{Name: "knowledge", Handlers: []Handler{
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseCreated) error {
+	return &consumer.Group{Name: "knowledge", Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -167,7 +168,7 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 				CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt,
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseUpdated) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseUpdated) error {
 			return update(ctx, env, env.Stream.EntityID, func(kb *KnowledgeBase) {
 				if e.Name != nil {
 					kb.Name = *e.Name
@@ -177,13 +178,13 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 				}
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseGrantsSet) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseGrantsSet) error {
 			return update(ctx, env, env.Stream.EntityID, func(kb *KnowledgeBase) { kb.Grants = e.Grants })
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.KnowledgeBaseArchived) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.KnowledgeBaseArchived) error {
 			return update(ctx, env, env.Stream.EntityID, func(kb *KnowledgeBase) { kb.Archived = true })
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -194,7 +195,7 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 				CreatedBy: env.Actor.Subject, CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt,
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentReplaced) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -207,7 +208,7 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 				d.Version, d.State, d.FailureReason, d.Chunks = e.Version, DocumentPending, "", 0
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentChunked) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentChunked) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
@@ -221,14 +222,14 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 				}
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentIngestionFailed) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentIngestionFailed) error {
 			return updateDoc(ctx, env, func(d *Document) {
 				if d.Version == e.Version {
 					d.State, d.FailureReason = DocumentFailed, e.Reason
 				}
 			})
 		}),
-		On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.DocumentDeleted) error {
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *knowledge.DocumentDeleted) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err

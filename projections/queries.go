@@ -215,7 +215,9 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 		if err != nil {
 			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
 		}
-		return access.NewServiceAccount(c.OrgID, sa.ID, perms, c.Scope), nil
+		p := access.NewServiceAccount(c.OrgID, sa.ID, perms, c.Scope)
+		p.CreatedBy = sa.CreatedBy
+		return p, nil
 	}
 	m, err := r.tenancy.Member(ctx, scope, c.Subject)
 	if err != nil {
@@ -230,8 +232,19 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 
 // Current returns the principal an event's actor is now, for processes that
 // re-authorize at execution time: a user's current roles, or a service
-// account that is still live. Anything else is ErrUnknownPrincipal.
+// account that is still live, narrowed by the token scope recorded on the
+// event (a process never holds more than the request that triggered it).
+// Anything else is ErrUnknownPrincipal.
 func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error) {
+	var tokenScope *access.PermissionSet
+	if actor.Scope != nil {
+		// Unknown names fail closed: the scope cannot be rebuilt.
+		s, err := access.ParsePermissions(actor.Scope)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: recorded scope: %v", ErrUnknownPrincipal, err)
+		}
+		tokenScope = &s
+	}
 	scope, err := access.EventScope(orgID)
 	if err != nil {
 		return access.Principal{}, ErrUnknownOrganization
@@ -250,7 +263,7 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 		if err != nil {
 			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
 		}
-		return access.NewUser(orgID, actor.Subject, roles, nil), nil
+		return access.NewUser(orgID, actor.Subject, roles, tokenScope), nil
 	case access.KindService:
 		sa, err := r.tenancy.ServiceAccount(ctx, scope, actor.Subject)
 		if err != nil || sa.Revoked || !r.now().Before(sa.ExpiresAt) {
@@ -260,7 +273,9 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 		if err != nil {
 			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
 		}
-		return access.NewServiceAccount(orgID, sa.ID, perms, nil), nil
+		p := access.NewServiceAccount(orgID, sa.ID, perms, tokenScope)
+		p.CreatedBy = sa.CreatedBy
+		return p, nil
 	}
 	return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, actor.Kind)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
@@ -54,7 +55,7 @@ func BenchmarkRelay(b *testing.B) {
 
 // BenchmarkConsume measures Kafka → projection: the audit projection (it
 // keeps every envelope) consuming the log topic through the
-// watermill-kafka subscriber, the router and projections.Engine, from a
+// watermill-kafka subscriber, the router and consumer.Engine, from a
 // topic already holding every event.
 func BenchmarkConsume(b *testing.B) {
 	bb := setup(b)
@@ -100,7 +101,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(head)/took.Seconds(), "events/s")
 }
 
-func waitEngine(b *testing.B, engine *projections.Engine, position uint64) {
+func waitEngine(b *testing.B, engine *consumer.Engine, position uint64) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

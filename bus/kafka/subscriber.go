@@ -61,7 +61,7 @@ func SubscriberSaramaConfig() *sarama.Config {
 	return cfg
 }
 
-// SubscriberFunc returns what projections.Engine.Attach takes: for each
+// SubscriberFunc returns what consumer.Engine.Attach takes: for each
 // projection, a subscriber in its own consumer group,
 // ProjectionGroupPrefix + the projection's name. Attach the engine to
 // [LogTopic], the one topic whose order projections may rely on.

@@ -18,10 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 )
 
@@ -98,10 +98,10 @@ type counter struct {
 
 func newCounter() *counter { return &counter{bots: map[string]int{}, renames: map[string]int{}} }
 
-func (c *counter) projections() []*projections.Projection {
-	return []*projections.Projection{
-		{Name: "bot-counter", Handlers: []projections.Handler{
-			projections.On(func(_ context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
+func (c *counter) projections() []*consumer.Group {
+	return []*consumer.Group{
+		{Name: "bot-counter", Handlers: []consumer.Handler{
+			consumer.On(func(_ context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				// The first delivery of bot-3 of org B fails once: the
@@ -114,8 +114,8 @@ func (c *counter) projections() []*projections.Projection {
 				return nil
 			}),
 		}},
-		{Name: "rename-counter", Handlers: []projections.Handler{
-			projections.On(func(_ context.Context, env eventstore.Envelope, e *tenancy.OrganizationRenamed) error {
+		{Name: "rename-counter", Handlers: []consumer.Handler{
+			consumer.On(func(_ context.Context, env eventstore.Envelope, e *tenancy.OrganizationRenamed) error {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				c.renames[e.Name]++
@@ -127,9 +127,9 @@ func (c *counter) projections() []*projections.Projection {
 
 // startEngine attaches an engine of projections to the log topic on a
 // router with the kafka subscriber, one consumer group per projection.
-func startEngine(t testing.TB, b *bundle, ps ...*projections.Projection) *projections.Engine {
+func startEngine(t testing.TB, b *bundle, ps ...*consumer.Group) *consumer.Engine {
 	t.Helper()
-	engine := projections.NewEngine(b.logger, memory.NewCheckpoints(), ps...)
+	engine := consumer.NewEngine(b.logger, memory.NewCheckpoints(), ps...)
 	wlog := watermill.NewSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
 	if err != nil {

@@ -42,6 +42,14 @@ type Principal struct {
 	// Permissions is the effective set: the roles' permissions narrowed by
 	// the token scope, a service account's explicit list, or a delegation.
 	Permissions PermissionSet
+	// TokenScope is the scope the token carried (nil: none). It is already
+	// folded into Permissions; it is kept so that the record can say what
+	// narrowed the principal and so that a process can rebuild the
+	// principal later with the same narrowing.
+	TokenScope *PermissionSet
+	// CreatedBy is the user who created a service account principal, when
+	// known.
+	CreatedBy string
 	// OnBehalfOf is the delegation chain, outermost invoker first.
 	OnBehalfOf []string
 }
@@ -53,7 +61,7 @@ func NewUser(orgID, subject string, roles []Role, scope *PermissionSet) Principa
 	if scope != nil {
 		perms = perms.Intersect(*scope)
 	}
-	return Principal{Subject: subject, Kind: KindUser, OrgID: orgID, Roles: roles, Permissions: perms}
+	return Principal{Subject: subject, Kind: KindUser, OrgID: orgID, Roles: roles, Permissions: perms, TokenScope: copyScope(scope)}
 }
 
 // NewServiceAccount returns a service account of org holding exactly perms,
@@ -63,7 +71,7 @@ func NewServiceAccount(orgID, id string, perms PermissionSet, scope *PermissionS
 	if scope != nil {
 		perms = perms.Intersect(*scope)
 	}
-	return Principal{Subject: id, Kind: KindService, OrgID: orgID, Permissions: perms}
+	return Principal{Subject: id, Kind: KindService, OrgID: orgID, Permissions: perms, TokenScope: copyScope(scope)}
 }
 
 // NewPlatform returns the platform operator: it may create organizations
@@ -72,9 +80,13 @@ func NewPlatform(subject string) Principal {
 	return Principal{Subject: subject, Kind: KindPlatform, Permissions: NewPermissionSet(OrgsCreate)}
 }
 
-// Delegate returns the principal a bot or workflow acts as when invoker runs
-// it: grants ∩ invoker's permissions now. It never holds anything the
-// invoker lacks.
+// Delegate returns the principal a bot, workflow or process acts as when
+// invoker runs it: grants ∩ invoker's permissions now. It never holds
+// anything the invoker lacks. It is the one way to build a principal that
+// acts for another (processes, bot turns, workflow steps): the invoker's
+// token scope is carried (it already narrowed the invoker's permissions)
+// and the invoker joins the on-behalf-of chain, so the record says whose
+// authority was used and how it was narrowed.
 func Delegate(invoker Principal, kind Kind, subject string, grants PermissionSet) Principal {
 	chain := make([]string, 0, len(invoker.OnBehalfOf)+1)
 	chain = append(chain, invoker.OnBehalfOf...)
@@ -85,8 +97,17 @@ func Delegate(invoker Principal, kind Kind, subject string, grants PermissionSet
 		OrgID:       invoker.OrgID,
 		Roles:       invoker.Roles,
 		Permissions: grants.Intersect(invoker.Permissions),
+		TokenScope:  copyScope(invoker.TokenScope),
 		OnBehalfOf:  chain,
 	}
+}
+
+func copyScope(scope *PermissionSet) *PermissionSet {
+	if scope == nil {
+		return nil
+	}
+	s := *scope
+	return &s
 }
 
 // Scope returns the principal's organization scope. A platform principal

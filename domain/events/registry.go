@@ -12,6 +12,7 @@ import (
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
 )
@@ -57,6 +58,7 @@ func NewRegistry() *Registry {
 	r := &Registry{types: map[string]reflect.Type{}}
 	all := append(tenancy.Events(), bots.Events()...)
 	all = append(all, knowledge.Events()...)
+	all = append(all, jobs.Events()...)
 	all = append(all, &AccessDenied{}, &AuthenticationDenied{})
 	for _, e := range all {
 		r.types[e.EventType()] = reflect.TypeOf(e).Elem()

@@ -27,8 +27,11 @@ type Document struct {
 	version     int
 	contentHash string
 	deleted     bool
-	// settled is true once the current version was chunked or failed.
+	// settled is true once the current version was chunked or failed,
+	// with its chunk count or the reason it failed.
 	settled bool
+	chunks  int
+	failure string
 }
 
 // Exists reports whether the document was added and not deleted.
@@ -40,6 +43,12 @@ func (d *Document) KnowledgeBaseID() string { return d.kbID }
 // Version returns the current content version.
 func (d *Document) Version() int { return d.version }
 
+// Settled reports whether the current version's ingestion has an
+// outcome: its chunk count, or the reason it failed.
+func (d *Document) Settled() (settled bool, chunks int, failure string) {
+	return d.settled, d.chunks, d.failure
+}
+
 // Apply folds one recorded event into the aggregate.
 func (d *Document) Apply(e domain.Event) {
 	switch e := e.(type) {
@@ -49,8 +58,10 @@ func (d *Document) Apply(e domain.Event) {
 	case *DocumentReplaced:
 		d.version, d.contentHash, d.settled = e.Version, e.ContentHash, false
 		d.title, d.contentType = e.Title, e.ContentType
-	case *DocumentChunked, *DocumentIngestionFailed:
-		d.settled = true
+	case *DocumentChunked:
+		d.settled, d.chunks, d.failure = true, len(e.Chunks), ""
+	case *DocumentIngestionFailed:
+		d.settled, d.chunks, d.failure = true, 0, e.Reason
 	case *DocumentDeleted:
 		d.deleted = true
 	}

@@ -392,7 +392,7 @@ func matchAudit(q projections.AuditQuery, env eventstore.Envelope) bool {
 	return true
 }
 
-// Checkpoints is the memory adapter of projections.Checkpoints. Memory
+// Checkpoints is the memory adapter of consumer.Checkpoints. Memory
 // read models have no transactions: Advance applies, then records.
 type Checkpoints struct {
 	mu        sync.Mutex

@@ -24,11 +24,11 @@ var _ projections.AuditModel = (*Audit)(nil)
 
 const (
 	auditColumns = `position, id, type, stream_category, stream_org_id, stream_entity_id, stream_version,
-		actor_subject, actor_kind, actor_roles, actor_on_behalf_of, correlation_id, causation_id, trace_id,
-		authorization_reason, idempotency_key, schema_version, occurred_at, data`
+		actor_subject, actor_kind, actor_roles, actor_on_behalf_of, actor_scope, actor_created_by,
+		correlation_id, causation_id, trace_id, authorization_reason, idempotency_key, schema_version, occurred_at, data`
 	// A redelivered event is already there: the insert does nothing.
 	addAuditSQL = `INSERT INTO audit_events (org_id, ` + auditColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 		ON CONFLICT (org_id, position) DO NOTHING`
 )
 
@@ -49,7 +49,7 @@ func (a *Audit) Add(ctx context.Context, scope access.Scope, env eventstore.Enve
 	}
 	err = a.db.exec(ctx, org, addAuditSQL, org, int64(env.Position), env.ID, env.Type,
 		env.Stream.Category, env.Stream.OrgID, env.Stream.EntityID, int64(env.StreamVersion),
-		env.Actor.Subject, env.Actor.Kind, env.Actor.Roles, env.Actor.OnBehalfOf,
+		env.Actor.Subject, env.Actor.Kind, env.Actor.Roles, env.Actor.OnBehalfOf, env.Actor.Scope, env.Actor.CreatedBy,
 		env.CorrelationID, env.CausationID, env.TraceID, env.Authorization, env.IdempotencyKey,
 		env.SchemaVersion, env.OccurredAt, data)
 	if err != nil {
@@ -115,7 +115,7 @@ func scanEnvelope(rows pgx.Rows, org string) (eventstore.Envelope, error) {
 	)
 	err := rows.Scan(&position, &env.ID, &env.Type, &env.Stream.Category, &env.Stream.OrgID, &env.Stream.EntityID,
 		&streamVersion, &env.Actor.Subject, &env.Actor.Kind, &env.Actor.Roles, &env.Actor.OnBehalfOf,
-		&env.CorrelationID, &env.CausationID, &env.TraceID, &env.Authorization, &env.IdempotencyKey,
+		&env.Actor.Scope, &env.Actor.CreatedBy, &env.CorrelationID, &env.CausationID, &env.TraceID, &env.Authorization, &env.IdempotencyKey,
 		&env.SchemaVersion, &env.OccurredAt, &data)
 	if err != nil {
 		return env, err

@@ -8,14 +8,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/consumer"
 )
 
-// Checkpoints is the PostgreSQL adapter of projections.Checkpoints. Its
+// Checkpoints is the PostgreSQL adapter of consumer.Checkpoints. Its
 // Advance is the unit of work of the other adapters' writes.
 type Checkpoints struct{ db *db }
 
-var _ projections.Checkpoints = (*Checkpoints)(nil)
+var _ consumer.Checkpoints = (*Checkpoints)(nil)
 
 const (
 	positionSQL = `SELECT position FROM projection_checkpoints WHERE projection = $1`

@@ -216,7 +216,7 @@ func (s *Store) Chunks() *Chunks { return s.chunks }
 // EmbeddingCache returns the adapter of projections.EmbeddingCache.
 func (s *Store) EmbeddingCache() *EmbeddingCache { return s.embeddings }
 
-// Checkpoints returns the adapter of projections.Checkpoints, whose Advance
+// Checkpoints returns the adapter of consumer.Checkpoints, whose Advance
 // opens the units of work the other adapters write in.
 func (s *Store) Checkpoints() *Checkpoints { return s.checkpoints }
 

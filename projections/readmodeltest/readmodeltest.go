@@ -30,7 +30,7 @@ type Models struct {
 	Knowledge  projections.KnowledgeModel
 	Chunks     projections.ChunkModel
 	Embeddings projections.EmbeddingCache
-	// Unit runs fn as one unit of work, as projections.Checkpoints.Advance
+	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
 	Unit func(ctx context.Context, fn func(ctx context.Context) error) error
@@ -223,10 +223,13 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		envs := []eventstore.Envelope{
 			{ID: eventstore.NewEventID(), Type: "BotCreated", Stream: stream, StreamVersion: 0, Position: 3,
 				Data: []byte(`{"z": 1,  "a":[ 2 ]}`),
-				Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: "alice", Kind: "user", Roles: []string{"owner"}, OnBehalfOf: []string{}},
+				Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: "alice", Kind: "user", Roles: []string{"owner"}, Scope: []string{"bots:manage", "kb:read"}, OnBehalfOf: []string{}},
 					CorrelationID: "c", CausationID: "d", TraceID: "t", Authorization: "role owner", IdempotencyKey: "k", SchemaVersion: 2, OccurredAt: at}},
 			{ID: eventstore.NewEventID(), Type: "BotArchived", Stream: stream, StreamVersion: 1, Position: 5,
 				Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: "svc", Kind: "service"}, OccurredAt: at.Add(time.Second)}},
+			// A scope that allowed nothing is not the absence of a scope.
+			{ID: eventstore.NewEventID(), Type: "BotUpdated", Stream: stream, StreamVersion: 2, Position: 6,
+				Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: "svc", Kind: "process", Scope: []string{}, CreatedBy: "alice", OnBehalfOf: []string{"bob", "svc-2"}}, OccurredAt: at.Add(2 * time.Second)}},
 		}
 		must(t, m.write(ctx, func(ctx context.Context) error {
 			for _, member := range members {

@@ -1,4 +1,4 @@
-package projections
+package consumer
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 )
 
-// Handler applies one event type to a read model.
+// Handler applies one event type for a group (a read model's projection or
+// a process).
 type Handler struct {
 	eventType string
 	// decode is nil for handlers that need only the envelope.
@@ -46,55 +47,77 @@ func On[E any, PE interface {
 		},
 	}
 	h.group = cqrs.NewGroupEventHandler(func(ctx context.Context, e *E) error {
-		env, ok := envelopeFrom(ctx)
+		env, ok := EnvelopeFrom(ctx)
 		if !ok {
-			return errors.New("projection handler called without an envelope")
+			return errors.New("consumer handler called without an envelope")
 		}
 		return apply(ctx, env, PE(e))
 	})
 	return h
 }
 
-// Projection is one read model's set of handlers, consumed as one Watermill
-// consumer group so that it sees events in log order.
-type Projection struct {
+// Kind says what a group builds, which decides whether clients wait for it.
+type Kind int
+
+const (
+	// ReadModel groups build what queries read. The consistency wait after
+	// a command (Engine.WaitFor) covers them.
+	ReadModel Kind = iota
+	// Process groups do work on behalf of events (ingestion, jobs) and
+	// record outcomes as events. Nobody waits for them: a slow process
+	// must never delay a command's answer.
+	Process
+)
+
+func (k Kind) String() string {
+	if k == Process {
+		return "process"
+	}
+	return "read model"
+}
+
+// Group is one consumer's set of handlers — a read model's projection or a
+// process — consumed as one Watermill consumer group so that it sees
+// events in log order.
+type Group struct {
 	Name     string
+	Kind     Kind
 	Handlers []Handler
-	// Checkpoints, when set, keeps this projection's position instead of
-	// the engine's: a process keeps it beside the log, a read model beside
+	// Checkpoints, when set, keeps this group's position instead of the
+	// engine's: a process keeps it beside the log, a read model beside
 	// its rows.
 	Checkpoints Checkpoints
 	tracker     *Tracker
 	byType      map[string]Handler
 }
 
-// Checkpoints keeps each projection's position. An adapter that stores
+// Checkpoints keeps each group's position. An adapter that stores
 // read models in a database records the position in the same transaction
 // as the writes of the events it covers, so a crash can neither apply an
 // event twice nor skip one.
 type Checkpoints interface {
-	// Position returns the last position recorded for projection (0: none).
-	Position(ctx context.Context, projection string) (uint64, error)
+	// Position returns the last position recorded for group (0: none).
+	Position(ctx context.Context, group string) (uint64, error)
 	// Advance runs apply as one unit of work and records position for
-	// projection in that same unit: both happen or neither does. The
+	// group in that same unit: both happen or neither does. The
 	// context passed to apply carries the unit (for example a transaction)
 	// that the read-model writes must use.
-	Advance(ctx context.Context, projection string, position uint64, apply func(ctx context.Context) error) error
+	Advance(ctx context.Context, group string, position uint64, apply func(ctx context.Context) error) error
 }
 
-// Engine runs projections: a catch-up straight from the log at start, then
+// Engine runs groups: a catch-up straight from the log at start, then
 // live through Watermill's cqrs event group processor.
 type Engine struct {
-	projections []*Projection
-	byName      map[string]*Projection
-	logger      *slog.Logger
+	groups []*Group
+	byName map[string]*Group
+	logger *slog.Logger
 }
 
-// NewEngine prepares projections whose positions are kept in checkpoints,
-// unless a projection brings its own.
-func NewEngine(logger *slog.Logger, checkpoints Checkpoints, projections ...*Projection) *Engine {
-	e := &Engine{byName: map[string]*Projection{}, logger: logger}
-	for _, p := range projections {
+// NewEngine prepares groups whose positions are kept in checkpoints,
+// unless a group brings its own.
+func NewEngine(logger *slog.Logger, checkpoints Checkpoints, groups ...*Group) *Engine {
+	e := &Engine{byName: map[string]*Group{}, logger: logger}
+	for _, p := range groups {
 		if p.Checkpoints == nil {
 			p.Checkpoints = checkpoints
 		}
@@ -103,7 +126,7 @@ func NewEngine(logger *slog.Logger, checkpoints Checkpoints, projections ...*Pro
 		for _, h := range p.Handlers {
 			p.byType[h.eventType] = h
 		}
-		e.projections = append(e.projections, p)
+		e.groups = append(e.groups, p)
 		e.byName[p.Name] = p
 	}
 	return e
@@ -112,14 +135,14 @@ func NewEngine(logger *slog.Logger, checkpoints Checkpoints, projections ...*Pro
 // rebuildBatch is how many events a catch-up applies per unit of work.
 const rebuildBatch = 1000
 
-// Rebuild loads each projection's checkpoint and applies the rest of the
+// Rebuild loads each group's checkpoint and applies the rest of the
 // log, reading the store directly (no bus) in batches of one unit of work
 // each, and returns the position reached.
 func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, error) {
-	for _, p := range e.projections {
+	for _, p := range e.groups {
 		pos, err := p.Checkpoints.Position(ctx, p.Name)
 		if err != nil {
-			return 0, fmt.Errorf("projection %s: load checkpoint: %w", p.Name, err)
+			return 0, fmt.Errorf("%s %s: load checkpoint: %w", p.Kind, p.Name, err)
 		}
 		p.tracker.Advance(pos)
 	}
@@ -134,7 +157,7 @@ func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, e
 	batches := make(chan batch, 2)
 	go func() {
 		defer close(batches)
-		after := e.Position()
+		after := e.lowest(func(*Group) bool { return true })
 		for {
 			envs, err := store.ReadAll(ctx, after, eventstore.Filter{}, rebuildBatch)
 			if err != nil {
@@ -151,7 +174,7 @@ func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, e
 			after = envs[len(envs)-1].Position
 		}
 	}()
-	reached := e.Position()
+	reached := e.lowest(func(*Group) bool { return true })
 	for b := range batches {
 		if b.err != nil {
 			return reached, b.err
@@ -167,13 +190,13 @@ func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, e
 	return reached, nil
 }
 
-// applyBatch applies envs (in log order) to every projection that has not
-// seen them, one unit of work per projection. Decoded payloads are shared
-// between projections, which must not modify them.
+// applyBatch applies envs (in log order) to every group that has not
+// seen them, one unit of work per group. Decoded payloads are shared
+// between groups, which must not modify them.
 func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) error {
 	decoded := make([]domain.Event, len(envs))
 	last := envs[len(envs)-1].Position
-	for _, p := range e.projections {
+	for _, p := range e.groups {
 		from := 0
 		for from < len(envs) && envs[from].Position <= p.tracker.Position() {
 			from++
@@ -201,58 +224,89 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("projection %s: %w", p.Name, err)
+			return fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
 		}
 		p.tracker.Advance(last)
 	}
 	return nil
 }
 
-// Names lists the projections, one consumer group each.
+// Names lists the groups, one consumer group each.
 func (e *Engine) Names() []string {
-	names := make([]string, len(e.projections))
-	for i, p := range e.projections {
+	names := make([]string, len(e.groups))
+	for i, p := range e.groups {
 		names[i] = p.Name
 	}
 	return names
 }
 
-// Position returns the lowest position every projection has applied.
+// Position returns the lowest position every read model has applied: what
+// a query can rely on. Processes do not hold it back.
 func (e *Engine) Position() uint64 {
+	return e.lowest(isReadModel)
+}
+
+func isReadModel(g *Group) bool { return g.Kind == ReadModel }
+
+// lowest returns the lowest position of the groups that match.
+func (e *Engine) lowest(match func(*Group) bool) uint64 {
 	var lowest uint64
-	for i, p := range e.projections {
-		if pos := p.tracker.Position(); i == 0 || pos < lowest {
-			lowest = pos
+	first := true
+	for _, p := range e.groups {
+		if !match(p) {
+			continue
+		}
+		if pos := p.tracker.Position(); first || pos < lowest {
+			lowest, first = pos, false
 		}
 	}
 	return lowest
 }
 
-// WaitFor returns once every projection has applied position.
+// WaitFor returns once every read model has applied position. It is the
+// consistency wait of commands and queries, so it never waits for a
+// process: those report through the events they record (a document's
+// state, a job's state).
 func (e *Engine) WaitFor(ctx context.Context, position uint64) error {
-	for _, p := range e.projections {
+	for _, p := range e.groups {
+		if !isReadModel(p) {
+			continue
+		}
 		if err := p.tracker.Wait(ctx, position); err != nil {
-			return fmt.Errorf("projection %s at %d, waiting for %d: %w", p.Name, p.tracker.Position(), position, err)
+			return fmt.Errorf("read model %s at %d, waiting for %d: %w", p.Name, p.tracker.Position(), position, err)
 		}
 	}
 	return nil
 }
 
-// Positions reports each projection's position, for readiness and metrics.
+// WaitForGroup returns once the named group (read model or process) has
+// applied position, for tests and tools that must see a process's work.
+func (e *Engine) WaitForGroup(ctx context.Context, name string, position uint64) error {
+	p := e.byName[name]
+	if p == nil {
+		return fmt.Errorf("consumer: no group %q", name)
+	}
+	if err := p.tracker.Wait(ctx, position); err != nil {
+		return fmt.Errorf("%s %s at %d, waiting for %d: %w", p.Kind, p.Name, p.tracker.Position(), position, err)
+	}
+	return nil
+}
+
+// Positions reports each group's position, for readiness and metrics.
 func (e *Engine) Positions() map[string]uint64 {
-	out := make(map[string]uint64, len(e.projections))
-	for _, p := range e.projections {
+	out := make(map[string]uint64, len(e.groups))
+	for _, p := range e.groups {
 		out[p.Name] = p.tracker.Position()
 	}
 	return out
 }
 
-// SubscriberFunc returns the subscriber a projection's consumer group reads
+// SubscriberFunc returns the subscriber a group's consumer group reads
 // from (one per group, so each group sees every event in order).
 type SubscriberFunc func(group string) (message.Subscriber, error)
 
-// Attach registers every projection on router as a cqrs event group reading
-// topic. Redelivered events (at or below a projection's position) are
+// Attach registers every group on router as a cqrs event group reading
+// topic. Redelivered events (at or below a group's position) are
 // acknowledged without being applied again.
 func (e *Engine) Attach(router *message.Router, topic string, subscriber SubscriberFunc) error {
 	router.AddMiddleware(e.positionMiddleware)
@@ -268,23 +322,23 @@ func (e *Engine) Attach(router *message.Router, topic string, subscriber Subscri
 		Logger:            watermill.NewSlogLogger(e.logger),
 	})
 	if err != nil {
-		return fmt.Errorf("projections: event processor: %w", err)
+		return fmt.Errorf("consumer: event processor: %w", err)
 	}
-	for _, p := range e.projections {
+	for _, p := range e.groups {
 		groups := make([]cqrs.GroupEventHandler, len(p.Handlers))
 		for i, h := range p.Handlers {
 			groups[i] = h.group
 		}
 		if err := processor.AddHandlersGroup(p.Name, groups...); err != nil {
-			return fmt.Errorf("projections: add %s: %w", p.Name, err)
+			return fmt.Errorf("consumer: add %s: %w", p.Name, err)
 		}
 	}
 	return nil
 }
 
-// positionMiddleware makes projections idempotent and tracks their
+// positionMiddleware makes groups idempotent and tracks their
 // positions: it parses the envelope once, skips what was already applied,
-// and advances the projection after a successful handler, whether or not
+// and advances the group after a successful handler, whether or not
 // the group had a handler for the event's type.
 func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
@@ -294,7 +348,7 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		env, err := eventstore.FromMessage(msg)
 		if err != nil {
-			e.logger.Error("projection: dropping malformed message", "projection", p.Name, "message", msg.UUID, "err", err)
+			e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)
 			return nil, nil
 		}
 		if env.Position <= p.tracker.Position() {
@@ -302,14 +356,14 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		var out []*message.Message
 		err = p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {
-			msg.SetContext(withEnvelope(ctx, env))
+			msg.SetContext(WithEnvelope(ctx, env))
 			var err error
 			out, err = h(msg)
 			return err
 		})
 		if err != nil {
-			e.logger.Error("projection: handler failed; the event will be redelivered",
-				"projection", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
+			e.logger.Error("consumer: handler failed; the event will be redelivered",
+				"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
 			return out, err
 		}
 		p.tracker.Advance(env.Position)
@@ -319,11 +373,13 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 
 type envelopeKey struct{}
 
-func withEnvelope(ctx context.Context, env eventstore.Envelope) context.Context {
+// WithEnvelope returns ctx carrying env, the event a handler is applying.
+func WithEnvelope(ctx context.Context, env eventstore.Envelope) context.Context {
 	return context.WithValue(ctx, envelopeKey{}, env)
 }
 
-func envelopeFrom(ctx context.Context) (eventstore.Envelope, bool) {
+// EnvelopeFrom returns the event a handler is applying, if ctx carries one.
+func EnvelopeFrom(ctx context.Context) (eventstore.Envelope, bool) {
 	env, ok := ctx.Value(envelopeKey{}).(eventstore.Envelope)
 	return env, ok
 }
@@ -378,9 +434,9 @@ type anyEventHandler struct {
 func (h anyEventHandler) NewEvent() any { return reflect.New(h.typ).Interface() }
 
 func (h anyEventHandler) Handle(ctx context.Context, _ any) error {
-	env, ok := envelopeFrom(ctx)
+	env, ok := EnvelopeFrom(ctx)
 	if !ok {
-		return errors.New("projection handler called without an envelope")
+		return errors.New("consumer handler called without an envelope")
 	}
 	return h.apply(ctx, env)
 }
@@ -403,28 +459,30 @@ func NewProcessCheckpoints(open func(name string) eventstore.Checkpoint, saveEve
 	return &ProcessCheckpoints{open: open, saveEvery: saveEvery, saved: map[string]uint64{}}
 }
 
-func (c *ProcessCheckpoints) Position(ctx context.Context, projection string) (uint64, error) {
-	pos, err := c.open(projection).Load(ctx)
+// Position loads the durable checkpoint of the group named group.
+func (c *ProcessCheckpoints) Position(ctx context.Context, group string) (uint64, error) {
+	pos, err := c.open(group).Load(ctx)
 	if err == nil {
 		c.mu.Lock()
-		c.saved[projection] = pos
+		c.saved[group] = pos
 		c.mu.Unlock()
 	}
 	return pos, err
 }
 
-func (c *ProcessCheckpoints) Advance(ctx context.Context, projection string, position uint64, apply func(context.Context) error) error {
+// Advance runs apply, then saves position when a save is due.
+func (c *ProcessCheckpoints) Advance(ctx context.Context, group string, position uint64, apply func(context.Context) error) error {
 	if err := apply(ctx); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	due := position >= c.saved[projection]+c.saveEvery
+	due := position >= c.saved[group]+c.saveEvery
 	if due {
-		c.saved[projection] = position
+		c.saved[group] = position
 	}
 	c.mu.Unlock()
 	if !due {
 		return nil
 	}
-	return c.open(projection).Save(ctx, position)
+	return c.open(group).Save(ctx, position)
 }

@@ -1,4 +1,4 @@
-package projections_test
+package consumer_test
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
-	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 )
 
@@ -28,9 +28,9 @@ type counting struct {
 	orgs    map[string]string
 }
 
-func (c *counting) projection() *projections.Projection {
-	return &projections.Projection{Name: "counting", Handlers: []projections.Handler{
-		projections.On(func(_ context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
+func (c *counting) projection() *consumer.Group {
+	return &consumer.Group{Name: "counting", Handlers: []consumer.Handler{
+		consumer.On(func(_ context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.created[e.ID]++
@@ -63,7 +63,7 @@ func TestRedeliveryIsIgnored(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
-	engine := projections.NewEngine(logger, memory.NewCheckpoints(), c.projection())
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), c.projection())
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	if err != nil {
@@ -140,7 +140,7 @@ func TestRebuildThenWait(t *testing.T) {
 		}
 	}
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
-	engine := projections.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), memory.NewCheckpoints(), c.projection())
+	engine := consumer.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), memory.NewCheckpoints(), c.projection())
 	pos, err := engine.Rebuild(ctx, store)
 	if err != nil || pos != 3 {
 		t.Fatalf("rebuild = %d, %v", pos, err)

@@ -1,4 +1,4 @@
-package projections
+package consumer
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// Tracker holds the last log position a projection has applied and lets
+// Tracker holds the last log position a group has applied and lets
 // callers wait for a position. Only the waiters whose position has been
 // reached are woken, so many concurrent waiters cost nothing per event.
 type Tracker struct {

@@ -1,0 +1,17 @@
+// Package consumer is the runtime that every consumer of the log shares:
+// the Engine that catches a Group up from the log at start and then feeds
+// it live through Watermill's cqrs event group processor, the Handler of
+// one event type (On, OnEvery), the Checkpoints port that keeps each
+// group's position, the Tracker that lets callers wait for a position, and
+// ProcessCheckpoints for processes.
+//
+// A Group is either a read model's projection (Kind ReadModel) or a
+// process (Kind Process). The consistency wait of commands (Engine.WaitFor)
+// covers read models only: processes report through the events they
+// record, and a slow one never delays a command's answer.
+//
+// It must never know what a read model or a process does: no domain rule,
+// no read model, no command lives here, and it imports neither the query
+// side (projections) nor the write side (commands). It applies each event
+// at most once per group (positions) and never reorders a group's events.
+package consumer
