@@ -110,11 +110,11 @@ type App struct {
 	Verifier *identity.Verifier
 	Engine   *projections.Engine
 	Pipeline *commands.Pipeline
-	Queries  *projections.Queries
-	// Knowledge answers knowledge-base reads and searches.
-	Knowledge *projections.KnowledgeQueries
-	Registry  *prometheus.Registry
-	server    *httpapi.Server
+	// Application is every use case, as HTTP, tools and workflow steps
+	// call them.
+	Application Application
+	Registry    *prometheus.Registry
+	server      *httpapi.Server
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -187,8 +187,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Engine = models.engine
-	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
-	a.Knowledge = projections.NewKnowledgeQueries(models.knowledge, models.chunks, a.embedder, a.Pipeline)
+	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, models)
 
 	start := time.Now()
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
@@ -201,14 +200,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.server = httpapi.NewServer(httpapi.Deps{
-		Commands:        a.Pipeline,
-		Queries:         a.Queries,
+		App:             a.Application.forHTTP(),
 		Principals:      a.principals,
-		Knowledge:       a.Knowledge,
 		Extractor:       newDocumentExtractor(cfg.PDFCommand),
-		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
-		Minter:          a.Issuer,
 		JWKS:            a.Issuer.JWKS,
 		ReadModels:      a.Engine,
 		Ready:           a.readiness,
