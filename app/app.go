@@ -1,6 +1,7 @@
 // Package app wires Palisade's parts into one running server for a given
 // configuration: the event store, identity, read models and projections,
-// the Watermill bus with the relay, and the HTTP API. cmd/palisade and the
+// the Watermill bus with the relay, the [Application] (every use case:
+// commands and queries) and the HTTP API it is handed to. cmd/palisade and the
 // end-to-end tests start Palisade through it, so both run the same code.
 //
 // It owns lifecycles (start order, shutdown order) and nothing else: no
