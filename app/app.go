@@ -1,7 +1,8 @@
 // Package app wires Palisade's parts into one running server for a given
 // configuration: the event store, identity, read models and projections,
-// the Watermill bus with the relay, and the HTTP API. cmd/palisade and the
-// end-to-end tests start Palisade through it, so both run the same code;
+// the Watermill bus with the relay, the [Application] (every use case:
+// commands and queries) and the HTTP API it is handed to. cmd/palisade and
+// the end-to-end tests start Palisade through it, so both run the same code;
 // offline tools (palisade audit replay) open the configured event log alone
 // through OpenStore, the same way.
 //
@@ -116,11 +117,11 @@ type App struct {
 	Verifier *identity.Verifier
 	Engine   *consumer.Engine
 	Pipeline *commands.Pipeline
-	Queries  *projections.Queries
-	// Knowledge answers knowledge-base reads and searches.
-	Knowledge *projections.KnowledgeQueries
-	Registry  *prometheus.Registry
-	server    *httpapi.Server
+	// Application is every use case, as HTTP, tools and workflow steps
+	// call them.
+	Application Application
+	Registry    *prometheus.Registry
+	server      *httpapi.Server
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -197,8 +198,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.principals = projections.NewPrincipals(models.tenancy)
 	groups := append(models.projections(registry, a.embedder), a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
-	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
-	a.Knowledge = projections.NewKnowledgeQueries(models.knowledge, models.chunks, a.embedder, a.Pipeline)
+	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, models)
 
 	start := time.Now()
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
@@ -211,14 +211,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.server = httpapi.NewServer(httpapi.Deps{
-		Commands:        a.Pipeline,
-		Queries:         a.Queries,
+		App:             a.Application.forHTTP(),
 		Principals:      a.principals,
-		Knowledge:       a.Knowledge,
 		Extractor:       newDocumentExtractor(cfg.PDFCommand),
-		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
-		Minter:          a.Issuer,
 		JWKS:            a.Issuer.JWKS,
 		ReadModels:      a.Engine,
 		Ready:           a.readiness,

@@ -9,6 +9,14 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 )
 
+// Bots handles the commands of bots.
+type Bots struct {
+	p *Pipeline
+}
+
+// NewBots returns the bot handlers over p.
+func NewBots(p *Pipeline) *Bots { return &Bots{p: p} }
+
 func botStream(orgID, botID string) (eventstore.StreamName, error) {
 	return eventstore.NewStreamName(bots.Category, orgID, botID)
 }
@@ -17,40 +25,57 @@ func newBot() aggregate { return &bots.Bot{} }
 
 func asBot(a aggregate) *bots.Bot { return a.(*bots.Bot) }
 
+// BotCreated is what creating a bot returns: the bot as recorded, its
+// grants normalized by the domain.
+type BotCreated struct {
+	Result
+	Bot *bots.BotCreated
+}
+
 // CreateBot creates a bot in the principal's organization.
-func (p *Pipeline) CreateBot(ctx context.Context, who access.Principal, name, instructions string, grants bots.Grants) (Result, error) {
+func (b *Bots) CreateBot(ctx context.Context, who access.Principal, name, instructions string, grants bots.Grants) (BotCreated, error) {
+	p := b.p
 	d, err := p.authorize(ctx, who, access.BotsManage, access.OrgResource(who.OrgID), "bots")
 	if err != nil {
-		return Result{}, err
+		return BotCreated{}, err
 	}
 	id := newResourceID(ctx, who)
 	stream, err := botStream(who.OrgID, id)
 	if err != nil {
-		return Result{}, err
+		return BotCreated{}, err
 	}
-	return p.create(ctx, who, d, stream, newBot, func(a aggregate) ([]domain.Event, error) {
+	res, err := p.create(ctx, who, d, stream, newBot, func(a aggregate) ([]domain.Event, error) {
 		if asBot(a).Exists() {
 			return p.existing(ctx, "bot")
 		}
 		return bots.Create(id, name, instructions, grants)
 	})
+	if err != nil {
+		return BotCreated{}, err
+	}
+	e, res, err := created[*bots.BotCreated](ctx, p, stream, res)
+	if err != nil {
+		return BotCreated{}, err
+	}
+	return BotCreated{Result: res, Bot: e}, nil
 }
 
 // UpdateBot changes the given fields of a bot (nil leaves a field as is).
-func (p *Pipeline) UpdateBot(ctx context.Context, who access.Principal, id string, name, instructions *string, grants *bots.Grants) (Result, error) {
-	return p.changeBot(ctx, who, id, func(b *bots.Bot) ([]domain.Event, error) {
-		return b.Update(name, instructions, grants)
+func (b *Bots) UpdateBot(ctx context.Context, who access.Principal, id string, name, instructions *string, grants *bots.Grants) (Result, error) {
+	return b.change(ctx, who, id, func(bot *bots.Bot) ([]domain.Event, error) {
+		return bot.Update(name, instructions, grants)
 	})
 }
 
 // ArchiveBot archives a bot.
-func (p *Pipeline) ArchiveBot(ctx context.Context, who access.Principal, id string) (Result, error) {
-	return p.changeBot(ctx, who, id, func(b *bots.Bot) ([]domain.Event, error) {
-		return b.Archive()
+func (b *Bots) ArchiveBot(ctx context.Context, who access.Principal, id string) (Result, error) {
+	return b.change(ctx, who, id, func(bot *bots.Bot) ([]domain.Event, error) {
+		return bot.Archive()
 	})
 }
 
-func (p *Pipeline) changeBot(ctx context.Context, who access.Principal, id string, change func(*bots.Bot) ([]domain.Event, error)) (Result, error) {
+func (b *Bots) change(ctx context.Context, who access.Principal, id string, change func(*bots.Bot) ([]domain.Event, error)) (Result, error) {
+	p := b.p
 	d, err := p.authorize(ctx, who, access.BotsManage, access.OrgResource(who.OrgID), "bots/"+id)
 	if err != nil {
 		return Result{}, err

@@ -46,30 +46,32 @@ func TestIngestionReauthorizes(t *testing.T) {
 	t.Cleanup(func() { _ = store.Close() })
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
+	tenancyCommands := commands.NewTenancy(p, nil)
+	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: "m", Dimensions: 3})
 
 	platform := access.NewPlatform("ops")
-	org, err := p.CreateOrg(ctx, platform, "Acme", "alice")
+	org, err := tenancyCommands.CreateOrg(ctx, platform, "Acme", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	owner := access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil)
-	if _, err := p.AddMember(ctx, owner, "bella", []access.Role{access.RoleBuilder}); err != nil {
+	if _, err := tenancyCommands.AddMember(ctx, owner, "bella", []access.Role{access.RoleBuilder}); err != nil {
 		t.Fatal(err)
 	}
 	bella := access.NewUser(org.ID, "bella", []access.Role{access.RoleBuilder}, nil)
-	kb, err := p.CreateKnowledgeBase(ctx, owner, "Handbook", "", commands.Embedding{Model: "m", Dimensions: 3})
+	kb, err := knowledgeCommands.CreateKnowledgeBase(ctx, owner, "Handbook", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	byBella, err := p.AddDocument(ctx, bella, kb.ID, commands.DocumentInput{Title: "B", ContentType: "text/plain", Content: "one\n\ntwo"})
+	byBella, err := knowledgeCommands.AddDocument(ctx, bella, kb.ID, commands.DocumentInput{Title: "B", ContentType: "text/plain", Content: "one\n\ntwo"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	byAlice, err := p.AddDocument(ctx, owner, kb.ID, commands.DocumentInput{Title: "A", ContentType: "text/plain", Content: "three\n\nfour\n\nfive"})
+	byAlice, err := knowledgeCommands.AddDocument(ctx, owner, kb.ID, commands.DocumentInput{Title: "A", ContentType: "text/plain", Content: "three\n\nfour\n\nfive"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.RemoveMember(ctx, owner, "bella"); err != nil {
+	if _, err := tenancyCommands.RemoveMember(ctx, owner, "bella"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -146,18 +148,20 @@ func TestIngestionIsAJob(t *testing.T) {
 	t.Cleanup(func() { _ = store.Close() })
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
-	org, err := p.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
+	tenancyCommands := commands.NewTenancy(p, nil)
+	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: "m", Dimensions: 3})
+	org, err := tenancyCommands.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	scope := access.NewPermissionSet(access.KBWrite, access.KBRead)
 	owner := access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, &scope)
-	kb, err := p.CreateKnowledgeBase(ctx, access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil), "Handbook", "", commands.Embedding{Model: "m", Dimensions: 3})
+	kb, err := knowledgeCommands.CreateKnowledgeBase(ctx, access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil), "Handbook", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	add := func(content string) string {
-		res, err := p.AddDocument(ctx, owner, kb.ID, commands.DocumentInput{Title: content[:3], ContentType: "text/plain", Content: content})
+		res, err := knowledgeCommands.AddDocument(ctx, owner, kb.ID, commands.DocumentInput{Title: content[:3], ContentType: "text/plain", Content: content})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,19 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 )
 
+// Knowledge handles the commands of knowledge bases and their documents,
+// and records what searches returned.
+type Knowledge struct {
+	p         *Pipeline
+	embedding Embedding
+}
+
+// NewKnowledge returns the knowledge handlers over p; new bases are
+// embedded with emb.
+func NewKnowledge(p *Pipeline, emb Embedding) *Knowledge {
+	return &Knowledge{p: p, embedding: emb}
+}
+
 func kbStream(orgID, kbID string) (eventstore.StreamName, error) {
 	return eventstore.NewStreamName(knowledge.KnowledgeBaseCategory, orgID, kbID)
 }
@@ -31,31 +44,49 @@ type Embedding struct {
 	Dimensions int
 }
 
+// KnowledgeBaseCreated is what creating a knowledge base returns: the base
+// as recorded.
+type KnowledgeBaseCreated struct {
+	Result
+	KnowledgeBase *knowledge.KnowledgeBaseCreated
+}
+
 // CreateKnowledgeBase creates a knowledge base, open to every member whose
-// role holds kb:read until grants restrict it.
-func (p *Pipeline) CreateKnowledgeBase(ctx context.Context, who access.Principal, name, description string, emb Embedding) (Result, error) {
+// role holds kb:read until grants restrict it, embedded with the handlers'
+// embedding model.
+func (k *Knowledge) CreateKnowledgeBase(ctx context.Context, who access.Principal, name, description string) (KnowledgeBaseCreated, error) {
+	p, emb := k.p, k.embedding
 	d, err := p.authorize(ctx, who, access.KBManage, access.OrgResource(who.OrgID), "knowledge-bases")
 	if err != nil {
-		return Result{}, err
+		return KnowledgeBaseCreated{}, err
 	}
 	id := newResourceID(ctx, who)
 	stream, err := kbStream(who.OrgID, id)
 	if err != nil {
-		return Result{}, err
+		return KnowledgeBaseCreated{}, err
 	}
-	return p.create(ctx, who, d, stream, newKB, func(a aggregate) ([]domain.Event, error) {
+	res, err := p.create(ctx, who, d, stream, newKB, func(a aggregate) ([]domain.Event, error) {
 		if a.(*knowledge.KnowledgeBase).Exists() {
 			return p.existing(ctx, "knowledge base")
 		}
 		return knowledge.CreateKnowledgeBase(id, name, description, emb.Model, emb.Dimensions)
 	})
+	if err != nil {
+		return KnowledgeBaseCreated{}, err
+	}
+	e, res, err := created[*knowledge.KnowledgeBaseCreated](ctx, p, stream, res)
+	if err != nil {
+		return KnowledgeBaseCreated{}, err
+	}
+	return KnowledgeBaseCreated{Result: res, KnowledgeBase: e}, nil
 }
 
 // loadKB loads a knowledge base of the principal's organization and checks
 // action on it. A base the principal may not even see answers exactly like
 // one that does not exist; a visible base whose action is refused answers
 // forbidden. Both refusals are recorded.
-func (p *Pipeline) loadKB(ctx context.Context, who access.Principal, kbID string, action access.Permission) (*knowledge.KnowledgeBase, uint64, bool, access.Decision, error) {
+func (k *Knowledge) loadKB(ctx context.Context, who access.Principal, kbID string, action access.Permission) (*knowledge.KnowledgeBase, uint64, bool, access.Decision, error) {
+	p := k.p
 	stream, err := kbStream(who.OrgID, kbID)
 	if err != nil {
 		return nil, 0, false, access.Decision{}, fmt.Errorf("%w: knowledge base", domain.ErrNotFound)
@@ -81,11 +112,12 @@ func (p *Pipeline) loadKB(ctx context.Context, who access.Principal, kbID string
 }
 
 // changeKB runs change on a knowledge base the principal may manage.
-func (p *Pipeline) changeKB(ctx context.Context, who access.Principal, kbID string, change func(*knowledge.KnowledgeBase) ([]domain.Event, error)) (Result, error) {
+func (k *Knowledge) changeKB(ctx context.Context, who access.Principal, kbID string, change func(*knowledge.KnowledgeBase) ([]domain.Event, error)) (Result, error) {
+	p := k.p
 	if _, err := p.authorize(ctx, who, access.KBManage, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID); err != nil {
 		return Result{}, err
 	}
-	_, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBManage)
+	_, _, _, d, err := k.loadKB(ctx, who, kbID, access.KBManage)
 	if err != nil {
 		return Result{}, err
 	}
@@ -96,8 +128,8 @@ func (p *Pipeline) changeKB(ctx context.Context, who access.Principal, kbID stri
 }
 
 // UpdateKnowledgeBase changes a base's name or description.
-func (p *Pipeline) UpdateKnowledgeBase(ctx context.Context, who access.Principal, kbID string, name, description *string) (Result, error) {
-	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+func (k *Knowledge) UpdateKnowledgeBase(ctx context.Context, who access.Principal, kbID string, name, description *string) (Result, error) {
+	return k.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
 		return kb.Update(name, description)
 	})
 }
@@ -106,14 +138,14 @@ func (p *Pipeline) UpdateKnowledgeBase(ctx context.Context, who access.Principal
 // and kb:write only, and on a restricted base only owners and admins keep
 // kb:manage, so a caller who would not may not restrict it: the change
 // would lock them out of undoing it.
-func (p *Pipeline) SetKnowledgeBaseGrants(ctx context.Context, who access.Principal, kbID string, grants []knowledge.Grant) (Result, error) {
-	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+func (k *Knowledge) SetKnowledgeBaseGrants(ctx context.Context, who access.Principal, kbID string, grants []knowledge.Grant) (Result, error) {
+	return k.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
 		normalized, err := knowledge.NormalizeGrants(grants)
 		if err != nil {
 			return nil, err
 		}
 		if d := access.Decide(who, access.KBManage, knowledge.Resource(who.OrgID, normalized)); !d.Allowed {
-			p.RecordDenial(ctx, who, d, "knowledge-bases/"+kbID+"/grants")
+			k.p.RecordDenial(ctx, who, d, "knowledge-bases/"+kbID+"/grants")
 			return nil, fmt.Errorf("%w: only owners and admins may restrict a knowledge base, since only they keep managing it once restricted", domain.ErrForbidden)
 		}
 		return kb.SetGrants(normalized)
@@ -121,8 +153,8 @@ func (p *Pipeline) SetKnowledgeBaseGrants(ctx context.Context, who access.Princi
 }
 
 // ArchiveKnowledgeBase archives a base: it is no longer searched or written.
-func (p *Pipeline) ArchiveKnowledgeBase(ctx context.Context, who access.Principal, kbID string) (Result, error) {
-	return p.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
+func (k *Knowledge) ArchiveKnowledgeBase(ctx context.Context, who access.Principal, kbID string) (Result, error) {
+	return k.changeKB(ctx, who, kbID, func(kb *knowledge.KnowledgeBase) ([]domain.Event, error) {
 		return kb.Archive()
 	})
 }
@@ -134,26 +166,34 @@ type DocumentInput struct {
 	Content     string
 }
 
+// DocumentAdded is what adding a document returns: the document as
+// recorded, its content hash computed by the domain.
+type DocumentAdded struct {
+	Result
+	Document *knowledge.DocumentAdded
+}
+
 // AddDocument adds a document to a base the principal may write. Its id is
 // derived from the base and the content, so the same content is never
 // ingested twice into one base: a second add of it is a conflict.
-func (p *Pipeline) AddDocument(ctx context.Context, who access.Principal, kbID string, in DocumentInput) (Result, error) {
+func (k *Knowledge) AddDocument(ctx context.Context, who access.Principal, kbID string, in DocumentInput) (DocumentAdded, error) {
+	p := k.p
 	if _, err := p.authorize(ctx, who, access.KBWrite, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID+"/documents"); err != nil {
-		return Result{}, err
+		return DocumentAdded{}, err
 	}
-	kb, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBWrite)
+	kb, _, _, d, err := k.loadKB(ctx, who, kbID, access.KBWrite)
 	if err != nil {
-		return Result{}, err
+		return DocumentAdded{}, err
 	}
 	if err := kb.MustAcceptDocuments(); err != nil {
-		return Result{}, err
+		return DocumentAdded{}, err
 	}
 	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte(who.OrgID+"/"+kbID+"/"+knowledge.ContentHash(in.Content))).String()
 	stream, err := docStream(who.OrgID, id)
 	if err != nil {
-		return Result{}, err
+		return DocumentAdded{}, err
 	}
-	return p.create(ctx, who, d, stream, newDocument, func(a aggregate) ([]domain.Event, error) {
+	res, err := p.create(ctx, who, d, stream, newDocument, func(a aggregate) ([]domain.Event, error) {
 		doc := a.(*knowledge.Document)
 		if doc.Exists() {
 			// The id comes from the content, not from an Idempotency-Key, so
@@ -162,16 +202,25 @@ func (p *Pipeline) AddDocument(ctx context.Context, who access.Principal, kbID s
 		}
 		return doc.AddDocument(kb, id, in.Title, in.ContentType, in.Content)
 	})
+	if err != nil {
+		return DocumentAdded{}, err
+	}
+	e, res, err := created[*knowledge.DocumentAdded](ctx, p, stream, res)
+	if err != nil {
+		return DocumentAdded{}, err
+	}
+	return DocumentAdded{Result: res, Document: e}, nil
 }
 
 // changeDocument runs change on a document of a base the principal may
 // write; a document of another base answers like a missing one.
-func (p *Pipeline) changeDocument(ctx context.Context, who access.Principal, kbID, docID string,
+func (k *Knowledge) changeDocument(ctx context.Context, who access.Principal, kbID, docID string,
 	change func(*knowledge.KnowledgeBase, *knowledge.Document) ([]domain.Event, error)) (Result, error) {
+	p := k.p
 	if _, err := p.authorize(ctx, who, access.KBWrite, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID+"/documents/"+docID); err != nil {
 		return Result{}, err
 	}
-	kb, _, _, d, err := p.loadKB(ctx, who, kbID, access.KBWrite)
+	kb, _, _, d, err := k.loadKB(ctx, who, kbID, access.KBWrite)
 	if err != nil {
 		return Result{}, err
 	}
@@ -189,29 +238,31 @@ func (p *Pipeline) changeDocument(ctx context.Context, who access.Principal, kbI
 }
 
 // ReplaceDocument records a new version of a document's content.
-func (p *Pipeline) ReplaceDocument(ctx context.Context, who access.Principal, kbID, docID string, in DocumentInput) (Result, error) {
-	return p.changeDocument(ctx, who, kbID, docID, func(kb *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+func (k *Knowledge) ReplaceDocument(ctx context.Context, who access.Principal, kbID, docID string, in DocumentInput) (Result, error) {
+	return k.changeDocument(ctx, who, kbID, docID, func(kb *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
 		return doc.Replace(kb, in.Title, in.ContentType, in.Content)
 	})
 }
 
 // DeleteDocument deletes a document; its chunks leave retrieval as soon as
 // the read models apply the event, which the command waits for.
-func (p *Pipeline) DeleteDocument(ctx context.Context, who access.Principal, kbID, docID string) (Result, error) {
-	return p.changeDocument(ctx, who, kbID, docID, func(_ *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+func (k *Knowledge) DeleteDocument(ctx context.Context, who access.Principal, kbID, docID string) (Result, error) {
+	return k.changeDocument(ctx, who, kbID, docID, func(_ *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
 		return doc.Delete()
 	})
 }
 
-// RecordSearch appends what a search returned to the audit trail.
-func (p *Pipeline) RecordSearch(ctx context.Context, who access.Principal, d access.Decision, searched *knowledge.KnowledgeSearched) (Result, error) {
+// RecordSearch appends what a search returned to the audit trail, as
+// authorized by d, and returns the search's id and log position. Only the
+// search use case of the query side calls it, after it searched.
+func (k *Knowledge) RecordSearch(ctx context.Context, who access.Principal, d access.Decision, searched *knowledge.KnowledgeSearched) (string, uint64, error) {
 	stream, err := eventstore.NewStreamName(knowledge.SearchCategory, who.OrgID, uuid.Must(uuid.NewV7()).String())
 	if err != nil {
-		return Result{}, err
+		return "", 0, err
 	}
-	res, at, err := p.append(ctx, who, d, stream, eventstore.NoStream(), []domain.Event{searched})
+	res, _, err := k.p.append(ctx, who, d, stream, eventstore.NoStream(), []domain.Event{searched})
 	if err != nil {
-		return Result{}, err
+		return "", 0, err
 	}
-	return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at}, nil
+	return stream.EntityID, res.LastPosition, nil
 }

@@ -1,9 +1,12 @@
-// Package commands owns the write side: the pipeline every command goes
-// through (authorize with access.Decide, load the aggregate from its
-// stream, let it decide, append org-tagged events with full metadata) and
-// the record of denied attempts in each organization's security stream,
-// and RunJob, which runs a job (domain/jobs) from a process: re-authorized
-// with the principal recorded on its trigger, its outcome recorded once.
+// Package commands owns the write side: the core every command goes
+// through ([Pipeline]: authorize with access.Decide, load the aggregate
+// from its stream, let it decide, append org-tagged events with full
+// metadata), the record of denied attempts in each organization's security
+// stream, one handler type per bounded context over that core
+// ([Tenancy], [Bots], [Knowledge]), grouped as [Commands], and [RunJob],
+// which runs a job (domain/jobs) from a process: re-authorized with the
+// principal recorded on its trigger, its outcome recorded once. HTTP routes,
+// bot tools and workflow steps call the same handlers.
 //
 // It must never read a read model to make a decision — aggregates are
 // loaded from the log — and never append an event whose organization is
@@ -62,13 +65,18 @@ type Result struct {
 	// events were recorded (both zero when nothing changed).
 	Version uint64
 	At      time.Time
+	// events are what the command appended, for handlers that answer
+	// with the record they created.
+	events []domain.Event
 }
 
 // maxConflictRetries bounds how often a command re-reads its aggregate and
 // decides again after losing an optimistic-concurrency race.
 const maxConflictRetries = 3
 
-// Pipeline runs commands against the event store.
+// Pipeline is the write core: it runs commands against the event store.
+// Handlers of each bounded context hold one and add the rules of their
+// use cases.
 type Pipeline struct {
 	store    eventstore.Store
 	registry *events.Registry
@@ -144,7 +152,7 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 		if err != nil {
 			return Result{}, err
 		}
-		return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at}, nil
+		return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 	}
 }
 
@@ -271,4 +279,44 @@ func newResourceID(ctx context.Context, who access.Principal) string {
 	}
 	sum := sha256.Sum256([]byte(who.OrgID + "\x00" + who.Subject + "\x00" + key))
 	return uuid.NewSHA1(uuid.NameSpaceURL, sum[:]).String()
+}
+
+// existing answers a create whose target already exists: a replay of the
+// same Idempotency-Key changes nothing; anything else is a conflict.
+func (p *Pipeline) existing(ctx context.Context, what string) ([]domain.Event, error) {
+	if OriginFrom(ctx).IdempotencyKey != "" {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: %s exists", domain.ErrConflict, what)
+}
+
+// created returns the event of type E that a create recorded in stream,
+// with res completed by when it was recorded. A create that appended
+// nothing (the replay of an Idempotency-Key whose resource exists) reads
+// the stream's first event, so that the replay answers with the record the
+// first attempt created.
+func created[E domain.Event](ctx context.Context, p *Pipeline, stream eventstore.StreamName, res Result) (E, Result, error) {
+	var zero E
+	for _, e := range res.events {
+		if ev, ok := e.(E); ok {
+			return ev, res, nil
+		}
+	}
+	envs, err := p.store.ReadStream(ctx, stream, 0, 1)
+	if err != nil {
+		return zero, res, fmt.Errorf("read back %s: %w", stream, err)
+	}
+	if len(envs) == 0 {
+		return zero, res, fmt.Errorf("read back %s: the stream is empty", stream)
+	}
+	e, err := p.registry.Decode(envs[0].Type, envs[0].Data)
+	if err != nil {
+		return zero, res, fmt.Errorf("read back %s: %w", stream, err)
+	}
+	ev, ok := e.(E)
+	if !ok {
+		return zero, res, fmt.Errorf("read back %s: first event is %s", stream, envs[0].Type)
+	}
+	res.At, res.Version = envs[0].OccurredAt, envs[0].StreamVersion
+	return ev, res, nil
 }

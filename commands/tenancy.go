@@ -18,9 +18,18 @@ type TokenMinter interface {
 	MintServiceToken(orgID, accountID, tokenID string, expiresAt time.Time) (string, error)
 }
 
-// DefaultServiceAccountTTL is how long a service account token lives when
-// the creator does not say.
-const DefaultServiceAccountTTL = 90 * 24 * time.Hour
+// Tenancy handles the commands of organizations, their members and their
+// service accounts.
+type Tenancy struct {
+	p      *Pipeline
+	minter TokenMinter
+}
+
+// NewTenancy returns the tenancy handlers over p; minter issues service
+// account tokens.
+func NewTenancy(p *Pipeline, minter TokenMinter) *Tenancy {
+	return &Tenancy{p: p, minter: minter}
+}
 
 func orgStream(orgID string) eventstore.StreamName {
 	return eventstore.MustStreamName(tenancy.Category, orgID, orgID)
@@ -30,56 +39,91 @@ func newOrganization() aggregate { return tenancy.New() }
 
 func asOrg(a aggregate) *tenancy.Organization { return a.(*tenancy.Organization) }
 
+// OrgCreated is what creating an organization returns: the organization
+// as recorded.
+type OrgCreated struct {
+	Result
+	Name     string
+	OwnerSub string
+}
+
 // CreateOrg creates an organization with its first owner. Only the
 // platform may.
-func (p *Pipeline) CreateOrg(ctx context.Context, who access.Principal, name, ownerSub string) (Result, error) {
+func (t *Tenancy) CreateOrg(ctx context.Context, who access.Principal, name, ownerSub string) (OrgCreated, error) {
+	p := t.p
 	d, err := p.authorize(ctx, who, access.OrgsCreate, access.Resource{}, "organizations")
 	if err != nil {
-		return Result{}, err
+		return OrgCreated{}, err
 	}
 	orgID := newResourceID(ctx, who)
-	return p.create(ctx, who, d, orgStream(orgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
+	stream := orgStream(orgID)
+	res, err := p.create(ctx, who, d, stream, newOrganization, func(a aggregate) ([]domain.Event, error) {
 		if asOrg(a).ID() != "" {
 			return p.existing(ctx, "organization")
 		}
 		return tenancy.Create(orgID, name, ownerSub)
 	})
+	if err != nil {
+		return OrgCreated{}, err
+	}
+	e, res, err := created[*tenancy.OrganizationCreated](ctx, p, stream, res)
+	if err != nil {
+		return OrgCreated{}, err
+	}
+	return OrgCreated{Result: res, Name: e.Name, OwnerSub: e.OwnerSub}, nil
 }
 
-// existing answers a create whose target already exists: a replay of the
-// same Idempotency-Key changes nothing; anything else is a conflict.
-func (p *Pipeline) existing(ctx context.Context, what string) ([]domain.Event, error) {
-	if OriginFrom(ctx).IdempotencyKey != "" {
-		return nil, nil
-	}
-	return nil, fmt.Errorf("%w: %s exists", domain.ErrConflict, what)
+// MemberChanged is what adding a member or changing its roles returns: the
+// member's roles as recorded.
+type MemberChanged struct {
+	Result
+	Sub   string
+	Roles []string
 }
 
 // AddMember adds sub to the principal's organization with roles.
-func (p *Pipeline) AddMember(ctx context.Context, who access.Principal, sub string, roles []access.Role) (Result, error) {
-	return p.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+func (t *Tenancy) AddMember(ctx context.Context, who access.Principal, sub string, roles []access.Role) (MemberChanged, error) {
+	res, err := t.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
 		return o.AddMember(sub, roles)
 	})
+	return memberChanged(res, sub, roles), err
 }
 
 // ChangeMemberRoles replaces sub's roles.
-func (p *Pipeline) ChangeMemberRoles(ctx context.Context, who access.Principal, sub string, roles []access.Role) (Result, error) {
-	return p.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+func (t *Tenancy) ChangeMemberRoles(ctx context.Context, who access.Principal, sub string, roles []access.Role) (MemberChanged, error) {
+	res, err := t.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
 		return o.ChangeRoles(sub, roles)
 	})
+	return memberChanged(res, sub, roles), err
+}
+
+// memberChanged reads the roles the organization recorded for sub; a
+// change that recorded nothing left them as asked.
+func memberChanged(res Result, sub string, asked []access.Role) MemberChanged {
+	out := MemberChanged{Result: res, Sub: sub, Roles: access.RoleStrings(asked)}
+	for _, e := range res.events {
+		switch e := e.(type) {
+		case *tenancy.MemberAdded:
+			out.Roles = e.Roles
+		case *tenancy.MemberRolesChanged:
+			out.Roles = e.Roles
+		}
+	}
+	return out
 }
 
 // RemoveMember removes sub from the organization.
-func (p *Pipeline) RemoveMember(ctx context.Context, who access.Principal, sub string) (Result, error) {
-	return p.changeMembership(ctx, who, sub, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
+func (t *Tenancy) RemoveMember(ctx context.Context, who access.Principal, sub string) (Result, error) {
+	return t.changeMembership(ctx, who, sub, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
 		return o.RemoveMember(sub)
 	})
 }
 
 // changeMembership authorizes members:manage, and owners:manage when the
 // change gives or takes the owner role, then runs change.
-func (p *Pipeline) changeMembership(ctx context.Context, who access.Principal, sub string, roles []access.Role,
+func (t *Tenancy) changeMembership(ctx context.Context, who access.Principal, sub string, roles []access.Role,
 	change func(*tenancy.Organization) ([]domain.Event, error)) (Result, error) {
+	p := t.p
 	org := access.OrgResource(who.OrgID)
 	d, err := p.authorize(ctx, who, access.MembersManage, org, "members/"+sub)
 	if err != nil {
@@ -98,35 +142,40 @@ func (p *Pipeline) changeMembership(ctx context.Context, who access.Principal, s
 	return res, err
 }
 
-// ServiceAccountCreated is what creating a service account returns: its
-// id, and its token, shown this once and never stored.
+// ServiceAccountCreated is what creating a service account returns: the
+// account as recorded, and its token, shown this once and never stored.
 type ServiceAccountCreated struct {
 	Result
-	Token     string
-	ExpiresAt time.Time
+	Name        string
+	Permissions []string
+	Token       string
+	ExpiresAt   time.Time
 }
 
 // CreateServiceAccount creates a service account holding perms, which must
-// be a subset of the creator's permissions. Only users may create them, so
-// a leaked service token cannot mint more.
-func (p *Pipeline) CreateServiceAccount(ctx context.Context, who access.Principal, minter TokenMinter,
+// be a subset of the creator's permissions, whose token lives ttl (0 takes
+// the domain's default). Only users may create them, so a leaked service
+// token cannot mint more.
+func (t *Tenancy) CreateServiceAccount(ctx context.Context, who access.Principal,
 	name string, perms access.PermissionSet, ttl time.Duration) (ServiceAccountCreated, error) {
+	p := t.p
+	now := p.now()
+	expiresAt, err := tenancy.ServiceAccountExpiry(now, ttl)
+	if err != nil {
+		return ServiceAccountCreated{}, err
+	}
 	d, err := p.authorize(ctx, who, access.ServiceAccountsManage, access.OrgResource(who.OrgID), "service-accounts")
 	if err != nil {
 		return ServiceAccountCreated{}, err
 	}
-	if ttl == 0 {
-		ttl = DefaultServiceAccountTTL
-	}
-	now := p.now()
 	req := tenancy.ServiceAccountRequest{
 		ID: newResourceID(ctx, who), Name: name, Permissions: perms,
-		TokenID: uuid.Must(uuid.NewV7()).String(), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second),
+		TokenID: uuid.Must(uuid.NewV7()).String(), ExpiresAt: expiresAt,
 	}
 	// The token is minted before anything is recorded, so that a failure
 	// leaves no account without a token; it is useless until the account's
 	// event is in the log.
-	token, err := minter.MintServiceToken(who.OrgID, req.ID, req.TokenID, req.ExpiresAt)
+	token, err := t.minter.MintServiceToken(who.OrgID, req.ID, req.TokenID, req.ExpiresAt)
 	if err != nil {
 		return ServiceAccountCreated{}, fmt.Errorf("mint service account token: %w", err)
 	}
@@ -137,12 +186,19 @@ func (p *Pipeline) CreateServiceAccount(ctx context.Context, who access.Principa
 		return ServiceAccountCreated{}, err
 	}
 	res.ID = req.ID
-	return ServiceAccountCreated{Result: res, Token: token, ExpiresAt: req.ExpiresAt}, nil
+	out := ServiceAccountCreated{Result: res, Name: req.Name, Permissions: perms.Names(), Token: token, ExpiresAt: req.ExpiresAt}
+	for _, e := range res.events {
+		if e, ok := e.(*tenancy.ServiceAccountCreated); ok {
+			out.Name, out.Permissions, out.ExpiresAt = e.Name, e.Permissions, e.ExpiresAt
+		}
+	}
+	return out, nil
 }
 
 // RevokeServiceAccount revokes a service account; its token stops working
 // on the next request.
-func (p *Pipeline) RevokeServiceAccount(ctx context.Context, who access.Principal, id string) (Result, error) {
+func (t *Tenancy) RevokeServiceAccount(ctx context.Context, who access.Principal, id string) (Result, error) {
+	p := t.p
 	d, err := p.authorize(ctx, who, access.ServiceAccountsManage, access.OrgResource(who.OrgID), "service-accounts/"+id)
 	if err != nil {
 		return Result{}, err

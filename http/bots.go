@@ -38,18 +38,18 @@ func (s *Server) createBot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who := principalFrom(r.Context())
-	res, err := s.deps.Commands.CreateBot(r.Context(), who, in.Name, in.Instructions, in.Grants)
+	created, err := s.deps.App.Commands.Bots.CreateBot(r.Context(), who, in.Name, in.Instructions, in.Grants)
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	grants, _ := bots.NormalizeGrants(in.Grants)
-	w.Header().Set("Location", "/v1/bots/"+res.ID)
+	s.afterCommand(w, r, created.Position)
+	w.Header().Set("Location", "/v1/bots/"+created.ID)
+	b := created.Bot
 	writeJSON(w, http.StatusCreated, botBody{Bot: projections.Bot{
-		ID: res.ID, Name: in.Name, Instructions: in.Instructions, Grants: grants, CreatedBy: who.Subject,
-		CreatedAt: res.At, UpdatedAt: res.At, Version: res.Version,
-	}, Position: res.Position})
+		ID: created.ID, Name: b.Name, Instructions: b.Instructions, Grants: b.Grants, CreatedBy: who.Subject,
+		CreatedAt: created.At, UpdatedAt: created.At, Version: created.Version,
+	}, Position: created.Position})
 }
 
 func (s *Server) listBots(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +62,7 @@ func (s *Server) listBots(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "bot")
 		return
 	}
-	list, err := s.deps.Queries.Bots(r.Context(), principalFrom(r.Context()), page, includeArchived)
+	list, err := s.deps.App.Queries.Bots.Bots(r.Context(), principalFrom(r.Context()), page, includeArchived)
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
@@ -74,7 +74,7 @@ func (s *Server) getBot(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	b, err := s.deps.Queries.Bot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	b, err := s.deps.App.Queries.Bots.Bot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
@@ -89,13 +89,13 @@ func (s *Server) updateBot(w http.ResponseWriter, r *http.Request) {
 	}
 	who := principalFrom(r.Context())
 	id := mux.Vars(r)["id"]
-	res, err := s.deps.Commands.UpdateBot(r.Context(), who, id, in.Name, in.Instructions, in.Grants)
+	res, err := s.deps.App.Commands.Bots.UpdateBot(r.Context(), who, id, in.Name, in.Instructions, in.Grants)
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	b, err := s.deps.Queries.ManagedBot(r.Context(), who, id)
+	b, err := s.deps.App.Queries.Bots.ManagedBot(r.Context(), who, id)
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
@@ -104,7 +104,7 @@ func (s *Server) updateBot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) archiveBot(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.Commands.ArchiveBot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	res, err := s.deps.App.Commands.Bots.ArchiveBot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
@@ -144,7 +144,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	envs, err := s.deps.Queries.AuditEvents(r.Context(), principalFrom(r.Context()), aq)
+	envs, err := s.deps.App.Queries.Audit.AuditEvents(r.Context(), principalFrom(r.Context()), aq)
 	if err != nil {
 		writeError(w, r, err, "event")
 		return

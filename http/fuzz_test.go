@@ -252,10 +252,11 @@ func tokNewAuthBundle(t testing.TB) *tokAuthBundle {
 	resolver := &tokResolver{}
 	log := &tokAppendLog{Store: store}
 	server := NewServer(Deps{
-		Commands:   commands.NewPipeline(log, events.NewRegistry(), logger),
+		App: Application{Commands: Commands{
+			Security: commands.NewPipeline(log, events.NewRegistry(), logger),
+		}},
 		Principals: resolver,
 		Verifier:   verifier,
-		Minter:     issuer,
 		JWKS:       issuer.JWKS,
 		Registry:   prometheus.NewRegistry(),
 		Logger:     logger,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain"
-	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -23,6 +22,9 @@ var (
 	ErrUploadTooLarge  = errors.New("document too large")
 	ErrUnsupportedType = errors.New("unsupported document type")
 )
+
+// errPDFAsJSON refuses a PDF sent inside a JSON body: PDFs are binary.
+var errPDFAsJSON = errors.New("upload PDF documents as multipart/form-data")
 
 // DocumentExtractor turns uploaded documents into text.
 type DocumentExtractor interface {
@@ -80,18 +82,20 @@ func (s *Server) createKnowledgeBase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who := principalFrom(r.Context())
-	res, err := s.deps.Commands.CreateKnowledgeBase(r.Context(), who, in.Name, in.Description, s.deps.Embedding)
+	created, err := s.deps.App.Commands.Knowledge.CreateKnowledgeBase(r.Context(), who, in.Name, in.Description)
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	w.Header().Set("Location", "/v1/knowledge-bases/"+res.ID)
+	s.afterCommand(w, r, created.Position)
+	w.Header().Set("Location", "/v1/knowledge-bases/"+created.ID)
+	kb := created.KnowledgeBase
+	// A new base has no grants: it is open to the organization's roles.
 	writeJSON(w, http.StatusCreated, kbBody{KnowledgeBase: projections.KnowledgeBase{
-		ID: res.ID, Name: in.Name, Description: in.Description, EmbeddingModel: s.deps.Embedding.Model,
-		Dimensions: s.deps.Embedding.Dimensions, Grants: []knowledge.Grant{}, CreatedBy: who.Subject,
-		CreatedAt: res.At, UpdatedAt: res.At,
-	}, Position: res.Position})
+		ID: created.ID, Name: kb.Name, Description: kb.Description, EmbeddingModel: kb.EmbeddingModel,
+		Dimensions: kb.Dimensions, Grants: []knowledge.Grant{}, CreatedBy: who.Subject,
+		CreatedAt: created.At, UpdatedAt: created.At,
+	}, Position: created.Position})
 }
 
 func (s *Server) listKnowledgeBases(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +108,7 @@ func (s *Server) listKnowledgeBases(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	list, err := s.deps.Knowledge.KnowledgeBases(r.Context(), principalFrom(r.Context()), page, includeArchived)
+	list, err := s.deps.App.Queries.Knowledge.KnowledgeBases(r.Context(), principalFrom(r.Context()), page, includeArchived)
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
@@ -116,7 +120,7 @@ func (s *Server) getKnowledgeBase(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	kb, err := s.deps.Knowledge.KnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	kb, err := s.deps.App.Queries.Knowledge.KnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
@@ -131,7 +135,7 @@ func (s *Server) kbChanged(w http.ResponseWriter, r *http.Request, res commands.
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	kb, err := s.deps.Knowledge.ManagedKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	kb, err := s.deps.App.Queries.Knowledge.ManagedKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
@@ -144,7 +148,7 @@ func (s *Server) updateKnowledgeBase(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	res, err := s.deps.Commands.UpdateKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], in.Name, in.Description)
+	res, err := s.deps.App.Commands.Knowledge.UpdateKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], in.Name, in.Description)
 	s.kbChanged(w, r, res, err)
 }
 
@@ -157,12 +161,12 @@ func (s *Server) setKnowledgeBaseGrants(w http.ResponseWriter, r *http.Request) 
 		writeError(w, r, fmt.Errorf("%w: grants is required; [] removes every grant", domain.ErrInvalid), "knowledge base")
 		return
 	}
-	res, err := s.deps.Commands.SetKnowledgeBaseGrants(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], *in.Grants)
+	res, err := s.deps.App.Commands.Knowledge.SetKnowledgeBaseGrants(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], *in.Grants)
 	s.kbChanged(w, r, res, err)
 }
 
 func (s *Server) archiveKnowledgeBase(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.Commands.ArchiveKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	res, err := s.deps.App.Commands.Knowledge.ArchiveKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
@@ -190,7 +194,7 @@ func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands
 		in.ContentType = "text/plain"
 	}
 	if in.ContentType == "application/pdf" {
-		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "upload PDF documents as multipart/form-data")
+		writeError(w, r, errPDFAsJSON, "document")
 		return commands.DocumentInput{}, false
 	}
 	text, err := s.deps.Extractor.Text(in.ContentType, []byte(in.Content))
@@ -201,16 +205,19 @@ func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands
 	return commands.DocumentInput{Title: in.Title, ContentType: in.ContentType, Content: text}, true
 }
 
+// extractionError answers an upload the extractor could not read: too
+// large, of an unsupported type, or unreadable.
 func (s *Server) extractionError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.Is(err, ErrUploadTooLarge), errors.As(err, &tooLarge):
-		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("documents are limited to %d bytes", MaxUploadBytes))
+	case errors.Is(err, ErrUploadTooLarge):
+	case errors.As(err, &tooLarge):
+		err = fmt.Errorf("%w: %v", ErrUploadTooLarge, err)
 	case errors.Is(err, ErrUnsupportedType):
-		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", publicDetail(err))
 	default:
-		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid", "the document could not be read: "+publicDetail(err))
+		err = unreadableDocument{err}
 	}
+	writeError(w, r, err, "document")
 }
 
 func (s *Server) addDocument(w http.ResponseWriter, r *http.Request) {
@@ -219,18 +226,20 @@ func (s *Server) addDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who := principalFrom(r.Context())
-	res, err := s.deps.Commands.AddDocument(r.Context(), who, mux.Vars(r)["id"], in)
+	added, err := s.deps.App.Commands.Knowledge.AddDocument(r.Context(), who, mux.Vars(r)["id"], in)
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	w.Header().Set("Location", "/v1/knowledge-bases/"+mux.Vars(r)["id"]+"/documents/"+res.ID)
+	s.afterCommand(w, r, added.Position)
+	doc := added.Document
+	w.Header().Set("Location", "/v1/knowledge-bases/"+doc.KnowledgeBaseID+"/documents/"+added.ID)
+	// A new document waits for ingestion to chunk it.
 	writeJSON(w, http.StatusCreated, documentBody{Document: projections.Document{
-		ID: res.ID, KnowledgeBaseID: mux.Vars(r)["id"], Title: in.Title, ContentType: in.ContentType,
-		ContentHash: knowledge.ContentHash(in.Content), SizeBytes: len(in.Content), Version: 1,
-		State: projections.DocumentPending, CreatedBy: who.Subject, CreatedAt: res.At, UpdatedAt: res.At,
-	}, Position: res.Position})
+		ID: added.ID, KnowledgeBaseID: doc.KnowledgeBaseID, Title: doc.Title, ContentType: doc.ContentType,
+		ContentHash: doc.ContentHash, SizeBytes: len(doc.Content), Version: doc.Version,
+		State: projections.DocumentPending, CreatedBy: who.Subject, CreatedAt: added.At, UpdatedAt: added.At,
+	}, Position: added.Position})
 }
 
 func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +247,7 @@ func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	docs, err := s.deps.Knowledge.Documents(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], page)
+	docs, err := s.deps.App.Queries.Knowledge.Documents(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], page)
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
@@ -251,7 +260,7 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := mux.Vars(r)
-	doc, err := s.deps.Knowledge.Document(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
+	doc, err := s.deps.App.Queries.Knowledge.Document(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
 	if err != nil {
 		writeError(w, r, err, "document")
 		return
@@ -266,13 +275,13 @@ func (s *Server) replaceDocument(w http.ResponseWriter, r *http.Request) {
 	}
 	v := mux.Vars(r)
 	who := principalFrom(r.Context())
-	res, err := s.deps.Commands.ReplaceDocument(r.Context(), who, v["id"], v["doc"], in)
+	res, err := s.deps.App.Commands.Knowledge.ReplaceDocument(r.Context(), who, v["id"], v["doc"], in)
 	if err != nil {
 		writeError(w, r, err, "document")
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	doc, err := s.deps.Knowledge.WrittenDocument(r.Context(), who, v["id"], v["doc"])
+	doc, err := s.deps.App.Queries.Knowledge.WrittenDocument(r.Context(), who, v["id"], v["doc"])
 	if err != nil {
 		writeError(w, r, err, "document")
 		return
@@ -282,7 +291,7 @@ func (s *Server) replaceDocument(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	res, err := s.deps.Commands.DeleteDocument(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
+	res, err := s.deps.App.Commands.Knowledge.DeleteDocument(r.Context(), principalFrom(r.Context()), v["id"], v["doc"])
 	if err != nil {
 		writeError(w, r, err, "document")
 		return
@@ -305,29 +314,13 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	who := principalFrom(r.Context())
-	results, searched, err := s.deps.Knowledge.Search(r.Context(), who, in.Query, in.KnowledgeBaseIDs, in.K)
+	answer, err := s.deps.App.Queries.Knowledge.Search(r.Context(), principalFrom(r.Context()), projections.SearchRequest{
+		Query: in.Query, KnowledgeBaseIDs: in.KnowledgeBaseIDs, K: in.K,
+	})
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	hits := make([]knowledge.SearchHit, len(results))
-	for i, res := range results {
-		hits[i] = knowledge.SearchHit{ChunkID: res.ChunkID, DocumentID: res.DocumentID, KnowledgeBaseID: res.KnowledgeBaseID, Score: res.Score}
-	}
-	k := in.K
-	if k == 0 {
-		k = projections.DefaultSearchK
-	}
-	d := access.Decide(who, access.KBRead, access.OrgResource(who.OrgID))
-	rec, err := s.deps.Commands.RecordSearch(r.Context(), who, d, &knowledge.KnowledgeSearched{
-		Query: in.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits,
-	})
-	if err != nil {
-		// No answer leaves without its record.
-		writeError(w, r, err, "search")
-		return
-	}
-	w.Header().Set(headerPosition, fmt.Sprint(rec.Position))
-	writeJSON(w, http.StatusOK, searchBody{Results: results, SearchID: rec.ID, Position: rec.Position})
+	w.Header().Set(headerPosition, fmt.Sprint(answer.Position))
+	writeJSON(w, http.StatusOK, searchBody{Results: answer.Results, SearchID: answer.SearchID, Position: answer.Position})
 }

@@ -13,7 +13,7 @@ type metrics struct {
 	authDenied *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "palisade_http_requests_total", Help: "HTTP requests by route template, method and status.",

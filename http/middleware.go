@@ -210,7 +210,7 @@ func (s *Server) recordAuthDenial(r *http.Request, orgID, reason, subject string
 		Reason: reason, Method: r.Method, Path: truncate(r.URL.Path, 200),
 		RemoteAddr: r.RemoteAddr, Subject: truncate(subject, 256), Suppressed: suppressed,
 	}
-	if err := s.deps.Commands.RecordAuthenticationDenial(r.Context(), orgID, denied); err != nil {
+	if err := s.deps.App.Commands.Security.RecordAuthenticationDenial(r.Context(), orgID, denied); err != nil {
 		loggerFrom(r.Context()).Error("record authentication denial", "err", err)
 	}
 }

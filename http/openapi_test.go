@@ -302,15 +302,19 @@ func oasNewStack(t *testing.T) *oasStack {
 		// the next catch-up applies it.
 		commands.IngestionProcess(pipeline, principals, oasChunk),
 	)
+	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
+	queries := projections.NewQueries(tenancy, bots, audit, pipeline)
 	server := NewServer(Deps{
-		Commands:        pipeline,
-		Queries:         projections.NewQueries(tenancy, bots, audit, pipeline),
+		App: Application{
+			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge},
+			Queries: Queries{
+				Tenancy: queries, Bots: queries, Audit: queries,
+				Knowledge: projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline, cmds.Knowledge),
+			},
+		},
 		Principals:      principals,
-		Knowledge:       projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline),
 		Extractor:       oasExtractor{},
-		Embedding:       commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()},
 		Verifier:        verifier,
-		Minter:          issuer,
 		JWKS:            issuer.JWKS,
 		ReadModels:      oasCatchUp{store: store, engine: engine},
 		Registry:        prometheus.NewRegistry(),

@@ -3,12 +3,12 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/projections"
 )
 
 // Problem is an RFC 9457 problem details body.
@@ -38,31 +38,71 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, kind, deta
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// writeError maps an error from the command or query side to a problem.
-// This is the one place error kinds become status codes. Not-found
-// answers never echo what was asked for, so a resource of another
-// organization answers exactly like one that never existed.
-func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge), errors.Is(err, domain.ErrTooLarge):
-		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", "request body is too large")
-	case errors.Is(err, domain.ErrNotFound), errors.Is(err, projections.ErrNotFound):
-		writeProblem(w, r, http.StatusNotFound, "not-found", notFound+" not found")
-	case errors.Is(err, domain.ErrForbidden), errors.Is(err, access.ErrNoScope):
-		writeProblem(w, r, http.StatusForbidden, "forbidden", publicDetail(err))
-	case errors.Is(err, domain.ErrInvalid), errors.Is(err, access.ErrUnknownPermission), errors.Is(err, access.ErrInvalidRole):
-		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid", publicDetail(err))
-	case errors.Is(err, domain.ErrConflict):
-		writeProblem(w, r, http.StatusConflict, "conflict", publicDetail(err))
-	case errors.Is(err, eventstore.ErrConflict):
-		writeProblem(w, r, http.StatusConflict, "conflict", "the resource changed concurrently; retry the request")
-	case errors.Is(err, errBadRequest):
-		writeProblem(w, r, http.StatusBadRequest, "bad-request", publicDetail(err))
-	default:
-		loggerFrom(r.Context()).Error("request failed", "err", err)
-		writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error")
+// problemKind is one row of the table from error kinds to problems.
+type problemKind struct {
+	is     func(error) bool
+	status int
+	kind   string
+	// detail is what the caller reads; notFound names what was asked for.
+	detail func(err error, notFound string) string
+}
+
+// isAny reports whether err is one of targets.
+func isAny(targets ...error) func(error) bool {
+	return func(err error) bool {
+		for _, t := range targets {
+			if errors.Is(err, t) {
+				return true
+			}
+		}
+		return false
 	}
+}
+
+func fixed(detail string) func(error, string) string {
+	return func(error, string) string { return detail }
+}
+
+func ownDetail(err error, _ string) string { return publicDetail(err) }
+
+// problemKinds is the one place error kinds become status codes; the first
+// matching row wins. Not-found answers never echo what was asked for, so a
+// resource of another organization answers exactly like one that never
+// existed.
+var problemKinds = []problemKind{
+	{func(err error) bool {
+		var u unreadableDocument
+		return errors.As(err, &u)
+	}, http.StatusUnprocessableEntity, "invalid", ownDetail},
+	{isAny(ErrUploadTooLarge), http.StatusRequestEntityTooLarge, "too-large",
+		fixed(fmt.Sprintf("documents are limited to %d bytes", MaxUploadBytes))},
+	{func(err error) bool {
+		var tooLarge *http.MaxBytesError
+		return errors.As(err, &tooLarge) || errors.Is(err, domain.ErrTooLarge)
+	}, http.StatusRequestEntityTooLarge, "too-large", fixed("request body is too large")},
+	{isAny(errUnsupportedMedia), http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fixed("Content-Type must be application/json")},
+	{isAny(ErrUnsupportedType, errPDFAsJSON), http.StatusUnsupportedMediaType, "unsupported-media-type", ownDetail},
+	{isAny(domain.ErrNotFound), http.StatusNotFound, "not-found",
+		func(_ error, notFound string) string { return notFound + " not found" }},
+	{isAny(domain.ErrForbidden, access.ErrNoScope), http.StatusForbidden, "forbidden", ownDetail},
+	{isAny(domain.ErrInvalid, access.ErrUnknownPermission, access.ErrInvalidRole), http.StatusUnprocessableEntity, "invalid", ownDetail},
+	{isAny(domain.ErrConflict), http.StatusConflict, "conflict", ownDetail},
+	{isAny(eventstore.ErrConflict), http.StatusConflict, "conflict", fixed("the resource changed concurrently; retry the request")},
+	{isAny(errBadRequest), http.StatusBadRequest, "bad-request", ownDetail},
+}
+
+// writeError answers with the problem of err's kind (see problemKinds);
+// an error of no known kind is logged and answers 500.
+func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	for _, k := range problemKinds {
+		if k.is(err) {
+			writeProblem(w, r, k.status, k.kind, k.detail(err, notFound))
+			return
+		}
+	}
+	loggerFrom(r.Context()).Error("request failed", "err", err)
+	writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error")
 }
 
 // publicDetail returns the error's message, which for domain errors is
@@ -76,3 +116,10 @@ func publicDetail(err error) string {
 }
 
 var errBadRequest = errors.New("bad request")
+
+// unreadableDocument is an extractor's failure to read an upload for any
+// reason but its size or type.
+type unreadableDocument struct{ err error }
+
+func (u unreadableDocument) Error() string { return "the document could not be read: " + u.err.Error() }
+func (u unreadableDocument) Unwrap() error { return u.err }

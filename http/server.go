@@ -2,10 +2,13 @@
 // routes, the JWT middleware, problem+json errors, idempotency keys,
 // consistency waits, health, metrics and the OpenAPI document.
 //
-// It only authenticates. Every authorization decision is made by the
-// command pipeline or the query services it calls; a handler never checks
-// a permission itself and never takes the organization from anywhere but
-// the verified token.
+// It only authenticates. A route authenticates, decodes, calls one use
+// case of the [Application] (interfaces declared here, filled by app with
+// the commands handlers and the projections query services) and encodes;
+// errors become statuses in one table (problem.go). Every authorization
+// decision is made by the use cases; a handler never checks a permission
+// itself, never takes the organization from anywhere but the verified
+// token, and never imports an adapter.
 package httpapi
 
 import (
@@ -19,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
@@ -47,26 +49,28 @@ type ReadModels interface {
 	Position() uint64
 }
 
-// Deps are the parts the HTTP surface is wired to.
+// Metrics is where the HTTP surface registers its metrics and what
+// /metrics serves.
+type Metrics interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// Deps are the parts the HTTP surface is wired to, each an interface.
 type Deps struct {
-	Commands   *commands.Pipeline
-	Queries    *projections.Queries
+	// App is every use case the routes call.
+	App        Application
 	Principals PrincipalResolver
 	Verifier   TokenVerifier
-	// Minter issues service account tokens; JWKS publishes the built-in
-	// issuer's public keys.
-	Minter commands.TokenMinter
-	JWKS   func() ([]byte, error)
-	// Knowledge answers knowledge-base reads and searches; Extractor turns
-	// uploads into text; Embedding names the model new bases use.
-	Knowledge  *projections.KnowledgeQueries
+	// JWKS publishes the built-in issuer's public keys.
+	JWKS func() ([]byte, error)
+	// Extractor turns uploads into text.
 	Extractor  DocumentExtractor
-	Embedding  commands.Embedding
 	ReadModels ReadModels
 	// Ready reports whether the server may take traffic (log reachable,
 	// read models rebuilt).
 	Ready    func(ctx context.Context) error
-	Registry *prometheus.Registry
+	Registry Metrics
 	Logger   *slog.Logger
 	// ConsistencyWait bounds how long a command waits for the read models.
 	ConsistencyWait time.Duration

@@ -1,16 +1,13 @@
 package httpapi
 
 import (
-	"errors"
-	"fmt"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 
-	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
-	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -32,21 +29,21 @@ func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	res, err := s.deps.Commands.CreateOrg(r.Context(), principalFrom(r.Context()), in.Name, in.OwnerSub)
+	org, err := s.deps.App.Commands.Tenancy.CreateOrg(r.Context(), principalFrom(r.Context()), in.Name, in.OwnerSub)
 	if err != nil {
 		writeError(w, r, err, "organization")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
+	s.afterCommand(w, r, org.Position)
 	w.Header().Set("Location", "/v1/org")
-	writeJSON(w, http.StatusCreated, orgCreated{ID: res.ID, Name: in.Name, OwnerSub: in.OwnerSub, Position: res.Position})
+	writeJSON(w, http.StatusCreated, orgCreated{ID: org.ID, Name: org.Name, OwnerSub: org.OwnerSub, Position: org.Position})
 }
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	org, err := s.deps.Queries.Org(r.Context(), principalFrom(r.Context()))
+	org, err := s.deps.App.Queries.Tenancy.Org(r.Context(), principalFrom(r.Context()))
 	if err != nil {
 		writeError(w, r, err, "organization")
 		return
@@ -81,14 +78,14 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	res, err := s.deps.Commands.AddMember(r.Context(), principalFrom(r.Context()), in.Sub, roles)
+	m, err := s.deps.App.Commands.Tenancy.AddMember(r.Context(), principalFrom(r.Context()), in.Sub, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	w.Header().Set("Location", "/v1/members/"+in.Sub)
-	writeJSON(w, http.StatusCreated, memberChanged{Sub: in.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
+	s.afterCommand(w, r, m.Position)
+	w.Header().Set("Location", "/v1/members/"+m.Sub)
+	writeJSON(w, http.StatusCreated, memberChanged{Sub: m.Sub, Roles: m.Roles, Position: m.Position})
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +93,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	members, err := s.deps.Queries.Members(r.Context(), principalFrom(r.Context()), page)
+	members, err := s.deps.App.Queries.Tenancy.Members(r.Context(), principalFrom(r.Context()), page)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
@@ -108,7 +105,7 @@ func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	m, err := s.deps.Queries.Member(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	m, err := s.deps.App.Queries.Tenancy.Member(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
@@ -127,17 +124,17 @@ func (s *Server) changeMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := mux.Vars(r)["sub"]
-	res, err := s.deps.Commands.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), sub, roles)
+	m, err := s.deps.App.Commands.Tenancy.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), sub, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	writeJSON(w, http.StatusOK, memberChanged{Sub: sub, Roles: access.RoleStrings(roles), Position: res.Position})
+	s.afterCommand(w, r, m.Position)
+	writeJSON(w, http.StatusOK, memberChanged{Sub: m.Sub, Roles: m.Roles, Position: m.Position})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.Commands.RemoveMember(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	res, err := s.deps.App.Commands.Tenancy.RemoveMember(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
@@ -150,8 +147,23 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 type CreateServiceAccountRequest struct {
 	Name        string   `json:"name"`
 	Permissions []string `json:"permissions"`
-	// TTLSeconds is the token's lifetime; default 90 days, at most 366.
+	// TTLSeconds is the token's lifetime; the domain sets the default and
+	// the bounds (90 days; 60 seconds to 366 days).
 	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// seconds converts a count of seconds to a duration, saturating instead of
+// wrapping around, so that an absurd ttl_seconds reaches the domain's
+// bounds as the absurd value it is.
+func seconds(n int64) time.Duration {
+	const most = int64(math.MaxInt64 / time.Second)
+	switch {
+	case n > most:
+		return math.MaxInt64
+	case n < -most:
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 type serviceAccountCreated struct {
@@ -173,13 +185,8 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "service account")
 		return
 	}
-	if in.TTLSeconds < 0 || in.TTLSeconds > int64(tenancy.MaxServiceAccountTTL/time.Second) {
-		writeError(w, r, fmt.Errorf("%w: ttl_seconds must be between %d and %d", domain.ErrInvalid,
-			int64(tenancy.MinServiceAccountTTL/time.Second), int64(tenancy.MaxServiceAccountTTL/time.Second)), "service account")
-		return
-	}
-	created, err := s.deps.Commands.CreateServiceAccount(r.Context(), principalFrom(r.Context()), s.deps.Minter,
-		in.Name, perms, time.Duration(in.TTLSeconds)*time.Second)
+	created, err := s.deps.App.Commands.Tenancy.CreateServiceAccount(r.Context(), principalFrom(r.Context()),
+		in.Name, perms, seconds(in.TTLSeconds))
 	if err != nil {
 		writeError(w, r, err, "service account")
 		return
@@ -187,7 +194,7 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 	s.afterCommand(w, r, created.Position)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, serviceAccountCreated{
-		ID: created.ID, Name: in.Name, Permissions: perms.Names(), Token: created.Token,
+		ID: created.ID, Name: created.Name, Permissions: created.Permissions, Token: created.Token,
 		ExpiresAt: created.ExpiresAt, Position: created.Position,
 	})
 }
@@ -197,7 +204,7 @@ func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	accounts, err := s.deps.Queries.ServiceAccounts(r.Context(), principalFrom(r.Context()), page)
+	accounts, err := s.deps.App.Queries.Tenancy.ServiceAccounts(r.Context(), principalFrom(r.Context()), page)
 	if err != nil {
 		writeError(w, r, err, "service account")
 		return
@@ -206,7 +213,7 @@ func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeServiceAccount(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.Commands.RevokeServiceAccount(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
+	res, err := s.deps.App.Commands.Tenancy.RevokeServiceAccount(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "service account")
 		return
@@ -217,16 +224,11 @@ func (s *Server) revokeServiceAccount(w http.ResponseWriter, r *http.Request) {
 
 // decode reads the JSON body into v, answering the request on failure.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	err := decodeJSON(r, v)
-	switch {
-	case err == nil:
-		return true
-	case errors.Is(err, errUnsupportedMedia):
-		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Content-Type must be application/json")
-	default:
+	if err := decodeJSON(r, v); err != nil {
 		writeError(w, r, err, "request")
+		return false
 	}
-	return false
+	return true
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) (projections.Page, bool) {

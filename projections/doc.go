@@ -2,7 +2,10 @@
 // consumer.Group of Kind ReadModel) that build read models from the log,
 // the read-model ports with their memory adapters, and the query services
 // that answer HTTP queries. The runtime that feeds projections (engine,
-// checkpoints, position tracking) is package consumer.
+// checkpoints, position tracking) is package consumer. The search use case
+// ([KnowledgeQueries.Search]) records every search through a
+// [SearchRecorder] that the write side provides, so that no answer leaves
+// without its audit record.
 //
 // Every read takes an access.Scope: there is no path that reads across
 // organizations, and a zero scope is refused. Projections must never

@@ -167,5 +167,5 @@ func eventScope(env eventstore.Envelope) (access.Scope, error) {
 
 // IsNotFound reports whether err means a record does not exist.
 func IsNotFound(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, domain.ErrNotFound)
+	return errors.Is(err, domain.ErrNotFound)
 }

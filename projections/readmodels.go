@@ -2,16 +2,20 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
-// ErrNotFound: no such record in the scope's organization.
-var ErrNotFound = errors.New("read model: not found")
+// ErrNotFound is domain.ErrNotFound: a record missing from the scope's
+// organization is the same error as a resource the domain does not know,
+// so that every layer answers not-found alike.
+//
+// Deprecated: use domain.ErrNotFound.
+var ErrNotFound = domain.ErrNotFound
 
 // Org is an organization as its members see it.
 type Org struct {

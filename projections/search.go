@@ -29,11 +29,13 @@ type KnowledgeQueries struct {
 	chunks   ChunkModel
 	embedder Embedder
 	denials  DenialRecorder
+	searches SearchRecorder
 }
 
-// NewKnowledgeQueries returns the knowledge query service.
-func NewKnowledgeQueries(bases KnowledgeModel, chunks ChunkModel, embedder Embedder, denials DenialRecorder) *KnowledgeQueries {
-	return &KnowledgeQueries{bases: bases, chunks: chunks, embedder: embedder, denials: denials}
+// NewKnowledgeQueries returns the knowledge query service; every search it
+// answers is recorded through searches.
+func NewKnowledgeQueries(bases KnowledgeModel, chunks ChunkModel, embedder Embedder, denials DenialRecorder, searches SearchRecorder) *KnowledgeQueries {
+	return &KnowledgeQueries{bases: bases, chunks: chunks, embedder: embedder, denials: denials, searches: searches}
 }
 
 // orgScope authorizes the organization-level permission and returns the
@@ -63,7 +65,7 @@ func (q *KnowledgeQueries) base(ctx context.Context, who access.Principal, scope
 	}
 	q.denials.RecordDenial(ctx, who, d, "knowledge-bases/"+id)
 	if !visible(who, kb) {
-		return KnowledgeBase{}, fmt.Errorf("knowledge base: %w", ErrNotFound)
+		return KnowledgeBase{}, fmt.Errorf("knowledge base: %w", domain.ErrNotFound)
 	}
 	return KnowledgeBase{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
 }
@@ -110,7 +112,7 @@ func (q *KnowledgeQueries) KnowledgeBase(ctx context.Context, who access.Princip
 	}
 	if !visible(who, kb) {
 		q.denials.RecordDenial(ctx, who, access.Decide(who, access.KBRead, knowledge.Resource(who.OrgID, kb.Grants)), "knowledge-bases/"+id)
-		return KnowledgeBase{}, fmt.Errorf("knowledge base: %w", ErrNotFound)
+		return KnowledgeBase{}, fmt.Errorf("knowledge base: %w", domain.ErrNotFound)
 	}
 	return kb, nil
 }
@@ -172,12 +174,12 @@ type SearchResult struct {
 	Score           float64 `json:"score"`
 }
 
-// Search ranks chunks of the knowledge bases the caller may read — all of
+// search ranks chunks of the knowledge bases the caller may read — all of
 // them, or those of kbIDs, each of which must be readable (one that is not
 // answers not found). The restriction to the org and to readable bases is
 // part of the chunk query itself. It returns the results and the bases
 // searched, for the audit record.
-func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, query string, kbIDs []string, k int) ([]SearchResult, []string, error) {
+func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, query string, kbIDs []string, k int) ([]SearchResult, []string, error) {
 	scope, err := q.orgScope(ctx, who, access.KBRead, "knowledge-bases/search")
 	if err != nil {
 		return nil, nil, err
@@ -205,7 +207,7 @@ func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, que
 		searched = nil
 		for _, id := range kbIDs {
 			if !slices.Contains(readable, id) {
-				return nil, nil, fmt.Errorf("knowledge base: %w", ErrNotFound)
+				return nil, nil, fmt.Errorf("knowledge base: %w", domain.ErrNotFound)
 			}
 			if !slices.Contains(searched, id) {
 				searched = append(searched, id)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
@@ -116,7 +117,7 @@ func (t *Tenancy) Org(_ context.Context, scope access.Scope) (projections.Org, e
 	defer t.mu.RUnlock()
 	o, ok := t.orgs[org]
 	if !ok {
-		return projections.Org{}, fmt.Errorf("organization: %w", projections.ErrNotFound)
+		return projections.Org{}, fmt.Errorf("organization: %w", domain.ErrNotFound)
 	}
 	return o, nil
 }
@@ -133,7 +134,7 @@ func (t *Tenancy) Member(_ context.Context, scope access.Scope, sub string) (pro
 			return cloneMember(m), nil
 		}
 	}
-	return projections.Member{}, fmt.Errorf("member: %w", projections.ErrNotFound)
+	return projections.Member{}, fmt.Errorf("member: %w", domain.ErrNotFound)
 }
 
 func (t *Tenancy) Members(_ context.Context, scope access.Scope, page projections.Page) ([]projections.Member, error) {
@@ -166,7 +167,7 @@ func (t *Tenancy) ServiceAccount(_ context.Context, scope access.Scope, id strin
 			return cloneAccount(sa), nil
 		}
 	}
-	return projections.ServiceAccount{}, fmt.Errorf("service account: %w", projections.ErrNotFound)
+	return projections.ServiceAccount{}, fmt.Errorf("service account: %w", domain.ErrNotFound)
 }
 
 func (t *Tenancy) ServiceAccounts(_ context.Context, scope access.Scope, page projections.Page) ([]projections.ServiceAccount, error) {
@@ -281,7 +282,7 @@ func (b *Bots) Bot(_ context.Context, scope access.Scope, id string) (projection
 			return cloneBot(bot), nil
 		}
 	}
-	return projections.Bot{}, fmt.Errorf("bot: %w", projections.ErrNotFound)
+	return projections.Bot{}, fmt.Errorf("bot: %w", domain.ErrNotFound)
 }
 
 func (b *Bots) Bots(_ context.Context, scope access.Scope, page projections.Page) ([]projections.Bot, error) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -43,7 +44,7 @@ func (b *Bots) Bot(ctx context.Context, scope access.Scope, id string) (projecti
 		return projections.Bot{}, fmt.Errorf("bot: %w", err)
 	}
 	if !found {
-		return projections.Bot{}, fmt.Errorf("bot: %w", projections.ErrNotFound)
+		return projections.Bot{}, fmt.Errorf("bot: %w", domain.ErrNotFound)
 	}
 	return bot, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -28,10 +29,10 @@ func TestCheckpointsAdvanceAtomically(t *testing.T) {
 		if pos, err := cp.Position(ctx, "bots"); err != nil || pos != 0 {
 			t.Fatalf("%s: checkpoint %d, %v; want 0", when, pos, err)
 		}
-		if _, err := b.store.Bots().Bot(ctx, a, "bot-1"); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := b.store.Bots().Bot(ctx, a, "bot-1"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("%s: the bot is there: %v", when, err)
 		}
-		if _, err := b.store.Tenancy().Member(ctx, other, "bob"); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := b.store.Tenancy().Member(ctx, other, "bob"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("%s: the member is there: %v", when, err)
 		}
 	}
@@ -113,7 +114,7 @@ func TestCheckpointsAdvanceAtomically(t *testing.T) {
 	if pos, _ := cp.Position(ctx, "tenancy"); pos != 0 {
 		t.Fatalf("checkpoint after a cancelled unit = %d", pos)
 	}
-	if _, err := b.store.Bots().Bot(ctx, a, "bot-2"); !errors.Is(err, projections.ErrNotFound) {
+	if _, err := b.store.Bots().Bot(ctx, a, "bot-2"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("bot of a cancelled unit: %v", err)
 	}
 }

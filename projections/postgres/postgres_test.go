@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/readmodeltest"
@@ -242,7 +243,7 @@ func TestWritesNeedAUnitOfTheirStore(t *testing.T) {
 	if !errors.Is(err, ErrNoUnit) {
 		t.Fatalf("PutBot in another store's unit: %v, want ErrNoUnit", err)
 	}
-	if _, err := b.store.Bots().Bot(b.ctx, a, "bot-1"); !errors.Is(err, projections.ErrNotFound) {
+	if _, err := b.store.Bots().Bot(b.ctx, a, "bot-1"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("bot after refused writes: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
@@ -59,7 +60,7 @@ func (t *Tenancy) Org(ctx context.Context, scope access.Scope) (projections.Org,
 		return projections.Org{}, fmt.Errorf("organization: %w", err)
 	}
 	if !found {
-		return projections.Org{}, fmt.Errorf("organization: %w", projections.ErrNotFound)
+		return projections.Org{}, fmt.Errorf("organization: %w", domain.ErrNotFound)
 	}
 	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
 	return o, nil
@@ -81,7 +82,7 @@ func (t *Tenancy) Member(ctx context.Context, scope access.Scope, sub string) (p
 		return projections.Member{}, fmt.Errorf("member: %w", err)
 	}
 	if !found {
-		return projections.Member{}, fmt.Errorf("member: %w", projections.ErrNotFound)
+		return projections.Member{}, fmt.Errorf("member: %w", domain.ErrNotFound)
 	}
 	return m, nil
 }
@@ -120,7 +121,7 @@ func (t *Tenancy) ServiceAccount(ctx context.Context, scope access.Scope, id str
 		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", err)
 	}
 	if !found {
-		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", projections.ErrNotFound)
+		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", domain.ErrNotFound)
 	}
 	return sa, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/eventstore"
@@ -107,14 +108,14 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		if err != nil || !reflect.DeepEqual(got, org) {
 			t.Fatalf("Org = %+v, %v; want %+v", got, err, org)
 		}
-		if _, err := m.Tenancy.Org(ctx, b); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := m.Tenancy.Org(ctx, b); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("org-b sees %v, want ErrNotFound", err)
 		}
 		alice := projections.Member{Sub: "alice", Roles: []string{"owner"}, AddedAt: at, UpdatedAt: at}
 		must(t, m.write(ctx, func(ctx context.Context) error {
 			return m.Tenancy.PutMember(ctx, a, alice)
 		}))
-		if _, err := m.Tenancy.Member(ctx, b, "alice"); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := m.Tenancy.Member(ctx, b, "alice"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("org-b sees org-a's member: %v", err)
 		}
 		gotMember, err := m.Tenancy.Member(ctx, a, "alice")
@@ -129,7 +130,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		must(t, m.write(ctx, func(ctx context.Context) error {
 			return m.Tenancy.DeleteMember(ctx, a, "alice")
 		}))
-		if _, err := m.Tenancy.Member(ctx, a, "alice"); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := m.Tenancy.Member(ctx, a, "alice"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("deleted member: %v", err)
 		}
 		revoked := at.Add(time.Hour)
@@ -192,7 +193,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		if err != nil || got.Name != "renamed" || got.Version != 1 {
 			t.Fatalf("updated bot = %+v, %v", got, err)
 		}
-		if _, err := m.Bots.Bot(ctx, b, "bot-03"); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := m.Bots.Bot(ctx, b, "bot-03"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("org-b reads org-a's bot: %v", err)
 		}
 	})
@@ -309,10 +310,10 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 			if err := m.Bots.PutBot(ctx, a, bot); err != nil {
 				return err
 			}
-			if _, err := m.Bots.Bot(ctx, b, "bot-1"); !errors.Is(err, projections.ErrNotFound) {
+			if _, err := m.Bots.Bot(ctx, b, "bot-1"); !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("org-b reads org-a's bot inside a unit: %v", err)
 			}
-			if _, err := m.Tenancy.Member(ctx, a, "bob"); !errors.Is(err, projections.ErrNotFound) {
+			if _, err := m.Tenancy.Member(ctx, a, "bob"); !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("org-a reads org-b's member inside a unit: %v", err)
 			}
 			list, err := m.Tenancy.Members(ctx, b, projections.Page{})

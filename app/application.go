@@ -1,0 +1,57 @@
+package app
+
+import (
+	"github.com/palisadehq/palisade/commands"
+	httpapi "github.com/palisadehq/palisade/http"
+	"github.com/palisadehq/palisade/projections"
+)
+
+// Application is every use case of Palisade, built once over the write
+// core and the read models: the commands handlers of each bounded context
+// and the query services. The HTTP routes call them, and so will bot tools
+// and workflow steps, so that each path records the same events.
+type Application struct {
+	Commands commands.Commands
+	Queries  Queries
+}
+
+// Queries are the read side's query services.
+type Queries struct {
+	// Org answers reads of the organization, its members, service
+	// accounts, bots and audit trail.
+	Org *projections.Queries
+	// Knowledge answers knowledge-base reads and runs searches, recording
+	// each through the knowledge commands.
+	Knowledge *projections.KnowledgeQueries
+}
+
+// newApplication builds the use cases over the core p and the read models.
+func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, models readModels) Application {
+	cmds := commands.New(p, minter, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
+	return Application{
+		Commands: cmds,
+		Queries: Queries{
+			Org:       projections.NewQueries(models.tenancy, models.bots, models.audit, p),
+			Knowledge: projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
+		},
+	}
+}
+
+// forHTTP is what the HTTP surface sees of the application: the same use
+// cases, through the interfaces it declares.
+func (a Application) forHTTP() httpapi.Application {
+	return httpapi.Application{
+		Commands: httpapi.Commands{
+			Security:  a.Commands.Security,
+			Tenancy:   a.Commands.Tenancy,
+			Bots:      a.Commands.Bots,
+			Knowledge: a.Commands.Knowledge,
+		},
+		Queries: httpapi.Queries{
+			Tenancy:   a.Queries.Org,
+			Bots:      a.Queries.Org,
+			Knowledge: a.Queries.Knowledge,
+			Audit:     a.Queries.Org,
+		},
+	}
+}

@@ -1,0 +1,61 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/knowledge"
+)
+
+// SearchRecorder appends what a search returned to the audit trail (the
+// write side's knowledge handlers). It returns the search's id and the log
+// position of its record.
+type SearchRecorder interface {
+	RecordSearch(ctx context.Context, who access.Principal, d access.Decision, searched *knowledge.KnowledgeSearched) (id string, position uint64, err error)
+}
+
+// SearchRequest is what a caller searches for: a query, optionally
+// restricted to some knowledge bases, and how many results (0 means
+// DefaultSearchK).
+type SearchRequest struct {
+	Query            string
+	KnowledgeBaseIDs []string
+	K                int
+}
+
+// SearchAnswer is a recorded search: the ranked chunks, the id of the
+// search's audit record and its log position.
+type SearchAnswer struct {
+	Results  []SearchResult
+	SearchID string
+	Position uint64
+}
+
+// Search is the one search use case: it authorizes who, ranks chunks of the
+// bases who may read inside the query (see search), and records the search
+// with the chunks it returned before answering. HTTP routes, bot tools and
+// workflow steps all call it, so every search leaves the same audit record;
+// no answer leaves without its record.
+func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, req SearchRequest) (SearchAnswer, error) {
+	results, searched, err := q.search(ctx, who, req.Query, req.KnowledgeBaseIDs, req.K)
+	if err != nil {
+		return SearchAnswer{}, err
+	}
+	hits := make([]knowledge.SearchHit, len(results))
+	for i, res := range results {
+		hits[i] = knowledge.SearchHit{ChunkID: res.ChunkID, DocumentID: res.DocumentID, KnowledgeBaseID: res.KnowledgeBaseID, Score: res.Score}
+	}
+	k := req.K
+	if k == 0 {
+		k = DefaultSearchK
+	}
+	d := access.Decide(who, access.KBRead, access.OrgResource(who.OrgID))
+	id, position, err := q.searches.RecordSearch(ctx, who, d, &knowledge.KnowledgeSearched{
+		Query: req.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits,
+	})
+	if err != nil {
+		return SearchAnswer{}, fmt.Errorf("record search: %w", err)
+	}
+	return SearchAnswer{Results: results, SearchID: id, Position: position}, nil
+}
