@@ -31,6 +31,7 @@ import (
 	"github.com/palisadehq/palisade/eventstore/esdb"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/projections/postgres"
@@ -100,6 +101,9 @@ const (
 	DefaultAudience = "palisade"
 	busTopic        = "palisade.events"
 	logFile         = "events.db"
+	// embeddingsFile holds chunk vectors when the read models are in
+	// memory, so that a restart embeds nothing it embedded before.
+	embeddingsFile = "embeddings.db"
 )
 
 // App is a running Palisade.
@@ -125,7 +129,10 @@ type App struct {
 	relays sync.WaitGroup
 	// checkpoint opens a durable checkpoint beside the log.
 	checkpoint func(name string) eventstore.Checkpoint
-	embedder   projections.Embedder
+	embedder   commands.Embedder
+	// vectors is the durable embedding store: the ingestion process
+	// writes it, the knowledge projection reads it.
+	vectors    commands.EmbeddingStore
 	principals *projections.Principals
 	postgres   *postgres.Store
 	rebuilt    uint64
@@ -179,6 +186,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	registry := events.NewRegistry()
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
+		return nil, err
+	}
+	if err := a.checkEmbeddings(ctx); err != nil {
 		return nil, err
 	}
 	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
@@ -250,27 +260,27 @@ type readModels struct {
 	checkpoints projections.Checkpoints
 	knowledge   projections.KnowledgeModel
 	chunks      projections.ChunkModel
-	cache       projections.EmbeddingCache
+	vectors     projections.Embeddings
 	// processes run with the read models; nil when measuring a rebuild.
 	processes []*projections.Projection
 	engine    *projections.Engine
 }
 
-func newReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, m readModels) readModels {
+func newReadModels(logger *slog.Logger, registry *events.Registry, m readModels) readModels {
 	all := []*projections.Projection{
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
-		projections.KnowledgeProjection(m.knowledge, m.chunks, embedder, m.cache),
+		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
 	}
 	m.engine = projections.NewEngine(logger, m.checkpoints, append(all, m.processes...)...)
 	return m
 }
 
-func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, embedder projections.Embedder, processes ...*projections.Projection) readModels {
-	return newReadModels(logger, registry, embedder, readModels{
+func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, vectors projections.Embeddings, processes ...*projections.Projection) readModels {
+	return newReadModels(logger, registry, readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
-		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), cache: memory.NewEmbeddingCache(),
+		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
 		processes: processes,
 	})
 }
@@ -281,10 +291,20 @@ func newMemoryReadModels(logger *slog.Logger, registry *events.Registry, embedde
 func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (readModels, error) {
 	// Processes keep their positions beside the log, whatever the read models.
 	processCheckpoints := projections.NewProcessCheckpoints(a.checkpoint, 500)
-	ingestion := commands.IngestionProcess(a.Pipeline, principalsOf(a), chunkDocument)
-	ingestion.Checkpoints = processCheckpoints
+	ingestion := func() *projections.Projection {
+		p := commands.IngestionProcess(a.Pipeline, principalsOf(a), chunkDocument,
+			commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors})
+		p.Checkpoints = processCheckpoints
+		return p
+	}
 	if a.cfg.PostgresURL == "" {
-		m := newMemoryReadModels(a.cfg.Logger, registry, a.embedder, ingestion)
+		vectors, err := embeddings.OpenSQLite(ctx, filepath.Join(a.cfg.DataDir, embeddingsFile))
+		if err != nil {
+			return readModels{}, err
+		}
+		a.closers = append(a.closers, vectors.Close)
+		a.vectors = vectors
+		m := newMemoryReadModels(a.cfg.Logger, registry, a.vectors, ingestion())
 		a.principals = projections.NewPrincipals(m.tenancy)
 		return m, nil
 	}
@@ -298,18 +318,19 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
+	a.vectors = pg.Embeddings()
 	a.principals = projections.NewPrincipals(pg.Tenancy())
-	return newReadModels(a.cfg.Logger, registry, a.embedder, readModels{
+	return newReadModels(a.cfg.Logger, registry, readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
-		knowledge: pg.Knowledge(), chunks: pg.Chunks(), cache: pg.EmbeddingCache(),
-		processes: []*projections.Projection{ingestion},
+		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
+		processes: []*projections.Projection{ingestion()},
 	}), nil
 }
 
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry(), a.embedder)
+	models := newMemoryReadModels(a.cfg.Logger, events.NewRegistry(), a.vectors)
 	start := time.Now()
 	if _, err := models.engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err

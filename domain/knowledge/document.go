@@ -40,6 +40,12 @@ func (d *Document) KnowledgeBaseID() string { return d.kbID }
 // Version returns the current content version.
 func (d *Document) Version() int { return d.version }
 
+// Awaits reports whether version is the current version and has no outcome
+// yet, so that work towards one (chunking, embedding) is worth doing.
+func (d *Document) Awaits(version int) bool {
+	return d.Exists() && version == d.version && !d.settled
+}
+
 // Apply folds one recorded event into the aggregate.
 func (d *Document) Apply(e domain.Event) {
 	switch e := e.(type) {
