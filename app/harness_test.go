@@ -126,6 +126,13 @@ var (
 // openHarness starts Palisade on dataDir (which may hold an earlier run's log).
 func openHarness(t testing.TB, dataDir string) *harness {
 	t.Helper()
+	return openHarnessWith(t, dataDir, nil)
+}
+
+// openApp opens Palisade on dataDir in the configuration the suites run
+// in, changed by configure (if not nil).
+func openApp(t testing.TB, dataDir string, configure func(*app.Config)) (*app.App, error) {
+	t.Helper()
 	cfg := app.Config{
 		DataDir: dataDir,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -139,7 +146,17 @@ func openHarness(t testing.TB, dataDir string) *harness {
 	if os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb" {
 		cfg.EventStoreURL = esdbForTest(t, dataDir)
 	}
-	a, err := app.Open(context.Background(), cfg)
+	if configure != nil {
+		configure(&cfg)
+	}
+	return app.Open(context.Background(), cfg)
+}
+
+// openHarnessWith is openHarness with configure applied to the
+// configuration.
+func openHarnessWith(t testing.TB, dataDir string, configure func(*app.Config)) *harness {
+	t.Helper()
+	a, err := openApp(t, dataDir, configure)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}
