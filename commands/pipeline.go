@@ -1,7 +1,10 @@
 // Package commands owns the write side: the pipeline every command goes
 // through (authorize with access.Decide, load the aggregate from its
 // stream, let it decide, append org-tagged events with full metadata) and
-// the record of denied attempts in each organization's security stream.
+// the record of denied attempts in each organization's security stream;
+// and the ingestion process, which chunks documents and embeds the chunks
+// ([ChunkEmbedding]: the durable embedding store first, the embedder only
+// for what it lacks) before it records them.
 //
 // It must never read a read model to make a decision — aggregates are
 // loaded from the log — and never append an event whose organization is

@@ -128,8 +128,9 @@ type Embeddings interface {
 //
 // A chunk whose vector the store lacks (the store was lost or is behind
 // the log) is stored without one: it stays searchable by keyword, and the
-// vector ranking passes over it. The projection never embeds it itself; an
-// explicit re-embed fills it in (see app.Config.Reembed).
+// vector ranking passes over it. The projection never embeds it itself: a
+// rebuild must not call the network. Recording the document again (a new
+// version through the ingestion process) gives it vectors.
 func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, vectors Embeddings) *Projection {
 	update := func(ctx context.Context, env eventstore.Envelope, kbID string, change func(*KnowledgeBase)) error {
 		scope, err := eventScope(env)
