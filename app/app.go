@@ -35,6 +35,7 @@ import (
 	"github.com/palisadehq/palisade/eventstore/esdb"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/projections/postgres"
@@ -107,6 +108,9 @@ const (
 	DefaultAudience = "palisade"
 	busTopic        = "palisade.events"
 	logFile         = "events.db"
+	// embeddingsFile holds chunk vectors when the read models are in
+	// memory, so that a restart embeds nothing it embedded before.
+	embeddingsFile = "embeddings.db"
 )
 
 // App is a running Palisade.
@@ -132,7 +136,10 @@ type App struct {
 	relays sync.WaitGroup
 	// checkpoint opens a durable checkpoint beside the log.
 	checkpoint func(name string) eventstore.Checkpoint
-	embedder   projections.Embedder
+	embedder   commands.Embedder
+	// vectors is the durable embedding store: the ingestion process
+	// writes it, the knowledge projection reads it.
+	vectors    commands.EmbeddingStore
 	principals *projections.Principals
 	postgres   *postgres.Store
 	rebuilt    uint64
@@ -188,6 +195,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
 		return nil, err
 	}
+	if err := a.checkEmbeddings(ctx); err != nil {
+		return nil, err
+	}
 	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
 	models, err := a.openReadModels(ctx)
 	if err != nil {
@@ -196,7 +206,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
 	a.principals = projections.NewPrincipals(models.tenancy)
-	groups := append(models.projections(registry, a.embedder), a.processes(a.principals)...)
+	groups := append(models.projections(registry), a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, models)
 
@@ -300,31 +310,39 @@ type readModels struct {
 	checkpoints consumer.Checkpoints
 	knowledge   projections.KnowledgeModel
 	chunks      projections.ChunkModel
-	cache       projections.EmbeddingCache
+	vectors     projections.Embeddings
 }
 
 // projections returns the groups that build the read models.
-func (m readModels) projections(registry *events.Registry, embedder projections.Embedder) []*consumer.Group {
+func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 	return []*consumer.Group{
 		projections.TenancyProjection(m.tenancy),
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
-		projections.KnowledgeProjection(m.knowledge, m.chunks, embedder, m.cache),
+		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
 	}
 }
 
-func newMemoryReadModels() readModels {
+func newMemoryReadModels(vectors projections.Embeddings) readModels {
 	return readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
-		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), cache: memory.NewEmbeddingCache(),
+		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
 	}
 }
 
 // openReadModels opens the configured read models: PostgreSQL (migrated
-// first when an owner URL is given) or memory.
+// first when an owner URL is given) or memory, with the durable embedding
+// store beside them (a SQLite file of the data directory with memory read
+// models, a table of the read-model database with PostgreSQL).
 func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 	if a.cfg.PostgresURL == "" {
-		return newMemoryReadModels(), nil
+		vectors, err := embeddings.OpenSQLite(ctx, filepath.Join(a.cfg.DataDir, embeddingsFile))
+		if err != nil {
+			return readModels{}, err
+		}
+		a.closers = append(a.closers, vectors.Close)
+		a.vectors = vectors
+		return newMemoryReadModels(a.vectors), nil
 	}
 	if a.cfg.PostgresOwnerURL != "" {
 		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
@@ -336,9 +354,10 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
+	a.vectors = pg.Embeddings()
 	return readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
-		knowledge: pg.Knowledge(), chunks: pg.Chunks(), cache: pg.EmbeddingCache(),
+		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
 	}, nil
 }
 
@@ -351,7 +370,8 @@ func (a *App) processes(principals *projections.Principals) []*consumer.Group {
 	if chunker == nil {
 		chunker = chunkDocument
 	}
-	ingestion := commands.IngestionProcess(a.Pipeline, principals, chunker)
+	ingestion := commands.IngestionProcess(a.Pipeline, principals, chunker,
+		commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors})
 	ingestion.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
 	return []*consumer.Group{ingestion}
 }
@@ -359,8 +379,8 @@ func (a *App) processes(principals *projections.Principals) []*consumer.Group {
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels()
-	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, models.projections(events.NewRegistry(), a.embedder)...)
+	models := newMemoryReadModels(a.vectors)
+	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, models.projections(events.NewRegistry())...)
 	start := time.Now()
 	if _, err := engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err

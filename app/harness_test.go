@@ -129,9 +129,9 @@ func openHarness(t testing.TB, dataDir string) *harness {
 	return openHarnessWith(t, dataDir, nil)
 }
 
-// openHarnessWith is openHarness with configure applied to the
-// configuration last (when not nil).
-func openHarnessWith(t testing.TB, dataDir string, configure func(*app.Config)) *harness {
+// openApp opens Palisade on dataDir in the configuration the suites run
+// in, changed by configure (if not nil).
+func openApp(t testing.TB, dataDir string, configure func(*app.Config)) (*app.App, error) {
 	t.Helper()
 	cfg := app.Config{
 		DataDir: dataDir,
@@ -149,7 +149,14 @@ func openHarnessWith(t testing.TB, dataDir string, configure func(*app.Config)) 
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := app.Open(context.Background(), cfg)
+	return app.Open(context.Background(), cfg)
+}
+
+// openHarnessWith is openHarness with configure applied to the
+// configuration.
+func openHarnessWith(t testing.TB, dataDir string, configure func(*app.Config)) *harness {
+	t.Helper()
+	a, err := openApp(t, dataDir, configure)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

@@ -1,17 +1,24 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/palisadehq/palisade/ai/embed"
+	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/knowledge/chunk"
-	"github.com/palisadehq/palisade/projections"
 )
+
+// ErrEmbeddingMismatch: a knowledge base was built with another embedding
+// model or size than the configured embedder; Open refuses to start.
+var ErrEmbeddingMismatch = errors.New("embedding model mismatch")
 
 // newEmbedder returns the configured embedder: the built-in hashing
 // embedder (offline, deterministic) unless an endpoint is configured.
-func newEmbedder(cfg EmbeddingsConfig) (projections.Embedder, error) {
+func newEmbedder(cfg EmbeddingsConfig) (commands.Embedder, error) {
 	if cfg.URL == "" {
 		return embed.NewHashing(embed.DefaultDimensions), nil
 	}
@@ -26,6 +33,34 @@ func newEmbedder(cfg EmbeddingsConfig) (projections.Embedder, error) {
 		return nil, fmt.Errorf("embeddings: %w", err)
 	}
 	return e, nil
+}
+
+// maxListedBases bounds the bases a refusal to start names.
+const maxListedBases = 10
+
+// checkEmbeddings refuses to start when a live knowledge base of the log
+// was built with another embedding model or size than the configured
+// embedder: its chunks' vectors and the new queries' would not be
+// comparable, and new documents would mix two models in one base.
+func (a *App) checkEmbeddings(ctx context.Context) error {
+	want := commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()}
+	others, err := commands.BasesEmbeddedOtherwise(ctx, a.Store, want)
+	if err != nil {
+		return fmt.Errorf("check knowledge-base embeddings: %w", err)
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	var names []string
+	for _, b := range others[:min(len(others), maxListedBases)] {
+		names = append(names, fmt.Sprintf("%s in organization %s (%s, %d dimensions)", b.ID, b.OrgID, b.Model, b.Dimensions))
+	}
+	if len(others) > maxListedBases {
+		names = append(names, fmt.Sprintf("and %d more", len(others)-maxListedBases))
+	}
+	return fmt.Errorf("%w: this server embeds with %s (%d dimensions), but %d knowledge base(s) were built with another model: %s; "+
+		"start with the embeddings endpoint and model they were built with (PALISADE_EMBEDDINGS_URL, PALISADE_EMBEDDINGS_MODEL)",
+		ErrEmbeddingMismatch, want.Model, want.Dimensions, len(others), strings.Join(names, "; "))
 }
 
 // chunkDocument cuts a document's text with the default chunk options.

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/access"
@@ -18,6 +20,7 @@ import (
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
+	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 )
@@ -47,7 +50,8 @@ func TestIngestionReauthorizes(t *testing.T) {
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
 	tenancyCommands := commands.NewTenancy(p, nil)
-	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: "m", Dimensions: 3})
+	embedder := &countingEmbedder{Embedder: embed.NewHashing(3)}
+	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: embedder.Model(), Dimensions: 3})
 
 	platform := access.NewPlatform("ops")
 	org, err := tenancyCommands.CreateOrg(ctx, platform, "Acme", "alice")
@@ -76,11 +80,18 @@ func TestIngestionReauthorizes(t *testing.T) {
 	}
 
 	tenancy := memory.NewTenancy()
-	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs)
+	vectors := embeddings.NewMemory()
+	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs,
+		commands.ChunkEmbedding{Embedder: embedder, Store: vectors, BatchSize: 2})
 	for run := 0; run < 2; run++ { // the second run is a full redelivery
 		engine := consumer.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
 		if _, err := engine.Rebuild(ctx, store); err != nil {
 			t.Fatal(err)
+		}
+		// Alice's three chunks were embedded once, in batches of two;
+		// bella's refused document was not embedded at all.
+		if calls, texts := embedder.counts(); calls != 2 || texts != 3 {
+			t.Fatalf("after run %d: %d embedding calls for %d texts, want 2 calls for 3", run, calls, texts)
 		}
 	}
 
@@ -110,6 +121,37 @@ func TestIngestionReauthorizes(t *testing.T) {
 	if len(chunked.Chunks) != 3 || chunked.KnowledgeBaseID != kb.ID || chunked.Chunks[2].Text != "five" || chunked.Chunks[0].ID == "" {
 		t.Fatalf("chunks = %+v", chunked)
 	}
+	// The vectors were in the store before the chunks were recorded.
+	scope, _ := access.EventScope(org.ID)
+	var hashes []string
+	for _, c := range chunked.Chunks {
+		hashes = append(hashes, c.Hash)
+	}
+	have, err := vectors.Get(ctx, scope, embedder.Model(), hashes)
+	if err != nil || len(have) != 3 {
+		t.Fatalf("embedding store holds %d of the 3 chunks' vectors (%v)", len(have), err)
+	}
+}
+
+// countingEmbedder counts the calls and texts that reach an embedder.
+type countingEmbedder struct {
+	embed.Embedder
+	mu           sync.Mutex
+	calls, texts int
+}
+
+func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	c.mu.Lock()
+	c.calls++
+	c.texts += len(texts)
+	c.mu.Unlock()
+	return c.Embedder.Embed(ctx, texts)
+}
+
+func (c *countingEmbedder) counts() (calls, texts int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.texts
 }
 
 // job returns the job of a document version, folded from its stream, and
@@ -149,7 +191,7 @@ func TestIngestionIsAJob(t *testing.T) {
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
 	tenancyCommands := commands.NewTenancy(p, nil)
-	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: "m", Dimensions: 3})
+	knowledgeCommands := commands.NewKnowledge(p, commands.Embedding{Model: embed.NewHashing(3).Model(), Dimensions: 3})
 	org, err := tenancyCommands.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +229,8 @@ func TestIngestionIsAJob(t *testing.T) {
 	crash(exhausted, jobs.MaxAttempts)
 
 	tenancy := memory.NewTenancy()
-	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs)
+	ingestion := commands.IngestionProcess(p, projections.NewPrincipals(tenancy), splitParagraphs,
+		commands.ChunkEmbedding{Embedder: embed.NewHashing(3), Store: embeddings.NewMemory()})
 	for run := 0; run < 2; run++ { // the second run is a full redelivery
 		engine := consumer.NewEngine(logger, memory.NewCheckpoints(), projections.TenancyProjection(tenancy), ingestion)
 		if _, err := engine.Rebuild(ctx, store); err != nil {

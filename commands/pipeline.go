@@ -5,7 +5,10 @@
 // stream, one handler type per bounded context over that core
 // ([Tenancy], [Bots], [Knowledge]), grouped as [Commands], and [RunJob],
 // which runs a job (domain/jobs) from a process: re-authorized with the
-// principal recorded on its trigger, its outcome recorded once. HTTP routes,
+// principal recorded on its trigger, its outcome recorded once; ingestion is one
+// such job, which chunks documents and embeds the chunks ([ChunkEmbedding]:
+// the durable embedding store first, the embedder only for what it lacks)
+// before it records them. HTTP routes,
 // bot tools and workflow steps call the same handlers.
 //
 // It must never read a read model to make a decision — aggregates are

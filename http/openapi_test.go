@@ -38,6 +38,7 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 )
@@ -291,16 +292,17 @@ func oasNewStack(t *testing.T) *oasStack {
 	tenancy, bots, audit := memory.NewTenancy(), memory.NewBots(), memory.NewAudit()
 	bases, chunks := memory.NewKnowledge(), memory.NewChunks()
 	embedder := embed.NewHashing(384)
+	vectors := embeddings.NewMemory()
 	pipeline := commands.NewPipeline(store, registry, logger)
 	principals := projections.NewPrincipals(tenancy)
 	engine := consumer.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),
-		projections.KnowledgeProjection(bases, chunks, embedder, memory.NewEmbeddingCache()),
+		projections.KnowledgeProjection(bases, chunks, vectors),
 		// Ingestion appends DocumentChunked while the read models catch up;
 		// the next catch-up applies it.
-		commands.IngestionProcess(pipeline, principals, oasChunk),
+		commands.IngestionProcess(pipeline, principals, oasChunk, commands.ChunkEmbedding{Embedder: embedder, Store: vectors}),
 	)
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline)

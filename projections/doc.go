@@ -11,5 +11,7 @@
 // organizations, and a zero scope is refused. Projections must never
 // append events or decide business rules; they only fold what the log says.
 // A read model can be dropped and rebuilt from the log at any time and must
-// come out the same.
+// come out the same. Projections never call the network: the knowledge
+// projection takes chunk vectors from the embedding store ([Embeddings])
+// that the ingestion process fills, and never embeds anything itself.
 package projections

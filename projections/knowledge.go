@@ -49,7 +49,8 @@ type Document struct {
 	UpdatedAt       time.Time `json:"updated_at"`
 }
 
-// StoredChunk is a chunk with its embedding, as retrieval reads it.
+// StoredChunk is a chunk with its embedding, as retrieval reads it. A nil
+// Embedding means the vector is missing: the chunk is found by keyword only.
 type StoredChunk struct {
 	ID              string
 	KnowledgeBaseID string
@@ -111,21 +112,27 @@ type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 }
 
-// EmbeddingCache keeps embeddings by (model, chunk hash) within an
-// organization, so that a rebuild does not embed again what it embedded
-// before.
-type EmbeddingCache interface {
+// Embeddings is the store of chunk vectors by (model, content hash) that
+// the ingestion process fills before it records a document's chunks. The
+// knowledge projection only reads it: it never embeds (no I/O in
+// projections), so a rebuild costs no embedding call.
+type Embeddings interface {
 	Get(ctx context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error)
-	Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error
 }
 
 // KnowledgeProjection builds the knowledge-base and document read model and
 // the retrieval read model together, as one consumer group: a document is
 // "ready" in the same unit of work that makes its chunks searchable, and a
 // replaced or deleted document's chunks leave retrieval in the unit that
-// records the change. Each recorded chunk is embedded, reusing cached
-// embeddings of identical text.
-func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder, cache EmbeddingCache) *consumer.Group {
+// records the change. Each recorded chunk takes its vector from the
+// embedding store, under the model its base records.
+//
+// A chunk whose vector the store lacks (the store was lost or is behind
+// the log) is stored without one: it stays searchable by keyword, and the
+// vector ranking passes over it. The projection never embeds it itself: a
+// rebuild must not call the network. Recording the document again (a new
+// version through the ingestion process) gives it vectors.
+func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, vectors Embeddings) *consumer.Group {
 	update := func(ctx context.Context, env eventstore.Envelope, kbID string, change func(*KnowledgeBase)) error {
 		scope, err := eventScope(env)
 		if err != nil {
@@ -213,7 +220,7 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, embedder Embedder,
 			if err != nil {
 				return err
 			}
-			if err := storeChunks(ctx, scope, env, e, chunks, embedder, cache); err != nil {
+			if err := storeChunks(ctx, m, scope, env, e, chunks, vectors); err != nil {
 				return err
 			}
 			return updateDoc(ctx, env, func(d *Document) {
@@ -256,67 +263,32 @@ func documentKB(ctx context.Context, m KnowledgeModel, scope access.Scope, docID
 	return doc.KnowledgeBaseID, nil
 }
 
-// storeChunks embeds the chunks of a DocumentChunked event and makes them
-// the document's only chunks.
-func storeChunks(ctx context.Context, scope access.Scope, env eventstore.Envelope, e *knowledge.DocumentChunked,
-	chunks ChunkModel, embedder Embedder, cache EmbeddingCache) error {
-	vectors, err := embedChunks(ctx, scope, embedder, cache, e.Chunks)
+// storeChunks makes the chunks of a DocumentChunked event the document's
+// only chunks, with the vectors the embedding store holds for them.
+func storeChunks(ctx context.Context, m KnowledgeModel, scope access.Scope, env eventstore.Envelope, e *knowledge.DocumentChunked,
+	chunks ChunkModel, vectors Embeddings) error {
+	kb, err := m.KnowledgeBase(ctx, scope, e.KnowledgeBaseID)
 	if err != nil {
 		return err
 	}
+	hashes := make([]string, len(e.Chunks))
+	for i, c := range e.Chunks {
+		hashes[i] = c.Hash
+	}
+	have, err := vectors.Get(ctx, scope, kb.EmbeddingModel, hashes)
+	if err != nil {
+		return fmt.Errorf("chunks of %s: %w", env.Stream, err)
+	}
 	stored := make([]StoredChunk, len(e.Chunks))
 	for i, c := range e.Chunks {
+		vector := have[c.Hash]
+		if len(vector) != kb.Dimensions {
+			vector = nil // keyword-only until re-embedded; never a vector of another size
+		}
 		stored[i] = StoredChunk{
 			ID: c.ID, KnowledgeBaseID: e.KnowledgeBaseID, DocumentID: env.Stream.EntityID,
-			Ordinal: c.Ordinal, Heading: c.Heading, Text: c.Text, Embedding: vectors[c.Hash],
+			Ordinal: c.Ordinal, Heading: c.Heading, Text: c.Text, Embedding: vector,
 		}
 	}
 	return chunks.ReplaceChunks(ctx, scope, env.Stream.EntityID, stored)
-}
-
-// embedChunks returns the embedding of every chunk by hash, embedding only
-// what the cache does not hold.
-func embedChunks(ctx context.Context, scope access.Scope, embedder Embedder, cache EmbeddingCache, chunks []knowledge.Chunk) (map[string][]float32, error) {
-	hashes := make([]string, 0, len(chunks))
-	for _, c := range chunks {
-		hashes = append(hashes, c.Hash)
-	}
-	have, err := cache.Get(ctx, scope, embedder.Model(), hashes)
-	if err != nil {
-		return nil, err
-	}
-	if have == nil {
-		have = map[string][]float32{}
-	}
-	var missing []knowledge.Chunk
-	seen := map[string]bool{}
-	for _, c := range chunks {
-		if _, ok := have[c.Hash]; !ok && !seen[c.Hash] {
-			missing = append(missing, c)
-			seen[c.Hash] = true
-		}
-	}
-	if len(missing) == 0 {
-		return have, nil
-	}
-	texts := make([]string, len(missing))
-	for i, c := range missing {
-		texts[i] = c.Text
-	}
-	vectors, err := embedder.Embed(ctx, texts)
-	if err != nil {
-		return nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
-	}
-	if len(vectors) != len(missing) {
-		return nil, fmt.Errorf("embedder returned %d vectors for %d chunks", len(vectors), len(missing))
-	}
-	fresh := make(map[string][]float32, len(missing))
-	for i, c := range missing {
-		fresh[c.Hash] = vectors[i]
-		have[c.Hash] = vectors[i]
-	}
-	if err := cache.Put(ctx, scope, embedder.Model(), fresh); err != nil {
-		return nil, err
-	}
-	return have, nil
 }

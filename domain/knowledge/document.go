@@ -49,6 +49,12 @@ func (d *Document) Settled() (settled bool, chunks int, failure string) {
 	return d.settled, d.chunks, d.failure
 }
 
+// Awaits reports whether version is the current version and has no outcome
+// yet, so that work towards one (chunking, embedding) is worth doing.
+func (d *Document) Awaits(version int) bool {
+	return d.Exists() && version == d.version && !d.settled
+}
+
 // Apply folds one recorded event into the aggregate.
 func (d *Document) Apply(e domain.Event) {
 	switch e := e.(type) {

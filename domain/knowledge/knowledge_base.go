@@ -19,6 +19,9 @@ type KnowledgeBase struct {
 	desc     string
 	grants   []Grant
 	archived bool
+	// model and dims are the embedding every chunk of the base has.
+	model string
+	dims  int
 }
 
 // Exists reports whether the base was created.
@@ -26,6 +29,10 @@ func (kb *KnowledgeBase) Exists() bool { return kb.id != "" }
 
 // Archived reports whether the base was archived.
 func (kb *KnowledgeBase) Archived() bool { return kb.archived }
+
+// Embedding returns the model and dimensions the base's chunks are
+// embedded with.
+func (kb *KnowledgeBase) Embedding() (model string, dims int) { return kb.model, kb.dims }
 
 // Grants returns the base's grants.
 func (kb *KnowledgeBase) Grants() []Grant { return kb.grants }
@@ -35,6 +42,7 @@ func (kb *KnowledgeBase) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case *KnowledgeBaseCreated:
 		kb.id, kb.name, kb.desc = e.ID, e.Name, e.Description
+		kb.model, kb.dims = e.EmbeddingModel, e.Dimensions
 	case *KnowledgeBaseUpdated:
 		if e.Name != nil {
 			kb.name = *e.Name

@@ -245,7 +245,9 @@ func (c *Chunks) Search(_ context.Context, scope access.Scope, q projections.Chu
 	c.mu.RUnlock()
 
 	fused := map[string]float64{}
-	byVector := slices.Clone(candidates)
+	// A chunk without a vector (missing from the embedding store when it
+	// was recorded) has no vector rank; only its keywords can find it.
+	byVector := slices.DeleteFunc(slices.Clone(candidates), func(s scored) bool { return s.chunk.Embedding == nil })
 	sort.SliceStable(byVector, func(i, j int) bool {
 		if byVector[i].cos != byVector[j].cos {
 			return byVector[i].cos > byVector[j].cos
@@ -268,6 +270,7 @@ func (c *Chunks) Search(_ context.Context, scope access.Scope, q projections.Chu
 		}
 		fused[s.chunk.ID] += 1.0 / float64(rrfK+rank+1)
 	}
+	candidates = slices.DeleteFunc(candidates, func(s scored) bool { _, ranked := fused[s.chunk.ID]; return !ranked })
 	sort.SliceStable(candidates, func(i, j int) bool {
 		a, b := fused[candidates[i].chunk.ID], fused[candidates[j].chunk.ID]
 		if a != b {
@@ -324,44 +327,4 @@ func keywordScore(terms []string, text string) float64 {
 		}
 	}
 	return score
-}
-
-// EmbeddingCache is the memory adapter of projections.EmbeddingCache.
-type EmbeddingCache struct {
-	mu      sync.RWMutex
-	vectors map[string][]float32 // org \x00 model \x00 hash
-}
-
-// NewEmbeddingCache returns an empty cache.
-func NewEmbeddingCache() *EmbeddingCache {
-	return &EmbeddingCache{vectors: map[string][]float32{}}
-}
-
-func (e *EmbeddingCache) Get(_ context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error) {
-	org, err := orgOf(scope)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := map[string][]float32{}
-	for _, h := range hashes {
-		if v, ok := e.vectors[org+"\x00"+model+"\x00"+h]; ok {
-			out[h] = v
-		}
-	}
-	return out, nil
-}
-
-func (e *EmbeddingCache) Put(_ context.Context, scope access.Scope, model string, vectors map[string][]float32) error {
-	org, err := orgOf(scope)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for h, v := range vectors {
-		e.vectors[org+"\x00"+model+"\x00"+h] = v
-	}
-	return nil
 }

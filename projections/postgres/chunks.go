@@ -76,7 +76,7 @@ func (c *Chunks) ReplaceChunks(ctx context.Context, scope access.Scope, docID st
 		return err
 	}
 	for _, ch := range chunks {
-		if len(ch.Embedding) != ChunkDimensions {
+		if ch.Embedding != nil && len(ch.Embedding) != ChunkDimensions {
 			return fmt.Errorf("replace chunks of %s: %w: chunk %s has %d, the table %d",
 				docID, ErrDimensions, ch.ID, len(ch.Embedding), ChunkDimensions)
 		}
@@ -97,12 +97,17 @@ func (c *Chunks) ReplaceChunks(ctx context.Context, scope access.Scope, docID st
 		n                         = len(last)
 		kbs, ids, headings, texts = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		ordinals                  = make([]int32, 0, n)
-		vectors                   = make([]pgvector.Vector, 0, n)
+		vectors                   = make([]*pgvector.Vector, 0, n) // nil: no vector (NULL)
 	)
 	for i, ch := range chunks {
 		if last[ch.ID] == i {
 			kbs, ids, headings, texts = append(kbs, ch.KnowledgeBaseID), append(ids, ch.ID), append(headings, ch.Heading), append(texts, ch.Text)
-			ordinals, vectors = append(ordinals, int32(ch.Ordinal)), append(vectors, pgvector.NewVector(ch.Embedding))
+			var vector *pgvector.Vector
+			if ch.Embedding != nil {
+				v := pgvector.NewVector(ch.Embedding)
+				vector = &v
+			}
+			ordinals, vectors = append(ordinals, int32(ch.Ordinal)), append(vectors, vector)
 		}
 	}
 	if err := c.db.exec(ctx, org, insertChunksSQL, org, docID, kbs, ids, ordinals, headings, texts, vectors); err != nil {
@@ -198,6 +203,7 @@ exact AS (
 	SELECT chunk_id, embedding <=> $3 AS distance
 	FROM knowledge_chunks
 	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $7
+		AND embedding IS NOT NULL
 	ORDER BY (embedding <=> $3) + 0, chunk_id
 	LIMIT $5
 ),
@@ -205,6 +211,7 @@ approximate AS MATERIALIZED (
 	SELECT chunk_id, embedding <=> $3 AS distance
 	FROM knowledge_chunks
 	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT n FROM covered) > $7
+		AND embedding IS NOT NULL
 	ORDER BY embedding <=> $3
 	LIMIT $8
 ),

@@ -3,10 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgvector/pgvector-go"
 
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/knowledge"
@@ -209,71 +207,4 @@ func scanDocument(rows pgx.Rows) (projections.Document, error) {
 	doc.SizeBytes = int(size)
 	doc.CreatedAt, doc.UpdatedAt = doc.CreatedAt.UTC(), doc.UpdatedAt.UTC()
 	return doc, nil
-}
-
-// EmbeddingCache is the PostgreSQL adapter of projections.EmbeddingCache.
-// Its vectors have the dimensions of their model, whatever they are.
-type EmbeddingCache struct{ db *db }
-
-var _ projections.EmbeddingCache = (*EmbeddingCache)(nil)
-
-const (
-	getEmbeddingsSQL = `SELECT hash, embedding FROM embedding_cache WHERE org_id = $1 AND model = $2 AND hash = ANY($3)`
-	putEmbeddingsSQL = `INSERT INTO embedding_cache (org_id, model, hash, embedding)
-		SELECT $1, $2, hash, embedding FROM unnest($3::text[], $4::vector[]) AS e (hash, embedding)
-		ON CONFLICT (org_id, model, hash) DO UPDATE SET embedding = EXCLUDED.embedding`
-)
-
-func (e *EmbeddingCache) Get(ctx context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error) {
-	org, err := orgOf(scope)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]float32{}
-	if len(hashes) == 0 {
-		return out, nil
-	}
-	err = e.db.query(ctx, org, getEmbeddingsSQL, []any{org, model, hashes}, func(rows pgx.Rows) error {
-		var (
-			hash string
-			vec  pgvector.Vector
-		)
-		if err := rows.Scan(&hash, &vec); err != nil {
-			return err
-		}
-		out[hash] = vec.Slice()
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedding cache: %w", err)
-	}
-	return out, nil
-}
-
-func (e *EmbeddingCache) Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error {
-	org, err := orgOf(scope)
-	if err != nil {
-		return err
-	}
-	if len(vectors) == 0 {
-		return nil
-	}
-	// In key order, so that two units caching the same hashes lock their
-	// rows in the same order.
-	hashes := make([]string, 0, len(vectors))
-	for h := range vectors {
-		hashes = append(hashes, h)
-	}
-	slices.Sort(hashes)
-	vecs := make([]pgvector.Vector, len(hashes))
-	for i, h := range hashes {
-		if len(vectors[h]) == 0 {
-			return fmt.Errorf("embedding cache: %w: empty embedding for %s", ErrDimensions, h)
-		}
-		vecs[i] = pgvector.NewVector(vectors[h])
-	}
-	if err := e.db.exec(ctx, org, putEmbeddingsSQL, org, model, hashes, vecs); err != nil {
-		return fmt.Errorf("embedding cache: %w", err)
-	}
-	return nil
 }

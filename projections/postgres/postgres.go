@@ -1,8 +1,9 @@
 // Package postgres holds the PostgreSQL adapters of the read-model ports
 // (projections.TenancyModel, BotModel, AuditModel, KnowledgeModel,
-// ChunkModel, EmbeddingCache and Checkpoints), their schema and its
-// migrations, used in production, where read models outlive the process
-// and are shared by every replica.
+// ChunkModel and Checkpoints), their schema and its migrations, used in
+// production, where read models outlive the process and are shared by every
+// replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
+// which lives in the same database under the same rules.
 //
 // It owns the tables of one schema and the rules that keep organizations
 // apart in them (invariant 2 of DESIGN.md): every tenant table has row-level
@@ -16,8 +17,8 @@
 // set_config('palisade.org_id', …, true) (SET LOCAL), and its SQL also says
 // WHERE org_id = $1. A read runs in a read-only transaction of its own, or,
 // inside a unit of work, in the unit's transaction, so that a projection
-// updating a record sees the unit's earlier writes. Every write runs inside
-// a unit of work opened by [Checkpoints.Advance], which records the
+// updating a record sees the unit's earlier writes. Every write to a read
+// model runs inside a unit of work opened by [Checkpoints.Advance], which records the
 // projection's position in the same transaction, and sets the event's
 // organization before each statement, since one unit may apply the events
 // of several organizations.
@@ -25,7 +26,10 @@
 // It must never read or write without a scope, offer a query over all
 // organizations, connect the application as a role that owns the tables or
 // bypasses row-level security, or hold state that replaying the log cannot
-// rebuild: the tables are disposable read models.
+// rebuild: the tables are disposable read models. The one exception is the
+// embedding store, written by the ingestion process in transactions of its
+// own: losing it costs embedding calls and leaves chunks keyword-only until
+// they are re-embedded, never a wrong answer.
 package postgres
 
 import (
@@ -115,7 +119,7 @@ type Store struct {
 	audit       *Audit
 	knowledge   *Knowledge
 	chunks      *Chunks
-	embeddings  *EmbeddingCache
+	embeddings  *Embeddings
 	checkpoints *Checkpoints
 }
 
@@ -193,7 +197,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		audit:       &Audit{db: d},
 		knowledge:   &Knowledge{db: d},
 		chunks:      &Chunks{db: d, tuning: defaultTuning},
-		embeddings:  &EmbeddingCache{db: d},
+		embeddings:  &Embeddings{db: d},
 		checkpoints: &Checkpoints{db: d},
 	}
 }
@@ -213,8 +217,8 @@ func (s *Store) Knowledge() *Knowledge { return s.knowledge }
 // Chunks returns the adapter of projections.ChunkModel.
 func (s *Store) Chunks() *Chunks { return s.chunks }
 
-// EmbeddingCache returns the adapter of projections.EmbeddingCache.
-func (s *Store) EmbeddingCache() *EmbeddingCache { return s.embeddings }
+// Embeddings returns the adapter of the embedding store.
+func (s *Store) Embeddings() *Embeddings { return s.embeddings }
 
 // Checkpoints returns the adapter of consumer.Checkpoints, whose Advance
 // opens the units of work the other adapters write in.

@@ -211,7 +211,7 @@ func TestContract(t *testing.T) {
 		// The knowledge tables come with the vector extension; without it
 		// the suite skips their cases (the chunk tests fail in CI for it).
 		if b.db.vector {
-			m.Knowledge, m.Chunks, m.Embeddings = b.store.Knowledge(), b.store.Chunks(), b.store.EmbeddingCache()
+			m.Knowledge, m.Chunks = b.store.Knowledge(), b.store.Chunks()
 		}
 		return m
 	})

@@ -87,7 +87,7 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Knowledge().PutDocument(ctx, s, projections.Document{ID: "doc-1", KnowledgeBaseID: "kb-1", CreatedAt: at, UpdatedAt: at}),
 					b.store.Chunks().ReplaceChunks(ctx, s, "doc-1", []projections.StoredChunk{{ID: "chunk-1", KnowledgeBaseID: "kb-1",
 						DocumentID: "doc-1", Text: "hello", Embedding: readmodeltest.Embedding(0.5, 1)}}),
-					b.store.EmbeddingCache().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
+					b.store.Embeddings().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
 				)
 			})
 		}

@@ -26,11 +26,10 @@ type Models struct {
 	Tenancy projections.TenancyModel
 	Bots    projections.BotModel
 	Audit   projections.AuditModel
-	// Knowledge, Chunks and Embeddings are the knowledge read models; the
-	// suite skips their cases when they are nil.
-	Knowledge  projections.KnowledgeModel
-	Chunks     projections.ChunkModel
-	Embeddings projections.EmbeddingCache
+	// Knowledge and Chunks are the knowledge read models; the suite skips
+	// their cases when they are nil.
+	Knowledge projections.KnowledgeModel
+	Chunks    projections.ChunkModel
 	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
