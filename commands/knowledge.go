@@ -198,8 +198,8 @@ func (p *Pipeline) ReplaceDocument(ctx context.Context, who access.Principal, kb
 // DeleteDocument deletes a document; its chunks leave retrieval as soon as
 // the read models apply the event, which the command waits for.
 func (p *Pipeline) DeleteDocument(ctx context.Context, who access.Principal, kbID, docID string) (Result, error) {
-	return p.changeDocument(ctx, who, kbID, docID, func(_ *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
-		return doc.Delete()
+	return p.changeDocument(ctx, who, kbID, docID, func(kb *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+		return doc.Delete(kb)
 	})
 }
 
