@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -87,7 +88,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	w.Header().Set("Location", "/v1/members/"+in.Sub)
+	w.Header().Set("Location", "/v1/members/"+url.PathEscape(in.Sub))
 	writeJSON(w, http.StatusCreated, memberChanged{Sub: in.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
 }
 
