@@ -307,7 +307,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	who := principalFrom(r.Context())
 	results, searched, err := s.deps.Knowledge.Search(r.Context(), who, in.Query, in.KnowledgeBaseIDs, in.K)
-	if err != nil {
+	// A search refused for its query text is recorded like any other,
+	// with the reason, before it is answered (422).
+	var badQuery *knowledge.QueryError
+	refused := errors.As(err, &badQuery)
+	if err != nil && !refused {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
@@ -320,12 +324,18 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		k = projections.DefaultSearchK
 	}
 	d := access.Decide(who, access.KBRead, access.OrgResource(who.OrgID))
-	rec, err := s.deps.Commands.RecordSearch(r.Context(), who, d, &knowledge.KnowledgeSearched{
-		Query: in.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits,
-	})
-	if err != nil {
+	record := &knowledge.KnowledgeSearched{Query: in.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits}
+	if refused {
+		record.Refused = badQuery.Reason
+	}
+	rec, recErr := s.deps.Commands.RecordSearch(r.Context(), who, d, record)
+	if recErr != nil {
 		// No answer leaves without its record.
-		writeError(w, r, err, "search")
+		writeError(w, r, recErr, "search")
+		return
+	}
+	if refused {
+		writeError(w, r, err, "knowledge base")
 		return
 	}
 	w.Header().Set(headerPosition, fmt.Sprint(rec.Position))
