@@ -228,6 +228,12 @@ func rejectCases(tb testing.TB) []rejectCase {
 		{name: "kind admin", token: edit(nil, set("kind", "admin")), reason: ReasonBadClaims},
 		{name: "kind bot", token: edit(nil, set("kind", "bot")), reason: ReasonBadClaims},
 		{name: "kind in capitals", token: edit(nil, set("kind", "USER")), reason: ReasonBadClaims},
+		{name: "sub twice", token: rawBody(nil, `"sub":"owner-1"`), reason: ReasonBadClaims},
+		{name: "org twice", token: rawBody(nil, `"org":"another-org"`), reason: ReasonBadClaims},
+		{name: "org and a case variant of it", token: rawBody(nil, `"ORG":"another-org"`), reason: ReasonBadClaims},
+		{name: "header alg twice", token: func(b *bundle) string {
+			return craft(`{"alg":"EdDSA","typ":"JWT","kid":"`+b.issuer.KeyID()+`","alg":"none"}`, validPayload(), edSigner(b.issuer.private))
+		}, reason: ReasonBadHeader},
 		{name: "kind case variant smuggling platform", token: rawBody([]string{"org"}, `"KIND":"platform"`), reason: ReasonBadClaims},
 		{name: "issuer case variant", token: rawBody(nil, `"Iss":"https://evil.test"`), reason: ReasonBadClaims},
 		{name: "kelvin-sign case variant of kind", token: rawBody([]string{"org"}, "\"\u212aind\":\"platform\""), reason: ReasonBadClaims},
