@@ -247,8 +247,8 @@ func (k *Knowledge) ReplaceDocument(ctx context.Context, who access.Principal, k
 // DeleteDocument deletes a document; its chunks leave retrieval as soon as
 // the read models apply the event, which the command waits for.
 func (k *Knowledge) DeleteDocument(ctx context.Context, who access.Principal, kbID, docID string) (Result, error) {
-	return k.changeDocument(ctx, who, kbID, docID, func(_ *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
-		return doc.Delete()
+	return k.changeDocument(ctx, who, kbID, docID, func(kb *knowledge.KnowledgeBase, doc *knowledge.Document) ([]domain.Event, error) {
+		return doc.Delete(kb)
 	})
 }
 

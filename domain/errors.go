@@ -23,3 +23,19 @@ var (
 type Event interface {
 	EventType() string
 }
+
+// ArchivedError refuses a write to an archived resource, or to a resource
+// inside one (a document of an archived knowledge base): archived means
+// read-only. It is a conflict with the resource's state, so errors.Is(err,
+// ErrConflict) holds and the HTTP layer answers 409.
+type ArchivedError struct {
+	// Resource names what is archived, for example "knowledge base".
+	Resource string
+}
+
+func (e *ArchivedError) Error() string {
+	return ErrConflict.Error() + ": " + e.Resource + " is archived, and archived resources are read-only"
+}
+
+// Unwrap makes an ArchivedError a conflict.
+func (e *ArchivedError) Unwrap() error { return ErrConflict }

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -46,16 +47,35 @@ func CheckText(field, v string, max int) error {
 	return nil
 }
 
-// CheckSubject validates an identity subject (a user's "sub"): 1–256
-// printable characters without spaces.
+// SubjectSpecials are the characters other than ASCII letters and digits
+// a subject may hold. Together they are the subject character set: it
+// covers the subjects identity providers issue (UUIDs, numbers, e-mail
+// addresses, "auth0|…", "github:…"), and each of them reaches a handler
+// unchanged through a URL path segment, sent as is or percent-encoded, so
+// GET, PUT and DELETE /v1/members/{sub} reach every member. "/" (which ends a path segment), "%" and the backslash
+// (which decode into other characters), spaces, control characters and
+// anything outside ASCII (which has look-alikes) are not in it.
+const SubjectSpecials = ".-_~@+:|"
+
+// CheckSubject validates an identity subject: a member's "sub", the owner
+// of a new organization, the SUB of a "user:SUB" grant, the subject of a
+// token. A subject is 1–MaxSubjectLen characters of ASCII letters, digits
+// and SubjectSpecials, and is neither "." nor "..", which a URL path
+// resolves away. This is the only rule for subjects; a subject it refuses
+// can never be a member.
 func CheckSubject(field, v string) error {
-	if v == "" || len(v) > MaxSubjectLen || !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s must be 1 to %d bytes of UTF-8", ErrInvalid, field, MaxSubjectLen)
+	if v == "" || len(v) > MaxSubjectLen {
+		return fmt.Errorf("%w: %s must be 1 to %d characters", ErrInvalid, field, MaxSubjectLen)
 	}
-	for _, r := range v {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("%w: %s must be printable and contain no spaces", ErrInvalid, field)
+	if v == "." || v == ".." {
+		return fmt.Errorf("%w: %s must not be %q", ErrInvalid, field, v)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(SubjectSpecials, c) >= 0 {
+			continue
 		}
+		return fmt.Errorf("%w: %s may hold only ASCII letters, digits and %s", ErrInvalid, field, SubjectSpecials)
 	}
 	return nil
 }

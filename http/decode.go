@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/strictjson"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -32,7 +34,9 @@ func decodeJSON(r *http.Request, v any) error {
 var errUnsupportedMedia = errors.New("unsupported media type")
 
 // DecodeStrict decodes one JSON value from body into v: unknown fields,
-// trailing data, invalid UTF-8 and bodies over MaxBodyBytes are errors.
+// trailing data, invalid UTF-8 and bodies over MaxBodyBytes are errors
+// (400, 413), and so is an object, at any depth, with two keys that are
+// equal or differ only in case (422, naming the key; see strictjson).
 // It is exported for the fuzz tests of every request decoder.
 func DecodeStrict(body io.Reader, v any) error {
 	data, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
@@ -44,6 +48,12 @@ func DecodeStrict(body io.Reader, v any) error {
 	}
 	if !utf8.Valid(data) {
 		return fmt.Errorf("%w: body is not valid UTF-8", errBadRequest)
+	}
+	// A body that is not valid JSON is left to the decoder, whose message
+	// says where it breaks.
+	var repeated *strictjson.KeyError
+	if err := strictjson.CheckKeys(data); errors.As(err, &repeated) {
+		return fmt.Errorf("%w: %w", domain.ErrInvalid, repeated)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -20,12 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/strictjson"
 )
 
 // tokBodyType is a request body type, by name.
@@ -46,14 +48,54 @@ func tokBodyTypes() []tokBodyType {
 		{"CreateServiceAccountRequest", &CreateServiceAccountRequest{}},
 		{"CreateBotRequest", &CreateBotRequest{}},
 		{"UpdateBotRequest", &UpdateBotRequest{}},
+		{"CreateKnowledgeBaseRequest", &CreateKnowledgeBaseRequest{}},
+		{"UpdateKnowledgeBaseRequest", &UpdateKnowledgeBaseRequest{}},
+		{"SetGrantsRequest", &SetGrantsRequest{}},
+		{"DocumentRequest", &DocumentRequest{}},
+		{"SearchRequest", &SearchRequest{}},
+		// Any JSON at all: the key rule holds at every depth, not only
+		// where a struct has fields.
+		{"any", new(any)},
 	}
+}
+
+// tokRepeatedKey reports whether the value dec is at holds an object, at
+// any depth, with two keys equal but for case (strings.EqualFold). It is
+// the fuzz target's own reference, written apart from strictjson.
+func tokRepeatedKey(dec *json.Decoder) bool {
+	tok, err := dec.Token()
+	if err != nil {
+		return false
+	}
+	found := false
+	switch tok {
+	case json.Delim('{'):
+		var keys []string
+		for dec.More() {
+			k, _ := dec.Token()
+			key, _ := k.(string)
+			for _, seen := range keys {
+				found = found || strings.EqualFold(seen, key)
+			}
+			keys = append(keys, key)
+			found = tokRepeatedKey(dec) || found
+		}
+		_, _ = dec.Token()
+	case json.Delim('['):
+		for dec.More() {
+			found = tokRepeatedKey(dec) || found
+		}
+		_, _ = dec.Token()
+	}
+	return found
 }
 
 // FuzzDecodeStrict decodes arbitrary bodies into every request body type.
 // Nothing panics; nothing over MaxBodyBytes is accepted; whatever is
-// accepted is valid UTF-8 JSON that the lenient encoding/json decoder reads
-// to the same value, and it re-encodes to a body DecodeStrict accepts again
-// with an equal value.
+// accepted is valid UTF-8 JSON without two keys of one object equal but for
+// case, that the lenient encoding/json decoder reads to the same value, and
+// it re-encodes to a body DecodeStrict accepts again with an equal value.
+// A body refused for a repeated key is refused as invalid input (422).
 func FuzzDecodeStrict(f *testing.F) {
 	for _, seed := range []string{
 		`{"name":"Acme","owner_sub":"alice"}`,
@@ -68,6 +110,11 @@ func FuzzDecodeStrict(f *testing.F) {
 		`"name"`,
 		`{"name":"a","name":"b"}`,
 		`{"NAME":"case"}`,
+		`{"name":"a","Name":"b"}`,
+		`{"grants":{"tools":["x"],"TOOLS":["y"]}}`,
+		`{"grants":[{"subject":"user:a","permissions":["kb:read"],"SUBJECT":"role:owner"}]}`,
+		`{"a":[{"k":1,"\u212a":2}]}`,
+		`{"query":"a\u0000b"}`,
 		`{"name":"a"} {"name":"b"}`,
 		`{"name":"a"}garbage`,
 		`{"name":"\ud800"}`,
@@ -92,11 +139,18 @@ func FuzzDecodeStrict(f *testing.F) {
 		for _, bt := range tokBodyTypes() {
 			name, v := bt.name, bt.value
 			err := DecodeStrict(bytes.NewReader(body), v)
+			var repeated *strictjson.KeyError
+			if errors.As(err, &repeated) && (!errors.Is(err, domain.ErrInvalid) || !strings.EqualFold(repeated.Key, repeated.First)) {
+				t.Fatalf("%s: %q refused with %v, want invalid input naming two keys equal but for case", name, body, err)
+			}
 			if err != nil {
 				if len(err.Error()) > 512 {
 					t.Fatalf("%s: error of %d bytes", name, len(err.Error()))
 				}
 				continue
+			}
+			if tokRepeatedKey(json.NewDecoder(bytes.NewReader(body))) {
+				t.Fatalf("%s: accepted %q, whose object repeats a key but for case", name, body)
 			}
 			if len(body) > MaxBodyBytes {
 				t.Fatalf("%s: accepted %d bytes", name, len(body))

@@ -848,7 +848,8 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusNotFound,
 		body: map[string]any{"query": "leave", "knowledge_base_ids": []string{kb.ID}}})
 	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents", token: dave, want: http.StatusOK})
-	s.do(oasCall{method: http.MethodDelete, path: docPath, token: alice, want: http.StatusNoContent})
+	// Archived means read-only (issue 9): its documents cannot be deleted either.
+	s.do(oasCall{method: http.MethodDelete, path: docPath, token: alice, want: http.StatusConflict})
 
 	// The audit log, with the envelopes of everything above.
 	var page struct {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"math"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -84,7 +85,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.afterCommand(w, r, m.Position)
-	w.Header().Set("Location", "/v1/members/"+m.Sub)
+	w.Header().Set("Location", "/v1/members/"+url.PathEscape(m.Sub))
 	writeJSON(w, http.StatusCreated, memberChanged{Sub: m.Sub, Roles: m.Roles, Position: m.Position})
 }
 

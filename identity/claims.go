@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 )
 
@@ -23,7 +23,6 @@ const (
 // Limits on claim values. Tokens are small by design; anything longer is a
 // mistake or an attack.
 const (
-	maxSubjectLen   = 256
 	maxOrgLen       = 128
 	maxIDLen        = 256
 	maxScopeNames   = 64
@@ -85,15 +84,12 @@ func (c *Claims) validate(allowPlatform bool) error {
 	return checkScope(c.Scope)
 }
 
-// checkSubject accepts 1–256 bytes of printable UTF-8 without spaces.
+// checkSubject accepts what domain.CheckSubject accepts: a token whose
+// subject could never name a member (for example "p/q" or "..") is refused
+// here, so it answers 401 like any other malformed token.
 func checkSubject(sub string) error {
-	if sub == "" || len(sub) > maxSubjectLen || !utf8.ValidString(sub) {
-		return fmt.Errorf("%w: sub must be 1 to %d bytes of UTF-8", errClaims, maxSubjectLen)
-	}
-	for _, r := range sub {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("%w: sub must be printable without spaces", errClaims)
-		}
+	if err := domain.CheckSubject("sub", sub); err != nil {
+		return fmt.Errorf("%w: %w", errClaims, err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/palisadehq/palisade/strictjson"
 )
 
 // Verifier defaults and bounds.
@@ -324,7 +326,10 @@ func peek(raw string) (peeked, *TokenError) {
 	bodySeg, _, _ := strings.Cut(rest, ".")
 
 	var header map[string]json.RawMessage
-	if err := decodeSegment(headSeg, &header); err != nil {
+	var repeated *strictjson.KeyError
+	if err := decodeSegment(headSeg, &header); errors.As(err, &repeated) {
+		return peeked{}, refuse(ReasonBadHeader, fmt.Errorf("header: %w", err))
+	} else if err != nil {
 		return peeked{}, refuse(ReasonMalformed, fmt.Errorf("header: %w", err))
 	}
 	for _, name := range refusedHeaders {
@@ -342,7 +347,9 @@ func peek(raw string) (peeked, *TokenError) {
 	}
 
 	var body map[string]json.RawMessage
-	if err := decodeSegment(bodySeg, &body); err != nil {
+	if err := decodeSegment(bodySeg, &body); errors.As(err, &repeated) {
+		return peeked{}, refuse(ReasonBadClaims, fmt.Errorf("payload: %w", err))
+	} else if err != nil {
 		return peeked{}, refuse(ReasonMalformed, fmt.Errorf("payload: %w", err))
 	}
 	for name := range body {
@@ -383,7 +390,12 @@ func decodeSegment(seg string, v any) error {
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(data, v)
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	// Two equal claims (or claims equal but for case) read differently in
+	// different JSON parsers; such a segment is refused (*strictjson.KeyError).
+	return strictjson.CheckKeys(data)
 }
 
 // validKID accepts 1–256 bytes of printable ASCII. A kid is only ever a

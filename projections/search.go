@@ -16,7 +16,7 @@ import (
 const (
 	MaxSearchK     = 50
 	DefaultSearchK = 10
-	MaxQueryLen    = 2000
+	MaxQueryLen    = knowledge.MaxQueryLen
 	MaxSearchBases = 100
 	snippetLen     = 300
 )
@@ -184,12 +184,7 @@ func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, que
 	if err != nil {
 		return nil, nil, err
 	}
-	query = strings.TrimSpace(query)
 	switch {
-	case query == "":
-		return nil, nil, fmt.Errorf("%w: query is required", domain.ErrInvalid)
-	case utf8.RuneCountInString(query) > MaxQueryLen:
-		return nil, nil, fmt.Errorf("%w: query is longer than %d characters", domain.ErrInvalid, MaxQueryLen)
 	case k == 0:
 		k = DefaultSearchK
 	case k < 0 || k > MaxSearchK:
@@ -197,6 +192,12 @@ func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, que
 	}
 	if len(kbIDs) > MaxSearchBases {
 		return nil, nil, fmt.Errorf("%w: at most %d knowledge_base_ids", domain.ErrInvalid, MaxSearchBases)
+	}
+	// Last of the checks, so that a *knowledge.QueryError, which the caller
+	// records as a refused search, comes with a valid k.
+	query = strings.TrimSpace(query)
+	if err := knowledge.CheckQuery(query); err != nil {
+		return nil, nil, err
 	}
 	readable, err := q.readableBases(ctx, who, scope)
 	if err != nil {

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/palisadehq/palisade/domain/access"
@@ -39,7 +40,11 @@ type SearchAnswer struct {
 // no answer leaves without its record.
 func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, req SearchRequest) (SearchAnswer, error) {
 	results, searched, err := q.search(ctx, who, req.Query, req.KnowledgeBaseIDs, req.K)
-	if err != nil {
+	// A search refused for its query text (a NUL byte, say) is recorded
+	// like any other, with the reason, before the refusal is returned.
+	var badQuery *knowledge.QueryError
+	refused := errors.As(err, &badQuery)
+	if err != nil && !refused {
 		return SearchAnswer{}, err
 	}
 	hits := make([]knowledge.SearchHit, len(results))
@@ -51,11 +56,16 @@ func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, req
 		k = DefaultSearchK
 	}
 	d := access.Decide(who, access.KBRead, access.OrgResource(who.OrgID))
-	id, position, err := q.searches.RecordSearch(ctx, who, d, &knowledge.KnowledgeSearched{
-		Query: req.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits,
-	})
-	if err != nil {
-		return SearchAnswer{}, fmt.Errorf("record search: %w", err)
+	record := &knowledge.KnowledgeSearched{Query: req.Query, KnowledgeBaseIDs: searched, K: k, Hits: hits}
+	if refused {
+		record.Refused = badQuery.Reason
+	}
+	id, position, recErr := q.searches.RecordSearch(ctx, who, d, record)
+	if recErr != nil {
+		return SearchAnswer{}, fmt.Errorf("record search: %w", recErr)
+	}
+	if refused {
+		return SearchAnswer{}, err
 	}
 	return SearchAnswer{Results: results, SearchID: id, Position: position}, nil
 }

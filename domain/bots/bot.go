@@ -107,12 +107,15 @@ func (b *Bot) Archive() ([]domain.Event, error) {
 	return []domain.Event{&BotArchived{}}, nil
 }
 
+// mustBeActive is the bot's one rule for writes (update, archive): a
+// missing bot is not found; an archived one is read-only
+// (*domain.ArchivedError, a conflict).
 func (b *Bot) mustBeActive() error {
 	if !b.Exists() {
 		return fmt.Errorf("%w: bot", domain.ErrNotFound)
 	}
 	if b.archived {
-		return fmt.Errorf("%w: bot is archived", domain.ErrConflict)
+		return &domain.ArchivedError{Resource: "bot"}
 	}
 	return nil
 }

@@ -86,3 +86,44 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("update archived: %v", err)
 	}
 }
+
+// TestArchivedBotIsReadOnly: every write to a bot succeeds while it is
+// active and is refused with an ArchivedError (a conflict) once it is
+// archived, even a write that would change nothing.
+func TestArchivedBotIsReadOnly(t *testing.T) {
+	t.Parallel()
+	name, same := "Desk", "Helpdesk"
+	for _, tc := range []struct {
+		name  string
+		write func(b *Bot) ([]domain.Event, error)
+		noop  bool
+	}{
+		{"rename", func(b *Bot) ([]domain.Event, error) { return b.Update(&name, nil, nil) }, false},
+		{"change grants", func(b *Bot) ([]domain.Event, error) {
+			return b.Update(nil, nil, &Grants{Tools: []string{"search", "calendar"}})
+		}, false},
+		{"update with the same name", func(b *Bot) ([]domain.Event, error) { return b.Update(&same, nil, nil) }, true},
+		{"archive", func(b *Bot) ([]domain.Event, error) { return b.Archive() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b Bot
+			evs, err := Create("bot-1", "Helpdesk", "x", Grants{Tools: []string{"search"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				b.Apply(e)
+			}
+			if evs, err := tc.write(&b); err != nil || (len(evs) == 0) != tc.noop {
+				t.Fatalf("on an active bot: %v, %v", evs, err)
+			}
+			b.Apply(&BotArchived{})
+			evs, err = tc.write(&b)
+			var archived *domain.ArchivedError
+			if !errors.As(err, &archived) || !errors.Is(err, domain.ErrConflict) || archived.Resource != "bot" || evs != nil {
+				t.Fatalf("on an archived bot: %v, %v; want an ArchivedError for the bot", evs, err)
+			}
+		})
+	}
+}

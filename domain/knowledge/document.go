@@ -101,10 +101,7 @@ func (d *Document) AddDocument(kb *KnowledgeBase, id, title, contentType, conten
 // Replace decides a new version of the document's content; identical
 // content changes nothing.
 func (d *Document) Replace(kb *KnowledgeBase, title, contentType, content string) ([]domain.Event, error) {
-	if !d.Exists() {
-		return nil, fmt.Errorf("%w: document", domain.ErrNotFound)
-	}
-	if err := kb.MustAcceptDocuments(); err != nil {
+	if err := d.mustBeWritable(kb); err != nil {
 		return nil, err
 	}
 	if err := checkDocument(title, contentType, content); err != nil {
@@ -140,12 +137,23 @@ func (d *Document) Fail(version int, reason string) ([]domain.Event, error) {
 	return []domain.Event{&DocumentIngestionFailed{Version: version, Reason: reason}}, nil
 }
 
-// Delete decides deleting the document.
-func (d *Document) Delete() ([]domain.Event, error) {
-	if !d.Exists() {
-		return nil, fmt.Errorf("%w: document", domain.ErrNotFound)
+// Delete decides deleting the document from its base kb.
+func (d *Document) Delete(kb *KnowledgeBase) ([]domain.Event, error) {
+	if err := d.mustBeWritable(kb); err != nil {
+		return nil, err
 	}
 	return []domain.Event{&DocumentDeleted{}}, nil
+}
+
+// mustBeWritable is the document's one rule for changes by a client: it
+// exists in kb, and kb accepts writes (an archived base's documents are
+// read-only). Recording the outcome of an ingestion is not a client write
+// and does not ask.
+func (d *Document) mustBeWritable(kb *KnowledgeBase) error {
+	if !d.Exists() || d.kbID != kb.id {
+		return fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	return kb.mustBeActive()
 }
 
 func checkDocument(title, contentType, content string) error {

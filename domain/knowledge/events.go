@@ -100,12 +100,14 @@ type SearchHit struct {
 }
 
 // KnowledgeSearched records who searched what, in which bases, and which
-// chunks came back, for the audit trail.
+// chunks came back, for the audit trail. A search refused for its query
+// text (a QueryError) is recorded too: no bases, no hits, and the reason.
 type KnowledgeSearched struct {
 	Query            string      `json:"query"`
 	KnowledgeBaseIDs []string    `json:"knowledge_base_ids"`
 	K                int         `json:"k"`
 	Hits             []SearchHit `json:"hits"`
+	Refused          string      `json:"refused,omitempty"`
 }
 
 func (KnowledgeBaseCreated) EventType() string    { return "KnowledgeBaseCreated" }

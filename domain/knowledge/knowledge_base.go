@@ -120,12 +120,16 @@ func (kb *KnowledgeBase) Archive() ([]domain.Event, error) {
 // MustAcceptDocuments refuses documents for a missing or archived base.
 func (kb *KnowledgeBase) MustAcceptDocuments() error { return kb.mustBeActive() }
 
+// mustBeActive is the base's one rule for writes: to the base itself (its
+// name, description, grants, archiving it again) and to its documents
+// (adding, replacing, deleting). A missing base is not found; an archived
+// one is read-only (*domain.ArchivedError, a conflict).
 func (kb *KnowledgeBase) mustBeActive() error {
 	if !kb.Exists() {
 		return fmt.Errorf("%w: knowledge base", domain.ErrNotFound)
 	}
 	if kb.archived {
-		return fmt.Errorf("%w: knowledge base is archived", domain.ErrConflict)
+		return &domain.ArchivedError{Resource: "knowledge base"}
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -135,6 +137,9 @@ func open(ctx context.Context, path string, cfg config) (_ *Store, err error) {
 	}()
 
 	if s.lock, err = lockFile(path + ".lock"); err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	if err := makePrivate(path); err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
 
@@ -556,4 +561,25 @@ func scanEnvelopes(rows *sql.Rows, sizeHint int) ([]eventstore.Envelope, error) 
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return envs, nil
+}
+
+// makePrivate creates the log file with mode 0600 before SQLite opens it,
+// and narrows the files of an earlier run to 0600. SQLite creates a
+// database file 0644 (less the umask) and gives its -wal and -shm files the
+// database file's mode, so a log created here keeps all three private to
+// the owner whatever the process umask.
+func makePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + ".lock"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", filepath.Base(p), err)
+		}
+	}
+	return nil
 }
