@@ -52,7 +52,9 @@ func TestIssuerBinding(t *testing.T) {
 		{"add a member of an issuer since unbound", []domain.Event{&IssuerBound{Issuer: idp}, &IssuerUnbound{Issuer: idp}},
 			func(o *Organization) ([]domain.Event, error) { return o.AddMember(dan, owner) }, domain.ErrInvalid, nil},
 		{"same sub from another issuer is another member", []domain.Event{&IssuerBound{Issuer: idp}},
-			func(o *Organization) ([]domain.Event, error) { return o.AddMember(MemberID{Issuer: idp, Sub: "alice"}, owner) },
+			func(o *Organization) ([]domain.Event, error) {
+				return o.AddMember(MemberID{Issuer: idp, Sub: "alice"}, owner)
+			},
 			nil, []domain.Event{&MemberAdded{Issuer: idp, Sub: "alice", Roles: []string{"owner"}}}},
 		{"built-in sub in the external form", nil,
 			func(o *Organization) ([]domain.Event, error) { return o.AddMember(BuiltIn(idp+"|dan"), owner) }, domain.ErrInvalid, nil},
