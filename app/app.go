@@ -209,6 +209,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
 		Minter:          a.Issuer,
+		Issuers:         a.Verifier,
 		JWKS:            a.Issuer.JWKS,
 		ReadModels:      a.Engine,
 		Ready:           a.readiness,

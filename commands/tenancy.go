@@ -55,46 +55,48 @@ func (p *Pipeline) existing(ctx context.Context, what string) ([]domain.Event, e
 	return nil, fmt.Errorf("%w: %s exists", domain.ErrConflict, what)
 }
 
-// AddMember adds sub to the principal's organization with roles.
-func (p *Pipeline) AddMember(ctx context.Context, who access.Principal, sub string, roles []access.Role) (Result, error) {
-	return p.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.AddMember(sub, roles)
+// AddMember adds member (a subject of the built-in issuer or of one the
+// organization binds) to the principal's organization with roles.
+func (p *Pipeline) AddMember(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (Result, error) {
+	return p.changeMembership(ctx, who, member, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.AddMember(member, roles)
 	})
 }
 
-// ChangeMemberRoles replaces sub's roles.
-func (p *Pipeline) ChangeMemberRoles(ctx context.Context, who access.Principal, sub string, roles []access.Role) (Result, error) {
-	return p.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.ChangeRoles(sub, roles)
+// ChangeMemberRoles replaces member's roles.
+func (p *Pipeline) ChangeMemberRoles(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (Result, error) {
+	return p.changeMembership(ctx, who, member, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.ChangeRoles(member, roles)
 	})
 }
 
-// RemoveMember removes sub from the organization.
-func (p *Pipeline) RemoveMember(ctx context.Context, who access.Principal, sub string) (Result, error) {
-	return p.changeMembership(ctx, who, sub, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.RemoveMember(sub)
+// RemoveMember removes member from the organization.
+func (p *Pipeline) RemoveMember(ctx context.Context, who access.Principal, member tenancy.MemberID) (Result, error) {
+	return p.changeMembership(ctx, who, member, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.RemoveMember(member)
 	})
 }
 
 // changeMembership authorizes members:manage, and owners:manage when the
 // change gives or takes the owner role, then runs change.
-func (p *Pipeline) changeMembership(ctx context.Context, who access.Principal, sub string, roles []access.Role,
+func (p *Pipeline) changeMembership(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role,
 	change func(*tenancy.Organization) ([]domain.Event, error)) (Result, error) {
 	org := access.OrgResource(who.OrgID)
-	d, err := p.authorize(ctx, who, access.MembersManage, org, "members/"+sub)
+	resource := "members/" + member.Subject()
+	d, err := p.authorize(ctx, who, access.MembersManage, org, resource)
 	if err != nil {
 		return Result{}, err
 	}
 	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
 		o := asOrg(a)
-		if o.TouchesOwners(sub, roles) {
-			if _, err := p.authorize(ctx, who, access.OwnersManage, org, "members/"+sub); err != nil {
+		if o.TouchesOwners(member, roles) {
+			if _, err := p.authorize(ctx, who, access.OwnersManage, org, resource); err != nil {
 				return nil, err
 			}
 		}
 		return change(o)
 	})
-	res.ID = sub
+	res.ID = member.Sub
 	return res, err
 }
 

@@ -57,6 +57,9 @@ type Deps struct {
 	// issuer's public keys.
 	Minter commands.TokenMinter
 	JWKS   func() ([]byte, error)
+	// Issuers says which external issuers the deployment trusts, the ones
+	// an organization may bind (nil: none).
+	Issuers commands.IssuerTrust
 	// Knowledge answers knowledge-base reads and searches; Extractor turns
 	// uploads into text; Embedding names the model new bases use.
 	Knowledge  *projections.KnowledgeQueries
@@ -124,6 +127,9 @@ func (s *Server) routes() {
 
 	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
 	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)
+	v1.HandleFunc("/org/issuers", s.unbindIssuer).Methods(http.MethodDelete)
 
 	v1.HandleFunc("/members", s.addMember).Methods(http.MethodPost)
 	v1.HandleFunc("/members", s.listMembers).Methods(http.MethodGet)

@@ -54,10 +54,13 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, org)
 }
 
-// AddMemberRequest is the body of POST /v1/members.
+// AddMemberRequest is the body of POST /v1/members. Issuer, when set, is
+// an external issuer the organization binds; absent, the member is the
+// built-in issuer's.
 type AddMemberRequest struct {
-	Sub   string   `json:"sub"`
-	Roles []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty"`
+	Sub    string   `json:"sub"`
+	Roles  []string `json:"roles"`
 }
 
 // ChangeMemberRequest is the body of PUT /v1/members/{sub}.
@@ -66,6 +69,7 @@ type ChangeMemberRequest struct {
 }
 
 type memberChanged struct {
+	Issuer   string   `json:"issuer,omitempty"`
 	Sub      string   `json:"sub"`
 	Roles    []string `json:"roles"`
 	Position uint64   `json:"position"`
@@ -81,14 +85,15 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	res, err := s.deps.Commands.AddMember(r.Context(), principalFrom(r.Context()), in.Sub, roles)
+	member := tenancy.MemberID{Issuer: in.Issuer, Sub: in.Sub}
+	res, err := s.deps.Commands.AddMember(r.Context(), principalFrom(r.Context()), member, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	w.Header().Set("Location", "/v1/members/"+in.Sub)
-	writeJSON(w, http.StatusCreated, memberChanged{Sub: in.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
+	w.Header().Set("Location", memberLocation(member))
+	writeJSON(w, http.StatusCreated, memberChanged{Issuer: in.Issuer, Sub: in.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
@@ -101,14 +106,15 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	writeList(w, members, page, func(m projections.Member) string { return m.Sub })
+	writeList(w, members, page, func(m projections.Member) string { return m.Key() })
 }
 
 func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	m, err := s.deps.Queries.Member(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	member := memberFrom(r)
+	m, err := s.deps.Queries.Member(r.Context(), principalFrom(r.Context()), member.Issuer, member.Sub)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
@@ -126,18 +132,18 @@ func (s *Server) changeMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	sub := mux.Vars(r)["sub"]
-	res, err := s.deps.Commands.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), sub, roles)
+	member := memberFrom(r)
+	res, err := s.deps.Commands.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), member, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
 	s.afterCommand(w, r, res.Position)
-	writeJSON(w, http.StatusOK, memberChanged{Sub: sub, Roles: access.RoleStrings(roles), Position: res.Position})
+	writeJSON(w, http.StatusOK, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: access.RoleStrings(roles), Position: res.Position})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.Commands.RemoveMember(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	res, err := s.deps.Commands.RemoveMember(r.Context(), principalFrom(r.Context()), memberFrom(r))
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
