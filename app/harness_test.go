@@ -123,12 +123,16 @@ var (
 	esdbServers   = map[string]*esdbtest.Server{}
 )
 
-// openHarness starts Palisade on dataDir (which may hold an earlier run's log).
-func openHarness(t testing.TB, dataDir string) *harness {
+// openHarness starts Palisade on dataDir (which may hold an earlier run's
+// log); configure, if given, adjusts the configuration first.
+func openHarness(t testing.TB, dataDir string, configure ...func(*app.Config)) *harness {
 	t.Helper()
 	cfg := app.Config{
 		DataDir: dataDir,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, c := range configure {
+		c(&cfg)
 	}
 	if testReadModels() == "postgres" {
 		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = postgresForTest(t, dataDir)
