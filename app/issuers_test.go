@@ -99,7 +99,8 @@ func TestExternalIssuersAreBoundToOrganizations(t *testing.T) {
 	h.must(http.StatusForbidden, http.MethodPut, issuers, admin, nil)
 	h.must(http.StatusUnprocessableEntity, http.MethodPut, "/v1/org/issuers?issuer="+url.QueryEscape("https://unknown.test"), danOwner, nil)
 	h.must(http.StatusUnprocessableEntity, http.MethodPut, "/v1/org/issuers?issuer=palisade", danOwner, nil)
-	h.must(http.StatusBadRequest, http.MethodPut, "/v1/org/issuers", danOwner, nil)
+	h.must(http.StatusUnprocessableEntity, http.MethodPut, "/v1/org/issuers", danOwner, nil)
+	h.must(http.StatusUnprocessableEntity, http.MethodDelete, "/v1/org/issuers", danOwner, nil)
 	var bound struct {
 		Issuer   string `json:"issuer"`
 		Position uint64 `json:"position"`

@@ -20,7 +20,7 @@ type IssuerTrust interface {
 // included, so it needs members:manage and owners:manage. Binding one
 // already bound changes nothing.
 func (p *Pipeline) BindIssuer(ctx context.Context, who access.Principal, trust IssuerTrust, issuer string) (Result, error) {
-	d, err := p.authorizeIssuers(ctx, who)
+	d, err := p.authorizeIssuers(ctx, who, issuer)
 	if err != nil {
 		return Result{}, err
 	}
@@ -38,7 +38,7 @@ func (p *Pipeline) BindIssuer(ctx context.Context, who access.Principal, trust I
 // tokens answer 401 from the next request on. Its members stay on record,
 // unable to act, until the issuer is bound again.
 func (p *Pipeline) UnbindIssuer(ctx context.Context, who access.Principal, issuer string) (Result, error) {
-	d, err := p.authorizeIssuers(ctx, who)
+	d, err := p.authorizeIssuers(ctx, who, issuer)
 	if err != nil {
 		return Result{}, err
 	}
@@ -51,11 +51,16 @@ func (p *Pipeline) UnbindIssuer(ctx context.Context, who access.Principal, issue
 
 // authorizeIssuers requires members:manage and owners:manage: an issuer
 // bound to the organization can assert any of its members, owners too.
-// The decision recorded is the owners:manage one.
-func (p *Pipeline) authorizeIssuers(ctx context.Context, who access.Principal) (access.Decision, error) {
+// The decision recorded is the owners:manage one. Only then is the issuer
+// looked at: an empty one is invalid.
+func (p *Pipeline) authorizeIssuers(ctx context.Context, who access.Principal, issuer string) (access.Decision, error) {
 	org := access.OrgResource(who.OrgID)
 	if _, err := p.authorize(ctx, who, access.MembersManage, org, "org/issuers"); err != nil {
 		return access.Decision{}, err
 	}
-	return p.authorize(ctx, who, access.OwnersManage, org, "org/issuers")
+	d, err := p.authorize(ctx, who, access.OwnersManage, org, "org/issuers")
+	if err == nil && issuer == "" {
+		err = fmt.Errorf("%w: issuer is required", domain.ErrInvalid)
+	}
+	return d, err
 }

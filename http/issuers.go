@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -50,16 +49,6 @@ type issuerBound struct {
 	Position uint64 `json:"position"`
 }
 
-// issuerParam reads the required ?issuer= of the issuer routes.
-func issuerParam(w http.ResponseWriter, r *http.Request) (string, bool) {
-	issuer := r.URL.Query().Get("issuer")
-	if issuer == "" {
-		writeError(w, r, fmt.Errorf("%w: the issuer query parameter is required", errBadRequest), "issuer")
-		return "", false
-	}
-	return issuer, true
-}
-
 func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
@@ -73,10 +62,7 @@ func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bindIssuer(w http.ResponseWriter, r *http.Request) {
-	issuer, ok := issuerParam(w, r)
-	if !ok {
-		return
-	}
+	issuer := r.URL.Query().Get("issuer")
 	var trust commands.IssuerTrust = trustNone{}
 	if s.deps.Issuers != nil {
 		trust = s.deps.Issuers
@@ -91,10 +77,7 @@ func (s *Server) bindIssuer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unbindIssuer(w http.ResponseWriter, r *http.Request) {
-	issuer, ok := issuerParam(w, r)
-	if !ok {
-		return
-	}
+	issuer := r.URL.Query().Get("issuer")
 	res, err := s.deps.Commands.UnbindIssuer(r.Context(), principalFrom(r.Context()), issuer)
 	if err != nil {
 		writeError(w, r, err, "issuer")
