@@ -225,6 +225,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Principals:      a.principals,
 		Extractor:       newDocumentExtractor(cfg.PDFCommand),
 		Verifier:        a.Verifier,
+		Issuers:         a.Verifier,
 		JWKS:            a.Issuer.JWKS,
 		ReadModels:      a.Engine,
 		Ready:           a.readiness,

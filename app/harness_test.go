@@ -123,10 +123,15 @@ var (
 	esdbServers   = map[string]*esdbtest.Server{}
 )
 
-// openHarness starts Palisade on dataDir (which may hold an earlier run's log).
-func openHarness(t testing.TB, dataDir string) *harness {
+// openHarness starts Palisade on dataDir (which may hold an earlier run's
+// log); configure, if given, adjusts the configuration first.
+func openHarness(t testing.TB, dataDir string, configure ...func(*app.Config)) *harness {
 	t.Helper()
-	return openHarnessWith(t, dataDir, nil)
+	return openHarnessWith(t, dataDir, func(cfg *app.Config) {
+		for _, c := range configure {
+			c(cfg)
+		}
+	})
 }
 
 // openApp opens Palisade on dataDir in the configuration the suites run

@@ -107,6 +107,11 @@ type isoQuery struct {
 
 func isoNoBody(*isoOrg, string, []*isoOrg) []isoBody { return []isoBody{{}} }
 
+// isoOwnersOnly is no body, for a route that needs owners:manage too.
+func isoOwnersOnly(*isoOrg, string, []*isoOrg) []isoBody {
+	return []isoBody{{needs: []access.Permission{access.OwnersManage}}}
+}
+
 // isoRoutes is every endpoint the suite can exercise, keyed "METHOD
 // /template". A route the router serves that is missing here fails
 // TestIsolationRouteCoverage and every probing test: add it here, with the
@@ -130,6 +135,18 @@ func isoRoutes() map[string]isoRoute {
 			}
 			return out
 		}},
+
+		// Binding issuers: the issuer is in the query, so a bare collection
+		// command is refused (403) or, when permitted, invalid (422).
+		"GET /v1/org/issuers": {perm: access.MembersRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?org=" + v.id})
+			}
+			return out
+		}},
+		"PUT /v1/org/issuers":    {perm: access.MembersManage, okStatus: http.StatusUnprocessableEntity, bodies: isoOwnersOnly},
+		"DELETE /v1/org/issuers": {perm: access.MembersManage, okStatus: http.StatusUnprocessableEntity, bodies: isoOwnersOnly},
 
 		"POST /v1/members": {perm: access.MembersManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"sub": o.label + "-new-" + caller, "roles": []string{"viewer"}}}}
@@ -1632,6 +1649,14 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 		got.json(t, &org)
 		if org.ID != own.id || org.Name != own.name {
 			t.Errorf("%s = org %q %q, want its own %q %q", where, org.ID, org.Name, own.id, own.name)
+		}
+	case "/v1/org/issuers":
+		// The suite's deployment trusts no external issuer, so no
+		// organization binds one: the list is empty, whoever else binds.
+		var list struct{ Items []json.RawMessage }
+		got.json(t, &list)
+		if len(list.Items) != 0 {
+			t.Errorf("%s lists issuers %s, but none is bound", where, list.Items)
 		}
 	case "/v1/members":
 		var list struct{ Items []struct{ Sub string } }

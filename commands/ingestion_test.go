@@ -18,6 +18,7 @@ import (
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/knowledge/embeddings"
@@ -59,7 +60,7 @@ func TestIngestionReauthorizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil)
-	if _, err := tenancyCommands.AddMember(ctx, owner, "bella", []access.Role{access.RoleBuilder}); err != nil {
+	if _, err := tenancyCommands.AddMember(ctx, owner, tenancy.BuiltIn("bella"), []access.Role{access.RoleBuilder}); err != nil {
 		t.Fatal(err)
 	}
 	bella := access.NewUser(org.ID, "bella", []access.Role{access.RoleBuilder}, nil)
@@ -75,7 +76,7 @@ func TestIngestionReauthorizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tenancyCommands.RemoveMember(ctx, owner, "bella"); err != nil {
+	if _, err := tenancyCommands.RemoveMember(ctx, owner, tenancy.BuiltIn("bella")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -81,20 +81,21 @@ type MemberChanged struct {
 	Roles []string
 }
 
-// AddMember adds sub to the principal's organization with roles.
-func (t *Tenancy) AddMember(ctx context.Context, who access.Principal, sub string, roles []access.Role) (MemberChanged, error) {
-	res, err := t.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.AddMember(sub, roles)
+// AddMember adds member (a subject of the built-in issuer or of one the
+// organization binds) to the principal's organization with roles.
+func (t *Tenancy) AddMember(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (MemberChanged, error) {
+	res, err := t.changeMembership(ctx, who, member, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.AddMember(member, roles)
 	})
-	return memberChanged(res, sub, roles), err
+	return memberChanged(res, member.Subject(), roles), err
 }
 
-// ChangeMemberRoles replaces sub's roles.
-func (t *Tenancy) ChangeMemberRoles(ctx context.Context, who access.Principal, sub string, roles []access.Role) (MemberChanged, error) {
-	res, err := t.changeMembership(ctx, who, sub, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.ChangeRoles(sub, roles)
+// ChangeMemberRoles replaces member's roles.
+func (t *Tenancy) ChangeMemberRoles(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (MemberChanged, error) {
+	res, err := t.changeMembership(ctx, who, member, roles, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.ChangeRoles(member, roles)
 	})
-	return memberChanged(res, sub, roles), err
+	return memberChanged(res, member.Subject(), roles), err
 }
 
 // memberChanged reads the roles the organization recorded for sub; a
@@ -112,33 +113,34 @@ func memberChanged(res Result, sub string, asked []access.Role) MemberChanged {
 	return out
 }
 
-// RemoveMember removes sub from the organization.
-func (t *Tenancy) RemoveMember(ctx context.Context, who access.Principal, sub string) (Result, error) {
-	return t.changeMembership(ctx, who, sub, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
-		return o.RemoveMember(sub)
+// RemoveMember removes member from the organization.
+func (t *Tenancy) RemoveMember(ctx context.Context, who access.Principal, member tenancy.MemberID) (Result, error) {
+	return t.changeMembership(ctx, who, member, nil, func(o *tenancy.Organization) ([]domain.Event, error) {
+		return o.RemoveMember(member)
 	})
 }
 
 // changeMembership authorizes members:manage, and owners:manage when the
 // change gives or takes the owner role, then runs change.
-func (t *Tenancy) changeMembership(ctx context.Context, who access.Principal, sub string, roles []access.Role,
+func (t *Tenancy) changeMembership(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role,
 	change func(*tenancy.Organization) ([]domain.Event, error)) (Result, error) {
 	p := t.p
 	org := access.OrgResource(who.OrgID)
-	d, err := p.authorize(ctx, who, access.MembersManage, org, "members/"+sub)
+	resource := "members/" + member.Subject()
+	d, err := p.authorize(ctx, who, access.MembersManage, org, resource)
 	if err != nil {
 		return Result{}, err
 	}
 	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
 		o := asOrg(a)
-		if o.TouchesOwners(sub, roles) {
-			if _, err := p.authorize(ctx, who, access.OwnersManage, org, "members/"+sub); err != nil {
+		if o.TouchesOwners(member, roles) {
+			if _, err := p.authorize(ctx, who, access.OwnersManage, org, resource); err != nil {
 				return nil, err
 			}
 		}
 		return change(o)
 	})
-	res.ID = sub
+	res.ID = member.Sub
 	return res, err
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
@@ -46,9 +47,11 @@ type SecurityRecorder interface {
 // TenancyCommands change organizations, members and service accounts.
 type TenancyCommands interface {
 	CreateOrg(ctx context.Context, who access.Principal, name, ownerSub string) (commands.OrgCreated, error)
-	AddMember(ctx context.Context, who access.Principal, sub string, roles []access.Role) (commands.MemberChanged, error)
-	ChangeMemberRoles(ctx context.Context, who access.Principal, sub string, roles []access.Role) (commands.MemberChanged, error)
-	RemoveMember(ctx context.Context, who access.Principal, sub string) (commands.Result, error)
+	AddMember(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (commands.MemberChanged, error)
+	ChangeMemberRoles(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (commands.MemberChanged, error)
+	RemoveMember(ctx context.Context, who access.Principal, member tenancy.MemberID) (commands.Result, error)
+	BindIssuer(ctx context.Context, who access.Principal, trust commands.IssuerTrust, issuer string) (commands.Result, error)
+	UnbindIssuer(ctx context.Context, who access.Principal, issuer string) (commands.Result, error)
 	CreateServiceAccount(ctx context.Context, who access.Principal, name string, perms access.PermissionSet, ttl time.Duration) (commands.ServiceAccountCreated, error)
 	RevokeServiceAccount(ctx context.Context, who access.Principal, id string) (commands.Result, error)
 }
@@ -76,7 +79,8 @@ type KnowledgeCommands interface {
 type TenancyQueries interface {
 	Org(ctx context.Context, who access.Principal) (projections.Org, error)
 	Members(ctx context.Context, who access.Principal, page projections.Page) ([]projections.Member, error)
-	Member(ctx context.Context, who access.Principal, sub string) (projections.Member, error)
+	Member(ctx context.Context, who access.Principal, issuer, sub string) (projections.Member, error)
+	Issuers(ctx context.Context, who access.Principal) ([]projections.IssuerBinding, error)
 	ServiceAccounts(ctx context.Context, who access.Principal, page projections.Page) ([]projections.ServiceAccount, error)
 }
 

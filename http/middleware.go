@@ -184,16 +184,19 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 	}
 	scope, scopeErr := permissionScope(claims.ScopeNames())
 	p, err = s.deps.Principals.Resolve(r.Context(), projections.Credentials{
-		Kind: claims.Kind, OrgID: claims.Org, Subject: claims.Subject, TokenID: claims.ID, Scope: scope,
+		Issuer: credentialIssuer(claims), Kind: claims.Kind, OrgID: claims.Org, Subject: claims.Subject,
+		TokenID: claims.ID, Scope: scope,
 	})
 	switch {
 	case errors.Is(err, projections.ErrUnknownOrganization):
 		// No such organization: the denial goes to the platform's record.
-		return p, "", "unknown_organization", claims.Subject
+		return p, "", "unknown_organization", deniedSubject(claims)
+	case errors.Is(err, projections.ErrIssuerNotBound):
+		return p, claims.Org, "issuer_not_bound", deniedSubject(claims)
 	case err != nil:
-		return p, claims.Org, "unknown_principal", claims.Subject
+		return p, claims.Org, "unknown_principal", deniedSubject(claims)
 	case scopeErr != nil:
-		return access.Principal{}, claims.Org, "bad_scope", claims.Subject
+		return access.Principal{}, claims.Org, "bad_scope", deniedSubject(claims)
 	}
 	return p, "", "", ""
 }

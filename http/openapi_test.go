@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -282,8 +283,21 @@ func oasNewStack(t *testing.T) *oasStack {
 	if err != nil {
 		t.Fatalf("issuer: %v", err)
 	}
+	// An external issuer the deployment trusts, for the issuer routes.
+	external, err := identity.LoadOrCreateIssuer(t.TempDir(), oasExternalIssuer, "palisade")
+	if err != nil {
+		t.Fatalf("external issuer: %v", err)
+	}
+	externalKeys, err := external.JWKS()
+	if err != nil {
+		t.Fatalf("external JWKS: %v", err)
+	}
+	trustedExternal, err := identity.TrustJWKSJSON(oasExternalIssuer, externalKeys, []string{"EdDSA"})
+	if err != nil {
+		t.Fatalf("trust external issuer: %v", err)
+	}
 	verifier, err := identity.NewVerifier(identity.VerifierConfig{
-		Audience: "palisade", Issuers: []identity.TrustedIssuer{issuer.Trusted()},
+		Audience: "palisade", Issuers: []identity.TrustedIssuer{issuer.Trusted(), trustedExternal},
 	})
 	if err != nil {
 		t.Fatalf("verifier: %v", err)
@@ -318,6 +332,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		Extractor:       oasExtractor{},
 		Verifier:        verifier,
 		JWKS:            issuer.JWKS,
+		Issuers:         verifier,
 		ReadModels:      oasCatchUp{store: store, engine: engine},
 		Registry:        prometheus.NewRegistry(),
 		Logger:          logger,
@@ -346,6 +361,9 @@ func (s *oasStack) mint(c identity.Claims, sub string) string {
 	}
 	return tok
 }
+
+// oasExternalIssuer is the external issuer the test stack trusts.
+const oasExternalIssuer = "https://idp.test"
 
 // oasCall is one request and the status it must answer.
 type oasCall struct {
@@ -617,6 +635,21 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		body: map[string]any{"sub": "bob", "roles": []string{"viewer"}}})
 	s.do(oasCall{method: http.MethodDelete, path: "/v1/members/alice", token: alice, want: http.StatusConflict})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/members/nobody", token: alice, want: http.StatusNotFound})
+
+	// External issuers bound to the organization, and their members.
+	issuerQuery := "?issuer=" + url.QueryEscape(oasExternalIssuer)
+	s.do(oasCall{method: http.MethodPut, path: "/v1/org/issuers" + issuerQuery, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPut, path: "/v1/org/issuers?issuer=" + url.QueryEscape("https://unknown.test"), token: alice,
+		want: http.StatusUnprocessableEntity})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/org/issuers", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
+		body: map[string]any{"issuer": oasExternalIssuer, "sub": "bob", "roles": []string{"viewer"}}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/members/bob" + issuerQuery, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPut, path: "/v1/members/bob" + issuerQuery, token: alice, want: http.StatusOK,
+		body: map[string]any{"roles": []string{"analyst"}}})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/members/bob" + issuerQuery, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/org/issuers" + issuerQuery, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/org/issuers" + issuerQuery, token: alice, want: http.StatusNotFound})
 
 	// Service accounts.
 	var sa struct{ ID string }

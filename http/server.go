@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
@@ -65,6 +66,9 @@ type Deps struct {
 	// JWKS publishes the built-in issuer's public keys.
 	JWKS func() ([]byte, error)
 	// Extractor turns uploads into text.
+	// Issuers says which external issuers the deployment trusts, the ones
+	// an organization may bind (nil: none).
+	Issuers commands.IssuerTrust
 	Extractor  DocumentExtractor
 	ReadModels ReadModels
 	// Ready reports whether the server may take traffic (log reachable,
@@ -128,6 +132,9 @@ func (s *Server) routes() {
 
 	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
 	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)
+	v1.HandleFunc("/org/issuers", s.unbindIssuer).Methods(http.MethodDelete)
 
 	v1.HandleFunc("/members", s.addMember).Methods(http.MethodPost)
 	v1.HandleFunc("/members", s.listMembers).Methods(http.MethodGet)

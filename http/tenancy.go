@@ -3,12 +3,12 @@ package httpapi
 import (
 	"math"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -52,10 +52,13 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, org)
 }
 
-// AddMemberRequest is the body of POST /v1/members.
+// AddMemberRequest is the body of POST /v1/members. Issuer, when set, is
+// an external issuer the organization binds; absent, the member is the
+// built-in issuer's.
 type AddMemberRequest struct {
-	Sub   string   `json:"sub"`
-	Roles []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty"`
+	Sub    string   `json:"sub"`
+	Roles  []string `json:"roles"`
 }
 
 // ChangeMemberRequest is the body of PUT /v1/members/{sub}.
@@ -64,6 +67,7 @@ type ChangeMemberRequest struct {
 }
 
 type memberChanged struct {
+	Issuer   string   `json:"issuer,omitempty"`
 	Sub      string   `json:"sub"`
 	Roles    []string `json:"roles"`
 	Position uint64   `json:"position"`
@@ -79,14 +83,15 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	m, err := s.deps.App.Commands.Tenancy.AddMember(r.Context(), principalFrom(r.Context()), in.Sub, roles)
+	member := tenancy.MemberID{Issuer: in.Issuer, Sub: in.Sub}
+	m, err := s.deps.App.Commands.Tenancy.AddMember(r.Context(), principalFrom(r.Context()), member, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
 	s.afterCommand(w, r, m.Position)
-	w.Header().Set("Location", "/v1/members/"+url.PathEscape(m.Sub))
-	writeJSON(w, http.StatusCreated, memberChanged{Sub: m.Sub, Roles: m.Roles, Position: m.Position})
+	w.Header().Set("Location", memberLocation(member))
+	writeJSON(w, http.StatusCreated, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Position: m.Position})
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
@@ -99,14 +104,15 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	writeList(w, members, page, func(m projections.Member) string { return m.Sub })
+	writeList(w, members, page, func(m projections.Member) string { return m.Key() })
 }
 
 func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitMinPosition(w, r) {
 		return
 	}
-	m, err := s.deps.App.Queries.Tenancy.Member(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	member := memberFrom(r)
+	m, err := s.deps.App.Queries.Tenancy.Member(r.Context(), principalFrom(r.Context()), member.Issuer, member.Sub)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
@@ -124,18 +130,18 @@ func (s *Server) changeMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	sub := mux.Vars(r)["sub"]
-	m, err := s.deps.App.Commands.Tenancy.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), sub, roles)
+	member := memberFrom(r)
+	m, err := s.deps.App.Commands.Tenancy.ChangeMemberRoles(r.Context(), principalFrom(r.Context()), member, roles)
 	if err != nil {
 		writeError(w, r, err, "member")
 		return
 	}
 	s.afterCommand(w, r, m.Position)
-	writeJSON(w, http.StatusOK, memberChanged{Sub: m.Sub, Roles: m.Roles, Position: m.Position})
+	writeJSON(w, http.StatusOK, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Position: m.Position})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	res, err := s.deps.App.Commands.Tenancy.RemoveMember(r.Context(), principalFrom(r.Context()), mux.Vars(r)["sub"])
+	res, err := s.deps.App.Commands.Tenancy.RemoveMember(r.Context(), principalFrom(r.Context()), memberFrom(r))
 	if err != nil {
 		writeError(w, r, err, "member")
 		return

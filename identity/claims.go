@@ -40,6 +40,10 @@ type Claims struct {
 	// narrows nothing. Its names are checked for syntax here and parsed
 	// into permissions by the caller.
 	Scope string `json:"scope,omitempty"`
+	// BuiltIn is set by Verify, never read from the token: the token was
+	// signed by the deployment's built-in issuer. Otherwise it came from an
+	// external issuer, whose users are members of that issuer only.
+	BuiltIn bool `json:"-"`
 }
 
 // ScopeNames returns the names in Scope, or nil when the token carries no
@@ -55,8 +59,9 @@ var errClaims = errors.New("claims")
 
 // validate checks the Palisade claims that golang-jwt does not know:
 // subject, kind, organization, scope. allowPlatform says whether the issuer
-// may speak for the platform.
-func (c *Claims) validate(allowPlatform bool) error {
+// may speak for the platform, builtIn whether it is the deployment's own
+// (the only one that may assert a service account).
+func (c *Claims) validate(allowPlatform, builtIn bool) error {
 	if err := checkSubject(c.Subject); err != nil {
 		return err
 	}
@@ -67,7 +72,14 @@ func (c *Claims) validate(allowPlatform bool) error {
 		return fmt.Errorf("%w: jti is too long or not UTF-8", errClaims)
 	}
 	switch c.Kind {
-	case KindUser, KindService:
+	case KindService:
+		if !builtIn {
+			return fmt.Errorf("%w: only the built-in issuer mints service account tokens", errClaims)
+		}
+		if err := checkOrg(c.Org); err != nil {
+			return err
+		}
+	case KindUser:
 		if err := checkOrg(c.Org); err != nil {
 			return err
 		}

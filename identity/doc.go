@@ -13,5 +13,8 @@
 // kind, org) and may narrow what it can do (scope); roles come from the
 // membership read model at request time, and domain/access.Decide judges.
 // This package only checks that scope names are well-formed, not what they
-// mean.
+// mean. Nor does it decide which organizations an external issuer may
+// assert: it marks each verified token as built-in or external
+// (Claims.BuiltIn) and refuses service tokens from external issuers; the
+// organizations bind the external issuers they trust (domain/tenancy).
 package identity

@@ -28,6 +28,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(mustMint(f, b.issuer, platform, time.Hour))
 	f.Add(mustMint(f, b.external, userClaims(), time.Hour))
 	f.Add(mustMint(f, b.external, platform, time.Hour))
+	f.Add(mustMint(f, b.external, service, time.Hour))
 	f.Add(b.signed(nil, nil))
 	for _, tc := range rejectCases(f) {
 		if raw := tc.token(b); len(raw) <= 16<<10 {
@@ -107,10 +108,16 @@ func FuzzVerify(f *testing.F) {
 		if c.Subject == "" {
 			t.Fatal("accepted a token without sub")
 		}
+		if c.BuiltIn != (c.Issuer == builtinIssuer) {
+			t.Fatalf("accepted a token of %s marked BuiltIn=%v", c.Issuer, c.BuiltIn)
+		}
 		switch c.Kind {
 		case KindUser, KindService:
 			if c.Org == "" || c.Org == "platform" {
 				t.Fatalf("accepted %s token with org %q", c.Kind, c.Org)
+			}
+			if c.Kind == KindService && !c.BuiltIn {
+				t.Fatalf("accepted a service token from %s", c.Issuer)
 			}
 		case KindPlatform:
 			if c.Org != "" || !k.allowPlatform {

@@ -29,7 +29,7 @@ func (i *Issuer) MintServiceToken(orgID, accountID, tokenID string, expiresAt ti
 		Org:  orgID,
 		Kind: KindService,
 	}
-	if err := c.validate(true); err != nil {
+	if err := c.validate(true, true); err != nil {
 		return "", fmt.Errorf("identity: mint service token: %w", err)
 	}
 	token := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)

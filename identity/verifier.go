@@ -51,6 +51,11 @@ type TrustedIssuer struct {
 	// AllowPlatform lets the issuer mint platform tokens; only the built-in
 	// issuer should.
 	AllowPlatform bool
+	// BuiltIn marks the deployment's own issuer (Issuer.Trusted sets it).
+	// Only it may assert kind "service": service accounts are created and
+	// their tokens minted here. Every other issuer is external: its users
+	// act only in organizations that bound it, as members of that issuer.
+	BuiltIn bool
 }
 
 // VerifierConfig configures NewVerifier.
@@ -92,6 +97,7 @@ type Verifier struct {
 type trustedParser struct {
 	algorithms    []string
 	allowPlatform bool
+	builtIn       bool
 	parser        *jwt.Parser
 	keyfunc       jwt.Keyfunc
 }
@@ -143,6 +149,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		v.issuers[ti.Issuer] = &trustedParser{
 			algorithms:    algs,
 			allowPlatform: ti.AllowPlatform,
+			builtIn:       ti.BuiltIn,
 			keyfunc:       ti.Keyfunc,
 			parser: jwt.NewParser(
 				jwt.WithValidMethods(algs),
@@ -199,11 +206,19 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if _, err := t.parser.ParseWithClaims(raw, &c, t.keyfunc); err != nil {
 		return Claims{}, refuse(reasonOf(err), err)
 	}
-	if err := c.validate(t.allowPlatform); err != nil {
+	if err := c.validate(t.allowPlatform, t.builtIn); err != nil {
 		return Claims{}, refuse(ReasonBadClaims, err)
 	}
+	c.BuiltIn = t.builtIn
 	v.cache.put(raw, c, v.now())
 	return c, nil
+}
+
+// TrustsExternal reports whether iss is a trusted issuer other than the
+// built-in one: an issuer an organization may bind.
+func (v *Verifier) TrustsExternal(iss string) bool {
+	t, ok := v.issuers[iss]
+	return ok && !t.builtIn
 }
 
 // verifiedCache remembers tokens that passed verification. A nil cache

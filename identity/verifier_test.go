@@ -554,3 +554,32 @@ func TestParserPinsAlgorithmsOnItsOwn(t *testing.T) {
 		t.Fatalf("valid token: %v", err)
 	}
 }
+
+// TestExternalIssuersAreNotBuiltIn checks what principal resolution relies
+// on: tokens say which kind of issuer signed them, and an external issuer
+// never asserts a service account, whatever else the token says.
+func TestExternalIssuersAreNotBuiltIn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	service := Claims{Org: testOrg, Kind: KindService}
+	service.Subject = "svc-ingest"
+
+	if c, err := b.verifier.Verify(mustMint(t, b.issuer, userClaims(), time.Hour)); err != nil || !c.BuiltIn {
+		t.Fatalf("built-in user token: BuiltIn=%v, %v", c.BuiltIn, err)
+	}
+	if c, err := b.verifier.Verify(mustMint(t, b.external, userClaims(), time.Hour)); err != nil || c.BuiltIn {
+		t.Fatalf("external user token: BuiltIn=%v, %v", c.BuiltIn, err)
+	}
+	if c, err := b.verifier.Verify(mustMint(t, b.issuer, service, time.Hour)); err != nil || !c.BuiltIn {
+		t.Fatalf("built-in service token: BuiltIn=%v, %v", c.BuiltIn, err)
+	}
+	_, err := b.verifier.Verify(mustMint(t, b.external, service, time.Hour))
+	var te *TokenError
+	if !errors.As(err, &te) || te.Reason != ReasonBadClaims {
+		t.Fatalf("external service token: %v, want %s", err, ReasonBadClaims)
+	}
+
+	if !b.verifier.TrustsExternal(externalIssuer) || b.verifier.TrustsExternal(builtinIssuer) || b.verifier.TrustsExternal("https://unknown.test") {
+		t.Fatal("TrustsExternal is wrong")
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // TenancyProjection builds the tenancy read model.
 func TenancyProjection(m TenancyModel) *consumer.Group {
-	return &consumer.Group{Name: "tenancy", Handlers: []consumer.Handler{
+	return &consumer.Group{Name: "tenancy", Handlers: append(issuerHandlers(m),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.OrganizationCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
@@ -37,14 +37,14 @@ func TenancyProjection(m TenancyModel) *consumer.Group {
 			if err != nil {
 				return err
 			}
-			return m.PutMember(ctx, scope, Member{Sub: e.Sub, Roles: e.Roles, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
+			return m.PutMember(ctx, scope, Member{Issuer: e.Issuer, Sub: e.Sub, Roles: e.Roles, AddedAt: env.OccurredAt, UpdatedAt: env.OccurredAt})
 		}),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberRolesChanged) error {
 			scope, err := eventScope(env)
 			if err != nil {
 				return err
 			}
-			member, err := m.Member(ctx, scope, e.Sub)
+			member, err := m.Member(ctx, scope, e.Issuer, e.Sub)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func TenancyProjection(m TenancyModel) *consumer.Group {
 			if err != nil {
 				return err
 			}
-			return m.DeleteMember(ctx, scope, e.Sub)
+			return m.DeleteMember(ctx, scope, e.Issuer, e.Sub)
 		}),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountCreated) error {
 			scope, err := eventScope(env)
@@ -81,7 +81,7 @@ func TenancyProjection(m TenancyModel) *consumer.Group {
 			sa.Revoked, sa.RevokedAt = true, &at
 			return m.PutServiceAccount(ctx, scope, sa)
 		}),
-	}}
+	)}
 }
 
 func updateOrg(ctx context.Context, m TenancyModel, env eventstore.Envelope, change func(*Org)) error {

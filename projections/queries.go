@@ -68,13 +68,13 @@ func (q *Queries) Members(ctx context.Context, who access.Principal, page Page) 
 	return q.tenancy.Members(ctx, scope, page)
 }
 
-// Member returns one member.
-func (q *Queries) Member(ctx context.Context, who access.Principal, sub string) (Member, error) {
+// Member returns one member: sub of issuer ("" for the built-in issuer).
+func (q *Queries) Member(ctx context.Context, who access.Principal, issuer, sub string) (Member, error) {
 	scope, err := q.authorize(ctx, who, access.MembersRead, "members")
 	if err != nil {
 		return Member{}, err
 	}
-	return q.tenancy.Member(ctx, scope, sub)
+	return q.tenancy.Member(ctx, scope, issuer, sub)
 }
 
 // ServiceAccounts lists the organization's service accounts.
@@ -158,6 +158,9 @@ var ErrUnknownOrganization = fmt.Errorf("%w: no such organization", ErrUnknownPr
 // Credentials are the verified facts of a token that principal
 // resolution needs.
 type Credentials struct {
+	// Issuer is the token's issuer when it is external, "" when it is the
+	// deployment's built-in issuer.
+	Issuer  string
 	Kind    string
 	OrgID   string
 	Subject string
@@ -183,6 +186,9 @@ func NewPrincipals(tenancy TenancyModel) *Principals {
 func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Principal, error) {
 	switch access.Kind(c.Kind) {
 	case access.KindPlatform:
+		if c.Issuer != "" {
+			return access.Principal{}, fmt.Errorf("%w: only the built-in issuer speaks for the platform", ErrUnknownPrincipal)
+		}
 		p := access.NewPlatform(c.Subject)
 		if c.Scope != nil {
 			// A scope can only narrow; it cannot name orgs:create, so a
@@ -204,6 +210,9 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 		return access.Principal{}, ErrUnknownOrganization
 	}
 	if access.Kind(c.Kind) == access.KindService {
+		if c.Issuer != "" {
+			return access.Principal{}, fmt.Errorf("%w: service accounts come only from the built-in issuer", ErrUnknownPrincipal)
+		}
 		sa, err := r.tenancy.ServiceAccount(ctx, scope, c.Subject)
 		switch {
 		case err != nil:
@@ -219,15 +228,11 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 		p.CreatedBy = sa.CreatedBy
 		return p, nil
 	}
-	m, err := r.tenancy.Member(ctx, scope, c.Subject)
+	roles, err := r.memberRoles(ctx, scope, c.Issuer, c.Subject)
 	if err != nil {
-		return access.Principal{}, fmt.Errorf("%w: not a member", ErrUnknownPrincipal)
+		return access.Principal{}, err
 	}
-	roles, err := access.ParseRoles(m.Roles)
-	if err != nil {
-		return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
-	}
-	return access.NewUser(c.OrgID, c.Subject, roles, c.Scope), nil
+	return access.NewUser(c.OrgID, access.PrincipalSubject(c.Issuer, c.Subject), roles, c.Scope), nil
 }
 
 // Current returns the principal an event's actor is now, for processes that
@@ -255,13 +260,10 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 	}
 	switch access.Kind(actor.Kind) {
 	case access.KindUser:
-		m, err := r.tenancy.Member(ctx, scope, actor.Subject)
+		issuer, sub := access.SplitPrincipalSubject(actor.Subject)
+		roles, err := r.memberRoles(ctx, scope, issuer, sub)
 		if err != nil {
-			return access.Principal{}, fmt.Errorf("%w: not a member", ErrUnknownPrincipal)
-		}
-		roles, err := access.ParseRoles(m.Roles)
-		if err != nil {
-			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+			return access.Principal{}, err
 		}
 		return access.NewUser(orgID, actor.Subject, roles, tokenScope), nil
 	case access.KindService:

@@ -26,12 +26,25 @@ type Org struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Member is one member of an organization.
+// Member is one member of an organization: an issuer and a subject there.
+// Issuer is empty for the deployment's built-in issuer.
 type Member struct {
+	Issuer    string    `json:"issuer,omitempty"`
 	Sub       string    `json:"sub"`
 	Roles     []string  `json:"roles"`
 	AddedAt   time.Time `json:"added_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Key is the member's principal subject (access.PrincipalSubject): its
+// unique key in the organization and its cursor in member lists.
+func (m Member) Key() string { return access.PrincipalSubject(m.Issuer, m.Sub) }
+
+// IssuerBinding is an external issuer an organization trusts.
+type IssuerBinding struct {
+	Issuer  string    `json:"issuer"`
+	BoundAt time.Time `json:"bound_at"`
+	BoundBy string    `json:"bound_by"`
 }
 
 // ServiceAccount is a service account; its token is never stored.
@@ -81,15 +94,24 @@ type AuditQuery struct {
 // accounts. Reads take the caller's scope; writes take the event's scope.
 type TenancyModel interface {
 	Org(ctx context.Context, scope access.Scope) (Org, error)
-	Member(ctx context.Context, scope access.Scope, sub string) (Member, error)
+	// Member returns the member sub of issuer ("" for the built-in one).
+	Member(ctx context.Context, scope access.Scope, issuer, sub string) (Member, error)
+	// Members lists members in the order of their Key, page.After being a Key.
 	Members(ctx context.Context, scope access.Scope, page Page) ([]Member, error)
 	ServiceAccount(ctx context.Context, scope access.Scope, id string) (ServiceAccount, error)
 	ServiceAccounts(ctx context.Context, scope access.Scope, page Page) ([]ServiceAccount, error)
 
+	// Issuer returns one bound issuer, Issuers all of them (at most
+	// tenancy.MaxBoundIssuers) in byte order.
+	Issuer(ctx context.Context, scope access.Scope, issuer string) (IssuerBinding, error)
+	Issuers(ctx context.Context, scope access.Scope) ([]IssuerBinding, error)
+
 	PutOrg(ctx context.Context, scope access.Scope, org Org) error
 	PutMember(ctx context.Context, scope access.Scope, m Member) error
-	DeleteMember(ctx context.Context, scope access.Scope, sub string) error
+	DeleteMember(ctx context.Context, scope access.Scope, issuer, sub string) error
 	PutServiceAccount(ctx context.Context, scope access.Scope, sa ServiceAccount) error
+	PutIssuer(ctx context.Context, scope access.Scope, b IssuerBinding) error
+	DeleteIssuer(ctx context.Context, scope access.Scope, issuer string) error
 }
 
 // BotModel is the read model of bots.

@@ -25,21 +25,26 @@ type OrganizationRenamed struct {
 // OrganizationClosed ends an organization: every token of it stops working.
 type OrganizationClosed struct{}
 
-// MemberAdded records a new member and its roles.
+// MemberAdded records a new member and its roles. A member is its issuer
+// and sub together; Issuer is empty for the built-in issuer (so every event
+// recorded before issuers were bound reads as it did).
 type MemberAdded struct {
-	Sub   string   `json:"sub"`
-	Roles []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty"`
+	Sub    string   `json:"sub"`
+	Roles  []string `json:"roles"`
 }
 
 // MemberRolesChanged replaces a member's roles.
 type MemberRolesChanged struct {
-	Sub   string   `json:"sub"`
-	Roles []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty"`
+	Sub    string   `json:"sub"`
+	Roles  []string `json:"roles"`
 }
 
 // MemberRemoved records that a member left or was removed.
 type MemberRemoved struct {
-	Sub string `json:"sub"`
+	Issuer string `json:"issuer,omitempty"`
+	Sub    string `json:"sub"`
 }
 
 // ServiceAccountCreated records a service account and its explicit
@@ -74,5 +79,6 @@ func Events() []domain.Event {
 		&OrganizationCreated{}, &OrganizationRenamed{}, &OrganizationClosed{},
 		&MemberAdded{}, &MemberRolesChanged{}, &MemberRemoved{},
 		&ServiceAccountCreated{}, &ServiceAccountRevoked{},
+		&IssuerBound{}, &IssuerUnbound{},
 	}
 }

@@ -22,8 +22,10 @@ type Organization struct {
 	id              string
 	name            string
 	closed          bool
-	members         map[string][]access.Role
+	members         map[MemberID][]access.Role
 	serviceAccounts map[string]*serviceAccount
+	// issuers are the external issuers the organization bound.
+	issuers map[string]bool
 }
 
 type serviceAccount struct {
@@ -32,7 +34,7 @@ type serviceAccount struct {
 
 // New returns an empty organization, before its first event.
 func New() *Organization {
-	return &Organization{members: map[string][]access.Role{}, serviceAccounts: map[string]*serviceAccount{}}
+	return &Organization{members: map[MemberID][]access.Role{}, serviceAccounts: map[string]*serviceAccount{}, issuers: map[string]bool{}}
 }
 
 // Exists reports whether the organization has been created (and not closed).
@@ -46,17 +48,21 @@ func (o *Organization) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case *OrganizationCreated:
 		o.id, o.name = e.OrgID, e.Name
-		o.members[e.OwnerSub] = []access.Role{access.RoleOwner}
+		o.members[BuiltIn(e.OwnerSub)] = []access.Role{access.RoleOwner}
 	case *OrganizationRenamed:
 		o.name = e.Name
 	case *OrganizationClosed:
 		o.closed = true
 	case *MemberAdded:
-		o.members[e.Sub] = parseKnownRoles(e.Roles)
+		o.members[MemberID{e.Issuer, e.Sub}] = parseKnownRoles(e.Roles)
 	case *MemberRolesChanged:
-		o.members[e.Sub] = parseKnownRoles(e.Roles)
+		o.members[MemberID{e.Issuer, e.Sub}] = parseKnownRoles(e.Roles)
 	case *MemberRemoved:
-		delete(o.members, e.Sub)
+		delete(o.members, MemberID{e.Issuer, e.Sub})
+	case *IssuerBound:
+		o.issuers[e.Issuer] = true
+	case *IssuerUnbound:
+		delete(o.issuers, e.Issuer)
 	case *ServiceAccountCreated:
 		o.serviceAccounts[e.ID] = &serviceAccount{}
 	case *ServiceAccountRevoked:
@@ -84,6 +90,9 @@ func Create(orgID, name, ownerSub string) ([]domain.Event, error) {
 	if err := domain.CheckSubject("owner_sub", ownerSub); err != nil {
 		return nil, err
 	}
+	if access.ExternalForm(ownerSub) {
+		return nil, fmt.Errorf("%w: owner_sub may not have the form ISSUER|SUB, which names members of external issuers", domain.ErrInvalid)
+	}
 	return []domain.Event{&OrganizationCreated{OrgID: orgID, Name: name, OwnerSub: ownerSub}}, nil
 }
 
@@ -109,83 +118,85 @@ func (o *Organization) Close() ([]domain.Event, error) {
 	return []domain.Event{&OrganizationClosed{}}, nil
 }
 
-// IsMember reports whether sub is a member.
-func (o *Organization) IsMember(sub string) bool {
-	_, ok := o.members[sub]
+// IsMember reports whether id is a member.
+func (o *Organization) IsMember(id MemberID) bool {
+	_, ok := o.members[id]
 	return ok
 }
 
-// TouchesOwners reports whether giving sub the roles newRoles (nil for a
+// TouchesOwners reports whether giving id the roles newRoles (nil for a
 // removal) adds or removes the owner role, which needs owners:manage.
-func (o *Organization) TouchesOwners(sub string, newRoles []access.Role) bool {
-	return slices.Contains(o.members[sub], access.RoleOwner) != slices.Contains(newRoles, access.RoleOwner)
+func (o *Organization) TouchesOwners(id MemberID, newRoles []access.Role) bool {
+	return slices.Contains(o.members[id], access.RoleOwner) != slices.Contains(newRoles, access.RoleOwner)
 }
 
-// AddMember decides adding sub with roles.
-func (o *Organization) AddMember(sub string, roles []access.Role) ([]domain.Event, error) {
+// AddMember decides adding id with roles. A member of an external issuer
+// can only be added while the organization binds that issuer.
+func (o *Organization) AddMember(id MemberID, roles []access.Role) ([]domain.Event, error) {
 	if err := o.mustExist(); err != nil {
 		return nil, err
 	}
-	if err := domain.CheckSubject("sub", sub); err != nil {
+	if err := o.checkNewMember(id); err != nil {
 		return nil, err
 	}
-	if o.IsMember(sub) {
-		return nil, fmt.Errorf("%w: %q is already a member", domain.ErrConflict, sub)
+	if o.IsMember(id) {
+		return nil, fmt.Errorf("%w: %q is already a member", domain.ErrConflict, id)
 	}
 	if err := checkRoles(roles); err != nil {
 		return nil, err
 	}
-	return []domain.Event{&MemberAdded{Sub: sub, Roles: access.RoleStrings(roles)}}, nil
+	return []domain.Event{&MemberAdded{Issuer: id.Issuer, Sub: id.Sub, Roles: access.RoleStrings(roles)}}, nil
 }
 
-// ChangeRoles decides replacing sub's roles.
-func (o *Organization) ChangeRoles(sub string, roles []access.Role) ([]domain.Event, error) {
+// ChangeRoles decides replacing id's roles.
+func (o *Organization) ChangeRoles(id MemberID, roles []access.Role) ([]domain.Event, error) {
 	if err := o.mustExist(); err != nil {
 		return nil, err
 	}
-	if !o.IsMember(sub) {
-		return nil, fmt.Errorf("%w: member %q", domain.ErrNotFound, sub)
+	if !o.IsMember(id) {
+		return nil, fmt.Errorf("%w: member %q", domain.ErrNotFound, id)
 	}
 	if err := checkRoles(roles); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(roles, access.RoleOwner) {
-		if err := o.keepsAnOwner(sub); err != nil {
+		if err := o.keepsAnOwner(id); err != nil {
 			return nil, err
 		}
 	}
-	if slices.Equal(o.members[sub], roles) {
+	if slices.Equal(o.members[id], roles) {
 		return nil, nil
 	}
-	return []domain.Event{&MemberRolesChanged{Sub: sub, Roles: access.RoleStrings(roles)}}, nil
+	return []domain.Event{&MemberRolesChanged{Issuer: id.Issuer, Sub: id.Sub, Roles: access.RoleStrings(roles)}}, nil
 }
 
-// RemoveMember decides removing sub.
-func (o *Organization) RemoveMember(sub string) ([]domain.Event, error) {
+// RemoveMember decides removing id.
+func (o *Organization) RemoveMember(id MemberID) ([]domain.Event, error) {
 	if err := o.mustExist(); err != nil {
 		return nil, err
 	}
-	if !o.IsMember(sub) {
-		return nil, fmt.Errorf("%w: member %q", domain.ErrNotFound, sub)
+	if !o.IsMember(id) {
+		return nil, fmt.Errorf("%w: member %q", domain.ErrNotFound, id)
 	}
-	if err := o.keepsAnOwner(sub); err != nil {
+	if err := o.keepsAnOwner(id); err != nil {
 		return nil, err
 	}
-	return []domain.Event{&MemberRemoved{Sub: sub}}, nil
+	return []domain.Event{&MemberRemoved{Issuer: id.Issuer, Sub: id.Sub}}, nil
 }
 
 // keepsAnOwner refuses a change that would leave the organization without
-// an owner, when sub is its last one.
-func (o *Organization) keepsAnOwner(sub string) error {
-	if !slices.Contains(o.members[sub], access.RoleOwner) {
+// an owner who can act, when id is its last one: owners of an issuer the
+// organization no longer binds cannot sign in, so they do not count.
+func (o *Organization) keepsAnOwner(id MemberID) error {
+	if !slices.Contains(o.members[id], access.RoleOwner) {
 		return nil
 	}
 	for other, roles := range o.members {
-		if other != sub && slices.Contains(roles, access.RoleOwner) {
+		if other != id && o.IssuerBound(other.Issuer) && slices.Contains(roles, access.RoleOwner) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %q is the last owner; make another member owner first", domain.ErrConflict, sub)
+	return fmt.Errorf("%w: %q is the last owner; make another member owner first", domain.ErrConflict, id)
 }
 
 func checkRoles(roles []access.Role) error {

@@ -59,15 +59,15 @@ func TestMembership(t *testing.T) {
 		run  func(o *Organization) ([]domain.Event, error)
 		want error
 	}{
-		{"add member", func(o *Organization) ([]domain.Event, error) { return o.AddMember("bob", viewer) }, nil},
-		{"add existing member", func(o *Organization) ([]domain.Event, error) { return o.AddMember("alice", viewer) }, domain.ErrConflict},
-		{"add without roles", func(o *Organization) ([]domain.Event, error) { return o.AddMember("bob", nil) }, domain.ErrInvalid},
-		{"add unknown role", func(o *Organization) ([]domain.Event, error) { return o.AddMember("bob", []access.Role{99}) }, domain.ErrInvalid},
-		{"change missing member", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles("bob", viewer) }, domain.ErrNotFound},
-		{"demote last owner", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles("alice", viewer) }, domain.ErrConflict},
-		{"remove last owner", func(o *Organization) ([]domain.Event, error) { return o.RemoveMember("alice") }, domain.ErrConflict},
-		{"remove missing member", func(o *Organization) ([]domain.Event, error) { return o.RemoveMember("bob") }, domain.ErrNotFound},
-		{"unchanged roles are a no-op", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles("alice", owner) }, nil},
+		{"add member", func(o *Organization) ([]domain.Event, error) { return o.AddMember(BuiltIn("bob"), viewer) }, nil},
+		{"add existing member", func(o *Organization) ([]domain.Event, error) { return o.AddMember(BuiltIn("alice"), viewer) }, domain.ErrConflict},
+		{"add without roles", func(o *Organization) ([]domain.Event, error) { return o.AddMember(BuiltIn("bob"), nil) }, domain.ErrInvalid},
+		{"add unknown role", func(o *Organization) ([]domain.Event, error) { return o.AddMember(BuiltIn("bob"), []access.Role{99}) }, domain.ErrInvalid},
+		{"change missing member", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles(BuiltIn("bob"), viewer) }, domain.ErrNotFound},
+		{"demote last owner", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles(BuiltIn("alice"), viewer) }, domain.ErrConflict},
+		{"remove last owner", func(o *Organization) ([]domain.Event, error) { return o.RemoveMember(BuiltIn("alice")) }, domain.ErrConflict},
+		{"remove missing member", func(o *Organization) ([]domain.Event, error) { return o.RemoveMember(BuiltIn("bob")) }, domain.ErrNotFound},
+		{"unchanged roles are a no-op", func(o *Organization) ([]domain.Event, error) { return o.ChangeRoles(BuiltIn("alice"), owner) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,20 +80,20 @@ func TestMembership(t *testing.T) {
 
 	// With a second owner, the first may step down.
 	o := org(t, &MemberAdded{Sub: "bob", Roles: []string{"owner"}})
-	if _, err := o.RemoveMember("alice"); err != nil {
+	if _, err := o.RemoveMember(BuiltIn("alice")); err != nil {
 		t.Fatalf("remove one of two owners: %v", err)
 	}
-	if !o.TouchesOwners("bob", viewer) || o.TouchesOwners("bob", owner) || !o.TouchesOwners("carol", owner) || o.TouchesOwners("carol", viewer) {
+	if !o.TouchesOwners(BuiltIn("bob"), viewer) || o.TouchesOwners(BuiltIn("bob"), owner) || !o.TouchesOwners(BuiltIn("carol"), owner) || o.TouchesOwners(BuiltIn("carol"), viewer) {
 		t.Fatal("TouchesOwners is wrong")
 	}
 	// A removed member is gone.
 	o.Apply(&MemberRemoved{Sub: "bob"})
-	if o.IsMember("bob") {
+	if o.IsMember(BuiltIn("bob")) {
 		t.Fatal("removed member still a member")
 	}
 	// Nothing works on a closed organization.
 	o.Apply(&OrganizationClosed{})
-	if _, err := o.AddMember("dan", viewer); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := o.AddMember(BuiltIn("dan"), viewer); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("add to closed org: %v", err)
 	}
 }

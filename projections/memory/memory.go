@@ -97,6 +97,7 @@ type Tenancy struct {
 	orgs     map[string]projections.Org
 	members  map[string]*keyed[projections.Member]
 	accounts map[string]*keyed[projections.ServiceAccount]
+	issuers  map[string]map[string]projections.IssuerBinding
 }
 
 // NewTenancy returns an empty tenancy read model.
@@ -105,6 +106,7 @@ func NewTenancy() *Tenancy {
 		orgs:     map[string]projections.Org{},
 		members:  map[string]*keyed[projections.Member]{},
 		accounts: map[string]*keyed[projections.ServiceAccount]{},
+		issuers:  map[string]map[string]projections.IssuerBinding{},
 	}
 }
 
@@ -122,7 +124,7 @@ func (t *Tenancy) Org(_ context.Context, scope access.Scope) (projections.Org, e
 	return o, nil
 }
 
-func (t *Tenancy) Member(_ context.Context, scope access.Scope, sub string) (projections.Member, error) {
+func (t *Tenancy) Member(_ context.Context, scope access.Scope, issuer, sub string) (projections.Member, error) {
 	org, err := orgOf(scope)
 	if err != nil {
 		return projections.Member{}, err
@@ -130,7 +132,7 @@ func (t *Tenancy) Member(_ context.Context, scope access.Scope, sub string) (pro
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if k := t.members[org]; k != nil {
-		if m, ok := k.byKey[sub]; ok {
+		if m, ok := k.byKey[access.PrincipalSubject(issuer, sub)]; ok && m.Issuer == issuer {
 			return cloneMember(m), nil
 		}
 	}
@@ -214,11 +216,11 @@ func (t *Tenancy) PutMember(_ context.Context, scope access.Scope, m projections
 		k = &keyed[projections.Member]{}
 		t.members[org] = k
 	}
-	k.put(m.Sub, cloneMember(m))
+	k.put(m.Key(), cloneMember(m))
 	return nil
 }
 
-func (t *Tenancy) DeleteMember(_ context.Context, scope access.Scope, sub string) error {
+func (t *Tenancy) DeleteMember(_ context.Context, scope access.Scope, issuer, sub string) error {
 	org, err := orgOf(scope)
 	if err != nil {
 		return err
@@ -226,7 +228,7 @@ func (t *Tenancy) DeleteMember(_ context.Context, scope access.Scope, sub string
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if k := t.members[org]; k != nil {
-		k.delete(sub)
+		k.delete(access.PrincipalSubject(issuer, sub))
 	}
 	return nil
 }

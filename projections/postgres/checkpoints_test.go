@@ -32,7 +32,7 @@ func TestCheckpointsAdvanceAtomically(t *testing.T) {
 		if _, err := b.store.Bots().Bot(ctx, a, "bot-1"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("%s: the bot is there: %v", when, err)
 		}
-		if _, err := b.store.Tenancy().Member(ctx, other, "bob"); !errors.Is(err, domain.ErrNotFound) {
+		if _, err := b.store.Tenancy().Member(ctx, other, "", "bob"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("%s: the member is there: %v", when, err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestCheckpointsAdvanceAtomically(t *testing.T) {
 	if _, err := b.store.Bots().Bot(ctx, a, "bot-1"); err != nil {
 		t.Fatalf("bot after a successful unit: %v", err)
 	}
-	if _, err := b.store.Tenancy().Member(ctx, other, "bob"); err != nil {
+	if _, err := b.store.Tenancy().Member(ctx, other, "", "bob"); err != nil {
 		t.Fatalf("member after a successful unit: %v", err)
 	}
 

@@ -43,6 +43,8 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'doc-mallory', 'kb-1', 'm', 'text/plain', '', 0, 1, 'pending', '', 0, 'mallory', now(), now())`,
 	"embedding_cache": `INSERT INTO embedding_cache (org_id, model, hash, embedding)
 		VALUES ('org-b', 'm', 'hash-mallory', '[1,2,3]')`,
+	"org_issuers": `INSERT INTO org_issuers (org_id, issuer, bound_at, bound_by)
+		VALUES ('org-b', 'https://mallory.example', now(), 'mallory')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -73,6 +75,7 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 				b.store.Tenancy().PutOrg(ctx, s, projections.Org{ID: org, Name: org, CreatedAt: at, UpdatedAt: at}),
 				b.store.Tenancy().PutMember(ctx, s, projections.Member{Sub: "alice", Roles: []string{"owner"}, AddedAt: at, UpdatedAt: at}),
 				b.store.Tenancy().PutServiceAccount(ctx, s, projections.ServiceAccount{ID: "sa-1", Name: "ci", CreatedAt: at, ExpiresAt: at}),
+				b.store.Tenancy().PutIssuer(ctx, s, projections.IssuerBinding{Issuer: "https://idp.example", BoundAt: at, BoundBy: "alice"}),
 				b.store.Bots().PutBot(ctx, s, projections.Bot{ID: "bot-1", Name: "b", CreatedAt: at, UpdatedAt: at}),
 				b.store.Audit().Add(ctx, s, eventstore.Envelope{
 					ID: uuid.New(), Type: "BotCreated", Stream: eventstore.MustStreamName("bot", org, "bot-1"), Position: uint64(i + 1),
@@ -133,11 +136,11 @@ func TestRowLevelSecurity(t *testing.T) {
 	ctx := b.ctx
 
 	tables := tenantTables(t, ctx, b.owner, b.schema)
-	want := []string{"audit_events", "bots", "members", "orgs", "service_accounts"}
+	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
 		want = append(want, "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
-		slices.Sort(want)
 	}
+	slices.Sort(want)
 	if !slices.Equal(tables, want) {
 		t.Fatalf("tenant tables = %v, want %v", tables, want)
 	}

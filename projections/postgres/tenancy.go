@@ -20,10 +20,11 @@ var _ projections.TenancyModel = (*Tenancy)(nil)
 const (
 	orgSQL = `SELECT org_id, name, closed, created_at, updated_at FROM orgs WHERE org_id = $1`
 
-	memberColumns = `sub, roles, added_at, updated_at`
-	memberSQL     = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND sub = $2`
-	membersSQL    = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 ORDER BY sub LIMIT $2`
-	membersAfter  = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND sub > $3 ORDER BY sub LIMIT $2`
+	memberColumns = `issuer, sub, roles, added_at, updated_at`
+	memberSQL     = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND issuer = $2 AND sub = $3`
+	// Members are listed by their principal subject, the cursor.
+	membersSQL   = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 ORDER BY principal LIMIT $2`
+	membersAfter = `SELECT ` + memberColumns + ` FROM members WHERE org_id = $1 AND principal > $3 ORDER BY principal LIMIT $2`
 
 	accountColumns = `id, name, permissions, created_by, created_at, expires_at, revoked, revoked_at, token_id`
 	accountSQL     = `SELECT ` + accountColumns + ` FROM service_accounts WHERE org_id = $1 AND id = $2`
@@ -33,10 +34,10 @@ const (
 	putOrgSQL = `INSERT INTO orgs (org_id, name, closed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, closed = EXCLUDED.closed,
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`
-	putMemberSQL = `INSERT INTO members (org_id, sub, roles, added_at, updated_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (org_id, sub) DO UPDATE SET roles = EXCLUDED.roles,
+	putMemberSQL = `INSERT INTO members (org_id, issuer, sub, roles, added_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (org_id, issuer, sub) DO UPDATE SET roles = EXCLUDED.roles,
 			added_at = EXCLUDED.added_at, updated_at = EXCLUDED.updated_at`
-	deleteMemberSQL = `DELETE FROM members WHERE org_id = $1 AND sub = $2`
+	deleteMemberSQL = `DELETE FROM members WHERE org_id = $1 AND issuer = $2 AND sub = $3`
 	putAccountSQL   = `INSERT INTO service_accounts
 			(org_id, id, name, permissions, created_by, created_at, expires_at, revoked, revoked_at, token_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -66,14 +67,14 @@ func (t *Tenancy) Org(ctx context.Context, scope access.Scope) (projections.Org,
 	return o, nil
 }
 
-func (t *Tenancy) Member(ctx context.Context, scope access.Scope, sub string) (projections.Member, error) {
+func (t *Tenancy) Member(ctx context.Context, scope access.Scope, issuer, sub string) (projections.Member, error) {
 	org, err := orgOf(scope)
 	if err != nil {
 		return projections.Member{}, err
 	}
 	var m projections.Member
 	found := false
-	err = t.db.query(ctx, org, memberSQL, []any{org, sub}, func(rows pgx.Rows) error {
+	err = t.db.query(ctx, org, memberSQL, []any{org, issuer, sub}, func(rows pgx.Rows) error {
 		found = true
 		m, err = scanMember(rows)
 		return err
@@ -163,18 +164,18 @@ func (t *Tenancy) PutMember(ctx context.Context, scope access.Scope, m projectio
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, putMemberSQL, org, m.Sub, m.Roles, m.AddedAt, m.UpdatedAt); err != nil {
+	if err := t.db.exec(ctx, org, putMemberSQL, org, m.Issuer, m.Sub, m.Roles, m.AddedAt, m.UpdatedAt); err != nil {
 		return fmt.Errorf("put member: %w", err)
 	}
 	return nil
 }
 
-func (t *Tenancy) DeleteMember(ctx context.Context, scope access.Scope, sub string) error {
+func (t *Tenancy) DeleteMember(ctx context.Context, scope access.Scope, issuer, sub string) error {
 	org, err := orgOf(scope)
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, deleteMemberSQL, org, sub); err != nil {
+	if err := t.db.exec(ctx, org, deleteMemberSQL, org, issuer, sub); err != nil {
 		return fmt.Errorf("delete member: %w", err)
 	}
 	return nil
@@ -205,7 +206,7 @@ func pageQuery(first, after, org string, page projections.Page) (string, []any) 
 
 func scanMember(rows pgx.Rows) (projections.Member, error) {
 	var m projections.Member
-	if err := rows.Scan(&m.Sub, &m.Roles, &m.AddedAt, &m.UpdatedAt); err != nil {
+	if err := rows.Scan(&m.Issuer, &m.Sub, &m.Roles, &m.AddedAt, &m.UpdatedAt); err != nil {
 		return m, err
 	}
 	m.AddedAt, m.UpdatedAt = m.AddedAt.UTC(), m.UpdatedAt.UTC()

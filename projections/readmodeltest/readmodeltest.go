@@ -58,6 +58,7 @@ var at = time.Date(2026, 11, 27, 12, 0, 0, 123456000, time.UTC)
 // Run runs the contract suite; newModels returns empty models each call.
 func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runKnowledge(t, newModels)
+	runIssuers(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)
@@ -65,7 +66,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		var zero access.Scope
 		checks := map[string]error{
 			"Org":             first(m.Tenancy.Org(ctx, zero)),
-			"Member":          first(m.Tenancy.Member(ctx, zero, "a")),
+			"Member":          first(m.Tenancy.Member(ctx, zero, "", "a")),
 			"Members":         first(m.Tenancy.Members(ctx, zero, projections.Page{})),
 			"ServiceAccount":  first(m.Tenancy.ServiceAccount(ctx, zero, "a")),
 			"ServiceAccounts": first(m.Tenancy.ServiceAccounts(ctx, zero, projections.Page{})),
@@ -114,22 +115,22 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 		must(t, m.write(ctx, func(ctx context.Context) error {
 			return m.Tenancy.PutMember(ctx, a, alice)
 		}))
-		if _, err := m.Tenancy.Member(ctx, b, "alice"); !errors.Is(err, domain.ErrNotFound) {
+		if _, err := m.Tenancy.Member(ctx, b, "", "alice"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("org-b sees org-a's member: %v", err)
 		}
-		gotMember, err := m.Tenancy.Member(ctx, a, "alice")
+		gotMember, err := m.Tenancy.Member(ctx, a, "", "alice")
 		if err != nil || !reflect.DeepEqual(gotMember, alice) {
 			t.Fatalf("Member = %+v, %v", gotMember, err)
 		}
 		// Returned records are copies: changing them changes nothing stored.
 		gotMember.Roles[0] = "viewer"
-		if again, _ := m.Tenancy.Member(ctx, a, "alice"); again.Roles[0] != "owner" {
+		if again, _ := m.Tenancy.Member(ctx, a, "", "alice"); again.Roles[0] != "owner" {
 			t.Fatal("a returned member aliases the stored one")
 		}
 		must(t, m.write(ctx, func(ctx context.Context) error {
-			return m.Tenancy.DeleteMember(ctx, a, "alice")
+			return m.Tenancy.DeleteMember(ctx, a, "", "alice")
 		}))
-		if _, err := m.Tenancy.Member(ctx, a, "alice"); !errors.Is(err, domain.ErrNotFound) {
+		if _, err := m.Tenancy.Member(ctx, a, "", "alice"); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("deleted member: %v", err)
 		}
 		revoked := at.Add(time.Hour)
@@ -255,7 +256,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 			return nil
 		}))
 		for _, want := range members {
-			got, err := m.Tenancy.Member(ctx, a, want.Sub)
+			got, err := m.Tenancy.Member(ctx, a, "", want.Sub)
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Errorf("Member(%s) = %#v, %v; want %#v", want.Sub, got, err, want)
 			}
@@ -312,7 +313,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 			if _, err := m.Bots.Bot(ctx, b, "bot-1"); !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("org-b reads org-a's bot inside a unit: %v", err)
 			}
-			if _, err := m.Tenancy.Member(ctx, a, "bob"); !errors.Is(err, domain.ErrNotFound) {
+			if _, err := m.Tenancy.Member(ctx, a, "", "bob"); !errors.Is(err, domain.ErrNotFound) {
 				return fmt.Errorf("org-a reads org-b's member inside a unit: %v", err)
 			}
 			list, err := m.Tenancy.Members(ctx, b, projections.Page{})
