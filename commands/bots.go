@@ -32,6 +32,9 @@ func (p *Pipeline) CreateBot(ctx context.Context, who access.Principal, name, in
 		if asBot(a).Exists() {
 			return p.existing(ctx, "bot")
 		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceBots); err != nil {
+			return nil, err
+		}
 		return bots.Create(id, name, instructions, grants)
 	})
 }

@@ -47,6 +47,9 @@ func (p *Pipeline) CreateKnowledgeBase(ctx context.Context, who access.Principal
 		if a.(*knowledge.KnowledgeBase).Exists() {
 			return p.existing(ctx, "knowledge base")
 		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceKnowledgeBases); err != nil {
+			return nil, err
+		}
 		return knowledge.CreateKnowledgeBase(id, name, description, emb.Model, emb.Dimensions)
 	})
 }
@@ -159,6 +162,9 @@ func (p *Pipeline) AddDocument(ctx context.Context, who access.Principal, kbID s
 			// The id comes from the content, not from an Idempotency-Key, so
 			// this is a conflict whatever key the request carries.
 			return nil, fmt.Errorf("%w: this knowledge base already holds a document with identical content (%s)", domain.ErrConflict, id)
+		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceDocuments); err != nil {
+			return nil, err
 		}
 		return doc.AddDocument(kb, id, in.Title, in.ContentType, in.Content)
 	})

@@ -23,3 +23,8 @@ var (
 type Event interface {
 	EventType() string
 }
+
+// ErrQuotaExceeded: the organization is at one of its quotas of stored
+// resources (409: the request conflicts with the organization's state
+// until something is archived or deleted, or the quota is raised).
+var ErrQuotaExceeded = errors.New("quota exceeded")
