@@ -34,6 +34,7 @@ import (
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/projections/postgres"
+	"github.com/palisadehq/palisade/quota"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -76,7 +77,16 @@ type Config struct {
 	// Palisade embedded as a library) PDFs are read in process, with
 	// knowledge/extract's limits but without that protection.
 	PDFCommand []string
-	Logger     *slog.Logger
+	// Quotas are every organization's default limits (a zero field is
+	// unlimited); the platform overrides them per organization with
+	// PUT /v1/orgs/{id}/quotas. PDFParsers bounds PDF parses running at
+	// once across all organizations (0: unlimited).
+	Quotas     quota.Limits
+	PDFParsers int
+	// DenialWindow is how long repeated denials of one principal for one
+	// permission are coalesced into one summary event (default one minute).
+	DenialWindow time.Duration
+	Logger       *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -113,6 +123,8 @@ type App struct {
 	Queries  *projections.Queries
 	// Knowledge answers knowledge-base reads and searches.
 	Knowledge *projections.KnowledgeQueries
+	// Quotas keeps every organization's limits and usage.
+	Quotas   *quota.Book
 	Registry  *prometheus.Registry
 	server    *httpapi.Server
 
@@ -181,7 +193,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
 		return nil, err
 	}
-	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
+	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
+	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger,
+		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas))
 	models, err := a.openReadModels(ctx, registry)
 	if err != nil {
 		return nil, err
@@ -205,7 +219,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Queries:         a.Queries,
 		Principals:      a.principals,
 		Knowledge:       a.Knowledge,
-		Extractor:       newDocumentExtractor(cfg.PDFCommand),
+		Extractor:       newDocumentExtractor(cfg.PDFCommand, a.Quotas),
 		Embedding:       commands.Embedding{Model: a.embedder.Model(), Dimensions: a.embedder.Dimensions()},
 		Verifier:        a.Verifier,
 		Minter:          a.Issuer,
@@ -215,6 +229,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		Limits:          a.Quotas,
 	})
 	return a, nil
 }
@@ -283,8 +298,12 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 	processCheckpoints := projections.NewProcessCheckpoints(a.checkpoint, 500)
 	ingestion := commands.IngestionProcess(a.Pipeline, principalsOf(a), chunkDocument)
 	ingestion.Checkpoints = processCheckpoints
+	// The quota book lives in memory whatever the read models: it is
+	// rebuilt from the whole log at every start.
+	quotas := a.Quotas.Projection()
+	quotas.Checkpoints = memory.NewCheckpoints()
 	if a.cfg.PostgresURL == "" {
-		m := newMemoryReadModels(a.cfg.Logger, registry, a.embedder, ingestion)
+		m := newMemoryReadModels(a.cfg.Logger, registry, a.embedder, ingestion, quotas)
 		a.principals = projections.NewPrincipals(m.tenancy)
 		return m, nil
 	}
@@ -302,7 +321,7 @@ func (a *App) openReadModels(ctx context.Context, registry *events.Registry) (re
 	return newReadModels(a.cfg.Logger, registry, a.embedder, readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), cache: pg.EmbeddingCache(),
-		processes: []*projections.Projection{ingestion},
+		processes: []*projections.Projection{ingestion, quotas},
 	}), nil
 }
 
@@ -373,6 +392,10 @@ func (a *App) Close() error {
 		a.cancel()
 	}
 	var errs []error
+	if a.Pipeline != nil {
+		// Summaries of coalesced denials go to the log before it closes.
+		errs = append(errs, a.Pipeline.Close())
+	}
 	if a.router != nil {
 		errs = append(errs, a.router.Close())
 	}

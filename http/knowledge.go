@@ -203,6 +203,10 @@ func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands
 
 func (s *Server) extractionError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
+	if _, ok := asRetryLater(err); ok {
+		writeError(w, r, err, "document")
+		return
+	}
 	switch {
 	case errors.Is(err, ErrUploadTooLarge), errors.As(err, &tooLarge):
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("documents are limited to %d bytes", MaxUploadBytes))

@@ -44,6 +44,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, kind, deta
 // organization answers exactly like one that never existed.
 func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	var tooLarge *http.MaxBytesError
+	if rl, ok := asRetryLater(err); ok {
+		writeRetryLater(w, r, rl.RetryAfter(), publicDetail(err))
+		return
+	}
 	switch {
 	case errors.As(err, &tooLarge), errors.Is(err, domain.ErrTooLarge):
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", "request body is too large")
@@ -53,6 +57,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, notFound stri
 		writeProblem(w, r, http.StatusForbidden, "forbidden", publicDetail(err))
 	case errors.Is(err, domain.ErrInvalid), errors.Is(err, access.ErrUnknownPermission), errors.Is(err, access.ErrInvalidRole):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid", publicDetail(err))
+	case errors.Is(err, domain.ErrQuotaExceeded):
+		writeProblem(w, r, http.StatusConflict, "quota-exceeded", publicDetail(err))
 	case errors.Is(err, domain.ErrConflict):
 		writeProblem(w, r, http.StatusConflict, "conflict", publicDetail(err))
 	case errors.Is(err, eventstore.ErrConflict):

@@ -74,5 +74,6 @@ func Events() []domain.Event {
 		&OrganizationCreated{}, &OrganizationRenamed{}, &OrganizationClosed{},
 		&MemberAdded{}, &MemberRolesChanged{}, &MemberRemoved{},
 		&ServiceAccountCreated{}, &ServiceAccountRevoked{},
+		&OrganizationQuotasSet{},
 	}
 }
