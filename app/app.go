@@ -125,8 +125,8 @@ type App struct {
 	Knowledge *projections.KnowledgeQueries
 	// Quotas keeps every organization's limits and usage.
 	Quotas   *quota.Book
-	Registry  *prometheus.Registry
-	server    *httpapi.Server
+	Registry *prometheus.Registry
+	server   *httpapi.Server
 
 	cancel  context.CancelFunc
 	done    chan error
