@@ -141,7 +141,8 @@ func (b *Book) Acquire(ctx context.Context, org, kind string) (release func(), e
 	defer wait.Stop()
 	select {
 	case b.parsers <- struct{}{}:
-		return func() { <-b.parsers; releaseOrg() }, nil
+		var once sync.Once
+		return func() { once.Do(func() { <-b.parsers; releaseOrg() }) }, nil
 	case <-wait.C:
 		releaseOrg()
 		return nil, &RetryError{Limit: "every PDF parser of the deployment is busy", After: time.Second}
