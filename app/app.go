@@ -39,6 +39,7 @@ import (
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/projections/postgres"
+	"github.com/palisadehq/palisade/quota"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -84,7 +85,16 @@ type Config struct {
 	// Chunker, when set, replaces the default chunker of the ingestion
 	// process (tests use it to make ingestion slow or to count calls).
 	Chunker commands.Chunker
-	Logger  *slog.Logger
+	// Quotas are every organization's default limits (a zero field is
+	// unlimited); the platform overrides them per organization with
+	// PUT /v1/orgs/{id}/quotas. PDFParsers bounds PDF parses running at
+	// once across all organizations (0: unlimited).
+	Quotas     quota.Limits
+	PDFParsers int
+	// DenialWindow is how long repeated denials of one principal for one
+	// permission are coalesced into one summary event (default one minute).
+	DenialWindow time.Duration
+	Logger       *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -124,8 +134,10 @@ type App struct {
 	// Application is every use case, as HTTP, tools and workflow steps
 	// call them.
 	Application Application
-	Registry    *prometheus.Registry
-	server      *httpapi.Server
+	// Quotas keeps every organization's limits and usage.
+	Quotas   *quota.Book
+	Registry *prometheus.Registry
+	server   *httpapi.Server
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -198,7 +210,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.checkEmbeddings(ctx); err != nil {
 		return nil, err
 	}
-	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger)
+	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
+	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger,
+		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas))
 	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err
@@ -206,7 +220,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
 	a.principals = projections.NewPrincipals(models.tenancy)
-	groups := append(models.projections(registry), a.processes(a.principals)...)
+	groups := append(models.projections(registry), a.quotaModel())
+	groups = append(groups, a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, models)
 
@@ -223,7 +238,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.server = httpapi.NewServer(httpapi.Deps{
 		App:             a.Application.forHTTP(),
 		Principals:      a.principals,
-		Extractor:       newDocumentExtractor(cfg.PDFCommand),
+		Extractor:       newDocumentExtractor(cfg.PDFCommand, a.Quotas),
 		Verifier:        a.Verifier,
 		Issuers:         a.Verifier,
 		JWKS:            a.Issuer.JWKS,
@@ -232,6 +247,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		Limits:          a.Quotas,
 	})
 	return a, nil
 }
@@ -377,6 +393,14 @@ func (a *App) processes(principals *projections.Principals) []*consumer.Group {
 	return []*consumer.Group{ingestion}
 }
 
+// quotaModel is the group that keeps the quota book: in memory whatever
+// the read models, rebuilt from the whole log at every start.
+func (a *App) quotaModel() *consumer.Group {
+	quotas := a.Quotas.Projection()
+	quotas.Checkpoints = memory.NewCheckpoints()
+	return quotas
+}
+
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
@@ -445,6 +469,10 @@ func (a *App) Close() error {
 		a.cancel()
 	}
 	var errs []error
+	if a.Pipeline != nil {
+		// Summaries of coalesced denials go to the log before it closes.
+		errs = append(errs, a.Pipeline.Close())
+	}
 	if a.router != nil {
 		errs = append(errs, a.router.Close())
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/palisadehq/palisade/commands"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/knowledge/extract"
+	"github.com/palisadehq/palisade/quota"
 )
 
 // pdfChildTimeout bounds one PDF child process. The child gives up by
@@ -26,12 +27,29 @@ type documentExtractor struct {
 	limits extract.Limits
 }
 
+// workSlots bounds concurrent work per organization and in all.
+type workSlots interface {
+	Acquire(ctx context.Context, org, kind string) (release func(), err error)
+}
+
 // newDocumentExtractor reads PDFs in a child process running pdfCommand
-// (Config.PDFCommand), or in process when pdfCommand is empty.
-func newDocumentExtractor(pdfCommand []string) documentExtractor {
+// (Config.PDFCommand), or in process when pdfCommand is empty; either way
+// each parse first takes a PDF slot of the uploading organization and of
+// the deployment from slots, so that one tenant's PDFs cannot take every
+// core (a refusal is a 429).
+func newDocumentExtractor(pdfCommand []string, slots workSlots) documentExtractor {
 	var d documentExtractor
+	parse := extract.InProcessPDF(d.limits)
 	if len(pdfCommand) > 0 {
-		d.limits.PDF = extract.SubprocessPDF(pdfCommand, pdfChildTimeout, 0)
+		parse = extract.SubprocessPDF(pdfCommand, pdfChildTimeout, 0)
+	}
+	d.limits.PDF = func(ctx context.Context, data []byte) (string, error) {
+		release, err := slots.Acquire(ctx, httpapi.PrincipalFrom(ctx).OrgID, quota.WorkPDFParses)
+		if err != nil {
+			return "", err
+		}
+		defer release()
+		return parse(ctx, data)
 	}
 	return d
 }

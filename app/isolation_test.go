@@ -55,6 +55,8 @@ const (
 	// isoKBIDs names a list of knowledge bases (a search's
 	// knowledge_base_ids).
 	isoKBIDs
+	// isoOrgID names an organization (the platform's quota route).
+	isoOrgID
 )
 
 // isoVarCount is how many path variables a value of kind fills.
@@ -126,6 +128,9 @@ func isoRoutes() map[string]isoRoute {
 
 		"POST /v1/orgs": {perm: access.OrgsCreate, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]string{"name": o.titleCase() + " Shadow Org", "owner_sub": o.label + "-shadow-" + caller}}}
+		}},
+		"PUT /v1/orgs/{id}/quotas": {perm: access.OrgsCreate, pathVar: isoOrgID, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"max_bots": 1}}}
 		}},
 		"GET /v1/org": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}}
@@ -559,6 +564,8 @@ func (o *isoOrg) ids(kind isoVar) []string {
 	case isoServiceAccountID:
 		out = append(out, o.sas...)
 		out = append(out, o.revokedSAs...)
+		out = append(out, o.bots[0], o.subs[0], o.kbs[0])
+	case isoOrgID:
 		out = append(out, o.bots[0], o.subs[0], o.kbs[0])
 	case isoKBID:
 		out = append(out, o.kbs...)
@@ -1825,6 +1832,13 @@ func TestIsolationPlatformToken(t *testing.T) {
 			w.expect(t, http.StatusOK, "platform/new-org-owner", http.MethodGet, "/v1/bots?include_archived=true", tok, nil).json(t, &bots)
 			if len(bots.Items) != 0 {
 				t.Errorf("a new organization starts with %d bots", len(bots.Items))
+			}
+		case k.String() == "PUT /v1/orgs/{id}/quotas":
+			// Its one power over an existing organization; tried with a
+			// value it refuses (422), so the victims' records stay as
+			// they were. TestQuotasArePlatformOnly sets quotas for real.
+			for _, v := range victims {
+				w.expect(t, http.StatusUnprocessableEntity, caller, k.method, isoFill(k.path, v.id), platform, map[string]any{"max_bots": -1})
 			}
 		default:
 			var paths []string

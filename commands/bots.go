@@ -48,6 +48,9 @@ func (b *Bots) CreateBot(ctx context.Context, who access.Principal, name, instru
 		if asBot(a).Exists() {
 			return p.existing(ctx, "bot")
 		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceBots); err != nil {
+			return nil, err
+		}
 		return bots.Create(id, name, instructions, grants)
 	})
 	if err != nil {

@@ -69,6 +69,9 @@ func (k *Knowledge) CreateKnowledgeBase(ctx context.Context, who access.Principa
 		if a.(*knowledge.KnowledgeBase).Exists() {
 			return p.existing(ctx, "knowledge base")
 		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceKnowledgeBases); err != nil {
+			return nil, err
+		}
 		return knowledge.CreateKnowledgeBase(id, name, description, emb.Model, emb.Dimensions)
 	})
 	if err != nil {
@@ -199,6 +202,9 @@ func (k *Knowledge) AddDocument(ctx context.Context, who access.Principal, kbID 
 			// The id comes from the content, not from an Idempotency-Key, so
 			// this is a conflict whatever key the request carries.
 			return nil, fmt.Errorf("%w: this knowledge base already holds a document with identical content (%s)", domain.ErrConflict, id)
+		}
+		if err := p.admitResource(ctx, who.OrgID, ResourceDocuments); err != nil {
+			return nil, err
 		}
 		return doc.AddDocument(kb, id, in.Title, in.ContentType, in.Content)
 	})

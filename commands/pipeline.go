@@ -85,11 +85,20 @@ type Pipeline struct {
 	registry *events.Registry
 	now      func() time.Time
 	logger   *slog.Logger
+	denials  *denialCoalescer
+	quotas   ResourceQuotas
 }
 
 // NewPipeline returns a pipeline appending to store.
-func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger) *Pipeline {
-	return &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger}
+func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger, opts ...Option) *Pipeline {
+	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.denials == nil {
+		p.denials = newDenialCoalescer(DefaultDenialWindow, time.Now, p.recordCoalesced)
+	}
+	return p
 }
 
 // aggregate is what the pipeline loads: anything that folds events.
@@ -236,8 +245,10 @@ func ActorOf(who access.Principal) eventstore.Actor {
 
 // RecordDenial appends an AccessDenied event to the principal's
 // organization's security stream (the platform's for principals without an
-// organization). Recording failures are logged, never returned: the caller
-// is refused either way.
+// organization). Repeated denials of one principal for one permission are
+// coalesced (see denialCoalescer): the first in full, the rest counted in
+// one summary per window. Recording failures are logged, never returned:
+// the caller is refused either way.
 func (p *Pipeline) RecordDenial(ctx context.Context, who access.Principal, d access.Decision, resource string) {
 	org := who.OrgID
 	if org == "" {
@@ -246,6 +257,9 @@ func (p *Pipeline) RecordDenial(ctx context.Context, who access.Principal, d acc
 	o := OriginFrom(ctx)
 	if len(resource) > 200 {
 		resource = resource[:200]
+	}
+	if !p.denials.admit(ctx, who, org, d, resource) {
+		return
 	}
 	denied := &events.AccessDenied{
 		Action: d.Permission.String(), Permission: d.Permission.String(), Reason: d.Reason(),

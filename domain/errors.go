@@ -39,3 +39,8 @@ func (e *ArchivedError) Error() string {
 
 // Unwrap makes an ArchivedError a conflict.
 func (e *ArchivedError) Unwrap() error { return ErrConflict }
+
+// ErrQuotaExceeded: the organization is at one of its quotas of stored
+// resources (409: the request conflicts with the organization's state
+// until something is archived or deleted, or the quota is raised).
+var ErrQuotaExceeded = errors.New("quota exceeded")

@@ -6,10 +6,10 @@ import (
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
-	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -52,6 +52,7 @@ type TenancyCommands interface {
 	RemoveMember(ctx context.Context, who access.Principal, member tenancy.MemberID) (commands.Result, error)
 	BindIssuer(ctx context.Context, who access.Principal, trust commands.IssuerTrust, issuer string) (commands.Result, error)
 	UnbindIssuer(ctx context.Context, who access.Principal, issuer string) (commands.Result, error)
+	SetOrganizationQuotas(ctx context.Context, who access.Principal, orgID string, q tenancy.QuotaOverrides) (commands.Result, error)
 	CreateServiceAccount(ctx context.Context, who access.Principal, name string, perms access.PermissionSet, ttl time.Duration) (commands.ServiceAccountCreated, error)
 	RevokeServiceAccount(ctx context.Context, who access.Principal, id string) (commands.Result, error)
 }

@@ -209,6 +209,10 @@ func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands
 // large, of an unsupported type, or unreadable.
 func (s *Server) extractionError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
+	if _, ok := asRetryLater(err); ok {
+		writeError(w, r, err, "document")
+		return
+	}
 	switch {
 	case errors.Is(err, ErrUploadTooLarge):
 	case errors.As(err, &tooLarge):

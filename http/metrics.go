@@ -11,6 +11,9 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	authDenied *prometheus.CounterVec
+	// rateLimited counts 429s by the limit reached (not by organization,
+	// which would let the label set grow without bound).
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,8 +28,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		authDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "palisade_authentication_denied_total", Help: "Requests refused with 401, by reason.",
 		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "palisade_rate_limited_total", Help: "Requests refused with 429, by the limit reached.",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.authDenied)
+	reg.MustRegister(m.requests, m.duration, m.authDenied, m.rateLimited)
 	return m
 }
 

@@ -87,6 +87,7 @@ var problemKinds = []problemKind{
 		func(_ error, notFound string) string { return notFound + " not found" }},
 	{isAny(domain.ErrForbidden, access.ErrNoScope), http.StatusForbidden, "forbidden", ownDetail},
 	{isAny(domain.ErrInvalid, access.ErrUnknownPermission, access.ErrInvalidRole), http.StatusUnprocessableEntity, "invalid", ownDetail},
+	{isAny(domain.ErrQuotaExceeded), http.StatusConflict, "quota-exceeded", ownDetail},
 	{isAny(domain.ErrConflict), http.StatusConflict, "conflict", ownDetail},
 	{isAny(eventstore.ErrConflict), http.StatusConflict, "conflict", fixed("the resource changed concurrently; retry the request")},
 	{isAny(errBadRequest), http.StatusBadRequest, "bad-request", ownDetail},
@@ -95,6 +96,11 @@ var problemKinds = []problemKind{
 // writeError answers with the problem of err's kind (see problemKinds);
 // an error of no known kind is logged and answers 500.
 func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	// A limit that frees up with time answers 429 with Retry-After.
+	if rl, ok := asRetryLater(err); ok {
+		writeRetryLater(w, r, rl.RetryAfter(), publicDetail(err))
+		return
+	}
 	for _, k := range problemKinds {
 		if k.is(err) {
 			writeProblem(w, r, k.status, k.kind, k.detail(err, notFound))

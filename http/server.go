@@ -68,7 +68,7 @@ type Deps struct {
 	// Extractor turns uploads into text.
 	// Issuers says which external issuers the deployment trusts, the ones
 	// an organization may bind (nil: none).
-	Issuers commands.IssuerTrust
+	Issuers    commands.IssuerTrust
 	Extractor  DocumentExtractor
 	ReadModels ReadModels
 	// Ready reports whether the server may take traffic (log reachable,
@@ -78,6 +78,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// ConsistencyWait bounds how long a command waits for the read models.
 	ConsistencyWait time.Duration
+	// Limits holds organizations to their request rates and concurrent
+	// uploads; nil limits nothing.
+	Limits OrgLimiter
 }
 
 // Server is the HTTP API.
@@ -128,9 +131,10 @@ func (s *Server) routes() {
 	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
 
 	v1 := r.PathPrefix("/v1").Subrouter()
-	v1.Use(s.authenticate, s.idempotent)
+	v1.Use(s.authenticate, s.limitRequests, s.idempotent)
 
 	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
+	v1.HandleFunc("/orgs/{id}/quotas", s.setOrgQuotas).Methods(http.MethodPut)
 	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
 	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
 	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)

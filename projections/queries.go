@@ -144,6 +144,9 @@ func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq Audi
 	if err != nil {
 		return nil, err
 	}
+	if err := aq.Validate(); err != nil {
+		return nil, err
+	}
 	return q.audit.Events(ctx, scope, aq)
 }
 

@@ -39,8 +39,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	async := fs.Bool("async", false, "send Prefer: respond-async (do not wait for the read models)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	blockProfile := fs.String("blockprofile", "", "write a goroutine blocking profile to this file")
+	flood := fs.Int("flood", 0, "instead: send this many forbidden requests from one org and measure log growth and another org's latency")
+	floodClients := fs.Int("flood-clients", 16, "with --flood: concurrent clients sending the forbidden requests")
+	victimClients := fs.Int("victim-clients", 4, "with --flood: concurrent clients of the other org")
+	floodRate := fs.Float64("flood-rate", 0, "with --flood: the flooding org's requests_per_second quota (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *flood > 0 {
+		return benchFlood(ctx, *flood, *floodClients, *victimClients, *floodRate, *duration, stdout)
 	}
 	if *blockProfile != "" {
 		runtime.SetBlockProfileRate(10_000)

@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	embURL := fs.String("embeddings-url", env("PALISADE_EMBEDDINGS_URL", ""), "OpenAI-compatible embeddings endpoint; empty uses the built-in hashing embedder (PALISADE_EMBEDDINGS_URL)")
 	embModel := fs.String("embeddings-model", env("PALISADE_EMBEDDINGS_MODEL", ""), "model the endpoint serves; it must return 384 dimensions (PALISADE_EMBEDDINGS_MODEL)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
+	limits := addLimitFlags(fs)
 	var trusted trustFlag
 	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
 		if err := trusted.Set(v); err != nil {
@@ -54,6 +55,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	fs.Var(&trusted, "trust-jwks", "trust an external issuer: ISSUER=JWKS_URL (repeatable; PALISADE_TRUSTED_JWKS, ';'-separated)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	quotas, pdfParsers, denialWindow, err := limits.parse()
+	if err != nil {
 		return err
 	}
 	logger := newLogger(stderr, *logLevel)
@@ -68,6 +73,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// Uploaded PDFs are read by this binary's extract-pdf command, one
 		// child process each, so that a crafted PDF cannot crash the server.
 		PDFCommand: pdfCommand(),
+		Quotas:     quotas, PDFParsers: pdfParsers, DenialWindow: denialWindow,
 	})
 	if err != nil {
 		return err

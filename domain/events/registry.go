@@ -59,7 +59,7 @@ func NewRegistry() *Registry {
 	all := append(tenancy.Events(), bots.Events()...)
 	all = append(all, knowledge.Events()...)
 	all = append(all, jobs.Events()...)
-	all = append(all, &AccessDenied{}, &AuthenticationDenied{})
+	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{})
 	for _, e := range all {
 		r.types[e.EventType()] = reflect.TypeOf(e).Elem()
 	}

@@ -80,5 +80,6 @@ func Events() []domain.Event {
 		&MemberAdded{}, &MemberRolesChanged{}, &MemberRemoved{},
 		&ServiceAccountCreated{}, &ServiceAccountRevoked{},
 		&IssuerBound{}, &IssuerUnbound{},
+		&OrganizationQuotasSet{},
 	}
 }

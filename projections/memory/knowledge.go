@@ -232,9 +232,17 @@ func (c *Chunks) Search(_ context.Context, scope access.Scope, q projections.Chu
 		cos     float64
 		keyword float64
 	}
+	// A document's chunks are replaced whole, never changed in place: the
+	// slices taken under the lock stay valid, so the scoring runs without
+	// it and never holds up writers of other organizations.
 	c.mu.RLock()
-	var candidates []scored
+	docs := make([][]projections.StoredChunk, 0, len(c.byOrg[org]))
 	for _, chunks := range c.byOrg[org] {
+		docs = append(docs, chunks)
+	}
+	c.mu.RUnlock()
+	var candidates []scored
+	for _, chunks := range docs {
 		for _, ch := range chunks {
 			if !allowed[ch.KnowledgeBaseID] {
 				continue
@@ -242,7 +250,6 @@ func (c *Chunks) Search(_ context.Context, scope access.Scope, q projections.Chu
 			candidates = append(candidates, scored{chunk: ch, cos: cosine(q.Vector, ch.Embedding), keyword: keywordScore(terms, ch.Text)})
 		}
 	}
-	c.mu.RUnlock()
 
 	fused := map[string]float64{}
 	// A chunk without a vector (missing from the embedding store when it

@@ -363,9 +363,12 @@ func (a *Audit) Events(_ context.Context, scope access.Scope, q projections.Audi
 		return nil, err
 	}
 	limit := limitOf(q.Limit)
+	// The organization's list is append-only: the slice taken under the
+	// lock never changes, so the scan runs without it and never holds up
+	// the projection writing other organizations' events.
 	a.mu.RLock()
-	defer a.mu.RUnlock()
 	list := a.events[org]
+	a.mu.RUnlock()
 	start := sort.Search(len(list), func(i int) bool { return list[i].Position > q.After })
 	out := make([]eventstore.Envelope, 0, min(limit, 64))
 	for _, env := range list[start:] {

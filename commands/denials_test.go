@@ -1,0 +1,134 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/eventstore/embedded"
+)
+
+// TestDenialFloodIsCoalesced sends thousands of forbidden commands from a
+// few principals at once and checks the security stream: a bounded number
+// of events, whose AccessDenied events plus the counts of the
+// AccessDenialsCoalesced summaries add up exactly to the denials sent, per
+// principal and permission. The summaries are written by the window's
+// timer in one case and only by Close in the other, so no count is lost
+// at shutdown.
+func TestDenialFloodIsCoalesced(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		window time.Duration
+		// pause before Close, so that the timer runs in one case
+		pause time.Duration
+	}{
+		{name: "summaries written by the window's timer", window: 100 * time.Millisecond, pause: 400 * time.Millisecond},
+		{name: "summaries written at Close", window: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = store.Close() })
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+			p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(tt.window))
+			cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})
+			org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			viewers := []access.Principal{
+				access.NewUser(org.ID, "victor", []access.Role{access.RoleViewer}, nil),
+				access.NewUser(org.ID, "vera", []access.Role{access.RoleViewer}, nil),
+			}
+			const perPrincipal = 1500
+			var wg sync.WaitGroup
+			for _, v := range viewers {
+				for w := 0; w < 8; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := w; i < perPrincipal; i += 8 {
+							var err error
+							if i%2 == 0 {
+								_, err = cmds.Bots.CreateBot(ctx, v, "x", "y", bots.Grants{})
+							} else {
+								_, err = cmds.Knowledge.ArchiveKnowledgeBase(ctx, v, "kb")
+							}
+							if err == nil {
+								t.Error("a viewer's command was accepted")
+							}
+							if tt.pause > 0 && i%100 == 0 {
+								time.Sleep(tt.pause / 10)
+							}
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			time.Sleep(tt.pause)
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			envs, err := store.ReadAll(ctx, 0, eventstore.Filter{OrgID: org.ID, Categories: []string{events.SecurityCategory}}, 100_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type key struct{ subject, permission string }
+			counted := map[key]uint64{}
+			summaries := 0
+			for _, env := range envs {
+				switch env.Type {
+				case "AccessDenied":
+					var e events.AccessDenied
+					if err := json.Unmarshal(env.Data, &e); err != nil {
+						t.Fatal(err)
+					}
+					counted[key{env.Actor.Subject, e.Permission}]++
+				case "AccessDenialsCoalesced":
+					var e events.AccessDenialsCoalesced
+					if err := json.Unmarshal(env.Data, &e); err != nil {
+						t.Fatal(err)
+					}
+					if e.Count == 0 || e.FirstAt.IsZero() || e.LastAt.Before(e.FirstAt) || len(e.Resources) == 0 {
+						t.Errorf("summary without what it counts: %+v", e)
+					}
+					counted[key{env.Actor.Subject, e.Permission}] += e.Count
+					summaries++
+				}
+			}
+			for _, v := range viewers {
+				for _, perm := range []access.Permission{access.BotsManage, access.KBManage} {
+					if got := counted[key{v.Subject, perm.String()}]; got != perPrincipal/2 {
+						t.Errorf("%s denied %s: the record counts %d, want %d", v.Subject, perm, got, perPrincipal/2)
+					}
+				}
+			}
+			if summaries == 0 {
+				t.Error("no AccessDenialsCoalesced summary was written")
+			}
+			// Four (principal, permission) pairs: two events per window each,
+			// and the run lasts a few windows at most.
+			if max := 4 * 2 * 12; len(envs) > max {
+				t.Errorf("%d denials became %d events, want at most %d", 2*perPrincipal, len(envs), max)
+			}
+			t.Logf("%d denials recorded as %d events (%d summaries)", 2*perPrincipal, len(envs), summaries)
+		})
+	}
+}

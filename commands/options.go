@@ -1,0 +1,45 @@
+package commands
+
+import (
+	"context"
+	"time"
+)
+
+// Option tunes a Pipeline.
+type Option func(*Pipeline)
+
+// WithDenialWindow sets how long repeated denials of one principal for one
+// permission are coalesced (DefaultDenialWindow when d ≤ 0).
+func WithDenialWindow(d time.Duration) Option {
+	return func(p *Pipeline) {
+		p.denials = newDenialCoalescer(d, time.Now, p.recordCoalesced)
+	}
+}
+
+// WithResourceQuotas makes creates of quota-bound resources ask q first.
+func WithResourceQuotas(q ResourceQuotas) Option {
+	return func(p *Pipeline) { p.quotas = q }
+}
+
+// Kinds of stored resources an organization's quotas bound.
+const (
+	ResourceBots           = "bots"
+	ResourceKnowledgeBases = "knowledge_bases"
+	ResourceDocuments      = "documents"
+)
+
+// ResourceQuotas says whether an organization may store one more resource
+// of a kind; a refusal wraps domain.ErrQuotaExceeded. The count it checks
+// against is the one the read models have reached, so concurrent creates
+// can pass it together: it is a bound on growth, not an exact ceiling.
+type ResourceQuotas interface {
+	AdmitResource(ctx context.Context, orgID, kind string) error
+}
+
+// admitResource asks the configured quotas, if any.
+func (p *Pipeline) admitResource(ctx context.Context, orgID, kind string) error {
+	if p.quotas == nil {
+		return nil
+	}
+	return p.quotas.AdmitResource(ctx, orgID, kind)
+}
