@@ -65,6 +65,12 @@ type Config struct {
 	// KafkaTopicPerOrg).
 	KafkaBrokers     []string
 	KafkaTopicPerOrg bool
+	// KafkaContent puts the content fields of events (document text, chunk
+	// text, search queries, bot instructions) on the downstream category
+	// topics. Off by default: downstream systems get each content value's
+	// SHA-256 and size. The log topic always carries full content, for the
+	// projections.
+	KafkaContent bool
 	// Embeddings selects the embedder of knowledge-base chunks: the built-in
 	// hashing embedder when its URL is empty, or any OpenAI-compatible
 	// embeddings endpoint.
@@ -187,7 +193,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Engine = models.engine
-	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline)
+	a.Queries = projections.NewQueries(models.tenancy, models.bots, models.audit, a.Pipeline, registry)
 	a.Knowledge = projections.NewKnowledgeQueries(models.knowledge, models.chunks, a.embedder, a.Pipeline)
 
 	start := time.Now()

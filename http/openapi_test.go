@@ -303,7 +303,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	)
 	server := NewServer(Deps{
 		Commands:        pipeline,
-		Queries:         projections.NewQueries(tenancy, bots, audit, pipeline),
+		Queries:         projections.NewQueries(tenancy, bots, audit, pipeline, registry),
 		Principals:      principals,
 		Knowledge:       projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline),
 		Extractor:       oasExtractor{},

@@ -20,6 +20,8 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log")
 	org := fs.String("org", "", "only this organization's events")
+	content := fs.Bool("content", false, contentFlagHelp)
+	fs.Usage = func() { replayUsage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -31,6 +33,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
+	show := replayRedactor(*content)
 	const batch = 1000
 	var after uint64
 	for {
@@ -39,6 +42,9 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		for _, env := range envs {
+			if env, err = show(env); err != nil {
+				return err
+			}
 			if err := enc.Encode(env); err != nil {
 				return err
 			}
