@@ -2,14 +2,24 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/identity"
 )
 
 // Canaries placed in every kind of content the audit record holds.
@@ -192,6 +202,77 @@ func TestAuditContentReadIsShownAndRecorded(t *testing.T) {
 				t.Fatalf("%s: no AuditContentRead recorded", name)
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestKafkaDownstreamWithoutContent: over the Kafka bus, with the default
+// configuration, the per-category topics that downstream systems consume
+// carry no byte of the restricted base's content, the member's query or
+// the bot's instructions (value, key or headers), while the log topic the
+// projections consume keeps it (search works). With KafkaContent set the
+// category topics carry it.
+func TestKafkaDownstreamWithoutContent(t *testing.T) {
+	t.Parallel()
+	for _, content := range []bool{false, true} {
+		brokers := kafkaForTest(t)
+		a, err := app.Open(context.Background(), app.Config{
+			DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			KafkaBrokers: brokers, KafkaContent: content,
+		})
+		if err != nil {
+			t.Fatalf("open app: %v", err)
+		}
+		h := &harness{t: t, app: a, srv: httptest.NewServer(a.Handler())}
+		t.Cleanup(h.close)
+		h.platform = h.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
+		newContentFixture(t, h)
+
+		client, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+			kgo.ConsumeTopics("palisade.doc", "palisade.search", "palisade.bot", "palisade.kb", "palisade.org", "palisade.security", "palisade-log"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var downstream, logged []byte
+		seen := map[string]bool{}
+		for !(seen["DocumentChunked"] && seen["KnowledgeSearched"] && seen["BotCreated"] && seen["log:BotCreated"]) {
+			fetches := client.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("content=%v: saw only %v", content, seen)
+			}
+			fetches.EachRecord(func(r *kgo.Record) {
+				var typ string
+				all := append(append([]byte(r.Topic), r.Key...), r.Value...)
+				for _, hd := range r.Headers {
+					all = append(append(all, hd.Key...), hd.Value...)
+					if hd.Key == eventstore.MetaType {
+						typ = string(hd.Value)
+					}
+				}
+				if r.Topic == "palisade-log" {
+					logged = append(logged, all...)
+					seen["log:"+typ] = true
+					return
+				}
+				downstream = append(downstream, all...)
+				seen[typ] = true
+			})
+		}
+		cancel()
+		client.Close()
+		for _, c := range []string{canaryTitle, canaryBody, canaryQuery, canaryBot} {
+			if !bytes.Contains(logged, []byte(c)) {
+				t.Errorf("content=%v: the log topic lost %q", content, c)
+			}
+			if got := bytes.Contains(downstream, []byte(c)); got != content {
+				t.Errorf("content=%v: %q on the category topics = %v", content, c, got)
+			}
+		}
+		if !content && bytes.Contains(downstream, []byte("CANARY")) {
+			i := bytes.Index(downstream, []byte("CANARY"))
+			t.Errorf("content on a category topic: …%s…", downstream[max(0, i-80):min(len(downstream), i+80)])
 		}
 	}
 }
