@@ -71,6 +71,12 @@ type Config struct {
 	// KafkaTopicPerOrg).
 	KafkaBrokers     []string
 	KafkaTopicPerOrg bool
+	// KafkaContent puts the content fields of events (document text, chunk
+	// text, search queries, bot instructions) on the downstream category
+	// topics. Off by default: downstream systems get each content value's
+	// SHA-256 and size. The log topic always carries full content, for the
+	// projections.
+	KafkaContent bool
 	// Embeddings selects the embedder of knowledge-base chunks: the built-in
 	// hashing embedder when its URL is empty, or any OpenAI-compatible
 	// embeddings endpoint.
@@ -223,7 +229,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	groups := append(models.projections(registry), a.quotaModel())
 	groups = append(groups, a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
-	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, models)
+	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 
 	start := time.Now()
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {

@@ -26,12 +26,12 @@ type Queries struct {
 }
 
 // newApplication builds the use cases over the core p and the read models.
-func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, models readModels) Application {
+func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.ContentRedactor, models readModels) Application {
 	cmds := commands.New(p, minter, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	return Application{
 		Commands: cmds,
 		Queries: Queries{
-			Org:       projections.NewQueries(models.tenancy, models.bots, models.audit, p),
+			Org:       projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry),
 			Knowledge: projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -106,12 +107,30 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 			"relay.kafka.log":        kafka.LogTopicFunc(),
 			"relay.kafka.categories": kafka.TopicFunc(a.cfg.KafkaTopicPerOrg),
 		}
+		publishers := map[string]message.Publisher{
+			"relay.kafka.log":        publisher,
+			"relay.kafka.categories": a.downstreamPublisher(publisher),
+		}
 		for name, topic := range topics {
-			relay := eventstore.NewRelay(a.Store, publisher, topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
+			relay := eventstore.NewRelay(a.Store, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
 			a.relays.Add(1)
 			go a.runRelay(ctx, name, relay)
 		}
 	}, nil
+}
+
+// downstreamPublisher is the category topics' publisher: content fields
+// redacted to their hash and size unless KafkaContent is set. The log
+// topic keeps full content, which the projections need.
+func (a *App) downstreamPublisher(pub message.Publisher) message.Publisher {
+	if a.cfg.KafkaContent {
+		return pub
+	}
+	registry := events.NewRegistry()
+	return kafka.WithoutContent(pub, func(eventType string, data []byte) ([]byte, error) {
+		out, _, err := registry.RedactContent(eventType, data)
+		return out, err
+	})
 }
 
 // runRelay keeps a relay running: a publish failure (a broker away) stops

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -110,13 +112,35 @@ func TestKnowledgeFlow(t *testing.T) {
 		}
 	}
 
-	// The audit trail says which chunks a search returned, and to whom.
+	// The audit trail says which chunks a search returned, and to whom;
+	// the query itself is content: an auditor gets its SHA-256 and size,
+	// the owner (audit:read-content) the text.
 	auditor := h.addMember(org, owner, "audrey", "auditor")
 	var audit struct {
 		Items []struct {
 			Type  string
 			Actor struct{ Subject string }
 			Data  struct {
+				Query struct {
+					Redacted bool
+					SHA256   string
+					Size     int
+				}
+				Hits []struct {
+					ChunkID string `json:"chunk_id"`
+				}
+			}
+		}
+	}
+	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched&actor=mia", auditor, nil).json(t, &audit)
+	sum := sha256.Sum256([]byte("how many vacation days"))
+	if len(audit.Items) < 1 || !audit.Items[0].Data.Query.Redacted || audit.Items[0].Data.Query.SHA256 != hex.EncodeToString(sum[:]) ||
+		audit.Items[0].Data.Query.Size != len("how many vacation days") || len(audit.Items[0].Data.Hits) != len(res.Results) {
+		t.Fatalf("search record for the auditor = %+v", audit.Items)
+	}
+	var shown struct {
+		Items []struct {
+			Data struct {
 				Query string
 				Hits  []struct {
 					ChunkID string `json:"chunk_id"`
@@ -124,9 +148,9 @@ func TestKnowledgeFlow(t *testing.T) {
 			}
 		}
 	}
-	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched&actor=mia", auditor, nil).json(t, &audit)
-	if len(audit.Items) < 1 || audit.Items[0].Data.Query != "how many vacation days" || len(audit.Items[0].Data.Hits) != len(res.Results) {
-		t.Fatalf("search record = %+v", audit.Items)
+	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched&actor=mia", owner, nil).json(t, &shown)
+	if len(shown.Items) < 1 || shown.Items[0].Data.Query != "how many vacation days" || len(shown.Items[0].Data.Hits) != len(res.Results) {
+		t.Fatalf("search record for the owner = %+v", shown.Items)
 	}
 }
 

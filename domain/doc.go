@@ -2,4 +2,10 @@
 // context (access, tenancy, bots, …). Domain packages are pure: they do no
 // I/O, import nothing else of the project, and return typed errors that the
 // HTTP layer maps to status codes in one place.
+//
+// Each event type declares, with an `audit:"content"` or `audit:"record"`
+// struct tag on every field that can carry text, what of its payload is
+// content (what people wrote, uploaded or asked) and what is the record;
+// readers of the audit trail without audit:read-content get content only
+// as its hash and size (see events.ContentTag).
 package domain

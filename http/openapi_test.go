@@ -319,7 +319,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		commands.IngestionProcess(pipeline, principals, oasChunk, commands.ChunkEmbedding{Embedder: embedder, Store: vectors}),
 	)
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
-	queries := projections.NewQueries(tenancy, bots, audit, pipeline)
+	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
 	server := NewServer(Deps{
 		App: Application{
 			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge},

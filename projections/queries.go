@@ -20,15 +20,19 @@ type DenialRecorder interface {
 // access.Decide before it touches a read model, and reads only within the
 // principal's scope.
 type Queries struct {
-	tenancy TenancyModel
-	bots    BotModel
-	audit   AuditModel
-	denials DenialRecorder
+	tenancy  TenancyModel
+	bots     BotModel
+	audit    AuditModel
+	denials  DenialRecorder
+	recorder Recorder
+	redactor ContentRedactor
 }
 
-// NewQueries returns the query services over the read models.
-func NewQueries(tenancy TenancyModel, bots BotModel, audit AuditModel, denials DenialRecorder) *Queries {
-	return &Queries{tenancy: tenancy, bots: bots, audit: audit, denials: denials}
+// NewQueries returns the query services over the read models. recorder
+// records denials and reads of audit content; redactor takes content out
+// of audit events for principals without audit:read-content.
+func NewQueries(tenancy TenancyModel, bots BotModel, audit AuditModel, recorder Recorder, redactor ContentRedactor) *Queries {
+	return &Queries{tenancy: tenancy, bots: bots, audit: audit, denials: recorder, recorder: recorder, redactor: redactor}
 }
 
 // authorize returns the principal's scope when it may perform action on
@@ -138,7 +142,9 @@ func (q *Queries) ManagedBot(ctx context.Context, who access.Principal, id strin
 	return q.bots.Bot(ctx, scope, id)
 }
 
-// AuditEvents returns the caller's organization's events matching q.
+// AuditEvents returns the caller's organization's events matching q: the
+// record to audit:read, content only to audit:read-content, and each read
+// of content recorded (see showAuditContent).
 func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq AuditQuery) ([]eventstore.Envelope, error) {
 	scope, err := q.authorize(ctx, who, access.AuditRead, "audit")
 	if err != nil {
@@ -147,7 +153,11 @@ func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq Audi
 	if err := aq.Validate(); err != nil {
 		return nil, err
 	}
-	return q.audit.Events(ctx, scope, aq)
+	envs, err := q.audit.Events(ctx, scope, aq)
+	if err != nil {
+		return nil, err
+	}
+	return q.showAuditContent(ctx, who, aq, envs)
 }
 
 // ErrUnknownPrincipal: the token is valid but names no current member or

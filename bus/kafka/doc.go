@@ -4,7 +4,9 @@
 // consumer ([Tail]). It must never decide anything about events: it does
 // not read payloads, filter, reorder or drop events; the log and its
 // envelope ([eventstore.ToMessage]) say what a message is, and this package
-// only moves it.
+// only moves it. The one change it makes to a payload is the one it is
+// given: [WithoutContent] applies a redaction that the domain defines
+// (which fields are content is declared by each event type).
 //
 // # Topics
 //
@@ -20,6 +22,12 @@
 //   - The log topic, [LogTopic] ("palisade-log"), for Palisade's own
 //     projections: every event of every organization in one partition, in
 //     log order. See [LogTopicFunc] and [EnsureLogTopic].
+//
+// Content (document text, chunk text, search queries, bot instructions, …)
+// is off the category topics unless configured on (PALISADE_KAFKA_CONTENT):
+// their relay publishes through [WithoutContent], so downstream systems get
+// each content value's SHA-256 and size. The log topic always carries full
+// content, because the projections that build the read models need it.
 //
 // Every message is keyed by its org id and hashed to a partition the way
 // the Java client does (murmur2), so all of one organization's events of

@@ -22,6 +22,8 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
 	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
 	org := fs.String("org", "", "only this organization's events")
+	content := fs.Bool("content", false, contentFlagHelp)
+	fs.Usage = func() { replayUsage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,6 +37,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
+	show := replayRedactor(*content)
 	const batch = 1000
 	var after uint64
 	for {
@@ -43,6 +46,9 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		for _, env := range envs {
+			if env, err = show(env); err != nil {
+				return err
+			}
 			if err := enc.Encode(env); err != nil {
 				return err
 			}

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return token(args[1:], stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "replay" {
-			return fmt.Errorf("usage: palisade audit replay [--data-dir DIR | --eventstore-url esdb://…] [--org ID]")
+			return fmt.Errorf("usage: palisade audit replay [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
 	case "tail":

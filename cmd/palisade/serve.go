@@ -43,6 +43,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty keeps the log in the data directory (PALISADE_EVENTSTORE_URL)")
 	kafkaBrokers := fs.String("kafka-brokers", env("PALISADE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers: carry the log over Kafka instead of in process (PALISADE_KAFKA_BROKERS)")
 	topicPerOrg := fs.Bool("kafka-topic-per-org", env("PALISADE_KAFKA_TOPIC_PER_ORG", "") == "true", "prefix downstream category topics with the org, for per-org ACLs (PALISADE_KAFKA_TOPIC_PER_ORG=true)")
+	kafkaContent := fs.Bool("kafka-content", envBool("PALISADE_KAFKA_CONTENT"), "publish content fields (document text, chunk text, search queries, …) on the downstream category topics instead of their sha256 and size (PALISADE_KAFKA_CONTENT=1)")
 	embURL := fs.String("embeddings-url", env("PALISADE_EMBEDDINGS_URL", ""), "OpenAI-compatible embeddings endpoint; empty uses the built-in hashing embedder (PALISADE_EMBEDDINGS_URL)")
 	embModel := fs.String("embeddings-model", env("PALISADE_EMBEDDINGS_MODEL", ""), "model the endpoint serves; it must return 384 dimensions (PALISADE_EMBEDDINGS_MODEL)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
@@ -68,7 +69,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// The API key is read from the environment only, never a flag, so
 		// it does not show in process listings.
 		EventStoreURL: *eventStoreURL,
-		KafkaBrokers:  splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg,
+		KafkaBrokers:  splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg, KafkaContent: *kafkaContent,
 		Embeddings: app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
 		// Uploaded PDFs are read by this binary's extract-pdf command, one
 		// child process each, so that a crafted PDF cannot crash the server.

@@ -42,6 +42,10 @@ const (
 	// OrgsCreate is the one platform-level permission: only a platform
 	// principal holds it, and it is never part of an organization role.
 	OrgsCreate
+	// AuditReadContent shows the content fields of audit events (document
+	// text, chunk text, search queries, bot instructions) on top of
+	// audit:read's record; only owners hold it by default.
+	AuditReadContent
 
 	permissionCount
 )
@@ -73,6 +77,7 @@ var permissionNames = [permissionCount]string{
 	InboxManage:           "inbox:manage",
 	AuditRead:             "audit:read",
 	OrgsCreate:            "orgs:create",
+	AuditReadContent:      "audit:read-content",
 }
 
 // String returns the permission's catalog name, or "unknown(N)".

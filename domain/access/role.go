@@ -41,7 +41,10 @@ const orgPermissions = PermissionSet(((1 << permissionCount) - 1) &^ (1 << OrgsC
 
 var rolePermissions = [roleCount]PermissionSet{
 	RoleOwner: orgPermissions,
-	RoleAdmin: orgPermissions &^ NewPermissionSet(OrgDelete, OwnersManage),
+	// Content of the audit record is the owners' alone unless a role is
+	// made for it: an admin who may not read a restricted base must not
+	// read it through the audit trail either.
+	RoleAdmin: orgPermissions &^ NewPermissionSet(OrgDelete, OwnersManage, AuditReadContent),
 	RoleBuilder: NewPermissionSet(OrgRead, MembersRead,
 		BotsRead, BotsManage, BotsRun,
 		KBRead, KBWrite, KBManage,

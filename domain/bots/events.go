@@ -7,24 +7,24 @@ const Category = "bot"
 
 // Grants are the resources and permissions a bot may use when it runs.
 type Grants struct {
-	KnowledgeBases []string `json:"knowledge_bases"`
-	DataSources    []string `json:"data_sources"`
-	Tools          []string `json:"tools"`
-	Permissions    []string `json:"permissions"`
+	KnowledgeBases []string `json:"knowledge_bases" audit:"record"`
+	DataSources    []string `json:"data_sources" audit:"record"`
+	Tools          []string `json:"tools" audit:"record"`
+	Permissions    []string `json:"permissions" audit:"record"`
 }
 
 // BotCreated starts a bot's stream.
 type BotCreated struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Instructions string `json:"instructions"`
+	ID           string `json:"id" audit:"record"`
+	Name         string `json:"name" audit:"record"`
+	Instructions string `json:"instructions" audit:"content"`
 	Grants       Grants `json:"grants"`
 }
 
 // BotUpdated records changed fields; nil fields did not change.
 type BotUpdated struct {
-	Name         *string `json:"name,omitempty"`
-	Instructions *string `json:"instructions,omitempty"`
+	Name         *string `json:"name,omitempty" audit:"record"`
+	Instructions *string `json:"instructions,omitempty" audit:"content"`
 	Grants       *Grants `json:"grants,omitempty"`
 }
 

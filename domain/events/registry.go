@@ -1,8 +1,10 @@
 // Package events maps the stable type names of every domain event to its Go
-// type, so that the log's JSON can be turned back into domain events. It is
-// the one place a new bounded context registers its events.
+// type, so that the log's JSON can be turned back into domain events, and
+// knows which fields of each type are content (see [ContentTag]) so that
+// readers of the log without audit:read-content get it redacted. It is the
+// one place a new bounded context registers its events.
 //
-// It must never do I/O; it only encodes and decodes.
+// It must never do I/O; it only encodes, decodes and redacts.
 package events
 
 import (
@@ -24,22 +26,22 @@ const SecurityCategory = "security"
 // AccessDenied records a refused attempt: who tried what, on which
 // resource, and why it was refused.
 type AccessDenied struct {
-	Action     string `json:"action"`
-	Permission string `json:"permission,omitempty"`
-	Reason     string `json:"reason"`
-	Resource   string `json:"resource,omitempty"`
-	Method     string `json:"method,omitempty"`
-	Path       string `json:"path,omitempty"`
+	Action     string `json:"action" audit:"record"`
+	Permission string `json:"permission,omitempty" audit:"record"`
+	Reason     string `json:"reason" audit:"record"`
+	Resource   string `json:"resource,omitempty" audit:"record"`
+	Method     string `json:"method,omitempty" audit:"record"`
+	Path       string `json:"path,omitempty" audit:"record"`
 }
 
 // AuthenticationDenied records a request whose credentials were refused.
 // The token itself is never recorded.
 type AuthenticationDenied struct {
-	Reason     string `json:"reason"`
-	Method     string `json:"method,omitempty"`
-	Path       string `json:"path,omitempty"`
-	RemoteAddr string `json:"remote_addr,omitempty"`
-	Subject    string `json:"subject,omitempty"`
+	Reason     string `json:"reason" audit:"record"`
+	Method     string `json:"method,omitempty" audit:"record"`
+	Path       string `json:"path,omitempty" audit:"record"`
+	RemoteAddr string `json:"remote_addr,omitempty" audit:"record"`
+	Subject    string `json:"subject,omitempty" audit:"record"`
 	// Suppressed counts denials not recorded one by one since the last
 	// recorded one (recording is rate limited).
 	Suppressed uint64 `json:"suppressed,omitempty"`
@@ -48,20 +50,24 @@ type AuthenticationDenied struct {
 func (AccessDenied) EventType() string         { return "AccessDenied" }
 func (AuthenticationDenied) EventType() string { return "AuthenticationDenied" }
 
-// Registry knows every event type.
+// Registry knows every event type, and what of each type's payload is
+// content (see [ContentTag]).
 type Registry struct {
 	types map[string]reflect.Type
+	plans map[string]*contentPlan
 }
 
 // NewRegistry returns the registry of every domain event.
 func NewRegistry() *Registry {
-	r := &Registry{types: map[string]reflect.Type{}}
+	r := &Registry{types: map[string]reflect.Type{}, plans: map[string]*contentPlan{}}
 	all := append(tenancy.Events(), bots.Events()...)
 	all = append(all, knowledge.Events()...)
 	all = append(all, jobs.Events()...)
-	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{})
+	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{}, &AuditContentRead{})
 	for _, e := range all {
-		r.types[e.EventType()] = reflect.TypeOf(e).Elem()
+		t := reflect.TypeOf(e).Elem()
+		r.types[e.EventType()] = t
+		r.plans[e.EventType()] = planFor(t)
 	}
 	return r
 }

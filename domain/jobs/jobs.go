@@ -58,13 +58,13 @@ func (e *TransitionError) Unwrap() []error { return []error{ErrInvalidTransition
 
 // JobSubmitted starts a job's stream.
 type JobSubmitted struct {
-	ID string `json:"id"`
+	ID string `json:"id" audit:"record"`
 	// Kind names what the job does ("knowledge.ingestion").
-	Kind string `json:"kind"`
+	Kind string `json:"kind" audit:"record"`
 	// Subject is the stream the job works on (a document's).
-	Subject string `json:"subject"`
+	Subject string `json:"subject" audit:"record"`
 	// TriggerID is the id of the event that asked for the job.
-	TriggerID string `json:"trigger_id"`
+	TriggerID string `json:"trigger_id" audit:"record"`
 }
 
 // JobStarted records an attempt at the work (1 for the first).
@@ -75,19 +75,19 @@ type JobStarted struct {
 // JobSucceeded records the work's result.
 type JobSucceeded struct {
 	// Result says briefly what came out ("12 chunks").
-	Result string `json:"result"`
+	Result string `json:"result" audit:"record"`
 	// Items counts what the work produced (chunks, rows), when it counts.
 	Items int `json:"items"`
 }
 
 // JobFailed records why the work could not be done.
 type JobFailed struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" audit:"record"`
 }
 
 // JobCancelled records why the work was no longer wanted.
 type JobCancelled struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" audit:"record"`
 }
 
 func (JobSubmitted) EventType() string { return "JobSubmitted" }

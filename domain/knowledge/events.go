@@ -12,24 +12,24 @@ const (
 // Grant gives a subject ("user:SUB" or "role:ROLE") permissions on one
 // knowledge base.
 type Grant struct {
-	Subject     string   `json:"subject"`
-	Permissions []string `json:"permissions"`
+	Subject     string   `json:"subject" audit:"record"`
+	Permissions []string `json:"permissions" audit:"record"`
 }
 
 // KnowledgeBaseCreated starts a knowledge base's stream. The embedding
 // model is fixed at creation: every chunk of the base is embedded with it.
 type KnowledgeBaseCreated struct {
-	ID             string `json:"id"`
-	Name           string `json:"name"`
-	Description    string `json:"description"`
-	EmbeddingModel string `json:"embedding_model"`
+	ID             string `json:"id" audit:"record"`
+	Name           string `json:"name" audit:"record"`
+	Description    string `json:"description" audit:"content"`
+	EmbeddingModel string `json:"embedding_model" audit:"record"`
 	Dimensions     int    `json:"dimensions"`
 }
 
 // KnowledgeBaseUpdated records changed fields; nil fields did not change.
 type KnowledgeBaseUpdated struct {
-	Name        *string `json:"name,omitempty"`
-	Description *string `json:"description,omitempty"`
+	Name        *string `json:"name,omitempty" audit:"record"`
+	Description *string `json:"description,omitempty" audit:"content"`
 }
 
 // KnowledgeBaseGrantsSet replaces the grants; none means open to every
@@ -44,40 +44,40 @@ type KnowledgeBaseArchived struct{}
 
 // DocumentAdded records a document's first version as extracted text.
 type DocumentAdded struct {
-	ID              string `json:"id"`
-	KnowledgeBaseID string `json:"knowledge_base_id"`
-	Title           string `json:"title"`
-	ContentType     string `json:"content_type"`
-	Content         string `json:"content"`
-	ContentHash     string `json:"content_hash"`
+	ID              string `json:"id" audit:"record"`
+	KnowledgeBaseID string `json:"knowledge_base_id" audit:"record"`
+	Title           string `json:"title" audit:"content"`
+	ContentType     string `json:"content_type" audit:"record"`
+	Content         string `json:"content" audit:"content"`
+	ContentHash     string `json:"content_hash" audit:"record"`
 	Version         int    `json:"version"`
 }
 
 // DocumentReplaced records a new version of a document's content.
 type DocumentReplaced struct {
-	Title       string `json:"title"`
-	ContentType string `json:"content_type"`
-	Content     string `json:"content"`
-	ContentHash string `json:"content_hash"`
+	Title       string `json:"title" audit:"content"`
+	ContentType string `json:"content_type" audit:"record"`
+	Content     string `json:"content" audit:"content"`
+	ContentHash string `json:"content_hash" audit:"record"`
 	Version     int    `json:"version"`
 }
 
 // Chunk is one searchable piece of a document version.
 type Chunk struct {
-	ID      string `json:"id"`
+	ID      string `json:"id" audit:"record"`
 	Ordinal int    `json:"ordinal"`
 	Start   int    `json:"start"`
 	End     int    `json:"end"`
-	Heading string `json:"heading,omitempty"`
-	Text    string `json:"text"`
+	Heading string `json:"heading,omitempty" audit:"content"`
+	Text    string `json:"text" audit:"content"`
 	// Hash is the SHA-256 of Text, the key of the embedding cache.
-	Hash string `json:"hash"`
+	Hash string `json:"hash" audit:"record"`
 }
 
 // DocumentChunked records the chunks of one version, as the ingestion
 // process cut them.
 type DocumentChunked struct {
-	KnowledgeBaseID string  `json:"knowledge_base_id"`
+	KnowledgeBaseID string  `json:"knowledge_base_id" audit:"record"`
 	Version         int     `json:"version"`
 	Chunks          []Chunk `json:"chunks"`
 }
@@ -85,7 +85,7 @@ type DocumentChunked struct {
 // DocumentIngestionFailed records why a version could not be ingested.
 type DocumentIngestionFailed struct {
 	Version int    `json:"version"`
-	Reason  string `json:"reason"`
+	Reason  string `json:"reason" audit:"record"`
 }
 
 // DocumentDeleted records that a document and its chunks are gone.
@@ -93,9 +93,9 @@ type DocumentDeleted struct{}
 
 // SearchHit is one chunk a search returned.
 type SearchHit struct {
-	ChunkID         string  `json:"chunk_id"`
-	DocumentID      string  `json:"document_id"`
-	KnowledgeBaseID string  `json:"knowledge_base_id"`
+	ChunkID         string  `json:"chunk_id" audit:"record"`
+	DocumentID      string  `json:"document_id" audit:"record"`
+	KnowledgeBaseID string  `json:"knowledge_base_id" audit:"record"`
 	Score           float64 `json:"score"`
 }
 
@@ -103,11 +103,11 @@ type SearchHit struct {
 // chunks came back, for the audit trail. A search refused for its query
 // text (a QueryError) is recorded too: no bases, no hits, and the reason.
 type KnowledgeSearched struct {
-	Query            string      `json:"query"`
-	KnowledgeBaseIDs []string    `json:"knowledge_base_ids"`
+	Query            string      `json:"query" audit:"content"`
+	KnowledgeBaseIDs []string    `json:"knowledge_base_ids" audit:"record"`
 	K                int         `json:"k"`
 	Hits             []SearchHit `json:"hits"`
-	Refused          string      `json:"refused,omitempty"`
+	Refused          string      `json:"refused,omitempty" audit:"record"`
 }
 
 func (KnowledgeBaseCreated) EventType() string    { return "KnowledgeBaseCreated" }

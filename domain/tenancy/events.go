@@ -12,14 +12,14 @@ const Category = "org"
 // OrganizationCreated starts an organization's stream. The platform
 // principal that created it is the event's actor.
 type OrganizationCreated struct {
-	OrgID    string `json:"org_id"`
-	Name     string `json:"name"`
-	OwnerSub string `json:"owner_sub"`
+	OrgID    string `json:"org_id" audit:"record"`
+	Name     string `json:"name" audit:"record"`
+	OwnerSub string `json:"owner_sub" audit:"record"`
 }
 
 // OrganizationRenamed records a new display name.
 type OrganizationRenamed struct {
-	Name string `json:"name"`
+	Name string `json:"name" audit:"record"`
 }
 
 // OrganizationClosed ends an organization: every token of it stops working.
@@ -29,38 +29,38 @@ type OrganizationClosed struct{}
 // and sub together; Issuer is empty for the built-in issuer (so every event
 // recorded before issuers were bound reads as it did).
 type MemberAdded struct {
-	Issuer string   `json:"issuer,omitempty"`
-	Sub    string   `json:"sub"`
-	Roles  []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty" audit:"record"`
+	Sub    string   `json:"sub" audit:"record"`
+	Roles  []string `json:"roles" audit:"record"`
 }
 
 // MemberRolesChanged replaces a member's roles.
 type MemberRolesChanged struct {
-	Issuer string   `json:"issuer,omitempty"`
-	Sub    string   `json:"sub"`
-	Roles  []string `json:"roles"`
+	Issuer string   `json:"issuer,omitempty" audit:"record"`
+	Sub    string   `json:"sub" audit:"record"`
+	Roles  []string `json:"roles" audit:"record"`
 }
 
 // MemberRemoved records that a member left or was removed.
 type MemberRemoved struct {
-	Issuer string `json:"issuer,omitempty"`
-	Sub    string `json:"sub"`
+	Issuer string `json:"issuer,omitempty" audit:"record"`
+	Sub    string `json:"sub" audit:"record"`
 }
 
 // ServiceAccountCreated records a service account and its explicit
 // permission list. TokenID is the jti of the one token issued for it.
 type ServiceAccountCreated struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Permissions []string  `json:"permissions"`
-	CreatedBy   string    `json:"created_by"`
-	TokenID     string    `json:"token_id"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	ID          string    `json:"id" audit:"record"`
+	Name        string    `json:"name" audit:"record"`
+	Permissions []string  `json:"permissions" audit:"record"`
+	CreatedBy   string    `json:"created_by" audit:"record"`
+	TokenID     string    `json:"token_id" audit:"record"`
+	ExpiresAt   time.Time `json:"expires_at" audit:"record"`
 }
 
 // ServiceAccountRevoked records that a service account's token stops working.
 type ServiceAccountRevoked struct {
-	ID string `json:"id"`
+	ID string `json:"id" audit:"record"`
 }
 
 func (OrganizationCreated) EventType() string   { return "OrganizationCreated" }

@@ -14,13 +14,13 @@ const MaxBoundIssuers = 16
 // IssuerBound records that the organization trusts an external issuer: its
 // tokens may name this organization, and its subjects may be members.
 type IssuerBound struct {
-	Issuer string `json:"issuer"`
+	Issuer string `json:"issuer" audit:"record"`
 }
 
 // IssuerUnbound records that the organization no longer trusts an external
 // issuer. Its members stay on record but cannot act until it is bound again.
 type IssuerUnbound struct {
-	Issuer string `json:"issuer"`
+	Issuer string `json:"issuer" audit:"record"`
 }
 
 func (IssuerBound) EventType() string   { return "IssuerBound" }

@@ -1,0 +1,64 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// ContentRedactor replaces the content fields of an event's payload by
+// their hash and size (events.Registry is one).
+type ContentRedactor interface {
+	RedactContent(eventType string, data []byte) (json.RawMessage, events.Redaction, error)
+}
+
+// AuditContentRecorder records, before it is shown, that a principal read
+// content from the audit record.
+type AuditContentRecorder interface {
+	RecordAuditContentRead(ctx context.Context, who access.Principal, d access.Decision, read *events.AuditContentRead) error
+}
+
+// Recorder is what the query services record on the write side: refused
+// attempts and reads of audit content.
+type Recorder interface {
+	DenialRecorder
+	AuditContentRecorder
+}
+
+// showAuditContent decides what of envs the principal sees. audit:read
+// gives the record, with each content value replaced by its hash and
+// size; content is shown only to a principal that also holds
+// audit:read-content, and only after the read was recorded. A page that
+// holds no content is shown as it is, unrecorded.
+func (q *Queries) showAuditContent(ctx context.Context, who access.Principal, aq AuditQuery, envs []eventstore.Envelope) ([]eventstore.Envelope, error) {
+	redacted := make([]eventstore.Envelope, len(envs))
+	content := 0
+	for i, env := range envs {
+		data, red, err := q.redactor.RedactContent(env.Type, env.Data)
+		if err != nil {
+			return nil, fmt.Errorf("audit events: %w", err)
+		}
+		content += red.Fields
+		env.Data = data
+		redacted[i] = env
+	}
+	d := access.Decide(who, access.AuditReadContent, access.OrgResource(who.OrgID))
+	if !d.Allowed {
+		return redacted, nil
+	}
+	if content == 0 {
+		return envs, nil
+	}
+	read := &events.AuditContentRead{
+		Types: aq.Types, Stream: aq.Stream, Actor: aq.Actor, CorrelationID: aq.CorrelationID,
+		After: aq.After, Limit: aq.Limit, Events: len(envs), ContentFields: content,
+	}
+	if err := q.recorder.RecordAuditContentRead(ctx, who, d, read); err != nil {
+		return nil, fmt.Errorf("audit events: %w", err)
+	}
+	return envs, nil
+}
