@@ -125,6 +125,8 @@ func TestConcurrentUploadCap(t *testing.T) {
 
 	// An upload whose body arrives slowly holds the organization's slot.
 	pr, pw := io.Pipe()
+	// Whatever happens below, the slow upload ends, so the server can close.
+	t.Cleanup(func() { _ = pw.CloseWithError(io.ErrUnexpectedEOF) })
 	mw := multipart.NewWriter(pw)
 	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/knowledge-bases/"+kb+"/documents", pr)
 	req.Header.Set("Authorization", "Bearer "+owner)
@@ -143,7 +145,9 @@ func TestConcurrentUploadCap(t *testing.T) {
 	_, _ = part.Write([]byte("the first half of a slow upload, "))
 
 	var r response
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// Generous on a loaded machine: the slow upload must first reach the
+	// server and take the slot.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		r = h.do(http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner, map[string]any{"title": "x", "content": "x " + time.Now().String(), "content_type": "text/plain"})
 		if r.status == http.StatusTooManyRequests {
 			break
