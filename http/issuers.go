@@ -46,7 +46,7 @@ func credentialIssuer(c identity.Claims) string {
 // issuerBound is what binding an issuer answers.
 type issuerBound struct {
 	Issuer      string `json:"issuer"`
-	Consistency string `json:"consistency"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {

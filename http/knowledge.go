@@ -307,7 +307,7 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 type searchBody struct {
 	Results     []projections.SearchResult `json:"results"`
 	SearchID    string                     `json:"search_id"`
-	Consistency string                     `json:"consistency"`
+	Consistency string                     `json:"consistency,omitempty"`
 }
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request) {

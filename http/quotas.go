@@ -12,7 +12,7 @@ import (
 type quotasSet struct {
 	OrgID       string                 `json:"org_id"`
 	Quotas      tenancy.QuotaOverrides `json:"quotas"`
-	Consistency string                 `json:"consistency"`
+	Consistency string                 `json:"consistency,omitempty"`
 }
 
 // setOrgQuotas replaces an organization's quota overrides (platform only).

@@ -22,7 +22,7 @@ type orgCreated struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	OwnerSub    string `json:"owner_sub"`
-	Consistency string `json:"consistency"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +70,7 @@ type memberChanged struct {
 	Issuer      string   `json:"issuer,omitempty"`
 	Sub         string   `json:"sub"`
 	Roles       []string `json:"roles"`
-	Consistency string   `json:"consistency"`
+	Consistency string   `json:"consistency,omitempty"`
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +179,7 @@ type serviceAccountCreated struct {
 	Permissions []string  `json:"permissions"`
 	Token       string    `json:"token"`
 	ExpiresAt   time.Time `json:"expires_at"`
-	Consistency string    `json:"consistency"`
+	Consistency string    `json:"consistency,omitempty"`
 }
 
 func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
