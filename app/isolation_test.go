@@ -1660,8 +1660,8 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 			if e.header.Get("Palisade-Consistency") != "" {
 				tokens++
 			}
-			if strings.HasPrefix(e.path, "/v1/audit/events") {
-				continue
+			if strings.HasPrefix(e.path, "/v1/audit/events") || e.path == "/openapi.json" {
+				continue // the document describes the audit envelopes
 			}
 			var body any
 			if json.Unmarshal(e.body, &body) == nil && isoHasKey(body, "position") {
