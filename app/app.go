@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
@@ -241,6 +242,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sealer, err := consistency.NewSealer(a.Issuer.DeriveSecret("consistency tokens"))
+	if err != nil {
+		return nil, fmt.Errorf("consistency tokens: %w", err)
+	}
 	a.server = httpapi.NewServer(httpapi.Deps{
 		App:             a.Application.forHTTP(),
 		Principals:      a.principals,
@@ -249,6 +254,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Issuers:         a.Verifier,
 		JWKS:            a.Issuer.JWKS,
 		ReadModels:      a.Engine,
+		Consistency:     sealer,
 		Ready:           a.readiness,
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,

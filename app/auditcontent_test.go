@@ -55,7 +55,7 @@ func readAudit(h *harness, token, q string) ([]byte, []auditPage) {
 		}
 		r := h.must(http.StatusOK, http.MethodGet, path, token, nil)
 		raw = append(raw, r.body...)
-		raw = append(raw, r.header.Get("Palisade-Position")...)
+		raw = append(raw, r.header.Get("Palisade-Consistency")...)
 		var p auditPage
 		r.json(h.t, &p)
 		pages = append(pages, p)

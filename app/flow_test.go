@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,24 +119,92 @@ func TestTenancyFlow(t *testing.T) {
 	h.must(http.StatusForbidden, http.MethodGet, "/v1/audit/events", builder, nil)
 }
 
-func TestCommandsReportPosition(t *testing.T) {
+// TestCommandsIssueConsistencyTokens: a command answers with a sealed
+// consistency token, never a global position; a query holding the token
+// sees the write; the token is refused by another organization, and the
+// retired bare positions are refused naming their replacement.
+func TestCommandsIssueConsistencyTokens(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	_, owner := h.createOrg("Acme", "alice")
+	_, other := h.createOrg("Other", "olga")
 	r := h.must(http.StatusCreated, http.MethodPost, "/v1/bots", owner, map[string]any{"name": "b"}, "Prefer", "respond-async")
-	pos, err := strconv.ParseUint(r.header.Get("Palisade-Position"), 10, 64)
-	if err != nil || pos == 0 {
-		t.Fatalf("Palisade-Position = %q", r.header.Get("Palisade-Position"))
+	token := r.header.Get("Palisade-Consistency")
+	if token == "" {
+		t.Fatal("a command answered without Palisade-Consistency")
+	}
+	if r.header.Get("Palisade-Position") != "" {
+		t.Fatalf("a command answered Palisade-Position %q", r.header.Get("Palisade-Position"))
+	}
+	if _, err := strconv.ParseUint(token, 10, 64); err == nil {
+		t.Fatalf("the consistency token %q is a bare number", token)
+	}
+	var created map[string]any
+	r.json(t, &created)
+	if created["consistency"] != token {
+		t.Fatalf("body consistency %v, header %q", created["consistency"], token)
+	}
+	if _, ok := created["position"]; ok {
+		t.Fatalf("the body carries a position: %v", created)
 	}
 	if r.header.Get("Preference-Applied") != "respond-async" {
 		t.Fatal("respond-async not applied")
 	}
-	var list struct{ Items []struct{ ID string } }
-	h.must(http.StatusOK, http.MethodGet, "/v1/bots?min_position="+strconv.FormatUint(pos, 10), owner, nil).json(t, &list)
-	if len(list.Items) != 1 {
-		t.Fatalf("after waiting for %d: %d bots", pos, len(list.Items))
+	for _, read := range []struct {
+		path    string
+		headers []string
+	}{
+		{"/v1/bots?consistency=" + url.QueryEscape(token), nil},
+		{"/v1/bots", []string{"Palisade-Consistency", token}},
+	} {
+		var list struct{ Items []struct{ ID string } }
+		h.must(http.StatusOK, http.MethodGet, read.path, owner, nil, read.headers...).json(t, &list)
+		if len(list.Items) != 1 {
+			t.Fatalf("%s %v after waiting for the token: %d bots", read.path, read.headers, len(list.Items))
+		}
 	}
-	h.must(http.StatusBadRequest, http.MethodGet, "/v1/bots?min_position=x", owner, nil)
+
+	// Another organization's token, a tampered one and garbage are 400.
+	tampered := token[:len(token)-2] + map[bool]string{true: "AA", false: "BB"}[!strings.HasSuffix(token, "AA")]
+	for _, bad := range []struct{ name, token, caller string }{
+		{"other organization", token, other},
+		{"tampered", tampered, owner},
+		{"garbage", "x", owner},
+	} {
+		r := h.must(http.StatusBadRequest, http.MethodGet, "/v1/bots?consistency="+url.QueryEscape(bad.token), bad.caller, nil)
+		if !strings.Contains(string(r.body), "consistency") {
+			t.Errorf("%s: the 400 does not name the token: %s", bad.name, r.body)
+		}
+		h.must(http.StatusBadRequest, http.MethodGet, "/v1/bots", bad.caller, nil, "Palisade-Consistency", bad.token)
+	}
+
+	// A bare position is an oracle of the global write rate: refused.
+	for _, retired := range []struct {
+		path    string
+		headers []string
+	}{
+		{"/v1/bots?min_position=1", nil},
+		{"/v1/bots?min_position=x", nil},
+		{"/v1/bots", []string{"Palisade-Min-Position", "1"}},
+	} {
+		r := h.must(http.StatusBadRequest, http.MethodGet, retired.path, owner, nil, retired.headers...)
+		if !strings.Contains(string(r.body), "Palisade-Consistency") {
+			t.Errorf("%s %v: the 400 does not name the replacement: %s", retired.path, retired.headers, r.body)
+		}
+	}
+
+	// Two tokens for writes of one organization cannot be ordered by
+	// their text, and /readyz says ready and nothing else.
+	second := h.must(http.StatusCreated, http.MethodPost, "/v1/bots", owner, map[string]any{"name": "c"}).header.Get("Palisade-Consistency")
+	if second == "" || second == token {
+		t.Fatalf("second token %q, first %q", second, token)
+	}
+	ready := h.must(http.StatusOK, http.MethodGet, "/readyz", "", nil)
+	var body map[string]any
+	ready.json(t, &body)
+	if len(body) != 1 || body["status"] != "ready" {
+		t.Fatalf("/readyz = %s, want only the status", ready.body)
+	}
 }
 
 func TestIdempotencyKey(t *testing.T) {

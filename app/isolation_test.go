@@ -736,9 +736,9 @@ type isoHit struct {
 }
 
 type isoSearchResult struct {
-	Results  []isoHit `json:"results"`
-	SearchID string   `json:"search_id"`
-	Position uint64   `json:"position"`
+	Results     []isoHit `json:"results"`
+	SearchID    string   `json:"search_id"`
+	Consistency string   `json:"consistency"`
 }
 
 func (w *isoWorld) createKB(t testing.TB, caller, token, name string) string {
@@ -1098,15 +1098,17 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 	for _, kb := range o.kbs {
 		searches = append(searches, map[string]any{"query": o.canary, "knowledge_base_ids": []string{kb}, "k": 50})
 	}
-	var last uint64
+	// Searches of one organization are recorded in order, so waiting for
+	// the last one's token waits for all of them.
+	var last string
 	for _, body := range searches {
 		var res struct {
-			Results  json.RawMessage `json:"results"`
-			Position uint64          `json:"position"`
+			Results     json.RawMessage `json:"results"`
+			Consistency string          `json:"consistency"`
 		}
 		w.expect(t, http.StatusOK, caller, http.MethodPost, "/v1/knowledge-bases/search", owner, body).json(t, &res)
 		snap[fmt.Sprintf("search %v", body)] = string(res.Results)
-		last = max(last, res.Position)
+		last = res.Consistency
 	}
 	// The audit trail, less the record of the snapshots' own searches and
 	// of their own reads of audit content (the owner holds
@@ -1121,7 +1123,7 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 			myReads[e.header.Get("X-Correlation-Id")] = true
 		}
 	}
-	events, items, _ := w.auditItems(t, caller, owner, fmt.Sprintf("min_position=%d", last))
+	events, items, _ := w.auditItems(t, caller, owner, "consistency="+url.QueryEscape(last))
 	var kept []string
 	for i, e := range events {
 		if e.Type == "KnowledgeSearched" && mine[e.CorrelationID] {
@@ -1644,6 +1646,52 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 			}
 		}
 	})
+
+	// No answer of any route, to any caller, carries the global log
+	// position: commands answer an opaque consistency token instead.
+	// The audit API is the one exception left: its envelopes still carry
+	// their log position (per-organization sequences are not built yet).
+	t.Run("no answer carries a global position", func(t *testing.T) {
+		tokens := 0
+		for _, e := range w.rec.by("") {
+			if e.header.Get("Palisade-Position") != "" {
+				t.Errorf("%s %s %s answered Palisade-Position", e.caller, e.method, e.path)
+			}
+			if e.header.Get("Palisade-Consistency") != "" {
+				tokens++
+			}
+			if strings.HasPrefix(e.path, "/v1/audit/events") || e.path == "/openapi.json" {
+				continue // the document describes the audit envelopes
+			}
+			var body any
+			if json.Unmarshal(e.body, &body) == nil && isoHasKey(body, "position") {
+				t.Errorf("%s %s %s answered a position field: %.300s", e.caller, e.method, e.path, e.body)
+			}
+		}
+		if tokens == 0 {
+			t.Error("control: no command answered a Palisade-Consistency token")
+		}
+	})
+}
+
+// isoHasKey reports whether key names a field anywhere in a decoded JSON
+// value.
+func isoHasKey(v any, key string) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if k == key || isoHasKey(x, key) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if isoHasKey(x, key) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isoCheckOwnView checks that a 200 answer to a collection query holds the

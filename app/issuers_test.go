@@ -102,15 +102,19 @@ func TestExternalIssuersAreBoundToOrganizations(t *testing.T) {
 	h.must(http.StatusUnprocessableEntity, http.MethodPut, "/v1/org/issuers", danOwner, nil)
 	h.must(http.StatusUnprocessableEntity, http.MethodDelete, "/v1/org/issuers", danOwner, nil)
 	var bound struct {
-		Issuer   string `json:"issuer"`
-		Position uint64 `json:"position"`
+		Issuer      string `json:"issuer"`
+		Consistency string `json:"consistency"`
 	}
 	h.must(http.StatusOK, http.MethodPut, issuers, danOwner, nil).json(t, &bound)
-	if bound.Issuer != idp.name || bound.Position == 0 {
+	if bound.Issuer != idp.name || bound.Consistency == "" {
 		t.Fatalf("bind = %+v", bound)
 	}
+	bound = struct {
+		Issuer      string `json:"issuer"`
+		Consistency string `json:"consistency"`
+	}{}
 	h.must(http.StatusOK, http.MethodPut, issuers, danOwner, nil).json(t, &bound)
-	if bound.Position != 0 {
+	if bound.Consistency != "" {
 		t.Fatalf("binding again recorded something: %+v", bound)
 	}
 	var list struct {

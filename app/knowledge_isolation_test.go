@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,10 +350,10 @@ func (f *kiFixture) checkAcrossOrganizations(t *testing.T, w *isoWorld) {
 
 	// The record: bravo's searches hold bravo's chunks only, and alpha's
 	// trail holds nothing of bravo's principals.
-	// Searches answer without waiting for the audit trail; its position
-	// is bravo's last search's.
+	// Searches answer without waiting for the audit trail; its
+	// consistency token is bravo's last search's.
 	last := w.search(t, "bravo/owner", b.principal(t, "owner").token, kiSearchBody(a.canary, nil))
-	events, _ := w.audit(t, "bravo/auditor", b.principal(t, "auditor").token, fmt.Sprintf("type=KnowledgeSearched&min_position=%d", last.Position))
+	events, _ := w.audit(t, "bravo/auditor", b.principal(t, "auditor").token, "type=KnowledgeSearched&consistency="+url.QueryEscape(last.Consistency))
 	if len(events) == 0 {
 		t.Error("bravo's audit trail holds no searches")
 	}
@@ -591,17 +590,17 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		delete(f.neverWords, gone)
 		f.live = append(f.live, kiLive{doc, gone})
 
-		// Deleting without waiting, then searching at the delete's position.
+		// Deleting without waiting, then searching with the delete's token.
 		async := word(t, "asyncword")
 		doc2 := kiIngest(t, w, a, builder, f.aKB, "Async procedure", "text/plain", "Asynchronous "+async+" "+a.canary)
 		chunks2 := kiChunks(t, w, a, doc2.id, 1)
 		r := del(t, doc2, "Prefer", "respond-async")
-		pos := r.header.Get("Palisade-Position")
-		if _, err := strconv.ParseUint(pos, 10, 64); err != nil {
-			t.Fatalf("DELETE with respond-async gave no position: %q", pos)
+		token := r.header.Get("Palisade-Consistency")
+		if token == "" || r.header.Get("Palisade-Position") != "" {
+			t.Fatalf("DELETE with respond-async gave no consistency token: %v", r.header)
 		}
-		if found(t, async, doc2, "Palisade-Min-Position", pos) {
-			t.Error("the deleted document is found by a search at the delete's position")
+		if found(t, async, doc2, "Palisade-Consistency", token) {
+			t.Error("the deleted document is found by a search with the delete's token")
 		}
 		never(t, "a deleted document", chunks2, 1)
 		f.neverDocs[doc2.id] = "a deleted document"
@@ -645,7 +644,7 @@ func (f *kiFixture) deleteAndReplace(t *testing.T, w *isoWorld) {
 		never(t, "a replaced version", staleChunks, 1)
 		f.neverWords[stale] = "a replaced version"
 		at := w.call(t, "alpha/owner", http.MethodPost, "/v1/knowledge-bases/search", owner.token, kiSearchBody(stale, nil),
-			"Palisade-Min-Position", r.header.Get("Palisade-Position"))
+			"Palisade-Consistency", r.header.Get("Palisade-Consistency"))
 		w.waitDoc(t, "alpha/owner", builder.token, memo.kb, memo.id)
 		kiChunks(t, w, a, memo.id, 2)
 		f.ownHits(t, "searching the old version at the position of a PUT that did not wait", at, nil, a)

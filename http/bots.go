@@ -29,7 +29,7 @@ type UpdateBotRequest struct {
 
 type botBody struct {
 	projections.Bot
-	Position uint64 `json:"position,omitempty"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) createBot(w http.ResponseWriter, r *http.Request) {
@@ -43,13 +43,13 @@ func (s *Server) createBot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "bot")
 		return
 	}
-	s.afterCommand(w, r, created.Position)
+	consistencyToken := s.afterCommand(w, r, created.Position)
 	w.Header().Set("Location", "/v1/bots/"+created.ID)
 	b := created.Bot
 	writeJSON(w, http.StatusCreated, botBody{Bot: projections.Bot{
 		ID: created.ID, Name: b.Name, Instructions: b.Instructions, Grants: b.Grants, CreatedBy: who.Subject,
 		CreatedAt: created.At, UpdatedAt: created.At, Version: created.Version,
-	}, Position: created.Position})
+	}, Consistency: consistencyToken})
 }
 
 func (s *Server) listBots(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +71,7 @@ func (s *Server) listBots(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getBot(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	b, err := s.deps.App.Queries.Bots.Bot(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
@@ -94,13 +94,13 @@ func (s *Server) updateBot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "bot")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
+	consistencyToken := s.afterCommand(w, r, res.Position)
 	b, err := s.deps.App.Queries.Bots.ManagedBot(r.Context(), who, id)
 	if err != nil {
 		writeError(w, r, err, "bot")
 		return
 	}
-	writeJSON(w, http.StatusOK, botBody{Bot: b, Position: res.Position})
+	writeJSON(w, http.StatusOK, botBody{Bot: b, Consistency: consistencyToken})
 }
 
 func (s *Server) archiveBot(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +119,7 @@ type auditBody struct {
 }
 
 func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	q := r.URL.Query()

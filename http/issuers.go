@@ -45,12 +45,12 @@ func credentialIssuer(c identity.Claims) string {
 
 // issuerBound is what binding an issuer answers.
 type issuerBound struct {
-	Issuer   string `json:"issuer"`
-	Position uint64 `json:"position"`
+	Issuer      string `json:"issuer"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) listIssuers(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	issuers, err := s.deps.App.Queries.Tenancy.Issuers(r.Context(), principalFrom(r.Context()))
@@ -72,8 +72,8 @@ func (s *Server) bindIssuer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "issuer")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	writeJSON(w, http.StatusOK, issuerBound{Issuer: issuer, Position: res.Position})
+	consistencyToken := s.afterCommand(w, r, res.Position)
+	writeJSON(w, http.StatusOK, issuerBound{Issuer: issuer, Consistency: consistencyToken})
 }
 
 func (s *Server) unbindIssuer(w http.ResponseWriter, r *http.Request) {

@@ -68,12 +68,12 @@ type SearchRequest struct {
 
 type kbBody struct {
 	projections.KnowledgeBase
-	Position uint64 `json:"position,omitempty"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 type documentBody struct {
 	projections.Document
-	Position uint64 `json:"position,omitempty"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) createKnowledgeBase(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +87,7 @@ func (s *Server) createKnowledgeBase(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	s.afterCommand(w, r, created.Position)
+	consistencyToken := s.afterCommand(w, r, created.Position)
 	w.Header().Set("Location", "/v1/knowledge-bases/"+created.ID)
 	kb := created.KnowledgeBase
 	// A new base has no grants: it is open to the organization's roles.
@@ -95,7 +95,7 @@ func (s *Server) createKnowledgeBase(w http.ResponseWriter, r *http.Request) {
 		ID: created.ID, Name: kb.Name, Description: kb.Description, EmbeddingModel: kb.EmbeddingModel,
 		Dimensions: kb.Dimensions, Grants: []knowledge.Grant{}, CreatedBy: who.Subject,
 		CreatedAt: created.At, UpdatedAt: created.At,
-	}, Position: created.Position})
+	}, Consistency: consistencyToken})
 }
 
 func (s *Server) listKnowledgeBases(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +117,7 @@ func (s *Server) listKnowledgeBases(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getKnowledgeBase(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	kb, err := s.deps.App.Queries.Knowledge.KnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
@@ -134,13 +134,13 @@ func (s *Server) kbChanged(w http.ResponseWriter, r *http.Request, res commands.
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
+	consistencyToken := s.afterCommand(w, r, res.Position)
 	kb, err := s.deps.App.Queries.Knowledge.ManagedKnowledgeBase(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"])
 	if err != nil {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	writeJSON(w, http.StatusOK, kbBody{KnowledgeBase: kb, Position: res.Position})
+	writeJSON(w, http.StatusOK, kbBody{KnowledgeBase: kb, Consistency: consistencyToken})
 }
 
 func (s *Server) updateKnowledgeBase(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +235,7 @@ func (s *Server) addDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	s.afterCommand(w, r, added.Position)
+	consistencyToken := s.afterCommand(w, r, added.Position)
 	doc := added.Document
 	w.Header().Set("Location", "/v1/knowledge-bases/"+doc.KnowledgeBaseID+"/documents/"+added.ID)
 	// A new document waits for ingestion to chunk it.
@@ -243,7 +243,7 @@ func (s *Server) addDocument(w http.ResponseWriter, r *http.Request) {
 		ID: added.ID, KnowledgeBaseID: doc.KnowledgeBaseID, Title: doc.Title, ContentType: doc.ContentType,
 		ContentHash: doc.ContentHash, SizeBytes: len(doc.Content), Version: doc.Version,
 		State: projections.DocumentPending, CreatedBy: who.Subject, CreatedAt: added.At, UpdatedAt: added.At,
-	}, Position: added.Position})
+	}, Consistency: consistencyToken})
 }
 
 func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
@@ -260,7 +260,7 @@ func (s *Server) listDocuments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	v := mux.Vars(r)
@@ -284,13 +284,13 @@ func (s *Server) replaceDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "document")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
+	consistencyToken := s.afterCommand(w, r, res.Position)
 	doc, err := s.deps.App.Queries.Knowledge.WrittenDocument(r.Context(), who, v["id"], v["doc"])
 	if err != nil {
 		writeError(w, r, err, "document")
 		return
 	}
-	writeJSON(w, http.StatusOK, documentBody{Document: doc, Position: res.Position})
+	writeJSON(w, http.StatusOK, documentBody{Document: doc, Consistency: consistencyToken})
 }
 
 func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
@@ -305,9 +305,9 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 type searchBody struct {
-	Results  []projections.SearchResult `json:"results"`
-	SearchID string                     `json:"search_id"`
-	Position uint64                     `json:"position"`
+	Results     []projections.SearchResult `json:"results"`
+	SearchID    string                     `json:"search_id"`
+	Consistency string                     `json:"consistency,omitempty"`
 }
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request) {
@@ -315,7 +315,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	answer, err := s.deps.App.Queries.Knowledge.Search(r.Context(), principalFrom(r.Context()), projections.SearchRequest{
@@ -325,6 +325,6 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "knowledge base")
 		return
 	}
-	w.Header().Set(headerPosition, fmt.Sprint(answer.Position))
-	writeJSON(w, http.StatusOK, searchBody{Results: answer.Results, SearchID: answer.SearchID, Position: answer.Position})
+	consistencyToken := s.issueConsistency(w, r, answer.Position)
+	writeJSON(w, http.StatusOK, searchBody{Results: answer.Results, SearchID: answer.SearchID, Consistency: consistencyToken})
 }

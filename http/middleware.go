@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +25,7 @@ import (
 // Header names of the API.
 const (
 	headerCorrelationID  = "X-Correlation-Id"
-	headerPosition       = "Palisade-Position"
+	headerConsistency    = "Palisade-Consistency"
 	headerMinPosition    = "Palisade-Min-Position"
 	headerIdempotencyKey = "Idempotency-Key"
 	headerTraceparent    = "Traceparent"
@@ -218,23 +217,41 @@ func (s *Server) recordAuthDenial(r *http.Request, orgID, reason, subject string
 	}
 }
 
-// afterCommand sets the position header and, unless the client asked for
+// afterCommand issues the command's consistency token (header and return
+// value, for the body) and, unless the client asked for
 // "Prefer: respond-async", waits (bounded) until the read models have
 // applied the command's events, so that a following GET sees them.
-func (s *Server) afterCommand(w http.ResponseWriter, r *http.Request, position uint64) {
+func (s *Server) afterCommand(w http.ResponseWriter, r *http.Request, position uint64) string {
 	if position == 0 {
-		return
+		return ""
 	}
-	w.Header().Set(headerPosition, strconv.FormatUint(position, 10))
+	token := s.issueConsistency(w, r, position)
 	if preferAsync(r) {
 		w.Header().Set("Preference-Applied", "respond-async")
-		return
+		return token
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.deps.ConsistencyWait)
 	defer cancel()
 	if err := s.deps.ReadModels.WaitFor(ctx, position); err != nil {
-		loggerFrom(r.Context()).Warn("read models lag behind a command", "position", position, "err", err)
+		loggerFrom(r.Context()).Warn("read models lag behind a command", "err", err)
 	}
+	return token
+}
+
+// issueConsistency seals position into a consistency token for the
+// caller's organization and sets the Palisade-Consistency header. The
+// global position itself never leaves the server.
+func (s *Server) issueConsistency(w http.ResponseWriter, r *http.Request, position uint64) string {
+	if position == 0 || s.deps.Consistency == nil {
+		return ""
+	}
+	token, err := s.deps.Consistency.Seal(principalFrom(r.Context()).OrgID, position)
+	if err != nil {
+		loggerFrom(r.Context()).Error("seal consistency token", "err", err)
+		return ""
+	}
+	w.Header().Set(headerConsistency, token)
+	return token
 }
 
 func preferAsync(r *http.Request) bool {
@@ -248,27 +265,39 @@ func preferAsync(r *http.Request) bool {
 	return false
 }
 
-// awaitMinPosition honours ?min_position= (or the Palisade-Min-Position
-// header): the query waits until the read models reached it. It answers
-// the request itself and returns false when it could not.
-func (s *Server) awaitMinPosition(w http.ResponseWriter, r *http.Request) bool {
-	v := r.URL.Query().Get("min_position")
-	if v == "" {
-		v = r.Header.Get(headerMinPosition)
+// awaitConsistency honours a consistency token (?consistency= or the
+// Palisade-Consistency header): the query waits (bounded) until the read
+// models have applied the write the token was issued for. A token of
+// another organization or a malformed one is 400, and so is the retired
+// bare position (?min_position=, Palisade-Min-Position). It answers the
+// request itself and returns false when it could not.
+func (s *Server) awaitConsistency(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Query().Has("min_position") || r.Header.Get(headerMinPosition) != "" {
+		writeProblem(w, r, http.StatusBadRequest, "bad-request",
+			"min_position and Palisade-Min-Position are gone: send the consistency token back as ?consistency= or the Palisade-Consistency header")
+		return false
 	}
-	if v == "" {
+	token := r.URL.Query().Get("consistency")
+	if token == "" {
+		token = r.Header.Get(headerConsistency)
+	}
+	if token == "" {
 		return true
 	}
-	pos, err := strconv.ParseUint(v, 10, 64)
+	if s.deps.Consistency == nil {
+		writeProblem(w, r, http.StatusBadRequest, "bad-request", "consistency tokens are not accepted by this server")
+		return false
+	}
+	pos, err := s.deps.Consistency.Open(principalFrom(r.Context()).OrgID, token)
 	if err != nil {
-		writeProblem(w, r, http.StatusBadRequest, "bad-request", "min_position must be a log position")
+		writeProblem(w, r, http.StatusBadRequest, "bad-request", "consistency must be a token issued to this organization")
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.deps.ConsistencyWait)
 	defer cancel()
 	if err := s.deps.ReadModels.WaitFor(ctx, pos); err != nil {
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, r, http.StatusServiceUnavailable, "not-caught-up", "read models have not reached that position yet")
+		writeProblem(w, r, http.StatusServiceUnavailable, "not-caught-up", "read models have not reached that point yet")
 		return false
 	}
 	return true

@@ -33,6 +33,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
@@ -249,6 +250,7 @@ type oasStack struct {
 	issuer    *identity.Issuer
 	validator validator.Validator
 	platform  string
+	sealer    *consistency.Sealer
 }
 
 // oasCatchUp applies the log to the read models on demand.
@@ -318,6 +320,10 @@ func oasNewStack(t *testing.T) *oasStack {
 		// the next catch-up applies it.
 		commands.IngestionProcess(pipeline, principals, oasChunk, commands.ChunkEmbedding{Embedder: embedder, Store: vectors}),
 	)
+	sealer, err := consistency.NewSealer(issuer.DeriveSecret("consistency tokens"))
+	if err != nil {
+		t.Fatalf("sealer: %v", err)
+	}
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
 	server := NewServer(Deps{
@@ -334,6 +340,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		JWKS:            issuer.JWKS,
 		Issuers:         verifier,
 		ReadModels:      oasCatchUp{store: store, engine: engine},
+		Consistency:     sealer,
 		Registry:        prometheus.NewRegistry(),
 		Logger:          logger,
 		ConsistencyWait: time.Second,
@@ -347,7 +354,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	if len(errs) > 0 {
 		t.Fatalf("validator: %v", errors.Join(errs...))
 	}
-	s := &oasStack{t: t, server: server, issuer: issuer, validator: v}
+	s := &oasStack{t: t, server: server, issuer: issuer, validator: v, sealer: sealer}
 	s.platform = s.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
 	return s
 }
@@ -567,21 +574,21 @@ func oasMultipart(t testing.TB, title, field, fileName, contentType string, data
 
 // oasDocument is what the knowledge tests read back of a document.
 type oasDocument struct {
-	ID       string `json:"id"`
-	Title    string `json:"title"`
-	Version  int    `json:"version"`
-	State    string `json:"state"`
-	Chunks   int    `json:"chunks"`
-	Position uint64 `json:"position"`
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Version     int    `json:"version"`
+	State       string `json:"state"`
+	Chunks      int    `json:"chunks"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 // awaitIngestion polls a document until its ingestion settled, and
 // returns it; each poll lets the read models (and ingestion) catch up.
-func (s *oasStack) awaitIngestion(path, token string, position string) oasDocument {
+func (s *oasStack) awaitIngestion(path, token string, consistencyToken string) oasDocument {
 	s.t.Helper()
 	for range 20 {
 		var doc oasDocument
-		s.do(oasCall{method: http.MethodGet, path: path + "?min_position=" + position, token: token,
+		s.do(oasCall{method: http.MethodGet, path: path + "?consistency=" + consistencyToken, token: token,
 			want: http.StatusOK}).decode(s.t, &doc)
 		if doc.State != "pending" {
 			return doc
@@ -625,7 +632,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	added := s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
 		body: map[string]any{"sub": "bob", "roles": []string{"viewer"}}})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/members?limit=1", token: alice, want: http.StatusOK})
-	s.do(oasCall{method: http.MethodGet, path: "/v1/members/bob?min_position=" + added.header.Get(headerPosition),
+	s.do(oasCall{method: http.MethodGet, path: "/v1/members/bob?consistency=" + added.header.Get(headerConsistency),
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodPut, path: "/v1/members/bob", token: alice, want: http.StatusOK,
 		body: map[string]any{"roles": []string{"builder", "viewer"}}})
@@ -667,7 +674,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 			"grants": map[string]any{"tools": []string{"search", "search"}, "permissions": []string{"kb:read"}}},
 		headers: map[string]string{"Prefer": "respond-async"}})
 	created.decode(t, &bot)
-	s.do(oasCall{method: http.MethodGet, path: "/v1/bots/" + bot.ID + "?min_position=" + created.header.Get(headerPosition),
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots/" + bot.ID + "?consistency=" + created.header.Get(headerConsistency),
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodPatch, path: "/v1/bots/" + bot.ID, token: alice, want: http.StatusOK,
 		body: map[string]any{"name": "Front desk", "instructions": nil}})
@@ -687,8 +694,16 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusRequestEntityTooLarge,
 		body: `{"name":"` + strings.Repeat("n", MaxBodyBytes) + `"}`, invalid: true})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?limit=0", token: alice, want: http.StatusBadRequest, invalid: true})
-	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?min_position=999999", token: alice,
+	ahead, err := s.sealer.Seal(org.ID, 999999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?consistency=" + ahead, token: alice,
 		want: http.StatusServiceUnavailable})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?consistency=garbage", token: alice,
+		want: http.StatusBadRequest})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/bots?min_position=1", token: alice,
+		want: http.StatusBadRequest})
 	bob := s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "bob")
 	s.do(oasCall{method: http.MethodPost, path: "/v1/service-accounts", token: bob, want: http.StatusForbidden,
 		body: map[string]any{"name": "ci", "permissions": []string{"audit:read"}}})
@@ -724,7 +739,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	if loc := createdKB.header.Get("Location"); loc != kbPath {
 		t.Errorf("Location = %q, want %q", loc, kbPath)
 	}
-	s.do(oasCall{method: http.MethodGet, path: kbPath + "?min_position=" + createdKB.header.Get(headerPosition),
+	s.do(oasCall{method: http.MethodGet, path: kbPath + "?consistency=" + createdKB.header.Get(headerConsistency),
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodPatch, path: kbPath, token: alice, want: http.StatusOK,
 		body: map[string]any{"name": nil, "description": "How we work, in writing."}})
@@ -766,7 +781,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	if loc := addedDoc.header.Get("Location"); loc != docPath {
 		t.Errorf("Location = %q, want %q", loc, docPath)
 	}
-	if doc = s.awaitIngestion(docPath, alice, addedDoc.header.Get(headerPosition)); doc.State != "ready" || doc.Chunks != 3 {
+	if doc = s.awaitIngestion(docPath, alice, addedDoc.header.Get(headerConsistency)); doc.State != "ready" || doc.Chunks != 3 {
 		t.Errorf("after ingestion the document is %+v, want ready with 3 chunks", doc)
 	}
 	upload, uploadType := oasMultipart(t, "", "file", "faq.txt", "text/plain", []byte("Expenses are reimbursed monthly."))
@@ -774,7 +789,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		body: upload, headers: map[string]string{"Content-Type": uploadType}})
 	var faq oasDocument
 	uploaded.decode(t, &faq)
-	if faq = s.awaitIngestion(kbPath+"/documents/"+faq.ID, alice, uploaded.header.Get(headerPosition)); faq.Title != "faq.txt" || faq.State != "ready" {
+	if faq = s.awaitIngestion(kbPath+"/documents/"+faq.ID, alice, uploaded.header.Get(headerConsistency)); faq.Title != "faq.txt" || faq.State != "ready" {
 		t.Errorf("the upload is %+v, want faq.txt, ready", faq)
 	}
 	s.do(oasCall{method: http.MethodGet, path: kbPath + "/documents?limit=1", token: dave, want: http.StatusOK})
@@ -844,14 +859,14 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		body: map[string]any{"title": "Leave policy", "content_type": "text/markdown",
 			"content": "# Leave\n\nEveryone gets thirty-two days of paid leave a year."}})
 	replaced.decode(t, &doc)
-	if doc = s.awaitIngestion(docPath, alice, replaced.header.Get(headerPosition)); doc.Version != 2 || doc.State != "ready" {
+	if doc = s.awaitIngestion(docPath, alice, replaced.header.Get(headerConsistency)); doc.Version != 2 || doc.State != "ready" {
 		t.Errorf("the replaced document is %+v, want version 2, ready", doc)
 	}
 	again := s.do(oasCall{method: http.MethodPut, path: docPath, token: alice, want: http.StatusOK,
 		body: map[string]any{"title": "Leave policy", "content_type": "text/markdown",
 			"content": "# Leave\n\nEveryone gets thirty-two days of paid leave a year."}})
-	if again.header.Get(headerPosition) != "" {
-		t.Errorf("replacing a document with its own content answered Palisade-Position %s", again.header.Get(headerPosition))
+	if again.header.Get(headerConsistency) != "" {
+		t.Errorf("replacing a document with its own content answered Palisade-Consistency %s", again.header.Get(headerConsistency))
 	}
 	upload, uploadType = oasMultipart(t, "FAQ", "file", "faq.md", "text/markdown", []byte("# FAQ\n\nExpenses are reimbursed weekly."))
 	s.do(oasCall{method: http.MethodPut, path: kbPath + "/documents/" + faq.ID, token: alice, want: http.StatusOK,
@@ -888,7 +903,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	var page struct {
 		Items []json.RawMessage `json:"items"`
 	}
-	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?limit=500&min_position=1", token: alice,
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?limit=500", token: alice,
 		want: http.StatusOK}).decode(t, &page)
 	if len(page.Items) < 10 {
 		t.Errorf("the audit log holds %d events, want the whole story", len(page.Items))

@@ -10,9 +10,9 @@ import (
 
 // quotasSet is the answer of PUT /v1/orgs/{id}/quotas.
 type quotasSet struct {
-	OrgID    string                 `json:"org_id"`
-	Quotas   tenancy.QuotaOverrides `json:"quotas"`
-	Position uint64                 `json:"position"`
+	OrgID       string                 `json:"org_id"`
+	Quotas      tenancy.QuotaOverrides `json:"quotas"`
+	Consistency string                 `json:"consistency,omitempty"`
 }
 
 // setOrgQuotas replaces an organization's quota overrides (platform only).
@@ -29,6 +29,6 @@ func (s *Server) setOrgQuotas(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "organization")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	writeJSON(w, http.StatusOK, quotasSet{OrgID: id, Quotas: in, Position: res.Position})
+	consistencyToken := s.afterCommand(w, r, res.Position)
+	writeJSON(w, http.StatusOK, quotasSet{OrgID: id, Quotas: in, Consistency: consistencyToken})
 }

@@ -47,7 +47,13 @@ type PrincipalResolver interface {
 // ReadModels is how far the read models have got.
 type ReadModels interface {
 	WaitFor(ctx context.Context, position uint64) error
-	Position() uint64
+}
+
+// ConsistencySealer turns log positions into opaque consistency tokens
+// bound to an organization, and back (consistency.Sealer).
+type ConsistencySealer interface {
+	Seal(orgID string, position uint64) (string, error)
+	Open(orgID, token string) (uint64, error)
 }
 
 // Metrics is where the HTTP surface registers its metrics and what
@@ -71,6 +77,9 @@ type Deps struct {
 	Issuers    commands.IssuerTrust
 	Extractor  DocumentExtractor
 	ReadModels ReadModels
+	// Consistency seals the consistency tokens of responses; nil issues
+	// none and refuses every token a query sends.
+	Consistency ConsistencySealer
 	// Ready reports whether the server may take traffic (log reachable,
 	// read models rebuilt).
 	Ready    func(ctx context.Context) error
@@ -179,11 +188,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Ready != nil {
 		if err := s.deps.Ready(r.Context()); err != nil {
-			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", err.Error())
+			loggerFrom(r.Context()).Warn("not ready", "err", err)
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "not ready")
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "position": s.deps.ReadModels.Position()})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {

@@ -19,10 +19,10 @@ type CreateOrgRequest struct {
 }
 
 type orgCreated struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	OwnerSub string `json:"owner_sub"`
-	Position uint64 `json:"position"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	OwnerSub    string `json:"owner_sub"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
@@ -35,13 +35,13 @@ func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "organization")
 		return
 	}
-	s.afterCommand(w, r, org.Position)
+	consistencyToken := s.afterCommand(w, r, org.Position)
 	w.Header().Set("Location", "/v1/org")
-	writeJSON(w, http.StatusCreated, orgCreated{ID: org.ID, Name: org.Name, OwnerSub: org.OwnerSub, Position: org.Position})
+	writeJSON(w, http.StatusCreated, orgCreated{ID: org.ID, Name: org.Name, OwnerSub: org.OwnerSub, Consistency: consistencyToken})
 }
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	org, err := s.deps.App.Queries.Tenancy.Org(r.Context(), principalFrom(r.Context()))
@@ -67,10 +67,10 @@ type ChangeMemberRequest struct {
 }
 
 type memberChanged struct {
-	Issuer   string   `json:"issuer,omitempty"`
-	Sub      string   `json:"sub"`
-	Roles    []string `json:"roles"`
-	Position uint64   `json:"position"`
+	Issuer      string   `json:"issuer,omitempty"`
+	Sub         string   `json:"sub"`
+	Roles       []string `json:"roles"`
+	Consistency string   `json:"consistency,omitempty"`
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
@@ -89,9 +89,9 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	s.afterCommand(w, r, m.Position)
+	consistencyToken := s.afterCommand(w, r, m.Position)
 	w.Header().Set("Location", memberLocation(member))
-	writeJSON(w, http.StatusCreated, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Position: m.Position})
+	writeJSON(w, http.StatusCreated, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Consistency: consistencyToken})
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +108,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return
 	}
 	member := memberFrom(r)
@@ -136,8 +136,8 @@ func (s *Server) changeMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "member")
 		return
 	}
-	s.afterCommand(w, r, m.Position)
-	writeJSON(w, http.StatusOK, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Position: m.Position})
+	consistencyToken := s.afterCommand(w, r, m.Position)
+	writeJSON(w, http.StatusOK, memberChanged{Issuer: member.Issuer, Sub: member.Sub, Roles: m.Roles, Consistency: consistencyToken})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +179,7 @@ type serviceAccountCreated struct {
 	Permissions []string  `json:"permissions"`
 	Token       string    `json:"token"`
 	ExpiresAt   time.Time `json:"expires_at"`
-	Position    uint64    `json:"position"`
+	Consistency string    `json:"consistency,omitempty"`
 }
 
 func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
@@ -198,11 +198,11 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, "service account")
 		return
 	}
-	s.afterCommand(w, r, created.Position)
+	consistencyToken := s.afterCommand(w, r, created.Position)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, serviceAccountCreated{
 		ID: created.ID, Name: created.Name, Permissions: created.Permissions, Token: created.Token,
-		ExpiresAt: created.ExpiresAt, Position: created.Position,
+		ExpiresAt: created.ExpiresAt, Consistency: consistencyToken,
 	})
 }
 
@@ -239,7 +239,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) (projections.Page, bool) {
-	if !s.awaitMinPosition(w, r) {
+	if !s.awaitConsistency(w, r) {
 		return projections.Page{}, false
 	}
 	page, err := pageFrom(r)

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -265,4 +266,14 @@ func (i *Issuer) Trusted() TrustedIssuer {
 		AllowPlatform: true,
 		BuiltIn:       true,
 	}
+}
+
+// DeriveSecret derives a 32-byte secret for another use of this
+// deployment's key (HMAC-SHA256 of label under the private key's seed),
+// so that sealing keys need no configuration of their own. Different
+// labels give independent secrets; the key itself never leaves.
+func (i *Issuer) DeriveSecret(label string) []byte {
+	mac := hmac.New(sha256.New, i.private.Seed())
+	mac.Write([]byte("palisade derived secret: " + label))
+	return mac.Sum(nil)
 }

@@ -246,3 +246,32 @@ func TestIssuerKeyIDIsThumbprint(t *testing.T) {
 		t.Fatalf("thumbprint %s, want %s", got, want)
 	}
 }
+
+func TestDeriveSecretIsStablePerKeyAndLabel(t *testing.T) {
+	dir := t.TempDir()
+	first, err := LoadOrCreateIssuer(dir, "palisade", "palisade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded, err := LoadOrCreateIssuer(dir, "palisade", "palisade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := LoadOrCreateIssuer(t.TempDir(), "palisade", "palisade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := first.DeriveSecret("consistency tokens")
+	if len(a) != 32 {
+		t.Fatalf("secret of %d bytes, want 32", len(a))
+	}
+	if !bytes.Equal(a, reloaded.DeriveSecret("consistency tokens")) {
+		t.Error("the secret changed across a restart")
+	}
+	if bytes.Equal(a, first.DeriveSecret("another use")) {
+		t.Error("two labels derive the same secret")
+	}
+	if bytes.Equal(a, other.DeriveSecret("consistency tokens")) {
+		t.Error("two deployments derive the same secret")
+	}
+}
