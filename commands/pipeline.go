@@ -1,7 +1,9 @@
 // Package commands owns the write side: the core every command goes
 // through ([Pipeline]: authorize with access.Decide, load the aggregate
-// from its stream, let it decide, append org-tagged events with full
-// metadata), the record of denied attempts in each organization's security
+// from its stream, let it decide, decide the principal's authority again
+// against its organization's tenancy aggregate and append org-tagged
+// events with full metadata only if the tenancy stream is still at the
+// version that decision used), the record of denied attempts in each organization's security
 // stream, one handler type per bounded context over that core
 // ([Tenancy], [Bots], [Knowledge]), grouped as [Commands], and [RunJob],
 // which runs a job (domain/jobs) from a process: re-authorized with the
@@ -87,11 +89,14 @@ type Pipeline struct {
 	logger   *slog.Logger
 	denials  *denialCoalescer
 	quotas   ResourceQuotas
+	// authority keeps each organization's tenancy aggregate, which every
+	// allowed command is decided against again before it appends.
+	authority *authority
 }
 
 // NewPipeline returns a pipeline appending to store.
 func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger, opts ...Option) *Pipeline {
-	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger}
+	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger, authority: newAuthority()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -136,6 +141,7 @@ func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.De
 
 func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
+	conflicts, moved := 0, 0
 	for attempt := 0; ; attempt++ {
 		agg := newAggregate()
 		var version uint64
@@ -157,9 +163,21 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 		if exists {
 			expected = eventstore.Exact(version)
 		}
-		res, at, err := p.append(ctx, who, d, stream, expected, evs)
-		if errors.Is(err, eventstore.ErrConflict) && attempt < maxConflictRetries {
+		res, at, err := p.appendDecided(ctx, who, d, stream, expected, evs)
+		if errors.Is(err, eventstore.ErrConflict) && conflicts < maxConflictRetries {
+			conflicts++
 			continue
+		}
+		if errors.Is(err, eventstore.ErrConditionFailed) {
+			if moved < maxConditionRetries {
+				moved++
+				if err := conditionBackoff(ctx, moved); err != nil {
+					return Result{}, err
+				}
+				continue
+			}
+			// Reported as the conflict it is: the membership kept changing.
+			return Result{}, fmt.Errorf("%w: %w", eventstore.ErrConflict, err)
 		}
 		if err != nil {
 			return Result{}, err
@@ -196,6 +214,12 @@ func (p *Pipeline) load(ctx context.Context, stream eventstore.StreamName, agg a
 // append records evs with the metadata of who, d and the request origin.
 func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
+	return p.appendIf(ctx, who, d, stream, expected, nil, evs)
+}
+
+// appendIf is append, conditioned on cond when it is not nil.
+func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	expected eventstore.ExpectedVersion, cond *eventstore.Condition, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
 	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
 	batch := make([]eventstore.NewEvent, len(evs))
 	for i, e := range evs {
@@ -205,7 +229,13 @@ func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.De
 		}
 		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: e.EventType(), Metadata: md, Data: data}
 	}
-	res, err := p.store.Append(ctx, stream, expected, batch)
+	var res eventstore.AppendResult
+	var err error
+	if cond != nil {
+		res, err = p.store.AppendIf(ctx, stream, expected, *cond, batch)
+	} else {
+		res, err = p.store.Append(ctx, stream, expected, batch)
+	}
 	if err != nil {
 		return res, time.Time{}, fmt.Errorf("append to %s: %w", stream, err)
 	}
