@@ -27,6 +27,12 @@ import (
 // organization's tenancy stream moved between its decision and its append.
 const maxConditionRetries = 8
 
+// baseBackoff and maxBackoff bound the wait before deciding again.
+const (
+	baseBackoff = 500 * time.Microsecond
+	maxBackoff  = 20 * time.Millisecond
+)
+
 // maxCachedOrgs bounds the organizations whose tenancy aggregate is kept.
 const maxCachedOrgs = 4096
 
@@ -39,6 +45,13 @@ type authority struct {
 // orgFacts is one organization's tenancy aggregate at version (exists
 // false: the stream had no event when last read).
 type orgFacts struct {
+	// gate serializes, within this process, appends to the tenancy stream
+	// (exclusive) against the commands decided on it (shared), so that the
+	// condition of the latter fails only when another process wrote to the
+	// stream; without it a burst of membership changes could make every
+	// concurrent command lose its condition again and again.
+	gate sync.RWMutex
+	// mu guards the rest.
 	mu      sync.Mutex
 	loaded  bool
 	org     *tenancy.Organization
@@ -151,6 +164,21 @@ func heldBy(org *tenancy.Organization, subject string, scope *access.PermissionS
 	return 0
 }
 
+// hold takes the gate of who's organization for one attempt of a command
+// by who to stream (see orgFacts.gate) and returns its release.
+func (p *Pipeline) hold(who access.Principal, d access.Decision, stream eventstore.StreamName) (release func()) {
+	if !conditioned(who, d) {
+		return func() {}
+	}
+	f := p.authority.facts(who.OrgID)
+	if stream == orgStream(who.OrgID) {
+		f.gate.Lock()
+		return f.gate.Unlock
+	}
+	f.gate.RLock()
+	return f.gate.RUnlock
+}
+
 // appendDecided appends evs for who, first deciding d's permission again
 // against the organization's tenancy aggregate and conditioning the append
 // on the tenancy stream's version that decision used. It returns an error
@@ -163,6 +191,7 @@ func (p *Pipeline) appendDecided(ctx context.Context, who access.Principal, d ac
 		return p.append(ctx, who, d, stream, expected, evs)
 	}
 	f := p.authority.facts(who.OrgID)
+	tenancyStream := orgStream(who.OrgID)
 	f.mu.Lock()
 	if !f.loaded {
 		if err := p.refresh(ctx, who.OrgID, f); err != nil {
@@ -181,7 +210,7 @@ func (p *Pipeline) appendDecided(ctx context.Context, who access.Principal, d ac
 		now = rederive(f.org, who)
 		again = access.Decide(now, d.Permission, access.OrgResource(who.OrgID))
 	}
-	cond := eventstore.Condition{Stream: orgStream(who.OrgID), Expected: eventstore.NoStream()}
+	cond := eventstore.Condition{Stream: tenancyStream, Expected: eventstore.NoStream()}
 	if f.exists {
 		cond.Expected = eventstore.Exact(f.version)
 	}
@@ -191,21 +220,30 @@ func (p *Pipeline) appendDecided(ctx context.Context, who access.Principal, d ac
 		return eventstore.AppendResult{}, time.Time{}, fmt.Errorf("%w: %s (membership at %s)", domain.ErrForbidden, again.Reason(), cond.Expected)
 	}
 	res, at, err := p.appendIf(ctx, now, d, stream, expected, &cond, evs)
-	if errors.Is(err, eventstore.ErrConditionFailed) {
+	if errors.Is(err, eventstore.ErrConditionFailed) || err == nil && stream == tenancyStream {
+		// Read what moved the stream (or what this command appended to
+		// it), so that the next decision starts from there.
 		f.mu.Lock()
-		rerr := p.refresh(ctx, who.OrgID, f)
-		f.mu.Unlock()
-		if rerr != nil {
-			return res, at, rerr
+		if rerr := p.refresh(ctx, who.OrgID, f); rerr != nil {
+			// Read it all again next time.
+			f.org, f.loaded, f.exists, f.version = tenancy.New(), false, false, 0
+			if err == nil {
+				p.logger.Warn("refresh tenancy aggregate", "org_id", who.OrgID, "err", rerr)
+			} else {
+				err = rerr
+			}
 		}
+		f.mu.Unlock()
 	}
 	return res, at, err
 }
 
-// conditionBackoff waits a little, more with each attempt, jittered so
-// that writers that lost together do not collide again.
-func conditionBackoff(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(attempt+1)*int64(time.Millisecond)) + 1)
+// retryBackoff waits a little before a command decides again, up to twice
+// as long with each attempt (at most maxBackoff), jittered so that writers
+// that lost together do not collide again.
+func retryBackoff(ctx context.Context, attempt int) error {
+	ceiling := min(baseBackoff<<min(attempt, 10), maxBackoff)
+	d := time.Duration(rand.Int64N(int64(ceiling))) + 1
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -76,8 +76,9 @@ type Result struct {
 }
 
 // maxConflictRetries bounds how often a command re-reads its aggregate and
-// decides again after losing an optimistic-concurrency race.
-const maxConflictRetries = 3
+// decides again after losing an optimistic-concurrency race (after a short
+// jittered wait, so that a burst of writers to one stream spreads out).
+const maxConflictRetries = 8
 
 // Pipeline is the write core: it runs commands against the event store.
 // Handlers of each bounded context hold one and add the rules of their
@@ -143,35 +144,18 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
 	conflicts, moved := 0, 0
 	for attempt := 0; ; attempt++ {
-		agg := newAggregate()
-		var version uint64
-		exists := false
-		if !assumeNew || attempt > 0 {
-			var err error
-			if version, exists, err = p.load(ctx, stream, agg); err != nil {
-				return Result{}, err
-			}
-		}
-		evs, err := decide(agg)
-		if err != nil {
-			return Result{}, err
-		}
-		if len(evs) == 0 {
-			return Result{ID: stream.EntityID}, nil
-		}
-		expected := eventstore.NoStream()
-		if exists {
-			expected = eventstore.Exact(version)
-		}
-		res, at, err := p.appendDecided(ctx, who, d, stream, expected, evs)
+		res, err := p.attempt(ctx, who, d, stream, newAggregate, decide, assumeNew && attempt == 0)
 		if errors.Is(err, eventstore.ErrConflict) && conflicts < maxConflictRetries {
 			conflicts++
+			if err := retryBackoff(ctx, conflicts); err != nil {
+				return Result{}, err
+			}
 			continue
 		}
 		if errors.Is(err, eventstore.ErrConditionFailed) {
 			if moved < maxConditionRetries {
 				moved++
-				if err := conditionBackoff(ctx, moved); err != nil {
+				if err := retryBackoff(ctx, moved); err != nil {
 					return Result{}, err
 				}
 				continue
@@ -179,11 +163,41 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 			// Reported as the conflict it is: the membership kept changing.
 			return Result{}, fmt.Errorf("%w: %w", eventstore.ErrConflict, err)
 		}
-		if err != nil {
+		return res, err
+	}
+}
+
+// attempt is one try of executeFrom: load (unless assumeNew), decide,
+// append, holding the organization's gate throughout.
+func (p *Pipeline) attempt(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
+	release := p.hold(who, d, stream)
+	defer release()
+	agg := newAggregate()
+	var version uint64
+	exists := false
+	if !assumeNew {
+		var err error
+		if version, exists, err = p.load(ctx, stream, agg); err != nil {
 			return Result{}, err
 		}
-		return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 	}
+	evs, err := decide(agg)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(evs) == 0 {
+		return Result{ID: stream.EntityID}, nil
+	}
+	expected := eventstore.NoStream()
+	if exists {
+		expected = eventstore.Exact(version)
+	}
+	res, at, err := p.appendDecided(ctx, who, d, stream, expected, evs)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 }
 
 // load folds stream into agg and returns the stream's last version.
