@@ -78,6 +78,19 @@ func (a *authority) facts(orgID string) *orgFacts {
 	return f
 }
 
+// forget drops what is kept of orgID, after this process changed it: the
+// next command reads the tenancy stream again instead of losing its
+// condition first.
+func (a *authority) forget(orgID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f := a.orgs[orgID]; f != nil {
+		f.mu.Lock()
+		f.loaded = false
+		f.mu.Unlock()
+	}
+}
+
 // refresh folds what was appended to the tenancy stream since f was read.
 // f.mu must be held.
 func (p *Pipeline) refresh(ctx context.Context, orgID string, f *orgFacts) error {
@@ -100,8 +113,8 @@ func (p *Pipeline) refresh(ctx context.Context, orgID string, f *orgFacts) error
 			f.org.Apply(e)
 			f.version, f.exists = env.StreamVersion, true
 		}
-		f.loaded = true
-		if len(envs) < page {
+			if len(envs) < page {
+			f.loaded = true
 			return nil
 		}
 	}
@@ -186,12 +199,28 @@ func (p *Pipeline) hold(who access.Principal, d access.Decision, stream eventsto
 // caller decides again), and a forbidden error, recorded as a denial,
 // when the principal no longer holds the permission.
 func (p *Pipeline) appendDecided(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
-	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
+	agg aggregate, expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
 	if !conditioned(who, d) {
 		return p.append(ctx, who, d, stream, expected, evs)
 	}
-	f := p.authority.facts(who.OrgID)
 	tenancyStream := orgStream(who.OrgID)
+	if loaded, ok := agg.(*tenancy.Organization); ok && stream == tenancyStream {
+		// The command appends to the tenancy stream itself, at the
+		// version it loaded: decide on that, the expected version is the
+		// condition.
+		now := rederive(loaded, who)
+		again := access.Decide(now, d.Permission, access.OrgResource(who.OrgID))
+		if !again.Allowed {
+			p.RecordDenial(ctx, now, again, stream.String())
+			return eventstore.AppendResult{}, time.Time{}, fmt.Errorf("%w: %s (membership at %s)", domain.ErrForbidden, again.Reason(), expected)
+		}
+		res, at, err := p.append(ctx, now, d, stream, expected, evs)
+		if err == nil {
+			p.authority.forget(who.OrgID)
+		}
+		return res, at, err
+	}
+	f := p.authority.facts(who.OrgID)
 	f.mu.Lock()
 	if !f.loaded {
 		if err := p.refresh(ctx, who.OrgID, f); err != nil {
@@ -220,18 +249,12 @@ func (p *Pipeline) appendDecided(ctx context.Context, who access.Principal, d ac
 		return eventstore.AppendResult{}, time.Time{}, fmt.Errorf("%w: %s (membership at %s)", domain.ErrForbidden, again.Reason(), cond.Expected)
 	}
 	res, at, err := p.appendIf(ctx, now, d, stream, expected, &cond, evs)
-	if errors.Is(err, eventstore.ErrConditionFailed) || err == nil && stream == tenancyStream {
-		// Read what moved the stream (or what this command appended to
-		// it), so that the next decision starts from there.
+	if errors.Is(err, eventstore.ErrConditionFailed) {
+		// Read what moved the stream, so that the next decision starts
+		// from there.
 		f.mu.Lock()
 		if rerr := p.refresh(ctx, who.OrgID, f); rerr != nil {
-			// Read it all again next time.
-			f.org, f.loaded, f.exists, f.version = tenancy.New(), false, false, 0
-			if err == nil {
-				p.logger.Warn("refresh tenancy aggregate", "org_id", who.OrgID, "err", rerr)
-			} else {
-				err = rerr
-			}
+			err = rerr
 		}
 		f.mu.Unlock()
 	}

@@ -193,7 +193,7 @@ func (p *Pipeline) attempt(ctx context.Context, who access.Principal, d access.D
 	if exists {
 		expected = eventstore.Exact(version)
 	}
-	res, at, err := p.appendDecided(ctx, who, d, stream, expected, evs)
+	res, at, err := p.appendDecided(ctx, who, d, stream, agg, expected, evs)
 	if err != nil {
 		return Result{}, err
 	}
