@@ -133,7 +133,8 @@ func conditioned(who access.Principal, d access.Decision) bool {
 // rederive returns who with its authority as org says it is now: a user
 // holds the roles it has as a member (none if it is not one), narrowed by
 // its token scope; a service account holds its list only while it is not
-// revoked; a principal acting for others (a process, a bot, a workflow)
+// revoked and never more than its creator (when known) holds now; a
+// principal acting for others (a process, a bot, a workflow)
 // holds nothing more than its outermost invoker holds now.
 func rederive(org *tenancy.Organization, who access.Principal) access.Principal {
 	if len(who.OnBehalfOf) > 0 {
@@ -153,6 +154,10 @@ func rederive(org *tenancy.Organization, who access.Principal) access.Principal 
 		out := who
 		if !org.ServiceAccountActive(who.Subject) {
 			out.Permissions = 0
+		}
+		if who.CreatedBy != "" {
+			// Never more than its creator holds at this version.
+			out.Permissions = out.Permissions.Intersect(heldBy(org, who.CreatedBy, nil))
 		}
 		return out
 	}

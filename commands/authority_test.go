@@ -179,3 +179,61 @@ func TestContendedMembershipGivesNoSpuriousConflict(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestServiceAccountActsOnlyWhileItsCreatorAndItself Hold: a service
+// account's command is decided against the tenancy stream at the version
+// it appends to: after its creator was removed, or it was revoked, it
+// appends nothing, whatever the (lagging) principal it arrives with says.
+func TestServiceAccountActsOnlyWhileItsCreatorAndItselfHold(t *testing.T) {
+	t.Parallel()
+	ctx, store, cmds := openCommands(t)
+	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := access.NewUser(org.ID, "alice", []access.Role{access.RoleOwner}, nil)
+	bob := tenancy.BuiltIn("bob")
+	if _, err := cmds.Tenancy.AddMember(ctx, owner, bob, []access.Role{access.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	admin := access.NewUser(org.ID, "bob", []access.Role{access.RoleAdmin}, nil)
+	perms := access.NewPermissionSet(access.BotsManage)
+	byBob, err := cmds.Tenancy.CreateServiceAccount(ctx, admin, "ci", perms, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAlice, err := cmds.Tenancy.CreateServiceAccount(ctx, owner, "ops", perms, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := func(id, creator string) access.Principal {
+		p := access.NewServiceAccount(org.ID, id, perms, nil)
+		p.CreatedBy = creator
+		return p
+	}
+	if _, err := cmds.Bots.CreateBot(ctx, account(byBob.ID, "bob"), "before", "", bots.Grants{}); err != nil {
+		t.Fatalf("service account of a member: %v", err)
+	}
+	if _, err := cmds.Tenancy.RemoveMember(ctx, owner, bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmds.Bots.CreateBot(ctx, account(byBob.ID, "bob"), "after removal", "", bots.Grants{}); !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("service account of a removed creator: err = %v, want forbidden", err)
+	}
+	if _, err := cmds.Bots.CreateBot(ctx, account(byAlice.ID, "alice"), "still fine", "", bots.Grants{}); err != nil {
+		t.Fatalf("service account of a member: %v", err)
+	}
+	if _, err := cmds.Tenancy.RevokeServiceAccount(ctx, owner, byAlice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmds.Bots.CreateBot(ctx, account(byAlice.ID, "alice"), "after revocation", "", bots.Grants{}); !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("revoked service account: err = %v, want forbidden", err)
+	}
+	envs, err := store.ReadAll(ctx, 0, eventstore.Filter{OrgID: org.ID, Types: []string{"BotCreated"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(envs) != 2 {
+		t.Fatalf("%d bots created, want 2 (one per account while it held)", len(envs))
+	}
+}
