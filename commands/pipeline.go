@@ -1,7 +1,9 @@
 // Package commands owns the write side: the core every command goes
 // through ([Pipeline]: authorize with access.Decide, load the aggregate
-// from its stream, let it decide, append org-tagged events with full
-// metadata), the record of denied attempts in each organization's security
+// from its stream, let it decide, decide the principal's authority again
+// against its organization's tenancy aggregate and append org-tagged
+// events with full metadata only if the tenancy stream is still at the
+// version that decision used), the record of denied attempts in each organization's security
 // stream, one handler type per bounded context over that core
 // ([Tenancy], [Bots], [Knowledge]), grouped as [Commands], and [RunJob],
 // which runs a job (domain/jobs) from a process: re-authorized with the
@@ -74,8 +76,9 @@ type Result struct {
 }
 
 // maxConflictRetries bounds how often a command re-reads its aggregate and
-// decides again after losing an optimistic-concurrency race.
-const maxConflictRetries = 3
+// decides again after losing an optimistic-concurrency race (after a short
+// jittered wait, so that a burst of writers to one stream spreads out).
+const maxConflictRetries = 8
 
 // Pipeline is the write core: it runs commands against the event store.
 // Handlers of each bounded context hold one and add the rules of their
@@ -87,11 +90,14 @@ type Pipeline struct {
 	logger   *slog.Logger
 	denials  *denialCoalescer
 	quotas   ResourceQuotas
+	// authority keeps each organization's tenancy aggregate, which every
+	// allowed command is decided against again before it appends.
+	authority *authority
 }
 
 // NewPipeline returns a pipeline appending to store.
 func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger, opts ...Option) *Pipeline {
-	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger}
+	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger, authority: newAuthority()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -136,36 +142,62 @@ func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.De
 
 func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
+	conflicts, moved := 0, 0
 	for attempt := 0; ; attempt++ {
-		agg := newAggregate()
-		var version uint64
-		exists := false
-		if !assumeNew || attempt > 0 {
-			var err error
-			if version, exists, err = p.load(ctx, stream, agg); err != nil {
+		res, err := p.attempt(ctx, who, d, stream, newAggregate, decide, assumeNew && attempt == 0)
+		if errors.Is(err, eventstore.ErrConflict) && conflicts < maxConflictRetries {
+			conflicts++
+			if err := retryBackoff(ctx, conflicts); err != nil {
 				return Result{}, err
 			}
-		}
-		evs, err := decide(agg)
-		if err != nil {
-			return Result{}, err
-		}
-		if len(evs) == 0 {
-			return Result{ID: stream.EntityID}, nil
-		}
-		expected := eventstore.NoStream()
-		if exists {
-			expected = eventstore.Exact(version)
-		}
-		res, at, err := p.append(ctx, who, d, stream, expected, evs)
-		if errors.Is(err, eventstore.ErrConflict) && attempt < maxConflictRetries {
 			continue
 		}
-		if err != nil {
+		if errors.Is(err, eventstore.ErrConditionFailed) {
+			if moved < maxConditionRetries {
+				moved++
+				if err := retryBackoff(ctx, moved); err != nil {
+					return Result{}, err
+				}
+				continue
+			}
+			// Reported as the conflict it is: the membership kept changing.
+			return Result{}, fmt.Errorf("%w: %w", eventstore.ErrConflict, err)
+		}
+		return res, err
+	}
+}
+
+// attempt is one try of executeFrom: load (unless assumeNew), decide,
+// append, holding the organization's gate throughout.
+func (p *Pipeline) attempt(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
+	release := p.hold(who, d, stream)
+	defer release()
+	agg := newAggregate()
+	var version uint64
+	exists := false
+	if !assumeNew {
+		var err error
+		if version, exists, err = p.load(ctx, stream, agg); err != nil {
 			return Result{}, err
 		}
-		return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 	}
+	evs, err := decide(agg)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(evs) == 0 {
+		return Result{ID: stream.EntityID}, nil
+	}
+	expected := eventstore.NoStream()
+	if exists {
+		expected = eventstore.Exact(version)
+	}
+	res, at, err := p.appendDecided(ctx, who, d, stream, agg, expected, evs)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: stream.EntityID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 }
 
 // load folds stream into agg and returns the stream's last version.
@@ -196,6 +228,12 @@ func (p *Pipeline) load(ctx context.Context, stream eventstore.StreamName, agg a
 // append records evs with the metadata of who, d and the request origin.
 func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	expected eventstore.ExpectedVersion, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
+	return p.appendIf(ctx, who, d, stream, expected, nil, evs)
+}
+
+// appendIf is append, conditioned on cond when it is not nil.
+func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	expected eventstore.ExpectedVersion, cond *eventstore.Condition, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
 	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
 	batch := make([]eventstore.NewEvent, len(evs))
 	for i, e := range evs {
@@ -205,7 +243,13 @@ func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.De
 		}
 		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: e.EventType(), Metadata: md, Data: data}
 	}
-	res, err := p.store.Append(ctx, stream, expected, batch)
+	var res eventstore.AppendResult
+	var err error
+	if cond != nil {
+		res, err = p.store.AppendIf(ctx, stream, expected, *cond, batch)
+	} else {
+		res, err = p.store.Append(ctx, stream, expected, batch)
+	}
 	if err != nil {
 		return res, time.Time{}, fmt.Errorf("append to %s: %w", stream, err)
 	}

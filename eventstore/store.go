@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,10 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("event store closed")
+	// ErrConditionFailed: the condition stream of an AppendIf was not at
+	// the version the append depended on. It is not an ErrConflict: the
+	// appended stream itself may be where the caller expected it.
+	ErrConditionFailed = errors.New("append condition failed")
 )
 
 // Store is the event log port.
@@ -28,6 +33,12 @@ type Store interface {
 	// the stream is at the expected version. Every event must carry the
 	// stream's org. It returns the versions and positions assigned.
 	Append(ctx context.Context, stream StreamName, expected ExpectedVersion, events []NewEvent) (AppendResult, error)
+	// AppendIf is Append that also requires another stream of the same
+	// organization to be where cond says (for example: the organization's
+	// membership stream at the version an authorization was decided on).
+	// A failed condition appends nothing and returns ErrConditionFailed.
+	// How atomic the check and the append are is the adapter's to say.
+	AppendIf(ctx context.Context, stream StreamName, expected ExpectedVersion, cond Condition, events []NewEvent) (AppendResult, error)
 	// ReadStream returns up to limit events of one stream from version on.
 	ReadStream(ctx context.Context, stream StreamName, from uint64, limit int) ([]Envelope, error)
 	// ReadAll returns up to limit events in global order with a position
@@ -103,6 +114,35 @@ func (e ExpectedVersion) String() string {
 		return fmt.Sprintf("version %d", e.version)
 	}
 	return "any"
+}
+
+// Condition is what an AppendIf requires of a stream other than the one
+// it appends to.
+type Condition struct {
+	Stream   StreamName
+	Expected ExpectedVersion
+}
+
+// Check reports whether a condition stream whose last version is current
+// (exists false for an empty stream) satisfies c, as an
+// ErrConditionFailed error if not.
+func (c Condition) Check(current uint64, exists bool) error {
+	if err := c.Expected.Check(c.Stream, current, exists); err != nil {
+		return fmt.Errorf("%w: %s", ErrConditionFailed, strings.TrimPrefix(err.Error(), ErrConflict.Error()+": "))
+	}
+	return nil
+}
+
+// ValidateCondition checks that cond names a valid stream of stream's
+// organization: an append may depend only on its own tenant's facts.
+func ValidateCondition(stream StreamName, cond Condition) error {
+	if err := cond.Stream.validate(); err != nil {
+		return fmt.Errorf("condition: %w", err)
+	}
+	if cond.Stream.OrgID != stream.OrgID {
+		return fmt.Errorf("%w: condition stream %s is not of %s's organization", ErrOrgMismatch, cond.Stream, stream)
+	}
+	return nil
 }
 
 // AppendResult says where an append landed.

@@ -124,6 +124,19 @@ func (o *Organization) IsMember(id MemberID) bool {
 	return ok
 }
 
+// MemberRoles returns id's roles and whether id is a member.
+func (o *Organization) MemberRoles(id MemberID) ([]access.Role, bool) {
+	roles, ok := o.members[id]
+	return roles, ok
+}
+
+// ServiceAccountActive reports whether service account id was created and
+// not revoked.
+func (o *Organization) ServiceAccountActive(id string) bool {
+	sa := o.serviceAccounts[id]
+	return sa != nil && !sa.revoked
+}
+
 // TouchesOwners reports whether giving id the roles newRoles (nil for a
 // removal) adds or removes the owner role, which needs owners:manage.
 func (o *Organization) TouchesOwners(id MemberID, newRoles []access.Role) bool {

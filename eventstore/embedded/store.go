@@ -281,6 +281,28 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamName, expect
 	return req.result, nil
 }
 
+// AppendIf implements [eventstore.Store.AppendIf]. The condition is
+// checked by the single writer inside the transaction that appends, after
+// the appends queued before it in the same group commit: nothing can land
+// on the condition stream between the check and the append.
+func (s *Store) AppendIf(ctx context.Context, stream eventstore.StreamName, expected eventstore.ExpectedVersion, cond eventstore.Condition, events []eventstore.NewEvent) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	if err := eventstore.ValidateCondition(stream, cond); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	req, err := newAppendRequest(ctx, stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	req.cond, req.condName = cond, cond.Stream.String()
+	if err := s.submit(ctx, req); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return req.result, nil
+}
+
 // SaveCheckpoint durably records position under name, through the writer
 // (so it is group-committed with appends).
 func (s *Store) SaveCheckpoint(ctx context.Context, name string, position uint64) error {

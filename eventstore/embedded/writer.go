@@ -28,6 +28,10 @@ type request struct {
 	stream   eventstore.StreamName
 	name     string
 	expected eventstore.ExpectedVersion
+	// cond, when condName is set, is the other stream's version the
+	// append depends on; it is checked in the append's transaction.
+	cond     eventstore.Condition
+	condName string
 	envs     []eventstore.Envelope
 	metadata []string // JSON of envs[i].Metadata
 	result   eventstore.AppendResult
@@ -338,6 +342,17 @@ func (w *writer) apply(live []*request, rowByRow bool) (int, error) {
 		if err := req.expected.Check(req.stream, current, exists); err != nil {
 			req.err = err
 			continue
+		}
+		if req.condName != "" {
+			condCurrent, condExists, err := w.version(req.condName)
+			if err != nil {
+				w.abort()
+				return -1, err
+			}
+			if err := req.cond.Check(condCurrent, condExists); err != nil {
+				req.err = err
+				continue
+			}
 		}
 		next := uint64(0)
 		if exists {

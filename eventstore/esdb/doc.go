@@ -84,6 +84,17 @@
 // client runs where the caller can abandon it when ctx ends or the client
 // is replaced.
 //
+// Conditional appends. [Store.AppendIf] is not atomic across the two
+// streams: the v4 client appends to one stream per call and KurrentDB has
+// no multi-stream transaction, so the adapter reads the condition
+// stream's last revision and then appends. A write to the condition
+// stream that commits in that window (one round trip) is not seen: a
+// command decided on an organization's membership at version W may still
+// land just after the event that made it W+1. The embedded adapter has no
+// such window (the check runs in the append's transaction). Callers that
+// need the guarantee strictly should run on the embedded store, or
+// append the dependent event to the condition stream itself.
+//
 // This package must never interpret event payloads, never decide who may
 // append (callers authorize; the store checks only what
 // [eventstore.ValidateAppend] checks, plus KurrentDB's reservation of

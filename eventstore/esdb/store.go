@@ -301,6 +301,59 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamName, expect
 	return res, nil
 }
 
+// AppendIf implements [eventstore.Store.AppendIf]. The client cannot
+// append to one stream conditioned on another atomically, so the
+// condition stream's version is read just before the append: a write to
+// the condition stream that lands between that read and the append goes
+// unnoticed (see the package documentation).
+func (s *Store) AppendIf(ctx context.Context, stream eventstore.StreamName, expected eventstore.ExpectedVersion, cond eventstore.Condition, events []eventstore.NewEvent) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateCondition(stream, cond); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	current, exists, err := s.lastRevision(ctx, cond.Stream)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: read condition stream %s: %w", stream, cond.Stream, err)
+	}
+	if err := cond.Check(current, exists); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return s.Append(ctx, stream, expected, events)
+}
+
+// lastRevision returns the revision of the last event of stream, and
+// false if the stream has none.
+func (s *Store) lastRevision(ctx context.Context, stream eventstore.StreamName) (uint64, bool, error) {
+	if s.closed.Load() {
+		return 0, false, eventstore.ErrClosed
+	}
+	id := s.streamID(stream)
+	ctx, done := s.scope(ctx)
+	defer done()
+	var last uint64
+	exists := false
+	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
+		exists = false
+		rs, err := c.ReadStream(ctx, id, esdbclient.ReadStreamOptions{Direction: esdbclient.Backwards, From: esdbclient.End{}}, 1)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		ev, err := rs.Recv()
+		switch {
+		case errors.Is(err, io.EOF), isCode(err, esdbclient.ErrorCodeResourceNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		last, exists = ev.OriginalEvent().EventNumber, true
+		return nil
+	})
+	if err != nil {
+		return 0, false, s.failure(ctx, err)
+	}
+	return last, exists, nil
+}
+
 // revision maps an expected version to the client's.
 func revision(expected eventstore.ExpectedVersion) esdbclient.ExpectedRevision {
 	if v, ok := expected.Version(); ok {

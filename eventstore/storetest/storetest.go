@@ -50,6 +50,7 @@ func RunWith(t *testing.T, opts Options, newStore func(t *testing.T) eventstore.
 		{"AppendIsAtomicAndConsecutive", s.testAppendAtomicConsecutive},
 		{"AppendAssignsOrCarriesIDs", s.testAppendIDs},
 		{"AppendRefusesOrgMismatch", s.testAppendOrgMismatch},
+		{"AppendIfCondition", s.testAppendIfCondition},
 		{"AppendRefusesInvalidEvents", s.testAppendInvalid},
 		{"AppendWithEndedContext", s.testAppendEndedContext},
 		{"EnvelopeRoundTrip", s.testEnvelopeRoundTrip},
@@ -363,6 +364,73 @@ func (s suite) testAppendIDs(t *testing.T) {
 			t.Fatalf("ReadAll id %s differs from ReadStream id %s", all[i].ID, got[i].ID)
 		}
 	}
+}
+
+func (s suite) testAppendIfCondition(t *testing.T) {
+	tests := []struct {
+		name         string
+		condExisting int // events already in the condition stream
+		cond         eventstore.ExpectedVersion
+		expected     eventstore.ExpectedVersion // of the appended stream (new)
+		wantErr      error
+	}{
+		{"condition holds", 3, eventstore.Exact(2), eventstore.NoStream(), nil},
+		{"condition behind", 3, eventstore.Exact(1), eventstore.NoStream(), eventstore.ErrConditionFailed},
+		{"condition ahead", 3, eventstore.Exact(3), eventstore.NoStream(), eventstore.ErrConditionFailed},
+		{"missing condition stream", 0, eventstore.Exact(0), eventstore.NoStream(), eventstore.ErrConditionFailed},
+		{"no stream condition on missing stream", 0, eventstore.NoStream(), eventstore.NoStream(), nil},
+		{"no stream condition on existing stream", 1, eventstore.NoStream(), eventstore.NoStream(), eventstore.ErrConditionFailed},
+		{"condition holds, stream conflicts", 2, eventstore.Exact(1), eventstore.Exact(0), eventstore.ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := s.setup(t)
+			cond := stream("org", "org1", "org1")
+			target := stream("bot", "org1", "b1")
+			if tt.condExisting > 0 {
+				f.append(cond, eventstore.NoStream(), events("org1", "MemberAdded", tt.condExisting)...)
+			}
+			res, err := f.store.AppendIf(f.ctx, target, tt.expected, eventstore.Condition{Stream: cond, Expected: tt.cond}, events("org1", "BotCreated", 2))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("AppendIf = %v, want %v", err, tt.wantErr)
+				}
+				if tt.wantErr == eventstore.ErrConditionFailed && errors.Is(err, eventstore.ErrConflict) {
+					t.Fatalf("AppendIf = %v: a failed condition must be told apart from a stream conflict", err)
+				}
+				if got := f.readStream(target, 0, 10); len(got) != 0 {
+					t.Fatalf("refused AppendIf wrote %d events", len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("AppendIf: %v", err)
+			}
+			if res.FirstVersion != 0 || res.LastVersion != 1 || res.LastPosition <= res.FirstPosition {
+				t.Fatalf("AppendIf result %+v, want versions 0..1 at increasing positions", res)
+			}
+			got := f.readStream(target, 0, 10)
+			if len(got) != 2 || got[1].Position != res.LastPosition {
+				t.Fatalf("read back %d events after AppendIf, want 2 ending at position %d", len(got), res.LastPosition)
+			}
+			if got := f.readStream(cond, 0, 10); len(got) != tt.condExisting {
+				t.Fatalf("AppendIf changed its condition stream: %d events, want %d", len(got), tt.condExisting)
+			}
+		})
+	}
+	t.Run("condition stream of another organization", func(t *testing.T) {
+		t.Parallel()
+		f := s.setup(t)
+		target := stream("bot", "org1", "b1")
+		cond := eventstore.Condition{Stream: stream("org", "org2", "org2"), Expected: eventstore.NoStream()}
+		if _, err := f.store.AppendIf(f.ctx, target, eventstore.NoStream(), cond, events("org1", "BotCreated", 1)); !errors.Is(err, eventstore.ErrOrgMismatch) {
+			t.Fatalf("AppendIf = %v, want ErrOrgMismatch", err)
+		}
+		if got := f.readStream(target, 0, 10); len(got) != 0 {
+			t.Fatalf("refused AppendIf wrote %d events", len(got))
+		}
+	})
 }
 
 func (s suite) testAppendOrgMismatch(t *testing.T) {
