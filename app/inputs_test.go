@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -89,7 +90,12 @@ func TestUnsearchableQueryIsRefusedAndRecorded(t *testing.T) {
 		}
 	}
 	// A query with newlines and tabs is fine.
-	h.must(http.StatusOK, http.MethodPost, "/v1/knowledge-bases/search", owner, map[string]any{"query": "leave\n\tmanager"})
+	// A search is a query: it does not wait for the audit read model, so
+	// the audit read passes back the consistency token the search returned.
+	var searched struct {
+		Consistency string `json:"consistency"`
+	}
+	h.must(http.StatusOK, http.MethodPost, "/v1/knowledge-bases/search", owner, map[string]any{"query": "leave\n\tmanager"}).json(t, &searched)
 
 	var audit struct {
 		Items []struct {
@@ -104,7 +110,7 @@ func TestUnsearchableQueryIsRefusedAndRecorded(t *testing.T) {
 			} `json:"data"`
 		} `json:"items"`
 	}
-	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched", owner, nil).json(t, &audit)
+	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched&consistency="+url.QueryEscape(searched.Consistency), owner, nil).json(t, &audit)
 	if len(audit.Items) != len(queries)+1 {
 		t.Fatalf("%d searches recorded, want %d: %+v", len(audit.Items), len(queries)+1, audit.Items)
 	}
