@@ -42,10 +42,11 @@ func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder 
 func (a Application) forHTTP() httpapi.Application {
 	return httpapi.Application{
 		Commands: httpapi.Commands{
-			Security:  a.Commands.Security,
-			Tenancy:   a.Commands.Tenancy,
-			Bots:      a.Commands.Bots,
-			Knowledge: a.Commands.Knowledge,
+			Security:    a.Commands.Security,
+			Idempotency: a.Commands.Security,
+			Tenancy:     a.Commands.Tenancy,
+			Bots:        a.Commands.Bots,
+			Knowledge:   a.Commands.Knowledge,
 		},
 		Queries: httpapi.Queries{
 			Tenancy:   a.Queries.Org,

@@ -25,10 +25,13 @@ type Application struct {
 
 // Commands are the write use cases, one interface per bounded context.
 type Commands struct {
-	Security  SecurityRecorder
-	Tenancy   TenancyCommands
-	Bots      BotCommands
-	Knowledge KnowledgeCommands
+	Security SecurityRecorder
+	// Idempotency keeps idempotent responses in the log; nil keeps them
+	// in memory only.
+	Idempotency IdempotencyRecords
+	Tenancy     TenancyCommands
+	Bots        BotCommands
+	Knowledge   KnowledgeCommands
 }
 
 // Queries are the read use cases, one interface per bounded context.

@@ -3,7 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/events"
 )
 
 // idempotent makes commands carrying an Idempotency-Key safe to retry: the
@@ -45,6 +52,27 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\x00" + string(body)))
 
 		entry, fresh := s.idempotency.begin(cacheKey, fingerprint, time.Now())
+		if fresh {
+			// Not seen by this process: a response recorded in the log
+			// (before a restart, or by another process) answers instead.
+			recorded, found, err := s.recordedResponse(r, p, key)
+			if err != nil {
+				s.idempotency.forget(cacheKey)
+				writeError(w, r, err, "request")
+				return
+			}
+			if found {
+				if recorded.Method != r.Method || recorded.Path != r.URL.Path || recorded.BodySHA256 != hexSHA256(body) {
+					s.idempotency.forget(cacheKey)
+					writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
+					return
+				}
+				header := recordedHeader(recorded)
+				s.idempotency.finish(cacheKey, recorded.Status, header, []byte(recorded.Body))
+				entry.replay(w)
+				return
+			}
+		}
 		switch {
 		case !fresh && entry.fingerprint != fingerprint:
 			writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
@@ -63,8 +91,103 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			s.idempotency.forget(cacheKey)
 			return
 		}
+		if rec.status >= 200 && rec.status < 300 {
+			s.recordResponse(r.WithContext(ctx), p, key, body, rec)
+		}
 		s.idempotency.finish(cacheKey, rec.status, rec.Header().Clone(), rec.body.Bytes())
 	})
+}
+
+// IdempotencyRecords keeps the responses of commands that carried an
+// Idempotency-Key in the log, one per principal and key, so that they
+// outlive the process.
+type IdempotencyRecords interface {
+	RecordedResponse(ctx context.Context, who access.Principal, key string) (*events.IdempotentResponseRecorded, bool, error)
+	RecordResponse(ctx context.Context, who access.Principal, key string, rec *events.IdempotentResponseRecorded) (*events.IdempotentResponseRecorded, bool, error)
+}
+
+// recordedResponse reads the response recorded for p's key; without a
+// durable record (unit tests) nothing is ever found.
+func (s *Server) recordedResponse(r *http.Request, p access.Principal, key string) (*events.IdempotentResponseRecorded, bool, error) {
+	records := s.deps.App.Commands.Idempotency
+	if records == nil {
+		return nil, false, nil
+	}
+	rec, found, err := records.RecordedResponse(r.Context(), p, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("idempotency record: %w", err)
+	}
+	return rec, found, nil
+}
+
+// recordResponse records a successful response in the log. A failure is
+// logged, not answered: the command happened, and its resource id derived
+// from the key still keeps a retry from creating twice.
+func (s *Server) recordResponse(r *http.Request, p access.Principal, key string, reqBody []byte, rec *capture) {
+	records := s.deps.App.Commands.Idempotency
+	if records == nil {
+		return
+	}
+	respBody, omitted := withoutSecret(rec.body.Bytes())
+	event := &events.IdempotentResponseRecorded{
+		Method:        r.Method,
+		Path:          r.URL.Path,
+		BodySHA256:    hexSHA256(reqBody),
+		Status:        rec.status,
+		ContentType:   rec.Header().Get("Content-Type"),
+		Location:      rec.Header().Get("Location"),
+		Body:          string(respBody),
+		SecretOmitted: omitted,
+	}
+	if _, _, err := records.RecordResponse(r.Context(), p, key, event); err != nil {
+		loggerFrom(r.Context()).Error("record idempotent response", "err", err)
+	}
+}
+
+// recordedHeader is the header a recorded response is replayed with.
+func recordedHeader(rec *events.IdempotentResponseRecorded) http.Header {
+	h := http.Header{}
+	if rec.ContentType != "" {
+		h.Set("Content-Type", rec.ContentType)
+	}
+	if rec.Location != "" {
+		h.Set("Location", rec.Location)
+	}
+	h.Set("Cache-Control", "no-store")
+	return h
+}
+
+// secretFields are the top-level response fields that are one-time
+// secrets (a service account's token), never written to the log.
+var secretFields = []string{"token"}
+
+// withoutSecret returns body without its secret fields, and whether it
+// had any. A body that is not a JSON object is returned as is.
+func withoutSecret(body []byte) ([]byte, bool) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return body, false
+	}
+	omitted := false
+	for _, name := range secretFields {
+		if _, ok := fields[name]; ok {
+			delete(fields, name)
+			omitted = true
+		}
+	}
+	if !omitted {
+		return body, false
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return body, false
+	}
+	return append(out, '\n'), true
+}
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func printableASCII(s string) bool {

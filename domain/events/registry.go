@@ -63,7 +63,7 @@ func NewRegistry() *Registry {
 	all := append(tenancy.Events(), bots.Events()...)
 	all = append(all, knowledge.Events()...)
 	all = append(all, jobs.Events()...)
-	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{}, &AuditContentRead{})
+	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{}, &AuditContentRead{}, &IdempotentResponseRecorded{})
 	for _, e := range all {
 		t := reflect.TypeOf(e).Elem()
 		r.types[e.EventType()] = t
