@@ -139,8 +139,8 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if v := q.Get("limit"); v != "" {
-		if aq.Limit, err = strconv.Atoi(v); err != nil || aq.Limit < 1 || aq.Limit > 500 {
-			writeError(w, r, fmt.Errorf("%w: limit must be between 1 and 500", errBadRequest), "event")
+		if aq.Limit, err = strconv.Atoi(v); err != nil || aq.Limit < 1 || aq.Limit > projections.MaxPageLimit {
+			writeError(w, r, fmt.Errorf("%w: limit must be between 1 and %d", errBadRequest, projections.MaxPageLimit), "event")
 			return
 		}
 	}
@@ -150,11 +150,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := auditBody{Items: envs}
-	limit := aq.Limit
-	if limit == 0 {
-		limit = 50
-	}
-	if len(envs) == limit {
+	if len(envs) == projections.PageLimit(aq.Limit) {
 		body.NextAfter = strconv.FormatUint(envs[len(envs)-1].Position, 10)
 	}
 	writeJSON(w, http.StatusOK, body)

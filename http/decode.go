@@ -93,8 +93,8 @@ func pageFrom(r *http.Request) (projections.Page, error) {
 	p := projections.Page{After: q.Get("after")}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			return p, fmt.Errorf("%w: limit must be between 1 and 500", errBadRequest)
+		if err != nil || n < 1 || n > projections.MaxPageLimit {
+			return p, fmt.Errorf("%w: limit must be between 1 and %d", errBadRequest, projections.MaxPageLimit)
 		}
 		p.Limit = n
 	}

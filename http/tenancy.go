@@ -259,11 +259,7 @@ type listBody[T any] struct {
 
 func writeList[T any](w http.ResponseWriter, items []T, page projections.Page, key func(T) string) {
 	body := listBody[T]{Items: items}
-	limit := page.Limit
-	if limit == 0 {
-		limit = 50
-	}
-	if len(items) == limit && len(items) > 0 {
+	if len(items) == projections.PageLimit(page.Limit) && len(items) > 0 {
 		body.NextAfter = key(items[len(items)-1])
 	}
 	writeJSON(w, http.StatusOK, body)

@@ -80,6 +80,25 @@ type Page struct {
 	Limit int
 }
 
+// DefaultPageLimit and MaxPageLimit bound every list page of every read
+// model and adapter; PageLimit applies them.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// PageLimit returns the number of records a page asking for n returns:
+// DefaultPageLimit when n is not positive, at most MaxPageLimit.
+func PageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPageLimit
+	case n > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return n
+}
+
 // AuditQuery filters an organization's events.
 type AuditQuery struct {
 	Types         []string

@@ -77,10 +77,7 @@ func (q *KnowledgeQueries) KnowledgeBases(ctx context.Context, who access.Princi
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Limit
-	if limit <= 0 {
-		limit = 50
-	}
+	limit := PageLimit(page.Limit)
 	out := make([]KnowledgeBase, 0, limit)
 	for len(out) < limit {
 		batch, err := q.bases.KnowledgeBases(ctx, scope, Page{After: page.After, Limit: limit})
@@ -254,7 +251,7 @@ func (q *KnowledgeQueries) readableBases(ctx context.Context, who access.Princip
 	var ids []string
 	after := ""
 	for {
-		batch, err := q.bases.KnowledgeBases(ctx, scope, Page{After: after, Limit: 500})
+		batch, err := q.bases.KnowledgeBases(ctx, scope, Page{After: after, Limit: MaxPageLimit})
 		if err != nil {
 			return nil, err
 		}
@@ -263,7 +260,7 @@ func (q *KnowledgeQueries) readableBases(ctx context.Context, who access.Princip
 				ids = append(ids, kb.ID)
 			}
 		}
-		if len(batch) < 500 {
+		if len(batch) < MaxPageLimit {
 			return ids, nil
 		}
 		after = batch[len(batch)-1].ID

@@ -3,8 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/projections"
@@ -15,9 +13,7 @@ func (t *Tenancy) Issuer(_ context.Context, scope access.Scope, issuer string) (
 	if err != nil {
 		return projections.IssuerBinding{}, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if b, ok := t.issuers[org][issuer]; ok {
+	if b, ok := t.issuers.get(org, issuer); ok {
 		return b, nil
 	}
 	return projections.IssuerBinding{}, fmt.Errorf("issuer: %w", projections.ErrNotFound)
@@ -28,14 +24,7 @@ func (t *Tenancy) Issuers(_ context.Context, scope access.Scope) ([]projections.
 	if err != nil {
 		return nil, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	bound := t.issuers[org]
-	out := make([]projections.IssuerBinding, 0, len(bound))
-	for _, iss := range slices.Sorted(maps.Keys(bound)) {
-		out = append(out, bound[iss])
-	}
-	return out, nil
+	return t.issuers.all(org), nil
 }
 
 func (t *Tenancy) PutIssuer(_ context.Context, scope access.Scope, b projections.IssuerBinding) error {
@@ -43,12 +32,7 @@ func (t *Tenancy) PutIssuer(_ context.Context, scope access.Scope, b projections
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.issuers[org] == nil {
-		t.issuers[org] = map[string]projections.IssuerBinding{}
-	}
-	t.issuers[org][b.Issuer] = b
+	t.issuers.put(org, b.Issuer, b)
 	return nil
 }
 
@@ -57,8 +41,6 @@ func (t *Tenancy) DeleteIssuer(_ context.Context, scope access.Scope, issuer str
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.issuers[org], issuer)
+	t.issuers.delete(org, issuer)
 	return nil
 }

@@ -17,15 +17,14 @@ import (
 
 // Knowledge is the memory adapter of projections.KnowledgeModel.
 type Knowledge struct {
-	mu    sync.RWMutex
-	bases map[string]*keyed[projections.KnowledgeBase]
-	// docs is keyed by org, then by document id.
-	docs map[string]*keyed[projections.Document]
+	bases *orgTable[projections.KnowledgeBase]
+	// docs is keyed by document id across the organization's bases.
+	docs *orgTable[projections.Document]
 }
 
 // NewKnowledge returns an empty knowledge read model.
 func NewKnowledge() *Knowledge {
-	return &Knowledge{bases: map[string]*keyed[projections.KnowledgeBase]{}, docs: map[string]*keyed[projections.Document]{}}
+	return &Knowledge{bases: newOrgTable(cloneKB), docs: newOrgTable[projections.Document](nil)}
 }
 
 func cloneKB(kb projections.KnowledgeBase) projections.KnowledgeBase {
@@ -42,12 +41,8 @@ func (k *Knowledge) KnowledgeBase(_ context.Context, scope access.Scope, id stri
 	if err != nil {
 		return projections.KnowledgeBase{}, err
 	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if b := k.bases[org]; b != nil {
-		if kb, ok := b.byKey[id]; ok {
-			return cloneKB(kb), nil
-		}
+	if kb, ok := k.bases.get(org, id); ok {
+		return kb, nil
 	}
 	return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", projections.ErrNotFound)
 }
@@ -57,17 +52,7 @@ func (k *Knowledge) KnowledgeBases(_ context.Context, scope access.Scope, page p
 	if err != nil {
 		return nil, err
 	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	b := k.bases[org]
-	if b == nil {
-		return []projections.KnowledgeBase{}, nil
-	}
-	out := b.page(page)
-	for i := range out {
-		out[i] = cloneKB(out[i])
-	}
-	return out, nil
+	return k.bases.page(org, page, nil), nil
 }
 
 func (k *Knowledge) Document(ctx context.Context, scope access.Scope, kbID, docID string) (projections.Document, error) {
@@ -83,12 +68,8 @@ func (k *Knowledge) DocumentByID(_ context.Context, scope access.Scope, docID st
 	if err != nil {
 		return projections.Document{}, err
 	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if d := k.docs[org]; d != nil {
-		if doc, ok := d.byKey[docID]; ok {
-			return doc, nil
-		}
+	if doc, ok := k.docs.get(org, docID); ok {
+		return doc, nil
 	}
 	return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
 }
@@ -98,31 +79,8 @@ func (k *Knowledge) Documents(_ context.Context, scope access.Scope, kbID string
 	if err != nil {
 		return nil, err
 	}
-	limit := limitOf(page.Limit)
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	out := []projections.Document{}
-	d := k.docs[org]
-	if d == nil {
-		return out, nil
-	}
-	start := 0
-	if page.After != "" {
-		i, found := slices.BinarySearch(d.sorted, page.After)
-		if found {
-			i++
-		}
-		start = i
-	}
-	for _, id := range d.sorted[start:] {
-		if len(out) == limit {
-			break
-		}
-		if doc := d.byKey[id]; doc.KnowledgeBaseID == kbID {
-			out = append(out, doc)
-		}
-	}
-	return out, nil
+	inBase := func(doc projections.Document) bool { return doc.KnowledgeBaseID == kbID }
+	return k.docs.page(org, page, inBase), nil
 }
 
 func (k *Knowledge) PutKnowledgeBase(_ context.Context, scope access.Scope, kb projections.KnowledgeBase) error {
@@ -130,14 +88,7 @@ func (k *Knowledge) PutKnowledgeBase(_ context.Context, scope access.Scope, kb p
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	b := k.bases[org]
-	if b == nil {
-		b = &keyed[projections.KnowledgeBase]{}
-		k.bases[org] = b
-	}
-	b.put(kb.ID, cloneKB(kb))
+	k.bases.put(org, kb.ID, kb)
 	return nil
 }
 
@@ -146,14 +97,7 @@ func (k *Knowledge) PutDocument(_ context.Context, scope access.Scope, doc proje
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	d := k.docs[org]
-	if d == nil {
-		d = &keyed[projections.Document]{}
-		k.docs[org] = d
-	}
-	d.put(doc.ID, doc)
+	k.docs.put(org, doc.ID, doc)
 	return nil
 }
 
@@ -162,11 +106,7 @@ func (k *Knowledge) DeleteDocument(_ context.Context, scope access.Scope, _, doc
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if d := k.docs[org]; d != nil {
-		d.delete(docID)
-	}
+	k.docs.delete(org, docID)
 	return nil
 }
 

@@ -20,12 +20,6 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
-// DefaultLimit and MaxLimit bound list pages.
-const (
-	DefaultLimit = 50
-	MaxLimit     = 500
-)
-
 func orgOf(scope access.Scope) (string, error) {
 	if !scope.Valid() {
 		return "", access.ErrNoScope
@@ -33,80 +27,25 @@ func orgOf(scope access.Scope) (string, error) {
 	return scope.OrgID(), nil
 }
 
-func limitOf(n int) int {
-	switch {
-	case n <= 0:
-		return DefaultLimit
-	case n > MaxLimit:
-		return MaxLimit
-	}
-	return n
-}
-
-// keyed is one organization's records of one kind, with their keys sorted
-// for cursor pagination.
-type keyed[T any] struct {
-	byKey  map[string]T
-	sorted []string
-}
-
-func (k *keyed[T]) put(key string, v T) {
-	if k.byKey == nil {
-		k.byKey = map[string]T{}
-	}
-	if _, ok := k.byKey[key]; !ok {
-		i, _ := slices.BinarySearch(k.sorted, key)
-		k.sorted = slices.Insert(k.sorted, i, key)
-	}
-	k.byKey[key] = v
-}
-
-func (k *keyed[T]) delete(key string) {
-	if _, ok := k.byKey[key]; !ok {
-		return
-	}
-	delete(k.byKey, key)
-	if i, found := slices.BinarySearch(k.sorted, key); found {
-		k.sorted = slices.Delete(k.sorted, i, i+1)
-	}
-}
-
-func (k *keyed[T]) page(p projections.Page) []T {
-	start := 0
-	if p.After != "" {
-		i, found := slices.BinarySearch(k.sorted, p.After)
-		if found {
-			i++
-		}
-		start = i
-	}
-	limit := limitOf(p.Limit)
-	out := make([]T, 0, min(limit, len(k.sorted)-start))
-	for _, key := range k.sorted[start:] {
-		if len(out) == limit {
-			break
-		}
-		out = append(out, k.byKey[key])
-	}
-	return out
-}
+// limitOf bounds a requested page size by the one page rule of projections.
+func limitOf(n int) int { return projections.PageLimit(n) }
 
 // Tenancy is the memory adapter of projections.TenancyModel.
 type Tenancy struct {
-	mu       sync.RWMutex
-	orgs     map[string]projections.Org
-	members  map[string]*keyed[projections.Member]
-	accounts map[string]*keyed[projections.ServiceAccount]
-	issuers  map[string]map[string]projections.IssuerBinding
+	// orgs holds each organization's one record under its own id.
+	orgs     *orgTable[projections.Org]
+	members  *orgTable[projections.Member]
+	accounts *orgTable[projections.ServiceAccount]
+	issuers  *orgTable[projections.IssuerBinding]
 }
 
 // NewTenancy returns an empty tenancy read model.
 func NewTenancy() *Tenancy {
 	return &Tenancy{
-		orgs:     map[string]projections.Org{},
-		members:  map[string]*keyed[projections.Member]{},
-		accounts: map[string]*keyed[projections.ServiceAccount]{},
-		issuers:  map[string]map[string]projections.IssuerBinding{},
+		orgs:     newOrgTable[projections.Org](nil),
+		members:  newOrgTable(cloneMember),
+		accounts: newOrgTable(cloneAccount),
+		issuers:  newOrgTable[projections.IssuerBinding](nil),
 	}
 }
 
@@ -115,13 +54,10 @@ func (t *Tenancy) Org(_ context.Context, scope access.Scope) (projections.Org, e
 	if err != nil {
 		return projections.Org{}, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	o, ok := t.orgs[org]
-	if !ok {
-		return projections.Org{}, fmt.Errorf("organization: %w", domain.ErrNotFound)
+	if o, ok := t.orgs.get(org, org); ok {
+		return o, nil
 	}
-	return o, nil
+	return projections.Org{}, fmt.Errorf("organization: %w", domain.ErrNotFound)
 }
 
 func (t *Tenancy) Member(_ context.Context, scope access.Scope, issuer, sub string) (projections.Member, error) {
@@ -129,12 +65,8 @@ func (t *Tenancy) Member(_ context.Context, scope access.Scope, issuer, sub stri
 	if err != nil {
 		return projections.Member{}, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if k := t.members[org]; k != nil {
-		if m, ok := k.byKey[access.PrincipalSubject(issuer, sub)]; ok && m.Issuer == issuer {
-			return cloneMember(m), nil
-		}
+	if m, ok := t.members.get(org, access.PrincipalSubject(issuer, sub)); ok && m.Issuer == issuer {
+		return m, nil
 	}
 	return projections.Member{}, fmt.Errorf("member: %w", domain.ErrNotFound)
 }
@@ -144,17 +76,7 @@ func (t *Tenancy) Members(_ context.Context, scope access.Scope, page projection
 	if err != nil {
 		return nil, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	k := t.members[org]
-	if k == nil {
-		return []projections.Member{}, nil
-	}
-	out := k.page(page)
-	for i := range out {
-		out[i] = cloneMember(out[i])
-	}
-	return out, nil
+	return t.members.page(org, page, nil), nil
 }
 
 func (t *Tenancy) ServiceAccount(_ context.Context, scope access.Scope, id string) (projections.ServiceAccount, error) {
@@ -162,12 +84,8 @@ func (t *Tenancy) ServiceAccount(_ context.Context, scope access.Scope, id strin
 	if err != nil {
 		return projections.ServiceAccount{}, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if k := t.accounts[org]; k != nil {
-		if sa, ok := k.byKey[id]; ok {
-			return cloneAccount(sa), nil
-		}
+	if sa, ok := t.accounts.get(org, id); ok {
+		return sa, nil
 	}
 	return projections.ServiceAccount{}, fmt.Errorf("service account: %w", domain.ErrNotFound)
 }
@@ -177,17 +95,7 @@ func (t *Tenancy) ServiceAccounts(_ context.Context, scope access.Scope, page pr
 	if err != nil {
 		return nil, err
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	k := t.accounts[org]
-	if k == nil {
-		return []projections.ServiceAccount{}, nil
-	}
-	out := k.page(page)
-	for i := range out {
-		out[i] = cloneAccount(out[i])
-	}
-	return out, nil
+	return t.accounts.page(org, page, nil), nil
 }
 
 func (t *Tenancy) PutOrg(_ context.Context, scope access.Scope, o projections.Org) error {
@@ -198,9 +106,7 @@ func (t *Tenancy) PutOrg(_ context.Context, scope access.Scope, o projections.Or
 	if o.ID != org {
 		return fmt.Errorf("put organization %q in scope %q: %w", o.ID, org, eventstore.ErrOrgMismatch)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.orgs[org] = o
+	t.orgs.put(org, org, o)
 	return nil
 }
 
@@ -209,14 +115,7 @@ func (t *Tenancy) PutMember(_ context.Context, scope access.Scope, m projections
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := t.members[org]
-	if k == nil {
-		k = &keyed[projections.Member]{}
-		t.members[org] = k
-	}
-	k.put(m.Key(), cloneMember(m))
+	t.members.put(org, m.Key(), m)
 	return nil
 }
 
@@ -225,11 +124,7 @@ func (t *Tenancy) DeleteMember(_ context.Context, scope access.Scope, issuer, su
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if k := t.members[org]; k != nil {
-		k.delete(access.PrincipalSubject(issuer, sub))
-	}
+	t.members.delete(org, access.PrincipalSubject(issuer, sub))
 	return nil
 }
 
@@ -238,14 +133,7 @@ func (t *Tenancy) PutServiceAccount(_ context.Context, scope access.Scope, sa pr
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := t.accounts[org]
-	if k == nil {
-		k = &keyed[projections.ServiceAccount]{}
-		t.accounts[org] = k
-	}
-	k.put(sa.ID, cloneAccount(sa))
+	t.accounts.put(org, sa.ID, sa)
 	return nil
 }
 
@@ -264,25 +152,18 @@ func cloneAccount(sa projections.ServiceAccount) projections.ServiceAccount {
 }
 
 // Bots is the memory adapter of projections.BotModel.
-type Bots struct {
-	mu   sync.RWMutex
-	bots map[string]*keyed[projections.Bot]
-}
+type Bots struct{ bots *orgTable[projections.Bot] }
 
 // NewBots returns an empty bot read model.
-func NewBots() *Bots { return &Bots{bots: map[string]*keyed[projections.Bot]{}} }
+func NewBots() *Bots { return &Bots{bots: newOrgTable(cloneBot)} }
 
 func (b *Bots) Bot(_ context.Context, scope access.Scope, id string) (projections.Bot, error) {
 	org, err := orgOf(scope)
 	if err != nil {
 		return projections.Bot{}, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if k := b.bots[org]; k != nil {
-		if bot, ok := k.byKey[id]; ok {
-			return cloneBot(bot), nil
-		}
+	if bot, ok := b.bots.get(org, id); ok {
+		return bot, nil
 	}
 	return projections.Bot{}, fmt.Errorf("bot: %w", domain.ErrNotFound)
 }
@@ -292,17 +173,7 @@ func (b *Bots) Bots(_ context.Context, scope access.Scope, page projections.Page
 	if err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	k := b.bots[org]
-	if k == nil {
-		return []projections.Bot{}, nil
-	}
-	out := k.page(page)
-	for i := range out {
-		out[i] = cloneBot(out[i])
-	}
-	return out, nil
+	return b.bots.page(org, page, nil), nil
 }
 
 func (b *Bots) PutBot(_ context.Context, scope access.Scope, bot projections.Bot) error {
@@ -310,14 +181,7 @@ func (b *Bots) PutBot(_ context.Context, scope access.Scope, bot projections.Bot
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := b.bots[org]
-	if k == nil {
-		k = &keyed[projections.Bot]{}
-		b.bots[org] = k
-	}
-	k.put(bot.ID, cloneBot(bot))
+	b.bots.put(org, bot.ID, bot)
 	return nil
 }
 

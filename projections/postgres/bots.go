@@ -2,11 +2,9 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -33,20 +31,7 @@ func (b *Bots) Bot(ctx context.Context, scope access.Scope, id string) (projecti
 	if err != nil {
 		return projections.Bot{}, err
 	}
-	var bot projections.Bot
-	found := false
-	err = b.db.query(ctx, org, botSQL, []any{org, id}, func(rows pgx.Rows) error {
-		found = true
-		bot, err = scanBot(rows)
-		return err
-	})
-	if err != nil {
-		return projections.Bot{}, fmt.Errorf("bot: %w", err)
-	}
-	if !found {
-		return projections.Bot{}, fmt.Errorf("bot: %w", domain.ErrNotFound)
-	}
-	return bot, nil
+	return getOne(ctx, b.db, org, "bot", botSQL, []any{org, id}, scanBot)
 }
 
 func (b *Bots) Bots(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.Bot, error) {
@@ -54,17 +39,7 @@ func (b *Bots) Bots(ctx context.Context, scope access.Scope, page projections.Pa
 	if err != nil {
 		return nil, err
 	}
-	sql, args := pageQuery(botsSQL, botsAfter, org, page)
-	out := []projections.Bot{}
-	err = b.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
-		bot, err := scanBot(rows)
-		out = append(out, bot)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bots: %w", err)
-	}
-	return out, nil
+	return listPage(ctx, b.db, org, "bots", botsSQL, botsAfter, page, scanBot)
 }
 
 func (b *Bots) PutBot(ctx context.Context, scope access.Scope, bot projections.Bot) error {
@@ -72,12 +47,8 @@ func (b *Bots) PutBot(ctx context.Context, scope access.Scope, bot projections.B
 	if err != nil {
 		return err
 	}
-	err = b.db.exec(ctx, org, putBotSQL, org, bot.ID, bot.Name, bot.Instructions, bot.Grants, bot.Archived,
+	return put(ctx, b.db, org, "put bot", putBotSQL, org, bot.ID, bot.Name, bot.Instructions, bot.Grants, bot.Archived,
 		bot.CreatedBy, bot.CreatedAt, bot.UpdatedAt, int64(bot.Version))
-	if err != nil {
-		return fmt.Errorf("put bot: %w", err)
-	}
-	return nil
 }
 
 func scanBot(rows pgx.Rows) (projections.Bot, error) {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,20 +23,7 @@ func (t *Tenancy) Issuer(ctx context.Context, scope access.Scope, issuer string)
 	if err != nil {
 		return projections.IssuerBinding{}, err
 	}
-	var b projections.IssuerBinding
-	found := false
-	err = t.db.query(ctx, org, issuerSQL, []any{org, issuer}, func(rows pgx.Rows) error {
-		found = true
-		b, err = scanIssuer(rows)
-		return err
-	})
-	if err != nil {
-		return projections.IssuerBinding{}, fmt.Errorf("issuer: %w", err)
-	}
-	if !found {
-		return projections.IssuerBinding{}, fmt.Errorf("issuer: %w", projections.ErrNotFound)
-	}
-	return b, nil
+	return getOne(ctx, t.db, org, "issuer", issuerSQL, []any{org, issuer}, scanIssuer)
 }
 
 func (t *Tenancy) Issuers(ctx context.Context, scope access.Scope) ([]projections.IssuerBinding, error) {
@@ -45,16 +31,7 @@ func (t *Tenancy) Issuers(ctx context.Context, scope access.Scope) ([]projection
 	if err != nil {
 		return nil, err
 	}
-	out := []projections.IssuerBinding{}
-	err = t.db.query(ctx, org, issuersSQL, []any{org}, func(rows pgx.Rows) error {
-		b, err := scanIssuer(rows)
-		out = append(out, b)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("issuers: %w", err)
-	}
-	return out, nil
+	return list(ctx, t.db, org, "issuers", issuersSQL, []any{org}, scanIssuer)
 }
 
 func (t *Tenancy) PutIssuer(ctx context.Context, scope access.Scope, b projections.IssuerBinding) error {
@@ -62,10 +39,7 @@ func (t *Tenancy) PutIssuer(ctx context.Context, scope access.Scope, b projectio
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, putIssuerSQL, org, b.Issuer, b.BoundAt, b.BoundBy); err != nil {
-		return fmt.Errorf("put issuer: %w", err)
-	}
-	return nil
+	return put(ctx, t.db, org, "put issuer", putIssuerSQL, org, b.Issuer, b.BoundAt, b.BoundBy)
 }
 
 func (t *Tenancy) DeleteIssuer(ctx context.Context, scope access.Scope, issuer string) error {
@@ -73,10 +47,7 @@ func (t *Tenancy) DeleteIssuer(ctx context.Context, scope access.Scope, issuer s
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, deleteIssuerSQL, org, issuer); err != nil {
-		return fmt.Errorf("delete issuer: %w", err)
-	}
-	return nil
+	return put(ctx, t.db, org, "delete issuer", deleteIssuerSQL, org, issuer)
 }
 
 func scanIssuer(rows pgx.Rows) (projections.IssuerBinding, error) {

@@ -51,20 +51,7 @@ func (k *Knowledge) KnowledgeBase(ctx context.Context, scope access.Scope, id st
 	if err != nil {
 		return projections.KnowledgeBase{}, err
 	}
-	var kb projections.KnowledgeBase
-	found := false
-	err = k.db.query(ctx, org, kbSQL, []any{org, id}, func(rows pgx.Rows) error {
-		found = true
-		kb, err = scanKB(rows)
-		return err
-	})
-	if err != nil {
-		return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", err)
-	}
-	if !found {
-		return projections.KnowledgeBase{}, fmt.Errorf("knowledge base: %w", projections.ErrNotFound)
-	}
-	return kb, nil
+	return getOne(ctx, k.db, org, "knowledge base", kbSQL, []any{org, id}, scanKB)
 }
 
 func (k *Knowledge) KnowledgeBases(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.KnowledgeBase, error) {
@@ -72,17 +59,7 @@ func (k *Knowledge) KnowledgeBases(ctx context.Context, scope access.Scope, page
 	if err != nil {
 		return nil, err
 	}
-	sql, args := pageQuery(kbsSQL, kbsAfter, org, page)
-	out := []projections.KnowledgeBase{}
-	err = k.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
-		kb, err := scanKB(rows)
-		out = append(out, kb)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("knowledge bases: %w", err)
-	}
-	return out, nil
+	return listPage(ctx, k.db, org, "knowledge bases", kbsSQL, kbsAfter, page, scanKB)
 }
 
 func (k *Knowledge) Document(ctx context.Context, scope access.Scope, kbID, docID string) (projections.Document, error) {
@@ -101,20 +78,7 @@ func (k *Knowledge) DocumentByID(ctx context.Context, scope access.Scope, docID 
 	if err != nil {
 		return projections.Document{}, err
 	}
-	var doc projections.Document
-	found := false
-	err = k.db.query(ctx, org, docSQL, []any{org, docID}, func(rows pgx.Rows) error {
-		found = true
-		doc, err = scanDocument(rows)
-		return err
-	})
-	if err != nil {
-		return projections.Document{}, fmt.Errorf("document: %w", err)
-	}
-	if !found {
-		return projections.Document{}, fmt.Errorf("document: %w", projections.ErrNotFound)
-	}
-	return doc, nil
+	return getOne(ctx, k.db, org, "document", docSQL, []any{org, docID}, scanDocument)
 }
 
 func (k *Knowledge) Documents(ctx context.Context, scope access.Scope, kbID string, page projections.Page) ([]projections.Document, error) {
@@ -126,16 +90,7 @@ func (k *Knowledge) Documents(ctx context.Context, scope access.Scope, kbID stri
 	if page.After != "" {
 		sql, args = docsAfter, append(args, page.After)
 	}
-	out := []projections.Document{}
-	err = k.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
-		doc, err := scanDocument(rows)
-		out = append(out, doc)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("documents: %w", err)
-	}
-	return out, nil
+	return list(ctx, k.db, org, "documents", sql, args, scanDocument)
 }
 
 func (k *Knowledge) PutKnowledgeBase(ctx context.Context, scope access.Scope, kb projections.KnowledgeBase) error {
@@ -147,12 +102,8 @@ func (k *Knowledge) PutKnowledgeBase(ctx context.Context, scope access.Scope, kb
 	if grants == nil {
 		grants = []knowledge.Grant{}
 	}
-	err = k.db.exec(ctx, org, putKBSQL, org, kb.ID, kb.Name, kb.Description, kb.EmbeddingModel, kb.Dimensions,
-		grants, kb.Archived, kb.CreatedBy, kb.CreatedAt, kb.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("put knowledge base: %w", err)
-	}
-	return nil
+	return put(ctx, k.db, org, "put knowledge base", putKBSQL, org, kb.ID, kb.Name, kb.Description, kb.EmbeddingModel,
+		kb.Dimensions, grants, kb.Archived, kb.CreatedBy, kb.CreatedAt, kb.UpdatedAt)
 }
 
 func (k *Knowledge) PutDocument(ctx context.Context, scope access.Scope, doc projections.Document) error {
@@ -160,12 +111,9 @@ func (k *Knowledge) PutDocument(ctx context.Context, scope access.Scope, doc pro
 	if err != nil {
 		return err
 	}
-	err = k.db.exec(ctx, org, putDocSQL, org, doc.ID, doc.KnowledgeBaseID, doc.Title, doc.ContentType, doc.ContentHash,
-		int64(doc.SizeBytes), doc.Version, doc.State, doc.FailureReason, doc.Chunks, doc.CreatedBy, doc.CreatedAt, doc.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("put document: %w", err)
-	}
-	return nil
+	return put(ctx, k.db, org, "put document", putDocSQL, org, doc.ID, doc.KnowledgeBaseID, doc.Title, doc.ContentType,
+		doc.ContentHash, int64(doc.SizeBytes), doc.Version, doc.State, doc.FailureReason, doc.Chunks, doc.CreatedBy,
+		doc.CreatedAt, doc.UpdatedAt)
 }
 
 func (k *Knowledge) DeleteDocument(ctx context.Context, scope access.Scope, _, docID string) error {
@@ -173,10 +121,7 @@ func (k *Knowledge) DeleteDocument(ctx context.Context, scope access.Scope, _, d
 	if err != nil {
 		return err
 	}
-	if err := k.db.exec(ctx, org, deleteDocSQL, org, docID); err != nil {
-		return fmt.Errorf("delete document: %w", err)
-	}
-	return nil
+	return put(ctx, k.db, org, "delete document", deleteDocSQL, org, docID)
 }
 
 func scanKB(rows pgx.Rows) (projections.KnowledgeBase, error) {

@@ -43,12 +43,7 @@ import (
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/palisadehq/palisade/domain/access"
-)
-
-// DefaultLimit and MaxLimit bound list pages, as in the memory adapter.
-const (
-	DefaultLimit = 50
-	MaxLimit     = 500
+	"github.com/palisadehq/palisade/projections"
 )
 
 // Errors of the package. Callers match them with errors.Is.
@@ -100,15 +95,8 @@ func orgOf(scope access.Scope) (string, error) {
 	return scope.OrgID(), nil
 }
 
-func limitOf(n int) int {
-	switch {
-	case n <= 0:
-		return DefaultLimit
-	case n > MaxLimit:
-		return MaxLimit
-	}
-	return n
-}
+// limitOf bounds a requested page size by the one page rule of projections.
+func limitOf(n int) int { return projections.PageLimit(n) }
 
 // Store is one connection pool to one schema, with the read-model adapters
 // that share it.

@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
@@ -51,20 +50,7 @@ func (t *Tenancy) Org(ctx context.Context, scope access.Scope) (projections.Org,
 	if err != nil {
 		return projections.Org{}, err
 	}
-	var o projections.Org
-	found := false
-	err = t.db.query(ctx, org, orgSQL, []any{org}, func(rows pgx.Rows) error {
-		found = true
-		return rows.Scan(&o.ID, &o.Name, &o.Closed, &o.CreatedAt, &o.UpdatedAt)
-	})
-	if err != nil {
-		return projections.Org{}, fmt.Errorf("organization: %w", err)
-	}
-	if !found {
-		return projections.Org{}, fmt.Errorf("organization: %w", domain.ErrNotFound)
-	}
-	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
-	return o, nil
+	return getOne(ctx, t.db, org, "organization", orgSQL, []any{org}, scanOrg)
 }
 
 func (t *Tenancy) Member(ctx context.Context, scope access.Scope, issuer, sub string) (projections.Member, error) {
@@ -72,20 +58,7 @@ func (t *Tenancy) Member(ctx context.Context, scope access.Scope, issuer, sub st
 	if err != nil {
 		return projections.Member{}, err
 	}
-	var m projections.Member
-	found := false
-	err = t.db.query(ctx, org, memberSQL, []any{org, issuer, sub}, func(rows pgx.Rows) error {
-		found = true
-		m, err = scanMember(rows)
-		return err
-	})
-	if err != nil {
-		return projections.Member{}, fmt.Errorf("member: %w", err)
-	}
-	if !found {
-		return projections.Member{}, fmt.Errorf("member: %w", domain.ErrNotFound)
-	}
-	return m, nil
+	return getOne(ctx, t.db, org, "member", memberSQL, []any{org, issuer, sub}, scanMember)
 }
 
 func (t *Tenancy) Members(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.Member, error) {
@@ -93,17 +66,7 @@ func (t *Tenancy) Members(ctx context.Context, scope access.Scope, page projecti
 	if err != nil {
 		return nil, err
 	}
-	sql, args := pageQuery(membersSQL, membersAfter, org, page)
-	out := []projections.Member{}
-	err = t.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
-		m, err := scanMember(rows)
-		out = append(out, m)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("members: %w", err)
-	}
-	return out, nil
+	return listPage(ctx, t.db, org, "members", membersSQL, membersAfter, page, scanMember)
 }
 
 func (t *Tenancy) ServiceAccount(ctx context.Context, scope access.Scope, id string) (projections.ServiceAccount, error) {
@@ -111,20 +74,7 @@ func (t *Tenancy) ServiceAccount(ctx context.Context, scope access.Scope, id str
 	if err != nil {
 		return projections.ServiceAccount{}, err
 	}
-	var sa projections.ServiceAccount
-	found := false
-	err = t.db.query(ctx, org, accountSQL, []any{org, id}, func(rows pgx.Rows) error {
-		found = true
-		sa, err = scanAccount(rows)
-		return err
-	})
-	if err != nil {
-		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", err)
-	}
-	if !found {
-		return projections.ServiceAccount{}, fmt.Errorf("service account: %w", domain.ErrNotFound)
-	}
-	return sa, nil
+	return getOne(ctx, t.db, org, "service account", accountSQL, []any{org, id}, scanAccount)
 }
 
 func (t *Tenancy) ServiceAccounts(ctx context.Context, scope access.Scope, page projections.Page) ([]projections.ServiceAccount, error) {
@@ -132,17 +82,7 @@ func (t *Tenancy) ServiceAccounts(ctx context.Context, scope access.Scope, page 
 	if err != nil {
 		return nil, err
 	}
-	sql, args := pageQuery(accountsSQL, accountsAfter, org, page)
-	out := []projections.ServiceAccount{}
-	err = t.db.query(ctx, org, sql, args, func(rows pgx.Rows) error {
-		sa, err := scanAccount(rows)
-		out = append(out, sa)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("service accounts: %w", err)
-	}
-	return out, nil
+	return listPage(ctx, t.db, org, "service accounts", accountsSQL, accountsAfter, page, scanAccount)
 }
 
 func (t *Tenancy) PutOrg(ctx context.Context, scope access.Scope, o projections.Org) error {
@@ -153,10 +93,7 @@ func (t *Tenancy) PutOrg(ctx context.Context, scope access.Scope, o projections.
 	if o.ID != org {
 		return fmt.Errorf("put organization %q in scope %q: %w", o.ID, org, eventstore.ErrOrgMismatch)
 	}
-	if err := t.db.exec(ctx, org, putOrgSQL, org, o.Name, o.Closed, o.CreatedAt, o.UpdatedAt); err != nil {
-		return fmt.Errorf("put organization: %w", err)
-	}
-	return nil
+	return put(ctx, t.db, org, "put organization", putOrgSQL, org, o.Name, o.Closed, o.CreatedAt, o.UpdatedAt)
 }
 
 func (t *Tenancy) PutMember(ctx context.Context, scope access.Scope, m projections.Member) error {
@@ -164,10 +101,7 @@ func (t *Tenancy) PutMember(ctx context.Context, scope access.Scope, m projectio
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, putMemberSQL, org, m.Issuer, m.Sub, m.Roles, m.AddedAt, m.UpdatedAt); err != nil {
-		return fmt.Errorf("put member: %w", err)
-	}
-	return nil
+	return put(ctx, t.db, org, "put member", putMemberSQL, org, m.Issuer, m.Sub, m.Roles, m.AddedAt, m.UpdatedAt)
 }
 
 func (t *Tenancy) DeleteMember(ctx context.Context, scope access.Scope, issuer, sub string) error {
@@ -175,10 +109,7 @@ func (t *Tenancy) DeleteMember(ctx context.Context, scope access.Scope, issuer, 
 	if err != nil {
 		return err
 	}
-	if err := t.db.exec(ctx, org, deleteMemberSQL, org, issuer, sub); err != nil {
-		return fmt.Errorf("delete member: %w", err)
-	}
-	return nil
+	return put(ctx, t.db, org, "delete member", deleteMemberSQL, org, issuer, sub)
 }
 
 func (t *Tenancy) PutServiceAccount(ctx context.Context, scope access.Scope, sa projections.ServiceAccount) error {
@@ -186,12 +117,8 @@ func (t *Tenancy) PutServiceAccount(ctx context.Context, scope access.Scope, sa 
 	if err != nil {
 		return err
 	}
-	err = t.db.exec(ctx, org, putAccountSQL, org, sa.ID, sa.Name, sa.Permissions, sa.CreatedBy,
+	return put(ctx, t.db, org, "put service account", putAccountSQL, org, sa.ID, sa.Name, sa.Permissions, sa.CreatedBy,
 		sa.CreatedAt, sa.ExpiresAt, sa.Revoked, sa.RevokedAt, sa.TokenID)
-	if err != nil {
-		return fmt.Errorf("put service account: %w", err)
-	}
-	return nil
 }
 
 // pageQuery picks the first page's query or the one after a cursor, and
@@ -202,6 +129,15 @@ func pageQuery(first, after, org string, page projections.Page) (string, []any) 
 		return first, []any{org, limitOf(page.Limit)}
 	}
 	return after, []any{org, limitOf(page.Limit), page.After}
+}
+
+func scanOrg(rows pgx.Rows) (projections.Org, error) {
+	var o projections.Org
+	if err := rows.Scan(&o.ID, &o.Name, &o.Closed, &o.CreatedAt, &o.UpdatedAt); err != nil {
+		return o, err
+	}
+	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	return o, nil
 }
 
 func scanMember(rows pgx.Rows) (projections.Member, error) {
