@@ -100,10 +100,7 @@ func (q *Queries) Bots(ctx context.Context, who access.Principal, page Page, inc
 		return q.bots.Bots(ctx, scope, page)
 	}
 	// Skip archived bots while still filling the page.
-	limit := page.Limit
-	if limit <= 0 {
-		limit = 50
-	}
+	limit := PageLimit(page.Limit)
 	out := make([]Bot, 0, limit)
 	for len(out) < limit {
 		batch, err := q.bots.Bots(ctx, scope, Page{After: page.After, Limit: limit})
