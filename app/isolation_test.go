@@ -184,6 +184,9 @@ func isoRoutes() map[string]isoRoute {
 			return out
 		}},
 		"DELETE /v1/service-accounts/{id}": {perm: access.ServiceAccountsManage, pathVar: isoServiceAccountID},
+		"PUT /v1/service-accounts/{id}/creator": {perm: access.ServiceAccountsManage, pathVar: isoServiceAccountID, bodies: func(o *isoOrg, _ string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"sub": o.subs[0]}}}
+		}},
 
 		"POST /v1/bots": {perm: access.BotsManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"name": o.label + "-probe-bot-" + caller, "instructions": "probe"}}}

@@ -211,3 +211,19 @@ func (t *Tenancy) RevokeServiceAccount(ctx context.Context, who access.Principal
 	res.ID = id
 	return res, err
 }
+
+// ReassignServiceAccount makes service account id answer to member to:
+// from now on it acts with its list ∩ what to holds. The caller needs
+// service-accounts:manage and every permission the account lists.
+func (t *Tenancy) ReassignServiceAccount(ctx context.Context, who access.Principal, id string, to tenancy.MemberID) (Result, error) {
+	p := t.p
+	d, err := p.authorize(ctx, who, access.ServiceAccountsManage, access.OrgResource(who.OrgID), "service-accounts/"+id+"/creator")
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
+		return asOrg(a).ReassignServiceAccount(who, id, to)
+	})
+	res.ID = id
+	return res, err
+}

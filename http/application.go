@@ -58,6 +58,7 @@ type TenancyCommands interface {
 	SetOrganizationQuotas(ctx context.Context, who access.Principal, orgID string, q tenancy.QuotaOverrides) (commands.Result, error)
 	CreateServiceAccount(ctx context.Context, who access.Principal, name string, perms access.PermissionSet, ttl time.Duration) (commands.ServiceAccountCreated, error)
 	RevokeServiceAccount(ctx context.Context, who access.Principal, id string) (commands.Result, error)
+	ReassignServiceAccount(ctx context.Context, who access.Principal, id string, to tenancy.MemberID) (commands.Result, error)
 }
 
 // BotCommands change bots.

@@ -192,6 +192,12 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 		return p, "", "unknown_organization", deniedSubject(claims)
 	case errors.Is(err, projections.ErrIssuerNotBound):
 		return p, claims.Org, "issuer_not_bound", deniedSubject(claims)
+	case errors.Is(err, projections.ErrCreatorNotMember):
+		// A live service account whose creator left: it cannot act until
+		// it is re-assigned or revoked.
+		loggerFrom(r.Context()).Warn("service account denied: its creator is no longer a member",
+			"org_id", claims.Org, "service_account", claims.Subject, "reason", "creator_not_member")
+		return p, claims.Org, "creator_not_member", deniedSubject(claims)
 	case err != nil:
 		return p, claims.Org, "unknown_principal", deniedSubject(claims)
 	case scopeErr != nil:

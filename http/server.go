@@ -158,6 +158,7 @@ func (s *Server) routes() {
 	v1.HandleFunc("/service-accounts", s.createServiceAccount).Methods(http.MethodPost)
 	v1.HandleFunc("/service-accounts", s.listServiceAccounts).Methods(http.MethodGet)
 	v1.HandleFunc("/service-accounts/{id}", s.revokeServiceAccount).Methods(http.MethodDelete)
+	v1.HandleFunc("/service-accounts/{id}/creator", s.reassignServiceAccount).Methods(http.MethodPut)
 
 	v1.HandleFunc("/bots", s.createBot).Methods(http.MethodPost)
 	v1.HandleFunc("/bots", s.listBots).Methods(http.MethodGet)

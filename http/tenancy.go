@@ -229,6 +229,35 @@ func (s *Server) revokeServiceAccount(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// ReassignServiceAccountRequest is the body of PUT
+// /v1/service-accounts/{id}/creator: the member the account answers to from
+// now on (issuer omitted for the built-in issuer).
+type ReassignServiceAccountRequest struct {
+	Sub    string `json:"sub"`
+	Issuer string `json:"issuer,omitempty"`
+}
+
+type serviceAccountReassigned struct {
+	ID        string `json:"id"`
+	CreatedBy string `json:"created_by"`
+	Position  uint64 `json:"position"`
+}
+
+func (s *Server) reassignServiceAccount(w http.ResponseWriter, r *http.Request) {
+	var in ReassignServiceAccountRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	to := tenancy.MemberID{Issuer: in.Issuer, Sub: in.Sub}
+	res, err := s.deps.App.Commands.Tenancy.ReassignServiceAccount(r.Context(), principalFrom(r.Context()), mux.Vars(r)["id"], to)
+	if err != nil {
+		writeError(w, r, err, "service account")
+		return
+	}
+	s.afterCommand(w, r, res.Position)
+	writeJSON(w, http.StatusOK, serviceAccountReassigned{ID: res.ID, CreatedBy: to.Subject(), Position: res.Position})
+}
+
 // decode reads the JSON body into v, answering the request on failure.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := decodeJSON(r, v); err != nil {

@@ -81,6 +81,18 @@ func TenancyProjection(m TenancyModel) *consumer.Group {
 			sa.Revoked, sa.RevokedAt = true, &at
 			return m.PutServiceAccount(ctx, scope, sa)
 		}),
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.ServiceAccountReassigned) error {
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			sa, err := m.ServiceAccount(ctx, scope, e.ID)
+			if err != nil {
+				return err
+			}
+			sa.CreatedBy = e.CreatedBy
+			return m.PutServiceAccount(ctx, scope, sa)
+		}),
 	)}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/palisadehq/palisade/domain"
@@ -230,13 +231,7 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 		case sa.Revoked, sa.TokenID != c.TokenID, !r.now().Before(sa.ExpiresAt):
 			return access.Principal{}, fmt.Errorf("%w: service account revoked, expired or token replaced", ErrUnknownPrincipal)
 		}
-		perms, err := access.ParsePermissions(sa.Permissions)
-		if err != nil {
-			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
-		}
-		p := access.NewServiceAccount(c.OrgID, sa.ID, perms, c.Scope)
-		p.CreatedBy = sa.CreatedBy
-		return p, nil
+		return r.serviceAccount(ctx, scope, sa, c.Scope)
 	}
 	roles, err := r.memberRoles(ctx, scope, c.Issuer, c.Subject)
 	if err != nil {
@@ -247,8 +242,10 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 
 // Current returns the principal an event's actor is now, for processes that
 // re-authorize at execution time: a user's current roles, or a service
-// account that is still live, narrowed by the token scope recorded on the
-// event (a process never holds more than the request that triggered it).
+// account that is still live narrowed by what its creator holds now, both
+// narrowed by the token scope recorded on the event (a process never holds
+// more than the request that triggered it) and carrying the recorded
+// on-behalf-of chain.
 // Anything else is ErrUnknownPrincipal.
 func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error) {
 	var tokenScope *access.PermissionSet
@@ -275,19 +272,47 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 		if err != nil {
 			return access.Principal{}, err
 		}
-		return access.NewUser(orgID, actor.Subject, roles, tokenScope), nil
+		p := access.NewUser(orgID, actor.Subject, roles, tokenScope)
+		p.OnBehalfOf = slices.Clone(actor.OnBehalfOf)
+		return p, nil
 	case access.KindService:
 		sa, err := r.tenancy.ServiceAccount(ctx, scope, actor.Subject)
 		if err != nil || sa.Revoked || !r.now().Before(sa.ExpiresAt) {
 			return access.Principal{}, fmt.Errorf("%w: service account", ErrUnknownPrincipal)
 		}
-		perms, err := access.ParsePermissions(sa.Permissions)
+		p, err := r.serviceAccount(ctx, scope, sa, tokenScope)
 		if err != nil {
-			return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+			return access.Principal{}, err
 		}
-		p := access.NewServiceAccount(orgID, sa.ID, perms, tokenScope)
-		p.CreatedBy = sa.CreatedBy
+		p.OnBehalfOf = slices.Clone(actor.OnBehalfOf)
 		return p, nil
 	}
 	return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, actor.Kind)
+}
+
+// ErrCreatorNotMember: the token names a live service account whose creator
+// is no longer a member of the organization (or whose external issuer the
+// organization no longer binds). The account cannot act until an admin
+// re-assigns or revokes it. It wraps ErrUnknownPrincipal.
+var ErrCreatorNotMember = fmt.Errorf("%w: the service account's creator is not a member", ErrUnknownPrincipal)
+
+// serviceAccount returns the principal of live service account sa, narrowed
+// by the token scope and by what its creator holds now: a service account
+// never does more than the member answerable for it can do at this moment.
+func (r *Principals) serviceAccount(ctx context.Context, scope access.Scope, sa ServiceAccount, tokenScope *access.PermissionSet) (access.Principal, error) {
+	perms, err := access.ParsePermissions(sa.Permissions)
+	if err != nil {
+		return access.Principal{}, fmt.Errorf("%w: %v", ErrUnknownPrincipal, err)
+	}
+	issuer, sub := access.SplitPrincipalSubject(sa.CreatedBy)
+	if sub == "" {
+		return access.Principal{}, ErrCreatorNotMember
+	}
+	roles, err := r.memberRoles(ctx, scope, issuer, sub)
+	if err != nil {
+		return access.Principal{}, fmt.Errorf("%w: %s: %v", ErrCreatorNotMember, sa.CreatedBy, err)
+	}
+	p := access.NewServiceAccount(scope.OrgID(), sa.ID, perms.Intersect(access.PermissionsOf(roles)), tokenScope)
+	p.CreatedBy = sa.CreatedBy
+	return p, nil
 }

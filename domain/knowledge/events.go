@@ -9,7 +9,7 @@ const (
 	SearchCategory        = "search"
 )
 
-// Grant gives a subject ("user:SUB" or "role:ROLE") permissions on one
+// Grant gives a subject ("user:SUB", "role:ROLE" or "service:ID") permissions on one
 // knowledge base.
 type Grant struct {
 	Subject     string   `json:"subject" audit:"record"`

@@ -141,8 +141,8 @@ func checkDescription(s string) error {
 	return domain.CheckText("description", s, domain.MaxDescriptionLen)
 }
 
-// NormalizeGrants validates grants — subjects "user:SUB" or "role:ROLE"
-// with a known role, permissions among kb:read and kb:write — and returns
+// NormalizeGrants validates grants — subjects "user:SUB", "role:ROLE"
+// with a known role or "service:ID" (a service account), permissions among kb:read and kb:write — and returns
 // them sorted by subject, one entry per subject.
 func NormalizeGrants(grants []Grant) ([]Grant, error) {
 	if len(grants) > MaxGrants {
@@ -153,8 +153,12 @@ func NormalizeGrants(grants []Grant) ([]Grant, error) {
 		kind, value, ok := strings.Cut(g.Subject, ":")
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("%w: grant subject %.80q must be user:SUB or role:ROLE", domain.ErrInvalid, g.Subject)
+			return nil, fmt.Errorf("%w: grant subject %.80q must be user:SUB, role:ROLE or service:ID", domain.ErrInvalid, g.Subject)
 		case kind == "user":
+			if err := domain.CheckSubject("grant subject", value); err != nil {
+				return nil, err
+			}
+		case kind == "service":
 			if err := domain.CheckSubject("grant subject", value); err != nil {
 				return nil, err
 			}
@@ -163,7 +167,7 @@ func NormalizeGrants(grants []Grant) ([]Grant, error) {
 				return nil, fmt.Errorf("%w: grant names unknown role %.40q", domain.ErrInvalid, value)
 			}
 		default:
-			return nil, fmt.Errorf("%w: grant subject %.80q must be user:SUB or role:ROLE", domain.ErrInvalid, g.Subject)
+			return nil, fmt.Errorf("%w: grant subject %.80q must be user:SUB, role:ROLE or service:ID", domain.ErrInvalid, g.Subject)
 		}
 		if len(g.Permissions) == 0 {
 			return nil, fmt.Errorf("%w: grant for %.80q lists no permission", domain.ErrInvalid, g.Subject)
@@ -212,6 +216,8 @@ func Resource(orgID string, grants []Grant) access.Resource {
 			grant.Kind = access.GrantUser
 		case "role":
 			grant.Kind = access.GrantRole
+		case "service":
+			grant.Kind = access.GrantService
 		default:
 			continue
 		}

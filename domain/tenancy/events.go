@@ -63,6 +63,18 @@ type ServiceAccountRevoked struct {
 	ID string `json:"id" audit:"record"`
 }
 
+// ServiceAccountReassigned records that a service account now answers to
+// another member: its effective permissions follow that member's from now
+// on. CreatedBy is the new creator's principal subject (ISSUER|SUB for a
+// member of an external issuer).
+type ServiceAccountReassigned struct {
+	ID                string `json:"id" audit:"record"`
+	CreatedBy         string `json:"created_by" audit:"record"`
+	PreviousCreatedBy string `json:"previous_created_by" audit:"record"`
+}
+
+func (ServiceAccountReassigned) EventType() string { return "ServiceAccountReassigned" }
+
 func (OrganizationCreated) EventType() string   { return "OrganizationCreated" }
 func (OrganizationRenamed) EventType() string   { return "OrganizationRenamed" }
 func (OrganizationClosed) EventType() string    { return "OrganizationClosed" }
@@ -78,7 +90,7 @@ func Events() []domain.Event {
 	return []domain.Event{
 		&OrganizationCreated{}, &OrganizationRenamed{}, &OrganizationClosed{},
 		&MemberAdded{}, &MemberRolesChanged{}, &MemberRemoved{},
-		&ServiceAccountCreated{}, &ServiceAccountRevoked{},
+		&ServiceAccountCreated{}, &ServiceAccountRevoked{}, &ServiceAccountReassigned{},
 		&IssuerBound{}, &IssuerUnbound{},
 		&OrganizationQuotasSet{},
 	}

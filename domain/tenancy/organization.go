@@ -29,7 +29,9 @@ type Organization struct {
 }
 
 type serviceAccount struct {
-	revoked bool
+	revoked     bool
+	createdBy   string
+	permissions access.PermissionSet
 }
 
 // New returns an empty organization, before its first event.
@@ -64,7 +66,12 @@ func (o *Organization) Apply(e domain.Event) {
 	case *IssuerUnbound:
 		delete(o.issuers, e.Issuer)
 	case *ServiceAccountCreated:
-		o.serviceAccounts[e.ID] = &serviceAccount{}
+		perms, _ := access.ParsePermissions(e.Permissions) // recorded names were valid when decided
+		o.serviceAccounts[e.ID] = &serviceAccount{createdBy: e.CreatedBy, permissions: perms}
+	case *ServiceAccountReassigned:
+		if sa := o.serviceAccounts[e.ID]; sa != nil {
+			sa.createdBy = e.CreatedBy
+		}
 	case *ServiceAccountRevoked:
 		if sa := o.serviceAccounts[e.ID]; sa != nil {
 			sa.revoked = true
@@ -276,6 +283,32 @@ func (o *Organization) RevokeServiceAccount(id string) ([]domain.Event, error) {
 		return nil, fmt.Errorf("%w: service account %q", domain.ErrNotFound, id)
 	}
 	return []domain.Event{&ServiceAccountRevoked{ID: id}}, nil
+}
+
+// ReassignServiceAccount decides that service account id answers to member
+// to from now on. The caller must hold every permission the account lists,
+// so that re-assigning cannot hand anyone more than the caller could give
+// them; the new creator must be a member. Re-assigning to the current
+// creator records nothing.
+func (o *Organization) ReassignServiceAccount(caller access.Principal, id string, to MemberID) ([]domain.Event, error) {
+	if err := o.mustExist(); err != nil {
+		return nil, err
+	}
+	sa, ok := o.serviceAccounts[id]
+	if !ok || sa.revoked {
+		return nil, fmt.Errorf("%w: service account %q", domain.ErrNotFound, id)
+	}
+	if !sa.permissions.SubsetOf(caller.Permissions) {
+		extra := sa.permissions &^ caller.Permissions
+		return nil, fmt.Errorf("%w: the service account holds permissions the caller lacks: %v", domain.ErrForbidden, extra.Names())
+	}
+	if !o.IsMember(to) {
+		return nil, fmt.Errorf("%w: the new creator must be a member", domain.ErrInvalid)
+	}
+	if to.Subject() == sa.createdBy {
+		return nil, nil
+	}
+	return []domain.Event{&ServiceAccountReassigned{ID: id, CreatedBy: to.Subject(), PreviousCreatedBy: sa.createdBy}}, nil
 }
 
 func (o *Organization) mustExist() error {
