@@ -72,12 +72,12 @@ func TestServiceAccountFollowsItsCreator(t *testing.T) {
 	h.must(http.StatusUnauthorized, http.MethodGet, "/v1/members", sa.Token, nil) // nothing changed yet
 
 	var moved struct {
-		ID        string `json:"id"`
-		CreatedBy string `json:"created_by"`
-		Position  uint64 `json:"position"`
+		ID          string `json:"id"`
+		CreatedBy   string `json:"created_by"`
+		Consistency string `json:"consistency"`
 	}
 	h.must(http.StatusOK, http.MethodPut, creator, owner, map[string]any{"sub": "alice"}).json(t, &moved)
-	if moved.ID != sa.ID || moved.CreatedBy != "alice" || moved.Position == 0 {
+	if moved.ID != sa.ID || moved.CreatedBy != "alice" || moved.Consistency == "" {
 		t.Fatalf("re-assigned = %+v", moved)
 	}
 	h.must(http.StatusCreated, http.MethodPost, "/v1/members", sa.Token, map[string]any{"sub": "newbie-3", "roles": []string{"viewer"}})
@@ -94,8 +94,9 @@ func TestServiceAccountFollowsItsCreator(t *testing.T) {
 		}
 	}
 	// Re-assigning to the current creator changes nothing.
+	moved.Consistency = ""
 	h.must(http.StatusOK, http.MethodPut, creator, owner, map[string]any{"sub": "alice"}).json(t, &moved)
-	if moved.Position != 0 {
+	if moved.Consistency != "" {
 		t.Errorf("re-assigning to the same creator recorded something: %+v", moved)
 	}
 	var changes struct{ Items []struct{ Type string } }

@@ -238,9 +238,9 @@ type ReassignServiceAccountRequest struct {
 }
 
 type serviceAccountReassigned struct {
-	ID        string `json:"id"`
-	CreatedBy string `json:"created_by"`
-	Position  uint64 `json:"position"`
+	ID          string `json:"id"`
+	CreatedBy   string `json:"created_by"`
+	Consistency string `json:"consistency,omitempty"`
 }
 
 func (s *Server) reassignServiceAccount(w http.ResponseWriter, r *http.Request) {
@@ -254,8 +254,8 @@ func (s *Server) reassignServiceAccount(w http.ResponseWriter, r *http.Request) 
 		writeError(w, r, err, "service account")
 		return
 	}
-	s.afterCommand(w, r, res.Position)
-	writeJSON(w, http.StatusOK, serviceAccountReassigned{ID: res.ID, CreatedBy: to.Subject(), Position: res.Position})
+	token := s.afterCommand(w, r, res.Position)
+	writeJSON(w, http.StatusOK, serviceAccountReassigned{ID: res.ID, CreatedBy: to.Subject(), Consistency: token})
 }
 
 // decode reads the JSON body into v, answering the request on failure.
