@@ -79,8 +79,10 @@ func TestUnsearchableQueryIsRefusedAndRecorded(t *testing.T) {
 		ID string `json:"id"`
 	}
 	h.must(http.StatusCreated, http.MethodPost, "/v1/knowledge-bases", owner, map[string]any{"name": "Handbook"}).json(t, &kb)
-	h.must(http.StatusCreated, http.MethodPost, "/v1/knowledge-bases/"+kb.ID+"/documents", owner,
-		map[string]any{"title": "Leave", "content": "Ask your manager about leave."})
+	// Ingestion is asynchronous: the search below must find the chunk.
+	if doc := h.addDoc(owner, kb.ID, "Leave", "text/plain", "Ask your manager about leave."); doc.State != "ready" {
+		t.Fatalf("document state %q, want ready", doc.State)
+	}
 
 	queries := []string{`"le\u0000ave"`, `"\u0000"`, `"leave\u0007"`, `"   "`}
 	for _, q := range queries {
