@@ -113,7 +113,7 @@ func (p *Pipeline) refresh(ctx context.Context, orgID string, f *orgFacts) error
 			f.org.Apply(e)
 			f.version, f.exists = env.StreamVersion, true
 		}
-			if len(envs) < page {
+		if len(envs) < page {
 			f.loaded = true
 			return nil
 		}
