@@ -14,6 +14,7 @@ import (
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/conversations"
 	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
@@ -63,6 +64,7 @@ func NewRegistry() *Registry {
 	all := append(tenancy.Events(), bots.Events()...)
 	all = append(all, knowledge.Events()...)
 	all = append(all, jobs.Events()...)
+	all = append(all, conversations.Events()...)
 	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{}, &AuditContentRead{}, &IdempotentResponseRecorded{})
 	for _, e := range all {
 		t := reflect.TypeOf(e).Elem()
