@@ -46,6 +46,9 @@ const (
 	// text, chunk text, search queries, bot instructions) on top of
 	// audit:read's record; only owners hold it by default.
 	AuditReadContent
+	// ConversationsRead shows other members' conversations with bots;
+	// everyone sees their own.
+	ConversationsRead
 
 	permissionCount
 )
@@ -78,6 +81,7 @@ var permissionNames = [permissionCount]string{
 	AuditRead:             "audit:read",
 	OrgsCreate:            "orgs:create",
 	AuditReadContent:      "audit:read-content",
+	ConversationsRead:     "conversations:read",
 }
 
 // String returns the permission's catalog name, or "unknown(N)".
