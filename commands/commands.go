@@ -6,18 +6,20 @@ package commands
 type Commands struct {
 	// Security records refused authentications; refused authorizations
 	// are recorded by the handlers themselves.
-	Security  *Pipeline
-	Tenancy   *Tenancy
-	Bots      *Bots
-	Knowledge *Knowledge
+	Security      *Pipeline
+	Tenancy       *Tenancy
+	Bots          *Bots
+	Knowledge     *Knowledge
+	Conversations *Conversations
 }
 
 // New returns the handlers of every bounded context over p.
 func New(p *Pipeline, minter TokenMinter, emb Embedding) Commands {
 	return Commands{
-		Security:  p,
-		Tenancy:   NewTenancy(p, minter),
-		Bots:      NewBots(p),
-		Knowledge: NewKnowledge(p, emb),
+		Security:      p,
+		Tenancy:       NewTenancy(p, minter),
+		Bots:          NewBots(p),
+		Knowledge:     NewKnowledge(p, emb),
+		Conversations: NewConversations(p),
 	}
 }

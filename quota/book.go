@@ -47,6 +47,8 @@ type orgUsage struct {
 	stored    map[string]int
 	working   map[string]int
 	requests  *rate.Limiter
+	// modelTokens is the budget of model tokens; nil is unlimited.
+	modelTokens *rate.Limiter
 	// documents maps a live document's id to nothing, so that a
 	// redelivered or replaced document is counted once.
 	documents map[string]struct{}
@@ -77,6 +79,10 @@ func (b *Book) org(org string) *orgUsage {
 
 func (u *orgUsage) setLimits(l Limits) {
 	u.limits = l
+	u.modelTokens = nil
+	if l.ModelTokensPerHour > 0 {
+		u.modelTokens = rate.NewLimiter(rate.Limit(float64(l.ModelTokensPerHour)/3600), l.ModelTokensPerHour)
+	}
 	if l.RequestsPerSecond <= 0 {
 		u.requests = nil
 		return
@@ -124,6 +130,35 @@ func (b *Book) AllowRequest(org string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// AllowModelTokens refuses a bot turn of org while its budget of model
+// tokens is spent, saying how long until it is positive again.
+func (b *Book) AllowModelTokens(org string, now time.Time) error {
+	b.mu.Lock()
+	lim := b.org(org).modelTokens
+	b.mu.Unlock()
+	if lim == nil {
+		return nil
+	}
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
+		return nil
+	}
+	wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
+	return &RetryError{Limit: "the organization's budget of model tokens is spent", After: wait}
+}
+
+// ChargeModelTokens takes n tokens a turn used from org's budget, which may
+// leave it negative (a turn is not cut short; the next one waits).
+func (b *Book) ChargeModelTokens(org string, n int, now time.Time) {
+	b.mu.Lock()
+	lim := b.org(org).modelTokens
+	b.mu.Unlock()
+	if lim == nil || n <= 0 {
+		return
+	}
+	lim.ReserveN(now, min(n, lim.Burst()))
+}
+
 // Acquire takes one slot of org's concurrent work of kind, and for PDF
 // parses one of the deployment's parsers too (waiting up to GlobalWait,
 // or until ctx ends). An organization at its own cap is refused at once,
@@ -160,8 +195,11 @@ func (b *Book) acquireOrg(org, kind string) (func(), error) {
 	defer b.mu.Unlock()
 	u := b.org(org)
 	limit := u.limits.ConcurrentUploads
-	if kind == WorkPDFParses {
+	switch kind {
+	case WorkPDFParses:
 		limit = u.limits.ConcurrentPDFParses
+	case WorkTurns:
+		limit = u.limits.ConcurrentTurns
 	}
 	if limit > 0 && u.working[kind] >= limit {
 		return nil, &RetryError{Limit: fmt.Sprintf("the organization has %d %s in progress, its quota", limit, kind), After: time.Second}

@@ -20,6 +20,11 @@ type Limits struct {
 	// at once.
 	ConcurrentUploads   int
 	ConcurrentPDFParses int
+	// ConcurrentTurns bounds an organization's bot turns running at once.
+	ConcurrentTurns int
+	// ModelTokensPerHour is an organization's budget of model tokens
+	// (prompt and completion), refilled continuously.
+	ModelTokensPerHour int
 	// MaxBots, MaxKnowledgeBases and MaxDocuments bound what an
 	// organization stores (archived bots and bases do not count, deleted
 	// documents do not count).
@@ -41,6 +46,8 @@ func (l Limits) With(o tenancy.QuotaOverrides) Limits {
 	set(&l.RequestBurst, o.RequestBurst)
 	set(&l.ConcurrentUploads, o.ConcurrentUploads)
 	set(&l.ConcurrentPDFParses, o.ConcurrentPDFParses)
+	set(&l.ConcurrentTurns, o.ConcurrentTurns)
+	set(&l.ModelTokensPerHour, o.ModelTokensPerHour)
 	set(&l.MaxBots, o.MaxBots)
 	set(&l.MaxKnowledgeBases, o.MaxKnowledgeBases)
 	set(&l.MaxDocuments, o.MaxDocuments)
@@ -51,6 +58,7 @@ func (l Limits) With(o tenancy.QuotaOverrides) Limits {
 const (
 	WorkUploads   = "uploads"
 	WorkPDFParses = "pdf_parses"
+	WorkTurns     = "bot_turns"
 )
 
 // ErrBusy: the organization (or the deployment) is at a limit that frees

@@ -17,6 +17,8 @@ const (
 	defaultOrgRequestBurst        = 200
 	defaultOrgConcurrentUploads   = 4
 	defaultOrgConcurrentPDFParses = 2
+	defaultOrgConcurrentTurns     = 8
+	defaultOrgModelTokensPerHour  = 2_000_000
 	defaultOrgMaxBots             = 1_000
 	defaultOrgMaxKnowledgeBases   = 100
 	defaultOrgMaxDocuments        = 100_000
@@ -25,6 +27,7 @@ const (
 // limitFlags are serve's flags of quotas and denial coalescing.
 type limitFlags struct {
 	requestsPerSecond, burst, uploads, pdfParses, pdfParsers *string
+	turns, modelTokens                                       *string
 	maxBots, maxKBs, maxDocs, denialWindow                   *string
 }
 
@@ -38,6 +41,8 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 		uploads:           str("org-concurrent-uploads", "PALISADE_ORG_CONCURRENT_UPLOADS", itoa(defaultOrgConcurrentUploads), "document uploads an organization may have in progress; 0 is unlimited"),
 		pdfParses:         str("org-concurrent-pdf-parses", "PALISADE_ORG_CONCURRENT_PDF_PARSES", itoa(defaultOrgConcurrentPDFParses), "PDF parses an organization may have running; 0 is unlimited"),
 		pdfParsers:        str("pdf-parsers", "PALISADE_PDF_PARSERS", itoa(runtime.NumCPU()), "PDF parser processes running at once across all organizations; 0 is unlimited"),
+		turns:             str("org-concurrent-turns", "PALISADE_ORG_CONCURRENT_TURNS", itoa(defaultOrgConcurrentTurns), "bot turns an organization may have running; 0 is unlimited"),
+		modelTokens:       str("org-model-tokens-per-hour", "PALISADE_ORG_MODEL_TOKENS_PER_HOUR", itoa(defaultOrgModelTokensPerHour), "model tokens (prompt and completion) an organization may use per hour; 0 is unlimited"),
 		maxBots:           str("org-max-bots", "PALISADE_ORG_MAX_BOTS", itoa(defaultOrgMaxBots), "bots an organization may keep (archived ones do not count); 0 is unlimited"),
 		maxKBs:            str("org-max-knowledge-bases", "PALISADE_ORG_MAX_KNOWLEDGE_BASES", itoa(defaultOrgMaxKnowledgeBases), "knowledge bases an organization may keep; 0 is unlimited"),
 		maxDocs:           str("org-max-documents", "PALISADE_ORG_MAX_DOCUMENTS", itoa(defaultOrgMaxDocuments), "documents an organization may keep; 0 is unlimited"),
@@ -73,6 +78,8 @@ func (f *limitFlags) parse() (quota.Limits, int, time.Duration, error) {
 	count("org-concurrent-uploads", *f.uploads, &l.ConcurrentUploads)
 	count("org-concurrent-pdf-parses", *f.pdfParses, &l.ConcurrentPDFParses)
 	count("pdf-parsers", *f.pdfParsers, &parsers)
+	count("org-concurrent-turns", *f.turns, &l.ConcurrentTurns)
+	count("org-model-tokens-per-hour", *f.modelTokens, &l.ModelTokensPerHour)
 	count("org-max-bots", *f.maxBots, &l.MaxBots)
 	count("org-max-knowledge-bases", *f.maxKBs, &l.MaxKnowledgeBases)
 	count("org-max-documents", *f.maxDocs, &l.MaxDocuments)

@@ -167,12 +167,21 @@ func decideGrants(p Principal, action Permission, res Resource, d Decision) Deci
 	return d
 }
 
+// grantNames reports whether g names p. A delegated principal (a bot, a
+// workflow, a process) is named by what names its outermost invoker: the
+// invoker's roles, which it carries, or the invoker's own subject. It is
+// never named by its own id, so a grant can never give a bot more than
+// the person it acts for holds.
 func grantNames(g Grant, p Principal) bool {
+	subject, kind := p.Subject, p.Kind
+	if len(p.OnBehalfOf) > 0 {
+		subject, kind = p.OnBehalfOf[0], p.InvokerKind
+	}
 	switch g.Kind {
 	case GrantUser:
-		return p.Kind == KindUser && g.Value == p.Subject
+		return kind == KindUser && g.Value == subject
 	case GrantService:
-		return p.Kind == KindService && g.Value == p.Subject
+		return kind == KindService && g.Value == subject
 	case GrantRole:
 		for _, r := range p.Roles {
 			if r.Known() && roleNames[r] == g.Value {

@@ -237,3 +237,43 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 }
+
+// TestDelegatedPrincipalIsNamedByItsInvoker: a bot acting for a user is
+// allowed on a restricted resource exactly when the grants name that user
+// (or one of the user's roles), never by its own id, and never when the
+// user's own permissions lack the action.
+func TestDelegatedPrincipalIsNamedByItsInvoker(t *testing.T) {
+	t.Parallel()
+	read := NewPermissionSet(KBRead)
+	alice := NewUser("org-a", "alice", []Role{RoleMember}, nil)
+	svc := NewServiceAccount("org-a", "svc-1", read, nil)
+	viewerOnly := NewUser("org-a", "vic", []Role{RoleAuditor}, nil)
+	grant := func(kind GrantSubjectKind, v string) Resource {
+		return Resource{OrgID: "org-a", Restricted: true, Grants: []Grant{{Kind: kind, Value: v, Permissions: read}}}
+	}
+	tests := []struct {
+		name    string
+		invoker Principal
+		res     Resource
+		want    bool
+	}{
+		{"user grant names the invoker", alice, grant(GrantUser, "alice"), true},
+		{"user grant naming the bot id", alice, grant(GrantUser, "bot-1"), false},
+		{"role grant of the invoker", alice, grant(GrantRole, "member"), true},
+		{"role grant of another role", alice, grant(GrantRole, "admin"), false},
+		{"service grant names the invoking account", svc, grant(GrantService, "svc-1"), true},
+		{"service grant naming the bot id", svc, grant(GrantService, "bot-1"), false},
+		{"user grant for an invoker lacking the permission", viewerOnly, grant(GrantUser, "vic"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bot := Delegate(tt.invoker, KindBot, "bot-1", read)
+			nested := Delegate(bot, KindBot, "bot-2", read)
+			for _, p := range []Principal{bot, nested} {
+				if got := Decide(p, KBRead, tt.res).Allowed; got != tt.want {
+					t.Errorf("%s (chain %v): allowed = %v, want %v", p.Subject, p.OnBehalfOf, got, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -52,6 +52,10 @@ type Principal struct {
 	CreatedBy string
 	// OnBehalfOf is the delegation chain, outermost invoker first.
 	OnBehalfOf []string
+	// InvokerKind is the kind of OnBehalfOf[0], the user or service
+	// account whose authority a delegated principal uses: resource grants
+	// naming "user:" or "service:" subjects are matched against it.
+	InvokerKind Kind
 }
 
 // NewUser returns a member of org with the permissions of roles, narrowed
@@ -91,6 +95,10 @@ func Delegate(invoker Principal, kind Kind, subject string, grants PermissionSet
 	chain := make([]string, 0, len(invoker.OnBehalfOf)+1)
 	chain = append(chain, invoker.OnBehalfOf...)
 	chain = append(chain, invoker.Subject)
+	invokerKind := invoker.Kind
+	if len(invoker.OnBehalfOf) > 0 {
+		invokerKind = invoker.InvokerKind
+	}
 	return Principal{
 		Subject:     subject,
 		Kind:        kind,
@@ -99,6 +107,7 @@ func Delegate(invoker Principal, kind Kind, subject string, grants PermissionSet
 		Permissions: grants.Intersect(invoker.Permissions),
 		TokenScope:  copyScope(invoker.TokenScope),
 		OnBehalfOf:  chain,
+		InvokerKind: invokerKind,
 	}
 }
 

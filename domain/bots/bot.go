@@ -31,6 +31,13 @@ func (b *Bot) Exists() bool { return b.id != "" }
 // Archived reports whether the bot was archived.
 func (b *Bot) Archived() bool { return b.archived }
 
+// ID, Name, Instructions and Grants are the bot's configuration as
+// recorded.
+func (b *Bot) ID() string           { return b.id }
+func (b *Bot) Name() string         { return b.name }
+func (b *Bot) Instructions() string { return b.instructions }
+func (b *Bot) Grants() Grants       { return b.grants }
+
 // Apply folds one recorded event into the aggregate.
 func (b *Bot) Apply(e domain.Event) {
 	switch e := e.(type) {

@@ -15,7 +15,14 @@ const (
 	// MaxRecordedArguments bounds the arguments a ToolCallDecided keeps.
 	MaxRecordedArguments = 2048
 	maxTitleLen          = 200
+	// MaxHistory is how many earlier exchanges a turn shows the model.
+	MaxHistory = 10
 )
+
+// Exchange is one earlier question and its answer.
+type Exchange struct {
+	Question, Answer string
+}
 
 // Conversation is the aggregate that guards one conversation. Build it by
 // folding its stream with Apply.
@@ -25,7 +32,13 @@ type Conversation struct {
 	startedBy     string
 	startedByKind string
 	archived      bool
+	// pending holds questions of turns not answered yet, by turn id.
+	pending map[string]string
+	history []Exchange
 }
+
+// History returns the last MaxHistory answered exchanges, oldest first.
+func (c *Conversation) History() []Exchange { return c.history }
 
 // Exists reports whether the conversation was started.
 func (c *Conversation) Exists() bool { return c.id != "" }
@@ -46,6 +59,23 @@ func (c *Conversation) Apply(e domain.Event) {
 		c.id, c.botID, c.startedBy, c.startedByKind = e.ID, e.BotID, e.StartedBy, e.StartedByKind
 	case *ConversationArchived:
 		c.archived = true
+	case *TurnStarted:
+		if c.pending == nil {
+			c.pending = map[string]string{}
+		}
+		c.pending[e.TurnID] = e.Content
+	case *AnswerRecorded:
+		if q, ok := c.pending[e.TurnID]; ok {
+			delete(c.pending, e.TurnID)
+			c.history = append(c.history, Exchange{Question: q, Answer: e.Content})
+			if len(c.history) > MaxHistory {
+				c.history = c.history[len(c.history)-MaxHistory:]
+			}
+		}
+	case *TurnFailed:
+		delete(c.pending, e.TurnID)
+	case *TurnCancelled:
+		delete(c.pending, e.TurnID)
 	}
 }
 

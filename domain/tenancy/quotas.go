@@ -14,6 +14,8 @@ type QuotaOverrides struct {
 	RequestBurst        *int     `json:"request_burst,omitempty"`
 	ConcurrentUploads   *int     `json:"concurrent_uploads,omitempty"`
 	ConcurrentPDFParses *int     `json:"concurrent_pdf_parses,omitempty"`
+	ConcurrentTurns     *int     `json:"concurrent_turns,omitempty"`
+	ModelTokensPerHour  *int     `json:"model_tokens_per_hour,omitempty"`
 	MaxBots             *int     `json:"max_bots,omitempty"`
 	MaxKnowledgeBases   *int     `json:"max_knowledge_bases,omitempty"`
 	MaxDocuments        *int     `json:"max_documents,omitempty"`
@@ -33,6 +35,7 @@ func (q QuotaOverrides) Validate() error {
 	for name, v := range map[string]*int{
 		"request_burst": q.RequestBurst, "concurrent_uploads": q.ConcurrentUploads,
 		"concurrent_pdf_parses": q.ConcurrentPDFParses, "max_bots": q.MaxBots,
+		"concurrent_turns": q.ConcurrentTurns, "model_tokens_per_hour": q.ModelTokensPerHour,
 		"max_knowledge_bases": q.MaxKnowledgeBases, "max_documents": q.MaxDocuments,
 	} {
 		if v != nil && (*v < 0 || *v > MaxQuotaCount) {
