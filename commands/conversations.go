@@ -10,6 +10,7 @@ import (
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/domain/conversations"
+	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -195,4 +196,38 @@ func (c *Conversations) RecordTurn(ctx context.Context, who access.Principal, d 
 // stream, like any other refusal.
 func (c *Conversations) RecordDenial(ctx context.Context, who access.Principal, d access.Decision, resource string) {
 	c.p.RecordDenial(ctx, who, d, resource)
+}
+
+// DocumentText returns the text of the current version of a document of
+// org, as its stream records it. It does not authorize: callers (a bot's
+// read_document tool) decide on the document's base first.
+func (c *Conversations) DocumentText(ctx context.Context, orgID, docID string) (title, text string, err error) {
+	stream, err := eventstore.NewStreamName(knowledge.DocumentCategory, orgID, docID)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	var doc documentText
+	if _, exists, err := c.p.load(ctx, stream, &doc); err != nil {
+		return "", "", err
+	} else if !exists || doc.deleted {
+		return "", "", fmt.Errorf("%w: document", domain.ErrNotFound)
+	}
+	return doc.title, doc.text, nil
+}
+
+// documentText folds a document's stream into its current title and text.
+type documentText struct {
+	title, text string
+	deleted     bool
+}
+
+func (d *documentText) Apply(e domain.Event) {
+	switch e := e.(type) {
+	case *knowledge.DocumentAdded:
+		d.title, d.text = e.Title, e.Content
+	case *knowledge.DocumentReplaced:
+		d.title, d.text = e.Title, e.Content
+	case *knowledge.DocumentDeleted:
+		d.deleted = true
+	}
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -147,6 +148,28 @@ func (q *KnowledgeQueries) Document(ctx context.Context, who access.Principal, k
 	return q.bases.Document(ctx, scope, kbID, docID)
 }
 
+// DocumentByID returns a document of a base the caller may read, found by
+// its id alone (a bot's read_document tool). A document of a base the
+// caller may not read answers exactly like one that does not exist.
+func (q *KnowledgeQueries) DocumentByID(ctx context.Context, who access.Principal, docID string) (Document, error) {
+	scope, err := q.orgScope(ctx, who, access.KBRead, "documents/"+docID)
+	if err != nil {
+		return Document{}, err
+	}
+	doc, err := q.bases.DocumentByID(ctx, scope, docID)
+	if err != nil {
+		return Document{}, err
+	}
+	kb, err := q.base(ctx, who, scope, doc.KnowledgeBaseID, access.KBRead)
+	if errors.Is(err, domain.ErrForbidden) || err == nil && kb.Archived {
+		return Document{}, fmt.Errorf("document: %w", domain.ErrNotFound)
+	}
+	if err != nil {
+		return Document{}, err
+	}
+	return doc, nil
+}
+
 // WrittenDocument returns a document to a caller who just wrote it, which
 // needs kb:write on its base rather than kb:read.
 func (q *KnowledgeQueries) WrittenDocument(ctx context.Context, who access.Principal, kbID, docID string) (Document, error) {
@@ -176,7 +199,7 @@ type SearchResult struct {
 // answers not found). The restriction to the org and to readable bases is
 // part of the chunk query itself. It returns the results and the bases
 // searched, for the audit record.
-func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, query string, kbIDs []string, k int) ([]SearchResult, []string, error) {
+func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, query string, kbIDs, within []string, k int) ([]SearchResult, []string, error) {
 	scope, err := q.orgScope(ctx, who, access.KBRead, "knowledge-bases/search")
 	if err != nil {
 		return nil, nil, err
@@ -199,6 +222,9 @@ func (q *KnowledgeQueries) search(ctx context.Context, who access.Principal, que
 	readable, err := q.readableBases(ctx, who, scope)
 	if err != nil {
 		return nil, nil, err
+	}
+	if within != nil {
+		readable = slices.DeleteFunc(readable, func(id string) bool { return !slices.Contains(within, id) })
 	}
 	searched := readable
 	if len(kbIDs) > 0 {

@@ -23,6 +23,10 @@ type SearchRequest struct {
 	Query            string
 	KnowledgeBaseIDs []string
 	K                int
+	// Within, when not nil, narrows the search to these bases silently (a
+	// bot's granted bases): a base outside it is never searched, and one
+	// named in KnowledgeBaseIDs answers not found.
+	Within []string
 }
 
 // SearchAnswer is a recorded search: the ranked chunks, the id of the
@@ -39,7 +43,7 @@ type SearchAnswer struct {
 // workflow steps all call it, so every search leaves the same audit record;
 // no answer leaves without its record.
 func (q *KnowledgeQueries) Search(ctx context.Context, who access.Principal, req SearchRequest) (SearchAnswer, error) {
-	results, searched, err := q.search(ctx, who, req.Query, req.KnowledgeBaseIDs, req.K)
+	results, searched, err := q.search(ctx, who, req.Query, req.KnowledgeBaseIDs, req.Within, req.K)
 	// A search refused for its query text (a NUL byte, say) is recorded
 	// like any other, with the reason, before the refusal is returned.
 	var badQuery *knowledge.QueryError

@@ -54,6 +54,14 @@ const (
 	ReasonNoGrant
 	ReasonPlatformOnly
 	ReasonUsersOnly
+	// Refusals of a bot's tool calls that no grant of a principal
+	// decides: the code around the model refuses them first.
+	ReasonUnknownTool
+	ReasonToolNotGranted
+	ReasonResourceNotGranted
+	ReasonInvalidArguments
+	ReasonCallLimit
+	ReasonDelegationLimit
 )
 
 // Decision is the outcome of Decide. It is a small value so that deciding
@@ -96,6 +104,18 @@ func (d Decision) Reason() string {
 		return fmt.Sprintf("denied: %s is reserved to the platform", p)
 	case ReasonUsersOnly:
 		return fmt.Sprintf("denied: %s is reserved to users, not service accounts, bots or workflows", p)
+	case ReasonUnknownTool:
+		return "denied: no such tool"
+	case ReasonToolNotGranted:
+		return "denied: the bot's grants do not list this tool"
+	case ReasonResourceNotGranted:
+		return fmt.Sprintf("denied: the bot's grants do not list this resource (%s)", p)
+	case ReasonInvalidArguments:
+		return "denied: the arguments do not match the tool's schema"
+	case ReasonCallLimit:
+		return "denied: the turn has used all its tool calls"
+	case ReasonDelegationLimit:
+		return "denied: bots may consult bots at most 3 deep and never in a cycle"
 	}
 	return "denied: no decision"
 }

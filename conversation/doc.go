@@ -1,0 +1,25 @@
+// Package conversation runs a bot's turn: it asks the model, runs the tool
+// calls the model requests, and records every step in the conversation's
+// stream through the write side (commands.Conversations).
+//
+// The model is treated as fully compromised by prompt injection. Nothing it
+// says widens what a turn may do:
+//
+//   - each tool call is decided when it runs, on the effective principal
+//     grants(bot) ∩ the invoker's permissions now (re-resolved from the
+//     read models for every call, narrowed by the token scope and, for
+//     ask_bot, by every caller in the chain), and on the bot's granted
+//     tools and knowledge bases;
+//   - arguments are validated against the tool's JSON Schema before it
+//     runs; invalid arguments are a recorded denial;
+//   - retrieved text and tool results reach the model only as tool
+//     results, never in the system prompt, which holds only the bot's
+//     instructions;
+//   - a turn makes at most MaxToolCalls calls, ask_bot nests at most
+//     MaxDepth bots and never in a cycle, and a turn has a wall time;
+//   - citations are kept only when they name passages a tool returned to
+//     this turn.
+//
+// Tools are registered in a [Registry]; later capabilities (data
+// queries, workflows, inbox replies) add theirs the same way.
+package conversation

@@ -1,0 +1,556 @@
+package conversation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/conversations"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/quota"
+)
+
+// Limits of a turn.
+const (
+	// MaxToolCalls bounds the tool calls of one turn, nested bots included.
+	MaxToolCalls = 8
+	// MaxDepth bounds how deep ask_bot nests bots (the conversation's bot
+	// is depth 0).
+	MaxDepth = 3
+	// DefaultTurnTimeout is a turn's wall time unless configured.
+	DefaultTurnTimeout = 60 * time.Second
+	// maxModelCalls bounds the model requests of one bot in one turn.
+	maxModelCalls = 12
+)
+
+// Recorder is the write side of conversations (commands.Conversations).
+type Recorder interface {
+	BeginTurn(ctx context.Context, who access.Principal, conversationID, content string) (commands.Turn, error)
+	RecordTurn(ctx context.Context, who access.Principal, d access.Decision, conversationID string, evs ...domain.Event) (commands.Result, error)
+	RecordDenial(ctx context.Context, who access.Principal, d access.Decision, resource string)
+	Bot(ctx context.Context, orgID, id string) (commands.BotConfig, error)
+}
+
+// Principals resolves what a principal holds now (projections.Principals).
+type Principals interface {
+	Current(ctx context.Context, orgID string, actor eventstore.Actor) (access.Principal, error)
+}
+
+// Quotas are an organization's limits on turns (quota.Book).
+type Quotas interface {
+	Acquire(ctx context.Context, org, kind string) (release func(), err error)
+	AllowModelTokens(org string, now time.Time) error
+	ChargeModelTokens(org string, n int, now time.Time)
+}
+
+// Sink receives a turn's progress as it happens, for streaming. Only the
+// conversation's own bot streams; nested bots are recorded, not streamed.
+// An error from a sink (the client went away) cancels the turn.
+type Sink interface {
+	Delta(text string) error
+	ToolCall(id, tool string, arguments json.RawMessage) error
+	ToolResult(id, status, summary string) error
+}
+
+// Runner runs turns. It is safe for concurrent use.
+type Runner struct {
+	model      llm.Model
+	tools      *Registry
+	record     Recorder
+	principals Principals
+	quotas     Quotas
+	timeout    time.Duration
+	logger     *slog.Logger
+	now        func() time.Time
+}
+
+// Config configures a Runner.
+type Config struct {
+	Model      llm.Model
+	Tools      *Registry
+	Record     Recorder
+	Principals Principals
+	// Quotas may be nil (no limits).
+	Quotas Quotas
+	// TurnTimeout is a turn's wall time (DefaultTurnTimeout if zero).
+	TurnTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// NewRunner returns a runner.
+func NewRunner(cfg Config) *Runner {
+	if cfg.TurnTimeout <= 0 {
+		cfg.TurnTimeout = DefaultTurnTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{model: cfg.Model, tools: cfg.Tools, record: cfg.Record, principals: cfg.Principals,
+		quotas: cfg.Quotas, timeout: cfg.TurnTimeout, logger: cfg.Logger, now: time.Now}
+}
+
+// ToolCallView is a tool call as an answer reports it.
+type ToolCallView struct {
+	ID        string `json:"id"`
+	Tool      string `json:"tool"`
+	Arguments string `json:"arguments"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Answer is a finished turn.
+type Answer struct {
+	ConversationID, TurnID, MessageID string
+	Content                           string
+	Citations                         []conversations.Citation
+	ToolCalls                         []ToolCallView
+	Usage                             llm.Usage
+	Model                             string
+	// Result is the record of the answer, for the consistency token.
+	Result commands.Result
+}
+
+// Errors of a turn that did not answer; each was recorded.
+var (
+	ErrTurnCancelled = errors.New("turn cancelled")
+	ErrTurnFailed    = errors.New("turn failed")
+)
+
+// Ask runs one turn of who's conversation: it records the question, runs
+// the model and the tools, and records the answer (or the failure or
+// cancellation). sink may be nil.
+func (r *Runner) Ask(ctx context.Context, who access.Principal, conversationID, content string, sink Sink) (Answer, error) {
+	if r.quotas != nil && who.OrgID != "" {
+		if err := r.quotas.AllowModelTokens(who.OrgID, r.now()); err != nil {
+			return Answer{}, err
+		}
+		release, err := r.quotas.Acquire(ctx, who.OrgID, quota.WorkTurns)
+		if err != nil {
+			return Answer{}, err
+		}
+		defer release()
+	}
+	started, err := r.record.BeginTurn(ctx, who, conversationID, content)
+	if err != nil {
+		return Answer{}, err
+	}
+	t := &turn{runner: r, invoker: who, conversationID: conversationID, turnID: started.TurnID,
+		passages: map[int]citedPassage{}}
+	top := botOf(started.Bot)
+	runCtx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	msgs := make([]llm.Message, 0, 2*len(started.History)+2)
+	if top.Instructions != "" {
+		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: top.Instructions})
+	}
+	for _, ex := range started.History {
+		msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: ex.Question}, llm.Message{Role: llm.RoleAssistant, Content: ex.Answer})
+	}
+	msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: content})
+	text, err := t.run(runCtx, frame{bot: top, chain: []Bot{top}, sink: sink}, msgs)
+	usage := t.usage()
+	if r.quotas != nil {
+		r.quotas.ChargeModelTokens(who.OrgID, usage.PromptTokens+usage.CompletionTokens, r.now())
+	}
+	record := context.WithoutCancel(ctx)
+	if err != nil {
+		return Answer{}, t.fail(record, ctx, runCtx, err)
+	}
+	citations := t.citations(text)
+	as, d := t.effectiveNow(record, []Bot{top})
+	answered := &conversations.AnswerRecorded{
+		TurnID: t.turnID, MessageID: started.MessageID, Content: text, ContentSHA256: conversations.SHA256(text),
+		Citations: citations, Model: t.modelName(), PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens,
+	}
+	res, err := r.record.RecordTurn(record, as, d, conversationID, answered)
+	if err != nil {
+		return Answer{}, fmt.Errorf("record answer: %w", err)
+	}
+	return Answer{ConversationID: conversationID, TurnID: t.turnID, MessageID: started.MessageID, Content: text,
+		Citations: citations, ToolCalls: t.views(), Usage: usage, Model: answered.Model, Result: res}, nil
+}
+
+// fail records why a turn ended without an answer and returns the error to
+// give the caller.
+func (t *turn) fail(record, request, run context.Context, cause error) error {
+	as, d := t.effectiveNow(record, nil)
+	switch {
+	case request.Err() != nil || errors.Is(cause, errSinkGone):
+		_, err := t.runner.record.RecordTurn(record, as, d, t.conversationID, &conversations.TurnCancelled{TurnID: t.turnID, Reason: "the caller went away"})
+		return errors.Join(fmt.Errorf("%w: the caller went away", ErrTurnCancelled), err)
+	case run.Err() != nil:
+		reason := fmt.Sprintf("the turn took longer than %s", t.runner.timeout)
+		_, err := t.runner.record.RecordTurn(record, as, d, t.conversationID, &conversations.TurnFailed{TurnID: t.turnID, Reason: reason})
+		return errors.Join(fmt.Errorf("%w: %s", ErrTurnFailed, reason), err)
+	}
+	reason := failureReason(cause)
+	t.runner.logger.Error("bot turn failed", "conversation_id", t.conversationID, "turn_id", t.turnID, "err", cause)
+	_, err := t.runner.record.RecordTurn(record, as, d, t.conversationID, &conversations.TurnFailed{TurnID: t.turnID, Reason: reason})
+	return errors.Join(fmt.Errorf("%w: %s", ErrTurnFailed, reason), err)
+}
+
+// failureReason says why a turn failed without repeating anything a model
+// endpoint wrote back beyond its status.
+func failureReason(err error) string {
+	var status *llm.StatusError
+	switch {
+	case errors.As(err, &status):
+		return fmt.Sprintf("the model endpoint answered HTTP %d", status.StatusCode)
+	case errors.Is(err, llm.ErrMalformedResponse):
+		return "the model endpoint answered with a malformed response"
+	case errors.Is(err, llm.ErrResponseTooLarge):
+		return "the model endpoint's response was too large"
+	}
+	return "the model could not be reached"
+}
+
+var errSinkGone = errors.New("stream closed by the client")
+
+// turn is the state of one running turn, shared by nested bots.
+type turn struct {
+	runner         *Runner
+	invoker        access.Principal
+	conversationID string
+	turnID         string
+
+	mu       sync.Mutex
+	calls    int
+	nextRef  int
+	passages map[int]citedPassage
+	shown    []ToolCallView
+	used     llm.Usage
+	model    string
+	callSeq  int
+}
+
+type citedPassage struct {
+	Passage
+	// depth of the frame whose tool returned it.
+	depth int
+}
+
+// frame is one bot answering inside a turn: the conversation's bot, or a
+// bot consulted through ask_bot.
+type frame struct {
+	bot Bot
+	// chain is the bots from the conversation's down to this one.
+	chain []Bot
+	sink  Sink
+}
+
+func (f frame) depth() int { return len(f.chain) - 1 }
+
+func botOf(c commands.BotConfig) Bot {
+	return Bot{ID: c.ID, Instructions: c.Instructions, KnowledgeBases: c.Grants.KnowledgeBases,
+		Tools: c.Grants.Tools, Permissions: c.Grants.PermissionSet()}
+}
+
+// run lets a bot answer msgs, running the tool calls its model requests.
+func (t *turn) run(ctx context.Context, f frame, msgs []llm.Message) (string, error) {
+	offered := t.runner.tools.offered(f.bot)
+	for step := 0; ; step++ {
+		req := llm.Request{Messages: msgs, Tools: offered}
+		if step >= maxModelCalls-1 || t.callsLeft() == 0 {
+			req.Tools = nil
+		}
+		var onDelta llm.DeltaFunc
+		if f.sink != nil {
+			onDelta = func(text string) error {
+				if err := f.sink.Delta(text); err != nil {
+					return errSinkGone
+				}
+				return nil
+			}
+		}
+		resp, err := t.runner.model.Complete(ctx, req, onDelta)
+		if err != nil {
+			return "", err
+		}
+		t.addUsage(resp)
+		if len(resp.ToolCalls) == 0 {
+			return resp.Content, nil
+		}
+		msgs = append(msgs, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+		for _, call := range resp.ToolCalls {
+			result, err := t.call(ctx, f, call, req.Tools == nil)
+			if err != nil {
+				return "", err
+			}
+			msgs = append(msgs, llm.Message{Role: llm.RoleTool, ToolCallID: call.ID, Content: result})
+		}
+		if req.Tools == nil {
+			// The model was told to answer and asked for tools again:
+			// its calls were refused; its text is the answer.
+			return resp.Content, nil
+		}
+	}
+}
+
+// call decides one tool call, runs it when allowed, records both, and
+// returns what the model reads.
+func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswer bool) (string, error) {
+	record := context.WithoutCancel(ctx)
+	id := t.callID(call.ID)
+	args := call.Arguments
+	if len(args) == 0 {
+		args = json.RawMessage("{}")
+	}
+	capped, sum, size := conversations.CapArguments(args)
+	as, base := t.effectiveNow(record, f.chain)
+	tool, known := t.runner.tools.Lookup(call.Name)
+	d := access.Decision{Code: access.ReasonUnknownTool}
+	if known {
+		d.Permission = tool.Permission
+		switch {
+		case !slices.Contains(f.bot.Tools, tool.Name):
+			d.Code = access.ReasonToolNotGranted
+		case forcedAnswer || !t.takeCall():
+			d.Code = access.ReasonCallLimit
+		case tool.validate(args) != nil:
+			d.Code = access.ReasonInvalidArguments
+		case !base.Allowed:
+			d = base
+			d.Permission = tool.Permission
+		default:
+			d = access.Decide(as, tool.Permission, access.OrgResource(as.OrgID))
+		}
+	}
+	decided := &conversations.ToolCallDecided{
+		TurnID: t.turnID, CallID: id, BotID: f.bot.ID, Depth: f.depth(), Tool: call.Name,
+		Arguments: capped, ArgumentsSHA256: sum, ArgumentsSize: size, Allowed: d.Allowed,
+		Permission: d.Permission.String(), EffectivePermissions: as.Permissions.Names(), Reason: d.Reason(),
+	}
+	if d.Permission == access.PermissionUnknown {
+		decided.Permission = ""
+	}
+	if _, err := t.runner.record.RecordTurn(record, as, d, t.conversationID, decided); err != nil {
+		return "", fmt.Errorf("record tool call: %w", err)
+	}
+	if f.sink != nil {
+		if err := f.sink.ToolCall(id, call.Name, args); err != nil {
+			return "", errSinkGone
+		}
+	}
+	if !d.Allowed {
+		t.runner.record.RecordDenial(record, as, d, "tools/"+call.Name)
+		t.addView(ToolCallView{ID: id, Tool: call.Name, Arguments: capped, Status: conversations.StatusDenied, Reason: d.Reason()}, f)
+		if err := t.streamResult(f, id, conversations.StatusDenied, d.Reason()); err != nil {
+			return "", err
+		}
+		return denial(d.Reason()), nil
+	}
+	out, runErr := tool.Run(ctx, Call{ID: id, As: as, Bot: f.bot, Arguments: args, turn: t, chain: f.chain})
+	if runErr != nil && ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if errors.Is(runErr, errSinkGone) {
+		return "", runErr
+	}
+	completed := &conversations.ToolCallCompleted{TurnID: t.turnID, CallID: id, Tool: call.Name}
+	var result string
+	var denied *DeniedError
+	switch {
+	case errors.As(runErr, &denied):
+		t.runner.record.RecordDenial(record, as, denied.Decision, denied.Resource)
+		completed.Status, completed.Error, completed.Summary = conversations.StatusDenied, denied.Error(), "denied"
+		result = denial(denied.Error())
+	case runErr != nil:
+		msg := toolError(runErr)
+		completed.Status, completed.Error, completed.Summary = conversations.StatusError, msg, "error"
+		result = mustJSON(map[string]any{"status": "error", "error": msg})
+	default:
+		result = t.resultFor(out, f.depth())
+		completed.Status, completed.Summary = conversations.StatusOK, out.Summary
+		completed.KnowledgeBaseIDs, completed.DocumentIDs, completed.ChunkIDs, completed.BotIDs = out.KnowledgeBaseIDs, out.DocumentIDs, out.ChunkIDs, out.BotIDs
+		completed.RowCount = out.Rows
+	}
+	completed.ResultSize, completed.ResultSHA256 = len(result), conversations.SHA256(result)
+	if _, err := t.runner.record.RecordTurn(record, as, d, t.conversationID, completed); err != nil {
+		return "", fmt.Errorf("record tool result: %w", err)
+	}
+	reason := completed.Error
+	t.addView(ToolCallView{ID: id, Tool: call.Name, Arguments: capped, Status: completed.Status, Reason: reason}, f)
+	summary := completed.Summary
+	if reason != "" {
+		summary = reason
+	}
+	if err := t.streamResult(f, id, completed.Status, summary); err != nil {
+		return "", err
+	}
+	return result, nil
+}
+
+func (t *turn) streamResult(f frame, id, status, summary string) error {
+	if f.sink == nil {
+		return nil
+	}
+	if err := f.sink.ToolResult(id, status, summary); err != nil {
+		return errSinkGone
+	}
+	return nil
+}
+
+// toolError is what the model and the record learn of a tool's failure.
+func toolError(err error) string {
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return "not found"
+	case errors.Is(err, domain.ErrInvalid):
+		return "invalid request"
+	case errors.Is(err, domain.ErrForbidden):
+		return "denied"
+	}
+	return "the tool failed"
+}
+
+func denial(reason string) string {
+	return mustJSON(map[string]any{"status": "denied", "reason": reason})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return `{"status":"error","error":"unencodable result"}`
+	}
+	return string(b)
+}
+
+// effectiveNow resolves the invoker as it is now and narrows it through
+// chain: grants(bot₀) ∩ invoker, then grants(bot₁) ∩ that, and so on. A
+// principal that can no longer be resolved (removed, revoked) holds
+// nothing; the returned decision says so.
+func (t *turn) effectiveNow(ctx context.Context, chain []Bot) (access.Principal, access.Decision) {
+	invoker, err := t.runner.principals.Current(ctx, t.invoker.OrgID, commands.ActorOf(t.invoker))
+	allowed := access.Decision{Allowed: true, Code: access.ReasonDelegationAllows}
+	if err != nil {
+		invoker = t.invoker
+		invoker.Permissions = 0
+		allowed = access.Decision{Code: access.ReasonMissingPermission}
+	}
+	as := invoker
+	for _, b := range chain {
+		as = access.Delegate(as, access.KindBot, b.ID, b.Permissions)
+	}
+	return as, allowed
+}
+
+func (t *turn) callsLeft() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return MaxToolCalls - t.calls
+}
+
+func (t *turn) takeCall() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.calls >= MaxToolCalls {
+		return false
+	}
+	t.calls++
+	return true
+}
+
+// callID is the recorded id of a call: the turn's own sequence, so a
+// model cannot make two calls share an id.
+func (t *turn) callID(string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.callSeq++
+	return "call_" + strconv.Itoa(t.callSeq)
+}
+
+func (t *turn) addUsage(resp llm.Response) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.used.PromptTokens += max(resp.Usage.PromptTokens, 0)
+	t.used.CompletionTokens += max(resp.Usage.CompletionTokens, 0)
+	if t.model == "" {
+		t.model = resp.Model
+	}
+}
+
+func (t *turn) usage() llm.Usage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.used
+}
+
+func (t *turn) modelName() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.model == "" {
+		return t.runner.model.Name()
+	}
+	return t.model
+}
+
+func (t *turn) addView(v ToolCallView, f frame) {
+	if f.depth() > 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.shown = append(t.shown, v)
+}
+
+func (t *turn) views() []ToolCallView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]ToolCallView{}, t.shown...)
+}
+
+// resultFor numbers out's passages for citation and returns the JSON the
+// model reads.
+func (t *turn) resultFor(out Output, depth int) string {
+	result := map[string]any{"status": "ok"}
+	for k, v := range out.Result {
+		result[k] = v
+	}
+	if out.Passages != nil {
+		items := make([]map[string]any, len(out.Passages))
+		t.mu.Lock()
+		for i, p := range out.Passages {
+			t.nextRef++
+			t.passages[t.nextRef] = citedPassage{Passage: p, depth: depth}
+			items[i] = map[string]any{"ref": t.nextRef, "chunk_id": p.ChunkID, "document_id": p.DocumentID,
+				"knowledge_base_id": p.KnowledgeBaseID, "title": p.Title, "text": p.Text}
+		}
+		t.mu.Unlock()
+		result["results"] = items
+	}
+	return mustJSON(result)
+}
+
+var citationMarker = regexp.MustCompile(`\[(\d{1,4})\]`)
+
+// citations returns the passages text cites with [n], in order of first
+// mention; markers naming no passage of this turn are ignored.
+func (t *turn) citations(text string) []conversations.Citation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := []conversations.Citation{}
+	seen := map[int]bool{}
+	for _, m := range citationMarker.FindAllStringSubmatch(text, -1) {
+		n, _ := strconv.Atoi(m[1])
+		p, ok := t.passages[n]
+		if !ok || seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, conversations.Citation{Ref: n, ChunkID: p.ChunkID, DocumentID: p.DocumentID,
+			KnowledgeBaseID: p.KnowledgeBaseID, Title: p.Title})
+	}
+	return out
+}
