@@ -259,7 +259,7 @@ func botOf(c commands.BotConfig) Bot {
 
 // run lets a bot answer msgs, running the tool calls its model requests.
 func (t *turn) run(ctx context.Context, f frame, msgs []llm.Message) (string, error) {
-	offered := t.runner.tools.offered(f.bot)
+	offered := t.runner.tools.offered(intersect(f.chain))
 	for step := 0; ; step++ {
 		req := llm.Request{Messages: msgs, Tools: offered}
 		if step >= maxModelCalls-1 || t.callsLeft() == 0 {
@@ -309,24 +309,13 @@ func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswe
 	}
 	capped, sum, size := conversations.CapArguments(args)
 	as, base := t.effectiveNow(record, f.chain)
+	granted := intersect(f.chain)
 	tool, known := t.runner.tools.Lookup(call.Name)
-	d := access.Decision{Code: access.ReasonUnknownTool}
+	var argsErr error
 	if known {
-		d.Permission = tool.Permission
-		switch {
-		case !slices.Contains(f.bot.Tools, tool.Name):
-			d.Code = access.ReasonToolNotGranted
-		case forcedAnswer || !t.takeCall():
-			d.Code = access.ReasonCallLimit
-		case tool.validate(args) != nil:
-			d.Code = access.ReasonInvalidArguments
-		case !base.Allowed:
-			d = base
-			d.Permission = tool.Permission
-		default:
-			d = access.Decide(as, tool.Permission, access.OrgResource(as.OrgID))
-		}
+		argsErr = tool.validate(args)
 	}
+	d := decideCall(tool, granted, as, base, argsErr, !forcedAnswer && t.takeCall())
 	decided := &conversations.ToolCallDecided{
 		TurnID: t.turnID, CallID: id, BotID: f.bot.ID, Depth: f.depth(), Tool: call.Name,
 		Arguments: capped, ArgumentsSHA256: sum, ArgumentsSize: size, Allowed: d.Allowed,
@@ -351,7 +340,7 @@ func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswe
 		}
 		return denial(d.Reason()), nil
 	}
-	out, runErr := tool.Run(ctx, Call{ID: id, As: as, Bot: f.bot, Arguments: args, turn: t, chain: f.chain})
+	out, runErr := tool.Run(ctx, Call{ID: id, As: as, Bot: granted, Arguments: args, turn: t, chain: f.chain})
 	if runErr != nil && ctx.Err() != nil {
 		return "", ctx.Err()
 	}
@@ -425,6 +414,48 @@ func mustJSON(v any) string {
 		return `{"status":"error","error":"unencodable result"}`
 	}
 	return string(b)
+}
+
+// decideCall is the decision on one tool call before it runs, in order:
+// the tool must exist and be granted to every bot of the chain (granted is
+// their intersection), the turn must have a call left, the arguments must
+// match the schema, the invoker must still be resolvable (base), and the
+// effective principal must hold the tool's permission. The resources the
+// tool touches are decided by the tool, on the same principal and grants.
+func decideCall(tool *Tool, granted Bot, as access.Principal, base access.Decision, argsErr error, withinLimit bool) access.Decision {
+	if tool == nil {
+		return access.Decision{Code: access.ReasonUnknownTool}
+	}
+	d := access.Decision{Permission: tool.Permission}
+	switch {
+	case !slices.Contains(granted.Tools, tool.Name):
+		d.Code = access.ReasonToolNotGranted
+	case !withinLimit:
+		d.Code = access.ReasonCallLimit
+	case argsErr != nil:
+		d.Code = access.ReasonInvalidArguments
+	case !base.Allowed:
+		d = base
+		d.Permission = tool.Permission
+	default:
+		d = access.Decide(as, tool.Permission, access.OrgResource(as.OrgID))
+	}
+	return d
+}
+
+// intersect returns what every bot of chain is granted: the tools, the
+// knowledge bases and the permissions all of them hold. A bot consulted
+// through ask_bot never uses more than its callers could.
+func intersect(chain []Bot) Bot {
+	out := chain[len(chain)-1]
+	out.Tools = slices.Clone(out.Tools)
+	out.KnowledgeBases = slices.Clone(out.KnowledgeBases)
+	for _, b := range chain[:len(chain)-1] {
+		out.Tools = slices.DeleteFunc(out.Tools, func(s string) bool { return !slices.Contains(b.Tools, s) })
+		out.KnowledgeBases = slices.DeleteFunc(out.KnowledgeBases, func(s string) bool { return !slices.Contains(b.KnowledgeBases, s) })
+		out.Permissions = out.Permissions.Intersect(b.Permissions)
+	}
+	return out
 }
 
 // effectiveNow resolves the invoker as it is now and narrows it through
