@@ -333,13 +333,14 @@ func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stder
 
 // readModels are the read models and their checkpoints.
 type readModels struct {
-	tenancy     projections.TenancyModel
-	bots        projections.BotModel
-	audit       projections.AuditModel
-	checkpoints consumer.Checkpoints
-	knowledge   projections.KnowledgeModel
-	chunks      projections.ChunkModel
-	vectors     projections.Embeddings
+	tenancy       projections.TenancyModel
+	bots          projections.BotModel
+	audit         projections.AuditModel
+	checkpoints   consumer.Checkpoints
+	knowledge     projections.KnowledgeModel
+	chunks        projections.ChunkModel
+	vectors       projections.Embeddings
+	conversations projections.ConversationModel
 }
 
 // projections returns the groups that build the read models.
@@ -349,6 +350,7 @@ func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 		projections.BotProjection(m.bots),
 		projections.AuditProjection(m.audit, registry.Prototypes()),
 		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
+		projections.ConversationProjection(m.conversations),
 	}
 }
 
@@ -356,6 +358,7 @@ func newMemoryReadModels(vectors projections.Embeddings) readModels {
 	return readModels{
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
 		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
+		conversations: memory.NewConversations(),
 	}
 }
 
@@ -387,6 +390,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 	return readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
+		conversations: pg.Conversations(),
 	}, nil
 }
 

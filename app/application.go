@@ -23,6 +23,8 @@ type Queries struct {
 	// Knowledge answers knowledge-base reads and runs searches, recording
 	// each through the knowledge commands.
 	Knowledge *projections.KnowledgeQueries
+	// Conversations answers reads of conversations with bots.
+	Conversations *projections.ConversationQueries
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -31,8 +33,9 @@ func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder 
 	return Application{
 		Commands: cmds,
 		Queries: Queries{
-			Org:       projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry),
-			Knowledge: projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
+			Org:           projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry),
+			Knowledge:     projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
+			Conversations: projections.NewConversationQueries(models.conversations, p),
 		},
 	}
 }

@@ -1,8 +1,8 @@
 // Package postgres holds the PostgreSQL adapters of the read-model ports
 // (projections.TenancyModel, BotModel, AuditModel, KnowledgeModel,
-// ChunkModel and Checkpoints), their schema and its migrations, used in
-// production, where read models outlive the process and are shared by every
-// replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
+// ChunkModel, ConversationModel and Checkpoints), their schema and its
+// migrations, used in production, where read models outlive the process and
+// are shared by every replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
 // which lives in the same database under the same rules.
 //
 // It owns the tables of one schema and the rules that keep organizations
@@ -101,14 +101,15 @@ func limitOf(n int) int { return projections.PageLimit(n) }
 // Store is one connection pool to one schema, with the read-model adapters
 // that share it.
 type Store struct {
-	db          *db
-	tenancy     *Tenancy
-	bots        *Bots
-	audit       *Audit
-	knowledge   *Knowledge
-	chunks      *Chunks
-	embeddings  *Embeddings
-	checkpoints *Checkpoints
+	db            *db
+	tenancy       *Tenancy
+	bots          *Bots
+	audit         *Audit
+	knowledge     *Knowledge
+	chunks        *Chunks
+	conversations *Conversations
+	embeddings    *Embeddings
+	checkpoints   *Checkpoints
 }
 
 // Open connects to the schema (empty: public) of the database at appURL as
@@ -179,14 +180,15 @@ func checkRole(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 func newStore(pool *pgxpool.Pool) *Store {
 	d := &db{pool: pool}
 	return &Store{
-		db:          d,
-		tenancy:     &Tenancy{db: d},
-		bots:        &Bots{db: d},
-		audit:       &Audit{db: d},
-		knowledge:   &Knowledge{db: d},
-		chunks:      &Chunks{db: d, tuning: defaultTuning},
-		embeddings:  &Embeddings{db: d},
-		checkpoints: &Checkpoints{db: d},
+		db:            d,
+		tenancy:       &Tenancy{db: d},
+		bots:          &Bots{db: d},
+		audit:         &Audit{db: d},
+		knowledge:     &Knowledge{db: d},
+		chunks:        &Chunks{db: d, tuning: defaultTuning},
+		conversations: &Conversations{db: d},
+		embeddings:    &Embeddings{db: d},
+		checkpoints:   &Checkpoints{db: d},
 	}
 }
 
@@ -204,6 +206,9 @@ func (s *Store) Knowledge() *Knowledge { return s.knowledge }
 
 // Chunks returns the adapter of projections.ChunkModel.
 func (s *Store) Chunks() *Chunks { return s.chunks }
+
+// Conversations returns the adapter of projections.ConversationModel.
+func (s *Store) Conversations() *Conversations { return s.conversations }
 
 // Embeddings returns the adapter of the embedding store.
 func (s *Store) Embeddings() *Embeddings { return s.embeddings }

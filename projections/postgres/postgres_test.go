@@ -208,10 +208,12 @@ func TestContract(t *testing.T) {
 				return b.store.Checkpoints().Advance(ctx, "contract", 0, fn)
 			},
 		}
-		// The knowledge tables come with the vector extension; without it
-		// the suite skips their cases (the chunk tests fail in CI for it).
+		// The knowledge and conversation tables come with the vector
+		// extension (migrations after the first need it); without it the
+		// suite skips their cases (the chunk tests fail in CI for it).
 		if b.db.vector {
 			m.Knowledge, m.Chunks = b.store.Knowledge(), b.store.Chunks()
+			m.Conversations = b.store.Conversations()
 		}
 		return m
 	})

@@ -45,6 +45,9 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'm', 'hash-mallory', '[1,2,3]')`,
 	"org_issuers": `INSERT INTO org_issuers (org_id, issuer, bound_at, bound_by)
 		VALUES ('org-b', 'https://mallory.example', now(), 'mallory')`,
+	"conversations": `INSERT INTO conversations (org_id, id, bot_id, title, started_by, started_by_kind, archived,
+			created_at, updated_at, version, messages)
+		VALUES ('org-b', 'conv-mallory', 'bot-1', '', 'mallory', 'user', false, now(), now(), 0, '[]')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -91,6 +94,8 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Chunks().ReplaceChunks(ctx, s, "doc-1", []projections.StoredChunk{{ID: "chunk-1", KnowledgeBaseID: "kb-1",
 						DocumentID: "doc-1", Text: "hello", Embedding: readmodeltest.Embedding(0.5, 1)}}),
 					b.store.Embeddings().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
+					b.store.Conversations().PutConversation(ctx, s, projections.Conversation{ID: "conv-1", BotID: "bot-1",
+						StartedBy: "alice", StartedByKind: "user", CreatedAt: at, UpdatedAt: at}),
 				)
 			})
 		}
@@ -138,7 +143,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "conversations", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {

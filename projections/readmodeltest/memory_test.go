@@ -15,7 +15,7 @@ func TestMemory(t *testing.T) {
 	readmodeltest.Run(t, func(*testing.T) readmodeltest.Models {
 		return readmodeltest.Models{
 			Tenancy: memory.NewTenancy(), Bots: memory.NewBots(), Audit: memory.NewAudit(),
-			Knowledge: memory.NewKnowledge(), Chunks: memory.NewChunks(),
+			Knowledge: memory.NewKnowledge(), Chunks: memory.NewChunks(), Conversations: memory.NewConversations(),
 		}
 	})
 }

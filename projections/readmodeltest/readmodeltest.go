@@ -30,6 +30,9 @@ type Models struct {
 	// their cases when they are nil.
 	Knowledge projections.KnowledgeModel
 	Chunks    projections.ChunkModel
+	// Conversations is the conversation read model; the suite skips its
+	// cases when it is nil.
+	Conversations projections.ConversationModel
 	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
@@ -59,6 +62,7 @@ var at = time.Date(2026, 11, 27, 12, 0, 0, 123456000, time.UTC)
 func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runKnowledge(t, newModels)
 	runIssuers(t, newModels)
+	runConversations(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)
