@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -82,6 +83,14 @@ type Config struct {
 	// hashing embedder when its URL is empty, or any OpenAI-compatible
 	// embeddings endpoint.
 	Embeddings EmbeddingsConfig
+	// LLM selects the chat model bots answer with: the built-in extractive
+	// model when its URL is empty. Model, when set, is used instead (tests
+	// play a scripted or compromised model with it).
+	LLM   LLMConfig
+	Model llm.Model
+	// TurnTimeout is a bot turn's wall time (conversation.DefaultTurnTimeout
+	// if zero).
+	TurnTimeout time.Duration
 	// PDFCommand, when set, is the program and arguments that read uploaded
 	// PDFs in a child process, one per document (serve sets it to
 	// "palisade extract-pdf"), so that a PDF crafted to crash the parser
@@ -231,6 +240,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	groups = append(groups, a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
+	model := cfg.Model
+	if model == nil {
+		if model, err = newModel(cfg.LLM); err != nil {
+			return nil, err
+		}
+	}
+	if a.Application.Runner, err = a.newRunner(model); err != nil {
+		return nil, err
+	}
 
 	start := time.Now()
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
@@ -259,6 +277,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		TurnTimeout:     cfg.TurnTimeout,
 		Limits:          a.Quotas,
 	})
 	return a, nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/conversation"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/projections"
 )
@@ -13,6 +14,8 @@ import (
 type Application struct {
 	Commands commands.Commands
 	Queries  Queries
+	// Runner runs bot turns over the commands and queries above.
+	Runner *conversation.Runner
 }
 
 // Queries are the read side's query services.
@@ -45,17 +48,20 @@ func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder 
 func (a Application) forHTTP() httpapi.Application {
 	return httpapi.Application{
 		Commands: httpapi.Commands{
-			Security:    a.Commands.Security,
-			Idempotency: a.Commands.Security,
-			Tenancy:     a.Commands.Tenancy,
-			Bots:        a.Commands.Bots,
-			Knowledge:   a.Commands.Knowledge,
+			Security:      a.Commands.Security,
+			Idempotency:   a.Commands.Security,
+			Tenancy:       a.Commands.Tenancy,
+			Bots:          a.Commands.Bots,
+			Knowledge:     a.Commands.Knowledge,
+			Conversations: a.Commands.Conversations,
 		},
 		Queries: httpapi.Queries{
-			Tenancy:   a.Queries.Org,
-			Bots:      a.Queries.Org,
-			Knowledge: a.Queries.Knowledge,
-			Audit:     a.Queries.Org,
+			Tenancy:       a.Queries.Org,
+			Bots:          a.Queries.Org,
+			Knowledge:     a.Queries.Knowledge,
+			Audit:         a.Queries.Org,
+			Conversations: a.Queries.Conversations,
 		},
+		Runner: a.Runner,
 	}
 }

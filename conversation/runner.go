@@ -218,6 +218,10 @@ func failureReason(err error) string {
 
 var errSinkGone = errors.New("stream closed by the client")
 
+// notVisible is the one answer for a resource that does not exist or that
+// the effective principal may not see: the two are never told apart.
+const notVisible = "denied: no such resource, or not visible to this principal and bot"
+
 // turn is the state of one running turn, shared by nested bots.
 type turn struct {
 	runner         *Runner
@@ -355,6 +359,11 @@ func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswe
 		t.runner.record.RecordDenial(record, as, denied.Decision, denied.Resource)
 		completed.Status, completed.Error, completed.Summary = conversations.StatusDenied, denied.Error(), "denied"
 		result = denial(denied.Error())
+	case errors.Is(runErr, domain.ErrNotFound) || errors.Is(runErr, domain.ErrForbidden):
+		// The read side recorded the refusal; a resource the principal
+		// may not see answers like one that does not exist.
+		completed.Status, completed.Error, completed.Summary = conversations.StatusDenied, notVisible, "denied"
+		result = denial(notVisible)
 	case runErr != nil:
 		msg := toolError(runErr)
 		completed.Status, completed.Error, completed.Summary = conversations.StatusError, msg, "error"

@@ -21,6 +21,8 @@ import (
 type Application struct {
 	Commands Commands
 	Queries  Queries
+	// Runner runs bot turns: a use case that reads and writes.
+	Runner BotRunner
 }
 
 // Commands are the write use cases, one interface per bounded context.
@@ -32,6 +34,8 @@ type Commands struct {
 	Tenancy     TenancyCommands
 	Bots        BotCommands
 	Knowledge   KnowledgeCommands
+	// Conversations start and archive conversations with bots.
+	Conversations ConversationCommands
 }
 
 // Queries are the read use cases, one interface per bounded context.
@@ -40,6 +44,8 @@ type Queries struct {
 	Bots      BotQueries
 	Knowledge KnowledgeQueries
 	Audit     AuditQueries
+	// Conversations read conversations with bots.
+	Conversations ConversationQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.

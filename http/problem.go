@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/eventstore"
@@ -91,24 +95,38 @@ var problemKinds = []problemKind{
 	{isAny(domain.ErrConflict), http.StatusConflict, "conflict", ownDetail},
 	{isAny(eventstore.ErrConflict), http.StatusConflict, "conflict", fixed("the resource changed concurrently; retry the request")},
 	{isAny(errBadRequest), http.StatusBadRequest, "bad-request", ownDetail},
+	{isAny(conversation.ErrTurnFailed), http.StatusBadGateway, "turn-failed", ownDetail},
+	{isAny(conversation.ErrTurnCancelled), 499, "cancelled", ownDetail},
 }
 
 // writeError answers with the problem of err's kind (see problemKinds);
 // an error of no known kind is logged and answers 500.
 func writeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
-	// A limit that frees up with time answers 429 with Retry-After.
+	p, retryAfter := problemFor(r, err, notFound)
+	if retryAfter > 0 {
+		secs := int64((retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	}
+	writeProblem(w, r, p.Status, strings.TrimPrefix(p.Type, problemBase), p.Detail)
+}
+
+// problemFor is the problem err answers (see problemKinds), and for a
+// limit that frees up with time how long to wait; an error of no known
+// kind is logged and is a 500.
+func problemFor(r *http.Request, err error, notFound string) (Problem, time.Duration) {
+	problem := func(status int, kind, detail string) Problem {
+		return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail}
+	}
 	if rl, ok := asRetryLater(err); ok {
-		writeRetryLater(w, r, rl.RetryAfter(), publicDetail(err))
-		return
+		return problem(http.StatusTooManyRequests, "rate-limited", publicDetail(err)), rl.RetryAfter()
 	}
 	for _, k := range problemKinds {
 		if k.is(err) {
-			writeProblem(w, r, k.status, k.kind, k.detail(err, notFound))
-			return
+			return problem(k.status, k.kind, k.detail(err, notFound)), 0
 		}
 	}
 	loggerFrom(r.Context()).Error("request failed", "err", err)
-	writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error")
+	return problem(http.StatusInternalServerError, "internal", "internal error"), 0
 }
 
 // publicDetail returns the error's message, which for domain errors is

@@ -87,6 +87,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// ConsistencyWait bounds how long a command waits for the read models.
 	ConsistencyWait time.Duration
+	// TurnTimeout is a bot turn's wall time; a streamed turn's write
+	// deadline is extended past it.
+	TurnTimeout time.Duration
 	// Limits holds organizations to their request rates and concurrent
 	// uploads; nil limits nothing.
 	Limits OrgLimiter
@@ -178,6 +181,12 @@ func (s *Server) routes() {
 	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.getDocument).Methods(http.MethodGet)
 	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.replaceDocument).Methods(http.MethodPut)
 	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.deleteDocument).Methods(http.MethodDelete)
+
+	v1.HandleFunc("/conversations", s.startConversation).Methods(http.MethodPost)
+	v1.HandleFunc("/conversations", s.listConversations).Methods(http.MethodGet)
+	v1.HandleFunc("/conversations/{id}", s.getConversation).Methods(http.MethodGet)
+	v1.HandleFunc("/conversations/{id}", s.archiveConversation).Methods(http.MethodDelete)
+	v1.HandleFunc("/conversations/{id}/messages", s.ask).Methods(http.MethodPost)
 
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
 }

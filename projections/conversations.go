@@ -189,7 +189,7 @@ func (p conversationProjection) toolCallCompleted(ctx context.Context, env event
 			return fmt.Errorf("conversation %s, turn %s: no tool call %s", c.ID, e.TurnID, e.CallID)
 		}
 		call.Status, call.Summary = e.Status, e.Summary
-		if e.Status == conversations.StatusError {
+		if e.Error != "" {
 			call.Reason = e.Error
 		}
 		return nil
