@@ -29,6 +29,14 @@ func snapshot(t *testing.T, h *harness, owner, auditor string) map[string][]byte
 		path := "/v1/bots/" + b.ID
 		out[path] = h.must(http.StatusOK, http.MethodGet, path, owner, nil).body
 	}
+	var convs struct{ Items []struct{ ID string } }
+	r := h.must(http.StatusOK, http.MethodGet, "/v1/conversations?limit=500", owner, nil)
+	out["/v1/conversations"] = r.body
+	r.json(t, &convs)
+	for _, c := range convs.Items {
+		path := "/v1/conversations/" + c.ID
+		out[path] = h.must(http.StatusOK, http.MethodGet, path, owner, nil).body
+	}
 	// The audit index, page by page.
 	after := "0"
 	for page := 0; ; page++ {
@@ -81,6 +89,17 @@ func TestReplayRebuildsIdenticalReadModels(t *testing.T) {
 			map[string]any{"name": "ci", "permissions": []string{"bots:read"}}).json(t, &sa)
 		h.must(http.StatusNoContent, http.MethodDelete, "/v1/service-accounts/"+sa.ID, owner, nil)
 		h.must(http.StatusForbidden, http.MethodGet, "/v1/audit/events", builder, nil) // a denial on record
+		// Conversations with answered turns, allowed and denied tool calls.
+		kb := h.createKB(owner, "Handbook")
+		h.addDoc(owner, kb, "Leave", "text/plain", "Every employee gets 25 days of paid vacation per year.")
+		bot := h.createBotWith(owner, "HR", "", map[string]any{
+			"knowledge_bases": []string{kb}, "tools": []string{"search_knowledge", "read_document"}, "permissions": []string{"kb:read"},
+		})
+		for j := 0; j < 2; j++ {
+			conv := h.startConversation(owner, bot)
+			h.ask(owner, conv, "How many vacation days?")
+			h.ask(owner, conv, "Anything else?\n@tool read_document {\"document_id\":\"missing\"}\n@tool fetch_url {}")
+		}
 		orgs = append(orgs, orgFixture{owner, auditor})
 	}
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/palisadehq/palisade/app"
 )
@@ -46,6 +47,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	kafkaContent := fs.Bool("kafka-content", envBool("PALISADE_KAFKA_CONTENT"), "publish content fields (document text, chunk text, search queries, …) on the downstream category topics instead of their sha256 and size (PALISADE_KAFKA_CONTENT=1)")
 	embURL := fs.String("embeddings-url", env("PALISADE_EMBEDDINGS_URL", ""), "OpenAI-compatible embeddings endpoint; empty uses the built-in hashing embedder (PALISADE_EMBEDDINGS_URL)")
 	embModel := fs.String("embeddings-model", env("PALISADE_EMBEDDINGS_MODEL", ""), "model the endpoint serves; it must return 384 dimensions (PALISADE_EMBEDDINGS_MODEL)")
+	llmURL := fs.String("llm-url", env("PALISADE_LLM_URL", ""), "OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp); empty uses the built-in extractive model (PALISADE_LLM_URL)")
+	llmModel := fs.String("llm-model", env("PALISADE_LLM_MODEL", ""), "chat model the endpoint serves (PALISADE_LLM_MODEL)")
+	turnTimeoutFlag := fs.String("turn-timeout", env("PALISADE_TURN_TIMEOUT", "60s"), "wall time of one bot turn, at least 1s (PALISADE_TURN_TIMEOUT)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	limits := addLimitFlags(fs)
 	var trusted trustFlag
@@ -62,6 +66,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	turnTimeout, err := time.ParseDuration(*turnTimeoutFlag)
+	if err != nil || turnTimeout < time.Second {
+		return fmt.Errorf("--turn-timeout: want a duration of at least 1s, got %q", *turnTimeoutFlag)
+	}
 	logger := newLogger(stderr, *logLevel)
 	a, err := app.Open(ctx, app.Config{
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
@@ -70,7 +78,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// it does not show in process listings.
 		EventStoreURL: *eventStoreURL,
 		KafkaBrokers:  splitList(*kafkaBrokers), KafkaTopicPerOrg: *topicPerOrg, KafkaContent: *kafkaContent,
-		Embeddings: app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
+		Embeddings:  app.EmbeddingsConfig{URL: *embURL, Model: *embModel, APIKey: env("PALISADE_EMBEDDINGS_API_KEY", "")},
+		LLM:         app.LLMConfig{URL: *llmURL, Model: *llmModel, APIKey: env("PALISADE_LLM_API_KEY", "")},
+		TurnTimeout: turnTimeout,
 		// Uploaded PDFs are read by this binary's extract-pdf command, one
 		// child process each, so that a crafted PDF cannot crash the server.
 		PDFCommand: pdfCommand(),
