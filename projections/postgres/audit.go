@@ -85,14 +85,11 @@ func (a *Audit) Events(ctx context.Context, scope access.Scope, q projections.Au
 }
 
 // auditQuery writes only the conditions q asks for, so that each shape of
-// query gets its own plan and its index. An organization's sequences and
-// positions rise together (Add numbers an event only past the last
-// position), so the cursor becomes the position of the event it numbers,
-// and the (org_id, …, position) indexes serve every filter in log order.
+// query gets its own plan and its index; every index ends with sequence,
+// so the cursor is an index condition.
 func auditQuery(org string, q projections.AuditQuery) (string, []any) {
 	var sb strings.Builder
-	sb.WriteString(`SELECT sequence, ` + auditColumns + ` FROM audit_events WHERE org_id = $1 AND position >
-		coalesce((SELECT position FROM audit_events WHERE org_id = $1 AND sequence <= $2 ORDER BY sequence DESC LIMIT 1), 0)`)
+	sb.WriteString(`SELECT sequence, ` + auditColumns + ` FROM audit_events WHERE org_id = $1 AND sequence > $2`)
 	args := []any{org, int64(q.After)}
 	cond := func(sql string, arg any) {
 		args = append(args, arg)
@@ -112,7 +109,7 @@ func auditQuery(org string, q projections.AuditQuery) (string, []any) {
 		cond("correlation_id =", q.CorrelationID)
 	}
 	args = append(args, limitOf(q.Limit))
-	sb.WriteString(" ORDER BY position LIMIT $" + strconv.Itoa(len(args)))
+	sb.WriteString(" ORDER BY sequence LIMIT $" + strconv.Itoa(len(args)))
 	return sb.String(), args
 }
 

@@ -21,6 +21,15 @@ ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
 ALTER TABLE audit_events
     ALTER COLUMN sequence SET NOT NULL,
     ADD CONSTRAINT audit_events_sequence_positive CHECK (sequence > 0);
--- One number per event of an organization; it also finds an organization's
--- last number, and the position of a page's cursor.
+-- One number per event of an organization: the order and the cursor of
+-- unfiltered pages, and where the adapter finds the organization's last.
 CREATE UNIQUE INDEX audit_events_sequence ON audit_events (org_id, sequence);
+
+-- Filtered pages now follow the sequence too, so each filter's index ends
+-- with it in place of the position (the cursor then stays an index
+-- condition, and a late page does not scan the pages before it).
+DROP INDEX audit_events_type, audit_events_stream, audit_events_actor, audit_events_correlation;
+CREATE INDEX audit_events_type ON audit_events (org_id, type, sequence);
+CREATE INDEX audit_events_stream ON audit_events (org_id, stream, sequence);
+CREATE INDEX audit_events_actor ON audit_events (org_id, actor_subject, sequence);
+CREATE INDEX audit_events_correlation ON audit_events (org_id, correlation_id, sequence);
