@@ -31,8 +31,7 @@ var adapters = []string{
 }
 
 // knownViolations are arrows that break a rule today: http still names
-// eventstore.Envelope in the audit route and eventstore.ErrConflict in its
-// error table. Delete an entry once it is gone; the test fails when a listed
+// eventstore.ErrConflict in its error table. Delete an entry once it is gone; the test fails when a listed
 // arrow no longer exists, so the list cannot go stale.
 var knownViolations = []arrow{
 	{from: "http", to: "eventstore"},

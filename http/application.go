@@ -10,7 +10,6 @@ import (
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
-	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -115,5 +114,5 @@ type KnowledgeQueries interface {
 
 // AuditQueries read the caller's organization's events.
 type AuditQueries interface {
-	AuditEvents(ctx context.Context, who access.Principal, q projections.AuditQuery) ([]eventstore.Envelope, error)
+	AuditEvents(ctx context.Context, who access.Principal, q projections.AuditQuery) ([]projections.AuditEvent, error)
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/palisadehq/palisade/domain/bots"
-	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -113,9 +112,11 @@ func (s *Server) archiveBot(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// auditBody is a page of audit events: each carries its organization's
+// sequence, never the global log position, and next_after is a sequence.
 type auditBody struct {
-	Items     []eventstore.Envelope `json:"items"`
-	NextAfter string                `json:"next_after,omitempty"`
+	Items     []projections.AuditEvent `json:"items"`
+	NextAfter string                   `json:"next_after,omitempty"`
 }
 
 func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +135,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if v := q.Get("after"); v != "" {
 		if aq.After, err = strconv.ParseUint(v, 10, 64); err != nil {
-			writeError(w, r, fmt.Errorf("%w: after must be a log position", errBadRequest), "event")
+			writeError(w, r, fmt.Errorf("%w: after must be an event's sequence (a page's next_after)", errBadRequest), "event")
 			return
 		}
 	}
@@ -144,14 +145,14 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	envs, err := s.deps.App.Queries.Audit.AuditEvents(r.Context(), principalFrom(r.Context()), aq)
+	page, err := s.deps.App.Queries.Audit.AuditEvents(r.Context(), principalFrom(r.Context()), aq)
 	if err != nil {
 		writeError(w, r, err, "event")
 		return
 	}
-	body := auditBody{Items: envs}
-	if len(envs) == projections.PageLimit(aq.Limit) {
-		body.NextAfter = strconv.FormatUint(envs[len(envs)-1].Position, 10)
+	body := auditBody{Items: page}
+	if len(page) == projections.PageLimit(aq.Limit) {
+		body.NextAfter = strconv.FormatUint(page[len(page)-1].Sequence, 10)
 	}
 	writeJSON(w, http.StatusOK, body)
 }

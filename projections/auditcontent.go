@@ -7,7 +7,6 @@ import (
 
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
-	"github.com/palisadehq/palisade/eventstore"
 )
 
 // ContentRedactor replaces the content fields of an event's payload by
@@ -29,36 +28,36 @@ type Recorder interface {
 	AuditContentRecorder
 }
 
-// showAuditContent decides what of envs the principal sees. audit:read
+// showAuditContent decides what of page the principal sees. audit:read
 // gives the record, with each content value replaced by its hash and
 // size; content is shown only to a principal that also holds
 // audit:read-content, and only after the read was recorded. A page that
 // holds no content is shown as it is, unrecorded.
-func (q *Queries) showAuditContent(ctx context.Context, who access.Principal, aq AuditQuery, envs []eventstore.Envelope) ([]eventstore.Envelope, error) {
-	redacted := make([]eventstore.Envelope, len(envs))
+func (q *Queries) showAuditContent(ctx context.Context, who access.Principal, aq AuditQuery, page []AuditEvent) ([]AuditEvent, error) {
+	redacted := make([]AuditEvent, len(page))
 	content := 0
-	for i, env := range envs {
-		data, red, err := q.redactor.RedactContent(env.Type, env.Data)
+	for i, e := range page {
+		data, red, err := q.redactor.RedactContent(e.Event.Type, e.Event.Data)
 		if err != nil {
 			return nil, fmt.Errorf("audit events: %w", err)
 		}
 		content += red.Fields
-		env.Data = data
-		redacted[i] = env
+		e.Event.Data = data
+		redacted[i] = e
 	}
 	d := access.Decide(who, access.AuditReadContent, access.OrgResource(who.OrgID))
 	if !d.Allowed {
 		return redacted, nil
 	}
 	if content == 0 {
-		return envs, nil
+		return page, nil
 	}
 	read := &events.AuditContentRead{
 		Types: aq.Types, Stream: aq.Stream, Actor: aq.Actor, CorrelationID: aq.CorrelationID,
-		After: aq.After, Limit: aq.Limit, Events: len(envs), ContentFields: content,
+		After: aq.After, Limit: aq.Limit, Events: len(page), ContentFields: content,
 	}
 	if err := q.recorder.RecordAuditContentRead(ctx, who, d, read); err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
 	}
-	return envs, nil
+	return page, nil
 }

@@ -143,7 +143,7 @@ func (q *Queries) ManagedBot(ctx context.Context, who access.Principal, id strin
 // AuditEvents returns the caller's organization's events matching q: the
 // record to audit:read, content only to audit:read-content, and each read
 // of content recorded (see showAuditContent).
-func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq AuditQuery) ([]eventstore.Envelope, error) {
+func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq AuditQuery) ([]AuditEvent, error) {
 	scope, err := q.authorize(ctx, who, access.AuditRead, "audit")
 	if err != nil {
 		return nil, err
@@ -151,11 +151,11 @@ func (q *Queries) AuditEvents(ctx context.Context, who access.Principal, aq Audi
 	if err := aq.Validate(); err != nil {
 		return nil, err
 	}
-	envs, err := q.audit.Events(ctx, scope, aq)
+	page, err := q.audit.Events(ctx, scope, aq)
 	if err != nil {
 		return nil, err
 	}
-	return q.showAuditContent(ctx, who, aq, envs)
+	return q.showAuditContent(ctx, who, aq, page)
 }
 
 // ErrUnknownPrincipal: the token is valid but names no current member or

@@ -105,8 +105,9 @@ type AuditQuery struct {
 	Stream        string
 	Actor         string
 	CorrelationID string
-	After         uint64
-	Limit         int
+	// After is an AuditEvent.Sequence: only events numbered after it.
+	After uint64
+	Limit int
 }
 
 // TenancyModel is the read model of organizations, members and service
@@ -142,6 +143,10 @@ type BotModel interface {
 
 // AuditModel is the per-organization index of the log for auditors.
 type AuditModel interface {
-	Events(ctx context.Context, scope access.Scope, q AuditQuery) ([]eventstore.Envelope, error)
+	// Events returns the organization's events matching q, in log order.
+	Events(ctx context.Context, scope access.Scope, q AuditQuery) ([]AuditEvent, error)
+	// Add indexes env as the organization's next event, numbered one past
+	// the last. An event at or before the last indexed position is already
+	// there (a redelivery) and changes nothing, so numbers stay gapless.
 	Add(ctx context.Context, scope access.Scope, env eventstore.Envelope) error
 }

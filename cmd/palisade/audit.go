@@ -9,12 +9,16 @@ import (
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections"
 )
 
 // auditReplay prints events from the log in global order, offline: it
 // reads the configured log (the file in the data directory, or EventStoreDB
 // with --eventstore-url) through the same store serve opens, and needs no
-// running server.
+// running server. The whole log is printed as envelopes with their global
+// positions; one organization's events (--org) as the audit API shows
+// them, numbered by the organization's sequence, since that output is
+// meant for the organization's auditors.
 func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,20 +43,27 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enc := json.NewEncoder(out)
 	show := replayRedactor(*content)
 	const batch = 1000
-	var after uint64
+	var after, sequence uint64
 	for {
 		envs, err := store.ReadAll(ctx, after, eventstore.Filter{OrgID: *org}, batch)
 		if err != nil {
 			return err
 		}
 		for _, env := range envs {
+			after = env.Position
 			if env, err = show(env); err != nil {
 				return err
 			}
-			if err := enc.Encode(env); err != nil {
+			var line any = env
+			if *org != "" {
+				// The audit read model numbers the organization's events
+				// the same way: 1, 2, 3 … in log order.
+				sequence++
+				line = projections.AuditEvent{Sequence: sequence, Event: env}
+			}
+			if err := enc.Encode(line); err != nil {
 				return err
 			}
-			after = env.Position
 		}
 		if len(envs) < batch {
 			return out.Flush()

@@ -22,7 +22,9 @@ import (
 // TestAuditReplayReadsTheConfiguredStore puts different events in the
 // data directory's log and in an in-test EventStoreDB, and checks that
 // audit replay prints those of the store it is configured with, by flag or
-// by environment, in global order and filtered by organization.
+// by environment, in global order and filtered by organization: the whole
+// log with global positions, one organization's events numbered 1, 2, 3 …
+// by its sequence and without a position.
 func TestAuditReplayReadsTheConfiguredStore(t *testing.T) {
 	ctx := context.Background()
 	dataDir := t.TempDir()
@@ -71,19 +73,33 @@ func TestAuditReplayReadsTheConfiguredStore(t *testing.T) {
 			if err := run(ctx, args, &out, &stderr); err != nil {
 				t.Fatalf("audit replay: %v\n%s", err, stderr.Bytes())
 			}
+			oneOrg := slices.Contains(tt.args, "--org")
 			var got []uuid.UUID
 			var last uint64
 			sc := bufio.NewScanner(&out)
 			for sc.Scan() {
-				var env eventstore.Envelope
-				if err := json.Unmarshal(sc.Bytes(), &env); err != nil {
+				var line struct {
+					ID       uuid.UUID `json:"id"`
+					Position *uint64   `json:"position"`
+					Sequence *uint64   `json:"sequence"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 					t.Fatalf("line %q: %v", sc.Bytes(), err)
 				}
-				if env.Position <= last {
-					t.Errorf("position %d after %d: not in global order", env.Position, last)
+				got = append(got, line.ID)
+				if oneOrg {
+					if line.Position != nil || line.Sequence == nil || *line.Sequence != uint64(len(got)) {
+						t.Errorf("line %d of one organization: %s; want sequence %d and no position", len(got), sc.Bytes(), len(got))
+					}
+					continue
 				}
-				last = env.Position
-				got = append(got, env.ID)
+				if line.Position == nil || line.Sequence != nil {
+					t.Fatalf("line of the whole log: %s; want a position and no sequence", sc.Bytes())
+				}
+				if *line.Position <= last {
+					t.Errorf("position %d after %d: not in global order", *line.Position, last)
+				}
+				last = *line.Position
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("replayed events %v, want %v", got, tt.want)

@@ -17,6 +17,10 @@ func replayUsage(fs *flag.FlagSet) {
 	fmt.Fprint(fs.Output(), `usage: palisade audit replay --data-dir DIR [--org ID] [--content]
 
 Prints events from the log in global order, one JSON envelope per line.
+With --org, only that organization's events, each as the audit API shows
+it: numbered by "sequence", the organization's own count (1, 2, 3 … in log
+order), in place of the log's global "position", which would show how much
+other organizations wrote.
 
 By default the content fields of each event are redacted like the audit API
 does for audit:read: each is replaced by {"redacted":true,"sha256":"…","size":N},

@@ -13,8 +13,10 @@ type AuditContentRead struct {
 	Stream        string   `json:"stream,omitempty" audit:"record"`
 	Actor         string   `json:"actor,omitempty" audit:"record"`
 	CorrelationID string   `json:"correlation_id,omitempty" audit:"record"`
-	After         uint64   `json:"after,omitempty"`
-	Limit         int      `json:"limit,omitempty"`
+	// After is the query's cursor: an audit sequence (in events recorded
+	// before audit sequences existed, a log position).
+	After uint64 `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 	// Events is how many events the answer held, ContentFields how many
 	// content values among them were shown.
 	Events        int `json:"events"`

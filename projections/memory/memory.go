@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/palisadehq/palisade/domain"
@@ -194,14 +193,14 @@ func cloneBot(b projections.Bot) projections.Bot {
 }
 
 // Audit is the memory adapter of projections.AuditModel: each
-// organization's envelopes in log order.
+// organization's events in log order, the event at index i numbered i+1.
 type Audit struct {
 	mu     sync.RWMutex
-	events map[string][]eventstore.Envelope
+	events map[string][]projections.AuditEvent
 }
 
 // NewAudit returns an empty audit index.
-func NewAudit() *Audit { return &Audit{events: map[string][]eventstore.Envelope{}} }
+func NewAudit() *Audit { return &Audit{events: map[string][]projections.AuditEvent{}} }
 
 func (a *Audit) Add(_ context.Context, scope access.Scope, env eventstore.Envelope) error {
 	org, err := orgOf(scope)
@@ -214,14 +213,14 @@ func (a *Audit) Add(_ context.Context, scope access.Scope, env eventstore.Envelo
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	list := a.events[org]
-	if n := len(list); n > 0 && list[n-1].Position >= env.Position {
+	if n := len(list); n > 0 && list[n-1].Event.Position >= env.Position {
 		return nil // already indexed
 	}
-	a.events[org] = append(list, env)
+	a.events[org] = append(list, projections.AuditEvent{Sequence: uint64(len(list)) + 1, Event: env})
 	return nil
 }
 
-func (a *Audit) Events(_ context.Context, scope access.Scope, q projections.AuditQuery) ([]eventstore.Envelope, error) {
+func (a *Audit) Events(_ context.Context, scope access.Scope, q projections.AuditQuery) ([]projections.AuditEvent, error) {
 	org, err := orgOf(scope)
 	if err != nil {
 		return nil, err
@@ -233,14 +232,16 @@ func (a *Audit) Events(_ context.Context, scope access.Scope, q projections.Audi
 	a.mu.RLock()
 	list := a.events[org]
 	a.mu.RUnlock()
-	start := sort.Search(len(list), func(i int) bool { return list[i].Position > q.After })
-	out := make([]eventstore.Envelope, 0, min(limit, 64))
-	for _, env := range list[start:] {
+	// Sequences are the indexes plus one: the events after q.After start
+	// at index q.After.
+	start := min(q.After, uint64(len(list)))
+	out := make([]projections.AuditEvent, 0, min(limit, 64))
+	for _, e := range list[start:] {
 		if len(out) == limit {
 			break
 		}
-		if matchAudit(q, env) {
-			out = append(out, env)
+		if matchAudit(q, e.Event) {
+			out = append(out, e)
 		}
 	}
 	return out, nil

@@ -29,10 +29,10 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'sa-mallory', 'm', 'mallory', now(), now(), false, 'tok')`,
 	"bots": `INSERT INTO bots (org_id, id, name, instructions, grants, archived, created_by, created_at, updated_at, version)
 		VALUES ('org-b', 'bot-mallory', 'm', '', '{}', false, 'mallory', now(), now(), 0)`,
-	"audit_events": `INSERT INTO audit_events (org_id, position, id, type, stream_category, stream_org_id, stream_entity_id,
+	"audit_events": `INSERT INTO audit_events (org_id, sequence, position, id, type, stream_category, stream_org_id, stream_entity_id,
 			stream_version, actor_subject, actor_kind, correlation_id, causation_id, trace_id, authorization_reason,
 			idempotency_key, schema_version, occurred_at)
-		VALUES ('org-b', 999, gen_random_uuid(), 'X', 'bot', 'org-b', 'x', 0, 'mallory', 'user', '', '', '', '', '', 1, now())`,
+		VALUES ('org-b', 999, 999, gen_random_uuid(), 'X', 'bot', 'org-b', 'x', 0, 'mallory', 'user', '', '', '', '', '', 1, now())`,
 	"knowledge_chunks": `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding)
 		VALUES ('org-b', 'kb-1', 'doc-1', 'chunk-mallory', 0, 'm', array_fill(0.5::real, ARRAY[384])::vector)`,
 	"knowledge_bases": `INSERT INTO knowledge_bases (org_id, id, name, description, embedding_model, dimensions, grants, archived,

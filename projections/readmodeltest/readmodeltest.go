@@ -63,6 +63,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runKnowledge(t, newModels)
 	runIssuers(t, newModels)
 	runConversations(t, newModels)
+	runAuditSequences(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)
@@ -277,9 +278,13 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 				t.Errorf("Bot(%s) = %#v, %v; want %#v", want.ID, got, err, want)
 			}
 		}
+		want := make([]projections.AuditEvent, len(envs))
+		for i, env := range envs {
+			want[i] = projections.AuditEvent{Sequence: uint64(i + 1), Event: env}
+		}
 		got, err := m.Audit.Events(ctx, a, projections.AuditQuery{})
-		if err != nil || !reflect.DeepEqual(got, envs) {
-			t.Errorf("Events = %#v, %v\nwant %#v", got, err, envs)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Events = %#v, %v\nwant %#v", got, err, want)
 		}
 		if list, err := m.Tenancy.Members(ctx, scope(t, "org-empty"), projections.Page{}); err != nil || list == nil || len(list) != 0 {
 			t.Errorf("Members of an empty org = %#v, %v; want an empty list", list, err)
@@ -365,7 +370,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 			want int
 		}{
 			{"all", projections.AuditQuery{}, 10},
-			{"after", projections.AuditQuery{After: 10}, 5},
+			{"after", projections.AuditQuery{After: 5}, 5},
 			{"limit", projections.AuditQuery{Limit: 3}, 3},
 			{"type", projections.AuditQuery{Types: []string{"BotUpdated"}}, 3},
 			{"actor", projections.AuditQuery{Actor: "user-1"}, 5},
@@ -380,7 +385,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 				t.Errorf("%s: %d events, want %d", tt.name, len(got), tt.want)
 			}
 			for i := 1; i < len(got); i++ {
-				if got[i].Position <= got[i-1].Position {
+				if got[i].Sequence <= got[i-1].Sequence || got[i].Event.Position <= got[i-1].Event.Position {
 					t.Errorf("%s: events out of order", tt.name)
 				}
 			}
