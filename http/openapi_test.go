@@ -32,9 +32,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palisadehq/palisade/ai/embed"
+	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
@@ -43,6 +45,7 @@ import (
 	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
+	"github.com/palisadehq/palisade/quota"
 )
 
 // oasPublicPaths are the routes served without a token.
@@ -311,11 +314,19 @@ func oasNewStack(t *testing.T) *oasStack {
 	vectors := embeddings.NewMemory()
 	pipeline := commands.NewPipeline(store, registry, logger)
 	principals := projections.NewPrincipals(tenancy)
+	conversations := memory.NewConversations()
+	// Quotas the platform sets reach the book through its projection, as
+	// in app; the runner asks it before every turn.
+	quotas := quota.NewBook(quota.Config{})
+	quotaGroup := quotas.Projection()
+	quotaGroup.Checkpoints = memory.NewCheckpoints()
 	engine := consumer.NewEngine(logger, memory.NewCheckpoints(),
 		projections.TenancyProjection(tenancy),
 		projections.BotProjection(bots),
 		projections.AuditProjection(audit, registry.Prototypes()),
 		projections.KnowledgeProjection(bases, chunks, vectors),
+		projections.ConversationProjection(conversations),
+		quotaGroup,
 		// Ingestion appends DocumentChunked while the read models catch up;
 		// the next catch-up applies it.
 		commands.IngestionProcess(pipeline, principals, oasChunk, commands.ChunkEmbedding{Embedder: embedder, Store: vectors}),
@@ -326,13 +337,25 @@ func oasNewStack(t *testing.T) *oasStack {
 	}
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
+	knowledgeQueries := projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline, cmds.Knowledge)
+	tools, err := conversation.NewRegistry(append(conversation.KnowledgeTools(knowledgeQueries, cmds.Conversations),
+		conversation.AskBotTool(cmds.Conversations))...)
+	if err != nil {
+		t.Fatalf("tools: %v", err)
+	}
+	runner := conversation.NewRunner(conversation.Config{
+		Model: &oasTurnModel{}, Tools: tools, Record: cmds.Conversations, Principals: principals, Quotas: quotas, Logger: logger,
+	})
 	server := NewServer(Deps{
 		App: Application{
-			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge},
+			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge,
+				Conversations: cmds.Conversations},
 			Queries: Queries{
 				Tenancy: queries, Bots: queries, Audit: queries,
-				Knowledge: projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline, cmds.Knowledge),
+				Knowledge:     knowledgeQueries,
+				Conversations: projections.NewConversationQueries(conversations, pipeline),
 			},
+			Runner: runner,
 		},
 		Principals:      principals,
 		Extractor:       oasExtractor{},
@@ -367,6 +390,29 @@ func (s *oasStack) mint(c identity.Claims, sub string) string {
 		s.t.Fatalf("mint: %v", err)
 	}
 	return tok
+}
+
+// oasModelDown is a question the test stack's model fails on, once the
+// turn's tools have run, as an endpoint that goes down mid-turn would.
+const oasModelDown = "What does the handbook say while the model is down?"
+
+// oasTurnModel is the built-in model, but for oasModelDown.
+type oasTurnModel struct{ llm.Builtin }
+
+func (m *oasTurnModel) Complete(ctx context.Context, req llm.Request, onDelta llm.DeltaFunc) (llm.Response, error) {
+	asked, toolsRan := "", false
+	for _, msg := range req.Messages {
+		switch msg.Role {
+		case llm.RoleUser:
+			asked = msg.Content
+		case llm.RoleTool:
+			toolsRan = true
+		}
+	}
+	if asked == oasModelDown && toolsRan {
+		return llm.Response{}, &llm.StatusError{StatusCode: http.StatusServiceUnavailable}
+	}
+	return m.Builtin.Complete(ctx, req, onDelta)
 }
 
 // oasExternalIssuer is the external issuer the test stack trusts.
@@ -853,6 +899,109 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		body: map[string]any{"query": strings.Repeat("q", 2001)}, invalid: true})
 	s.do(oasCall{method: http.MethodPost, path: "/v1/knowledge-bases/search", token: alice, want: http.StatusBadRequest,
 		body: map[string]any{"query": "leave", "filter": "x"}, invalid: true})
+
+	// Conversations: a bot over the handbook, asked for JSON and for a
+	// stream, read back, refused in every way the routes refuse, held to
+	// a quota, and archived.
+	var helper struct{ ID string }
+	s.do(oasCall{method: http.MethodPost, path: "/v1/bots", token: alice, want: http.StatusCreated,
+		body: map[string]any{"name": "Handbook helper", "instructions": "Answer from the handbook.",
+			"grants": map[string]any{"knowledge_bases": []string{kb.ID}, "tools": []string{"search_knowledge", "read_document"},
+				"permissions": []string{"kb:read"}}}}).decode(t, &helper)
+	var conv struct{ ID string }
+	startedConv := s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: alice, want: http.StatusCreated,
+		body: map[string]any{"bot_id": helper.ID, "title": "Leave questions"}})
+	startedConv.decode(t, &conv)
+	convPath := "/v1/conversations/" + conv.ID
+	if loc := startedConv.header.Get("Location"); loc != convPath {
+		t.Errorf("Location = %q, want %q", loc, convPath)
+	}
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: alice, want: http.StatusCreated,
+		body: map[string]any{"bot_id": helper.ID}, headers: map[string]string{"Prefer": "respond-async"}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: alice, want: http.StatusNotFound,
+		body: map[string]any{"bot_id": "no-such-bot"}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: hank, want: http.StatusNotFound,
+		body: map[string]any{"bot_id": helper.ID}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: dave, want: http.StatusForbidden,
+		body: map[string]any{"bot_id": helper.ID}})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: alice, want: http.StatusBadRequest,
+		body: map[string]any{"bot_id": helper.ID, "colour": "red"}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/conversations", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"bot_id": helper.ID, "title": strings.Repeat("t", 201)}, invalid: true})
+
+	var answer struct {
+		Message struct {
+			Citations []struct {
+				DocumentID string `json:"document_id"`
+			} `json:"citations"`
+		} `json:"message"`
+	}
+	asked := s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusOK,
+		body: map[string]any{"content": "How many days of paid leave does everyone get?"}})
+	asked.decode(t, &answer)
+	if len(answer.Message.Citations) == 0 || answer.Message.Citations[0].DocumentID != doc.ID {
+		t.Errorf("the answer cites %+v, want the leave policy", answer.Message.Citations)
+	}
+	streamed := s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusOK,
+		body:    map[string]any{"content": "Read the policy.\n@tool read_document {\"document_id\":\"" + doc.ID + "\"}\n@tool read_document {\"document_id\":\"" + kb.ID + "\"}"},
+		headers: map[string]string{"Accept": "text/event-stream"}})
+	if ct := streamed.header.Get("Content-Type"); ct != "text/event-stream" || !bytes.Contains(streamed.body, []byte("event: tool.call\n")) ||
+		!bytes.Contains(streamed.body, []byte("event: message.completed\n")) {
+		t.Errorf("the streamed turn answered %s:\n%s", ct, streamed.body)
+	}
+	s.do(oasCall{method: http.MethodGet, path: convPath + "?consistency=" + asked.header.Get(headerConsistency), token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: convPath, token: alice, want: http.StatusOK,
+		headers: map[string]string{headerConsistency: asked.header.Get(headerConsistency)}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/conversations?limit=1", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/conversations?bot_id=" + helper.ID, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/conversations?bot_id=" + strings.Repeat("b", 65), token: alice,
+		want: http.StatusBadRequest, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/conversations", token: dave, want: http.StatusOK})
+	// Another member's conversation is not found, but for
+	// conversations:read; another organization's is not found.
+	s.do(oasCall{method: http.MethodGet, path: convPath, token: dave, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: convPath, token: hank, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: carol, want: http.StatusNotFound,
+		body: map[string]any{"content": "Mine now?"}})
+	s.do(oasCall{method: http.MethodDelete, path: convPath, token: carol, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: dave, want: http.StatusForbidden,
+		body: map[string]any{"content": "May I?"}})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"content": ""}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusBadRequest,
+		body: map[string]any{"content": "Hi", "stream": true}, invalid: true})
+
+	// A model endpoint that fails: 502 for JSON, an error event once a
+	// stream has begun.
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusBadGateway,
+		body: map[string]any{"content": oasModelDown}})
+	failed := s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusOK,
+		body: map[string]any{"content": oasModelDown}, headers: map[string]string{"Accept": "text/event-stream"}})
+	if !bytes.Contains(failed.body, []byte("event: error\n")) || !bytes.Contains(failed.body, []byte("turn-failed")) {
+		t.Errorf("a turn failing mid-stream streamed:\n%s", failed.body)
+	}
+
+	// The platform sets the organization's turn quotas; a spent budget of
+	// model tokens answers 429.
+	s.do(oasCall{method: http.MethodPut, path: "/v1/orgs/" + org.ID + "/quotas", token: s.platform, want: http.StatusOK,
+		body: map[string]any{"concurrent_turns": 4, "model_tokens_per_hour": 1}})
+	s.do(oasCall{method: http.MethodPut, path: "/v1/orgs/" + org.ID + "/quotas", token: s.platform, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"concurrent_turns": -1}, invalid: true})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusOK,
+		body: map[string]any{"content": "How many days of paid leave?"}})
+	spent := s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusTooManyRequests,
+		body: map[string]any{"content": "And again?"}})
+	if spent.header.Get("Retry-After") == "" {
+		t.Error("a spent token budget answered without Retry-After")
+	}
+	s.do(oasCall{method: http.MethodPut, path: "/v1/orgs/" + org.ID + "/quotas", token: s.platform, want: http.StatusOK,
+		body: map[string]any{}})
+
+	s.do(oasCall{method: http.MethodDelete, path: convPath, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodDelete, path: convPath, token: alice, want: http.StatusConflict})
+	s.do(oasCall{method: http.MethodPost, path: convPath + "/messages", token: alice, want: http.StatusConflict,
+		body: map[string]any{"content": "Still there?"}})
+	s.do(oasCall{method: http.MethodGet, path: convPath, token: alice, want: http.StatusOK})
 
 	// Replace and delete.
 	replaced := s.do(oasCall{method: http.MethodPut, path: docPath, token: alice, want: http.StatusOK,
