@@ -568,3 +568,34 @@ func TestAskBotNarrowsToTheCaller(t *testing.T) {
 		t.Fatalf("no tool call of the consulted bot on record (%d events)", len(audit.Items))
 	}
 }
+
+// TestTurnRefusals: a streamed turn cannot carry an Idempotency-Key (a
+// stream cannot be replayed), and a turn refused for the organization's
+// model-token budget answers 429 with Retry-After and is on the record.
+func TestTurnRefusals(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	org, owner := h.createOrg("Acme", "olivia")
+	alice := h.addMember(org, owner, "alice", "member")
+	bot := h.createBotWith(owner, "HR", "", map[string]any{"tools": []string{"search_knowledge"}, "permissions": []string{"kb:read"}})
+	conv := h.startConversation(alice, bot)
+	h.must(http.StatusBadRequest, http.MethodPost, "/v1/conversations/"+conv+"/messages", alice, map[string]any{"content": "hi"},
+		"Accept", "text/event-stream", "Idempotency-Key", "k-1")
+
+	h.setQuotas(org, map[string]any{"model_tokens_per_hour": 20})
+	h.ask(alice, conv, "A first question that spends more than the whole budget of twenty tokens in one go, surely.")
+	r := h.must(http.StatusTooManyRequests, http.MethodPost, "/v1/conversations/"+conv+"/messages", alice, map[string]any{"content": "again"})
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Another member's or another org's refusal is about the conversation,
+	// not the quota.
+	bob := h.addMember(org, owner, "bob", "member")
+	h.must(http.StatusNotFound, http.MethodPost, "/v1/conversations/"+conv+"/messages", bob, map[string]any{"content": "again"})
+	var got conversationBody
+	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil).json(t, &got)
+	last := got.Messages[len(got.Messages)-1]
+	if last.Status != "failed" {
+		t.Fatalf("the refused turn is %q, want failed on record", last.Status)
+	}
+}

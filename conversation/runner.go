@@ -131,19 +131,22 @@ var (
 // the model and the tools, and records the answer (or the failure or
 // cancellation). sink may be nil.
 func (r *Runner) Ask(ctx context.Context, who access.Principal, conversationID, content string, sink Sink) (Answer, error) {
-	if r.quotas != nil && who.OrgID != "" {
-		if err := r.quotas.AllowModelTokens(who.OrgID, r.now()); err != nil {
-			return Answer{}, err
-		}
-		release, err := r.quotas.Acquire(ctx, who.OrgID, quota.WorkTurns)
-		if err != nil {
-			return Answer{}, err
-		}
-		defer release()
-	}
+	// The turn is authorized and recorded first, so that a caller who may
+	// not run the bot learns that (403, 404) rather than its org's quota,
+	// and a turn refused for the quota is on the record.
 	started, err := r.record.BeginTurn(ctx, who, conversationID, content)
 	if err != nil {
 		return Answer{}, err
+	}
+	if r.quotas != nil {
+		release, err := r.admit(ctx, who.OrgID)
+		if err != nil {
+			as, d := (&turn{runner: r, invoker: who}).effectiveNow(context.WithoutCancel(ctx), nil)
+			_, recErr := r.record.RecordTurn(context.WithoutCancel(ctx), as, d, conversationID,
+				&conversations.TurnFailed{TurnID: started.TurnID, Reason: "refused: " + err.Error()})
+			return Answer{}, errors.Join(err, recErr)
+		}
+		defer release()
 	}
 	t := &turn{runner: r, invoker: who, conversationID: conversationID, turnID: started.TurnID,
 		passages: map[int]citedPassage{}}
@@ -180,6 +183,14 @@ func (r *Runner) Ask(ctx context.Context, who access.Principal, conversationID, 
 	}
 	return Answer{ConversationID: conversationID, TurnID: t.turnID, MessageID: started.MessageID, Content: text,
 		Citations: citations, ToolCalls: t.views(), Usage: usage, Model: answered.Model, Result: res}, nil
+}
+
+// admit takes one of org's turn slots while its model-token budget lasts.
+func (r *Runner) admit(ctx context.Context, org string) (release func(), err error) {
+	if err := r.quotas.AllowModelTokens(org, r.now()); err != nil {
+		return nil, err
+	}
+	return r.quotas.Acquire(ctx, org, quota.WorkTurns)
 }
 
 // fail records why a turn ended without an answer and returns the error to

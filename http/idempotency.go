@@ -37,6 +37,12 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			writeProblem(w, r, http.StatusBadRequest, "bad-request", "Idempotency-Key must be 1 to 255 printable ASCII characters")
 			return
 		}
+		if acceptsEventStream(r) {
+			// A stream is not a response that can be recorded and replayed.
+			writeProblem(w, r, http.StatusBadRequest, "bad-request",
+				"Idempotency-Key cannot be used with a streamed answer; ask without Accept: text/event-stream for a replayable one")
+			return
+		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			writeError(w, r, err, "request")
