@@ -167,3 +167,36 @@ var errTest = errorString("test")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// BenchmarkAuthorizeToolCall is the cost of deciding one tool call on the
+// allowed path: the chain's intersection and the decision. Resolving the
+// invoker from the read models (effectiveNow) is not included: it is a
+// read-model lookup, measured with the turn.
+func BenchmarkAuthorizeToolCall(b *testing.B) {
+	reg, err := NewRegistry(KnowledgeTools(nil, nil)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	search, _ := reg.Lookup("search_knowledge")
+	bot := Bot{ID: "b", Tools: []string{"read_document", "search_knowledge"}, KnowledgeBases: []string{"kb-1"},
+		Permissions: access.NewPermissionSet(access.KBRead)}
+	as := access.Delegate(access.NewUser("org-a", "alice", []access.Role{access.RoleMember}, nil), access.KindBot, "b", bot.Permissions)
+	ok := access.Decision{Allowed: true}
+	b.Run("decide", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !decideCall(search, bot, as, ok, nil, true).Allowed {
+				b.Fatal("denied")
+			}
+		}
+	})
+	chain := []Bot{bot, bot}
+	b.Run("intersect-and-decide-depth-2", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !decideCall(search, intersect(chain), as, ok, nil, true).Allowed {
+				b.Fatal("denied")
+			}
+		}
+	})
+}

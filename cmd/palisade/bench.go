@@ -43,8 +43,27 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	floodClients := fs.Int("flood-clients", 16, "with --flood: concurrent clients sending the forbidden requests")
 	victimClients := fs.Int("victim-clients", 4, "with --flood: concurrent clients of the other org")
 	floodRate := fs.Float64("flood-rate", 0, "with --flood: the flooding org's requests_per_second quota (0: unlimited)")
+	turns := fs.Bool("turns", false, "instead: measure bot turns (built-in model, one search each) and the time to the first SSE byte")
+	pgURL := fs.String("postgres-url", "", "with --turns: keep read models in PostgreSQL as this application role")
+	pgOwnerURL := fs.String("postgres-owner-url", "", "with --turns: run the read-model migrations as this owner role")
+	pgSchema := fs.String("postgres-schema", "", "with --turns: schema of the read models")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *turns {
+		levels, err := parseLevels(*clientList)
+		if err != nil {
+			return err
+		}
+		dir := *dataDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "palisade-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		return benchTurns(ctx, turnBenchConfig{levels: levels, duration: *duration, dataDir: dir,
+			pgURL: *pgURL, pgOwnerURL: *pgOwnerURL, pgSchema: *pgSchema}, stdout)
 	}
 	if *flood > 0 {
 		return benchFlood(ctx, *flood, *floodClients, *victimClients, *floodRate, *duration, stdout)
