@@ -133,7 +133,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request, onDelta DeltaFunc) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
-	ex := &exchange{o: o}
+	ex := &exchange{o: o, streaming: onDelta != nil}
 	if onDelta == nil {
 		completion, err := o.chat.New(ctx, params, option.WithMiddleware(ex.middleware))
 		if err != nil {
@@ -377,7 +377,9 @@ const maxStreamedCalls = 128
 // response from a failed request.
 type exchange struct {
 	o         *OpenAI
+	streaming bool
 	responded bool
+	body      *limitedBody
 }
 
 func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
@@ -391,7 +393,13 @@ func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*h
 		return nil, &StatusError{StatusCode: resp.StatusCode, Message: e.o.excerpt(raw)}
 	}
 	e.responded = true
-	resp.Body = &limitedBody{rc: resp.Body, remaining: e.o.cfg.MaxResponseBytes}
+	if !e.streaming {
+		// A whole answer is JSON however the server labels it; the
+		// client decodes only what is labelled so.
+		resp.Header.Set("Content-Type", "application/json")
+	}
+	e.body = &limitedBody{rc: resp.Body, remaining: e.o.cfg.MaxResponseBytes}
+	resp.Body = e.body
 	return resp, nil
 }
 
@@ -411,6 +419,9 @@ func (e *exchange) failure(ctx context.Context, err error) error {
 	if errors.As(err, &streamErr) {
 		return fmt.Errorf("llm: endpoint reported an error while streaming: %s", e.o.excerpt(streamErr.Event.Data))
 	}
+	if e.body != nil && e.body.readErr != nil {
+		return fmt.Errorf("llm: reading response: %s", e.o.excerpt([]byte(e.body.readErr.Error())))
+	}
 	if e.responded {
 		return fmt.Errorf("%w: %s", ErrMalformedResponse, e.o.excerpt([]byte(err.Error())))
 	}
@@ -424,6 +435,9 @@ type limitedBody struct {
 	rc        io.ReadCloser
 	remaining int64
 	err       error
+	// readErr is the underlying body's failure other than its end: the
+	// connection broke, which is no fault of the response's shape.
+	readErr error
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -441,6 +455,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	b.remaining -= int64(n)
+	if err != nil && err != io.EOF {
+		b.readErr = err
+	}
 	return n, err
 }
 

@@ -441,6 +441,32 @@ func TestOpenAIRefusesBrokenResponses(t *testing.T) {
 	}
 }
 
+func TestOpenAIAcceptsJSONLabelledOtherwise(t *testing.T) {
+	t.Parallel()
+	srv := llmtest.NewServer(t, llmtest.Script(llmtest.Reply{ContentType: "text/plain; charset=utf-8",
+		Body: `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`}))
+	resp, err := newOpenAI(t, srv.URL, nil).Complete(t.Context(), llm.Request{Messages: []llm.Message{user("x")}}, nil)
+	if err != nil || resp.Content != "hi" {
+		t.Fatalf("response %+v, err %v", resp, err)
+	}
+}
+
+// A connection that breaks while the body arrives is a transport failure,
+// not a malformed response.
+func TestOpenAIBrokenConnectionIsNotMalformed(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "1000")
+		_, _ = io.WriteString(w, `{"choices":[`)
+	}))
+	t.Cleanup(srv.Close)
+	_, err := newOpenAI(t, srv.URL, nil).Complete(t.Context(), llm.Request{Messages: []llm.Message{user("x")}}, nil)
+	if err == nil || errors.Is(err, llm.ErrMalformedResponse) {
+		t.Fatalf("err = %v, want a transport error", err)
+	}
+}
+
 func TestOpenAIStreamErrorEvent(t *testing.T) {
 	t.Parallel()
 	srv := llmtest.NewServer(t, llmtest.Script(llmtest.Reply{ContentType: "text/event-stream",
