@@ -1,7 +1,6 @@
 package embed
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 )
 
 // OpenAIConfig configures an [OpenAI] embedder. Zero values of the optional
@@ -58,14 +60,15 @@ type OpenAIConfig struct {
 	HTTPClient *http.Client
 }
 
-// OpenAI embeds texts with an OpenAI-compatible embeddings endpoint:
-// POST {base}/v1/embeddings with {"model", "input", "encoding_format":
-// "float"}. The vectors it returns are L2-normalised here, since not every
-// server normalises them (Ollama and llama.cpp models may not).
+// OpenAI embeds texts with an OpenAI-compatible embeddings endpoint,
+// reached with the openai-go client: POST {base}/v1/embeddings with
+// {"model", "input", "encoding_format": "float"}. The vectors it returns
+// are L2-normalised here, since not every server normalises them (Ollama
+// and llama.cpp models may not). Retries are its own, not the client's, so
+// that MaxRetryDelay caps a server's Retry-After instead of giving up.
 type OpenAI struct {
-	cfg      OpenAIConfig
-	endpoint string
-	client   *http.Client
+	cfg        OpenAIConfig
+	embeddings openai.EmbeddingService
 }
 
 // NewOpenAI validates cfg and returns an embedder. It makes no request.
@@ -89,7 +92,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if !strings.HasSuffix(u.Path, "/v1") {
 		u.Path += "/v1"
 	}
-	u.Path += "/embeddings"
+	u.Path += "/"
 	if strings.ContainsAny(cfg.APIKey, "\r\n") {
 		return nil, errors.New("embed: OpenAI config: APIKey contains a line break")
 	}
@@ -120,7 +123,16 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 			return http.ErrUseLastResponse
 		}}
 	}
-	return &OpenAI{cfg: cfg, endpoint: u.String(), client: client}, nil
+	opts := []option.RequestOption{
+		option.WithBaseURL(u.String()),
+		option.WithHTTPClient(client),
+		option.WithMaxRetries(0),
+	}
+	if cfg.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(cfg.APIKey))
+	}
+	// The service, unlike openai.NewClient, reads no OPENAI_* variables.
+	return &OpenAI{cfg: cfg, embeddings: openai.NewEmbeddingService(opts...)}, nil
 }
 
 // Model is the configured model name.
@@ -148,32 +160,17 @@ func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	return out, nil
 }
 
-type embeddingsRequest struct {
-	Model          string   `json:"model"`
-	Input          []string `json:"input"`
-	EncodingFormat string   `json:"encoding_format"`
-	Dimensions     int      `json:"dimensions,omitempty"`
-}
-
-type embeddingsResponse struct {
-	Data []struct {
-		Index     *int      `json:"index"`
-		Embedding []float32 `json:"embedding"`
-	} `json:"data"`
-	Model string `json:"model"`
-}
-
 func (o *OpenAI) embedBatch(ctx context.Context, batch []string) ([][]float32, error) {
-	req := embeddingsRequest{Model: o.cfg.Model, Input: batch, EncodingFormat: "float"}
-	if o.cfg.SendDimensions {
-		req.Dimensions = o.cfg.Dimensions
+	params := openai.EmbeddingNewParams{
+		Model:          o.cfg.Model,
+		Input:          openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: batch},
+		EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("embed: encoding request: %w", err)
+	if o.cfg.SendDimensions {
+		params.Dimensions = openai.Int(int64(o.cfg.Dimensions))
 	}
 	for attempt := 0; ; attempt++ {
-		vecs, retryAfter, err := o.attempt(ctx, body, len(batch))
+		vecs, retryAfter, err := o.attempt(ctx, params, len(batch))
 		if err == nil {
 			return vecs, nil
 		}
@@ -200,63 +197,133 @@ func (o *OpenAI) embedBatch(ctx context.Context, batch []string) ([][]float32, e
 // attempt sends one request. retryAfter is negative when the error is not
 // worth retrying, zero when it is and the server named no delay, and the
 // server's Retry-After otherwise.
-func (o *OpenAI) attempt(ctx context.Context, body []byte, n int) (vecs [][]float32, retryAfter time.Duration, err error) {
+func (o *OpenAI) attempt(ctx context.Context, params openai.EmbeddingNewParams, n int) (vecs [][]float32, retryAfter time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(body))
+	ex := &exchange{o: o}
+	parsed, err := o.embeddings.New(ctx, params, option.WithMiddleware(ex.middleware))
 	if err != nil {
-		return nil, -1, fmt.Errorf("embed: building request: %w", err)
+		retryAfter, err := ex.failure(err)
+		return nil, retryAfter, err
 	}
-	httpReq.Header.Set("Content-Type", "application/json")
-	httpReq.Header.Set("Accept", "application/json")
-	if o.cfg.APIKey != "" {
-		httpReq.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
-	}
-	resp, err := o.client.Do(httpReq)
-	if err != nil {
-		// Transport errors (refused, reset, attempt timeout) are retried;
-		// the error text names the URL, which holds no credentials.
-		return nil, 0, fmt.Errorf("embed: request failed: %w", err)
-	}
-	defer resp.Body.Close()
-
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, o.cfg.MaxResponseBytes+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("embed: reading response: %w", err)
-	}
-	if int64(len(raw)) > o.cfg.MaxResponseBytes {
-		return nil, -1, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, o.cfg.MaxResponseBytes)
-	}
-	if resp.StatusCode != http.StatusOK {
-		serr := &StatusError{StatusCode: resp.StatusCode, Message: o.excerpt(raw)}
-		if !serr.Retryable() {
-			return nil, -1, serr
+	if parsed == nil || !parsed.JSON.Data.Valid() || len(parsed.Data) != n {
+		got := 0
+		if parsed != nil {
+			got = len(parsed.Data)
 		}
-		return nil, parseRetryAfter(resp.Header.Get("Retry-After")), serr
-	}
-
-	var parsed embeddingsResponse
-	if err := json.Unmarshal(raw, &parsed); err != nil {
-		return nil, -1, fmt.Errorf("%w: %s", ErrMalformedResponse, o.redact(err.Error()))
-	}
-	if len(parsed.Data) != n {
-		return nil, -1, fmt.Errorf("%w: %d embeddings for %d inputs", ErrMalformedResponse, len(parsed.Data), n)
+		return nil, -1, fmt.Errorf("%w: %d embeddings for %d inputs", ErrMalformedResponse, got, n)
 	}
 	vecs = make([][]float32, n)
 	for _, d := range parsed.Data {
-		if d.Index == nil || *d.Index < 0 || *d.Index >= n || vecs[*d.Index] != nil {
+		if !d.JSON.Index.Valid() || d.Index < 0 || d.Index >= int64(n) || vecs[d.Index] != nil {
 			return nil, -1, fmt.Errorf("%w: missing, out-of-range or repeated index", ErrMalformedResponse)
+		}
+		// The client decodes a base64 string too; floats were asked for,
+		// and anything else is not what this server should send.
+		if !d.JSON.Embedding.Valid() || !strings.HasPrefix(d.JSON.Embedding.Raw(), "[") {
+			return nil, -1, fmt.Errorf("%w: embedding at index %d is not a list of numbers", ErrMalformedResponse, d.Index)
 		}
 		if len(d.Embedding) != o.cfg.Dimensions {
 			return nil, -1, fmt.Errorf("%w: got %d, configured %d (model %q)", ErrDimensions, len(d.Embedding), o.cfg.Dimensions, o.cfg.Model)
 		}
-		if !normalize(d.Embedding) {
-			return nil, -1, fmt.Errorf("%w: zero-length embedding at index %d", ErrMalformedResponse, *d.Index)
+		v := make([]float32, len(d.Embedding))
+		for i, x := range d.Embedding {
+			v[i] = float32(x)
 		}
-		vecs[*d.Index] = d.Embedding
+		if !normalize(v) {
+			return nil, -1, fmt.Errorf("%w: zero-length embedding at index %d", ErrMalformedResponse, d.Index)
+		}
+		vecs[d.Index] = v
 	}
 	return vecs, 0, nil
 }
+
+// exchange watches one attempt's HTTP exchange below the client: it turns
+// a non-2xx answer into a [StatusError] with the server's Retry-After,
+// bounds the body, and remembers whether a 2xx answer arrived, which is
+// what tells a broken response from a failed request.
+type exchange struct {
+	o          *OpenAI
+	responded  bool
+	retryAfter time.Duration
+	body       *limitedBody
+}
+
+func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	resp, err := next(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+		return nil, &StatusError{StatusCode: resp.StatusCode, Message: e.o.excerpt(raw)}
+	}
+	e.responded = true
+	// The endpoint answers JSON however it labels it; the client decodes
+	// only what is labelled so.
+	resp.Header.Set("Content-Type", "application/json")
+	e.body = &limitedBody{rc: resp.Body, remaining: e.o.cfg.MaxResponseBytes}
+	resp.Body = e.body
+	return resp, nil
+}
+
+// failure turns an error of the client into one of ours, with the
+// retryAfter of attempt.
+func (e *exchange) failure(err error) (time.Duration, error) {
+	var serr *StatusError
+	switch {
+	case errors.As(err, &serr):
+		if !serr.Retryable() {
+			return -1, serr
+		}
+		return e.retryAfter, serr
+	case errors.Is(err, ErrResponseTooLarge):
+		return -1, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, e.o.cfg.MaxResponseBytes)
+	case e.body != nil && e.body.readErr != nil:
+		// The connection broke while the body arrived: worth retrying.
+		return 0, fmt.Errorf("embed: reading response: %s", e.o.redact(e.body.readErr.Error()))
+	case e.responded:
+		return -1, fmt.Errorf("%w: %s", ErrMalformedResponse, e.o.redact(err.Error()))
+	}
+	// Transport errors (refused, reset, attempt timeout) are retried; the
+	// error text names the URL, which holds no credentials.
+	return 0, fmt.Errorf("embed: request failed: %s", e.o.redact(err.Error()))
+}
+
+// limitedBody passes a response body through until it exceeds the limit,
+// then fails with ErrResponseTooLarge.
+type limitedBody struct {
+	rc        io.ReadCloser
+	remaining int64
+	err       error
+	// readErr is the underlying body's failure other than its end.
+	readErr error
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if int64(len(p)) > b.remaining+1 {
+		p = p[:b.remaining+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.remaining {
+		b.err = ErrResponseTooLarge
+		n = int(b.remaining)
+		b.remaining = 0
+		return n, b.err
+	}
+	b.remaining -= int64(n)
+	if err != nil && err != io.EOF {
+		b.readErr = err
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
 
 func (o *OpenAI) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {

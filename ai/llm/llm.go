@@ -11,6 +11,23 @@
 //
 // This package must never know about organizations, bots or storage, and
 // it must never log or return a message text or an API key in an error.
+//
+// # Pointing Palisade at a model
+//
+// Without PALISADE_LLM_URL, Palisade answers with [Builtin], which needs
+// no network and no weights. To use a real model, start any server that
+// speaks the OpenAI chat-completions API (vLLM, Ollama, llama.cpp's
+// server, or OpenAI itself) and set, for the Palisade process:
+//
+//   - PALISADE_LLM_URL: the server's root, with or without "/v1", for
+//     example http://localhost:11434 for Ollama or http://vllm:8000/v1;
+//   - PALISADE_LLM_MODEL: the model name the server serves;
+//   - PALISADE_LLM_API_KEY: the bearer key, when the server wants one.
+//
+// The program's wiring turns them into an [OpenAIConfig] for [NewOpenAI];
+// this package itself reads no environment. The model must support
+// function tools (the "tools" request field), since retrieval is a tool
+// call.
 package llm
 
 import (
