@@ -21,7 +21,11 @@ func newModel(cfg LLMConfig) (llm.Model, error) {
 	if cfg.URL == "" {
 		return llm.NewBuiltin(), nil
 	}
-	return nil, fmt.Errorf("llm: OpenAI-compatible endpoints are not wired yet (%s)", cfg.URL)
+	m, err := llm.NewOpenAI(llm.OpenAIConfig{BaseURL: cfg.URL, Model: cfg.Model, APIKey: cfg.APIKey})
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	return m, nil
 }
 
 // newRunner builds the bot turn runner: the tools every bot may be

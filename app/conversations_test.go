@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/ai/llm/llmtest"
 	"github.com/palisadehq/palisade/app"
 )
 
@@ -597,5 +598,47 @@ func TestTurnRefusals(t *testing.T) {
 	last := got.Messages[len(got.Messages)-1]
 	if last.Status != "failed" {
 		t.Fatalf("the refused turn is %q, want failed on record", last.Status)
+	}
+}
+
+// TestOpenAICompatibleModel runs a turn against an in-test chat-completions
+// server: the adapter's streamed tool call goes through the same decision
+// and recording as the built-in model's, and a failing endpoint is a
+// recorded failed turn (502), never a panic.
+func TestOpenAICompatibleModel(t *testing.T) {
+	t.Parallel()
+	// Two replies (a tool call, then the answer); the script then answers
+	// HTTP 500.
+	srv := llmtest.NewServer(t, llmtest.Script(
+		llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "c1", Name: "search_knowledge", Arguments: json.RawMessage(`{"query":"vacation days"}`)}}},
+		llmtest.Reply{Content: "Employees get 25 days [1]."},
+	))
+	h := openHarness(t, t.TempDir(), func(cfg *app.Config) {
+		cfg.LLM = app.LLMConfig{URL: srv.URL + "/v1", Model: "test-model", APIKey: "sk-test-key"}
+	})
+	org, owner := h.createOrg("Acme", "olivia")
+	alice := h.addMember(org, owner, "alice", "member")
+	kb := h.createKB(owner, "Handbook")
+	h.addDoc(owner, kb, "Leave", "text/plain", "Every employee gets 25 days of paid vacation per year.")
+	bot := h.createBotWith(owner, "HR", "Be brief.", map[string]any{
+		"knowledge_bases": []string{kb}, "tools": []string{"search_knowledge"}, "permissions": []string{"kb:read"},
+	})
+	conv := h.startConversation(alice, bot)
+
+	a, _ := h.ask(alice, conv, "How many vacation days?")
+	if a.Message.Content != "Employees get 25 days [1]." || len(a.Message.Citations) != 1 || len(a.Message.ToolCalls) != 1 || a.Message.ToolCalls[0].Status != "ok" {
+		t.Fatalf("answer %+v", a.Message)
+	}
+	// The endpoint saw the instructions as the only system message and
+	// the search result as a tool message.
+	reqs := srv.Requests()
+	last := string(reqs[len(reqs)-1].Body)
+	if !strings.Contains(last, `"role":"tool"`) || strings.Count(last, `"role":"system"`) != 1 {
+		t.Fatalf("second request to the model: %s", last)
+	}
+
+	r := h.do(http.MethodPost, "/v1/conversations/"+conv+"/messages", alice, map[string]any{"content": "again?"})
+	if r.status != http.StatusBadGateway || strings.Contains(string(r.body), "sk-test-key") {
+		t.Fatalf("failing endpoint: %d %s", r.status, r.body)
 	}
 }
