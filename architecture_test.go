@@ -68,6 +68,19 @@ func importRules() []importRule {
 		forbids:    underAny(append([]string{"projections"}, adapters...)...),
 		transitive: true,
 	}, {
+		// The turn runner calls use cases through ports; which store or
+		// read model is behind them is the app's business.
+		from:       "conversation",
+		what:       "an adapter",
+		forbids:    underAny(adapters...),
+		transitive: true,
+	}, {
+		// A model never sees the platform: it gets messages and tools.
+		from:       "ai",
+		what:       "anything of the project outside ai",
+		forbids:    func(pkg string) bool { return !under(pkg, "ai") },
+		transitive: true,
+	}, {
 		from:       "http",
 		what:       "an adapter",
 		forbids:    underAny(adapters...),
@@ -114,7 +127,9 @@ func TestCheckImportsCatches(t *testing.T) {
 			"projections/postgres": {"projections"},
 			"bus/kafka":            {"eventstore"},
 			"commands":             {"eventstore", "domain/access"},
-			"http":                 {"commands", "projections"},
+			"ai/llm":               {},
+			"conversation":         {"ai/llm", "commands", "projections", "domain/access"},
+			"http":                 {"commands", "projections", "conversation"},
 			"app":                  {"http", "eventstore/embedded", "eventstore/esdb", "projections/memory", "projections/postgres", "bus/kafka"},
 		}
 	}
@@ -141,6 +156,7 @@ func TestCheckImportsCatches(t *testing.T) {
 			"commands must not import the query side (projections) or an adapter, but commands → commands/helper → projections/memory → projections",
 			"commands/helper must not import the query side (projections) or an adapter, but commands/helper → projections/memory",
 			"commands/helper must not import the query side (projections) or an adapter, but commands/helper → projections/memory → projections",
+			"conversation must not import an adapter, but conversation → commands → commands/helper → projections/memory",
 			"http must not import an adapter, but http → commands → commands/helper → projections/memory",
 		},
 	}, {
@@ -149,6 +165,13 @@ func TestCheckImportsCatches(t *testing.T) {
 		want: []string{
 			"http must not import an adapter, but http → eventstore/esdb",
 			"http must not import the event store (eventstore or its sub-packages), but http → eventstore/esdb",
+		},
+	}, {
+		name: "the model port reaches the platform",
+		edit: func(g map[string][]string) { g["ai/llm"] = append(g["ai/llm"], "domain/access") },
+		want: []string{
+			"ai/llm must not import anything of the project outside ai, but ai/llm → domain/access",
+			"ai/llm must not import anything of the project outside ai, but ai/llm → domain/access → domain",
 		},
 	}, {
 		name: "one adapter imports another",
