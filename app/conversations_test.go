@@ -642,3 +642,40 @@ func TestOpenAICompatibleModel(t *testing.T) {
 		t.Fatalf("failing endpoint: %d %s", r.status, r.body)
 	}
 }
+
+// TestLosingAGrantMidConversation: authority is re-read for every call, so
+// a member whose grant on a restricted base is withdrawn between two turns
+// gets the next call on that base denied, and nothing of it cited.
+func TestLosingAGrantMidConversation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	org, owner := h.createOrg("Acme", "olivia")
+	alice := h.addMember(org, owner, "alice", "member")
+	kb := h.createKB(owner, "Salaries")
+	h.addDoc(owner, kb, "Bands", "text/plain", "Salary bands are reviewed every April.")
+	grant := func(subjects ...string) {
+		grants := []map[string]any{{"subject": "user:olivia", "permissions": []string{"kb:read", "kb:write"}}}
+		for _, s := range subjects {
+			grants = append(grants, map[string]any{"subject": s, "permissions": []string{"kb:read"}})
+		}
+		h.must(http.StatusOK, http.MethodPut, "/v1/knowledge-bases/"+kb+"/grants", owner, map[string]any{"grants": grants})
+	}
+	grant("user:alice")
+	bot := h.createBotWith(owner, "Pay", "", map[string]any{
+		"knowledge_bases": []string{kb}, "tools": []string{"search_knowledge"}, "permissions": []string{"kb:read"},
+	})
+	conv := h.startConversation(alice, bot)
+	question := "When are salary bands reviewed?\n@tool search_knowledge {\"query\":\"salary bands\",\"knowledge_base_ids\":[\"" + kb + "\"]}"
+	first, _ := h.ask(alice, conv, question)
+	if len(first.Message.Citations) == 0 || first.Message.ToolCalls[0].Status != "ok" {
+		t.Fatalf("with the grant: %+v", first.Message)
+	}
+	grant() // alice's grant withdrawn
+	second, _ := h.ask(alice, conv, question)
+	if len(second.Message.Citations) != 0 || strings.Contains(second.Message.Content, "April") {
+		t.Fatalf("after the grant was withdrawn the answer still cites the base: %+v", second.Message)
+	}
+	if second.Message.ToolCalls[0].Status != "denied" {
+		t.Fatalf("the call naming the base: %+v, want denied", second.Message.ToolCalls[0])
+	}
+}
