@@ -25,7 +25,7 @@ import (
 
 // maxConditionRetries bounds how often a command decides again because the
 // organization's tenancy stream moved between its decision and its append.
-const maxConditionRetries = 8
+const maxConditionRetries = 16
 
 // baseBackoff and maxBackoff bound the wait before deciding again.
 const (

@@ -78,7 +78,7 @@ type Result struct {
 // maxConflictRetries bounds how often a command re-reads its aggregate and
 // decides again after losing an optimistic-concurrency race (after a short
 // jittered wait, so that a burst of writers to one stream spreads out).
-const maxConflictRetries = 8
+const maxConflictRetries = 16
 
 // Pipeline is the write core: it runs commands against the event store.
 // Handlers of each bounded context hold one and add the rules of their
