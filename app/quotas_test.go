@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palisadehq/palisade/quota"
 )
 
 // setQuotas sets org's quota overrides as the platform.
@@ -116,12 +118,6 @@ func TestStoredResourceQuotas(t *testing.T) {
 // organization uploads meanwhile.
 func TestConcurrentUploadCap(t *testing.T) {
 	t.Parallel()
-	if testReadModels() == "postgres" {
-		// Known defect, open: on PostgreSQL read models the per-org upload
-		// cap set by PUT /v1/orgs/{id}/quotas did not engage (the second
-		// upload answered 201). Reported in the closing note of 2026-12-04.
-		t.Skip("known defect: the upload cap does not engage on PostgreSQL read models")
-	}
 	h := newHarness(t)
 	org, owner := h.createOrg("Acme", "alice")
 	_, other := h.createOrg("Other", "bob")
@@ -150,15 +146,17 @@ func TestConcurrentUploadCap(t *testing.T) {
 	part, _ := mw.CreateFormFile("file", "slow.txt")
 	_, _ = part.Write([]byte("the first half of a slow upload, "))
 
-	var r response
-	// Generous on a loaded machine: the slow upload must first reach the
-	// server and take the slot.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		r = h.do(http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner, map[string]any{"title": "x", "content": "x " + time.Now().String(), "content_type": "text/plain"})
-		if r.status == http.StatusTooManyRequests {
-			break
+	// Wait until the slow upload holds the slot (generous on a loaded
+	// machine), and only then probe: a probe sent while the slow upload is
+	// still on its way takes the slot itself, and the slow upload is the
+	// one refused. Probing in a loop did that on PostgreSQL read models,
+	// where each probe holds the slot through a longer consistency wait.
+	for deadline := time.Now().Add(30 * time.Second); h.app.Quotas.InProgress(org, quota.WorkUploads) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow upload never took the organization's upload slot")
 		}
 	}
+	r := h.do(http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner, map[string]any{"title": "x", "content": "x", "content_type": "text/plain"})
 	requireRetryLater(t, r, "an upload beyond the organization's cap")
 	h.addDoc(other, otherKB, "Theirs", "text/plain", "another organization uploads meanwhile")
 

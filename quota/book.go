@@ -215,6 +215,18 @@ func (b *Book) acquireOrg(org, kind string) (func(), error) {
 	}, nil
 }
 
+// InProgress returns how many slots of org's concurrent work of kind are
+// taken now. It only reads: it never takes a slot, so asking cannot refuse
+// anyone (monitoring, and tests that must know an upload holds its slot).
+func (b *Book) InProgress(org, kind string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if u := b.orgs[org]; u != nil {
+		return u.working[kind]
+	}
+	return 0
+}
+
 // AdmitResource refuses one more stored resource of kind ("bots",
 // "knowledge_bases", "documents") when org holds its quota of them.
 func (b *Book) AdmitResource(_ context.Context, org, kind string) error {

@@ -92,3 +92,39 @@ func TestResourceQuota(t *testing.T) {
 		t.Fatalf("unknown kind = %v, want a plain error", err)
 	}
 }
+
+// TestInProgress: InProgress counts the slots an organization's work holds,
+// per kind, without taking one itself.
+func TestInProgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := quota.NewBook(quota.Config{Defaults: quota.Limits{ConcurrentUploads: 1}})
+	if n := b.InProgress("org-a", quota.WorkUploads); n != 0 {
+		t.Fatalf("InProgress of an unknown organization = %d, want 0", n)
+	}
+	release, err := b.Acquire(ctx, "org-a", quota.WorkUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if n := b.InProgress("org-a", quota.WorkUploads); n != 1 {
+			t.Fatalf("InProgress with one upload = %d, want 1", n)
+		}
+	}
+	if n := b.InProgress("org-a", quota.WorkPDFParses); n != 0 {
+		t.Fatalf("InProgress of another kind = %d, want 0", n)
+	}
+	if n := b.InProgress("org-b", quota.WorkUploads); n != 0 {
+		t.Fatalf("InProgress of another organization = %d, want 0", n)
+	}
+	release()
+	if n := b.InProgress("org-a", quota.WorkUploads); n != 0 {
+		t.Fatalf("InProgress after release = %d, want 0", n)
+	}
+	// Asking took no slot: the cap of one still admits an upload.
+	release, err = b.Acquire(ctx, "org-a", quota.WorkUploads)
+	if err != nil {
+		t.Fatalf("an upload after InProgress calls was refused: %v", err)
+	}
+	release()
+}
