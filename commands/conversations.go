@@ -2,7 +2,10 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -20,10 +23,47 @@ import (
 // records through these handlers.
 type Conversations struct {
 	p *Pipeline
+	// folded keeps conversations as last folded, so that a turn reads
+	// only the events since the previous one, not the whole history.
+	folded *foldedConversations
 }
 
 // NewConversations returns the conversation handlers over p.
-func NewConversations(p *Pipeline) *Conversations { return &Conversations{p: p} }
+func NewConversations(p *Pipeline) *Conversations {
+	return &Conversations{p: p, folded: &foldedConversations{entries: map[eventstore.StreamName]*foldedConversation{}}}
+}
+
+// maxFoldedConversations bounds the conversations kept folded; past it the
+// cache starts over (a conversation is then read whole once).
+const maxFoldedConversations = 10_000
+
+type foldedConversations struct {
+	mu      sync.Mutex
+	entries map[eventstore.StreamName]*foldedConversation
+}
+
+// foldedConversation is one conversation folded up to version. Its mutex
+// also serializes the turns of the conversation started here.
+type foldedConversation struct {
+	mu      sync.Mutex
+	conv    conversations.Conversation
+	version uint64
+	exists  bool
+}
+
+func (f *foldedConversations) entry(stream eventstore.StreamName) *foldedConversation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.entries[stream]
+	if e == nil {
+		if len(f.entries) >= maxFoldedConversations {
+			f.entries = map[eventstore.StreamName]*foldedConversation{}
+		}
+		e = &foldedConversation{}
+		f.entries[stream] = e
+	}
+	return e
+}
 
 func conversationStream(orgID, id string) (eventstore.StreamName, error) {
 	return eventstore.NewStreamName(conversations.Category, orgID, id)
@@ -156,23 +196,56 @@ func (c *Conversations) BeginTurn(ctx context.Context, who access.Principal, con
 	}
 	turn := Turn{ConversationID: conversationID, TurnID: uuid.Must(uuid.NewV7()).String(),
 		MessageID: uuid.Must(uuid.NewV7()).String(), Decision: d}
-	res, err := p.execute(ctx, who, d, stream, newConversation, func(a aggregate) ([]domain.Event, error) {
-		conv := asConversation(a)
-		if err := ownedBy(conv, who); err != nil {
-			return nil, err
+	e := c.folded.entry(stream)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		res, err := c.beginTurn(ctx, who, d, stream, e, &turn, content)
+		if (errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrConditionFailed)) && attempt <= maxConflictRetries {
+			if err := retryBackoff(ctx, attempt); err != nil {
+				return Turn{}, err
+			}
+			continue
 		}
-		bot, err := c.Bot(ctx, who.OrgID, conv.BotID())
 		if err != nil {
-			return nil, err
+			return Turn{}, err
 		}
-		turn.Bot, turn.History = bot, conv.History()
-		return conv.Ask(turn.TurnID, turn.MessageID, content)
-	})
-	if err != nil {
-		return Turn{}, err
+		turn.Result = res
+		return turn, nil
 	}
-	turn.Result = res
-	return turn, nil
+}
+
+// beginTurn is one try of BeginTurn on the folded conversation e (its
+// mutex held): catch up with the stream, decide, append at that version.
+func (c *Conversations) beginTurn(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	e *foldedConversation, turn *Turn, content string) (Result, error) {
+	p := c.p
+	var err error
+	if e.version, e.exists, err = p.loadFrom(ctx, stream, &e.conv, e.version, e.exists); err != nil {
+		return Result{}, err
+	}
+	conv := &e.conv
+	if err := ownedBy(conv, who); err != nil {
+		return Result{}, err
+	}
+	bot, err := c.Bot(ctx, who.OrgID, conv.BotID())
+	if err != nil {
+		return Result{}, err
+	}
+	turn.Bot, turn.History = bot, slices.Clone(conv.History())
+	evs, err := conv.Ask(turn.TurnID, turn.MessageID, content)
+	if err != nil {
+		return Result{}, err
+	}
+	release := p.hold(who, d, stream)
+	res, at, err := p.appendDecided(ctx, who, d, stream, conv, eventstore.Exact(e.version), evs)
+	release()
+	if err != nil {
+		return Result{}, err
+	}
+	// The events just appended are read back with the next turn's catch-up:
+	// folding them here would skip them in the stream's count.
+	return Result{ID: turn.ConversationID, Position: res.LastPosition, Version: res.LastVersion, At: at, events: evs}, nil
 }
 
 // RecordTurn appends what a turn did (tool calls and their outcomes, the

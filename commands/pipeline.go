@@ -202,18 +202,28 @@ func (p *Pipeline) attempt(ctx context.Context, who access.Principal, d access.D
 
 // load folds stream into agg and returns the stream's last version.
 func (p *Pipeline) load(ctx context.Context, stream eventstore.StreamName, agg aggregate) (uint64, bool, error) {
+	return p.loadFrom(ctx, stream, agg, 0, false)
+}
+
+// loadFrom folds into agg the events of stream after version (all of them
+// when exists is false: agg has seen none) and returns the stream's last
+// version. agg is left consistent with the version returned, also when a
+// read fails part way.
+func (p *Pipeline) loadFrom(ctx context.Context, stream eventstore.StreamName, agg aggregate, version uint64, exists bool) (uint64, bool, error) {
 	const page = 500
-	var from, version uint64
-	exists := false
+	var from uint64
+	if exists {
+		from = version + 1
+	}
 	for {
 		envs, err := p.store.ReadStream(ctx, stream, from, page)
 		if err != nil {
-			return 0, false, fmt.Errorf("load %s: %w", stream, err)
+			return version, exists, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, env := range envs {
 			e, err := p.registry.Decode(env.Type, env.Data)
 			if err != nil {
-				return 0, false, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
+				return version, exists, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
 			}
 			agg.Apply(e)
 			version, exists = env.StreamVersion, true

@@ -50,21 +50,6 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *turns {
-		levels, err := parseLevels(*clientList)
-		if err != nil {
-			return err
-		}
-		dir := *dataDir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "palisade-bench-"); err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-		}
-		return benchTurns(ctx, turnBenchConfig{levels: levels, duration: *duration, dataDir: dir,
-			pgURL: *pgURL, pgOwnerURL: *pgOwnerURL, pgSchema: *pgSchema}, stdout)
-	}
 	if *flood > 0 {
 		return benchFlood(ctx, *flood, *floodClients, *victimClients, *floodRate, *duration, stdout)
 	}
@@ -87,6 +72,21 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *turns {
+		levels, err := parseLevels(*clientList)
+		if err != nil {
+			return err
+		}
+		dir := *dataDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "palisade-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		return benchTurns(ctx, turnBenchConfig{levels: levels, duration: *duration, dataDir: dir,
+			pgURL: *pgURL, pgOwnerURL: *pgOwnerURL, pgSchema: *pgSchema}, stdout)
 	}
 	var levels []int
 	for _, s := range strings.Split(*clientList, ",") {
