@@ -77,12 +77,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.Dimensions <= 0 {
 		return nil, errors.New("embed: OpenAI config: Dimensions must be positive")
 	}
-	base, err := endpoint.APIBase(cfg.BaseURL)
+	opts, err := endpoint.ClientOptions(cfg.BaseURL, cfg.APIKey, cfg.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("embed: OpenAI config: %w", err)
-	}
-	if strings.ContainsAny(cfg.APIKey, "\r\n") {
-		return nil, errors.New("embed: OpenAI config: APIKey contains a line break")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -105,15 +102,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.MaxRetryDelay <= 0 {
 		cfg.MaxRetryDelay = 10 * time.Second
 	}
-	opts := []option.RequestOption{
-		option.WithBaseURL(base),
-		option.WithHTTPClient(endpoint.HTTPClient(cfg.HTTPClient)),
-		option.WithMaxRetries(0),
-	}
-	if cfg.APIKey != "" {
-		opts = append(opts, option.WithAPIKey(cfg.APIKey))
-	}
-	// The service, unlike openai.NewClient, reads no OPENAI_* variables.
+	// The options ask for no retries: embedBatch makes its own, so that
+	// MaxRetryDelay caps a server's Retry-After. The service, unlike
+	// openai.NewClient, reads no OPENAI_* variables.
 	return &OpenAI{cfg: cfg, embeddings: openai.NewEmbeddingService(opts...)}, nil
 }
 

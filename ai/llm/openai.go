@@ -64,12 +64,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.Model == "" {
 		return nil, errors.New("llm: OpenAI config: Model is required")
 	}
-	base, err := endpoint.APIBase(cfg.BaseURL)
+	opts, err := endpoint.ClientOptions(cfg.BaseURL, cfg.APIKey, cfg.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("llm: OpenAI config: %w", err)
-	}
-	if strings.ContainsAny(cfg.APIKey, "\r\n") {
-		return nil, errors.New("llm: OpenAI config: APIKey contains a line break")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Minute
@@ -77,17 +74,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 8 << 20
 	}
-	opts := []option.RequestOption{
-		option.WithBaseURL(base),
-		option.WithHTTPClient(endpoint.HTTPClient(cfg.HTTPClient)),
-		// The caller decides about retries, knowing what the turn has
-		// already streamed to the person.
-		option.WithMaxRetries(0),
-	}
-	if cfg.APIKey != "" {
-		opts = append(opts, option.WithAPIKey(cfg.APIKey))
-	}
-	// The service, unlike openai.NewClient, reads no OPENAI_* variables.
+	// The options ask for no retries: the caller decides, knowing what
+	// the turn has already streamed to the person. The service, unlike
+	// openai.NewClient, reads no OPENAI_* variables.
 	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(opts...)}, nil
 }
 

@@ -17,7 +17,34 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/openai/openai-go/v3/option"
 )
+
+// ClientOptions checks an endpoint's base URL and API key and returns the
+// options for an openai-go service that reaches it: requests go below
+// {baseURL}/v1/, through client or, when it is nil, a client that follows
+// no redirects; the key, when set, is sent as a bearer token; the service
+// itself never retries, since each caller decides about retries knowing
+// what it has already done. The errors name the field, never the key.
+func ClientOptions(baseURL, apiKey string, client *http.Client) ([]option.RequestOption, error) {
+	base, err := APIBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(apiKey, "\r\n") {
+		return nil, errors.New("APIKey contains a line break")
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(base),
+		option.WithHTTPClient(HTTPClient(client)),
+		option.WithMaxRetries(0),
+	}
+	if apiKey != "" {
+		opts = append(opts, option.WithAPIKey(apiKey))
+	}
+	return opts, nil
+}
 
 // APIBase checks a configured base URL and returns it ending in "/v1/",
 // the root the openai-go client appends its paths to. The URL may be given

@@ -1,6 +1,7 @@
 package endpoint_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/openai/openai-go/v3"
 
 	"github.com/palisadehq/palisade/ai/internal/endpoint"
 )
@@ -201,5 +204,93 @@ func TestHTTPClientFollowsNoRedirect(t *testing.T) {
 	given := &http.Client{}
 	if endpoint.HTTPClient(given) != given {
 		t.Fatal("a given client is replaced")
+	}
+}
+
+func TestClientOptionsRejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, baseURL, apiKey string
+	}{
+		{"no URL", "", key},
+		{"credentials in URL", "https://user:" + key + "@example.com", key},
+		{"key with a line break", "https://example.com", "abc\r\nX-Evil: 1"},
+		{"key with a newline", "https://example.com", "abc\nX"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts, err := endpoint.ClientOptions(tc.baseURL, tc.apiKey, nil)
+			if err == nil {
+				t.Fatalf("accepted: %d options", len(opts))
+			}
+			if strings.Contains(err.Error(), key[:8]) {
+				t.Fatalf("error leaks the key: %v", err)
+			}
+		})
+	}
+}
+
+// TestClientOptionsRequest sends one request with a service built from the
+// options: to the base URL's /v1, with the key as a bearer token only when
+// there is one, once, and not along a redirect. (openai-go itself refuses
+// a redirect to another origin, so the redirect here stays on the server.)
+func TestClientOptionsRequest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		apiKey     string
+		redirect   bool
+		wantBearer string
+	}{
+		{name: "with a key", apiKey: key, wantBearer: "Bearer " + key},
+		{name: "without a key"},
+		{name: "redirected", apiKey: key, redirect: true, wantBearer: "Bearer " + key},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			requests := make(chan *http.Request, 10)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
+				requests <- r
+				if tc.redirect {
+					http.Redirect(w, r, "/moved", http.StatusFound)
+					return
+				}
+				// Retryable, so that a client retrying on its own would.
+				w.WriteHeader(http.StatusServiceUnavailable)
+			})
+			mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("redirect followed, Authorization %q", r.Header.Get("Authorization"))
+			})
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+
+			opts, err := endpoint.ClientOptions(srv.URL+"/", tc.apiKey, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			service := openai.NewEmbeddingService(opts...)
+			_, err = service.New(context.Background(), openai.EmbeddingNewParams{
+				Model: "m",
+				Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")},
+			})
+			if err == nil {
+				t.Fatal("no error from a failing endpoint")
+			}
+			close(requests)
+			var got []*http.Request
+			for r := range requests {
+				got = append(got, r)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d requests, want 1 (no retries)", len(got))
+			}
+			if got[0].URL.Path != "/v1/embeddings" {
+				t.Fatalf("path %q", got[0].URL.Path)
+			}
+			if bearer := got[0].Header.Get("Authorization"); bearer != tc.wantBearer {
+				t.Fatalf("Authorization %q, want %q", bearer, tc.wantBearer)
+			}
+		})
 	}
 }
