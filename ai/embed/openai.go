@@ -2,20 +2,18 @@ package embed
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/palisadehq/palisade/ai/internal/endpoint"
 )
 
 // OpenAIConfig configures an [OpenAI] embedder. Zero values of the optional
@@ -79,22 +77,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.Dimensions <= 0 {
 		return nil, errors.New("embed: OpenAI config: Dimensions must be positive")
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("embed: OpenAI config: BaseURL must be an absolute http or https URL")
-	}
-	if u.User != nil {
-		return nil, errors.New("embed: OpenAI config: BaseURL must not carry credentials; use APIKey")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("embed: OpenAI config: BaseURL must not have a query or fragment")
-	}
-	if !strings.HasSuffix(u.Path, "/v1") {
-		u.Path += "/v1"
-	}
-	u.Path += "/"
-	if strings.ContainsAny(cfg.APIKey, "\r\n") {
-		return nil, errors.New("embed: OpenAI config: APIKey contains a line break")
+	opts, err := endpoint.ClientOptions(cfg.BaseURL, cfg.APIKey, cfg.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("embed: OpenAI config: %w", err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -117,21 +102,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.MaxRetryDelay <= 0 {
 		cfg.MaxRetryDelay = 10 * time.Second
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}
-	}
-	opts := []option.RequestOption{
-		option.WithBaseURL(u.String()),
-		option.WithHTTPClient(client),
-		option.WithMaxRetries(0),
-	}
-	if cfg.APIKey != "" {
-		opts = append(opts, option.WithAPIKey(cfg.APIKey))
-	}
-	// The service, unlike openai.NewClient, reads no OPENAI_* variables.
+	// The options ask for no retries: embedBatch makes its own, so that
+	// MaxRetryDelay caps a server's Retry-After. The service, unlike
+	// openai.NewClient, reads no OPENAI_* variables.
 	return &OpenAI{cfg: cfg, embeddings: openai.NewEmbeddingService(opts...)}, nil
 }
 
@@ -246,7 +219,7 @@ type exchange struct {
 	o          *OpenAI
 	responded  bool
 	retryAfter time.Duration
-	body       *limitedBody
+	body       *endpoint.LimitedBody
 }
 
 func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
@@ -255,16 +228,14 @@ func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*h
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		_ = resp.Body.Close()
 		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
-		return nil, &StatusError{StatusCode: resp.StatusCode, Message: e.o.excerpt(raw)}
+		return nil, &StatusError{StatusCode: resp.StatusCode, Message: endpoint.ErrorMessage(resp.Body, e.o.cfg.APIKey)}
 	}
 	e.responded = true
 	// The endpoint answers JSON however it labels it; the client decodes
 	// only what is labelled so.
 	resp.Header.Set("Content-Type", "application/json")
-	e.body = &limitedBody{rc: resp.Body, remaining: e.o.cfg.MaxResponseBytes}
+	e.body = endpoint.NewLimitedBody(resp.Body, e.o.cfg.MaxResponseBytes, ErrResponseTooLarge)
 	resp.Body = e.body
 	return resp, nil
 }
@@ -281,49 +252,16 @@ func (e *exchange) failure(err error) (time.Duration, error) {
 		return e.retryAfter, serr
 	case errors.Is(err, ErrResponseTooLarge):
 		return -1, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, e.o.cfg.MaxResponseBytes)
-	case e.body != nil && e.body.readErr != nil:
+	case e.body != nil && e.body.ReadErr() != nil:
 		// The connection broke while the body arrived: worth retrying.
-		return 0, fmt.Errorf("embed: reading response: %s", e.o.redact(e.body.readErr.Error()))
+		return 0, fmt.Errorf("embed: reading response: %s", endpoint.Redact(e.body.ReadErr().Error(), e.o.cfg.APIKey))
 	case e.responded:
-		return -1, fmt.Errorf("%w: %s", ErrMalformedResponse, e.o.redact(err.Error()))
+		return -1, fmt.Errorf("%w: %s", ErrMalformedResponse, endpoint.Redact(err.Error(), e.o.cfg.APIKey))
 	}
 	// Transport errors (refused, reset, attempt timeout) are retried; the
 	// error text names the URL, which holds no credentials.
-	return 0, fmt.Errorf("embed: request failed: %s", e.o.redact(err.Error()))
+	return 0, fmt.Errorf("embed: request failed: %s", endpoint.Redact(err.Error(), e.o.cfg.APIKey))
 }
-
-// limitedBody passes a response body through until it exceeds the limit,
-// then fails with ErrResponseTooLarge.
-type limitedBody struct {
-	rc        io.ReadCloser
-	remaining int64
-	err       error
-	// readErr is the underlying body's failure other than its end.
-	readErr error
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if int64(len(p)) > b.remaining+1 {
-		p = p[:b.remaining+1]
-	}
-	n, err := b.rc.Read(p)
-	if int64(n) > b.remaining {
-		b.err = ErrResponseTooLarge
-		n = int(b.remaining)
-		b.remaining = 0
-		return n, b.err
-	}
-	b.remaining -= int64(n)
-	if err != nil && err != io.EOF {
-		b.readErr = err
-	}
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
 
 func (o *OpenAI) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {
@@ -348,57 +286,4 @@ func parseRetryAfter(v string) time.Duration {
 		}
 	}
 	return 0
-}
-
-// excerpt returns the endpoint's error message (the OpenAI error shape's
-// "message", or the start of the body), short, printable and without the
-// API key, which some servers echo back.
-func (o *OpenAI) excerpt(raw []byte) string {
-	var shaped struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if len(raw) > 4096 {
-		raw = raw[:4096]
-	}
-	msg := string(raw)
-	if json.Unmarshal(raw, &shaped) == nil && shaped.Error.Message != "" {
-		msg = shaped.Error.Message
-	}
-	msg = o.redact(msg)
-	msg = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return ' '
-		}
-		return r
-	}, msg)
-	const maxExcerpt = 200
-	if len(msg) > maxExcerpt {
-		cut := maxExcerpt
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + "…"
-	}
-	return strings.TrimSpace(msg)
-}
-
-// redact removes the API key from s, and also any long prefix of it, which
-// is how some servers echo a key back ("sk-abc…xyz").
-func (o *OpenAI) redact(s string) string {
-	key := o.cfg.APIKey
-	if key == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, key, "[redacted]")
-	const minEcho = 8
-	if len(key) > minEcho {
-		for n := len(key) - 1; n >= minEcho; n-- {
-			if strings.Contains(s, key[:n]) {
-				s = strings.ReplaceAll(s, key[:n], "[redacted]")
-			}
-		}
-	}
-	return s
 }

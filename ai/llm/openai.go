@@ -5,19 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/palisadehq/palisade/ai/internal/endpoint"
 )
 
 // OpenAIConfig configures an [OpenAI] model. Zero values of the optional
@@ -65,12 +64,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.Model == "" {
 		return nil, errors.New("llm: OpenAI config: Model is required")
 	}
-	base, err := apiBase(cfg.BaseURL)
+	opts, err := endpoint.ClientOptions(cfg.BaseURL, cfg.APIKey, cfg.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("llm: OpenAI config: %w", err)
-	}
-	if strings.ContainsAny(cfg.APIKey, "\r\n") {
-		return nil, errors.New("llm: OpenAI config: APIKey contains a line break")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Minute
@@ -78,43 +74,10 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 8 << 20
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}
-	}
-	opts := []option.RequestOption{
-		option.WithBaseURL(base),
-		option.WithHTTPClient(client),
-		// The caller decides about retries, knowing what the turn has
-		// already streamed to the person.
-		option.WithMaxRetries(0),
-	}
-	if cfg.APIKey != "" {
-		opts = append(opts, option.WithAPIKey(cfg.APIKey))
-	}
-	// The service, unlike openai.NewClient, reads no OPENAI_* variables.
+	// The options ask for no retries: the caller decides, knowing what
+	// the turn has already streamed to the person. The service, unlike
+	// openai.NewClient, reads no OPENAI_* variables.
 	return &OpenAI{cfg: cfg, chat: openai.NewChatCompletionService(opts...)}, nil
-}
-
-// apiBase checks a configured base URL and returns it ending in "/v1/".
-func apiBase(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", errors.New("BaseURL must be an absolute http or https URL")
-	}
-	if u.User != nil {
-		return "", errors.New("BaseURL must not carry credentials; use APIKey")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("BaseURL must not have a query or fragment")
-	}
-	if !strings.HasSuffix(u.Path, "/v1") {
-		u.Path += "/v1"
-	}
-	u.Path += "/"
-	return u.String(), nil
 }
 
 // Name is the configured model name.
@@ -379,7 +342,7 @@ type exchange struct {
 	o         *OpenAI
 	streaming bool
 	responded bool
-	body      *limitedBody
+	body      *endpoint.LimitedBody
 }
 
 func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
@@ -388,9 +351,7 @@ func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*h
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		_ = resp.Body.Close()
-		return nil, &StatusError{StatusCode: resp.StatusCode, Message: e.o.excerpt(raw)}
+		return nil, &StatusError{StatusCode: resp.StatusCode, Message: endpoint.ErrorMessage(resp.Body, e.o.cfg.APIKey)}
 	}
 	e.responded = true
 	if !e.streaming {
@@ -398,7 +359,7 @@ func (e *exchange) middleware(req *http.Request, next option.MiddlewareNext) (*h
 		// client decodes only what is labelled so.
 		resp.Header.Set("Content-Type", "application/json")
 	}
-	e.body = &limitedBody{rc: resp.Body, remaining: e.o.cfg.MaxResponseBytes}
+	e.body = endpoint.NewLimitedBody(resp.Body, e.o.cfg.MaxResponseBytes, ErrResponseTooLarge)
 	resp.Body = e.body
 	return resp, nil
 }
@@ -419,8 +380,8 @@ func (e *exchange) failure(ctx context.Context, err error) error {
 	if errors.As(err, &streamErr) {
 		return fmt.Errorf("llm: endpoint reported an error while streaming: %s", e.o.excerpt(streamErr.Event.Data))
 	}
-	if e.body != nil && e.body.readErr != nil {
-		return fmt.Errorf("llm: reading response: %s", e.o.excerpt([]byte(e.body.readErr.Error())))
+	if e.body != nil && e.body.ReadErr() != nil {
+		return fmt.Errorf("llm: reading response: %s", e.o.excerpt([]byte(e.body.ReadErr().Error())))
 	}
 	if e.responded {
 		return fmt.Errorf("%w: %s", ErrMalformedResponse, e.o.excerpt([]byte(err.Error())))
@@ -429,85 +390,6 @@ func (e *exchange) failure(ctx context.Context, err error) error {
 	return fmt.Errorf("llm: chat request failed: %s", e.o.excerpt([]byte(err.Error())))
 }
 
-// limitedBody passes a response body through until it exceeds the limit,
-// then fails with ErrResponseTooLarge.
-type limitedBody struct {
-	rc        io.ReadCloser
-	remaining int64
-	err       error
-	// readErr is the underlying body's failure other than its end: the
-	// connection broke, which is no fault of the response's shape.
-	readErr error
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if int64(len(p)) > b.remaining+1 {
-		p = p[:b.remaining+1]
-	}
-	n, err := b.rc.Read(p)
-	if int64(n) > b.remaining {
-		b.err = ErrResponseTooLarge
-		n = int(b.remaining)
-		b.remaining = 0
-		return n, b.err
-	}
-	b.remaining -= int64(n)
-	if err != nil && err != io.EOF {
-		b.readErr = err
-	}
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
-
-// excerpt returns a short, printable version of an endpoint's message (the
-// OpenAI error shape's "message" when there is one) without the API key,
-// which some servers echo back.
-func (o *OpenAI) excerpt(raw []byte) string {
-	if len(raw) > 4096 {
-		raw = raw[:4096]
-	}
-	msg := string(raw)
-	var shaped struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(raw, &shaped) == nil && shaped.Error.Message != "" {
-		msg = shaped.Error.Message
-	}
-	msg = o.redact(msg)
-	msg = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return ' '
-		}
-		return r
-	}, msg)
-	const maxExcerpt = 200
-	if len(msg) > maxExcerpt {
-		cut := maxExcerpt
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + "…"
-	}
-	return strings.TrimSpace(msg)
-}
-
-// redact removes the API key from s, and any long prefix of it: servers
-// echo keys back shortened ("sk-abc…").
-func (o *OpenAI) redact(s string) string {
-	key := o.cfg.APIKey
-	if key == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, key, "[redacted]")
-	const minEcho = 8
-	for n := len(key) - 1; n >= minEcho; n-- {
-		s = strings.ReplaceAll(s, key[:n], "[redacted]")
-	}
-	return s
-}
+// excerpt is the endpoint's message, short, printable and without the API
+// key.
+func (o *OpenAI) excerpt(raw []byte) string { return endpoint.Excerpt(raw, o.cfg.APIKey) }
