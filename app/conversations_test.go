@@ -118,14 +118,14 @@ func TestBotAnswersWithCitations(t *testing.T) {
 	}
 
 	// Nothing relevant: said plainly, nothing cited.
-	none, _ := h.ask(alice, conv, "Who won the football world cup?")
+	none, r2 := h.ask(alice, conv, "Who won the football world cup?")
 	if none.Message.Content != llm.NothingFound || len(none.Message.Citations) != 0 {
 		t.Fatalf("unanswerable question: %q %+v", none.Message.Content, none.Message.Citations)
 	}
 
 	// The read model holds both turns.
 	var got conversationBody
-	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil, "Palisade-Consistency", r.header.Get("Palisade-Consistency")).json(t, &got)
+	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil, "Palisade-Consistency", r2.header.Get("Palisade-Consistency")).json(t, &got)
 	if len(got.Messages) != 4 || got.Messages[0].Role != "user" || got.Messages[1].Role != "assistant" ||
 		got.Messages[1].Content != a.Message.Content || got.Messages[1].Status != "answered" ||
 		len(got.Messages[1].Citations) == 0 || len(got.Messages[1].ToolCalls) != 1 {
@@ -263,8 +263,12 @@ func TestInjectedToolCallsNeverWidenAccess(t *testing.T) {
 	if err := json.Unmarshal(stream.completed, &a); err != nil {
 		t.Fatal(err)
 	}
+	var token struct{ Consistency string }
+	if err := json.Unmarshal(stream.completed, &token); err != nil || token.Consistency == "" {
+		t.Fatalf("message.completed carries no consistency token: %s", stream.completed)
+	}
 	var got conversationBody
-	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil).json(t, &got)
+	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil, "Palisade-Consistency", token.Consistency).json(t, &got)
 	calls := got.Messages[len(got.Messages)-1].ToolCalls
 	t.Logf("tool calls of the turn: %+v", calls)
 	allowed, denied := 0, map[string]string{}
@@ -593,11 +597,19 @@ func TestTurnRefusals(t *testing.T) {
 	// not the quota.
 	bob := h.addMember(org, owner, "bob", "member")
 	h.must(http.StatusNotFound, http.MethodPost, "/v1/conversations/"+conv+"/messages", bob, map[string]any{"content": "again"})
-	var got conversationBody
-	h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil).json(t, &got)
-	last := got.Messages[len(got.Messages)-1]
-	if last.Status != "failed" {
-		t.Fatalf("the refused turn is %q, want failed on record", last.Status)
+	// A refusal answers no consistency token; the record shows up shortly.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got conversationBody
+		h.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil).json(t, &got)
+		last := got.Messages[len(got.Messages)-1]
+		if last.Status == "failed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused turn is %q, want failed on record", last.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
