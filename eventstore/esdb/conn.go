@@ -92,6 +92,34 @@ func (s *Store) do(ctx context.Context, kind callKind, op func(context.Context, 
 	}
 }
 
+// call is do for an op that produces a value. Each attempt builds its own
+// value and hands it over under a lock only when it succeeds: an attempt
+// that run abandoned (its connection lost, the caller gone) may still
+// finish later, and must not write what the caller is reading.
+func call[T any](ctx context.Context, s *Store, kind callKind, op func(context.Context, *esdbclient.Client) (T, error)) (T, error) {
+	var (
+		mu     sync.Mutex
+		result T
+	)
+	err := s.do(ctx, kind, func(ctx context.Context, c *esdbclient.Client) error {
+		v, err := op(ctx, c)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		result = v
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return result, nil
+}
+
 // run calls op on c's client in a goroutine of its own and waits for it,
 // for ctx, or for c to be replaced. The v4 client can block forever or
 // panic when it closes itself while calls queue for its connection (its

@@ -261,11 +261,8 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamName, expect
 	ctx, done := s.scope(ctx)
 	defer done()
 	opts := esdbclient.AppendToStreamOptions{ExpectedRevision: revision(expected)}
-	var written *esdbclient.WriteResult
-	err = s.do(ctx, writeCall, func(ctx context.Context, c *esdbclient.Client) error {
-		var err error
-		written, err = c.AppendToStream(ctx, id, opts, data...)
-		return err
+	written, err := call(ctx, s, writeCall, func(ctx context.Context, c *esdbclient.Client) (*esdbclient.WriteResult, error) {
+		return c.AppendToStream(ctx, id, opts, data...)
 	})
 	if err != nil {
 		if isCode(err, esdbclient.ErrorCodeWrongExpectedVersion) {
@@ -329,29 +326,29 @@ func (s *Store) lastRevision(ctx context.Context, stream eventstore.StreamName) 
 	id := s.streamID(stream)
 	ctx, done := s.scope(ctx)
 	defer done()
-	var last uint64
-	exists := false
-	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
-		exists = false
+	type lastEvent struct {
+		version uint64
+		exists  bool
+	}
+	last, err := call(ctx, s, readCall, func(ctx context.Context, c *esdbclient.Client) (lastEvent, error) {
 		rs, err := c.ReadStream(ctx, id, esdbclient.ReadStreamOptions{Direction: esdbclient.Backwards, From: esdbclient.End{}}, 1)
 		if err != nil {
-			return err
+			return lastEvent{}, err
 		}
 		defer rs.Close()
 		ev, err := rs.Recv()
 		switch {
 		case errors.Is(err, io.EOF), isCode(err, esdbclient.ErrorCodeResourceNotFound):
-			return nil
+			return lastEvent{}, nil
 		case err != nil:
-			return err
+			return lastEvent{}, err
 		}
-		last, exists = ev.OriginalEvent().EventNumber, true
-		return nil
+		return lastEvent{version: ev.OriginalEvent().EventNumber, exists: true}, nil
 	})
 	if err != nil {
 		return 0, false, s.failure(ctx, err)
 	}
-	return last, exists, nil
+	return last.version, last.exists, nil
 }
 
 // revision maps an expected version to the client's.
@@ -388,9 +385,8 @@ func (s *Store) ReadStream(ctx context.Context, stream eventstore.StreamName, fr
 }
 
 func (s *Store) readStream(ctx context.Context, id string, stream eventstore.StreamName, from uint64, limit int) ([]eventstore.Envelope, error) {
-	var out []eventstore.Envelope
-	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
-		out = nil
+	return call(ctx, s, readCall, func(ctx context.Context, c *esdbclient.Client) ([]eventstore.Envelope, error) {
+		var out []eventstore.Envelope
 		next := from
 		for {
 			want := pageSize
@@ -399,7 +395,7 @@ func (s *Store) readStream(ctx context.Context, id string, stream eventstore.Str
 			}
 			rs, err := c.ReadStream(ctx, id, esdbclient.ReadStreamOptions{From: esdbclient.Revision(next)}, uint64(want))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			got := 0
 			for {
@@ -409,11 +405,11 @@ func (s *Store) readStream(ctx context.Context, id string, stream eventstore.Str
 				}
 				if isCode(err, esdbclient.ErrorCodeResourceNotFound) {
 					rs.Close()
-					return nil // no such stream: nothing in it
+					return out, nil // no such stream: nothing in it
 				}
 				if err != nil {
 					rs.Close()
-					return err
+					return nil, err
 				}
 				got++
 				rec := ev.OriginalEvent()
@@ -424,17 +420,16 @@ func (s *Store) readStream(ctx context.Context, id string, stream eventstore.Str
 				env, err := envelope(rec, stream)
 				if err != nil {
 					rs.Close()
-					return err
+					return nil, err
 				}
 				out = append(out, env)
 			}
 			rs.Close()
 			if got < want || (limit > 0 && len(out) >= limit) {
-				return nil
+				return out, nil
 			}
 		}
 	})
-	return out, err
 }
 
 // ReadAll implements [eventstore.Store.ReadAll]. It pages through $all from
@@ -448,9 +443,8 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, filter eventstore.Fil
 	defer done()
 	requested := after
 	after = max(after, s.cfg.logStart)
-	var out []eventstore.Envelope
-	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
-		out = nil
+	out, err := call(ctx, s, readCall, func(ctx context.Context, c *esdbclient.Client) ([]eventstore.Envelope, error) {
+		var out []eventstore.Envelope
 		// KurrentDB reads $all forwards from a position inclusively; floor
 		// keeps the read strictly after it, and after each page's last
 		// event, which starts the next page.
@@ -474,7 +468,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, filter eventstore.Fil
 			}
 			rs, err := c.ReadAll(ctx, esdbclient.ReadAllOptions{From: from}, uint64(count))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			got, last := 0, floor
 			for {
@@ -484,7 +478,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, filter eventstore.Fil
 				}
 				if err != nil {
 					rs.Close()
-					return err
+					return nil, err
 				}
 				got++
 				rec := ev.OriginalEvent()
@@ -500,7 +494,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, filter eventstore.Fil
 				env, err := envelope(rec, stream)
 				if err != nil {
 					rs.Close()
-					return err
+					return nil, err
 				}
 				if !filter.Match(env) {
 					continue
@@ -508,12 +502,12 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, filter eventstore.Fil
 				out = append(out, env)
 				if limit > 0 && len(out) == limit {
 					rs.Close()
-					return nil
+					return out, nil
 				}
 			}
 			rs.Close()
 			if got < count || last == floor {
-				return nil
+				return out, nil
 			}
 			floor = last
 			from = esdbclient.Position{Commit: last, Prepare: last}
@@ -549,16 +543,15 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 }
 
 func (s *Store) head(ctx context.Context) (uint64, error) {
-	var head uint64
-	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
-		head = 0
+	return call(ctx, s, readCall, func(ctx context.Context, c *esdbclient.Client) (uint64, error) {
+		var head uint64
 		var from esdbclient.AllPosition = esdbclient.End{}
 		count := uint64(1) // usually the newest event is one of ours
 		var floor uint64   // positions at or above it were seen already
 		for {
 			rs, err := c.ReadAll(ctx, esdbclient.ReadAllOptions{Direction: esdbclient.Backwards, From: from}, count)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			var got uint64
 			for {
@@ -568,7 +561,7 @@ func (s *Store) head(ctx context.Context) (uint64, error) {
 				}
 				if err != nil {
 					rs.Close()
-					return err
+					return 0, err
 				}
 				got++
 				rec := ev.OriginalEvent()
@@ -578,24 +571,23 @@ func (s *Store) head(ctx context.Context) (uint64, error) {
 				}
 				if position <= s.cfg.logStart {
 					rs.Close()
-					return nil // the log starts after it
+					return head, nil // the log starts after it
 				}
 				floor = position
 				if _, ok := s.palisadeStream(rec); ok {
 					head = position
 					rs.Close()
-					return nil
+					return head, nil
 				}
 			}
 			rs.Close()
 			if got < count {
-				return nil // reached the start of the log
+				return head, nil // reached the start of the log
 			}
 			from = esdbclient.Position{Commit: floor, Prepare: floor}
 			count = min(pageSize, max(64, 2*count))
 		}
 	})
-	return head, err
 }
 
 // failure says why a call failed: the store closed, its context ended, or

@@ -81,11 +81,8 @@ func (s *Store) subscribeAfter(ctx context.Context, after uint64, filter *esdbcl
 	if after > 0 {
 		opts.From = esdbclient.Position{Commit: after, Prepare: after}
 	}
-	var sub *esdbclient.Subscription
-	err := s.do(ctx, readCall, func(ctx context.Context, c *esdbclient.Client) error {
-		var err error
-		sub, err = c.SubscribeToAll(ctx, opts)
-		return err
+	sub, err := call(ctx, s, readCall, func(ctx context.Context, c *esdbclient.Client) (*esdbclient.Subscription, error) {
+		return c.SubscribeToAll(ctx, opts)
 	})
 	if err != nil {
 		return nil, err
