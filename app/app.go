@@ -498,7 +498,8 @@ func (a *App) ListenAndServe(ctx context.Context, addr string, started func(net.
 	return srv.Shutdown(shutdown)
 }
 
-// Close stops the relay, the bus and the store, in that order.
+// Close stops the relay, the bus (once every handler has returned) and the
+// store, in that order.
 func (a *App) Close() error {
 	if a.cancel != nil {
 		a.cancel()
@@ -510,6 +511,11 @@ func (a *App) Close() error {
 	}
 	if a.router != nil {
 		errs = append(errs, a.router.Close())
+	}
+	if a.Engine != nil {
+		// The router's Close can return with a handler still running
+		// (see consumer.Engine.Stop); nothing below may run under one.
+		a.Engine.Stop()
 	}
 	for _, pubsub := range a.pubsubs {
 		errs = append(errs, pubsub.Close())

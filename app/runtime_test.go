@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +126,60 @@ func TestAuditShowsTheEffectivePrincipal(t *testing.T) {
 			a.Scope == nil || !slices.Equal(*a.Scope, want) {
 			t.Fatalf("%s by %+v, want the ingestion process on behalf of alice with scope %v", typ, a, want)
 		}
+	}
+}
+
+// TestCloseWaitsForHandlers: Close returns only after every bus handler has
+// returned, also one that outlasts the router's CloseTimeout (5 s), so
+// nothing a handler does runs after Close or under the stores it closes.
+// The chunker's write is deliberately unguarded: only Close orders it
+// before the test's read, which the race detector checks.
+func TestCloseWaitsForHandlers(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	chunked := 0
+	h := openHarnessWith(t, t.TempDir(), func(cfg *app.Config) {
+		cfg.Chunker = func(text string) []knowledge.Chunk {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+			chunked++
+			return []knowledge.Chunk{{Text: text}}
+		}
+	})
+	t.Cleanup(free) // runs before the harness's own cleanup, should the test fail first
+	_, owner := h.createOrg("Acme", "alice")
+	kb := h.createKB(owner, "Handbook")
+	h.must(http.StatusCreated, http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner,
+		map[string]any{"title": "Slow", "content_type": "text/plain", "content": "Takes a while to chunk."})
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingestion never started")
+	}
+
+	closed := make(chan struct{})
+	go func() {
+		h.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while the ingestion handler was still running")
+	case <-time.After(6 * time.Second):
+	}
+	free()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return after the handler did")
+	}
+	if chunked != 1 {
+		t.Fatalf("chunked %d times, want 1", chunked)
 	}
 }

@@ -111,6 +111,12 @@ type Engine struct {
 	groups []*Group
 	byName map[string]*Group
 	logger *slog.Logger
+
+	// mu orders the start of each bus delivery against Stop: a delivery
+	// joins applying before Stop begins waiting, or is refused.
+	mu       sync.Mutex
+	stopped  bool
+	applying sync.WaitGroup
 }
 
 // NewEngine prepares groups whose positions are kept in checkpoints,
@@ -336,16 +342,49 @@ func (e *Engine) Attach(router *message.Router, topic string, subscriber Subscri
 	return nil
 }
 
+// Stop makes the groups apply no further event from the bus and returns
+// once every handler applying one has returned, so that what the handlers
+// wrote happens before whatever the caller does next (closing the stores
+// they use, above all). Call it after closing the router: Watermill's
+// router returns from Close with a handler still running when a message
+// was handed over after it began waiting for its handlers, or when one
+// outlasts its CloseTimeout. A delivery refused here is acknowledged
+// without being applied: its group's position does not move, so the next
+// start's catch-up applies it from the log.
+func (e *Engine) Stop() {
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	e.applying.Wait()
+}
+
+// startApplying reports whether a delivery may be applied, counting it
+// until it returns when it may.
+func (e *Engine) startApplying() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return false
+	}
+	e.applying.Add(1)
+	return true
+}
+
 // positionMiddleware makes groups idempotent and tracks their
 // positions: it parses the envelope once, skips what was already applied,
 // and advances the group after a successful handler, whether or not
-// the group had a handler for the event's type.
+// the group had a handler for the event's type. Once Stop was called it
+// applies nothing.
 func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		p := e.byName[message.HandlerNameFromCtx(msg.Context())]
 		if p == nil {
 			return h(msg)
 		}
+		if !e.startApplying() {
+			return nil, nil
+		}
+		defer e.applying.Done()
 		env, err := eventstore.FromMessage(msg)
 		if err != nil {
 			e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)

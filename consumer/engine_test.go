@@ -158,3 +158,89 @@ func TestRebuildThenWait(t *testing.T) {
 		t.Fatal("WaitFor returned for a position never applied")
 	}
 }
+
+// TestStopWaitsForHandlers: Watermill's router may return from Close while
+// a handler still runs (here, one past its CloseTimeout). Stop returns
+// only once that handler has, so what it wrote happens before the caller
+// goes on; a delivery after Stop is acknowledged without being applied.
+func TestStopWaitsForHandlers(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	// applied is deliberately unguarded: only Stop orders the handler's
+	// write before the test's read, and the race detector checks that.
+	var applied []string
+	group := &consumer.Group{Name: "slow", Handlers: []consumer.Handler{
+		consumer.On(func(_ context.Context, _ eventstore.Envelope, e *bots.BotCreated) error {
+			entered <- struct{}{}
+			<-release
+			applied = append(applied, e.ID)
+			return nil
+		}),
+	}}
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), group)
+	run := func(closeTimeout time.Duration) (*message.Router, *gochannel.GoChannel) {
+		pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+		router, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, watermill.NopLogger{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = router.Run(context.Background()) }()
+		<-router.Running()
+		t.Cleanup(func() { _ = router.Close(); _ = pubsub.Close() })
+		return router, pubsub
+	}
+	publish := func(pubsub *gochannel.GoChannel, env eventstore.Envelope) {
+		msg, err := eventstore.ToMessage(env)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := pubsub.Publish("events", msg); err != nil {
+			t.Error(err)
+		}
+	}
+
+	router, pubsub := run(20 * time.Millisecond)
+	go publish(pubsub, envelope(t, 1, "org-a", "bot-1"))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+	_ = router.Close() // gives up on the handler after its CloseTimeout
+	stopped := make(chan struct{})
+	go func() {
+		engine.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a handler was still applying an event")
+	case <-time.After(200 * time.Millisecond):
+	}
+	free()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return after the handler did")
+	}
+	if len(applied) != 1 || applied[0] != "bot-1" || engine.Position() != 1 {
+		t.Fatalf("after Stop: applied %v, position %d; want [bot-1] at 1", applied, engine.Position())
+	}
+
+	// A delivery after Stop (a router still handing over messages) is
+	// acknowledged and not applied: the position stays where it was.
+	_, later := run(time.Second)
+	publish(later, envelope(t, 2, "org-a", "bot-2"))
+	if len(applied) != 1 || engine.Position() != 1 {
+		t.Fatalf("a delivery after Stop was applied: %v, position %d", applied, engine.Position())
+	}
+}
