@@ -229,6 +229,14 @@ func (p conversationProjection) endTurn(ctx context.Context, env eventstore.Enve
 			return err
 		}
 		reply.Status, reply.Reason = status, reason
+		// A call the turn ended under has no outcome on record; it is
+		// not running any more either.
+		for i := range reply.ToolCalls {
+			if reply.ToolCalls[i].Status == ToolCallRunning {
+				reply.ToolCalls[i].Status = conversations.StatusError
+				reply.ToolCalls[i].Reason = "the turn ended before the call completed"
+			}
+		}
 		return nil
 	})
 }

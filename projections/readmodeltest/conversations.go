@@ -245,6 +245,8 @@ func turnsLog(t *testing.T) *sliceLog {
 	add("org-a", &conversations.TurnStarted{TurnID: "turn-2", MessageID: "msg-3", Content: "And in 2027?"})
 	add("org-a", &conversations.TurnFailed{TurnID: "turn-2", Reason: "model unavailable"})
 	add("org-a", &conversations.TurnStarted{TurnID: "turn-3", MessageID: "msg-4", Content: "Never mind"})
+	add("org-a", &conversations.ToolCallDecided{TurnID: "turn-3", CallID: "call-1", BotID: "bot-1", Tool: "search",
+		Arguments: `{"query":"x"}`, Allowed: true, Reason: "granted"})
 	add("org-a", &conversations.TurnCancelled{TurnID: "turn-3", Reason: "client disconnected"})
 	add("org-a", &conversations.ConversationArchived{})
 	return log
@@ -255,7 +257,7 @@ func foldedTurns() projections.Conversation {
 	sec := func(n int) time.Time { return at.Add(time.Duration(n) * time.Second) }
 	return projections.Conversation{
 		ID: "conv-1", BotID: "bot-1", Title: "Leave", StartedBy: "alice", StartedByKind: "user", Archived: true,
-		CreatedAt: sec(1), UpdatedAt: sec(15), Version: 12,
+		CreatedAt: sec(1), UpdatedAt: sec(16), Version: 13,
 		Messages: []projections.ConversationMessage{
 			{ID: "msg-1", TurnID: "turn-1", Role: projections.RoleUser, Content: "How many days?", CreatedAt: sec(3)},
 			{ID: "msg-2", TurnID: "turn-1", Role: projections.RoleAssistant, Content: "Twenty [1].", Status: projections.MessageAnswered,
@@ -274,7 +276,11 @@ func foldedTurns() projections.Conversation {
 				Citations: []conversations.Citation{}, ToolCalls: []projections.ToolCallView{}, CreatedAt: sec(11)},
 			{ID: "msg-4", TurnID: "turn-3", Role: projections.RoleUser, Content: "Never mind", CreatedAt: sec(13)},
 			{TurnID: "turn-3", Role: projections.RoleAssistant, Status: projections.MessageCancelled, Reason: "client disconnected",
-				Citations: []conversations.Citation{}, ToolCalls: []projections.ToolCallView{}, CreatedAt: sec(13)},
+				Citations: []conversations.Citation{}, CreatedAt: sec(13), ToolCalls: []projections.ToolCallView{
+					// Cancelled under the call: no outcome, and not running.
+					{ID: "call-1", Tool: "search", Arguments: `{"query":"x"}`, Status: conversations.StatusError,
+						Reason: "the turn ended before the call completed", BotID: "bot-1"},
+				}},
 		},
 	}
 }
