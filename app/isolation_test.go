@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/palisadehq/palisade/app"
 	"io"
 	"net/http"
 	"net/url"
@@ -423,7 +424,11 @@ type isoWorld struct {
 
 func isoNewWorld(t *testing.T) *isoWorld {
 	t.Helper()
-	return &isoWorld{h: newHarness(t), rec: &isoRecorder{}}
+	// A denial window longer than the suite: coalesced denials of the
+	// victims' own members are written when a window ends, which must not
+	// happen between the snapshots that prove the victims unchanged.
+	h := openHarness(t, t.TempDir(), func(cfg *app.Config) { cfg.DenialWindow = time.Hour })
+	return &isoWorld{h: h, rec: &isoRecorder{}}
 }
 
 // call sends a request as caller and records the exchange. Unlike the

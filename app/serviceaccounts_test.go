@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/palisadehq/palisade/identity"
 )
@@ -46,11 +47,18 @@ func TestServiceAccountFollowsItsCreator(t *testing.T) {
 			} `json:"data"`
 		}
 	}
-	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=AuthenticationDenied&limit=500", owner, nil).json(t, &denials)
+	// The refusal is appended outside any command, so no consistency
+	// token covers it: poll until the audit read model has it.
 	recorded := 0
-	for _, e := range denials.Items {
-		if e.Data.Reason == "creator_not_member" && e.Data.Subject == sa.ID {
-			recorded++
+	for deadline := time.Now().Add(10 * time.Second); recorded == 0 && time.Now().Before(deadline); {
+		h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=AuthenticationDenied&limit=500", owner, nil).json(t, &denials)
+		for _, e := range denials.Items {
+			if e.Data.Reason == "creator_not_member" && e.Data.Subject == sa.ID {
+				recorded++
+			}
+		}
+		if recorded == 0 {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if recorded == 0 {
