@@ -44,7 +44,10 @@ func FuzzPostgres(f *testing.F) {
 	for _, q := range legitimateQueries()[sqlguard.Postgres] {
 		f.Add(q)
 	}
-	g := newGuard(f, sqlguard.Postgres)
+	g, err := sqlguard.New(sqlguard.Policy{Dialect: sqlguard.Postgres, Tables: testTables, Normalize: true})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, query string) {
 		v, err := g.Check(context.Background(), query)
 		if err != nil {

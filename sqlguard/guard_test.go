@@ -415,8 +415,8 @@ func TestLegitimateQueriesAreAccepted(t *testing.T) {
 
 func TestVerdictListsTablesAndNormalizes(t *testing.T) {
 	t.Parallel()
-	g := newGuard(t, sqlguard.Postgres)
-	v, err := g.Check(context.Background(), "select  c.name, sum(s.amount) from sales s join customers c on c.id = s.customer_id group by 1")
+	policy := sqlguard.Policy{Dialect: sqlguard.Postgres, Tables: testTables, Normalize: true}
+	v, err := sqlguard.Check(context.Background(), policy, "select  c.name, sum(s.amount) from sales s join customers c on c.id = s.customer_id group by 1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ var mysqlParsers = sync.Pool{New: func() any { return parser.New() }}
 // SQL from the guard.
 var mysqlHiddenSQL = []string{"/*!", "/*+", "/*T!", "/*t!", "/*M!", "/*m!"}
 
-func checkMySQL(policy map[string]Table, query string) (Verdict, error) {
+func checkMySQL(policy map[string]Table, query string, normalize bool) (Verdict, error) {
 	for _, marker := range mysqlHiddenSQL {
 		if strings.Contains(query, marker) {
 			return Verdict{}, reject("executable comments and optimizer hints (%s) are not allowed", marker)
@@ -45,12 +45,14 @@ func checkMySQL(policy map[string]Table, query string) (Verdict, error) {
 	if st.err != nil {
 		return Verdict{}, st.err
 	}
-	var b strings.Builder
-	normalized := ""
-	if stmts[0].Restore(format.NewRestoreCtx(format.DefaultRestoreFlags, &b)) == nil {
-		normalized = b.String()
+	v := Verdict{Tables: st.tables.sorted()}
+	if normalize {
+		var b strings.Builder
+		if stmts[0].Restore(format.NewRestoreCtx(format.DefaultRestoreFlags, &b)) == nil {
+			v.Normalized = b.String()
+		}
 	}
-	return Verdict{Tables: st.tables.sorted(), Normalized: normalized}, nil
+	return v, nil
 }
 
 func mysqlStmtName(n ast.StmtNode) string {

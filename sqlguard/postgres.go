@@ -38,7 +38,7 @@ type pgWalker struct {
 	policy map[string]Table
 }
 
-func checkPostgres(policy map[string]Table, query string) (Verdict, error) {
+func checkPostgres(policy map[string]Table, query string, normalize bool) (Verdict, error) {
 	tree, err := pg.Parse(query)
 	if err != nil {
 		return Verdict{}, reject("does not parse as PostgreSQL: %s", shorten(err.Error()))
@@ -54,11 +54,13 @@ func checkPostgres(policy map[string]Table, query string) (Verdict, error) {
 	if err := w.selectStmt(sel, nil); err != nil {
 		return Verdict{}, err
 	}
-	normalized, err := pg.Deparse(tree)
-	if err != nil {
-		normalized = ""
+	v := Verdict{Tables: w.tables.sorted()}
+	if normalize {
+		if text, err := pg.Deparse(tree); err == nil {
+			v.Normalized = text
+		}
 	}
-	return Verdict{Tables: w.tables.sorted(), Normalized: normalized}, nil
+	return v, nil
 }
 
 // pgNodeName names the statement inside a Node for a reason.
