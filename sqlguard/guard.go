@@ -9,6 +9,13 @@
 // Every check is an allow-list: a syntax node, function, type or table the
 // guard does not know is rejected.
 //
+// What it does not check: columns, except on SQLite, where the authorizer
+// names the table of every column read (elsewhere the guard would need the
+// schema to resolve an unqualified column); and cost (cross joins of
+// allowed tables are accepted). The MySQL check assumes the server's
+// default sql_mode quoting (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES), which
+// is how TiDB's parser reads strings.
+//
 // The guard is one layer. It must never be the only one: the query should
 // still run as a read-only role, in a read-only transaction, with a
 // statement timeout and a row limit.

@@ -181,6 +181,14 @@ func (w *pgWalker) message(m protoreflect.Message, ctes []string) error {
 		if err := pgOperator(n.Name); err != nil {
 			return err
 		}
+	case *pg.SubLink: // x op ANY (SELECT …)
+		if err := pgOperator(n.OperName); err != nil {
+			return err
+		}
+	case *pg.SortBy: // ORDER BY x USING op
+		if err := pgOperator(n.UseOp); err != nil {
+			return err
+		}
 	case *pg.ColumnRef:
 		if len(n.Fields) > 2 {
 			return reject("schema-qualified column references are not allowed")
@@ -232,6 +240,12 @@ func pgTypeName(t *pg.TypeName) error {
 	}
 	if !postgresTypes[names[len(names)-1]] {
 		return reject("cast to type %q is not allowed", shorten(names[len(names)-1]))
+	}
+	// The server accepts only constants here; so does the guard.
+	for _, mod := range t.Typmods {
+		if mod.GetAConst() == nil {
+			return reject("type modifiers must be constants")
+		}
 	}
 	return nil
 }
