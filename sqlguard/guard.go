@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -92,6 +93,7 @@ type Guard struct {
 	normalize bool
 	tables    map[string]Table
 	sqlite    *sqliteChecker
+	mysql     *sync.Pool // of TiDB parsers
 }
 
 // New builds a guard for policy. Close releases what it holds (the SQLite
@@ -105,7 +107,9 @@ func New(policy Policy) (*Guard, error) {
 		g.tables[t.Name] = t
 	}
 	switch policy.Dialect {
-	case Postgres, MySQL:
+	case Postgres:
+	case MySQL:
+		g.mysql = newMySQLParsers()
 	case SQLite:
 		c, err := newSQLiteChecker(policy.Tables)
 		if err != nil {
@@ -137,7 +141,7 @@ func (g *Guard) Check(ctx context.Context, query string) (Verdict, error) {
 	case Postgres:
 		return checkPostgres(g.tables, query, g.normalize)
 	case MySQL:
-		return checkMySQL(g.tables, query, g.normalize)
+		return checkMySQL(g.mysql, g.tables, query, g.normalize)
 	case SQLite:
 		return g.sqlite.check(ctx, query)
 	}

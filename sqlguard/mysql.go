@@ -1,6 +1,7 @@
 package sqlguard
 
 import (
+	"errors"
 	"strings"
 	"sync"
 
@@ -10,9 +11,11 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/test_driver"
 )
 
-// mysqlParsers reuses TiDB parsers, which are costly to build and not safe
-// for concurrent use. The pool holds no policy or tenant data.
-var mysqlParsers = sync.Pool{New: func() any { return parser.New() }}
+// newMySQLParsers pools TiDB parsers, which are costly to build and not
+// safe for concurrent use.
+func newMySQLParsers() *sync.Pool {
+	return &sync.Pool{New: func() any { return parser.New() }}
+}
 
 // mysqlHiddenSQL are comment forms MySQL (or TiDB) may execute or obey.
 // They are refused outright, even inside string literals, because a
@@ -20,15 +23,13 @@ var mysqlParsers = sync.Pool{New: func() any { return parser.New() }}
 // SQL from the guard.
 var mysqlHiddenSQL = []string{"/*!", "/*+", "/*T!", "/*t!", "/*M!", "/*m!"}
 
-func checkMySQL(policy map[string]Table, query string, normalize bool) (Verdict, error) {
+func checkMySQL(parsers *sync.Pool, policy map[string]Table, query string, normalize bool) (Verdict, error) {
 	for _, marker := range mysqlHiddenSQL {
 		if strings.Contains(query, marker) {
 			return Verdict{}, reject("executable comments and optimizer hints (%s) are not allowed", marker)
 		}
 	}
-	p := mysqlParsers.Get().(*parser.Parser)
-	stmts, _, err := p.Parse(query, "", "")
-	mysqlParsers.Put(p)
+	stmts, err := parseMySQL(parsers, query)
 	if err != nil {
 		return Verdict{}, reject("does not parse as MySQL: %s", shorten(err.Error()))
 	}
@@ -47,12 +48,25 @@ func checkMySQL(policy map[string]Table, query string, normalize bool) (Verdict,
 	}
 	v := Verdict{Tables: st.tables.sorted()}
 	if normalize {
-		var b strings.Builder
-		if stmts[0].Restore(format.NewRestoreCtx(format.DefaultRestoreFlags, &b)) == nil {
-			v.Normalized = b.String()
-		}
+		v.Normalized = restoreMySQL(stmts[0])
 	}
 	return v, nil
+}
+
+// parseMySQL parses query, turning a panic of the parser into an error: the
+// literal driver TiDB ships for use outside TiDB panics on some decimals
+// (the fuzzer found one with 82 digits).
+func parseMySQL(parsers *sync.Pool, query string) (stmts []ast.StmtNode, err error) {
+	p := parsers.Get().(*parser.Parser)
+	defer func() {
+		if r := recover(); r != nil {
+			stmts, err = nil, errors.New("the parser failed on this input")
+			return // a parser that panicked is not reused
+		}
+		parsers.Put(p)
+	}()
+	stmts, _, err = p.Parse(query, "", "")
+	return stmts, err
 }
 
 func mysqlStmtName(n ast.StmtNode) string {
@@ -204,4 +218,18 @@ func (v *mysqlVisitor) table(n *ast.TableName) (ast.Node, bool) {
 	}
 	v.state.tables[t.Name.O] = struct{}{}
 	return t, true
+}
+
+// restoreMySQL prints n back, or returns "" if it cannot.
+func restoreMySQL(n ast.Node) (text string) {
+	defer func() {
+		if recover() != nil {
+			text = ""
+		}
+	}()
+	var b strings.Builder
+	if n.Restore(format.NewRestoreCtx(format.DefaultRestoreFlags, &b)) != nil {
+		return ""
+	}
+	return b.String()
 }
