@@ -62,7 +62,14 @@ var hostileAll = []string{
 	"BEGIN",
 	"COMMIT",
 	"GRANT ALL ON sales TO public",
-	"SELECT * FROM ѕales", // Cyrillic s
+	"SELECT * FROM ѕales",       // Cyrillic s
+	"SELECT * FROM sa\u200bles", // zero-width space
+	"SELECT * FROM ｓａｌｅｓ",       // fullwidth letters
+	"SEL/**/ECT * FROM sales",
+	"SELECT * FROM sales WHERE region = 'unterminated",
+	"SELECT * FROM sales\n;\nDROP TABLE sales",
+	"SELECT * FROM sales;;DROP TABLE sales",
+	"SELECT * FROM customers WHERE id = (SELECT customer_id FROM sales, secrets LIMIT 1)",
 	"SELECT * FROM sales s1 JOIN (SELECT * FROM secrets) s2 ON s1.id = s2.id",
 	"SELECT CASE WHEN (SELECT 1 FROM secrets LIMIT 1) = 1 THEN 1 END FROM sales",
 	"SELECT * FROM sales ORDER BY (SELECT 1 FROM secrets LIMIT 1)",
@@ -73,6 +80,7 @@ var hostileAll = []string{
 }
 
 var hostilePostgres = []string{
+	"SELECT * FROM sales /* unterminated", // SQLite lets a comment run to the end
 	"SELECT * INTO newtable FROM sales",
 	"SELECT * FROM sales FOR UPDATE",
 	"SELECT * FROM sales FOR SHARE",
@@ -155,6 +163,7 @@ var hostilePostgres = []string{
 	"SELECT * FROM sales; -- trailing\nDROP TABLE sales",
 	"/* x */ DELETE FROM sales",
 	"SELECT * FROM sales WHERE id = $1; DELETE FROM sales",
+	"SELECT * FROM sales WHERE id = $1",
 	"SELECT U&\"\\0073ecrets\".a FROM U&\"\\0073ecrets\"",
 	`SELECT * FROM "pg_catalog"."pg_user"`,
 	"SELECT txid_current()",
@@ -174,6 +183,7 @@ var hostilePostgres = []string{
 }
 
 var hostileMySQL = []string{
+	"SELECT * FROM sales /* unterminated",
 	"SELECT * FROM sales INTO OUTFILE '/tmp/x'",
 	"SELECT * INTO @x FROM sales",
 	"SELECT * FROM sales INTO DUMPFILE '/tmp/x'",
@@ -235,6 +245,7 @@ var hostileMySQL = []string{
 	"SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (a INT PATH '$')) t",
 	"SELECT * FROM sales AS OF TIMESTAMP '2020-01-01'",
 	"SELECT * FROM sales; SELECT 1",
+	"SELECT * FROM sales WHERE id = ?",
 	"SELECT extractvalue(1, concat(0x7e, (SELECT 1 FROM secrets)))",
 }
 
@@ -296,6 +307,7 @@ func TestHostileStatementsAreRejected(t *testing.T) {
 	total := 0
 	for d, queries := range dialects {
 		total += len(queries)
+		t.Logf("%s: %d hostile statements", d, len(queries))
 		g := newGuard(t, d)
 		for _, q := range queries {
 			v, err := g.Check(context.Background(), q)

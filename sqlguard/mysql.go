@@ -161,8 +161,7 @@ func (v *mysqlVisitor) Enter(n ast.Node) (ast.Node, bool) {
 		*ast.PositionExpr, *ast.RowExpr, *ast.FuncCastExpr, *ast.TrimDirectionExpr,
 		*ast.TimeUnitExpr, *ast.GroupByClause, *ast.HavingClause, *ast.OrderByClause,
 		*ast.ByItem, *ast.Limit, *ast.WindowSpec, *ast.PartitionByClause,
-		*ast.FrameClause, *ast.FrameBound, *test_driver.ValueExpr,
-		*test_driver.ParamMarkerExpr:
+		*ast.FrameClause, *ast.FrameBound, *test_driver.ValueExpr:
 	default:
 		return v.fail(n, reject("%s is not allowed in a query", strings.TrimPrefix(typeName(n), "*ast.")))
 	}

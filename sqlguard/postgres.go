@@ -17,7 +17,7 @@ var postgresNodes = set(
 	"WithClause", "CommonTableExpr", "Alias", "TypeCast", "TypeName",
 	"CaseExpr", "CaseWhen", "NullTest", "BooleanTest", "SubLink",
 	"WindowDef", "A_Star", "CoalesceExpr", "MinMaxExpr", "RangeSubselect",
-	"GroupingSet", "SQLValueFunction", "RowExpr", "ParamRef",
+	"GroupingSet", "SQLValueFunction", "RowExpr",
 )
 
 // postgresNodeNames turn common statement kinds into readable reasons.
@@ -31,6 +31,7 @@ var postgresNodeNames = map[string]string{
 	"JsonTable": "JSON_TABLE", "CreateTableAsStmt": "CREATE TABLE AS",
 	"TransactionStmt": "a transaction statement", "LockStmt": "LOCK",
 	"VariableShowStmt": "SHOW", "LoadStmt": "LOAD",
+	"ParamRef": "a bind parameter", // a generated query has nothing to bind
 }
 
 type pgWalker struct {
