@@ -465,3 +465,32 @@ func TestLongInputReasonIsShort(t *testing.T) {
 		}
 	}
 }
+
+func TestGuardIsSafeForConcurrentUse(t *testing.T) {
+	t.Parallel()
+	for _, d := range []sqlguard.Dialect{sqlguard.Postgres, sqlguard.MySQL, sqlguard.SQLite} {
+		g := newGuard(t, d)
+		done := make(chan error)
+		for i := range 8 {
+			go func() {
+				var err error
+				for j := range 20 {
+					q := "SELECT region, count(*) FROM sales GROUP BY region"
+					if (i+j)%2 == 1 {
+						q = "SELECT * FROM secrets"
+					}
+					_, e := g.Check(context.Background(), q)
+					if (e == nil) != ((i+j)%2 == 0) {
+						err = e
+					}
+				}
+				done <- err
+			}()
+		}
+		for range 8 {
+			if err := <-done; err != nil {
+				t.Errorf("%s: concurrent check: %v", d, err)
+			}
+		}
+	}
+}

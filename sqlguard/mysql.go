@@ -29,7 +29,13 @@ func checkMySQL(parsers *sync.Pool, policy map[string]Table, query string, norma
 			return Verdict{}, reject("executable comments and optimizer hints (%s) are not allowed", marker)
 		}
 	}
-	stmts, err := parseMySQL(parsers, query)
+	// The parser owns the statements it returns and reuses them on its next
+	// Parse, so it goes back to the pool only when the check is done.
+	p := parsers.Get().(*parser.Parser)
+	stmts, reusable, err := parseMySQL(p, query)
+	if reusable {
+		defer parsers.Put(p)
+	}
 	if err != nil {
 		return Verdict{}, reject("does not parse as MySQL: %s", shorten(err.Error()))
 	}
@@ -53,20 +59,18 @@ func checkMySQL(parsers *sync.Pool, policy map[string]Table, query string, norma
 	return v, nil
 }
 
-// parseMySQL parses query, turning a panic of the parser into an error: the
-// literal driver TiDB ships for use outside TiDB panics on some decimals
-// (the fuzzer found one with 82 digits).
-func parseMySQL(parsers *sync.Pool, query string) (stmts []ast.StmtNode, err error) {
-	p := parsers.Get().(*parser.Parser)
+// parseMySQL parses query with p, turning a panic of the parser into an
+// error: the literal driver TiDB ships for use outside TiDB panics on some
+// decimals (the fuzzer found one with 82 digits). A parser that panicked
+// must not be reused; ok says whether p may be.
+func parseMySQL(p *parser.Parser, query string) (stmts []ast.StmtNode, ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			stmts, err = nil, errors.New("the parser failed on this input")
-			return // a parser that panicked is not reused
+			stmts, ok, err = nil, false, errors.New("the parser failed on this input")
 		}
-		parsers.Put(p)
 	}()
 	stmts, _, err = p.Parse(query, "", "")
-	return stmts, err
+	return stmts, true, err
 }
 
 func mysqlStmtName(n ast.StmtNode) string {
