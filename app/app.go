@@ -31,6 +31,7 @@ import (
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
@@ -236,7 +237,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
 	a.principals = projections.NewPrincipals(models.tenancy)
-	groups := append(models.projections(registry), a.quotaModel())
+	openTurns := conversation.NewOpenTurns()
+	turns := openTurns.Projection()
+	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
+	groups := append(models.projections(registry), a.quotaModel(), turns)
 	groups = append(groups, a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
@@ -255,6 +259,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	cfg.Logger.Info("read models rebuilt from the log", "position", a.rebuilt, "took", time.Since(start).String())
+	// Turns run in their requests: one still open now was cut short by a
+	// stop, and nothing else will end it (one replica, see ARCHITECTURE.md).
+	if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
+		cfg.Logger.Error("recording interrupted bot turns", "failed", n, "err", err)
+	} else if n > 0 {
+		cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
+	}
 
 	if err := a.startBus(runCtx); err != nil {
 		return nil, err

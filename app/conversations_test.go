@@ -17,6 +17,7 @@ import (
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/ai/llm/llmtest"
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/domain/access"
 )
 
 // conversationBody is a conversation as GET /v1/conversations/{id} shows it.
@@ -689,5 +690,47 @@ func TestLosingAGrantMidConversation(t *testing.T) {
 	}
 	if second.Message.ToolCalls[0].Status != "denied" {
 		t.Fatalf("the call naming the base: %+v, want denied", second.Message.ToolCalls[0])
+	}
+}
+
+// TestTurnInterruptedByAStopIsFailedAtStart: a turn runs in its request,
+// so a turn the server stopped under (here: started and never ended, as a
+// crash leaves it) is recorded as failed at the next start, never left
+// running.
+func TestTurnInterruptedByAStopIsFailedAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	org, owner := h.createOrg("Acme", "olivia")
+	alice := h.addMember(org, owner, "alice", "member")
+	bot := h.createBotWith(owner, "HR", "", map[string]any{"tools": []string{"search_knowledge"}, "permissions": []string{"kb:read"}})
+	conv := h.startConversation(alice, bot)
+	who := access.NewUser(org, "alice", []access.Role{access.RoleMember}, nil)
+	if _, err := h.app.Application.Commands.Conversations.BeginTurn(context.Background(), who, conv, "Still there?"); err != nil {
+		t.Fatal(err)
+	}
+	h.close()
+
+	again := openHarness(t, dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got conversationBody
+		again.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, again.userToken(org, "alice"), nil).json(t, &got)
+		last := got.Messages[len(got.Messages)-1]
+		if last.Status == "failed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted turn is %q after a restart, want failed", last.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second start finds nothing more to fail: the turn ended once.
+	again.close()
+	third := openHarness(t, dir)
+	var audit struct{ Items []json.RawMessage }
+	third.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=TurnFailed", owner, nil).json(t, &audit)
+	if len(audit.Items) != 1 {
+		t.Fatalf("%d TurnFailed events after two restarts, want 1", len(audit.Items))
 	}
 }

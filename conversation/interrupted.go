@@ -1,0 +1,94 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/conversations"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// OpenTurns follows which turns have started and not ended. Turns run in
+// the request that asked, so a turn still open once the log has been read
+// at start belongs to a server that stopped under it: nothing will finish
+// it. Its projection lives in memory and is rebuilt in full at every start
+// (give it checkpoints that start at zero).
+type OpenTurns struct {
+	mu   sync.Mutex
+	open map[openTurn]struct{}
+}
+
+type openTurn struct {
+	orgID, conversationID, turnID string
+}
+
+// NewOpenTurns returns an empty tracker.
+func NewOpenTurns() *OpenTurns { return &OpenTurns{open: map[openTurn]struct{}{}} }
+
+// Projection is the read model group that keeps the tracker.
+func (o *OpenTurns) Projection() *consumer.Group {
+	set := func(env eventstore.Envelope, turnID string, open bool) {
+		k := openTurn{orgID: env.OrgID, conversationID: env.Stream.EntityID, turnID: turnID}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if open {
+			o.open[k] = struct{}{}
+		} else {
+			delete(o.open, k)
+		}
+	}
+	return &consumer.Group{Name: "open-turns", Handlers: []consumer.Handler{
+		consumer.On(func(_ context.Context, env eventstore.Envelope, e *conversations.TurnStarted) error {
+			set(env, e.TurnID, true)
+			return nil
+		}),
+		consumer.On(func(_ context.Context, env eventstore.Envelope, e *conversations.AnswerRecorded) error {
+			set(env, e.TurnID, false)
+			return nil
+		}),
+		consumer.On(func(_ context.Context, env eventstore.Envelope, e *conversations.TurnFailed) error {
+			set(env, e.TurnID, false)
+			return nil
+		}),
+		consumer.On(func(_ context.Context, env eventstore.Envelope, e *conversations.TurnCancelled) error {
+			set(env, e.TurnID, false)
+			return nil
+		}),
+	}}
+}
+
+// InterruptedReason is what a turn failed at start records.
+const InterruptedReason = "interrupted: the server stopped during the turn"
+
+// FailInterrupted records every open turn as failed, as the process
+// principal "turn-recovery" of its organization. Call it once the read
+// models have been rebuilt and before the server takes requests: with one
+// replica, no turn can be running then. It returns how many turns it
+// failed.
+func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, error) {
+	o.mu.Lock()
+	turns := make([]openTurn, 0, len(o.open))
+	for k := range o.open {
+		turns = append(turns, k)
+	}
+	o.mu.Unlock()
+	sort.Slice(turns, func(i, j int) bool { return turns[i].turnID < turns[j].turnID })
+	var errs []error
+	failed := 0
+	for _, k := range turns {
+		who := access.Principal{Subject: "turn-recovery", Kind: access.KindProcess, OrgID: k.orgID}
+		_, err := record.RecordTurn(ctx, who, access.Decision{}, k.conversationID,
+			&conversations.TurnFailed{TurnID: k.turnID, Reason: InterruptedReason})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("conversation %s, turn %s: %w", k.conversationID, k.turnID, err))
+			continue
+		}
+		failed++
+	}
+	return failed, errors.Join(errs...)
+}
