@@ -28,7 +28,7 @@ type Connection struct {
 	Path string `json:"path,omitempty" audit:"record"`
 	// SealedPassword is the password sealed for the organization and this
 	// source (sealing.Sealed in its text form); empty when there is none.
-	SealedPassword string `json:"sealed_password,omitempty"`
+	SealedPassword string `json:"sealed_password,omitempty" audit:"content"`
 }
 
 // AllowedTable is one table a source exposes. With no Columns every column

@@ -13,8 +13,10 @@ import (
 	"reflect"
 
 	"github.com/palisadehq/palisade/domain"
+	"github.com/palisadehq/palisade/domain/analytics"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/domain/conversations"
+	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
@@ -65,6 +67,8 @@ func NewRegistry() *Registry {
 	all = append(all, knowledge.Events()...)
 	all = append(all, jobs.Events()...)
 	all = append(all, conversations.Events()...)
+	all = append(all, datasources.Events()...)
+	all = append(all, analytics.Events()...)
 	all = append(all, &AccessDenied{}, &AccessDenialsCoalesced{}, &AuthenticationDenied{}, &AuditContentRead{}, &IdempotentResponseRecorded{})
 	for _, e := range all {
 		t := reflect.TypeOf(e).Elem()
