@@ -112,3 +112,7 @@ func (DataSourceDeleted) EventType() string   { return "DataSourceDeleted" }
 func Events() []domain.Event {
 	return []domain.Event{&DataSourceCreated{}, &DataSourceUpdated{}, &DataSourceGrantsSet{}, &DataSourceTested{}, &DataSourceDeleted{}}
 }
+
+// PasswordPurpose is the purpose a source's password is sealed for: it
+// binds the sealed value to this source, so it opens for no other.
+func PasswordPurpose(sourceID string) string { return "datasource:" + sourceID + ":password" }
