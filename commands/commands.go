@@ -11,6 +11,9 @@ type Commands struct {
 	Bots          *Bots
 	Knowledge     *Knowledge
 	Conversations *Conversations
+	// DataSources is nil until the application gives it its keyring and
+	// tester (NewDataSources).
+	DataSources *DataSources
 }
 
 // New returns the handlers of every bounded context over p.

@@ -1,6 +1,6 @@
 // Package postgres holds the PostgreSQL adapters of the read-model ports
 // (projections.TenancyModel, BotModel, AuditModel, KnowledgeModel,
-// ChunkModel, ConversationModel and Checkpoints), their schema and its
+// ChunkModel, ConversationModel, DataSourceModel and Checkpoints), their schema and its
 // migrations, used in production, where read models outlive the process and
 // are shared by every replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
 // which lives in the same database under the same rules.
@@ -108,6 +108,7 @@ type Store struct {
 	knowledge     *Knowledge
 	chunks        *Chunks
 	conversations *Conversations
+	dataSources   *DataSources
 	embeddings    *Embeddings
 	checkpoints   *Checkpoints
 }
@@ -187,6 +188,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		knowledge:     &Knowledge{db: d},
 		chunks:        &Chunks{db: d, tuning: defaultTuning},
 		conversations: &Conversations{db: d},
+		dataSources:   &DataSources{db: d},
 		embeddings:    &Embeddings{db: d},
 		checkpoints:   &Checkpoints{db: d},
 	}
@@ -209,6 +211,9 @@ func (s *Store) Chunks() *Chunks { return s.chunks }
 
 // Conversations returns the adapter of projections.ConversationModel.
 func (s *Store) Conversations() *Conversations { return s.conversations }
+
+// DataSources returns the adapter of projections.DataSourceModel.
+func (s *Store) DataSources() *DataSources { return s.dataSources }
 
 // Embeddings returns the adapter of the embedding store.
 func (s *Store) Embeddings() *Embeddings { return s.embeddings }

@@ -214,6 +214,7 @@ func TestContract(t *testing.T) {
 		if b.db.vector {
 			m.Knowledge, m.Chunks = b.store.Knowledge(), b.store.Chunks()
 			m.Conversations = b.store.Conversations()
+			m.DataSources = b.store.DataSources()
 		}
 		return m
 	})

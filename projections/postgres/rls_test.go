@@ -48,6 +48,9 @@ var insertOther = map[string]string{
 	"conversations": `INSERT INTO conversations (org_id, id, bot_id, title, started_by, started_by_kind, archived,
 			created_at, updated_at, version, messages)
 		VALUES ('org-b', 'conv-mallory', 'bot-1', '', 'mallory', 'user', false, now(), now(), 0, '[]')`,
+	"data_sources": `INSERT INTO data_sources (org_id, id, name, kind, connection, allowed_tables, grants, state,
+			created_by, created_at, updated_at, version, connection_version)
+		VALUES ('org-b', 'ds-mallory', 'm', 'sqlite', '{}', '[]', '[]', 'untested', 'mallory', now(), now(), 0, 1)`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -96,6 +99,8 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Embeddings().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
 					b.store.Conversations().PutConversation(ctx, s, projections.Conversation{ID: "conv-1", BotID: "bot-1",
 						StartedBy: "alice", StartedByKind: "user", CreatedAt: at, UpdatedAt: at}),
+					b.store.DataSources().PutDataSource(ctx, s, projections.DataSource{ID: "ds-1", Name: "d", Kind: "sqlite",
+						State: "untested", CreatedAt: at, UpdatedAt: at}),
 				)
 			})
 		}
@@ -143,7 +148,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "conversations", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "conversations", "data_sources", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {
