@@ -43,6 +43,7 @@ import (
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/quota"
+	"github.com/palisadehq/palisade/sealing"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -111,6 +112,22 @@ type Config struct {
 	// DenialWindow is how long repeated denials of one principal for one
 	// permission are coalesced into one summary event (default one minute).
 	DenialWindow time.Duration
+	// MasterKey wraps the organizations' data keys, which seal data source
+	// passwords (PALISADE_MASTER_KEY: 32 bytes in standard base64). Empty
+	// keeps the key in master.key in the data directory, created on first
+	// start: fine for the embedded default, but then the key lives beside
+	// what it protects.
+	MasterKey sealing.Secret
+	// SQLiteRoot is the directory SQLite data sources are files under
+	// (PALISADE_SQLITE_ROOT); empty is the data directory's sqlite/.
+	SQLiteRoot string
+	// DataSourceNetworks are the networks data sources may connect to
+	// (PALISADE_DATASOURCE_ALLOWED_NETWORKS: comma-separated CIDRs; empty
+	// is every address). Link-local addresses are refused whatever it says.
+	DataSourceNetworks string
+	// SourceTester, when set, replaces the connector to data sources
+	// (tests play a database with it).
+	SourceTester commands.SourceTester
 	Logger       *slog.Logger
 }
 
@@ -243,7 +260,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	groups := append(models.projections(registry), a.quotaModel(), turns)
 	groups = append(groups, a.processes(a.principals)...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
+	sources, err := openDataSources(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
+	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
+	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
 	model := cfg.Model
 	if model == nil {
 		if model, err = newModel(cfg.LLM); err != nil {
@@ -371,6 +394,7 @@ type readModels struct {
 	chunks        projections.ChunkModel
 	vectors       projections.Embeddings
 	conversations projections.ConversationModel
+	dataSources   projections.DataSourceModel
 }
 
 // projections returns the groups that build the read models.
@@ -381,6 +405,7 @@ func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 		projections.AuditProjection(m.audit, registry.Prototypes()),
 		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
 		projections.ConversationProjection(m.conversations),
+		projections.DataSourceProjection(m.dataSources),
 	}
 }
 
@@ -389,6 +414,7 @@ func newMemoryReadModels(vectors projections.Embeddings) readModels {
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
 		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
 		conversations: memory.NewConversations(),
+		dataSources:   memory.NewDataSources(),
 	}
 }
 
@@ -421,6 +447,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
 		conversations: pg.Conversations(),
+		dataSources:   pg.DataSources(),
 	}, nil
 }
 

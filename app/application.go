@@ -28,6 +28,8 @@ type Queries struct {
 	Knowledge *projections.KnowledgeQueries
 	// Conversations answers reads of conversations with bots.
 	Conversations *projections.ConversationQueries
+	// DataSources answers reads of data sources.
+	DataSources *projections.DataSourceQueries
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -54,6 +56,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Bots:          a.Commands.Bots,
 			Knowledge:     a.Commands.Knowledge,
 			Conversations: a.Commands.Conversations,
+			DataSources:   a.Commands.DataSources,
 		},
 		Queries: httpapi.Queries{
 			Tenancy:       a.Queries.Org,
@@ -61,6 +64,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Knowledge:     a.Queries.Knowledge,
 			Audit:         a.Queries.Org,
 			Conversations: a.Queries.Conversations,
+			DataSources:   a.Queries.DataSources,
 		},
 		Runner: a.Runner,
 	}

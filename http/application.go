@@ -7,6 +7,7 @@ import (
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
@@ -35,6 +36,8 @@ type Commands struct {
 	Knowledge   KnowledgeCommands
 	// Conversations start and archive conversations with bots.
 	Conversations ConversationCommands
+	// DataSources change and test data sources.
+	DataSources DataSourceCommands
 }
 
 // Queries are the read use cases, one interface per bounded context.
@@ -45,6 +48,8 @@ type Queries struct {
 	Audit     AuditQueries
 	// Conversations read conversations with bots.
 	Conversations ConversationQueries
+	// DataSources read data sources.
+	DataSources DataSourceQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.
@@ -115,4 +120,19 @@ type KnowledgeQueries interface {
 // AuditQueries read the caller's organization's events.
 type AuditQueries interface {
 	AuditEvents(ctx context.Context, who access.Principal, q projections.AuditQuery) ([]projections.AuditEvent, error)
+}
+
+// DataSourceCommands change and test data sources.
+type DataSourceCommands interface {
+	Create(ctx context.Context, who access.Principal, in commands.DataSourceInput) (commands.DataSourceCreated, error)
+	Update(ctx context.Context, who access.Principal, id string, name *string, conn *commands.ConnectionInput, tables *[]datasources.AllowedTable) (commands.Result, error)
+	SetGrants(ctx context.Context, who access.Principal, id string, grants []datasources.Grant) (commands.Result, error)
+	Delete(ctx context.Context, who access.Principal, id string) (commands.Result, error)
+	Test(ctx context.Context, who access.Principal, id string) (commands.DataSourceTest, error)
+}
+
+// DataSourceQueries read the data sources the caller may see.
+type DataSourceQueries interface {
+	List(ctx context.Context, who access.Principal, page projections.Page) ([]projections.DataSource, error)
+	Get(ctx context.Context, who access.Principal, id string) (projections.DataSource, error)
 }

@@ -188,6 +188,14 @@ func (s *Server) routes() {
 	v1.HandleFunc("/conversations/{id}", s.archiveConversation).Methods(http.MethodDelete)
 	v1.HandleFunc("/conversations/{id}/messages", s.ask).Methods(http.MethodPost)
 
+	v1.HandleFunc("/data-sources", s.createDataSource).Methods(http.MethodPost)
+	v1.HandleFunc("/data-sources", s.listDataSources).Methods(http.MethodGet)
+	v1.HandleFunc("/data-sources/{id}", s.getDataSource).Methods(http.MethodGet)
+	v1.HandleFunc("/data-sources/{id}", s.updateDataSource).Methods(http.MethodPatch)
+	v1.HandleFunc("/data-sources/{id}", s.deleteDataSource).Methods(http.MethodDelete)
+	v1.HandleFunc("/data-sources/{id}/test", s.testDataSource).Methods(http.MethodPost)
+	v1.HandleFunc("/data-sources/{id}/grants", s.setDataSourceGrants).Methods(http.MethodPut)
+
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
 }
 
