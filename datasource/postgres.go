@@ -52,7 +52,14 @@ func (e *Executor) openPostgres(cfg Config) (source, error) {
 	}
 	cc.KerberosSrvName, cc.KerberosSpn = "", ""
 	cc.OnNotice, cc.OnNotification, cc.OnPgError = nil, nil, nil
-	cc.ValidateConnect, cc.AfterConnect = nil, nil
+	cc.ValidateConnect = nil
+	// One message (a row) larger than this breaks the connection instead
+	// of being read into memory: pgx's own bound is 1 GB.
+	maxMsg := int(min(max(2*e.opts.Defaults.MaxBytes, 16<<20), 1<<30-2))
+	cc.AfterConnect = func(_ context.Context, c *pgconn.PgConn) error {
+		c.Frontend().SetMaxBodyLen(maxMsg)
+		return nil
+	}
 	cc.DialFunc = e.dialer().DialContext
 	for _, fb := range cc.Fallbacks {
 		fb.Host, fb.Port = cfg.Host, uint16(cfg.port())

@@ -184,6 +184,9 @@ ORDER BY m.name, p.cid`)
 		if err := rows.Scan(&table, &col, &typ); err != nil {
 			return out, err
 		}
+		if len(s.tables) > 0 && !slices.ContainsFunc(s.tables, func(t string) bool { return strings.EqualFold(t, table) }) {
+			continue
+		}
 		out.add(table, Column{Name: col, Type: strings.ToLower(typ)})
 	}
 	out.sort()
