@@ -181,7 +181,7 @@ func (e *Executor) classify(ctx, runCtx context.Context, src source, cfg Config,
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Errorf("datasource: %s cancelled: %w", op, context.Canceled)
-	case ctx.Err() != nil || runCtx.Err() != nil:
+	case ctx.Err() != nil || runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("datasource: %s: %w", op, ErrTimeout)
 	case errors.Is(err, netguard.ErrAlwaysRefused), errors.Is(err, netguard.ErrNotAllowed), errors.Is(err, netguard.ErrPathRefused):
 		return redact(fmt.Errorf("datasource: %s: connection refused by policy: %w", op, err), cfg)

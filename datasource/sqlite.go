@@ -63,6 +63,30 @@ func (s *sqliteSource) conn(ctx context.Context, tables []string, maxLen int64, 
 		conn.Close()
 		return nil, err
 	}
+	// The tables the file holds, read with no authorizer (the last use of
+	// this connection left one): SQLite reports a read of no column (as in
+	// count(*)) and a read of a CTE alike, with no database name, so only
+	// the file's own table names tell them apart.
+	if err := setAuthorizer(conn, nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	real := map[string]bool{}
+	names, err := conn.QueryContext(ctx, "SELECT lower(name) FROM main.sqlite_schema WHERE type IN ('table', 'view')")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	for names.Next() {
+		var n string
+		if err := names.Scan(&n); err != nil {
+			names.Close()
+			conn.Close()
+			return nil, err
+		}
+		real[n] = true
+	}
+	names.Close()
 	allowed := map[string]bool{}
 	for _, t := range tables {
 		allowed[strings.ToLower(t)] = true
@@ -72,11 +96,14 @@ func (s *sqliteSource) conn(ctx context.Context, tables []string, maxLen int64, 
 		case sqlite.AuthSelect, sqlite.AuthRecursive:
 			return sqlite.AuthorizerOK
 		case sqlite.AuthRead:
-			if database != "main" && database != "" {
+			table := strings.ToLower(arg1)
+			switch {
+			case database != "main" && database != "":
 				return sqlite.AuthorizerDeny
-			}
-			if catalog || len(allowed) == 0 || allowed[strings.ToLower(arg1)] {
+			case catalog || len(allowed) == 0 || allowed[table]:
 				return sqlite.AuthorizerOK
+			case database == "" && arg2 == "" && !real[table]:
+				return sqlite.AuthorizerOK // a CTE
 			}
 			return sqlite.AuthorizerDeny
 		case sqlite.AuthFunction:
@@ -91,18 +118,21 @@ func (s *sqliteSource) conn(ctx context.Context, tables []string, maxLen int64, 
 		}
 		return sqlite.AuthorizerDeny
 	}
-	err = conn.Raw(func(dc any) error {
+	if err := setAuthorizer(conn, auth); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func setAuthorizer(conn *sql.Conn, auth sqlite.AuthorizerFn) error {
+	return conn.Raw(func(dc any) error {
 		r, ok := dc.(sqlite.AuthorizerRegisterer)
 		if !ok {
 			return errors.New("the sqlite driver offers no authorizer")
 		}
 		return r.RegisterAuthorizer(auth)
 	})
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
 }
 
 // query runs under ctx's deadline: modernc's driver interrupts the
