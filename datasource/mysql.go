@@ -124,8 +124,14 @@ func (s *mysqlSource) readOnly(ctx context.Context, fn func(tx *sql.Tx, flavor s
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	return fn(tx, flavor)
+	err = fn(tx, flavor)
+	tx.Rollback()
+	// GET_LOCK's locks outlive the transaction, on a connection the pool
+	// hands to the next query: release them, or never reuse it.
+	if _, rerr := conn.ExecContext(ctx, "DO RELEASE_ALL_LOCKS()"); rerr != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
 }
 
 func (s *mysqlSource) killQuery(id int64) {

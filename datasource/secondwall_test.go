@@ -170,3 +170,19 @@ func TestSQLiteWalls(t *testing.T) {
 		t.Fatalf("sales has %d rows (%v)", n, err)
 	}
 }
+
+// A named lock taken by one query does not stay with the pooled
+// connection for the next.
+func TestMySQLLocksDoNotOutliveAQuery(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, datasource.Options{MaxOpenConns: 1})
+	cfg := mysqlConfig(t)
+	res := mustQuery(t, target{"mysql", e, cfg}, "SELECT GET_LOCK('palisade_test_lock', 0) AS got", datasource.Limits{})
+	if res.Rows[0][0] != int64(1) {
+		t.Fatalf("GET_LOCK: %v", res.Rows)
+	}
+	var free int
+	if err := rootMySQL(t).QueryRow("SELECT IS_FREE_LOCK('palisade_test_lock')").Scan(&free); err != nil || free != 1 {
+		t.Fatalf("the lock is still held after the query (%d, %v)", free, err)
+	}
+}
