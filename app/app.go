@@ -264,6 +264,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if sources.close != nil {
+		a.closers = append(a.closers, sources.close)
+	}
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)

@@ -2,11 +2,12 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/datasource"
 	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/netguard"
 	"github.com/palisadehq/palisade/sealing"
@@ -22,6 +23,8 @@ const DefaultSQLiteDir = "sqlite"
 type dataSources struct {
 	keys   commands.Keyring
 	tester commands.SourceTester
+	// close releases the connector's connections (nil: nothing to close).
+	close func() error
 }
 
 // openDataSources loads the master key (PALISADE_MASTER_KEY, or master.key
@@ -52,29 +55,55 @@ func openDataSources(cfg Config) (dataSources, error) {
 	root := cfg.SQLiteRoot
 	if root == "" {
 		root = filepath.Join(cfg.DataDir, DefaultSQLiteDir)
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return dataSources{}, fmt.Errorf("SQLite root: %w", err)
+		}
 	}
 	if root, err = filepath.Abs(root); err != nil {
 		return dataSources{}, fmt.Errorf("PALISADE_SQLITE_ROOT: %w", err)
 	}
-	tester := cfg.SourceTester
-	if tester == nil {
-		tester = newConnector(policy, root)
+	if cfg.SourceTester != nil {
+		return dataSources{keys: keys, tester: cfg.SourceTester}, nil
 	}
-	return dataSources{keys: keys, tester: tester}, nil
+	conn := newConnector(policy, root)
+	return dataSources{keys: keys, tester: conn, close: conn.Close}, nil
 }
 
-// connector is the commands' SourceTester until the executor is wired.
-type connector struct {
-	policy netguard.Policy
-	root   string
-}
+// connector is the commands' SourceTester over the executor of package
+// datasource, which dials through the network policy and opens SQLite
+// files under the root only.
+type connector struct{ exec *datasource.Executor }
 
 func newConnector(policy netguard.Policy, root string) *connector {
-	return &connector{policy: policy, root: root}
+	return &connector{exec: datasource.New(datasource.Options{Network: policy, SQLiteRoot: root})}
 }
 
-func (c *connector) Validate(datasources.Kind, datasources.Connection) error { return nil }
-
-func (c *connector) Test(context.Context, datasources.Kind, datasources.Connection, sealing.Secret) (datasources.Schema, error) {
-	return datasources.Schema{}, errors.New("no connector in this build")
+func sourceConfig(kind datasources.Kind, conn datasources.Connection, password sealing.Secret) datasource.Config {
+	return datasource.Config{Kind: datasource.Kind(kind), Host: conn.Host, Port: conn.Port, Database: conn.Database,
+		User: conn.User, Password: password, Params: conn.Params, Path: conn.Path}
 }
+
+// Validate checks the driver parameters the executor accepts for kind.
+func (c *connector) Validate(kind datasources.Kind, conn datasources.Connection) error {
+	return sourceConfig(kind, conn, sealing.Secret{}).Validate()
+}
+
+// Test connects and returns the schema the connecting user can read.
+func (c *connector) Test(ctx context.Context, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error) {
+	s, err := c.exec.Test(ctx, sourceConfig(kind, conn, password))
+	if err != nil {
+		return datasources.Schema{}, err
+	}
+	out := datasources.Schema{Tables: make([]datasources.Table, len(s.Tables))}
+	for i, t := range s.Tables {
+		cols := make([]datasources.Column, len(t.Columns))
+		for j, col := range t.Columns {
+			cols[j] = datasources.Column{Name: col.Name, Type: col.Type}
+		}
+		out.Tables[i] = datasources.Table{Name: t.Name, Columns: cols}
+	}
+	return out, nil
+}
+
+// Close closes the executor's pools.
+func (c *connector) Close() error { return c.exec.Close() }

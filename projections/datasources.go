@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/palisadehq/palisade/consumer"
@@ -189,7 +190,8 @@ func allowedTables(t []datasources.AllowedTable) []datasources.AllowedTable {
 // when it holds datasources:read and either manages data sources (owners
 // and admins) or may query this source (a grant names it); any other
 // source, like another organization's, answers exactly like one that does
-// not exist. Grants are shown to managers only.
+// not exist. Grants, and the part of the schema snapshot outside the
+// allowed tables and columns, are shown to managers only.
 type DataSourceQueries struct {
 	sources DataSourceModel
 	denials DenialRecorder
@@ -211,7 +213,36 @@ func sourceView(who access.Principal, s DataSource) (DataSource, bool) {
 		return DataSource{}, false
 	}
 	s.Grants = nil
+	s.Schema = allowedSchema(s.Schema, s.AllowedTables)
 	return s, true
+}
+
+// allowedSchema is the part of schema a source exposes: its allowed tables,
+// and of those only the allowed columns, so that a member who may query a
+// source does not learn the rest of the database from its snapshot.
+func allowedSchema(schema *datasources.Schema, allowed []datasources.AllowedTable) *datasources.Schema {
+	if schema == nil {
+		return nil
+	}
+	out := &datasources.Schema{Tables: []datasources.Table{}}
+	for _, t := range schema.Tables {
+		i := slices.IndexFunc(allowed, func(a datasources.AllowedTable) bool { return a.Name == t.Name })
+		if i < 0 {
+			continue
+		}
+		if len(allowed[i].Columns) == 0 {
+			out.Tables = append(out.Tables, t)
+			continue
+		}
+		cols := []datasources.Column{}
+		for _, c := range t.Columns {
+			if slices.Contains(allowed[i].Columns, c.Name) {
+				cols = append(cols, c)
+			}
+		}
+		out.Tables = append(out.Tables, datasources.Table{Name: t.Name, Columns: cols})
+	}
+	return out
 }
 
 // List lists the sources the caller may see, by id after page.After.
