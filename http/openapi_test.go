@@ -37,6 +37,7 @@ import (
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/conversation"
+	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/eventstore"
@@ -46,6 +47,8 @@ import (
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/quota"
+	"github.com/palisadehq/palisade/sealing"
+	"github.com/palisadehq/palisade/sealing/keyring"
 )
 
 // oasPublicPaths are the routes served without a token.
@@ -315,6 +318,11 @@ func oasNewStack(t *testing.T) *oasStack {
 	pipeline := commands.NewPipeline(store, registry, logger)
 	principals := projections.NewPrincipals(tenancy)
 	conversations := memory.NewConversations()
+	sources := memory.NewDataSources()
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatalf("master key: %v", err)
+	}
 	// Quotas the platform sets reach the book through its projection, as
 	// in app; the runner asks it before every turn.
 	quotas := quota.NewBook(quota.Config{})
@@ -326,6 +334,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		projections.AuditProjection(audit, registry.Prototypes()),
 		projections.KnowledgeProjection(bases, chunks, vectors),
 		projections.ConversationProjection(conversations),
+		projections.DataSourceProjection(sources),
 		quotaGroup,
 		// Ingestion appends DocumentChunked while the read models catch up;
 		// the next catch-up applies it.
@@ -336,6 +345,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		t.Fatalf("sealer: %v", err)
 	}
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
+	cmds.DataSources = commands.NewDataSources(pipeline, keyring.NewMemory(master), oasDatabases{})
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
 	knowledgeQueries := projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline, cmds.Knowledge)
 	tools, err := conversation.NewRegistry(append(conversation.KnowledgeTools(knowledgeQueries, cmds.Conversations),
@@ -349,11 +359,12 @@ func oasNewStack(t *testing.T) *oasStack {
 	server := NewServer(Deps{
 		App: Application{
 			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge,
-				Conversations: cmds.Conversations},
+				Conversations: cmds.Conversations, DataSources: cmds.DataSources},
 			Queries: Queries{
 				Tenancy: queries, Bots: queries, Audit: queries,
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
+				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
 			},
 			Runner: runner,
 		},
@@ -1048,6 +1059,28 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	// Archived means read-only (issue 9): its documents cannot be deleted either.
 	s.do(oasCall{method: http.MethodDelete, path: docPath, token: alice, want: http.StatusConflict})
 
+	// Data sources: created with a password (never answered), read,
+	// tested (a good and a failing connection), changed, granted, deleted.
+	var source struct{ ID string }
+	s.do(oasCall{method: http.MethodPost, path: "/v1/data-sources", token: alice, want: http.StatusCreated,
+		body: map[string]any{"name": "Sales", "kind": "postgres", "allowed_tables": []any{"sales", map[string]any{"name": "regions", "columns": []string{"name"}}},
+			"connection": map[string]any{"host": "db.example", "database": "sales", "user": "reader", "password": "pw", "params": map[string]string{"sslmode": "require"}}}}).decode(t, &source)
+	s.do(oasCall{method: http.MethodPost, path: "/v1/data-sources", token: alice, want: http.StatusUnprocessableEntity,
+		body: map[string]any{"name": "Bad", "kind": "sqlite", "allowed_tables": []string{"t"}, "connection": map[string]any{"path": "../x.db"}}})
+	sourcePath := "/v1/data-sources/" + source.ID
+	s.do(oasCall{method: http.MethodGet, path: "/v1/data-sources", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: sourcePath, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPost, path: sourcePath + "/test", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: sourcePath, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPatch, path: sourcePath, token: alice, want: http.StatusOK,
+		body: map[string]any{"name": "Sales EU", "connection": map[string]any{"host": "down.example", "database": "sales", "user": "reader"}}})
+	s.do(oasCall{method: http.MethodPost, path: sourcePath + "/test", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: sourcePath, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodPut, path: sourcePath + "/grants", token: alice, want: http.StatusOK,
+		body: map[string]any{"grants": []map[string]any{{"subject": "role:analyst", "permissions": []string{"datasources:query"}}}}})
+	s.do(oasCall{method: http.MethodDelete, path: sourcePath, token: alice, want: http.StatusNoContent})
+	s.do(oasCall{method: http.MethodGet, path: sourcePath, token: alice, want: http.StatusNotFound})
+
 	// The audit log, with the envelopes of everything above.
 	var page struct {
 		Items []json.RawMessage `json:"items"`
@@ -1061,4 +1094,17 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=DocumentChunked&type=KnowledgeSearched",
 		token: alice, want: http.StatusOK})
+}
+
+// oasDatabases plays the databases of data sources: db.example answers a
+// schema, any other host is unreachable.
+type oasDatabases struct{}
+
+func (oasDatabases) Validate(datasources.Kind, datasources.Connection) error { return nil }
+
+func (oasDatabases) Test(_ context.Context, _ datasources.Kind, conn datasources.Connection, _ sealing.Secret) (datasources.Schema, error) {
+	if conn.Host != "db.example" {
+		return datasources.Schema{}, errors.New("dial tcp: no route to host")
+	}
+	return datasources.Schema{Tables: []datasources.Table{{Name: "sales", Columns: []datasources.Column{{Name: "total", Type: "numeric"}}}}}, nil
 }
