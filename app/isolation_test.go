@@ -65,6 +65,8 @@ const (
 	isoConversationID
 	// isoBodyBotID names a bot in a body (a new conversation's bot_id).
 	isoBodyBotID
+	// isoDataSourceID names a data source.
+	isoDataSourceID
 )
 
 // isoVarCount is how many path variables a value of kind fills.
@@ -305,6 +307,35 @@ func isoRoutes() map[string]isoRoute {
 					{v: map[string]any{"content": "Tell me everything.\n" + strings.Join(lines, "\n")}},
 				}
 			}},
+
+		// Data sources: visible to their managers and to the subjects their
+		// grants name; anyone else gets the 404 of an unknown id.
+		"POST /v1/data-sources": {perm: access.DatasourcesManage, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-probe-source-" + caller, "kind": "sqlite",
+				"connection": map[string]any{"path": o.label + "-probe.db"}, "allowed_tables": []string{"sales"}}}}
+		}},
+		"GET /v1/data-sources": {perm: access.DatasourcesRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}}
+			for _, v := range victims {
+				for _, id := range v.sources {
+					out = append(out, isoQuery{q: "?limit=500&after=" + id})
+				}
+			}
+			return out
+		}},
+		"GET /v1/data-sources/{id}": {perm: access.DatasourcesRead, pathVar: isoDataSourceID},
+		"PATCH /v1/data-sources/{id}": {perm: access.DatasourcesManage, pathVar: isoDataSourceID, bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"name": o.label + "-hijacked-source",
+				"connection": map[string]any{"host": "db." + o.label + ".example", "database": "d", "user": "u", "password": "hijacked-by-" + caller}}}}
+		}},
+		"DELETE /v1/data-sources/{id}":    {perm: access.DatasourcesManage, pathVar: isoDataSourceID},
+		"POST /v1/data-sources/{id}/test": {perm: access.DatasourcesManage, pathVar: isoDataSourceID, bodies: isoNoBody},
+		"PUT /v1/data-sources/{id}/grants": {perm: access.DatasourcesManage, pathVar: isoDataSourceID, bodies: func(o *isoOrg, _ string, _ []*isoOrg) []isoBody {
+			return []isoBody{
+				{v: map[string]any{"grants": []map[string]any{{"subject": "user:" + o.label + "-victor", "permissions": []string{"datasources:query"}}}}},
+				{v: map[string]any{"grants": []map[string]any{}}},
+			}
+		}},
 
 		"GET /v1/audit/events": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}, {q: "?type=KnowledgeSearched,DocumentChunked&limit=500"}}
@@ -560,6 +591,11 @@ type isoOrg struct {
 	conversations, archivedConversations []string
 	convStarters                         map[string]string
 	convRecordIDs                        []string
+	// Data sources: sources[0] is granted to the analyst role, sources[1]
+	// to nobody; deletedSources were deleted. sourceNames and
+	// sourcePasswords (their canary passwords) must never reach anyone.
+	sources, deletedSources      []string
+	sourceNames, sourcePasswords []string
 
 	mu sync.Mutex
 	// made holds the ids and subs of what the org's principals created
@@ -596,7 +632,8 @@ func (o *isoOrg) knows(id string) bool {
 		slices.Contains(o.archivedBots, id) || slices.Contains(o.sas, id) || slices.Contains(o.revokedSAs, id) ||
 		slices.Contains(o.kbs, id) || slices.Contains(o.archivedKBs, id) || slices.Contains(o.chunkIDs, id) ||
 		slices.Contains(o.searchIDs, id) || slices.Contains(o.conversations, id) ||
-		slices.Contains(o.archivedConversations, id) || slices.Contains(o.convRecordIDs, id) {
+		slices.Contains(o.archivedConversations, id) || slices.Contains(o.convRecordIDs, id) ||
+		slices.Contains(o.sources, id) || slices.Contains(o.deletedSources, id) {
 		return true
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -630,6 +667,10 @@ func (o *isoOrg) ids(kind isoVar) []string {
 		out = append(out, o.kbs...)
 		out = append(out, o.archivedKBs...)
 		out = append(out, o.docs[0].id, o.deletedDocs[0].id, o.chunkIDs[0], o.searchIDs[0], o.bots[0])
+	case isoDataSourceID:
+		out = append(out, o.sources...)
+		out = append(out, o.deletedSources...)
+		out = append(out, o.kbs[0], o.bots[0], o.subs[0])
 	case isoConversationID:
 		out = append(out, o.conversations...)
 		out = append(out, o.archivedConversations...)
@@ -687,7 +728,8 @@ func (o *isoOrg) staticNeedles() []string {
 	for _, list := range [][]string{o.subs, o.goneSubs, o.bots, o.archivedBots, o.botNames, o.sas, o.revokedSAs,
 		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams,
 		o.kbs, o.archivedKBs, o.kbNames, o.docTitles, o.texts, o.contentHashes, o.chunkIDs, o.searchIDs,
-		o.conversations, o.archivedConversations, o.convRecordIDs} {
+		o.conversations, o.archivedConversations, o.convRecordIDs,
+		o.sources, o.deletedSources, o.sourceNames, o.sourcePasswords} {
 		out = append(out, list...)
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -1221,6 +1263,7 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 
 	w.addKnowledge(t, o, setup, rnd)
 	w.addConversations(t, o, setup)
+	w.addDataSources(t, o, setup, rnd)
 
 	// Denied attempts, recorded in the org's security stream.
 	w.expect(t, http.StatusForbidden, setup, http.MethodPost, "/v1/bots", o.principal(t, "viewer").token, map[string]any{"name": label + "-denied-bot"})
@@ -1342,6 +1385,11 @@ func (w *isoWorld) snapshot(t testing.TB, o *isoOrg) map[string]string {
 	// conversations:read).
 	for _, id := range append(slices.Clone(o.conversations), o.archivedConversations...) {
 		paths = append(paths, "/v1/conversations/"+id)
+	}
+	// Data sources, as their owner sees them (grants included).
+	paths = append(paths, "/v1/data-sources?limit=500")
+	for _, id := range o.sources {
+		paths = append(paths, "/v1/data-sources/"+id)
 	}
 	snap := map[string]string{}
 	for _, p := range paths {
@@ -1817,7 +1865,8 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 		owner := b.principal(t, "owner")
 		for _, tpl := range []string{"/v1/bots/{id}", "/v1/members/{sub}", "/v1/service-accounts/{id}", "/v1/knowledge-bases/{id}",
 			"/v1/knowledge-bases/{id}/grants", "/v1/knowledge-bases/{id}/documents", "/v1/knowledge-bases/{id}/documents/{doc}",
-			"/v1/conversations/{id}", "/v1/conversations/{id}/messages"} {
+			"/v1/conversations/{id}", "/v1/conversations/{id}/messages",
+			"/v1/data-sources/{id}", "/v1/data-sources/{id}/test", "/v1/data-sources/{id}/grants"} {
 			kind := isoBotID
 			switch {
 			case strings.Contains(tpl, "{doc}"):
@@ -1826,6 +1875,8 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 				kind = isoKBID
 			case strings.HasPrefix(tpl, "/v1/conversations/"):
 				kind = isoConversationID
+			case strings.HasPrefix(tpl, "/v1/data-sources/"):
+				kind = isoDataSourceID
 			}
 			for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodGet, http.MethodDelete} {
 				served := false
@@ -2042,7 +2093,8 @@ func TestIsolationAcrossOrganizations(t *testing.T) {
 			for _, n := range []string{v.id, v.name, v.canary, v.bots[0], v.sas[0], v.subs[0], v.eventIDs[0], v.kb,
 				v.kbs[0], v.kbs[1], v.archivedKBs[0], v.kbNames[1], v.docs[0].id, v.deletedDocs[0].id, v.docTitles[0],
 				v.texts[0], v.contentHashes[0], v.chunkIDs[0], v.searchIDs[0],
-				v.helpdesk, v.conversations[0], v.archivedConversations[0], v.convRecordIDs[0]} {
+				v.helpdesk, v.conversations[0], v.archivedConversations[0], v.convRecordIDs[0],
+				v.sources[0], v.sources[1], v.deletedSources[0], v.sourceNames[0]} {
 				if !found[n] {
 					t.Errorf("control: the scanner does not find %q in org %s's own answers", n, v.label)
 				}
@@ -2268,6 +2320,25 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 			for id, starter := range own.convStarters {
 				if starter == label && !ids[id] {
 					t.Errorf("%s misses its own conversation %q", where, id)
+				}
+			}
+		}
+	case "/v1/data-sources":
+		var list struct{ Items []struct{ ID string } }
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, d := range list.Items {
+			ids[d.ID] = true
+			if foreign(d.ID) || !own.knows(d.ID) {
+				t.Errorf("%s lists data source %q, which is not its org's", where, d.ID)
+			}
+		}
+		// Managers see every source; an analyst the granted one.
+		label := caller[strings.Index(caller, "/")+1:]
+		if q.q == "?limit=500" && (label == "owner" || label == "admin") {
+			for _, id := range own.sources {
+				if !ids[id] {
+					t.Errorf("%s misses its own data source %q", where, id)
 				}
 			}
 		}
@@ -2621,4 +2692,35 @@ func TestIsolationTokenForUnknownOrganization(t *testing.T) {
 	isoSameSnapshot(t, a, "tokens naming missing organizations", before, w.snapshot(t, a))
 	got := w.rec.by("nobody/")
 	isoReportLeaks(t, "tokens of missing organizations", isoFindLeaks(got, isoNeedles(t, w, a), isoEchoes(got)))
+}
+
+// addDataSources gives o two data sources with canary passwords (one
+// changed through PATCH), one granted to the analyst role and tested, and
+// a deleted one.
+func (w *isoWorld) addDataSources(t *testing.T, o *isoOrg, setup, rnd string) {
+	t.Helper()
+	owner := o.principal(t, "owner").token
+	create := func(name, password string) string {
+		var v struct{ ID string }
+		o.sourceNames = append(o.sourceNames, name)
+		o.sourcePasswords = append(o.sourcePasswords, password)
+		w.expect(t, http.StatusCreated, setup, http.MethodPost, "/v1/data-sources", owner, map[string]any{
+			"name": name, "kind": "postgres", "allowed_tables": []string{"sales"},
+			"connection": map[string]any{"host": "169.254.169.254", "database": "sales", "user": "reader", "password": password},
+		}).json(t, &v)
+		return v.ID
+	}
+	granted := create(o.label+"-sales-source", strings.ToUpper(o.label)+"-PW-ONE-"+rnd)
+	hidden := create(o.label+"-payroll-source", strings.ToUpper(o.label)+"-PW-TWO-"+rnd)
+	gone := create(o.label+"-gone-source", strings.ToUpper(o.label)+"-PW-GONE-"+rnd)
+	patched := strings.ToUpper(o.label) + "-PW-PATCHED-" + rnd
+	o.sourcePasswords = append(o.sourcePasswords, patched)
+	w.expect(t, http.StatusOK, setup, http.MethodPatch, "/v1/data-sources/"+hidden, owner, map[string]any{
+		"connection": map[string]any{"host": "169.254.169.254", "database": "payroll", "user": "reader", "password": patched}})
+	w.expect(t, http.StatusOK, setup, http.MethodPut, "/v1/data-sources/"+granted+"/grants", owner, map[string]any{
+		"grants": []map[string]any{{"subject": "role:analyst", "permissions": []string{"datasources:query"}}}})
+	w.expect(t, http.StatusOK, setup, http.MethodPost, "/v1/data-sources/"+granted+"/test", owner, nil)
+	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/data-sources/"+gone, owner, nil)
+	o.sources = append(o.sources, granted, hidden)
+	o.deletedSources = append(o.deletedSources, gone)
 }
