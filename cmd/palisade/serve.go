@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/sealing"
 )
 
 // trustFlag collects --trust-jwks ISSUER=URL values.
@@ -50,6 +51,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	llmURL := fs.String("llm-url", env("PALISADE_LLM_URL", ""), "OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp); empty uses the built-in extractive model (PALISADE_LLM_URL)")
 	llmModel := fs.String("llm-model", env("PALISADE_LLM_MODEL", ""), "chat model the endpoint serves (PALISADE_LLM_MODEL)")
 	turnTimeoutFlag := fs.String("turn-timeout", env("PALISADE_TURN_TIMEOUT", "60s"), "wall time of one bot turn, at least 1s (PALISADE_TURN_TIMEOUT)")
+	sqliteRoot := fs.String("sqlite-root", env("PALISADE_SQLITE_ROOT", ""), "directory SQLite data sources are files under, opened read-only; empty is <data-dir>/sqlite (PALISADE_SQLITE_ROOT)")
+	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	limits := addLimitFlags(fs)
 	var trusted trustFlag
@@ -85,6 +88,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// child process each, so that a crafted PDF cannot crash the server.
 		PDFCommand: pdfCommand(),
 		Quotas:     quotas, PDFParsers: pdfParsers, DenialWindow: denialWindow,
+		// The master key is read from the environment only, never a flag.
+		MasterKey:  sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
+		SQLiteRoot: *sqliteRoot, DataSourceNetworks: *allowedNetworks,
 	})
 	if err != nil {
 		return err
