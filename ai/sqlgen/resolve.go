@@ -58,12 +58,12 @@ func (p *parser) resolve() (*plan, error) {
 			}
 			dates = &dateMention{column: &f.column, from: span.start, to: span.end}
 		case isNumeric(c.Type):
-			if !numberLiteral.MatchString(v.text) {
+			if !numberLiteral.MatchString(v.raw) {
 				return nil, notUnderstood("the column %q is numeric, and %q is not a number", c.Name, v.raw)
 			}
-			pl.filters = append(pl.filters, planFilter{column: c.Name, value: v.text, number: true})
+			pl.filters = append(pl.filters, planFilter{column: c.Name, value: v.raw, number: true})
 		default:
-			pl.filters = append(pl.filters, planFilter{column: c.Name, value: v.text})
+			pl.filters = append(pl.filters, planFilter{column: c.Name, value: v.raw})
 		}
 	}
 	if dates != nil {
