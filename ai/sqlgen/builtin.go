@@ -29,8 +29,11 @@ func NewBuiltin() *Builtin {
 }
 
 // WithClock returns a copy of b whose relative dates end on the day now
-// returns, in now's own location.
+// returns, in now's own location. A nil now keeps b's clock.
 func (b *Builtin) WithClock(now func() time.Time) *Builtin {
+	if now == nil {
+		return &Builtin{now: b.now}
+	}
 	return &Builtin{now: now}
 }
 
