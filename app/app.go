@@ -111,7 +111,12 @@ type Config struct {
 	// DenialWindow is how long repeated denials of one principal for one
 	// permission are coalesced into one summary event (default one minute).
 	DenialWindow time.Duration
-	Logger       *slog.Logger
+	// AuthDenialRate and AuthDenialBurst bound the refused credentials
+	// recorded one by one per organization and second (default 50, burst
+	// 100); the rest are counted in the next record.
+	AuthDenialRate  float64
+	AuthDenialBurst int
+	Logger          *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -288,6 +293,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		AuthDenialRate:  cfg.AuthDenialRate,
+		AuthDenialBurst: cfg.AuthDenialBurst,
 		TurnTimeout:     cfg.TurnTimeout,
 		Limits:          a.Quotas,
 	})
