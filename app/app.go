@@ -128,7 +128,12 @@ type Config struct {
 	// SourceTester, when set, replaces the connector to data sources
 	// (tests play a database with it).
 	SourceTester commands.SourceTester
-	Logger       *slog.Logger
+	// AuthDenialRate and AuthDenialBurst bound the refused credentials
+	// recorded one by one per organization and second (default 50, burst
+	// 100); the rest are counted in the next record.
+	AuthDenialRate  float64
+	AuthDenialBurst int
+	Logger          *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -253,7 +258,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
-	a.principals = projections.NewPrincipals(models.tenancy)
+	a.principals = projections.NewPrincipals(models.tenancy).WithBots(models.bots)
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
 	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
@@ -314,6 +319,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		AuthDenialRate:  cfg.AuthDenialRate,
+		AuthDenialBurst: cfg.AuthDenialBurst,
 		TurnTimeout:     cfg.TurnTimeout,
 		Limits:          a.Quotas,
 	})
