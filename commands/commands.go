@@ -11,6 +11,7 @@ type Commands struct {
 	Bots          *Bots
 	Knowledge     *Knowledge
 	Conversations *Conversations
+	Analytics     *Analytics
 }
 
 // New returns the handlers of every bounded context over p.
@@ -21,5 +22,6 @@ func New(p *Pipeline, minter TokenMinter, emb Embedding) Commands {
 		Bots:          NewBots(p),
 		Knowledge:     NewKnowledge(p, emb),
 		Conversations: NewConversations(p),
+		Analytics:     NewAnalytics(p),
 	}
 }

@@ -108,6 +108,7 @@ type Store struct {
 	knowledge     *Knowledge
 	chunks        *Chunks
 	conversations *Conversations
+	analytics     *Analytics
 	embeddings    *Embeddings
 	checkpoints   *Checkpoints
 }
@@ -187,6 +188,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		knowledge:     &Knowledge{db: d},
 		chunks:        &Chunks{db: d, tuning: defaultTuning},
 		conversations: &Conversations{db: d},
+		analytics:     &Analytics{db: d},
 		embeddings:    &Embeddings{db: d},
 		checkpoints:   &Checkpoints{db: d},
 	}
@@ -209,6 +211,9 @@ func (s *Store) Chunks() *Chunks { return s.chunks }
 
 // Conversations returns the adapter of projections.ConversationModel.
 func (s *Store) Conversations() *Conversations { return s.conversations }
+
+// Analytics returns the adapter of projections.AnalyticsModel.
+func (s *Store) Analytics() *Analytics { return s.analytics }
 
 // Embeddings returns the adapter of the embedding store.
 func (s *Store) Embeddings() *Embeddings { return s.embeddings }

@@ -214,6 +214,7 @@ func TestContract(t *testing.T) {
 		if b.db.vector {
 			m.Knowledge, m.Chunks = b.store.Knowledge(), b.store.Chunks()
 			m.Conversations = b.store.Conversations()
+			m.Analytics = b.store.Analytics()
 		}
 		return m
 	})

@@ -48,6 +48,10 @@ var insertOther = map[string]string{
 	"conversations": `INSERT INTO conversations (org_id, id, bot_id, title, started_by, started_by_kind, archived,
 			created_at, updated_at, version, messages)
 		VALUES ('org-b', 'conv-mallory', 'bot-1', '', 'mallory', 'user', false, now(), now(), 0, '[]')`,
+	"analytics_jobs": `INSERT INTO analytics_jobs (org_id, id, created_by, created_by_kind, data_source_id, state, version, job)
+		VALUES ('org-b', 'job-mallory', 'mallory', 'user', 'src-1', 'submitted', 0, '{}')`,
+	"analytics_result_pages": `INSERT INTO analytics_result_pages (org_id, job_id, page, rows)
+		VALUES ('org-b', 'job-mallory', 7, '[]')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -96,6 +100,9 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Embeddings().Put(ctx, s, "m", map[string][]float32{"hash-1": {0.1, 0.2}}),
 					b.store.Conversations().PutConversation(ctx, s, projections.Conversation{ID: "conv-1", BotID: "bot-1",
 						StartedBy: "alice", StartedByKind: "user", CreatedAt: at, UpdatedAt: at}),
+					b.store.Analytics().PutAnalyticsJob(ctx, s, projections.AnalyticsJob{ID: "job-1", State: "succeeded",
+						DataSourceID: "src-1", CreatedBy: "alice", CreatedByKind: "user"}),
+					b.store.Analytics().PutAnalyticsPage(ctx, s, "job-1", 0, []byte(`[["a",1]]`)),
 				)
 			})
 		}
@@ -143,7 +150,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "conversations", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {

@@ -16,6 +16,7 @@ func TestMemory(t *testing.T) {
 		return readmodeltest.Models{
 			Tenancy: memory.NewTenancy(), Bots: memory.NewBots(), Audit: memory.NewAudit(),
 			Knowledge: memory.NewKnowledge(), Chunks: memory.NewChunks(), Conversations: memory.NewConversations(),
+			Analytics: memory.NewAnalytics(),
 		}
 	})
 }

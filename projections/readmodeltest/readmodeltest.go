@@ -33,6 +33,9 @@ type Models struct {
 	// Conversations is the conversation read model; the suite skips its
 	// cases when it is nil.
 	Conversations projections.ConversationModel
+	// Analytics is the analytics read model; the suite skips its cases
+	// when it is nil.
+	Analytics projections.AnalyticsModel
 	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
@@ -63,6 +66,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runKnowledge(t, newModels)
 	runIssuers(t, newModels)
 	runConversations(t, newModels)
+	runAnalytics(t, newModels)
 	runAuditSequences(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
