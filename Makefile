@@ -9,13 +9,20 @@ serve:
 provision:
 	scripts/provision-postgres
 
-# Provisions first and fails if that fails: tests needing PostgreSQL must not be skipped.
+# Provisions first and fails if that fails: tests needing PostgreSQL (or the sample data
+# sources on PostgreSQL and MariaDB, scripts/provision-datasources) must not be skipped.
 test:
 	@out="$$(scripts/provision-postgres)" || exit $$?; \
 	url="$$(printf '%s\n' "$$out" | tail -n 1)"; \
 	case "$$url" in PALISADE_TEST_POSTGRES_URL=postgres://*) ;; \
 	*) echo "make test: scripts/provision-postgres printed no PALISADE_TEST_POSTGRES_URL" >&2; exit 1 ;; esac; \
 	export "$$url"; echo "export $$url"; \
+	dsout="$$(scripts/provision-datasources)" || exit $$?; \
+	for v in PALISADE_TEST_DATASOURCE_PG_URL=postgres:// PALISADE_TEST_DATASOURCE_MYSQL_DSN=mysql://; do \
+	line="$$(printf '%s\n' "$$dsout" | grep "^$$v" | tail -n 1)"; \
+	[ -n "$$line" ] || { echo "make test: scripts/provision-datasources printed no $${v%%=*}" >&2; exit 1; }; \
+	export "$$line"; echo "export $$line"; \
+	done; \
 	echo "go vet ./..." && go vet ./... && \
 	echo "go test -race -count=1 ./..." && go test -race -count=1 ./... && \
 	echo "end-to-end suites again on PostgreSQL read models:" && \

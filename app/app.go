@@ -236,7 +236,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
-	a.principals = projections.NewPrincipals(models.tenancy)
+	a.principals = projections.NewPrincipals(models.tenancy).WithBots(models.bots)
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
 	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start

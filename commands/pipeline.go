@@ -291,6 +291,9 @@ func ActorOf(who access.Principal) eventstore.Actor {
 		CreatedBy:  who.CreatedBy,
 		OnBehalfOf: who.OnBehalfOf,
 	}
+	if len(who.OnBehalfOf) > 0 {
+		a.InvokerKind = string(who.InvokerKind)
+	}
 	if who.TokenScope != nil {
 		a.Scope = who.TokenScope.Names()
 	}

@@ -24,6 +24,9 @@ type Actor struct {
 	// actor is one.
 	CreatedBy  string   `json:"created_by,omitempty"`
 	OnBehalfOf []string `json:"on_behalf_of,omitempty"`
+	// InvokerKind is the kind of OnBehalfOf[0] (user or service), so a
+	// process can resolve a delegated actor's invoker as it is now.
+	InvokerKind string `json:"invoker_kind,omitempty"`
 }
 
 // MarshalJSON writes the actor, leaving out a nil Scope (no scope) but

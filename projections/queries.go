@@ -185,7 +185,15 @@ type Credentials struct {
 // a removed member or a revoked account loses access on its next request.
 type Principals struct {
 	tenancy TenancyModel
+	bots    BotModel // nil: bot actors are not resolved
 	now     func() time.Time
+}
+
+// WithBots lets Current resolve bot actors (work a bot asked for, such as
+// an analytics job a tool call submitted) through the bots read model.
+func (r *Principals) WithBots(bots BotModel) *Principals {
+	r.bots = bots
+	return r
 }
 
 // NewPrincipals returns the principal resolver.
@@ -286,8 +294,43 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 		}
 		p.OnBehalfOf = slices.Clone(actor.OnBehalfOf)
 		return p, nil
+	case access.KindBot:
+		return r.currentBot(ctx, scope, orgID, actor)
 	}
 	return access.Principal{}, fmt.Errorf("%w: kind %q", ErrUnknownPrincipal, actor.Kind)
+}
+
+// currentBot returns a bot actor as it is now: its invoker (the first of the
+// recorded chain) resolved as Current resolves a user or service account,
+// then narrowed by each bot of the chain, in order, to that bot's current
+// permission grants (access.Delegate). An archived or unknown bot, or an
+// invoker that is no longer a member or live account, resolves to nothing.
+func (r *Principals) currentBot(ctx context.Context, scope access.Scope, orgID string, actor eventstore.Actor) (access.Principal, error) {
+	if r.bots == nil || len(actor.OnBehalfOf) == 0 {
+		return access.Principal{}, fmt.Errorf("%w: bot actor without an invoker", ErrUnknownPrincipal)
+	}
+	switch access.Kind(actor.InvokerKind) {
+	case access.KindUser, access.KindService:
+	default:
+		return access.Principal{}, fmt.Errorf("%w: bot actor's invoker kind %q", ErrUnknownPrincipal, actor.InvokerKind)
+	}
+	p, err := r.Current(ctx, orgID, eventstore.Actor{Subject: actor.OnBehalfOf[0], Kind: actor.InvokerKind, Scope: actor.Scope})
+	if err != nil {
+		return access.Principal{}, err
+	}
+	chain := append(slices.Clone(actor.OnBehalfOf[1:]), actor.Subject)
+	for _, id := range chain {
+		b, err := r.bots.Bot(ctx, scope, id)
+		if err != nil || b.Archived {
+			return access.Principal{}, fmt.Errorf("%w: bot %s", ErrUnknownPrincipal, id)
+		}
+		perms, err := access.ParsePermissions(b.Grants.Permissions)
+		if err != nil {
+			return access.Principal{}, fmt.Errorf("%w: bot %s grants: %v", ErrUnknownPrincipal, id, err)
+		}
+		p = access.Delegate(p, access.KindBot, id, perms)
+	}
+	return p, nil
 }
 
 // ErrCreatorNotMember: the token names a live service account whose creator

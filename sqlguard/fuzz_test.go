@@ -14,17 +14,15 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/ast"
 
 	"github.com/palisadehq/palisade/sqlguard"
+	"github.com/palisadehq/palisade/sqlguard/sqlguardtest"
 )
 
 // Each fuzz target checks that the guard never panics, that a refusal is
 // a *RejectedError, and that whatever it accepts is, by a second check
 // that does not share the guard's code, one SELECT over allowed tables.
 
-func seed(f *testing.F, dialectOnly []string) {
-	for _, q := range hostileAll {
-		f.Add(q)
-	}
-	for _, q := range dialectOnly {
+func seed(f *testing.F, d sqlguard.Dialect) {
+	for _, q := range sqlguardtest.Hostile(d) {
 		f.Add(q)
 	}
 }
@@ -40,7 +38,7 @@ func mustBeRejection(t *testing.T, err error) {
 var allowedNames = []string{"sales", "customers"}
 
 func FuzzPostgres(f *testing.F) {
-	seed(f, hostilePostgres)
+	seed(f, sqlguard.Postgres)
 	for _, q := range legitimateQueries()[sqlguard.Postgres] {
 		f.Add(q)
 	}
@@ -93,7 +91,7 @@ func (c *tableNames) Enter(n ast.Node) (ast.Node, bool) {
 func (c *tableNames) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 
 func FuzzMySQL(f *testing.F) {
-	seed(f, hostileMySQL)
+	seed(f, sqlguard.MySQL)
 	for _, q := range legitimateQueries()[sqlguard.MySQL] {
 		f.Add(q)
 	}
@@ -128,7 +126,7 @@ func FuzzMySQL(f *testing.F) {
 }
 
 func FuzzSQLite(f *testing.F) {
-	seed(f, hostileSQLite)
+	seed(f, sqlguard.SQLite)
 	for _, q := range legitimateQueries()[sqlguard.SQLite] {
 		f.Add(q)
 	}

@@ -206,6 +206,11 @@ func filled(t *testing.T, typ reflect.Type) any {
 
 func fill(t *testing.T, v reflect.Value) {
 	t.Helper()
+	if v.Type() == reflect.TypeOf(json.RawMessage(nil)) {
+		// Raw JSON fields hold rows of a result: an array of arrays.
+		v.SetBytes([]byte(`[["value-RawMessage",7],["value-RawMessage",8]]`))
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString("value-" + v.Type().Name())
@@ -223,6 +228,15 @@ func fill(t *testing.T, v reflect.Value) {
 			fill(t, s.Index(i))
 		}
 		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		for _, k := range []string{"key-1", "key-2"} {
+			key, elem := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			key.SetString(k)
+			fill(t, elem)
+			m.SetMapIndex(key, elem)
+		}
+		v.Set(m)
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
 		fill(t, p.Elem())

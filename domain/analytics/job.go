@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,8 +129,15 @@ func (j *Job) Start(attempt int) ([]domain.Event, error) {
 	if err := j.mustBeOpen(); err != nil {
 		return nil, err
 	}
+	if attempt < 1 {
+		return nil, fmt.Errorf("%w: attempts count from 1", domain.ErrInvalid)
+	}
 	if j.cancelRequested {
-		return []domain.Event{&AnalyticsJobCancelled{Reason: "cancelled before it ran"}}, nil
+		reason := "cancelled before it ran"
+		if j.state == Running {
+			reason = "cancelled; the interrupted attempt was not run again"
+		}
+		return []domain.Event{&AnalyticsJobCancelled{Reason: reason}}, nil
 	}
 	return []domain.Event{&AnalyticsJobStarted{Attempt: attempt}}, nil
 }
@@ -146,7 +154,9 @@ func (j *Job) Plan(sql, translator string, tables []string) ([]domain.Event, err
 }
 
 // Succeed decides recording a result: its pages (each a JSON array of
-// rows) and then its summary. The result must fit the job's caps.
+// rows) and then its summary. The result must fit the job's caps: the
+// summary's counts, each page, and the pages together (the rows' bytes plus
+// the brackets and commas that join them into pages).
 func (j *Job) Succeed(pages []json.RawMessage, summary AnalyticsJobSucceeded) ([]domain.Event, error) {
 	if err := j.mustBeRunning(); err != nil {
 		return nil, err
@@ -154,15 +164,26 @@ func (j *Job) Succeed(pages []json.RawMessage, summary AnalyticsJobSucceeded) ([
 	if !j.planned {
 		return nil, fmt.Errorf("%w: a job records its plan before its result", domain.ErrConflict)
 	}
+	if summary.RowCount < 0 || summary.Bytes < 0 || summary.DurationMS < 0 {
+		return nil, fmt.Errorf("%w: a result's counts and duration are not negative", domain.ErrInvalid)
+	}
 	if summary.RowCount > MaxRows || summary.Bytes > MaxResultBytes {
 		return nil, fmt.Errorf("%w: a result holds at most %d rows and %d bytes", domain.ErrInvalid, MaxRows, MaxResultBytes)
 	}
 	evs := make([]domain.Event, 0, len(pages)+1)
+	total := 0
 	for i, p := range pages {
 		if len(p) > MaxPageBytes+MaxPageBytes/2 {
 			return nil, fmt.Errorf("%w: result page %d is %d bytes", domain.ErrInvalid, i, len(p))
 		}
+		if !isJSONArray(p) {
+			return nil, fmt.Errorf("%w: result page %d is not a JSON array of rows", domain.ErrInvalid, i)
+		}
+		total += len(p)
 		evs = append(evs, &AnalyticsResultPage{Page: i, Rows: p})
+	}
+	if total > MaxResultBytes+MaxRows+2*len(pages) {
+		return nil, fmt.Errorf("%w: the result pages hold %d bytes, more than %d", domain.ErrInvalid, total, MaxResultBytes)
 	}
 	summary.Pages = len(pages)
 	return append(evs, &summary), nil
@@ -172,6 +193,11 @@ func (j *Job) Succeed(pages []json.RawMessage, summary AnalyticsJobSucceeded) ([
 func (j *Job) Fail(stage, reason, sql string, durationMS int64) ([]domain.Event, error) {
 	if err := j.mustBeOpen(); err != nil {
 		return nil, err
+	}
+	switch stage {
+	case StageAuthorize, StageTranslate, StageGuard, StageExecute, StageInterrupt:
+	default:
+		return nil, fmt.Errorf("%w: unknown failure stage %.40q", domain.ErrInvalid, stage)
 	}
 	if reason == "" {
 		reason = "the job failed"
@@ -202,6 +228,9 @@ func (j *Job) Cancel(reason string, durationMS int64) ([]domain.Event, error) {
 	if err := j.mustBeOpen(); err != nil {
 		return nil, err
 	}
+	if reason == "" {
+		reason = "cancelled"
+	}
 	return []domain.Event{&AnalyticsJobCancelled{Reason: clip(reason, MaxReasonLen), DurationMS: durationMS}}, nil
 }
 
@@ -225,11 +254,19 @@ func (j *Job) mustBeRunning() error {
 	return nil
 }
 
-// clip shortens s to at most n bytes on a rune boundary.
+// isJSONArray reports whether p is one valid JSON array.
+func isJSONArray(p json.RawMessage) bool {
+	t := bytes.TrimLeft(p, " \t\r\n")
+	return len(t) > 0 && t[0] == '[' && json.Valid(p)
+}
+
+// clip shortens s to at most n bytes (n > 3), its end marked with an
+// ellipsis, cutting on a rune boundary.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	n -= len("…")
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}

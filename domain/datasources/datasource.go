@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
@@ -112,6 +113,9 @@ func (s *DataSource) Apply(e domain.Event) {
 
 // Create decides a new source. conn must already hold the password sealed.
 func Create(id, name string, kind Kind, conn Connection, tables []AllowedTable) ([]domain.Event, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%w: a data source needs an id", domain.ErrInvalid)
+	}
 	if err := domain.CheckName("name", name); err != nil {
 		return nil, err
 	}
@@ -218,18 +222,18 @@ func (s *DataSource) mustExist() error {
 	return nil
 }
 
+// clip shortens s to at most n bytes (n > 3), its end marked with an
+// ellipsis, cutting on a rune boundary.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !validCut(s, n) {
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n] + "…"
 }
-
-// validCut reports whether s[:n] ends on a rune boundary.
-func validCut(s string, n int) bool { return n == len(s) || s[n]&0xC0 != 0x80 }
 
 func sameConnection(a, b Connection) bool {
 	if a.Host != b.Host || a.Port != b.Port || a.Database != b.Database || a.User != b.User ||
@@ -277,13 +281,15 @@ func Resource(orgID string, grants []Grant) access.Resource {
 	return res
 }
 
-// DecideQuery says whether p may query a source of res: a grant giving
-// datasources:query names p (for a bot or a process, its invoker), or p
-// manages data sources itself (an owner or admin acting directly; a
-// delegated principal never queries as a manager).
+// DecideQuery says whether p may query a source of res: p holds
+// datasources:query (its roles or service account list, narrowed by its
+// token's scope) and either a grant giving datasources:query names p (for
+// a bot or a process, its invoker), or p manages data sources itself (an
+// owner or admin acting directly; a delegated principal never queries as a
+// manager, and a token scoped without datasources:query never queries).
 func DecideQuery(p access.Principal, res access.Resource) access.Decision {
 	d := access.Decide(p, access.DatasourcesQuery, res)
-	if d.Allowed || len(p.OnBehalfOf) > 0 {
+	if d.Allowed || d.Code != access.ReasonNoGrant || len(p.OnBehalfOf) > 0 {
 		return d
 	}
 	if m := access.Decide(p, access.DatasourcesManage, res); m.Allowed {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
@@ -60,10 +61,10 @@ func NormalizeConnection(kind Kind, conn Connection) (Connection, error) {
 	if conn.Port < 1 || conn.Port > 65535 {
 		return Connection{}, fmt.Errorf("%w: connection.port must be 1 to 65535", domain.ErrInvalid)
 	}
-	if err := checkWord("connection.database", conn.Database, true); err != nil {
+	if err := checkWord("connection.database", conn.Database, true, ""); err != nil {
 		return Connection{}, err
 	}
-	if err := checkWord("connection.user", conn.User, true); err != nil {
+	if err := checkWord("connection.user", conn.User, true, "@"); err != nil {
 		return Connection{}, err
 	}
 	return conn, nil
@@ -85,9 +86,17 @@ func checkHost(h string) error {
 	return nil
 }
 
-// checkWord validates a database or user name: printable ASCII without
-// spaces or quotes, 1–MaxIdentifierLen bytes.
-func checkWord(field, v string, required bool) error {
+// wordSpecials are the characters other than ASCII letters and digits a
+// database name, user name or parameter value may hold. None of them
+// separates the parts of a connection string (no space, quote, backslash,
+// "/", "?", "&", "=", ";", "#", "%", "@" or ":"), so a value can never
+// smuggle in another parameter, whatever way the driver is configured.
+const wordSpecials = "_.-$+"
+
+// checkWord validates a database name, user name or parameter value:
+// 1–MaxIdentifierLen bytes of ASCII letters, digits, wordSpecials and the
+// characters of extra.
+func checkWord(field, v string, required bool, extra string) error {
 	if v == "" {
 		if required {
 			return fmt.Errorf("%w: %s is required", domain.ErrInvalid, field)
@@ -98,9 +107,12 @@ func checkWord(field, v string, required bool) error {
 		return fmt.Errorf("%w: %s is longer than %d characters", domain.ErrInvalid, field, MaxIdentifierLen)
 	}
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c >= 0x7f || c == '\'' || c == '"' || c == '`' || c == '\\' {
-			return fmt.Errorf("%w: %s may hold only printable ASCII without spaces or quotes", domain.ErrInvalid, field)
+		c := v[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte(wordSpecials, c) >= 0 || strings.IndexByte(extra, c) >= 0 {
+			continue
 		}
+		return fmt.Errorf("%w: %s may hold only ASCII letters, digits and %s%s", domain.ErrInvalid, field, wordSpecials, extra)
 	}
 	return nil
 }
@@ -118,10 +130,9 @@ func checkParams(params map[string]string) error {
 				return fmt.Errorf("%w: connection.params key %.40q may hold only letters, digits and _", domain.ErrInvalid, k)
 			}
 		}
-		if len(v) > 200 {
-			return fmt.Errorf("%w: connection.params[%s] is longer than 200 characters", domain.ErrInvalid, k)
-		}
-		if err := checkWord("connection.params["+k+"]", v, false); err != nil {
+		// Values such as "verify-full", "utf8mb4_unicode_ci", "10s" or
+		// "Europe/Paris"; a value may be empty.
+		if err := checkWord("connection.params["+k+"]", v, false, "/,:"); err != nil {
 			return err
 		}
 	}
@@ -129,8 +140,9 @@ func checkParams(params map[string]string) error {
 }
 
 // checkPath refuses what can never be a path under the SQLite root: an
-// absolute path, a ".." segment, a NUL. Symbolic links are netguard's to
-// refuse, where the file is opened.
+// absolute path, a ".." segment, a control character, and the characters a
+// SQLite URI file name would decode or cut ("%", "?", "#"). Symbolic links
+// are netguard's to refuse, where the file is opened.
 func checkPath(p string) error {
 	switch {
 	case p == "":
@@ -139,7 +151,9 @@ func checkPath(p string) error {
 		return fmt.Errorf("%w: connection.path is longer than %d characters", domain.ErrInvalid, MaxPathLen)
 	case strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || strings.Contains(p, ":"):
 		return fmt.Errorf("%w: connection.path must be relative to the SQLite root", domain.ErrInvalid)
-	case strings.ContainsAny(p, "\x00\\?#"):
+	case strings.ContainsAny(p, "\\?#%"):
+		return fmt.Errorf("%w: connection.path holds a character a file name may not", domain.ErrInvalid)
+	case strings.ContainsFunc(p, unicode.IsControl):
 		return fmt.Errorf("%w: connection.path holds a character a file name may not", domain.ErrInvalid)
 	}
 	for _, seg := range strings.Split(p, "/") {
