@@ -111,7 +111,9 @@ type Config struct {
 	// DenialWindow is how long repeated denials of one principal for one
 	// permission are coalesced into one summary event (default one minute).
 	DenialWindow time.Duration
-	Logger       *slog.Logger
+	// Analytics tunes the analytics process (workers, query timeout).
+	Analytics AnalyticsConfig
+	Logger    *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -170,6 +172,7 @@ type App struct {
 	// writes it, the knowledge projection reads it.
 	vectors    commands.EmbeddingStore
 	principals *projections.Principals
+	analytics  *analyticsPart
 	postgres   *postgres.Store
 	rebuilt    uint64
 	ready      chan struct{}
@@ -240,9 +243,6 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
 	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
-	groups := append(models.projections(registry), a.quotaModel(), turns)
-	groups = append(groups, a.processes(a.principals)...)
-	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	model := cfg.Model
 	if model == nil {
@@ -250,6 +250,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	if a.analytics, err = a.openAnalytics(model); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.analytics.close)
+	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, a.analytics.grants, a.Pipeline)
+	groups := append(models.projections(registry), a.quotaModel(), turns)
+	groups = append(groups, a.processes(a.principals)...)
+	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500))...)
+	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	if a.Application.Runner, err = a.newRunner(model); err != nil {
 		return nil, err
 	}
@@ -266,6 +275,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	} else if n > 0 {
 		cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
 	}
+
+	// After the rebuild (principals resolve from complete read models),
+	// before the bus: every job still open is handed to the pool again.
+	a.analytics.start(ctx, runCtx, a)
 
 	if err := a.startBus(runCtx); err != nil {
 		return nil, err
@@ -371,6 +384,7 @@ type readModels struct {
 	chunks        projections.ChunkModel
 	vectors       projections.Embeddings
 	conversations projections.ConversationModel
+	analytics     projections.AnalyticsModel
 }
 
 // projections returns the groups that build the read models.
@@ -381,6 +395,7 @@ func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 		projections.AuditProjection(m.audit, registry.Prototypes()),
 		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
 		projections.ConversationProjection(m.conversations),
+		projections.AnalyticsProjection(m.analytics),
 	}
 }
 
@@ -389,6 +404,7 @@ func newMemoryReadModels(vectors projections.Embeddings) readModels {
 		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
 		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
 		conversations: memory.NewConversations(),
+		analytics:     memory.NewAnalytics(),
 	}
 }
 
@@ -421,6 +437,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
 		conversations: pg.Conversations(),
+		analytics:     pg.Analytics(),
 	}, nil
 }
 

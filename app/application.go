@@ -28,6 +28,9 @@ type Queries struct {
 	Knowledge *projections.KnowledgeQueries
 	// Conversations answers reads of conversations with bots.
 	Conversations *projections.ConversationQueries
+	// Analytics answers reads of analytics jobs and their results (set by
+	// Open, beside the analytics process).
+	Analytics *projections.AnalyticsQueries
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -54,6 +57,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Bots:          a.Commands.Bots,
 			Knowledge:     a.Commands.Knowledge,
 			Conversations: a.Commands.Conversations,
+			Analytics:     a.Commands.Analytics,
 		},
 		Queries: httpapi.Queries{
 			Tenancy:       a.Queries.Org,
@@ -61,6 +65,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Knowledge:     a.Queries.Knowledge,
 			Audit:         a.Queries.Org,
 			Conversations: a.Queries.Conversations,
+			Analytics:     a.Queries.Analytics,
 		},
 		Runner: a.Runner,
 	}

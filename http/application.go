@@ -35,6 +35,8 @@ type Commands struct {
 	Knowledge   KnowledgeCommands
 	// Conversations start and archive conversations with bots.
 	Conversations ConversationCommands
+	// Analytics submit and cancel analytics jobs.
+	Analytics AnalyticsCommands
 }
 
 // Queries are the read use cases, one interface per bounded context.
@@ -45,6 +47,8 @@ type Queries struct {
 	Audit     AuditQueries
 	// Conversations read conversations with bots.
 	Conversations ConversationQueries
+	// Analytics read analytics jobs and their results.
+	Analytics AnalyticsQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.

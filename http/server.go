@@ -189,6 +189,8 @@ func (s *Server) routes() {
 	v1.HandleFunc("/conversations/{id}/messages", s.ask).Methods(http.MethodPost)
 
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
+
+	s.analyticsRoutes(v1)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
