@@ -159,7 +159,7 @@ func (r *AnalyticsRunner) Enqueue(ctx context.Context, env eventstore.Envelope) 
 // Process is the process group: each AnalyticsJobSubmitted is handed to
 // the pool.
 func (r *AnalyticsRunner) Process() *consumer.Group {
-	return &consumer.Group{Name: "analytics", Kind: consumer.Process, Handlers: []consumer.Handler{
+	return &consumer.Group{Name: "analytics-jobs", Kind: consumer.Process, Handlers: []consumer.Handler{
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *analytics.AnalyticsJobSubmitted) error {
 			return r.Enqueue(ctx, env)
 		}),
