@@ -172,10 +172,14 @@ func (a *Analytics) queryableSource(ctx context.Context, who access.Principal, i
 
 // Cancel asks to stop a job: one not started yet is cancelled at once; a
 // running one is told to stop, and its query is cancelled on the
-// database. Only the asker, or an owner or admin of the organization, may
-// cancel; anyone else gets the not-found of a job that does not exist.
+// database. It needs analytics:read in the organization; then only the
+// asker, or an owner or admin, may cancel: anyone else gets the not-found
+// of a job that does not exist.
 func (a *Analytics) Cancel(ctx context.Context, who access.Principal, id string) (Result, error) {
 	p := a.p
+	if _, err := p.authorize(ctx, who, access.AnalyticsRead, access.OrgResource(who.OrgID), "analytics/jobs/"+id); err != nil {
+		return Result{}, err
+	}
 	notFound := fmt.Errorf("%w: analytics job", domain.ErrNotFound)
 	stream, err := analyticsStream(who.OrgID, id)
 	if err != nil {
