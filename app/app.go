@@ -111,6 +111,11 @@ type Config struct {
 	// DenialWindow is how long repeated denials of one principal for one
 	// permission are coalesced into one summary event (default one minute).
 	DenialWindow time.Duration
+	// AuthDenialRate and AuthDenialBurst bound the refused credentials
+	// recorded one by one per organization and second (default 50, burst
+	// 100); the rest are counted in the next record.
+	AuthDenialRate  float64
+	AuthDenialBurst int
 	// Analytics tunes the analytics process (workers, query timeout).
 	Analytics AnalyticsConfig
 	Logger    *slog.Logger
@@ -301,6 +306,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Registry:        a.Registry,
 		Logger:          cfg.Logger,
 		ConsistencyWait: cfg.ConsistencyWait,
+		AuthDenialRate:  cfg.AuthDenialRate,
+		AuthDenialBurst: cfg.AuthDenialBurst,
 		TurnTimeout:     cfg.TurnTimeout,
 		Limits:          a.Quotas,
 	})

@@ -414,7 +414,7 @@ func FuzzAuthenticate(f *testing.F) {
 		// A fresh recorder budget and metrics: every denial is recorded and
 		// counted the same way, so the same input always takes the same
 		// path (the fuzzer needs that).
-		b.server.authDenials = newDenialLimiter()
+		b.server.authDenials = newDenialLimiter(0, 0)
 		b.server.metrics = newMetrics(prometheus.NewRegistry())
 		b.server.authenticate(next).ServeHTTP(rec, req)
 

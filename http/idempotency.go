@@ -309,6 +309,9 @@ func (c *idempotencyCache) forget(key string) {
 // budget and its own count of suppressed denials, so a flood aimed at one
 // cannot silence or pollute another's record.
 type denialLimiter struct {
+	rate  rate.Limit
+	burst int
+
 	mu      sync.Mutex
 	buckets map[string]*denialBucket
 }
@@ -321,8 +324,14 @@ type denialBucket struct {
 // maxDenialBuckets bounds memory; when full, the buckets start afresh.
 const maxDenialBuckets = 10_000
 
-func newDenialLimiter() *denialLimiter {
-	return &denialLimiter{buckets: map[string]*denialBucket{}}
+func newDenialLimiter(perSecond float64, burst int) *denialLimiter {
+	if perSecond <= 0 {
+		perSecond = 50
+	}
+	if burst <= 0 {
+		burst = 100
+	}
+	return &denialLimiter{buckets: map[string]*denialBucket{}, rate: rate.Limit(perSecond), burst: burst}
 }
 
 // allow reports whether this denial for stream owner org is recorded, and
@@ -335,7 +344,7 @@ func (l *denialLimiter) allow(org string, now time.Time) (bool, uint64) {
 		if len(l.buckets) >= maxDenialBuckets {
 			clear(l.buckets)
 		}
-		b = &denialBucket{limiter: rate.NewLimiter(rate.Limit(50), 100)}
+		b = &denialBucket{limiter: rate.NewLimiter(l.rate, l.burst)}
 		l.buckets[org] = b
 	}
 	if !b.limiter.AllowN(now, 1) {

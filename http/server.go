@@ -93,6 +93,12 @@ type Deps struct {
 	// Limits holds organizations to their request rates and concurrent
 	// uploads; nil limits nothing.
 	Limits OrgLimiter
+	// AuthDenialRate and AuthDenialBurst bound how many refused
+	// credentials a second are recorded one by one per organization (the
+	// rest are counted in the next record); zero takes 50 a second with a
+	// burst of 100.
+	AuthDenialRate  float64
+	AuthDenialBurst int
 }
 
 // Server is the HTTP API.
@@ -114,7 +120,7 @@ func NewServer(deps Deps) *Server {
 		router:      mux.NewRouter(),
 		metrics:     newMetrics(deps.Registry),
 		idempotency: newIdempotencyCache(100_000, 24*time.Hour),
-		authDenials: newDenialLimiter(),
+		authDenials: newDenialLimiter(deps.AuthDenialRate, deps.AuthDenialBurst),
 	}
 	s.routes()
 	return s

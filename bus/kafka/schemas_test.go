@@ -304,7 +304,7 @@ func TestEnvelopeSchema(t *testing.T) {
 		ID: eventstore.NewEventID(), Type: "BotArchived", Position: 1, Data: json.RawMessage(`{}`),
 		Stream: eventstore.MustStreamName("bot", orgA, "bot-1"),
 		Metadata: eventstore.Metadata{
-			OrgID: orgA, Actor: eventstore.Actor{Subject: "u", Kind: "bot", Roles: []string{"r"}, Scope: []string{"kb:read"}, CreatedBy: "user-2", OnBehalfOf: []string{"user-1"}},
+			OrgID: orgA, Actor: eventstore.Actor{Subject: "u", Kind: "bot", Roles: []string{"r"}, Scope: []string{"kb:read"}, CreatedBy: "user-2", OnBehalfOf: []string{"user-1"}, InvokerKind: "user"},
 			CorrelationID: "c", CausationID: "c", TraceID: "t", Authorization: "a", IdempotencyKey: "k",
 			SchemaVersion: 1, OccurredAt: eventstore.Now(),
 		},
