@@ -133,7 +133,9 @@ type Config struct {
 	// 100); the rest are counted in the next record.
 	AuthDenialRate  float64
 	AuthDenialBurst int
-	Logger          *slog.Logger
+	// Analytics tunes the analytics process (workers, query timeout).
+	Analytics AnalyticsConfig
+	Logger    *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -192,6 +194,7 @@ type App struct {
 	// writes it, the knowledge projection reads it.
 	vectors    commands.EmbeddingStore
 	principals *projections.Principals
+	analytics  *analyticsPart
 	postgres   *postgres.Store
 	rebuilt    uint64
 	ready      chan struct{}
@@ -262,16 +265,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
 	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
-	groups := append(models.projections(registry), a.quotaModel(), turns)
-	groups = append(groups, a.processes(a.principals)...)
-	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	sources, err := openDataSources(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if sources.close != nil {
-		a.closers = append(a.closers, sources.close)
-	}
+	a.closers = append(a.closers, sources.close)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
@@ -281,6 +279,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	if a.analytics, err = a.openAnalytics(model, sources); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.analytics.close)
+	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
+	groups := append(models.projections(registry), a.quotaModel(), turns)
+	groups = append(groups, a.processes(a.principals)...)
+	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500))...)
+	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	if a.Application.Runner, err = a.newRunner(model); err != nil {
 		return nil, err
 	}
@@ -297,6 +304,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	} else if n > 0 {
 		cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
 	}
+
+	// After the rebuild (principals resolve from complete read models),
+	// before the bus: every job still open is handed to the pool again.
+	a.analytics.start(ctx, runCtx, a)
 
 	if err := a.startBus(runCtx); err != nil {
 		return nil, err
@@ -405,6 +416,7 @@ type readModels struct {
 	vectors       projections.Embeddings
 	conversations projections.ConversationModel
 	dataSources   projections.DataSourceModel
+	analytics     projections.AnalyticsModel
 }
 
 // projections returns the groups that build the read models.
@@ -416,6 +428,7 @@ func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
 		projections.ConversationProjection(m.conversations),
 		projections.DataSourceProjection(m.dataSources),
+		projections.AnalyticsProjection(m.analytics),
 	}
 }
 
@@ -425,6 +438,7 @@ func newMemoryReadModels(vectors projections.Embeddings) readModels {
 		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
 		conversations: memory.NewConversations(),
 		dataSources:   memory.NewDataSources(),
+		analytics:     memory.NewAnalytics(),
 	}
 }
 
@@ -458,6 +472,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
 		conversations: pg.Conversations(),
 		dataSources:   pg.DataSources(),
+		analytics:     pg.Analytics(),
 	}, nil
 }
 

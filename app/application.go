@@ -30,6 +30,9 @@ type Queries struct {
 	Conversations *projections.ConversationQueries
 	// DataSources answers reads of data sources.
 	DataSources *projections.DataSourceQueries
+	// Analytics answers reads of analytics jobs and their results (set by
+	// Open, beside the analytics process).
+	Analytics *projections.AnalyticsQueries
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -57,6 +60,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Knowledge:     a.Commands.Knowledge,
 			Conversations: a.Commands.Conversations,
 			DataSources:   a.Commands.DataSources,
+			Analytics:     a.Commands.Analytics,
 		},
 		Queries: httpapi.Queries{
 			Tenancy:       a.Queries.Org,
@@ -65,6 +69,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Audit:         a.Queries.Org,
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
+			Analytics:     a.Queries.Analytics,
 		},
 		Runner: a.Runner,
 	}

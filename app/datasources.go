@@ -21,9 +21,12 @@ const DefaultSQLiteDir = "sqlite"
 // dataSources is what the data source commands need from the deployment:
 // the organizations' data keys and the connector to their databases.
 type dataSources struct {
-	keys   commands.Keyring
+	keys   *keyring.Keyring
 	tester commands.SourceTester
-	// close releases the connector's connections (nil: nothing to close).
+	// exec runs the queries of analytics jobs (and the connection tests
+	// unless a test replaced the tester).
+	exec *datasource.Executor
+	// close releases the executor's connections.
 	close func() error
 }
 
@@ -62,11 +65,12 @@ func openDataSources(cfg Config) (dataSources, error) {
 	if root, err = filepath.Abs(root); err != nil {
 		return dataSources{}, fmt.Errorf("PALISADE_SQLITE_ROOT: %w", err)
 	}
-	if cfg.SourceTester != nil {
-		return dataSources{keys: keys, tester: cfg.SourceTester}, nil
-	}
 	conn := newConnector(policy, root)
-	return dataSources{keys: keys, tester: conn, close: conn.Close}, nil
+	out := dataSources{keys: keys, tester: conn, exec: conn.exec, close: conn.Close}
+	if cfg.SourceTester != nil {
+		out.tester = cfg.SourceTester
+	}
+	return out, nil
 }
 
 // connector is the commands' SourceTester over the executor of package

@@ -19,6 +19,7 @@ package app_test
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -38,6 +40,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/identity"
 )
 
@@ -67,12 +70,17 @@ const (
 	isoBodyBotID
 	// isoDataSourceID names a data source.
 	isoDataSourceID
+	// isoAnalyticsJobID names an analytics job.
+	isoAnalyticsJobID
+	// isoBodySourceID names a data source in a body (a job's
+	// data_source_id).
+	isoBodySourceID
 )
 
 // isoVarCount is how many path variables a value of kind fills.
 func isoVarCount(kind isoVar) int {
 	switch kind {
-	case isoNoVar, isoKBIDs, isoBodyBotID:
+	case isoNoVar, isoKBIDs, isoBodyBotID, isoBodySourceID:
 		return 0
 	case isoDocument:
 		return 2
@@ -336,6 +344,27 @@ func isoRoutes() map[string]isoRoute {
 				{v: map[string]any{"grants": []map[string]any{}}},
 			}
 		}},
+		// Analytics jobs: submitting names a source in the body; a job
+		// is its asker's, and readable with analytics:read by those who
+		// may query its source (bravo's owner); cancels need
+		// analytics:read.
+		"POST /v1/analytics/jobs": {perm: access.AnalyticsRun, okStatus: http.StatusAccepted, bodyVar: isoBodySourceID,
+			bodies: func(o *isoOrg, caller string, _ []*isoOrg) []isoBody {
+				return []isoBody{{v: map[string]any{"data_source_id": o.analyticsSource, "sql": "SELECT region FROM sales"}}}
+			},
+			bodyWith: func(_ *isoOrg, caller string, ids []string) any {
+				return map[string]any{"data_source_id": ids[0], "question": "how many sales by region (" + caller + ")"}
+			}},
+		"GET /v1/analytics/jobs": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?after=" + v.analyticsJobs[0]})
+			}
+			return out
+		}},
+		"GET /v1/analytics/jobs/{id}":         {perm: access.OrgRead, pathVar: isoAnalyticsJobID},
+		"GET /v1/analytics/jobs/{id}/result":  {perm: access.OrgRead, pathVar: isoAnalyticsJobID},
+		"POST /v1/analytics/jobs/{id}/cancel": {perm: access.AnalyticsRead, pathVar: isoAnalyticsJobID, bodies: isoNoBody},
 
 		"GET /v1/audit/events": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}, {q: "?type=KnowledgeSearched,DocumentChunked&limit=500"}}
@@ -594,8 +623,15 @@ type isoOrg struct {
 	// Data sources: sources[0] is granted to the analyst role, sources[1]
 	// to nobody; deletedSources were deleted. sourceNames and
 	// sourcePasswords (their canary passwords) must never reach anyone.
+	// analyticsSource (also in sources) is a SQLite source granted to the
+	// analyst role and the service account.
 	sources, deletedSources      []string
 	sourceNames, sourcePasswords []string
+	// Analytics: analyticsJobs are the jobs asked of analyticsSource;
+	// analyticsCanary is in their result rows.
+	analyticsSource string
+	analyticsJobs   []string
+	analyticsCanary string
 
 	mu sync.Mutex
 	// made holds the ids and subs of what the org's principals created
@@ -633,7 +669,7 @@ func (o *isoOrg) knows(id string) bool {
 		slices.Contains(o.kbs, id) || slices.Contains(o.archivedKBs, id) || slices.Contains(o.chunkIDs, id) ||
 		slices.Contains(o.searchIDs, id) || slices.Contains(o.conversations, id) ||
 		slices.Contains(o.archivedConversations, id) || slices.Contains(o.convRecordIDs, id) ||
-		slices.Contains(o.sources, id) || slices.Contains(o.deletedSources, id) {
+		slices.Contains(o.sources, id) || slices.Contains(o.deletedSources, id) || slices.Contains(o.analyticsJobs, id) {
 		return true
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -675,6 +711,12 @@ func (o *isoOrg) ids(kind isoVar) []string {
 		out = append(out, o.conversations...)
 		out = append(out, o.archivedConversations...)
 		out = append(out, o.convRecordIDs[0], o.helpdesk, o.docs[0].id, o.subs[0])
+	case isoAnalyticsJobID:
+		out = append(out, o.analyticsJobs...)
+		out = append(out, o.sources[0], o.conversations[0], o.subs[0])
+	case isoBodySourceID:
+		out = append(out, o.sources...)
+		out = append(out, o.analyticsJobs[0], o.kbs[0])
 	}
 	return out
 }
@@ -729,7 +771,7 @@ func (o *isoOrg) staticNeedles() []string {
 		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams,
 		o.kbs, o.archivedKBs, o.kbNames, o.docTitles, o.texts, o.contentHashes, o.chunkIDs, o.searchIDs,
 		o.conversations, o.archivedConversations, o.convRecordIDs,
-		o.sources, o.deletedSources, o.sourceNames, o.sourcePasswords} {
+		o.sources, o.deletedSources, o.sourceNames, o.sourcePasswords, o.analyticsJobs, {o.analyticsCanary}} {
 		out = append(out, list...)
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -1264,6 +1306,7 @@ func (w *isoWorld) addOrg(t *testing.T, label, title string) *isoOrg {
 	w.addKnowledge(t, o, setup, rnd)
 	w.addConversations(t, o, setup)
 	w.addDataSources(t, o, setup, rnd)
+	w.addAnalytics(t, o, setup)
 
 	// Denied attempts, recorded in the org's security stream.
 	w.expect(t, http.StatusForbidden, setup, http.MethodPost, "/v1/bots", o.principal(t, "viewer").token, map[string]any{"name": label + "-denied-bot"})
@@ -2291,6 +2334,26 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 				t.Errorf("control: %s does not find its own handbook: %s", where, got.body)
 			}
 		}
+	case "/v1/analytics/jobs":
+		// The caller's own jobs and, with analytics:read, those of the
+		// sources it may query: never a job or source of another org.
+		var list struct {
+			Items []struct {
+				ID           string `json:"id"`
+				DataSourceID string `json:"data_source_id"`
+			}
+		}
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, j := range list.Items {
+			ids[j.ID] = true
+			if foreign(j.ID) || foreign(j.DataSourceID) || !own.knows(j.DataSourceID) {
+				t.Errorf("%s lists job %q of source %q, which is not its org's", where, j.ID, j.DataSourceID)
+			}
+		}
+		if q.q == "?limit=500" && strings.HasSuffix(caller, "/owner") && !ids[own.analyticsJobs[0]] {
+			t.Errorf("%s misses its own job %q", where, own.analyticsJobs[0])
+		}
 	case "/v1/conversations":
 		// Only the caller's own conversations, whatever its roles.
 		var list struct {
@@ -2723,4 +2786,37 @@ func (w *isoWorld) addDataSources(t *testing.T, o *isoOrg, setup, rnd string) {
 	w.expect(t, http.StatusNoContent, setup, http.MethodDelete, "/v1/data-sources/"+gone, owner, nil)
 	o.sources = append(o.sources, granted, hidden)
 	o.deletedSources = append(o.deletedSources, gone)
+}
+
+// addAnalytics gives o a SQLite data source whose rows hold a canary, and
+// a job asked of it by its owner that succeeded.
+func (w *isoWorld) addAnalytics(t *testing.T, o *isoOrg, setup string) {
+	t.Helper()
+	o.analyticsCanary = strings.ToUpper(o.label) + "-ROWS-" + isoRand(t)
+	cfg := sqliteSales(t, w.h, 3)
+	db, err := sql.Open("sqlite", filepath.Join(w.h.dataDir, "sqlite", cfg.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE sales SET region = ?`, o.analyticsCanary); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	id := uuid.Must(uuid.NewV7()).String()
+	sa := o.principal(t, "service-account")
+	createSource(t, w.h, o.id, id, cfg, []string{"sales"},
+		datasources.Grant{Subject: "role:analyst", Permissions: queryGrant},
+		datasources.Grant{Subject: "service:" + sa.sub, Permissions: queryGrant})
+	o.sources = append(o.sources, id)
+	o.analyticsSource = id
+	owner := o.principal(t, "owner")
+	var accepted struct {
+		ID string `json:"id"`
+	}
+	w.expect(t, http.StatusAccepted, setup, http.MethodPost, "/v1/analytics/jobs", owner.token,
+		map[string]any{"data_source_id": id, "sql": "SELECT region, amount FROM sales"}).json(t, &accepted)
+	if job := awaitJob(t, w.h, owner.token, accepted.ID); job.State != "succeeded" {
+		t.Fatalf("org %s's analytics job = %+v", o.label, job)
+	}
+	o.analyticsJobs = append(o.analyticsJobs, accepted.ID)
 }

@@ -14,6 +14,7 @@ type Commands struct {
 	// DataSources is nil until the application gives it its keyring and
 	// tester (NewDataSources).
 	DataSources *DataSources
+	Analytics   *Analytics
 }
 
 // New returns the handlers of every bounded context over p.
@@ -24,5 +25,6 @@ func New(p *Pipeline, minter TokenMinter, emb Embedding) Commands {
 		Bots:          NewBots(p),
 		Knowledge:     NewKnowledge(p, emb),
 		Conversations: NewConversations(p),
+		Analytics:     NewAnalytics(p),
 	}
 }

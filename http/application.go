@@ -38,6 +38,8 @@ type Commands struct {
 	Conversations ConversationCommands
 	// DataSources change and test data sources.
 	DataSources DataSourceCommands
+	// Analytics submit and cancel analytics jobs.
+	Analytics AnalyticsCommands
 }
 
 // Queries are the read use cases, one interface per bounded context.
@@ -50,6 +52,8 @@ type Queries struct {
 	Conversations ConversationQueries
 	// DataSources read data sources.
 	DataSources DataSourceQueries
+	// Analytics read analytics jobs and their results.
+	Analytics AnalyticsQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.

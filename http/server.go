@@ -203,6 +203,8 @@ func (s *Server) routes() {
 	v1.HandleFunc("/data-sources/{id}/grants", s.setDataSourceGrants).Methods(http.MethodPut)
 
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
+
+	s.analyticsRoutes(v1)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	limits := addLimitFlags(fs)
+	analyticsWorkers := fs.Int("analytics-workers", envInt("PALISADE_ANALYTICS_WORKERS", 4), "analytics jobs run at once (PALISADE_ANALYTICS_WORKERS)")
+	analyticsTimeout := fs.String("analytics-timeout", env("PALISADE_ANALYTICS_TIMEOUT", "30s"), "time limit of one analytics query, at least 100ms (PALISADE_ANALYTICS_TIMEOUT)")
 	var trusted trustFlag
 	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
 		if err := trusted.Set(v); err != nil {
@@ -72,6 +75,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	turnTimeout, err := time.ParseDuration(*turnTimeoutFlag)
 	if err != nil || turnTimeout < time.Second {
 		return fmt.Errorf("--turn-timeout: want a duration of at least 1s, got %q", *turnTimeoutFlag)
+	}
+	queryTimeout, err := time.ParseDuration(*analyticsTimeout)
+	if err != nil || queryTimeout < 100*time.Millisecond {
+		return fmt.Errorf("--analytics-timeout: want a duration of at least 100ms, got %q", *analyticsTimeout)
+	}
+	if *analyticsWorkers < 1 || *analyticsWorkers > 256 {
+		return fmt.Errorf("--analytics-workers: want 1 to 256, got %d", *analyticsWorkers)
 	}
 	logger := newLogger(stderr, *logLevel)
 	a, err := app.Open(ctx, app.Config{
@@ -91,6 +101,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// The master key is read from the environment only, never a flag.
 		MasterKey:  sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 		SQLiteRoot: *sqliteRoot, DataSourceNetworks: *allowedNetworks,
+		Analytics: app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
 	})
 	if err != nil {
 		return err
@@ -110,4 +121,14 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// envInt returns the integer in the environment variable name, or def
+// when it is unset or not an integer (the flag's check then reports it).
+func envInt(name string, def int) int {
+	v, err := strconv.Atoi(env(name, strconv.Itoa(def)))
+	if err != nil {
+		return -1
+	}
+	return v
 }

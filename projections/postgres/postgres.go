@@ -109,6 +109,7 @@ type Store struct {
 	chunks        *Chunks
 	conversations *Conversations
 	dataSources   *DataSources
+	analytics     *Analytics
 	embeddings    *Embeddings
 	checkpoints   *Checkpoints
 }
@@ -189,6 +190,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		chunks:        &Chunks{db: d, tuning: defaultTuning},
 		conversations: &Conversations{db: d},
 		dataSources:   &DataSources{db: d},
+		analytics:     &Analytics{db: d},
 		embeddings:    &Embeddings{db: d},
 		checkpoints:   &Checkpoints{db: d},
 	}
@@ -214,6 +216,9 @@ func (s *Store) Conversations() *Conversations { return s.conversations }
 
 // DataSources returns the adapter of projections.DataSourceModel.
 func (s *Store) DataSources() *DataSources { return s.dataSources }
+
+// Analytics returns the adapter of projections.AnalyticsModel.
+func (s *Store) Analytics() *Analytics { return s.analytics }
 
 // Embeddings returns the adapter of the embedding store.
 func (s *Store) Embeddings() *Embeddings { return s.embeddings }

@@ -215,6 +215,7 @@ func TestContract(t *testing.T) {
 			m.Knowledge, m.Chunks = b.store.Knowledge(), b.store.Chunks()
 			m.Conversations = b.store.Conversations()
 			m.DataSources = b.store.DataSources()
+			m.Analytics = b.store.Analytics()
 		}
 		return m
 	})

@@ -51,6 +51,10 @@ var insertOther = map[string]string{
 	"data_sources": `INSERT INTO data_sources (org_id, id, name, kind, connection, allowed_tables, grants, state,
 			created_by, created_at, updated_at, version, connection_version)
 		VALUES ('org-b', 'ds-mallory', 'm', 'sqlite', '{}', '[]', '[]', 'untested', 'mallory', now(), now(), 0, 1)`,
+	"analytics_jobs": `INSERT INTO analytics_jobs (org_id, id, created_by, created_by_kind, data_source_id, state, version, job)
+		VALUES ('org-b', 'job-mallory', 'mallory', 'user', 'src-1', 'submitted', 0, '{}')`,
+	"analytics_result_pages": `INSERT INTO analytics_result_pages (org_id, job_id, page, rows)
+		VALUES ('org-b', 'job-mallory', 7, '[]')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -101,6 +105,9 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 						StartedBy: "alice", StartedByKind: "user", CreatedAt: at, UpdatedAt: at}),
 					b.store.DataSources().PutDataSource(ctx, s, projections.DataSource{ID: "ds-1", Name: "d", Kind: "sqlite",
 						State: "untested", CreatedAt: at, UpdatedAt: at}),
+					b.store.Analytics().PutAnalyticsJob(ctx, s, projections.AnalyticsJob{ID: "job-1", State: "succeeded",
+						DataSourceID: "src-1", CreatedBy: "alice", CreatedByKind: "user"}),
+					b.store.Analytics().PutAnalyticsPage(ctx, s, "job-1", 0, []byte(`[["a",1]]`)),
 				)
 			})
 		}
@@ -148,7 +155,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "conversations", "data_sources", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {

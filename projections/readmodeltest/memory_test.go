@@ -17,6 +17,7 @@ func TestMemory(t *testing.T) {
 			Tenancy: memory.NewTenancy(), Bots: memory.NewBots(), Audit: memory.NewAudit(),
 			Knowledge: memory.NewKnowledge(), Chunks: memory.NewChunks(), Conversations: memory.NewConversations(),
 			DataSources: memory.NewDataSources(),
+			Analytics:   memory.NewAnalytics(),
 		}
 	})
 }

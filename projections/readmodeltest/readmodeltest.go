@@ -36,6 +36,9 @@ type Models struct {
 	// DataSources is the data source read model; the suite skips its
 	// cases when it is nil.
 	DataSources projections.DataSourceModel
+	// Analytics is the analytics read model; the suite skips its cases
+	// when it is nil.
+	Analytics projections.AnalyticsModel
 	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
@@ -67,6 +70,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runIssuers(t, newModels)
 	runConversations(t, newModels)
 	runDataSources(t, newModels)
+	runAnalytics(t, newModels)
 	runAuditSequences(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
