@@ -26,15 +26,16 @@ const aggregate1000 = `SELECT id % 1000 AS k, COUNT(*) AS n, SUM(amount) AS tota
 //	go test ./app -run '^$' -bench BenchmarkAnalyticsJob -benchtime 200x
 func BenchmarkAnalyticsJob(b *testing.B) {
 	h := openHarness(b, b.TempDir(), func(cfg *app.Config) { cfg.Analytics.Workers = 16 })
-	org, owner := h.createOrg("Bench", "owner")
+	_, owner := h.createOrg("Bench", "owner")
+	ids := map[string]string{}
 	for name, env := range map[string]string{"postgres": envDataSourcePG, "mariadb": envDataSourceMySQL} {
-		createSource(b, h, org, "src-"+name, sampleSource(b, env), []string{"sales"},
+		ids[name] = createSource(b, h, owner, sampleSource(b, env), []string{"sales"},
 			datasources.Grant{Subject: "user:owner", Permissions: queryGrant})
 	}
 	for _, name := range []string{"postgres", "mariadb"} {
 		for _, inFlight := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/concurrent=%d", name, inFlight), func(b *testing.B) {
-				body := map[string]string{"data_source_id": "src-" + name, "sql": aggregate1000}
+				body := map[string]string{"data_source_id": ids[name], "sql": aggregate1000}
 				// One job first, so that pools and connections exist.
 				runJob(b, h, owner, body)
 				var (

@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,11 +10,7 @@ import (
 	"time"
 
 	"github.com/palisadehq/palisade/datasource"
-	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/datasources"
-	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/sealing"
-	"github.com/palisadehq/palisade/sealing/keyring"
 )
 
 // The analytics suites query the sample data sources that
@@ -83,87 +77,52 @@ func sqliteSales(t testing.TB, h *harness, n int) datasource.Config {
 	return datasource.Config{Kind: datasource.SQLite, Path: name}
 }
 
-// createSource records a data source of org as the data-sources commands
-// would: its password sealed with the org's data key (from the keyring the
-// app keeps in the data directory), tested (its schema snapshot taken by
-// the real executor) and granted.
-//
-// TODO(s16-datasources): create sources through POST /v1/data-sources once
-// that branch is merged.
-func createSource(t testing.TB, h *harness, org, id string, cfg datasource.Config, tables []string, grants ...datasources.Grant) {
+// createSource creates a data source through the API as owner (a token of
+// an owner of the org), tests it (so its schema snapshot is known to the
+// translator) and grants it, and returns its id.
+func createSource(t testing.TB, h *harness, owner string, cfg datasource.Config, tables []string, grants ...datasources.Grant) string {
 	t.Helper()
-	ctx := context.Background()
-	conn := datasources.Connection{Host: cfg.Host, Port: cfg.Port, Database: cfg.Database, User: cfg.User, Params: cfg.Params, Path: cfg.Path}
-	if !cfg.Password.IsZero() {
-		master, err := sealing.LoadOrCreateMasterKey(h.dataDir)
-		if err != nil {
-			t.Fatal(err)
+	conn := map[string]any{}
+	if cfg.Kind == datasource.SQLite {
+		conn["path"] = cfg.Path
+	} else {
+		conn["host"], conn["port"], conn["database"], conn["user"] = cfg.Host, cfg.Port, cfg.Database, cfg.User
+		if !cfg.Password.IsZero() {
+			conn["password"] = cfg.Password.Reveal()
 		}
-		keys, err := keyring.Open(filepath.Join(h.dataDir, keyring.Dir), master)
-		if err != nil {
-			t.Fatal(err)
+		if len(cfg.Params) > 0 {
+			conn["params"] = cfg.Params
 		}
-		key, err := keys.DataKey(ctx, org)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sealed, err := sealing.Seal(key, org, []byte(cfg.Password.Reveal()), datasources.PasswordPurpose(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		text, err := sealed.MarshalText()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SealedPassword = string(text)
 	}
-	exec := datasource.New(datasource.Options{SQLiteRoot: filepath.Join(h.dataDir, "sqlite")})
-	defer exec.Close()
-	schema, err := exec.Test(ctx, cfg)
-	if err != nil {
-		t.Fatalf("test source %s: %v", id, err)
+	var created struct {
+		ID string `json:"id"`
 	}
-	snapshot := datasources.Schema{}
-	for _, tb := range schema.Tables {
-		st := datasources.Table{Name: tb.Name}
-		for _, c := range tb.Columns {
-			st.Columns = append(st.Columns, datasources.Column{Name: c.Name, Type: c.Type})
-		}
-		snapshot.Tables = append(snapshot.Tables, st)
+	h.must(http.StatusCreated, http.MethodPost, "/v1/data-sources", owner, map[string]any{
+		"name": fmt.Sprintf("%s source %d", cfg.Kind, time.Now().UnixNano()), "kind": string(cfg.Kind),
+		"connection": conn, "allowed_tables": tables,
+	}).json(t, &created)
+	var tested struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
 	}
-	allowed := make([]datasources.AllowedTable, len(tables))
-	for i, name := range tables {
-		allowed[i] = datasources.AllowedTable{Name: name}
+	h.must(http.StatusOK, http.MethodPost, "/v1/data-sources/"+created.ID+"/test", owner, nil).json(t, &tested)
+	if !tested.OK {
+		t.Fatalf("test of the %s source: %s", cfg.Kind, tested.Error)
 	}
-	appendSourceEvents(t, h, org, id,
-		&datasources.DataSourceCreated{ID: id, Name: id, Kind: datasources.Kind(cfg.Kind), Connection: conn, AllowedTables: allowed},
-		&datasources.DataSourceTested{OK: true, Schema: snapshot, ConnectionVersion: 1},
-		&datasources.DataSourceGrantsSet{Grants: grants})
+	if len(grants) > 0 {
+		setSourceGrants(t, h, owner, created.ID, grants...)
+	}
+	return created.ID
 }
 
-// appendSourceEvents appends to a source's stream, as its owner, and waits
-// until the read models have them.
-func appendSourceEvents(t testing.TB, h *harness, org, id string, evs ...domain.Event) {
+// setSourceGrants replaces a source's grants through the API.
+func setSourceGrants(t testing.TB, h *harness, owner, id string, grants ...datasources.Grant) {
 	t.Helper()
-	ctx := context.Background()
-	batch := make([]eventstore.NewEvent, len(evs))
-	for i, e := range evs {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: e.EventType(), Data: data, Metadata: eventstore.Metadata{
-			OrgID: org, Actor: eventstore.Actor{Subject: "owner", Kind: "user"}, SchemaVersion: 1, OccurredAt: time.Now().UTC()}}
+	list := make([]map[string]any, 0, len(grants))
+	for _, g := range grants {
+		list = append(list, map[string]any{"subject": g.Subject, "permissions": g.Permissions})
 	}
-	res, err := h.app.Store.Append(ctx, eventstore.MustStreamName(datasources.Category, org, id), eventstore.Any(), batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := h.app.Engine.WaitFor(wait, res.LastPosition); err != nil {
-		t.Fatal(err)
-	}
+	h.must(http.StatusOK, http.MethodPut, "/v1/data-sources/"+id+"/grants", owner, map[string]any{"grants": list})
 }
 
 // analyticsJob is a job as the API answers it.

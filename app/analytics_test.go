@@ -36,13 +36,14 @@ func TestAnalyticsJobsOnRealDatabases(t *testing.T) {
 		"mysql":    sampleSource(t, envDataSourceMySQL),
 		"sqlite":   sqliteSales(t, h, salesRows),
 	}
+	ids := map[string]string{}
 	for kind, cfg := range sources {
-		createSource(t, h, org, "src-"+kind, cfg, []string{"sales"}, datasources.Grant{Subject: "role:analyst", Permissions: queryGrant})
+		ids[kind] = createSource(t, h, owner, cfg, []string{"sales"}, datasources.Grant{Subject: "role:analyst", Permissions: queryGrant})
 	}
 	for kind := range sources {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			src := "src-" + kind
+			src := ids[kind]
 			// SQL: the count per region adds up to the table.
 			id := submit(t, h, analyst, map[string]string{"data_source_id": src,
 				"sql": "SELECT region, COUNT(*) AS n FROM sales GROUP BY region ORDER BY region"})
@@ -136,14 +137,14 @@ func TestAnalyticsCancelAndRevoke(t *testing.T) {
 	org, owner := h.createOrg("Acme", "owner")
 	analyst := h.addMember(org, owner, "ana", "analyst")
 	pg := sampleSource(t, envDataSourcePG)
-	createSource(t, h, org, "src-pg", pg, []string{"sales"}, datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
+	src := createSource(t, h, owner, pg, []string{"sales"}, datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
 
-	long := submit(t, h, owner, map[string]string{"data_source_id": "src-pg", "sql": runaway})
+	long := submit(t, h, owner, map[string]string{"data_source_id": src, "sql": runaway})
 	awaitJob(t, h, owner, long, "running")
 	waitQuery(t, pg, true)
 	// The only worker is busy: ana's job waits, and meanwhile loses its grant.
-	queued := submit(t, h, analyst, map[string]string{"data_source_id": "src-pg", "sql": "SELECT COUNT(*) FROM sales"})
-	appendSourceEvents(t, h, org, "src-pg", &datasources.DataSourceGrantsSet{})
+	queued := submit(t, h, analyst, map[string]string{"data_source_id": src, "sql": "SELECT COUNT(*) FROM sales"})
+	setSourceGrants(t, h, owner, src)
 
 	// Ana may not cancel the owner's job; the owner may.
 	h.must(http.StatusNotFound, http.MethodPost, "/v1/analytics/jobs/"+long+"/cancel", analyst, nil)
@@ -204,8 +205,8 @@ func TestAnalyticsJobSurvivesARestart(t *testing.T) {
 	h := openHarness(t, dir, func(cfg *app.Config) { cfg.Analytics.Timeout = 30 * time.Second })
 	org, owner := h.createOrg("Acme", "owner")
 	pg := sampleSource(t, envDataSourcePG)
-	createSource(t, h, org, "src-pg", pg, []string{"sales"})
-	id := submit(t, h, owner, map[string]string{"data_source_id": "src-pg", "sql": runaway})
+	src := createSource(t, h, owner, pg, []string{"sales"})
+	id := submit(t, h, owner, map[string]string{"data_source_id": src, "sql": runaway})
 	awaitJob(t, h, owner, id, "running")
 	h.close()
 
@@ -228,13 +229,13 @@ func TestAnalyticsIsolation(t *testing.T) {
 	ana := h.addMember(orgA, ownerA, "ana", "analyst")
 	otto := h.addMember(orgA, ownerA, "otto", "analyst") // no grant on the source
 	vera := h.addMember(orgA, ownerA, "vera", "viewer")  // analytics:read, cannot query
-	createSource(t, h, orgA, "src-1", sqliteSales(t, h, 20), []string{"sales"},
+	src := createSource(t, h, ownerA, sqliteSales(t, h, 20), []string{"sales"},
 		datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
-	id := submit(t, h, ana, map[string]string{"data_source_id": "src-1", "sql": "SELECT region, amount FROM sales"})
+	id := submit(t, h, ana, map[string]string{"data_source_id": src, "sql": "SELECT region, amount FROM sales"})
 	if job := awaitJob(t, h, ana, id); job.State != "succeeded" || job.RowCount != 20 {
 		t.Fatalf("ana's job = %+v", job)
 	}
-	body := map[string]string{"data_source_id": "src-1", "sql": "SELECT 1"}
+	body := map[string]string{"data_source_id": src, "sql": "SELECT 1"}
 	for name, token := range map[string]string{"org B's owner": ownerB, "an analyst without a grant": otto, "a viewer": vera} {
 		for _, c := range []struct{ method, path string }{
 			{http.MethodGet, "/v1/analytics/jobs/" + id},

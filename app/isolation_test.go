@@ -2802,14 +2802,13 @@ func (w *isoWorld) addAnalytics(t *testing.T, o *isoOrg, setup string) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
-	id := uuid.Must(uuid.NewV7()).String()
 	sa := o.principal(t, "service-account")
-	createSource(t, w.h, o.id, id, cfg, []string{"sales"},
+	owner := o.principal(t, "owner")
+	id := createSource(t, w.h, owner.token, cfg, []string{"sales"},
 		datasources.Grant{Subject: "role:analyst", Permissions: queryGrant},
 		datasources.Grant{Subject: "service:" + sa.sub, Permissions: queryGrant})
 	o.sources = append(o.sources, id)
 	o.analyticsSource = id
-	owner := o.principal(t, "owner")
 	var accepted struct {
 		ID string `json:"id"`
 	}
