@@ -18,6 +18,8 @@ const (
 	MaxParams        = 16
 	MaxIdentifierLen = 128
 	MaxPathLen       = 1024
+	// MaxSnapshotTables bounds the tables a connection test records.
+	MaxSnapshotTables = 1000
 )
 
 // State is what the last connection test of a source's current connection
@@ -193,15 +195,34 @@ func (s *DataSource) RecordTest(version int, ok bool, testErr string, schema Sch
 	if version != s.connVersion {
 		return nil, nil
 	}
+	if ok {
+		testErr = ""
+		if reason := snapshotTooLarge(schema); reason != "" {
+			ok, testErr = false, reason
+		}
+	}
 	if !ok {
 		if testErr == "" {
 			testErr = "the connection failed"
 		}
 		schema = Schema{}
-	} else {
-		testErr = ""
 	}
 	return []domain.Event{&DataSourceTested{OK: ok, Error: clip(testErr, 500), Schema: schema, ConnectionVersion: version}}, nil
+}
+
+// snapshotTooLarge says why a schema snapshot is too large to record, or
+// "". A connection that shows that much of a database is a role with too
+// much reach: the test fails and asks for a narrower one.
+func snapshotTooLarge(schema Schema) string {
+	if len(schema.Tables) > MaxSnapshotTables {
+		return fmt.Sprintf("the connecting user can read %d tables, more than %d: give Palisade a role that sees only what the source should expose", len(schema.Tables), MaxSnapshotTables)
+	}
+	for _, t := range schema.Tables {
+		if len(t.Columns) > MaxColumns {
+			return fmt.Sprintf("table %.80q has %d columns, more than %d", t.Name, len(t.Columns), MaxColumns)
+		}
+	}
+	return ""
 }
 
 // Delete decides deleting the source.

@@ -2,6 +2,7 @@ package datasources_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -240,6 +241,24 @@ func TestRecordTest(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a snapshot too large to record fails the test", func(t *testing.T) {
+		t.Parallel()
+		wide := datasources.Schema{Tables: make([]datasources.Table, datasources.MaxSnapshotTables+1)}
+		for i := range wide.Tables {
+			wide.Tables[i].Name = fmt.Sprintf("t%d", i)
+		}
+		tall := datasources.Schema{Tables: []datasources.Table{{Name: "t", Columns: make([]datasources.Column, datasources.MaxColumns+1)}}}
+		for _, big := range []datasources.Schema{wide, tall} {
+			s := created(t)
+			evs, err := s.RecordTest(1, true, "", big)
+			apply(t, s, evs, err)
+			tested := evs[0].(*datasources.DataSourceTested)
+			if s.State() != datasources.Failing || tested.OK || len(tested.Schema.Tables) != 0 || !strings.Contains(tested.Error, "more than") {
+				t.Fatalf("recorded %+v, state %s", tested, s.State())
+			}
+		}
+	})
 
 	t.Run("stale test event does not change state", func(t *testing.T) {
 		t.Parallel()
