@@ -300,7 +300,9 @@ func TestPDFPreChecksAreLinear(t *testing.T) {
 		start := time.Now()
 		_, err := extract.Text("application/pdf", data)
 		t.Logf("%q: %v in %v", filler, err, time.Since(start))
-		if d := time.Since(start); d > 10*time.Second {
+		// A generous bound: it is there to catch quadratic scans (hours on
+		// 16 MB), not to time a loaded machine (11 s seen under load 11).
+		if d := time.Since(start); d > time.Minute {
 			t.Fatalf("%q repeated: took %v", filler, d)
 		}
 	}

@@ -78,7 +78,10 @@ func TestSubprocessPDFSurvivesCrash(t *testing.T) {
 				!slices.ContainsFunc(tc.reasons, func(r string) bool { return strings.Contains(err.Error(), r) }) {
 				t.Fatalf("err = %v, want ErrMalformed for a crash with one of %q", err, tc.reasons)
 			}
-			if d := time.Since(start); d > 15*time.Second {
+			// Generous: a crash must end the read, however slowly a loaded
+			// machine reaches it (19 s seen under load 11 for the stack
+			// overflow); what it catches is a read that never ends.
+			if d := time.Since(start); d > time.Minute {
 				t.Fatalf("took %v", d)
 			}
 		})
