@@ -33,7 +33,8 @@ func newModel(cfg LLMConfig) (llm.Model, error) {
 func (a *App) newRunner(model llm.Model) (*conversation.Runner, error) {
 	app := a.Application
 	tools := append(conversation.KnowledgeTools(app.Queries.Knowledge, app.Commands.Conversations),
-		conversation.AskBotTool(app.Commands.Conversations))
+		conversation.AskBotTool(app.Commands.Conversations),
+		conversation.QueryDataTool(app.Commands.Analytics, app.Queries.Analytics))
 	registry, err := conversation.NewRegistry(tools...)
 	if err != nil {
 		return nil, err

@@ -130,7 +130,8 @@ func (a *Analytics) Submit(ctx context.Context, who access.Principal, in Analyti
 		if ag.(*analyticsJob).State() != "" {
 			return p.existing(ctx, "analytics job")
 		}
-		return analytics.Submit(id, in.DataSourceID, in.Question, in.SQL, who.Subject, string(who.Kind), "")
+		by, byKind, botID := askerOf(who)
+		return analytics.Submit(id, in.DataSourceID, in.Question, in.SQL, by, byKind, botID)
 	})
 	if err != nil {
 		return AnalyticsJobAccepted{}, err
@@ -140,6 +141,19 @@ func (a *Analytics) Submit(ctx context.Context, who access.Principal, in Analyti
 		return AnalyticsJobAccepted{}, err
 	}
 	return AnalyticsJobAccepted{Result: res, Job: e}, nil
+}
+
+// askerOf is who a job asks for: the principal itself, or for a bot's
+// call the invoker the bot acts for (the outermost of its delegation
+// chain), with the bot named apart. The event's actor keeps the chain.
+func askerOf(who access.Principal) (by, byKind, botID string) {
+	if len(who.OnBehalfOf) == 0 {
+		return who.Subject, string(who.Kind), ""
+	}
+	if who.Kind == access.KindBot {
+		botID = who.Subject
+	}
+	return who.OnBehalfOf[0], string(who.InvokerKind), botID
 }
 
 // queryableSource loads a source of the principal's organization that it
@@ -168,13 +182,16 @@ func (a *Analytics) queryableSource(ctx context.Context, who access.Principal, i
 
 // Cancel asks to stop a job: one not started yet is cancelled at once; a
 // running one is told to stop, and its query is cancelled on the
-// database. It needs analytics:read in the organization; then only the
-// asker, or an owner or admin, may cancel: anyone else gets the not-found
+// database. It needs analytics:run or analytics:read in the organization;
+// then only the asker, the bot that asked for it (acting for the same
+// asker), or an owner or admin, may cancel: anyone else gets the not-found
 // of a job that does not exist.
 func (a *Analytics) Cancel(ctx context.Context, who access.Principal, id string) (Result, error) {
 	p := a.p
-	if _, err := p.authorize(ctx, who, access.AnalyticsRead, access.OrgResource(who.OrgID), "analytics/jobs/"+id); err != nil {
-		return Result{}, err
+	if !access.Decide(who, access.AnalyticsRun, access.OrgResource(who.OrgID)).Allowed {
+		if _, err := p.authorize(ctx, who, access.AnalyticsRead, access.OrgResource(who.OrgID), "analytics/jobs/"+id); err != nil {
+			return Result{}, err
+		}
 	}
 	notFound := fmt.Errorf("%w: analytics job", domain.ErrNotFound)
 	stream, err := analyticsStream(who.OrgID, id)
@@ -203,8 +220,9 @@ func (a *Analytics) Cancel(ctx context.Context, who access.Principal, id string)
 	return res, nil
 }
 
-// mayCancel says whether who may cancel job: its asker, or an owner or
-// admin acting directly.
+// mayCancel says whether who may cancel job: its asker, the bot that
+// asked for it acting for that asker, or an owner or admin acting
+// directly.
 func mayCancel(who access.Principal, job *analyticsJob) (access.Decision, bool) {
 	d := access.Decide(who, access.AnalyticsRun, access.OrgResource(who.OrgID))
 	if !d.Allowed {
@@ -214,6 +232,9 @@ func mayCancel(who access.Principal, job *analyticsJob) (access.Decision, bool) 
 		return d, false
 	}
 	if job.RequestedBy() == who.Subject && len(who.OnBehalfOf) == 0 {
+		return d, true
+	}
+	if by, _, botID := askerOf(who); botID != "" && job.BotID() == botID && job.RequestedBy() == by {
 		return d, true
 	}
 	if len(who.OnBehalfOf) == 0 && (slices.Contains(who.Roles, access.RoleOwner) || slices.Contains(who.Roles, access.RoleAdmin)) {

@@ -200,3 +200,34 @@ func BenchmarkAuthorizeToolCall(b *testing.B) {
 		}
 	})
 }
+
+// TestIntersectDataSources: a data source is usable along an ask_bot chain
+// only when every bot of the chain is granted it.
+func TestIntersectDataSources(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		chain [][]string
+		want  []string
+	}{
+		{"one bot", [][]string{{"a", "b"}}, []string{"a", "b"}},
+		{"callee granted more", [][]string{{"a"}, {"a", "b"}}, []string{"a"}},
+		{"caller granted more", [][]string{{"a", "b"}, {"b"}}, []string{"b"}},
+		{"disjoint", [][]string{{"a"}, {"b"}}, []string{}},
+		{"three deep", [][]string{{"a", "b", "c"}, {"b", "c"}, {"c", "a"}}, []string{"c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chain := make([]Bot, len(tc.chain))
+			for i, ds := range tc.chain {
+				chain[i] = Bot{ID: "bot" + string(rune('0'+i)), DataSources: ds}
+			}
+			got := intersect(chain).DataSources
+			if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+				t.Fatalf("intersect = %v, want %v", got, tc.want)
+			}
+			if len(tc.chain) > 1 && len(chain[len(chain)-1].DataSources) != len(tc.chain[len(tc.chain)-1]) {
+				t.Fatal("intersect changed the callee's own grants")
+			}
+		})
+	}
+}

@@ -20,6 +20,8 @@
 //   - citations are kept only when they name passages a tool returned to
 //     this turn.
 //
-// Tools are registered in a [Registry]; later capabilities (data
-// queries, workflows, inbox replies) add theirs the same way.
+// Tools are registered in a [Registry]: the knowledge tools, [AskBotTool]
+// and [QueryDataTool] (a question to a data source, run as an analytics
+// job); later capabilities (workflows, inbox replies) add theirs the same
+// way.
 package conversation

@@ -269,7 +269,7 @@ func (f frame) depth() int { return len(f.chain) - 1 }
 
 func botOf(c commands.BotConfig) Bot {
 	return Bot{ID: c.ID, Instructions: c.Instructions, KnowledgeBases: c.Grants.KnowledgeBases,
-		Tools: c.Grants.Tools, Permissions: c.Grants.PermissionSet()}
+		DataSources: c.Grants.DataSources, Tools: c.Grants.Tools, Permissions: c.Grants.PermissionSet()}
 }
 
 // run lets a bot answer msgs, running the tool calls its model requests.
@@ -378,11 +378,13 @@ func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswe
 	case runErr != nil:
 		msg := toolError(runErr)
 		completed.Status, completed.Error, completed.Summary = conversations.StatusError, msg, "error"
+		completed.DataSourceIDs, completed.AnalyticsJobIDs = out.DataSourceIDs, out.AnalyticsJobIDs
 		result = mustJSON(map[string]any{"status": "error", "error": msg})
 	default:
 		result = t.resultFor(out, f.depth())
 		completed.Status, completed.Summary = conversations.StatusOK, out.Summary
 		completed.KnowledgeBaseIDs, completed.DocumentIDs, completed.ChunkIDs, completed.BotIDs = out.KnowledgeBaseIDs, out.DocumentIDs, out.ChunkIDs, out.BotIDs
+		completed.DataSourceIDs, completed.AnalyticsJobIDs = out.DataSourceIDs, out.AnalyticsJobIDs
 		completed.RowCount = out.Rows
 	}
 	completed.ResultSize, completed.ResultSHA256 = len(result), conversations.SHA256(result)
@@ -413,7 +415,10 @@ func (t *turn) streamResult(f frame, id, status, summary string) error {
 
 // toolError is what the model and the record learn of a tool's failure.
 func toolError(err error) string {
+	var te *ToolError
 	switch {
+	case errors.As(err, &te):
+		return te.Message
 	case errors.Is(err, domain.ErrNotFound):
 		return "not found"
 	case errors.Is(err, domain.ErrInvalid):
@@ -464,15 +469,17 @@ func decideCall(tool *Tool, granted Bot, as access.Principal, base access.Decisi
 }
 
 // intersect returns what every bot of chain is granted: the tools, the
-// knowledge bases and the permissions all of them hold. A bot consulted
+// knowledge bases, the data sources and the permissions all of them hold. A bot consulted
 // through ask_bot never uses more than its callers could.
 func intersect(chain []Bot) Bot {
 	out := chain[len(chain)-1]
 	out.Tools = slices.Clone(out.Tools)
 	out.KnowledgeBases = slices.Clone(out.KnowledgeBases)
+	out.DataSources = slices.Clone(out.DataSources)
 	for _, b := range chain[:len(chain)-1] {
 		out.Tools = slices.DeleteFunc(out.Tools, func(s string) bool { return !slices.Contains(b.Tools, s) })
 		out.KnowledgeBases = slices.DeleteFunc(out.KnowledgeBases, func(s string) bool { return !slices.Contains(b.KnowledgeBases, s) })
+		out.DataSources = slices.DeleteFunc(out.DataSources, func(s string) bool { return !slices.Contains(b.DataSources, s) })
 		out.Permissions = out.Permissions.Intersect(b.Permissions)
 	}
 	return out

@@ -47,6 +47,7 @@ type Call struct {
 type Bot struct {
 	ID, Instructions string
 	KnowledgeBases   []string
+	DataSources      []string
 	Tools            []string
 	Permissions      access.PermissionSet
 }
@@ -67,6 +68,8 @@ type Output struct {
 	DocumentIDs      []string
 	ChunkIDs         []string
 	BotIDs           []string
+	DataSourceIDs    []string
+	AnalyticsJobIDs  []string
 	Rows             int
 }
 
@@ -77,6 +80,15 @@ type DeniedError struct {
 }
 
 func (e *DeniedError) Error() string { return e.Decision.Reason() }
+
+// ToolError is a tool's failure told to the model and the record as
+// Message, which must carry no secret and no content the record may not
+// keep. Any other error of a tool is reported without its text.
+type ToolError struct {
+	Message string
+}
+
+func (e *ToolError) Error() string { return e.Message }
 
 // Registry holds the tools bots may be granted.
 type Registry struct {

@@ -130,24 +130,64 @@ func (q *AnalyticsQueries) Result(ctx context.Context, who access.Principal, id 
 	if err != nil {
 		return AnalyticsJob{}, AnalyticsResult{}, err
 	}
-	pages, err := q.jobs.AnalyticsResult(ctx, scope, id)
+	res, err := q.result(ctx, scope, j)
 	if err != nil {
 		return AnalyticsJob{}, AnalyticsResult{}, err
+	}
+	return j, res, nil
+}
+
+// result reads the rows of j, which succeeded.
+func (q *AnalyticsQueries) result(ctx context.Context, scope access.Scope, j AnalyticsJob) (AnalyticsResult, error) {
+	pages, err := q.jobs.AnalyticsResult(ctx, scope, j.ID)
+	if err != nil {
+		return AnalyticsResult{}, err
 	}
 	res := AnalyticsResult{Columns: j.Columns, Rows: make([]json.RawMessage, 0, j.RowCount), RowCount: j.RowCount, Truncated: j.Truncated}
 	for i, p := range pages {
 		var rows []json.RawMessage
 		if err := json.Unmarshal(p, &rows); err != nil {
-			return AnalyticsJob{}, AnalyticsResult{}, fmt.Errorf("analytics job %s: result page %d: %w", id, i, err)
+			return AnalyticsResult{}, fmt.Errorf("analytics job %s: result page %d: %w", j.ID, i, err)
 		}
 		res.Rows = append(res.Rows, rows...)
 	}
-	return j, res, nil
+	return res, nil
 }
 
-// asked reports whether who submitted j.
+// Asked returns a job who submitted, with its result once it succeeded,
+// for a bot's tool waiting on the job it asked for. It needs only
+// analytics:run (what submitting needed); a job who did not submit is the
+// not-found of a job that does not exist.
+func (q *AnalyticsQueries) Asked(ctx context.Context, who access.Principal, id string) (AnalyticsJob, AnalyticsResult, error) {
+	resource := "analytics/jobs/" + id
+	scope, err := authorizeOrg(ctx, q.denials, who, access.AnalyticsRun, resource)
+	if err != nil {
+		return AnalyticsJob{}, AnalyticsResult{}, err
+	}
+	j, err := q.jobs.AnalyticsJob(ctx, scope, id)
+	if err != nil {
+		return AnalyticsJob{}, AnalyticsResult{}, err
+	}
+	if !q.asked(who, j) {
+		q.denials.RecordDenial(ctx, who, access.Decision{Permission: access.AnalyticsRun, Code: access.ReasonNoGrant}, resource)
+		return AnalyticsJob{}, AnalyticsResult{}, fmt.Errorf("analytics job: %w", domain.ErrNotFound)
+	}
+	if j.State != string(analytics.Succeeded) {
+		return j, AnalyticsResult{}, nil
+	}
+	res, err := q.result(ctx, scope, j)
+	return j, res, err
+}
+
+// asked reports whether who submitted j: its asker acting directly, or the
+// bot that asked for it acting for that asker (the bot's principal names
+// the asker first in its delegation chain).
 func (q *AnalyticsQueries) asked(who access.Principal, j AnalyticsJob) bool {
-	return j.CreatedBy == who.Subject && j.CreatedByKind == string(who.Kind) && len(who.OnBehalfOf) == 0
+	if len(who.OnBehalfOf) == 0 {
+		return j.CreatedBy == who.Subject && j.CreatedByKind == string(who.Kind)
+	}
+	return who.Kind == access.KindBot && j.BotID == who.Subject &&
+		j.CreatedBy == who.OnBehalfOf[0] && j.CreatedByKind == string(who.InvokerKind)
 }
 
 // sourceReadable reports whether who may query or manage the source now.

@@ -25,9 +25,10 @@ type Column struct {
 }
 
 // AnalyticsJobSubmitted starts a job's stream. Exactly one of Question and
-// SQL is set. RequestedBy is the subject of the asker (for a bot, the member
-// it acts for is in the event's actor); BotID names the bot whose tool call
-// asked, if one did.
+// SQL is set. RequestedBy is the subject of the asker: the member or
+// service account whose authority the job uses. When a bot's tool call
+// asked, RequestedBy is the invoker the bot acted for (the outermost of the
+// event actor's delegation chain) and BotID names the bot.
 type AnalyticsJobSubmitted struct {
 	ID              string `json:"id" audit:"record"`
 	DataSourceID    string `json:"data_source_id" audit:"record"`

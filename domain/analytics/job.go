@@ -42,7 +42,7 @@ var ErrFinished = errors.New("the analytics job has already ended")
 // Job is the aggregate of one analytics job's stream.
 type Job struct {
 	id, source, question, sql string
-	requestedBy               string
+	requestedBy, botID        string
 	state                     State
 	cancelRequested           bool
 	planned                   bool
@@ -64,6 +64,10 @@ func (j *Job) SQL() string { return j.sql }
 // RequestedBy returns the subject of the asker.
 func (j *Job) RequestedBy() string { return j.requestedBy }
 
+// BotID returns the bot that asked for the job on its asker's behalf ("" if
+// none did).
+func (j *Job) BotID() string { return j.botID }
+
 // State returns the job's state.
 func (j *Job) State() State { return j.state }
 
@@ -78,6 +82,7 @@ func (j *Job) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case *AnalyticsJobSubmitted:
 		j.id, j.source, j.question, j.sql, j.requestedBy = e.ID, e.DataSourceID, e.Question, e.SQL, e.RequestedBy
+		j.botID = e.BotID
 		j.state = Submitted
 	case *AnalyticsJobStarted:
 		j.state, j.planned, j.pages = Running, false, 0

@@ -68,6 +68,8 @@ type ToolCallCompleted struct {
 	DocumentIDs      []string `json:"document_ids,omitempty" audit:"record"`
 	ChunkIDs         []string `json:"chunk_ids,omitempty" audit:"record"`
 	BotIDs           []string `json:"bot_ids,omitempty" audit:"record"`
+	DataSourceIDs    []string `json:"data_source_ids,omitempty" audit:"record"`
+	AnalyticsJobIDs  []string `json:"analytics_job_ids,omitempty" audit:"record"`
 	RowCount         int      `json:"row_count"`
 	ResultSize       int      `json:"result_size"`
 	ResultSHA256     string   `json:"result_sha256" audit:"record"`
