@@ -153,6 +153,12 @@ func setupAnalytics(t *testing.T, timeout time.Duration) *analyticsBundle {
 // grants, as the data-sources commands would.
 func (b *analyticsBundle) source(t *testing.T, id string, grants ...datasources.Grant) {
 	t.Helper()
+	b.sourceAllowing(t, id, []datasources.AllowedTable{{Name: "sales"}}, grants...)
+}
+
+// sourceAllowing is source with the given allow-list.
+func (b *analyticsBundle) sourceAllowing(t *testing.T, id string, allowed []datasources.AllowedTable, grants ...datasources.Grant) {
+	t.Helper()
 	key, err := b.keys.DataKey(b.ctx, b.org)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +171,7 @@ func (b *analyticsBundle) source(t *testing.T, id string, grants ...datasources.
 	b.appendSource(t, id,
 		&datasources.DataSourceCreated{ID: id, Name: id, Kind: datasources.Postgres,
 			Connection:    datasources.Connection{Host: "127.0.0.1", Port: 5432, Database: "d", User: "u", SealedPassword: string(text)},
-			AllowedTables: []datasources.AllowedTable{{Name: "sales"}}},
+			AllowedTables: allowed},
 		&datasources.DataSourceGrantsSet{Grants: grants},
 		&datasources.DataSourceTested{OK: true, ConnectionVersion: 1, Schema: datasources.Schema{Tables: []datasources.Table{
 			{Name: "sales", Columns: []datasources.Column{{Name: "region", Type: "text"}, {Name: "amount", Type: "numeric"}}},
@@ -379,6 +385,31 @@ func TestAnalyticsJobOutcomes(t *testing.T) {
 			t.Fatalf("events %s, failure = %+v", types(evs), failed)
 		}
 	})
+}
+
+func TestAnalyticsGuardEnforcesAllowedColumns(t *testing.T) {
+	t.Parallel()
+	b := setupAnalytics(t, time.Second)
+	b.sourceAllowing(t, "src-cols", []datasources.AllowedTable{{Name: "sales", Columns: []string{"region"}}})
+	for sql, reason := range map[string]string{
+		"SELECT amount FROM sales":                 `column "amount" is not exposed by table sales`,
+		"SELECT region FROM sales ORDER BY amount": `column "amount" is not exposed by table sales`,
+		"SELECT * FROM sales":                      "name the columns: this source exposes only some columns of sales",
+	} {
+		evs := b.ended(t, b.submit(t, b.owner, commands.AnalyticsRequest{DataSourceID: "src-cols", SQL: sql}))
+		failed := decodeAs[analytics.AnalyticsJobFailed](t, evs[len(evs)-1])
+		if failed.Stage != analytics.StageGuard || !strings.Contains(failed.Reason, reason) {
+			t.Errorf("%s: failure = %+v", sql, failed)
+		}
+	}
+	for _, req := range []commands.AnalyticsRequest{
+		{DataSourceID: "src-cols", SQL: "SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY n"},
+	} {
+		evs := b.ended(t, b.submit(t, b.owner, req))
+		if got := evs[len(evs)-1].Type; got != "AnalyticsJobSucceeded" {
+			t.Errorf("%+v: ended with %s: %s", req, got, evs[len(evs)-1].Data)
+		}
+	}
 }
 
 func TestAnalyticsTimeoutAndCancel(t *testing.T) {

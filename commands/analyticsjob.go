@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/palisadehq/palisade/domain"
@@ -307,9 +308,12 @@ func translationSchema(source *datasources.DataSource) []datasources.Table {
 	return out
 }
 
-// guardPolicy is the guard's policy of a source: its allow-listed tables,
-// with the columns of the allow-list, or else of the snapshot. SQLite
-// needs the columns; missing names a SQLite table without any.
+// guardPolicy is the guard's policy of a source: its allow-listed tables.
+// A table whose allow-list names columns is restricted to them in every
+// dialect, and its other snapshot columns are passed as hidden (SQLite
+// resolves names against them); an unrestricted table carries its
+// snapshot columns, which SQLite needs. missing names a SQLite table
+// without any.
 func guardPolicy(source *datasources.DataSource) (policy sqlguard.Policy, missing string) {
 	snapshot := map[string][]string{}
 	for _, t := range source.Schema().Tables {
@@ -319,14 +323,19 @@ func guardPolicy(source *datasources.DataSource) (policy sqlguard.Policy, missin
 	}
 	policy.Dialect = dialectOf(source.Kind())
 	for _, allowed := range source.AllowedTables() {
-		cols := allowed.Columns
-		if len(cols) == 0 {
-			cols = snapshot[allowed.Name]
+		table := sqlguard.Table{Name: allowed.Name, Columns: snapshot[allowed.Name]}
+		if len(allowed.Columns) > 0 {
+			table = sqlguard.Table{Name: allowed.Name, Columns: allowed.Columns, Restricted: true}
+			for _, c := range snapshot[allowed.Name] {
+				if !slices.Contains(allowed.Columns, c) {
+					table.Hidden = append(table.Hidden, c)
+				}
+			}
 		}
-		if len(cols) == 0 && policy.Dialect == sqlguard.SQLite && missing == "" {
+		if len(table.Columns) == 0 && policy.Dialect == sqlguard.SQLite && missing == "" {
 			missing = allowed.Name
 		}
-		policy.Tables = append(policy.Tables, sqlguard.Table{Name: allowed.Name, Columns: cols})
+		policy.Tables = append(policy.Tables, table)
 	}
 	return policy, missing
 }

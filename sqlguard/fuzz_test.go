@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -39,6 +40,13 @@ var allowedNames = []string{"sales", "customers"}
 
 func FuzzPostgres(f *testing.F) {
 	seed(f, sqlguard.Postgres)
+	for _, c := range columnCases {
+		f.Add(c.query)
+	}
+	restricted, err := sqlguard.New(sqlguard.Policy{Dialect: sqlguard.Postgres, Tables: restrictedTables})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, q := range legitimateQueries()[sqlguard.Postgres] {
 		f.Add(q)
 	}
@@ -47,6 +55,7 @@ func FuzzPostgres(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, query string) {
+		checkRestrictedPostgres(t, restricted, query)
 		v, err := g.Check(context.Background(), query)
 		if err != nil {
 			mustBeRejection(t, err)
@@ -173,3 +182,28 @@ func FuzzSQLite(f *testing.F) {
 		rows.Close()
 	})
 }
+
+// checkRestrictedPostgres checks that a query accepted on restrictedTables
+// has, as libpg_query sees it, no * if it reads a restricted table, and no
+// column reference to the hidden column salary (unless salary is also an
+// alias, which a bare ORDER BY may name).
+func checkRestrictedPostgres(t *testing.T, g *sqlguard.Guard, query string) {
+	t.Helper()
+	if _, err := g.Check(context.Background(), query); err != nil {
+		mustBeRejection(t, err)
+		return
+	}
+	tree, err := pg.ParseToJSON(query)
+	if err != nil {
+		t.Fatalf("accepted %q but it does not parse: %v", query, err)
+	}
+	readsRestricted := strings.Contains(tree, `"relname":"staff"`) || strings.Contains(tree, `"relname":"payroll"`)
+	if readsRestricted && strings.Contains(tree, `"A_Star"`) {
+		t.Fatalf("accepted %q on a restricted policy with a *", query)
+	}
+	if hiddenColumnRef.MatchString(tree) && !strings.Contains(tree, `"name":"salary"`) {
+		t.Fatalf("accepted %q reading the hidden column salary", query)
+	}
+}
+
+var hiddenColumnRef = regexp.MustCompile(`"ColumnRef":\{"fields":\[(\{"String":\{"sval":"[^"]*"\}\},)?\{"String":\{"sval":"salary"\}\}\]`)

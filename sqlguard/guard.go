@@ -9,10 +9,33 @@
 // Every check is an allow-list: a syntax node, function, type or table the
 // guard does not know is rejected.
 //
-// What it does not check: columns, except on SQLite, where the authorizer
-// names the table of every column read (elsewhere the guard would need the
-// schema to resolve an unqualified column); and cost (cross joins of
-// allowed tables are accepted). The MySQL check assumes the server's
+// Columns: a table may be restricted (Table.Restricted) to some of its
+// columns. SQLite's authorizer names the table of every column read, so
+// there the guard knows exactly; a * over a restricted table is caught by
+// a sentinel column in the scratch copy. PostgreSQL and MySQL are checked
+// without a schema, by a stricter rule that applies only to queries that
+// read a restricted table (other queries are unaffected):
+//
+//   - no * or t.* (count(*) is fine), no NATURAL join, no column alias
+//     list on a table (t AS x(a, b)) and no alias on a join;
+//   - a column qualified by a restricted table or its alias must be one
+//     of that table's Columns; one qualified by an unrestricted table may
+//     be any column; one qualified by a subquery or CTE must be a name the
+//     query defines (a select-list name or a column list);
+//   - an unqualified column must be among the Columns of every restricted
+//     table the query reads (so that it is exposed whichever table it
+//     resolves to); columns of unrestricted tables, subqueries and CTEs
+//     must then be qualified. JOIN … USING names count as unqualified;
+//   - the one exception is a bare ORDER BY name that is an alias in the
+//     same SELECT's list, which both dialects resolve to the alias first
+//     (not after UNION and the like, where ORDER BY 1 works). An alias
+//     elsewhere is no shield: SELECT salary AS amount still reads salary,
+//     and a WHERE or GROUP BY naming amount is checked as a column;
+//   - an unqualified name that is also a restricted table's name or alias
+//     is refused (PostgreSQL would read the whole row).
+//
+// What it does not check: cost (cross joins of allowed tables are
+// accepted). The MySQL check assumes the server's
 // default sql_mode quoting (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES), which
 // is how TiDB's parser reads strings.
 //
@@ -50,10 +73,22 @@ type Table struct {
 	// table created as sales is "sales", and a query naming "Sales" in
 	// double quotes does not match it).
 	Name string
-	// Columns are the table's columns. SQLite needs them to build the
-	// scratch schema it compiles queries against, and there only these
-	// columns may be read; the other dialects ignore them.
+	// Columns are the table's columns a query may read. SQLite needs them
+	// to build the scratch schema it compiles queries against, and there
+	// only these columns may be read, whatever Restricted says. PostgreSQL
+	// and MySQL check them only when Restricted is set.
 	Columns []string
+	// Restricted makes Columns the whole of what a query may read of the
+	// table, in every dialect: a query reading a restricted table must
+	// name its columns (no * or t.*), and each column it names must be
+	// exposed (see the package doc for the exact rule). Leave it false
+	// when Columns merely describe the table.
+	Restricted bool
+	// Hidden are the table's other columns, from a schema snapshot. Only
+	// SQLite uses them: they go into its scratch copy, so that a name
+	// resolves there as it will on the real table (an alias cannot stand
+	// in for a hidden column), and reading one is refused.
+	Hidden []string
 }
 
 // Policy says what queries against one data source may do.

@@ -52,6 +52,9 @@ func checkMySQL(parsers *sync.Pool, policy map[string]Table, query string, norma
 	if st.err != nil {
 		return Verdict{}, st.err
 	}
+	if err := mysqlColumns(policy, st.tables, stmts[0]); err != nil {
+		return Verdict{}, err
+	}
 	v := Verdict{Tables: st.tables.sorted()}
 	if normalize {
 		v.Normalized = restoreMySQL(stmts[0])

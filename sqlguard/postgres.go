@@ -55,6 +55,9 @@ func checkPostgres(policy map[string]Table, query string, normalize bool) (Verdi
 	if err := w.selectStmt(sel, nil); err != nil {
 		return Verdict{}, err
 	}
+	if err := pgColumns(policy, w.tables, sel); err != nil {
+		return Verdict{}, err
+	}
 	v := Verdict{Tables: w.tables.sorted()}
 	if normalize {
 		if text, err := pg.Deparse(tree); err == nil {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -21,6 +23,8 @@ type sqliteChecker struct {
 	db      *sql.DB
 	conn    *sql.Conn
 	columns map[string]map[string]bool // table → allowed columns
+	// restricted is set when a table is restricted to some columns.
+	restricted bool
 
 	mu  sync.Mutex // one compile at a time; guards run
 	run *sqliteRun
@@ -51,11 +55,22 @@ func newSQLiteChecker(tables []Table) (*sqliteChecker, error) {
 			c.close()
 			return nil, fmt.Errorf("table %q: SQLite policies must list the columns", t.Name)
 		}
-		cols := make([]string, len(t.Columns))
 		c.columns[strings.ToLower(t.Name)] = make(map[string]bool, len(t.Columns))
-		for i, col := range t.Columns {
-			cols[i] = sqliteQuote(col)
+		for _, col := range t.Columns {
 			c.columns[strings.ToLower(t.Name)][strings.ToLower(col)] = true
+		}
+		// The scratch copy holds the hidden columns too, so names resolve
+		// as on the real table, and, for a restricted table, a sentinel
+		// column that only a * (or t.*) reads.
+		// The sentinel comes first so that a * is named as such.
+		all := slices.Concat(t.Columns, t.Hidden)
+		if t.Restricted {
+			all = slices.Concat([]string{sqliteStar}, all)
+			c.restricted = true
+		}
+		cols := make([]string, len(all))
+		for i, col := range all {
+			cols[i] = sqliteQuote(col)
 		}
 		ddl := fmt.Sprintf("CREATE TABLE %s (%s)", sqliteQuote(t.Name), strings.Join(cols, ", "))
 		if _, err := conn.ExecContext(ctx, ddl); err != nil {
@@ -76,6 +91,12 @@ func newSQLiteChecker(tables []Table) (*sqliteChecker, error) {
 	}
 	return c, nil
 }
+
+var sqliteJoinWords = regexp.MustCompile(`(?i)\b(using|natural)\b`)
+
+// sqliteStar is the sentinel column of a restricted table's scratch copy.
+// No real column is called so; a query naming it is refused all the same.
+const sqliteStar = "*palisade: star*"
 
 func (c *sqliteChecker) close() error {
 	if c.conn != nil {
@@ -113,6 +134,9 @@ func (c *sqliteChecker) authorize(action sqlite.AuthorizerActionCode, arg1, arg2
 		cols, ok := c.columns[strings.ToLower(arg1)]
 		if !ok {
 			return deny("table %q is not allowed", shorten(arg1))
+		}
+		if arg2 == sqliteStar {
+			return deny("name the columns: this source exposes only some columns of %s", shorten(arg1))
 		}
 		// An empty column is a read of the table with no column, as in count(*).
 		if arg2 != "" && !cols[strings.ToLower(arg2)] {
@@ -163,6 +187,13 @@ func (c *sqliteChecker) check(ctx context.Context, query string) (Verdict, error
 	stmt.Close()
 	if run.denied != nil { // denied by an authorizer call SQLite tolerated
 		return Verdict{}, run.denied
+	}
+	// SQLite compares the columns of JOIN … USING and NATURAL joins
+	// without asking the authorizer. With restricted tables the words are
+	// refused wherever they appear (even quoted): a cheap over-approximation
+	// that can only refuse more.
+	if c.restricted && sqliteJoinWords.MatchString(first) {
+		return Verdict{}, reject("JOIN … USING and NATURAL joins are not allowed on this source: join ON named columns")
 	}
 	return Verdict{Tables: run.tables.sorted()}, nil
 }
