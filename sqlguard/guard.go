@@ -34,6 +34,14 @@
 //   - an unqualified name that is also a restricted table's name or alias
 //     is refused (PostgreSQL would read the whole row).
 //
+// PostgreSQL, every query: q.f where f is not a column of q is the call
+// f(q) there ("attribute notation"), out of the function allow-list's
+// sight. So a qualified column must be one the guard knows q has: one of
+// the table's Columns, or a name the subquery or CTE q defines. A table
+// whose Columns are empty (no schema snapshot) may still be read, but not
+// through qualified columns. MySQL has no such notation (s.upper is an
+// unknown column there).
+//
 // What it does not check: cost (cross joins of allowed tables are
 // accepted). The MySQL check assumes the server's
 // default sql_mode quoting (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES), which

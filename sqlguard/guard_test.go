@@ -104,6 +104,15 @@ func legitimateQueries() map[sqlguard.Dialect][]string {
 		"SELECT substring(region FROM 1 FOR 2), trim(both FROM region) FROM sales",
 		"SELECT * FROM sales WHERE region ILIKE 'eu%'",
 		"SELECT to_char(sold_at, 'YYYY-MM') FROM sales",
+		"SELECT s.region, s.amount FROM sales s WHERE s.amount > 0 ORDER BY s.sold_at",
+		"SELECT x.region, x.total FROM (SELECT region, sum(amount) AS total FROM sales GROUP BY region) x",
+		"WITH c AS (SELECT region, count(*) FROM sales GROUP BY region) SELECT c.region, c.count FROM c",
+		"SELECT x.region, x.country FROM (SELECT * FROM sales s JOIN customers c ON c.id = s.customer_id) x",
+		"SELECT x.r, x.amount FROM (SELECT region, amount FROM sales) x(r)",
+		"WITH c(r, n) AS (SELECT region, count(*) FROM sales GROUP BY 1) SELECT c.r, c.n FROM c",
+		"SELECT u.region FROM (SELECT region FROM sales UNION SELECT country FROM customers) u",
+		"SELECT s.region FROM sales s WHERE s.customer_id IN (SELECT c.id FROM customers c WHERE c.country = s.region)",
+		"SELECT s.* FROM sales s",
 		"SELECT sum(amount) OVER w FROM sales WINDOW w AS (PARTITION BY region ORDER BY sold_at ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)",
 	}
 	mysqlOnly := []string{

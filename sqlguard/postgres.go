@@ -58,6 +58,9 @@ func checkPostgres(policy map[string]Table, query string, normalize bool) (Verdi
 	if err := pgColumns(policy, w.tables, sel); err != nil {
 		return Verdict{}, err
 	}
+	if err := pgAttributes(policy, sel); err != nil {
+		return Verdict{}, err
+	}
 	v := Verdict{Tables: w.tables.sorted()}
 	if normalize {
 		if text, err := pg.Deparse(tree); err == nil {

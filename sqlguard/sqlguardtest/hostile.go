@@ -184,6 +184,18 @@ var hostilePostgres = []string{
 	"WITH s AS MATERIALIZED (SELECT * FROM pg_shadow) SELECT 1",
 	"SELECT * FROM (WITH salaries AS (SELECT 1) SELECT * FROM salaries) x, salaries",
 	"WITH a AS (SELECT * FROM b), b AS (SELECT * FROM sales) SELECT * FROM a",
+	// Attribute notation: q.f, f not a column of q, is the call f(q).
+	"SELECT s.to_json FROM sales s",
+	"SELECT sales.pg_column_size FROM sales",
+	"SELECT x.quote_literal FROM (SELECT region FROM sales) x",
+	"WITH c AS (SELECT region FROM sales) SELECT c.to_jsonb FROM c",
+	"SELECT s.region FROM sales s WHERE s.num_nulls > 0",
+	"SELECT s.region FROM sales s ORDER BY s.pg_typeof",
+	"SELECT x.row_to_json FROM (SELECT * FROM sales) x",
+	"SELECT x.region FROM (SELECT region, amount FROM sales) x(a, b)",
+	"SELECT c.id FROM customers c JOIN sales s ON s.to_json IS NOT NULL",
+	"SELECT x.to_json FROM (SELECT region FROM sales) x, (SELECT 1 AS to_json FROM sales) y",
+	"SELECT region FROM sales s WHERE EXISTS (SELECT 1 FROM customers c WHERE c.pg_column_size > s.amount)",
 }
 
 var hostileMySQL = []string{
