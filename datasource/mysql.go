@@ -168,39 +168,7 @@ func (s *mysqlSource) query(ctx context.Context, query string, l Limits, c *coll
 			return err
 		}
 		defer rows.Close()
-		types, err := rows.ColumnTypes()
-		if err != nil {
-			return err
-		}
-		cols := make([]Column, len(types))
-		for i, t := range types {
-			cols[i] = Column{Name: t.Name(), Type: strings.ToLower(t.DatabaseTypeName())}
-		}
-		if err := c.setColumns(cols); err != nil {
-			return err
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			row := make([]any, len(vals))
-			for i, v := range vals {
-				row[i] = mysqlValue(v, cols[i].Type)
-			}
-			more, err := c.add(row)
-			if err != nil {
-				return err
-			}
-			if !more {
-				return nil // rows.Close discards the rest, at most MaxRows+1 rows
-			}
-		}
-		return rows.Err()
+		return collectRows(rows, c, mysqlValue)
 	})
 }
 

@@ -2,6 +2,7 @@ package datasource
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
@@ -265,4 +266,44 @@ func (s *Schema) sort() {
 // fetch, so rows may still be coming.
 func (c *collector) byteCapped() bool {
 	return c.truncated && len(c.rows) < c.maxRows
+}
+
+// collectRows reads the columns and rows of a database/sql result into c,
+// converting each value with value (given the column's lower-case database
+// type), and stops as soon as c is full; the caller's rows.Close discards
+// the rest (at most one row past MaxRows, thanks to the outer LIMIT).
+func collectRows(rows *sql.Rows, c *collector, value func(v any, dbType string) any) error {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	cols := make([]Column, len(types))
+	for i, t := range types {
+		cols[i] = Column{Name: t.Name(), Type: strings.ToLower(t.DatabaseTypeName())}
+	}
+	if err := c.setColumns(cols); err != nil {
+		return err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		row := make([]any, len(vals))
+		for i, v := range vals {
+			row[i] = value(v, cols[i].Type)
+		}
+		more, err := c.add(row)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+	return rows.Err()
 }

@@ -1,6 +1,9 @@
 package access
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Resource is what an action is performed on, as far as authorization
 // cares: its organization and, for resources restricted to part of the
@@ -219,4 +222,30 @@ func roleGranting(roles []Role, action Permission) Role {
 		}
 	}
 	return RoleUnknown
+}
+
+// ParseGrant reads a recorded grant — a subject "user:SUB", "role:ROLE" or
+// "service:ID" and permission names — into what Decide matches. A subject
+// of another form is not a grant (false); unknown permission names give
+// nothing (fail closed).
+func ParseGrant(subject string, permissions []string) (Grant, bool) {
+	kind, value, _ := strings.Cut(subject, ":")
+	var perms []Permission
+	for _, name := range permissions {
+		if p, ok := ParsePermission(name); ok {
+			perms = append(perms, p)
+		}
+	}
+	g := Grant{Value: value, Permissions: NewPermissionSet(perms...)}
+	switch kind {
+	case "user":
+		g.Kind = GrantUser
+	case "role":
+		g.Kind = GrantRole
+	case "service":
+		g.Kind = GrantService
+	default:
+		return Grant{}, false
+	}
+	return g, true
 }

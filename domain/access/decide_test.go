@@ -277,3 +277,34 @@ func TestDelegatedPrincipalIsNamedByItsInvoker(t *testing.T) {
 		})
 	}
 }
+
+func TestParseGrant(t *testing.T) {
+	tests := []struct {
+		subject string
+		perms   []string
+		ok      bool
+		kind    GrantSubjectKind
+		value   string
+		has     Permission
+	}{
+		{"user:alice", []string{"kb:read"}, true, GrantUser, "alice", KBRead},
+		{"role:analyst", []string{"datasources:query"}, true, GrantRole, "analyst", DatasourcesQuery},
+		{"service:sa-1", []string{"kb:write"}, true, GrantService, "sa-1", KBWrite},
+		{"bot:b1", []string{"kb:read"}, false, 0, "", 0},
+		{"alice", []string{"kb:read"}, false, 0, "", 0},
+		{"user:bob", []string{"kb:everything"}, true, GrantUser, "bob", 0},
+	}
+	for _, tt := range tests {
+		g, ok := ParseGrant(tt.subject, tt.perms)
+		if ok != tt.ok || g.Kind != tt.kind || g.Value != tt.value {
+			t.Errorf("ParseGrant(%q) = %+v, %v", tt.subject, g, ok)
+			continue
+		}
+		if tt.has != 0 && !g.Permissions.Has(tt.has) {
+			t.Errorf("ParseGrant(%q) lacks %s", tt.subject, tt.has)
+		}
+		if tt.has == 0 && g.Permissions != 0 {
+			t.Errorf("ParseGrant(%q, %v) gives %v, want nothing", tt.subject, tt.perms, g.Permissions)
+		}
+	}
+}

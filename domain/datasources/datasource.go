@@ -3,7 +3,6 @@ package datasources
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/palisadehq/palisade/domain"
@@ -279,25 +278,9 @@ func sameTable(a, b AllowedTable) bool {
 func Resource(orgID string, grants []Grant) access.Resource {
 	res := access.Resource{OrgID: orgID, Restricted: true}
 	for _, g := range grants {
-		kind, value, _ := strings.Cut(g.Subject, ":")
-		var perms []access.Permission
-		for _, name := range g.Permissions {
-			if p, ok := access.ParsePermission(name); ok {
-				perms = append(perms, p)
-			}
+		if grant, ok := access.ParseGrant(g.Subject, g.Permissions); ok {
+			res.Grants = append(res.Grants, grant)
 		}
-		grant := access.Grant{Value: value, Permissions: access.NewPermissionSet(perms...)}
-		switch kind {
-		case "user":
-			grant.Kind = access.GrantUser
-		case "role":
-			grant.Kind = access.GrantRole
-		case "service":
-			grant.Kind = access.GrantService
-		default:
-			continue
-		}
-		res.Grants = append(res.Grants, grant)
 	}
 	return res
 }

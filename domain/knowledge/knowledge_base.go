@@ -203,25 +203,9 @@ func NormalizeGrants(grants []Grant) ([]Grant, error) {
 func Resource(orgID string, grants []Grant) access.Resource {
 	res := access.Resource{OrgID: orgID, Restricted: len(grants) > 0}
 	for _, g := range grants {
-		kind, value, _ := strings.Cut(g.Subject, ":")
-		var perms []access.Permission
-		for _, name := range g.Permissions {
-			if p, ok := access.ParsePermission(name); ok {
-				perms = append(perms, p)
-			}
+		if grant, ok := access.ParseGrant(g.Subject, g.Permissions); ok {
+			res.Grants = append(res.Grants, grant)
 		}
-		grant := access.Grant{Value: value, Permissions: access.NewPermissionSet(perms...)}
-		switch kind {
-		case "user":
-			grant.Kind = access.GrantUser
-		case "role":
-			grant.Kind = access.GrantRole
-		case "service":
-			grant.Kind = access.GrantService
-		default:
-			continue
-		}
-		res.Grants = append(res.Grants, grant)
 	}
 	return res
 }
