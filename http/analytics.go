@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -154,13 +155,16 @@ func acceptsCSV(r *http.Request) bool {
 }
 
 // resultCSV writes res as CSV: strings as they are, numbers as written in
-// the JSON, booleans as true/false, NULL as an empty field.
+// the JSON, booleans as true/false, NULL as an empty field. A text field
+// (or column name) that a spreadsheet would run as a formula is defused
+// (see spreadsheetSafe): the rows are the tenant's database's, not ours to
+// trust.
 func resultCSV(res projections.AnalyticsResult) ([]byte, error) {
 	var buf bytes.Buffer
 	out := csv.NewWriter(&buf)
 	header := make([]string, len(res.Columns))
 	for i, c := range res.Columns {
-		header[i] = c.Name
+		header[i] = spreadsheetSafe(c.Name)
 	}
 	if err := out.Write(header); err != nil {
 		return nil, err
@@ -177,7 +181,7 @@ func resultCSV(res projections.AnalyticsResult) ([]byte, error) {
 			switch v := v.(type) {
 			case nil:
 			case string:
-				record[j] = v
+				record[j] = spreadsheetSafe(v)
 			default:
 				record[j] = fmt.Sprint(v)
 			}
@@ -188,4 +192,18 @@ func resultCSV(res projections.AnalyticsResult) ([]byte, error) {
 	}
 	out.Flush()
 	return buf.Bytes(), out.Error()
+}
+
+// spreadsheetSafe prefixes with an apostrophe a text that begins with a
+// character spreadsheets start a formula with (=, +, -, @, tab, carriage
+// return), unless it is a plain number such as "-12.50" (exact decimals
+// arrive as strings), so that opening an export never runs a cell.
+func spreadsheetSafe(v string) string {
+	if v == "" || !strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return v
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return v
+	}
+	return "'" + v
 }
