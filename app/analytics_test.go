@@ -168,6 +168,13 @@ func TestAnalyticsCancelAndRevoke(t *testing.T) {
 // PostgreSQL, as its superuser sees pg_stat_activity.
 func waitQuery(t testing.TB, cfg datasource.Config, running bool) {
 	t.Helper()
+	waitStatement(t, cfg, "%CROSS JOIN sales d%", running)
+}
+
+// waitStatement waits until a statement of cfg's user whose text is LIKE
+// pattern is (or is no longer) active on PostgreSQL.
+func waitStatement(t testing.TB, cfg datasource.Config, pattern string, running bool) {
+	t.Helper()
 	admin := os.Getenv("PALISADE_TEST_DATASOURCE_PG_ADMIN_URL")
 	if admin == "" {
 		admin = fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=disable", cfg.Host, cfg.Port)
@@ -182,7 +189,7 @@ func waitQuery(t testing.TB, cfg datasource.Config, running bool) {
 	for {
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE usename = $1 AND state = 'active' AND query LIKE '%CROSS JOIN sales d%'`, cfg.User).Scan(&n)
+			WHERE usename = $1 AND state = 'active' AND query LIKE $2`, cfg.User, pattern).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +197,7 @@ func waitQuery(t testing.TB, cfg datasource.Config, running bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("runaway query running on PostgreSQL: %d, want running %v", n, running)
+			t.Fatalf("statements like %q active on PostgreSQL: %d, want running %v", pattern, n, running)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

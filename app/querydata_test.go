@@ -37,13 +37,19 @@ func newDataBot(t *testing.T, configure ...func(*app.Config)) dataBot {
 	d.ana = h.addMember(d.org, d.owner, "ana", "analyst", "member")
 	d.source, d.sqlDB = sqliteSource(t, h, d.owner, "Shop", "sales", 20)
 	d.grantSource(d.source, "user:ana")
+	d.bot = d.createBot("Data", d.source)
+	return d
+}
+
+// createBot creates a bot granted query_data on source.
+func (d dataBot) createBot(name, source string) string {
+	d.h.t.Helper()
 	var grants map[string]any
 	if err := json.Unmarshal([]byte(dataBotGrants), &grants); err != nil {
-		t.Fatal(err)
+		d.h.t.Fatal(err)
 	}
-	grants["data_sources"] = []string{d.source}
-	d.bot = h.createBotWith(d.owner, "Data", "You answer questions about sales.", grants)
-	return d
+	grants["data_sources"] = []string{source}
+	return d.h.createBotWith(d.owner, name, "You answer questions about sales.", grants)
 }
 
 // sqliteSource creates, through the API, a tested SQLite source of
