@@ -79,3 +79,16 @@ func CheckSubject(field, v string) error {
 	}
 	return nil
 }
+
+// Clip shortens s to at most n bytes, cut on a rune boundary and ending in
+// "…" when it was cut, for reasons and errors kept in events.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/palisadehq/palisade/domain"
 )
@@ -207,7 +206,7 @@ func (j *Job) Fail(stage, reason, sql string, durationMS int64) ([]domain.Event,
 	if reason == "" {
 		reason = "the job failed"
 	}
-	return []domain.Event{&AnalyticsJobFailed{Stage: stage, Reason: clip(reason, MaxReasonLen), SQL: sql, DurationMS: durationMS}}, nil
+	return []domain.Event{&AnalyticsJobFailed{Stage: stage, Reason: domain.Clip(reason, MaxReasonLen), SQL: sql, DurationMS: durationMS}}, nil
 }
 
 // RequestCancel decides a cancel asked by subject by: a job that has not
@@ -236,7 +235,7 @@ func (j *Job) Cancel(reason string, durationMS int64) ([]domain.Event, error) {
 	if reason == "" {
 		reason = "cancelled"
 	}
-	return []domain.Event{&AnalyticsJobCancelled{Reason: clip(reason, MaxReasonLen), DurationMS: durationMS}}, nil
+	return []domain.Event{&AnalyticsJobCancelled{Reason: domain.Clip(reason, MaxReasonLen), DurationMS: durationMS}}, nil
 }
 
 func (j *Job) mustBeOpen() error {
@@ -263,17 +262,4 @@ func (j *Job) mustBeRunning() error {
 func isJSONArray(p json.RawMessage) bool {
 	t := bytes.TrimLeft(p, " \t\r\n")
 	return len(t) > 0 && t[0] == '[' && json.Valid(p)
-}
-
-// clip shortens s to at most n bytes (n > 3), its end marked with an
-// ellipsis, cutting on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	n -= len("…")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

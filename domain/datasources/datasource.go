@@ -3,7 +3,6 @@ package datasources
 import (
 	"fmt"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
@@ -206,7 +205,7 @@ func (s *DataSource) RecordTest(version int, ok bool, testErr string, schema Sch
 		}
 		schema = Schema{}
 	}
-	return []domain.Event{&DataSourceTested{OK: ok, Error: clip(testErr, 500), Schema: schema, ConnectionVersion: version}}, nil
+	return []domain.Event{&DataSourceTested{OK: ok, Error: domain.Clip(testErr, 500), Schema: schema, ConnectionVersion: version}}, nil
 }
 
 // snapshotTooLarge says why a schema snapshot is too large to record, or
@@ -240,19 +239,6 @@ func (s *DataSource) mustExist() error {
 		return fmt.Errorf("%w: data source", domain.ErrNotFound)
 	}
 	return nil
-}
-
-// clip shortens s to at most n bytes (n > 3), its end marked with an
-// ellipsis, cutting on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	n -= len("…")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 func sameConnection(a, b Connection) bool {
