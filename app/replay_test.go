@@ -37,6 +37,23 @@ func snapshot(t *testing.T, h *harness, owner, auditor string) map[string][]byte
 		path := "/v1/conversations/" + c.ID
 		out[path] = h.must(http.StatusOK, http.MethodGet, path, owner, nil).body
 	}
+	// Data sources and analytics jobs with their results.
+	for _, list := range []struct{ path, item string }{
+		{"/v1/data-sources?limit=500", "/v1/data-sources/"},
+		{"/v1/analytics/jobs?limit=500", "/v1/analytics/jobs/"},
+	} {
+		var items struct{ Items []struct{ ID, State string } }
+		r := h.must(http.StatusOK, http.MethodGet, list.path, owner, nil)
+		out[list.path] = r.body
+		r.json(t, &items)
+		for _, it := range items.Items {
+			out[list.item+it.ID] = h.must(http.StatusOK, http.MethodGet, list.item+it.ID, owner, nil).body
+			if it.State == "succeeded" {
+				path := list.item + it.ID + "/result"
+				out[path] = h.must(http.StatusOK, http.MethodGet, path, owner, nil).body
+			}
+		}
+	}
 	// The audit index, page by page.
 	after := "0"
 	for page := 0; ; page++ {
@@ -99,6 +116,11 @@ func TestReplayRebuildsIdenticalReadModels(t *testing.T) {
 			conv := h.startConversation(owner, bot)
 			h.ask(owner, conv, "How many vacation days?")
 			h.ask(owner, conv, "Anything else?\n@tool read_document {\"document_id\":\"missing\"}\n@tool fetch_url {}")
+		}
+		// A data source and analytics jobs: one answered, one refused by the guard.
+		src := createSource(t, h, owner, sqliteSales(t, h, 20), []string{"sales"})
+		for _, sql := range []string{"SELECT region, SUM(amount) AS total FROM sales GROUP BY region", "DELETE FROM sales"} {
+			awaitJob(t, h, owner, submit(t, h, owner, map[string]string{"data_source_id": src, "sql": sql}))
 		}
 		orgs = append(orgs, orgFixture{owner, auditor})
 	}
