@@ -34,6 +34,10 @@ var (
 	// organization or the purpose differ from those used when sealing, or
 	// the ciphertext was altered. AES-GCM cannot tell these apart.
 	ErrAuthentication = errors.New("sealing: authentication failed (wrong key, organization or purpose, or altered ciphertext)")
+	// ErrNoKey is returned by keepers of data keys (package keyring) for a
+	// key that does not exist: never created, or destroyed. What was sealed
+	// under it cannot be opened again.
+	ErrNoKey = errors.New("sealing: no such data key")
 )
 
 // DataKey is an organization's data-encryption key, unwrapped. It lives in
