@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/palisadehq/palisade/domain/events"
@@ -35,6 +38,24 @@ func OpenKeyring(cfg Config) (*keyring.Keyring, error) {
 	return keys, nil
 }
 
+// openKeyringToRead is OpenKeyring for tools that read the log: it creates
+// no master key. Without one (no PALISADE_MASTER_KEY, no master.key in the
+// data directory, as when reading EventStoreDB from another machine) no
+// content can be opened, and it all reads as shredded.
+func openKeyringToRead(cfg Config) (*keyring.Keyring, error) {
+	if cfg.MasterKey.IsZero() {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, sealing.MasterKeyFile)); errors.Is(err, fs.ErrNotExist) {
+			cfg.Logger.Warn("no master key (PALISADE_MASTER_KEY or master.key in the data directory): events' content reads as shredded")
+			master, err := sealing.GenerateMasterKey()
+			if err != nil {
+				return nil, err
+			}
+			return keyring.NewMemory(master), nil
+		}
+	}
+	return OpenKeyring(cfg)
+}
+
 // sealLog wraps the log as stored with the sealing of events' content
 // (package eventstore/sealed): what the application appends and reads is
 // opened, what the log, the relay and the bus hold is sealed.
@@ -45,13 +66,16 @@ func sealLog(log eventstore.Store, keys *keyring.Keyring) *sealed.Store {
 // OpenStore opens the event log cfg configures, as Open does: the
 // embedded log in cfg.DataDir, or EventStoreDB / KurrentDB when
 // cfg.EventStoreURL is set. Events' content is opened with the keyring of
-// the data directory (see OpenKeyring): content whose key was destroyed
-// reads as shredded. It starts nothing else (no read model, bus or
+// the data directory (see OpenKeyring; no master key is created): content
+// whose key was destroyed reads as shredded. It starts nothing else (no read model, bus or
 // issuer), for tools that read the log offline, such as palisade audit
 // replay. The embedded log is locked while a server has it open. The
 // caller closes the store.
 func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
-	keys, err := OpenKeyring(cfg)
+	if cfg.Logger == nil {
+		cfg.Logger = defaultLogger()
+	}
+	keys, err := openKeyringToRead(cfg)
 	if err != nil {
 		return nil, err
 	}
