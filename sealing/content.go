@@ -33,6 +33,13 @@ const MaxContent = 64 << 20
 // again under the same version is never mistaken for the one that sealed
 // the value (the value then reads as shredded, not as tampered with).
 func (k DataKey) ID() string {
+	if k.id != "" {
+		return k.id
+	}
+	return k.computeID()
+}
+
+func (k DataKey) computeID() string {
 	if !k.valid {
 		return ""
 	}

@@ -21,10 +21,10 @@ import (
 const canary = "CANARY-7f3a9c"
 
 type bundle struct {
-	ctx   context.Context
-	dir   string
-	path  string
-	inner *embedded.Store
+	ctx    context.Context
+	dir    string
+	path   string
+	inner  *embedded.Store
 	keys   *keyring.Keyring
 	master sealing.MasterKey
 	store  *sealed.Store
@@ -64,8 +64,8 @@ func newEvent(org, typ, data string) eventstore.NewEvent {
 // message, each holding the canary in a content field.
 func contentEvents(org string) map[string]eventstore.NewEvent {
 	return map[string]eventstore.NewEvent{
-		"doc": newEvent(org, "DocumentAdded", `{"id":"d1","knowledge_base_id":"kb1","title":"Plan `+canary+`","content_type":"text/plain","content":"secret text `+canary+`","content_hash":"h","version":1}`),
-		"search": newEvent(org, "KnowledgeSearched", `{"query":"where is `+canary+`","knowledge_base_ids":["kb1"],"k":3,"hits":[{"chunk_id":"c1","document_id":"d1","knowledge_base_id":"kb1","score":0.5}]}`),
+		"doc":          newEvent(org, "DocumentAdded", `{"id":"d1","knowledge_base_id":"kb1","title":"Plan `+canary+`","content_type":"text/plain","content":"secret text `+canary+`","content_hash":"h","version":1}`),
+		"search":       newEvent(org, "KnowledgeSearched", `{"query":"where is `+canary+`","knowledge_base_ids":["kb1"],"k":3,"hits":[{"chunk_id":"c1","document_id":"d1","knowledge_base_id":"kb1","score":0.5}]}`),
 		"conversation": newEvent(org, "TurnStarted", `{"turn_id":"t1","message_id":"m1","content":"tell me about `+canary+`","content_sha256":"x","content_size":5}`),
 	}
 }
