@@ -8,6 +8,11 @@
 // append-only log. With one replica the directory is the data directory's;
 // several replicas need shared storage for it (issue 13).
 //
+// Destroy crypto-shreds an organization: its key file is removed and a
+// tombstone (keys/<org>.destroyed) written first, so that the keyring never
+// hands out a fresh key for it afterwards (DataKey returns ErrDestroyed),
+// also after a restart.
+//
 // The package must never write a data key unwrapped, and never log or
 // return key material in an error.
 package keyring
@@ -20,10 +25,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/palisadehq/palisade/sealing"
 )
+
+// ErrDestroyed: the organization's data key was destroyed (the
+// organization was closed); what it sealed can no longer be opened.
+var ErrDestroyed = errors.New("keyring: the organization's data key was destroyed")
 
 // Dir is the subdirectory of the data directory that holds the keys.
 const Dir = "keys"
@@ -36,6 +47,8 @@ type Keyring struct {
 	mu      sync.Mutex
 	keys    map[string]sealing.DataKey
 	wrapped map[string]sealing.WrappedKey // memory-only store
+	// destroyed is the memory-only store's tombstones.
+	destroyed map[string]bool
 }
 
 // Open returns the keyring kept in dir, creating dir (0700) if needed.
@@ -49,10 +62,11 @@ func Open(dir string, master sealing.MasterKey) (*Keyring, error) {
 // NewMemory returns a keyring that keeps its wrapped keys in memory: what
 // it seals cannot be opened by another process or after a restart.
 func NewMemory(master sealing.MasterKey) *Keyring {
-	return &Keyring{master: master, keys: map[string]sealing.DataKey{}, wrapped: map[string]sealing.WrappedKey{}}
+	return &Keyring{master: master, keys: map[string]sealing.DataKey{}, wrapped: map[string]sealing.WrappedKey{}, destroyed: map[string]bool{}}
 }
 
-// DataKey returns orgID's data key, creating it on first use.
+// DataKey returns orgID's data key, creating it on first use; ErrDestroyed
+// once it was destroyed.
 func (k *Keyring) DataKey(_ context.Context, orgID string) (sealing.DataKey, error) {
 	if !validOrg(orgID) {
 		return sealing.DataKey{}, fmt.Errorf("keyring: invalid organization id")
@@ -61,6 +75,13 @@ func (k *Keyring) DataKey(_ context.Context, orgID string) (sealing.DataKey, err
 	defer k.mu.Unlock()
 	if key, ok := k.keys[orgID]; ok {
 		return key, nil
+	}
+	destroyed, err := k.isDestroyed(orgID)
+	if err != nil {
+		return sealing.DataKey{}, err
+	}
+	if destroyed {
+		return sealing.DataKey{}, ErrDestroyed
 	}
 	wrapped, found, err := k.load(orgID)
 	if err != nil {
@@ -136,6 +157,104 @@ func (k *Keyring) store(orgID string, w sealing.WrappedKey) error {
 }
 
 func (k *Keyring) path(orgID string) string { return filepath.Join(k.dir, orgID+".json") }
+
+func (k *Keyring) tombstone(orgID string) string { return filepath.Join(k.dir, orgID+".destroyed") }
+
+// isDestroyed reports whether orgID's key was destroyed. k.mu must be held.
+func (k *Keyring) isDestroyed(orgID string) (bool, error) {
+	if k.dir == "" {
+		return k.destroyed[orgID], nil
+	}
+	_, err := os.Stat(k.tombstone(orgID))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("keyring: %w", err)
+}
+
+// Destroy destroys orgID's data key for good: it writes the tombstone
+// (durably: the file and the directory are synced), then removes the
+// wrapped key and syncs the directory again, and forgets the unwrapped
+// copy. Destroying a key that is already destroyed, or that was never
+// created, leaves a tombstone and succeeds: afterwards DataKey returns
+// ErrDestroyed either way.
+func (k *Keyring) Destroy(_ context.Context, orgID string) error {
+	if !validOrg(orgID) {
+		return fmt.Errorf("keyring: invalid organization id")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.keys, orgID)
+	if k.dir == "" {
+		k.destroyed[orgID] = true
+		delete(k.wrapped, orgID)
+		return nil
+	}
+	// The tombstone first: a crash between the two steps leaves a key
+	// file beside a tombstone, which DataKey refuses and Destroy removes
+	// when it runs again.
+	f, err := os.OpenFile(k.tombstone(orgID), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := k.syncDir(); err != nil {
+		return err
+	}
+	if err := os.Remove(k.path(orgID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	return k.syncDir()
+}
+
+// Orgs lists the organizations whose key is stored (a key beside a
+// tombstone included: recovery after a crash between closing an
+// organization and destroying its key looks for these).
+func (k *Keyring) Orgs(_ context.Context) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	if k.dir == "" {
+		for org := range k.wrapped {
+			out = append(out, org)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	for _, e := range entries {
+		if org, ok := strings.CutSuffix(e.Name(), ".json"); ok && e.Type().IsRegular() && validOrg(org) {
+			out = append(out, org)
+		}
+	}
+	return out, nil
+}
+
+// syncDir makes the directory's entries (a tombstone written, a key file
+// removed) durable.
+func (k *Keyring) syncDir() error {
+	d, err := os.Open(k.dir)
+	if err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", k.dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", k.dir, err)
+	}
+	return nil
+}
 
 // validOrg accepts organization ids that are safe file names.
 func validOrg(id string) bool {
