@@ -287,6 +287,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.closers = append(a.closers, sources.close)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
+	a.Application.Commands.Tenancy.WithKeyShredder(sources.keys)
+	// A close that a crash cut short between its append and the
+	// destruction of the key is finished before anything else runs.
+	if shredded, err := a.Application.Commands.Tenancy.ShredClosedKeys(ctx); err != nil {
+		return nil, fmt.Errorf("destroy the data keys of closed organizations: %w", err)
+	} else if len(shredded) > 0 {
+		cfg.Logger.Warn("destroyed the data keys of organizations closed before the last stop", "orgs", shredded)
+	}
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
 	model := cfg.Model
 	if model == nil {

@@ -24,6 +24,11 @@
 // live in an append-only log. With one replica the directory is the data
 // directory's; several replicas need shared storage for it (issue 13).
 //
+// Destroy crypto-shreds an organization: a tombstone (keys/<org>.destroyed)
+// is written first, then its key file and its subjects' keys are removed,
+// so that the keyring never hands out a fresh key for it afterwards
+// (DataKey returns ErrDestroyed), also after a restart.
+//
 // The package must never write a data key unwrapped, and never log or
 // return key material in an error.
 package keyring
@@ -37,6 +42,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/palisadehq/palisade/sealing"
@@ -48,6 +55,10 @@ const Dir = "keys"
 // ErrNoKey is returned when the key asked for does not exist: never
 // created, or destroyed. What was sealed under it cannot be opened again.
 var ErrNoKey = sealing.ErrNoKey
+
+// ErrDestroyed: the organization's data key was destroyed (the
+// organization was closed); it is never created again.
+var ErrDestroyed = errors.New("keyring: the organization's data key was destroyed")
 
 // Keyring hands out organizations' data keys.
 type Keyring struct {
@@ -61,6 +72,8 @@ type Keyring struct {
 	// memory-only stores
 	wrapped        map[string][]sealing.WrappedKey
 	wrappedSubject map[subjectRef]sealing.WrappedKey
+	// destroyed is the memory-only store's tombstones.
+	destroyed map[string]bool
 }
 
 // orgKeys is one organization's key versions, unwrapped; the newest last.
@@ -100,7 +113,7 @@ func Open(dir string, master sealing.MasterKey) (*Keyring, error) {
 // it seals cannot be opened by another process or after a restart.
 func NewMemory(master sealing.MasterKey) *Keyring {
 	return &Keyring{master: master, orgs: map[string]*orgKeys{}, subjects: map[subjectRef]sealing.DataKey{},
-		wrapped: map[string][]sealing.WrappedKey{}, wrappedSubject: map[subjectRef]sealing.WrappedKey{}}
+		wrapped: map[string][]sealing.WrappedKey{}, wrappedSubject: map[subjectRef]sealing.WrappedKey{}, destroyed: map[string]bool{}}
 }
 
 // DataKey returns the newest version of orgID's data key, creating the
@@ -148,6 +161,12 @@ func (k *Keyring) Rotate(_ context.Context, orgID string) (sealing.DataKey, erro
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if destroyed, err := k.isDestroyed(orgID); err != nil || destroyed {
+		if err == nil {
+			err = ErrDestroyed
+		}
+		return sealing.DataKey{}, err
+	}
 	wrapped, found, err := k.load(orgID)
 	if err != nil {
 		return sealing.DataKey{}, err
@@ -180,6 +199,14 @@ func (k *Keyring) Rotate(_ context.Context, orgID string) (sealing.DataKey, erro
 func (k *Keyring) orgLocked(orgID string, create bool) (*orgKeys, error) {
 	if keys, ok := k.orgs[orgID]; ok {
 		return keys, nil
+	}
+	destroyed, err := k.isDestroyed(orgID)
+	if err != nil {
+		return nil, err
+	}
+	if destroyed {
+		// Also ErrNoKey: what the key sealed reads as shredded.
+		return nil, fmt.Errorf("%w (%w)", ErrDestroyed, ErrNoKey)
 	}
 	wrapped, found, err := k.load(orgID)
 	if err != nil {
@@ -470,6 +497,117 @@ func (k *Keyring) subjectLocked(orgID, handle string, create bool) (sealing.Data
 	}
 	k.subjects[ref] = key
 	return key, nil
+}
+
+func (k *Keyring) tombstone(orgID string) string { return filepath.Join(k.dir, orgID+".destroyed") }
+
+// isDestroyed reports whether orgID's key was destroyed. k.mu must be held.
+func (k *Keyring) isDestroyed(orgID string) (bool, error) {
+	if k.dir == "" {
+		return k.destroyed[orgID], nil
+	}
+	_, err := os.Stat(k.tombstone(orgID))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("keyring: %w", err)
+}
+
+// Destroy destroys orgID's data key for good: it writes the tombstone
+// (durably: the file and the directory are synced), then removes the
+// wrapped key and syncs the directory again, and forgets the unwrapped
+// copy. Destroying a key that is already destroyed, or that was never
+// created, leaves a tombstone and succeeds: afterwards DataKey returns
+// ErrDestroyed either way.
+func (k *Keyring) Destroy(_ context.Context, orgID string) error {
+	if !validOrg(orgID) {
+		return fmt.Errorf("keyring: invalid organization id")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.orgs, orgID)
+	for ref := range k.subjects {
+		if ref.org == orgID {
+			delete(k.subjects, ref)
+		}
+	}
+	if k.dir == "" {
+		k.destroyed[orgID] = true
+		delete(k.wrapped, orgID)
+		for ref := range k.wrappedSubject {
+			if ref.org == orgID {
+				delete(k.wrappedSubject, ref)
+			}
+		}
+		return nil
+	}
+	// The tombstone first: a crash between the two steps leaves a key
+	// file beside a tombstone, which DataKey refuses and Destroy removes
+	// when it runs again.
+	f, err := os.OpenFile(k.tombstone(orgID), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := k.syncDir(); err != nil {
+		return err
+	}
+	if err := os.Remove(k.path(orgID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: destroy: %w", err)
+	}
+	if err := os.RemoveAll(k.subjectDir(orgID)); err != nil {
+		return fmt.Errorf("keyring: destroy subject keys: %w", err)
+	}
+	return k.syncDir()
+}
+
+// Orgs lists the organizations whose key is stored (a key beside a
+// tombstone included: recovery after a crash between closing an
+// organization and destroying its key looks for these).
+func (k *Keyring) Orgs(_ context.Context) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	if k.dir == "" {
+		for org := range k.wrapped {
+			out = append(out, org)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	for _, e := range entries {
+		if org, ok := strings.CutSuffix(e.Name(), ".json"); ok && e.Type().IsRegular() && validOrg(org) {
+			out = append(out, org)
+		}
+	}
+	return out, nil
+}
+
+// syncDir makes the directory's entries (a tombstone written, a key file
+// removed) durable.
+func (k *Keyring) syncDir() error {
+	d, err := os.Open(k.dir)
+	if err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", k.dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", k.dir, err)
+	}
+	return nil
 }
 
 // validOrg accepts organization ids that are safe file names.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,4 +198,108 @@ func mustOpen(t *testing.T, master sealing.MasterKey) *keyring.Keyring {
 		t.Fatal(err)
 	}
 	return ring
+}
+
+func TestDestroyedKeyIsNeverHandedOutAgain(t *testing.T) {
+	ctx := context.Background()
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rings := map[string]func() *keyring.Keyring{
+		"memory": func() *keyring.Keyring { return keyring.NewMemory(master) },
+		"dir": func() *keyring.Keyring {
+			r, err := keyring.Open(dir, master)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+	}
+	for name, open := range rings {
+		t.Run(name, func(t *testing.T) {
+			ring := open()
+			key, err := ring.DataKey(ctx, "org-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealed, err := sealing.Seal(key, "org-a", []byte("canary-text"), "content")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ring.DataKey(ctx, "org-b"); err != nil {
+				t.Fatal(err)
+			}
+			if err := ring.Destroy(ctx, "org-a"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ring.DataKey(ctx, "org-a"); !errors.Is(err, keyring.ErrDestroyed) {
+				t.Fatalf("DataKey after Destroy: %v, want ErrDestroyed", err)
+			}
+			if err := ring.Destroy(ctx, "org-a"); err != nil {
+				t.Fatalf("destroying again: %v", err)
+			}
+			if orgs, err := ring.Orgs(ctx); err != nil || !slices.Equal(orgs, []string{"org-b"}) {
+				t.Fatalf("Orgs after Destroy = %v, %v; want [org-b]", orgs, err)
+			}
+			if name == "memory" {
+				return
+			}
+			if _, err := os.Stat(filepath.Join(dir, "org-a.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the key file is still there: %v", err)
+			}
+			reopened := open()
+			if _, err := reopened.DataKey(ctx, "org-a"); !errors.Is(err, keyring.ErrDestroyed) {
+				t.Fatalf("DataKey after reopening: %v, want ErrDestroyed", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "org-a.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal("DataKey created a fresh key for a destroyed organization")
+			}
+			// Nothing on disk opens what the destroyed key sealed.
+			for _, org := range []string{"org-a", "org-b"} {
+				if k, err := reopened.DataKey(ctx, org); err == nil {
+					if _, err := sealing.Open(k, "org-a", sealed, "content"); err == nil {
+						t.Fatalf("the key of %s opened org-a's sealed content", org)
+					}
+				}
+			}
+			if _, err := reopened.DataKey(ctx, "org-b"); err != nil {
+				t.Fatalf("another organization's key: %v", err)
+			}
+		})
+	}
+}
+
+func TestDestroyFinishesAfterACrashBetweenTombstoneAndRemoval(t *testing.T) {
+	ctx := context.Background()
+	master, _ := sealing.GenerateMasterKey()
+	dir := t.TempDir()
+	ring, err := keyring.Open(dir, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.DataKey(ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the tombstone was written, the key file not yet removed.
+	if err := os.WriteFile(filepath.Join(dir, "org-a.destroyed"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := keyring.Open(dir, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopened.DataKey(ctx, "org-a"); !errors.Is(err, keyring.ErrDestroyed) {
+		t.Fatalf("DataKey beside a tombstone: %v, want ErrDestroyed", err)
+	}
+	if orgs, _ := reopened.Orgs(ctx); !slices.Equal(orgs, []string{"org-a"}) {
+		t.Fatalf("Orgs = %v: recovery must still see the key file", orgs)
+	}
+	if err := reopened.Destroy(ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "org-a.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the key file survived a second Destroy: %v", err)
+	}
 }
