@@ -150,6 +150,12 @@ func isoRoutes() map[string]isoRoute {
 		"PUT /v1/orgs/{id}/quotas": {perm: access.OrgsCreate, pathVar: isoOrgID, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"max_bots": 1}}}
 		}},
+		// Closing an organization: tried with a confirmation that is not
+		// the victim's name, so even a hole would close nothing (and show
+		// as 422 where 403 is expected). TestCloseOrganization closes for real.
+		"DELETE /v1/orgs/{id}": {perm: access.OrgsCreate, pathVar: isoOrgID, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"confirm": "not the name"}}}
+		}},
 		"GET /v1/org": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}}
 			for _, v := range victims {
@@ -2461,6 +2467,12 @@ func TestIsolationPlatformToken(t *testing.T) {
 			w.expect(t, http.StatusOK, "platform/new-org-owner", http.MethodGet, "/v1/bots?include_archived=true", tok, nil).json(t, &bots)
 			if len(bots.Items) != 0 {
 				t.Errorf("a new organization starts with %d bots", len(bots.Items))
+			}
+		case k.String() == "DELETE /v1/orgs/{id}":
+			// The platform may close any organization, but only with its
+			// name as confirmation: a wrong one is 422 and closes nothing.
+			for _, v := range victims {
+				w.expect(t, http.StatusUnprocessableEntity, caller, k.method, isoFill(k.path, v.id), platform, map[string]any{"confirm": "not the name"})
 			}
 		case k.String() == "PUT /v1/orgs/{id}/quotas":
 			// Its one power over an existing organization; tried with a
