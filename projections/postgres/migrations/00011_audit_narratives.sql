@@ -4,8 +4,6 @@
 -- that the list of recent narratives pages by the first event's sequence
 -- without grouping the whole record. The steps themselves are the
 -- audit_events rows of the correlation (index audit_events_correlation).
--- (The number leaves room for the other parts of issue 12, written in
--- parallel; goose allows the gap.)
 CREATE TABLE audit_narratives (
     org_id         text COLLATE "C" NOT NULL CHECK (org_id <> ''),
     correlation_id text NOT NULL CHECK (correlation_id <> ''),
