@@ -124,3 +124,7 @@ func (s *AuditStories) Export(ctx context.Context, who access.Principal, since t
 		aq.After = page[len(page)-1].Sequence
 	}
 }
+
+// Narrator returns the narrator the service tells steps with, for the
+// exports that tell each event too.
+func (s *AuditStories) Narrator() *Narrator { return s.narrator }
