@@ -29,22 +29,23 @@ const (
 		correlation_id, causation_id, trace_id, authorization_reason, idempotency_key, schema_version, occurred_at, data`
 	// One statement, so that it queues in the unit's batch like every
 	// other write: the organization's next number is one past its last,
-	// and an event not past its last position is already there.
-	addAuditSQL = `INSERT INTO audit_events (org_id, sequence, ` + auditColumns + `)
+	// and an event not past its last position is already there. The same
+	// statement keeps the event's narrative (audit_narratives): a new
+	// correlation starts one, a later event of it extends it; an event
+	// that was already there inserts no row, so a redelivery counts
+	// nothing twice.
+	addAuditSQL = `WITH added AS (
+		INSERT INTO audit_events (org_id, sequence, ` + auditColumns + `)
 		SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
 		FROM (SELECT coalesce(max(sequence), 0) AS sequence, coalesce(max(position), 0) AS position
 		      FROM audit_events WHERE org_id = $1) last
-		WHERE last.position < $2`
-	// The event's narrative, in the same batch: a new correlation starts
-	// one, a later event of it extends it. An event already counted (a
-	// redelivery) is not past the narrative's last sequence and changes
-	// nothing.
-	addNarrativeSQL = `INSERT INTO audit_narratives AS n (org_id, correlation_id, first_sequence, last_sequence, steps, started_at, ended_at)
-		SELECT org_id, correlation_id, sequence, sequence, 1, occurred_at, occurred_at
-		FROM audit_events WHERE org_id = $1 AND position = $2 AND correlation_id <> ''
-		ON CONFLICT (org_id, correlation_id) DO UPDATE
-		SET last_sequence = EXCLUDED.last_sequence, steps = n.steps + 1, ended_at = greatest(n.ended_at, EXCLUDED.ended_at)
-		WHERE n.last_sequence < EXCLUDED.last_sequence`
+		WHERE last.position < $2
+		RETURNING org_id, correlation_id, sequence, occurred_at)
+	INSERT INTO audit_narratives AS n (org_id, correlation_id, first_sequence, last_sequence, steps, started_at, ended_at)
+	SELECT org_id, correlation_id, sequence, sequence, 1, occurred_at, occurred_at FROM added WHERE correlation_id <> ''
+	ON CONFLICT (org_id, correlation_id) DO UPDATE
+	SET last_sequence = EXCLUDED.last_sequence, steps = n.steps + 1, ended_at = greatest(n.ended_at, EXCLUDED.ended_at)
+	WHERE n.last_sequence < EXCLUDED.last_sequence`
 )
 
 func (a *Audit) Add(ctx context.Context, scope access.Scope, env eventstore.Envelope) error {
@@ -69,11 +70,6 @@ func (a *Audit) Add(ctx context.Context, scope access.Scope, env eventstore.Enve
 		env.SchemaVersion, env.OccurredAt, data)
 	if err != nil {
 		return fmt.Errorf("audit add: %w", err)
-	}
-	if env.CorrelationID != "" {
-		if err := a.db.exec(ctx, org, addNarrativeSQL, org, int64(env.Position)); err != nil {
-			return fmt.Errorf("audit add: narrative: %w", err)
-		}
 	}
 	return nil
 }
