@@ -330,7 +330,10 @@ func stepFormats() map[string]stepFormat {
 		"AccessDenied": on(func(env eventstore.Envelope, e *events.AccessDenied, s *Story) {
 			s.Detail("permission", e.Permission)
 			s.Detail("resource", e.Resource)
-			s.Summary = fmt.Sprintf("%s was denied %s on %s: %s", by(env), e.Action, e.Resource, e.Reason)
+			s.Detail("path", e.Path)
+			// The resource and path are details: they say what the caller
+			// asked for, which may name anything, and stay out of the line.
+			s.Summary = fmt.Sprintf("%s was denied %s: %s", by(env), e.Action, e.Reason)
 		}),
 		"AccessDenialsCoalesced": on(func(env eventstore.Envelope, e *events.AccessDenialsCoalesced, s *Story) {
 			s.Detail("count", e.Count)
@@ -338,13 +341,14 @@ func stepFormats() map[string]stepFormat {
 		}),
 		"AuthenticationDenied": on(func(env eventstore.Envelope, e *events.AuthenticationDenied, s *Story) {
 			s.Detail("path", e.Path)
-			s.Summary = fmt.Sprintf("authentication refused for %s %s: %s", e.Method, e.Path, e.Reason)
+			s.Summary = fmt.Sprintf("authentication refused for a %s request: %s", e.Method, e.Reason)
 		}),
 		"AuditContentRead": on(func(env eventstore.Envelope, e *events.AuditContentRead, s *Story) {
 			s.Summary = fmt.Sprintf("%s read %d content fields of %d audit events", by(env), e.ContentFields, e.Events)
 		}),
 		"IdempotentResponseRecorded": on(func(env eventstore.Envelope, e *events.IdempotentResponseRecorded, s *Story) {
-			s.Summary = fmt.Sprintf("the response %d to %s %s was kept for its Idempotency-Key", e.Status, e.Method, e.Path)
+			s.Detail("path", e.Path)
+			s.Summary = fmt.Sprintf("the response %d to a %s was kept for its Idempotency-Key", e.Status, e.Method)
 		}),
 	}
 }
