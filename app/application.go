@@ -23,6 +23,8 @@ type Queries struct {
 	// Org answers reads of the organization, its members, service
 	// accounts, bots and audit trail.
 	Org *projections.Queries
+	// Stories answers auditors with narratives of requests and exports.
+	Stories *projections.AuditStories
 	// Knowledge answers knowledge-base reads and runs searches, recording
 	// each through the knowledge commands.
 	Knowledge *projections.KnowledgeQueries
@@ -36,12 +38,14 @@ type Queries struct {
 }
 
 // newApplication builds the use cases over the core p and the read models.
-func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.ContentRedactor, models readModels) Application {
+func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.EventDecoder, models readModels) Application {
 	cmds := commands.New(p, minter, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
+	org := projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry)
 	return Application{
 		Commands: cmds,
 		Queries: Queries{
-			Org:           projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry),
+			Org:           org,
+			Stories:       projections.NewAuditStories(org, projections.NewNarrator(registry)),
 			Knowledge:     projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
 			Conversations: projections.NewConversationQueries(models.conversations, p),
 		},
@@ -67,6 +71,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Bots:          a.Queries.Org,
 			Knowledge:     a.Queries.Knowledge,
 			Audit:         a.Queries.Org,
+			Stories:       a.Queries.Stories,
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
 			Analytics:     a.Queries.Analytics,

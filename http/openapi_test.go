@@ -364,6 +364,7 @@ func oasNewStack(t *testing.T) *oasStack {
 				Conversations: cmds.Conversations, DataSources: cmds.DataSources},
 			Queries: Queries{
 				Tenancy: queries, Bots: queries, Audit: queries,
+				Stories:       projections.NewAuditStories(queries, projections.NewNarrator(registry)),
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
 				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
@@ -1097,6 +1098,26 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=DocumentChunked&type=KnowledgeSearched",
 		token: alice, want: http.StatusOK})
 
+	// Narratives of those requests, and the export.
+	var narratives struct {
+		Items []struct {
+			CorrelationID string `json:"correlation_id"`
+		} `json:"items"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?limit=500", token: alice,
+		want: http.StatusOK}).decode(t, &narratives)
+	if len(narratives.Items) == 0 {
+		t.Fatal("no narratives")
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?type=DocumentChunked&actor=alice&since=2020-01-01T00:00:00Z",
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?resource=nothing", token: alice, want: http.StatusUnprocessableEntity})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?since=yesterday", token: alice, want: http.StatusBadRequest, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives/" + narratives.Items[0].CorrelationID, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives/no-such-request", token: alice, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=ocsf&since=2020-01-01T00:00:00Z", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=csv", token: alice, want: http.StatusBadRequest, invalid: true})
 	// Closing the organization, last: its owner may not, the platform must
 	// confirm its name, and afterwards its tokens answer 401.
 	orgPath := "/v1/orgs/" + org.ID

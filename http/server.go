@@ -206,6 +206,7 @@ func (s *Server) routes() {
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
 
 	s.analyticsRoutes(v1)
+	s.auditStoryRoutes(v1)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
