@@ -178,7 +178,9 @@ type rule struct {
 // organization.
 var rules = map[ResourceKind]rule{
 	KnowledgeBase: {
-		read:   func(p access.Principal, res access.Resource) access.Decision { return access.Decide(p, access.KBRead, res) },
+		read: func(p access.Principal, res access.Resource) access.Decision {
+			return access.Decide(p, access.KBRead, res)
+		},
 		decide: access.Decide,
 		perms:  []access.Permission{access.KBRead, access.KBWrite, access.KBManage},
 	},
@@ -193,7 +195,9 @@ var rules = map[ResourceKind]rule{
 		perms: []access.Permission{access.DatasourcesQuery, access.DatasourcesManage},
 	},
 	Bot: {
-		read:   func(p access.Principal, res access.Resource) access.Decision { return access.Decide(p, access.BotsRead, res) },
+		read: func(p access.Principal, res access.Resource) access.Decision {
+			return access.Decide(p, access.BotsRead, res)
+		},
 		decide: access.Decide,
 		perms:  []access.Permission{access.BotsRead, access.BotsRun, access.BotsManage},
 	},

@@ -281,9 +281,15 @@ func service(id string) accessreview.Subject {
 	return accessreview.Subject{Kind: access.KindService, ID: id}
 }
 
-func kb(id string) accessreview.Resource  { return accessreview.Resource{Kind: accessreview.KnowledgeBase, ID: id} }
-func ds(id string) accessreview.Resource  { return accessreview.Resource{Kind: accessreview.DataSource, ID: id} }
-func bot(id string) accessreview.Resource { return accessreview.Resource{Kind: accessreview.Bot, ID: id} }
+func kb(id string) accessreview.Resource {
+	return accessreview.Resource{Kind: accessreview.KnowledgeBase, ID: id}
+}
+func ds(id string) accessreview.Resource {
+	return accessreview.Resource{Kind: accessreview.DataSource, ID: id}
+}
+func bot(id string) accessreview.Resource {
+	return accessreview.Resource{Kind: accessreview.Bot, ID: id}
+}
 
 func notMember(subject string, minute int) accessreview.SubjectAccess {
 	return accessreview.SubjectAccess{Subject: subject, At: at(minute), Roles: []string{}, Permissions: []string{},
