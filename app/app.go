@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -273,6 +274,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
+	a.Application.Queries.AccessReview = accessreview.New(store, registry, a.Pipeline)
 	model := cfg.Model
 	if model == nil {
 		if model, err = newModel(cfg.LLM); err != nil {
