@@ -34,6 +34,7 @@ commands:
   migrate       bring the PostgreSQL read-model schema up to date
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
+  audit access  what a subject could do, or who could read a resource, at a moment
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
 
@@ -52,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "audit":
+		if len(args) >= 2 && args[1] == "access" {
+			return auditAccess(ctx, args[2:], stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "replay" {
 			return fmt.Errorf("usage: palisade audit replay [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
 		}
