@@ -32,8 +32,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palisadehq/palisade/ai/embed"
-	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
