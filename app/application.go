@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/conversation"
 	httpapi "github.com/palisadehq/palisade/http"
@@ -35,6 +36,9 @@ type Queries struct {
 	// Analytics answers reads of analytics jobs and their results (set by
 	// Open, beside the analytics process).
 	Analytics *projections.AnalyticsQueries
+	// AccessReview answers who could do what at a past moment, from the
+	// log (set by Open, which holds the store).
+	AccessReview *accessreview.Service
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -75,6 +79,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
 			Analytics:     a.Queries.Analytics,
+			AccessReview:  a.Queries.AccessReview,
 		},
 		Runner: a.Runner,
 	}

@@ -56,6 +56,8 @@ type Queries struct {
 	DataSources DataSourceQueries
 	// Analytics read analytics jobs and their results.
 	Analytics AnalyticsQueries
+	// AccessReview answers who could do what at a past moment.
+	AccessReview AccessReview
 }
 
 // SecurityRecorder records refused authentications in the security stream.

@@ -33,6 +33,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -368,6 +369,7 @@ func oasNewStack(t *testing.T) *oasStack {
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
 				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
+				AccessReview:  accessreview.New(store, registry, pipeline),
 			},
 			Runner: runner,
 		},
@@ -1118,6 +1120,16 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export", token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=ocsf&since=2020-01-01T00:00:00Z", token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=csv", token: alice, want: http.StatusBadRequest, invalid: true})
+	// Access review, from the log folded up to a moment.
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:alice", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:bob&issuer=" + url.QueryEscape(oasExternalIssuer) +
+		"&at=2000-01-01T00:00:00Z", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?resource=bot:" + bot.ID, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?resource=doc:x", token: alice, want: http.StatusBadRequest})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
+		body: map[string]any{"sub": "vera", "roles": []string{"viewer"}}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:alice",
+		token: s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "vera"), want: http.StatusForbidden})
 	// Closing the organization, last: its owner may not, the platform must
 	// confirm its name, and afterwards its tokens answer 401.
 	orgPath := "/v1/orgs/" + org.ID
