@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/palisadehq/palisade/audit/accessreview"
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 )
 
@@ -24,6 +26,12 @@ func (s *Server) auditAccess(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	query, err := accessreview.ParseQuery(q.Get("subject"), q.Get("issuer"), q.Get("resource"), q.Get("at"), time.Now())
 	if err != nil {
+		// An unreadable question is 400 only for a caller who may ask:
+		// the review authorizes an empty question first.
+		if _, authErr := s.deps.App.Queries.AccessReview.Review(r.Context(), principalFrom(r.Context()), accessreview.Query{}); errors.Is(authErr, domain.ErrForbidden) {
+			writeError(w, r, authErr, "access")
+			return
+		}
 		writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, err), "access")
 		return
 	}

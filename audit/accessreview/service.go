@@ -37,14 +37,16 @@ type Answer struct {
 // Review answers q for who, about who's organization: what q.Subject could
 // do at q.At, or who could read q.Resource then. It needs audit:read.
 func (s *Service) Review(ctx context.Context, who access.Principal, q Query) (Answer, error) {
-	if (q.Subject == nil) == (q.Resource == nil) {
-		return Answer{}, fmt.Errorf("%w: ask about a subject or a resource", ErrInvalidQuery)
-	}
+	// Authority first: a caller who may not review learns nothing, not
+	// even which questions are well formed.
 	scope, err := who.Scope()
 	d := access.Decide(who, access.AuditRead, access.OrgResource(who.OrgID))
 	if err != nil || !d.Allowed {
 		s.denials.RecordDenial(ctx, who, d, "audit/access")
 		return Answer{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
+	}
+	if (q.Subject == nil) == (q.Resource == nil) {
+		return Answer{}, fmt.Errorf("%w: ask about a subject or a resource", ErrInvalidQuery)
 	}
 	snap, err := Fold(ctx, s.log, s.decoder, scope.OrgID(), q.At)
 	if err != nil {
