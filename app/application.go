@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/conversation"
 	httpapi "github.com/palisadehq/palisade/http"
@@ -33,6 +34,9 @@ type Queries struct {
 	// Analytics answers reads of analytics jobs and their results (set by
 	// Open, beside the analytics process).
 	Analytics *projections.AnalyticsQueries
+	// AuditChain answers the audit chain's checkpoints and verification
+	// (set by Open, beside the chainer).
+	AuditChain *chain.Service
 }
 
 // newApplication builds the use cases over the core p and the read models.
@@ -70,6 +74,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
 			Analytics:     a.Queries.Analytics,
+			AuditChain:    a.Queries.AuditChain,
 		},
 		Runner: a.Runner,
 	}

@@ -54,6 +54,8 @@ type Queries struct {
 	DataSources DataSourceQueries
 	// Analytics read analytics jobs and their results.
 	Analytics AnalyticsQueries
+	// AuditChain reads checkpoints and verifies the organization's chain.
+	AuditChain AuditChainQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.
