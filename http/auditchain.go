@@ -39,7 +39,7 @@ func (s *Server) auditCheckpoints(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var after uint64
-	limit := 100
+	limit := 50
 	var err error
 	if v := r.URL.Query().Get("after"); v != "" {
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {

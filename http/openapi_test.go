@@ -33,6 +33,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -257,6 +258,7 @@ type oasStack struct {
 	validator validator.Validator
 	platform  string
 	sealer    *consistency.Sealer
+	chainer   *chain.Chainer
 }
 
 // oasCatchUp applies the log to the read models on demand.
@@ -344,6 +346,21 @@ func oasNewStack(t *testing.T) *oasStack {
 	if err != nil {
 		t.Fatalf("sealer: %v", err)
 	}
+	chainRecord, err := chain.OpenRecord(ctx, filepath.Join(dir, chain.RecordFile))
+	if err != nil {
+		t.Fatalf("audit chain record: %v", err)
+	}
+	t.Cleanup(func() { _ = chainRecord.Close() })
+	jwks, err := issuer.JWKS()
+	if err != nil {
+		t.Fatalf("JWKS: %v", err)
+	}
+	chainKeys, err := chain.KeysFromJWKS(jwks)
+	if err != nil {
+		t.Fatalf("audit chain keys: %v", err)
+	}
+	chainer := chain.NewChainer(store, chainRecord, issuer, nil, logger)
+	chainer.Every, chainer.Interval = 10, 0
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	cmds.DataSources = commands.NewDataSources(pipeline, keyring.NewMemory(master), oasDatabases{})
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
@@ -365,6 +382,7 @@ func oasNewStack(t *testing.T) *oasStack {
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
 				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
+				AuditChain:    chain.NewService(store, chainRecord, chainKeys, pipeline),
 			},
 			Runner: runner,
 		},
@@ -388,7 +406,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	if len(errs) > 0 {
 		t.Fatalf("validator: %v", errors.Join(errs...))
 	}
-	s := &oasStack{t: t, server: server, issuer: issuer, validator: v, sealer: sealer}
+	s := &oasStack{t: t, server: server, issuer: issuer, validator: v, sealer: sealer, chainer: chainer}
 	s.platform = s.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
 	return s
 }
@@ -1094,6 +1112,27 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=DocumentChunked&type=KnowledgeSearched",
 		token: alice, want: http.StatusOK})
+
+	// The audit chain, once the chainer has followed the log.
+	if _, err := s.chainer.CatchUp(context.Background()); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	var checkpoints struct {
+		Items     []json.RawMessage `json:"items"`
+		NextAfter string            `json:"next_after"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/checkpoints?limit=1", token: alice, want: http.StatusOK}).decode(t, &checkpoints)
+	if len(checkpoints.Items) != 1 || checkpoints.NextAfter == "" {
+		t.Errorf("first page of checkpoints: %+v", checkpoints)
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/checkpoints?after=" + checkpoints.NextAfter, token: alice, want: http.StatusOK})
+	var verified struct {
+		OK bool `json:"ok"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/verify", token: alice, want: http.StatusOK}).decode(t, &verified)
+	if !verified.OK {
+		t.Error("the untouched log does not verify")
+	}
 }
 
 // oasDatabases plays the databases of data sources: db.example answers a

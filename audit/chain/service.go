@@ -42,7 +42,7 @@ func (s *Service) authorize(ctx context.Context, who access.Principal, resource 
 	return access.Scope{}, fmt.Errorf("%w: %s", domain.ErrForbidden, d.Reason())
 }
 
-// Checkpoints returns up to limit (1 … MaxCheckpointPage, default 100) of
+// Checkpoints returns up to limit (1 … MaxCheckpointPage, default 50) of
 // the caller's organization's checkpoints after seq after.
 func (s *Service) Checkpoints(ctx context.Context, who access.Principal, after uint64, limit int) ([]Checkpoint, error) {
 	scope, err := s.authorize(ctx, who, "audit/checkpoints")
@@ -50,7 +50,7 @@ func (s *Service) Checkpoints(ctx context.Context, who access.Principal, after u
 		return nil, err
 	}
 	if limit <= 0 {
-		limit = 100
+		limit = 50
 	}
 	limit = min(limit, MaxCheckpointPage)
 	page, err := s.record.Checkpoints(ctx, scope.OrgID(), after, limit)
