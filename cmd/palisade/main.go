@@ -34,6 +34,7 @@ commands:
   migrate       bring the PostgreSQL read-model schema up to date
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
+  audit verify  check the log against the audit chain and its signed checkpoints
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
 
@@ -52,8 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "audit":
+		if len(args) >= 2 && args[1] == "verify" {
+			return auditVerify(ctx, args[2:], stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "replay" {
-			return fmt.Errorf("usage: palisade audit replay [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
+			return fmt.Errorf("usage: palisade audit replay|verify [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
 	case "tail":
