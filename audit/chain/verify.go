@@ -82,10 +82,40 @@ type walk struct {
 // log and compares them with record and its checkpoints, whose signatures
 // it checks with keys. Reports are sorted by organization.
 func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org string) ([]Report, error) {
+	// The record is read first: every event it holds is then in the log.
 	snap, err := record.read(ctx, org)
 	if err != nil {
 		return nil, err
 	}
+	// One goroutine reads the log while this one hashes and compares:
+	// reading (decoding the store's rows) costs as much as checking.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		envs []eventstore.Envelope
+		err  error
+	}
+	const batchSize = 4096
+	batches := make(chan batch, 2)
+	go func() {
+		defer close(batches)
+		var after uint64
+		for {
+			envs, err := log.ReadAll(ctx, after, eventstore.Filter{OrgID: org}, batchSize)
+			if err != nil {
+				err = fmt.Errorf("chain: read log after %d: %w", after, err)
+			}
+			select {
+			case batches <- batch{envs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(envs) < batchSize {
+				return
+			}
+			after = envs[len(envs)-1].Position
+		}
+	}()
 	walks := map[string]*walk{}
 	get := func(o string) *walk {
 		w, ok := walks[o]
@@ -105,26 +135,30 @@ func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 		get(o)
 	}
 	hasher := NewHasher()
-	const batchSize = 4096
-	var after uint64
-	for {
-		envs, err := log.ReadAll(ctx, after, eventstore.Filter{OrgID: org}, batchSize)
-		if err != nil {
-			return nil, fmt.Errorf("chain: read log after %d: %w", after, err)
+	for b := range batches {
+		if b.err != nil {
+			return nil, b.err
 		}
-		for _, env := range envs {
-			after = env.Position
+		for _, env := range b.envs {
 			if err := get(env.OrgID).next(hasher, env, snap.position); err != nil {
 				return nil, err
 			}
 		}
-		if len(envs) < batchSize {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	reports := make([]Report, 0, len(walks))
 	for _, w := range walks {
-		reports = append(reports, w.finish())
+		r := w.finish()
+		for i, f := range r.Findings {
+			if f.Type == "" && f.EventID != "" { // named from the record
+				if r.Findings[i].Type, r.Findings[i].Stream, err = record.describe(ctx, r.OrgID, f.Seq); err != nil {
+					return nil, err
+				}
+			}
+		}
+		reports = append(reports, r)
 	}
 	sort.Slice(reports, func(i, j int) bool { return reports[i].OrgID < reports[j].OrgID })
 	return reports, nil
