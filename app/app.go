@@ -36,6 +36,7 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/eventstore/esdb"
+	"github.com/palisadehq/palisade/eventstore/sealed"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/knowledge/embeddings"
@@ -44,6 +45,7 @@ import (
 	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/quota"
 	"github.com/palisadehq/palisade/sealing"
+	"github.com/palisadehq/palisade/sealing/keyring"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -169,8 +171,18 @@ const (
 
 // App is a running Palisade.
 type App struct {
-	cfg      Config
-	Store    eventstore.Store
+	cfg Config
+	// Store is the event log with events' content opened: what commands
+	// append to and the rebuild reads.
+	Store eventstore.Store
+	// Log is the same log as stored, content sealed (package
+	// eventstore/sealed): what the relay publishes and a hash chain covers.
+	Log eventstore.Store
+	// keys are the organizations' data keys: they seal events' content
+	// and data-source passwords.
+	keys *keyring.Keyring
+	// sealer opens what the bus carries, for the consumer groups.
+	sealer   *sealed.Sealer
 	Issuer   *identity.Issuer
 	Verifier *identity.Verifier
 	Engine   *consumer.Engine
@@ -230,6 +242,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 
+	if a.keys, err = OpenKeyring(cfg); err != nil {
+		return nil, err
+	}
 	if err := a.openLog(ctx); err != nil {
 		return nil, err
 	}
@@ -271,13 +286,21 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
 	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
-	sources, err := openDataSources(cfg)
+	sources, err := openDataSources(cfg, a.keys)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, sources.close)
 	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
 	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
+	a.Application.Commands.Tenancy.WithKeyShredder(sources.keys)
+	// A close that a crash cut short between its append and the
+	// destruction of the key is finished before anything else runs.
+	if shredded, err := a.Application.Commands.Tenancy.ShredClosedKeys(ctx); err != nil {
+		return nil, fmt.Errorf("destroy the data keys of closed organizations: %w", err)
+	} else if len(shredded) > 0 {
+		cfg.Logger.Warn("destroyed the data keys of organizations closed before the last stop", "orgs", shredded)
+	}
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
 	model := cfg.Model
 	if model == nil {
@@ -294,6 +317,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	groups = append(groups, a.processes(a.principals)...)
 	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500))...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
+	// The bus carries the log as stored, content sealed; the groups see it
+	// opened, as the rebuild does through a.Store.
+	a.Engine.OpenWith(a.sealer)
 	if a.Application.Runner, err = a.newRunner(model); err != nil {
 		return nil, err
 	}
@@ -357,43 +383,18 @@ func (a *App) openLog(ctx context.Context) error {
 	}
 	a.checkpoint = local.Checkpoint
 	if a.cfg.EventStoreURL == "" {
-		a.Store = local
-		return nil
-	}
-	a.closers = append(a.closers, local.Close)
-	remote, err := openEventStoreDB(ctx, a.cfg)
-	if err != nil {
-		return err
-	}
-	a.Store = remote
-	return nil
-}
-
-// OpenStore opens just the event log cfg configures, as Open does: the
-// embedded log in cfg.DataDir, or EventStoreDB / KurrentDB when
-// cfg.EventStoreURL is set, in which case the data directory is not
-// touched. It starts nothing else (no read model, bus or issuer), for
-// tools that read the log offline, such as palisade audit replay. The
-// embedded log is locked while a server has it open. The caller closes the
-// store.
-func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = defaultLogger()
-	}
-	// Each branch checks err itself: a nil *embedded.Store or *esdb.Store
-	// returned as a Store would not be a nil Store.
-	if cfg.EventStoreURL == "" {
-		store, err := openEmbeddedLog(ctx, cfg)
+		a.Log = local
+	} else {
+		a.closers = append(a.closers, local.Close)
+		remote, err := openEventStoreDB(ctx, a.cfg)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return store, nil
+		a.Log = remote
 	}
-	store, err := openEventStoreDB(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return store, nil
+	store := sealLog(a.Log, a.keys)
+	a.Store, a.sealer = store, store.Sealer()
+	return nil
 }
 
 func openEmbeddedLog(ctx context.Context, cfg Config) (*embedded.Store, error) {

@@ -17,8 +17,9 @@ import (
 
 // startAuditChain opens the audit chain's record in the data directory
 // (whatever the read models: it is a witness, never rebuilt from the log),
-// sets the query service, and starts the Chainer over the raw log, which
-// it must see exactly as stored. Checkpoints go to Kafka when it is on.
+// sets the query service, and starts the Chainer over a.Log, the log as
+// stored (content sealed): the chain must cover that form, so that it
+// still verifies after an organization's key is destroyed. Checkpoints go to Kafka when it is on.
 func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 	record, err := chain.OpenRecord(ctx, filepath.Join(a.cfg.DataDir, chain.RecordFile))
 	if err != nil {
@@ -33,13 +34,13 @@ func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit chain keys: %w", err)
 	}
-	a.Application.Queries.AuditChain = chain.NewService(a.Store, record, keys, a.Pipeline)
+	a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
 	var publisher chain.Publisher
 	if a.kafkaPublisher != nil {
 		publisher = kafkaCheckpoints{pub: a.kafkaPublisher, perOrg: a.cfg.KafkaTopicPerOrg}
 	}
 	logger := a.cfg.Logger.With("component", "audit-chain")
-	chainer := chain.NewChainer(a.Store, record, a.Issuer, publisher, logger)
+	chainer := chain.NewChainer(a.Log, record, a.Issuer, publisher, logger)
 	if a.cfg.AuditCheckpointInterval > 0 {
 		chainer.Interval = a.cfg.AuditCheckpointInterval
 	}

@@ -63,7 +63,7 @@ func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (fun
 	}
 	return func() {
 		for group, pubsub := range a.pubsubs {
-			relay := eventstore.NewRelay(a.Store, pubsub, func(eventstore.Envelope) string { return busTopic },
+			relay := eventstore.NewRelay(a.Log, pubsub, func(eventstore.Envelope) string { return busTopic },
 				eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
 			a.relays.Add(1)
 			go a.runRelay(ctx, "gochannel."+group, relay)
@@ -113,7 +113,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 			"relay.kafka.categories": a.downstreamPublisher(publisher),
 		}
 		for name, topic := range topics {
-			relay := eventstore.NewRelay(a.Store, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
+			relay := eventstore.NewRelay(a.Log, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
 			a.relays.Add(1)
 			go a.runRelay(ctx, name, relay)
 		}

@@ -30,27 +30,11 @@ type dataSources struct {
 	close func() error
 }
 
-// openDataSources loads the master key (PALISADE_MASTER_KEY, or master.key
-// in the data directory, created on first start), opens the keyring of the
-// organizations' data keys beside it, and builds the connector behind the
-// network policy (PALISADE_DATASOURCE_ALLOWED_NETWORKS) and the SQLite root
+// openDataSources takes the keyring of the organizations' data keys (see
+// OpenKeyring) and builds the connector behind the network policy
+// (PALISADE_DATASOURCE_ALLOWED_NETWORKS) and the SQLite root
 // (PALISADE_SQLITE_ROOT). A bad value of either refuses to start.
-func openDataSources(cfg Config) (dataSources, error) {
-	var (
-		master sealing.MasterKey
-		err    error
-	)
-	if cfg.MasterKey.IsZero() {
-		if master, err = sealing.LoadOrCreateMasterKey(cfg.DataDir); err != nil {
-			return dataSources{}, fmt.Errorf("master key: %w", err)
-		}
-	} else if master, err = sealing.ParseMasterKey(cfg.MasterKey.Reveal()); err != nil {
-		return dataSources{}, fmt.Errorf("PALISADE_MASTER_KEY: %w", err)
-	}
-	keys, err := keyring.Open(filepath.Join(cfg.DataDir, keyring.Dir), master)
-	if err != nil {
-		return dataSources{}, fmt.Errorf("data keys: %w", err)
-	}
+func openDataSources(cfg Config, keys *keyring.Keyring) (dataSources, error) {
 	policy, err := netguard.ParseAllowed(cfg.DataSourceNetworks)
 	if err != nil {
 		return dataSources{}, fmt.Errorf("PALISADE_DATASOURCE_ALLOWED_NETWORKS: %w", err)

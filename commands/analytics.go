@@ -73,6 +73,8 @@ type QuestionTranslator interface {
 // DataKeys hands out organizations' data keys (sealing/keyring).
 type DataKeys interface {
 	DataKey(ctx context.Context, orgID string) (sealing.DataKey, error)
+	// DataKeyVersion returns the version a value was sealed under.
+	DataKeyVersion(ctx context.Context, orgID string, version uint32) (sealing.DataKey, error)
 }
 
 // Analytics handles the commands of analytics jobs: submitting a question

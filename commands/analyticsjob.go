@@ -260,13 +260,13 @@ func (j *jobRun) target(ctx context.Context, source *datasources.DataSource) (Qu
 	if sealedText == "" {
 		return t, nil
 	}
-	key, err := j.r.deps.Keys.DataKey(ctx, j.org)
-	if err != nil {
-		return QueryTarget{}, errors.New("the organization's data key is not available")
-	}
 	var sealed sealing.Sealed
 	if err := sealed.UnmarshalText([]byte(sealedText)); err != nil {
 		return QueryTarget{}, errors.New("the data source's password could not be read")
+	}
+	key, err := j.r.deps.Keys.DataKeyVersion(ctx, j.org, sealed.KeyVersion)
+	if err != nil {
+		return QueryTarget{}, errors.New("the organization's data key is not available")
 	}
 	plain, err := sealing.Open(key, j.org, sealed, datasources.PasswordPurpose(source.ID()))
 	if err != nil {

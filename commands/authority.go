@@ -281,3 +281,28 @@ func retryBackoff(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// refuseClosed refuses an append to any stream of a closed organization
+// but its tenancy stream (whose aggregate refuses by itself): after
+// OrganizationClosed nothing more is recorded for it, not a process's
+// refusal nor a denial, so no read model gains a row of it again. It reads
+// the organization's aggregate as this process last folded it (closing in
+// this process makes it read the stream again).
+func (p *Pipeline) refuseClosed(ctx context.Context, stream eventstore.StreamName) error {
+	org := stream.OrgID
+	if org == "" || org == access.PlatformScope || stream == orgStream(org) {
+		return nil
+	}
+	f := p.authority.facts(org)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.loaded {
+		if err := p.refresh(ctx, org, f); err != nil {
+			return err
+		}
+	}
+	if f.org.Closed() {
+		return fmt.Errorf("append to %s: %w", stream, tenancy.ErrClosed)
+	}
+	return nil
+}

@@ -17,6 +17,9 @@ import (
 // data sources' passwords (sealing/keyring implements it).
 type Keyring interface {
 	DataKey(ctx context.Context, orgID string) (sealing.DataKey, error)
+	// DataKeyVersion returns an older version, to open what it sealed
+	// before a rotation.
+	DataKeyVersion(ctx context.Context, orgID string, version uint32) (sealing.DataKey, error)
 }
 
 // SourceTester reaches tenants' databases for the data source commands:
@@ -179,7 +182,7 @@ func (s *DataSources) open(ctx context.Context, orgID, id string, conn datasourc
 	if err := sealed.UnmarshalText([]byte(conn.SealedPassword)); err != nil {
 		return sealing.Secret{}, err
 	}
-	key, err := s.keys.DataKey(ctx, orgID)
+	key, err := s.keys.DataKeyVersion(ctx, orgID, sealed.KeyVersion)
 	if err != nil {
 		return sealing.Secret{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/jobs"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -99,6 +100,11 @@ func (p *Pipeline) RunJob(ctx context.Context, trigger eventstore.Envelope, acto
 
 	var run JobRun
 	invoker, err := actors.Current(ctx, trigger.OrgID, trigger.Actor)
+	if errors.Is(err, tenancy.ErrClosed) {
+		// A closed organization's work is dropped, unrecorded: nothing is
+		// appended to it after its OrganizationClosed.
+		return nil
+	}
 	if err != nil {
 		// Whose authority the record names, holding nothing.
 		invoker = access.Principal{

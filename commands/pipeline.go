@@ -244,6 +244,9 @@ func (p *Pipeline) append(ctx context.Context, who access.Principal, d access.De
 // appendIf is append, conditioned on cond when it is not nil.
 func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	expected eventstore.ExpectedVersion, cond *eventstore.Condition, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
+	if err := p.refuseClosed(ctx, stream); err != nil {
+		return eventstore.AppendResult{}, time.Time{}, err
+	}
 	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
 	batch := make([]eventstore.NewEvent, len(evs))
 	for i, e := range evs {

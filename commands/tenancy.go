@@ -23,6 +23,8 @@ type TokenMinter interface {
 type Tenancy struct {
 	p      *Pipeline
 	minter TokenMinter
+	// keys are destroyed when an organization closes (WithKeyShredder).
+	keys KeyShredder
 }
 
 // NewTenancy returns the tenancy handlers over p; minter issues service

@@ -117,7 +117,22 @@ type Engine struct {
 	mu       sync.Mutex
 	stopped  bool
 	applying sync.WaitGroup
+
+	// opener, when set, opens what the bus carries sealed.
+	opener Opener
 }
+
+// Opener turns an event as the bus carries it (its content sealed, see
+// package eventstore/sealed) into the event the handlers apply (content
+// opened, or marked shredded when its key is gone).
+type Opener interface {
+	Open(ctx context.Context, env eventstore.Envelope) (eventstore.Envelope, error)
+}
+
+// OpenWith makes the engine open every event it takes from the bus with o
+// before a handler sees it. Call it before Attach. Rebuild reads through
+// the store it is given, which opens for itself.
+func (e *Engine) OpenWith(o Opener) { e.opener = o }
 
 // NewEngine prepares groups whose positions are kept in checkpoints,
 // unless a group brings its own.
@@ -392,6 +407,16 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		if env.Position <= p.tracker.Position() {
 			return nil, nil
+		}
+		if e.opener != nil {
+			opened, err := e.opener.Open(msg.Context(), env)
+			if err != nil {
+				e.logger.Error("consumer: cannot open the event's content; it will be redelivered",
+					"group", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
+				return nil, err
+			}
+			env = opened
+			msg.Payload = message.Payload(env.Data)
 		}
 		var out []*message.Message
 		err = p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {

@@ -66,6 +66,8 @@ type SecurityRecorder interface {
 // TenancyCommands change organizations, members and service accounts.
 type TenancyCommands interface {
 	CreateOrg(ctx context.Context, who access.Principal, name, ownerSub string) (commands.OrgCreated, error)
+	// CloseOrg closes an organization and destroys its data key.
+	CloseOrg(ctx context.Context, who access.Principal, orgID, confirm string) (commands.Result, error)
 	AddMember(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (commands.MemberChanged, error)
 	ChangeMemberRoles(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role) (commands.MemberChanged, error)
 	RemoveMember(ctx context.Context, who access.Principal, member tenancy.MemberID) (commands.Result, error)

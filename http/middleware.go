@@ -191,6 +191,12 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 		TokenID: claims.ID, Scope: scope,
 	})
 	switch {
+	case errors.Is(err, projections.ErrOrganizationClosed):
+		// Nothing is recorded in a closed organization any more: the
+		// denial goes to the platform's record, with why.
+		loggerFrom(r.Context()).Warn("token of a closed organization refused",
+			"org_id", claims.Org, "subject", claims.Subject, "reason", "organization_closed")
+		return p, "", "organization_closed", deniedSubject(claims)
 	case errors.Is(err, projections.ErrUnknownOrganization):
 		// No such organization: the denial goes to the platform's record.
 		return p, "", "unknown_organization", deniedSubject(claims)

@@ -362,7 +362,9 @@ func oasNewStack(t *testing.T) *oasStack {
 	chainer := chain.NewChainer(store, chainRecord, issuer, nil, logger)
 	chainer.Every, chainer.Interval = 10, 0
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
-	cmds.DataSources = commands.NewDataSources(pipeline, keyring.NewMemory(master), oasDatabases{})
+	keys := keyring.NewMemory(master)
+	cmds.DataSources = commands.NewDataSources(pipeline, keys, oasDatabases{})
+	cmds.Tenancy.WithKeyShredder(keys)
 	queries := projections.NewQueries(tenancy, bots, audit, pipeline, registry)
 	knowledgeQueries := projections.NewKnowledgeQueries(bases, chunks, embedder, pipeline, cmds.Knowledge)
 	tools, err := conversation.NewRegistry(append(conversation.KnowledgeTools(knowledgeQueries, cmds.Conversations),
@@ -1133,6 +1135,21 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	if !verified.OK {
 		t.Error("the untouched log does not verify")
 	}
+
+	// Closing the organization, last: its owner may not, the platform must
+	// confirm its name, and afterwards its tokens answer 401.
+	orgPath := "/v1/orgs/" + org.ID
+	s.do(oasCall{method: http.MethodDelete, path: orgPath, token: alice, want: http.StatusForbidden,
+		body: map[string]string{"confirm": "Acme"}})
+	s.do(oasCall{method: http.MethodDelete, path: orgPath, token: s.platform, want: http.StatusUnprocessableEntity,
+		body: map[string]string{"confirm": "Acme Corp"}})
+	s.do(oasCall{method: http.MethodDelete, path: "/v1/orgs/no-such-org", token: s.platform, want: http.StatusNotFound,
+		body: map[string]string{"confirm": "Acme"}})
+	s.do(oasCall{method: http.MethodDelete, path: orgPath, token: s.platform, want: http.StatusOK,
+		body: map[string]string{"confirm": "Acme"}})
+	s.do(oasCall{method: http.MethodDelete, path: orgPath, token: s.platform, want: http.StatusConflict,
+		body: map[string]string{"confirm": "Acme"}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/org", token: alice, want: http.StatusUnauthorized})
 }
 
 // oasDatabases plays the databases of data sources: db.example answers a

@@ -153,6 +153,7 @@ func (s *Server) routes() {
 
 	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
 	v1.HandleFunc("/orgs/{id}/quotas", s.setOrgQuotas).Methods(http.MethodPut)
+	v1.HandleFunc("/orgs/{id}", s.closeOrg).Methods(http.MethodDelete)
 	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
 	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
 	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)

@@ -66,6 +66,8 @@ type AnalyticsModel interface {
 	// PutAnalyticsPage stores page number page of the job's result;
 	// storing a page again replaces it.
 	PutAnalyticsPage(ctx context.Context, scope access.Scope, jobID string, page int, rows json.RawMessage) error
+	// PurgeOrg drops every job and result page of the organization.
+	OrgPurger
 }
 
 // AnalyticsProjection builds the analytics read model. Each event is
@@ -82,6 +84,7 @@ func AnalyticsProjection(m AnalyticsModel) *consumer.Group {
 		consumer.On(p.failed),
 		consumer.On(p.cancelRequested),
 		consumer.On(p.cancelled),
+		purgeOnClose(m),
 	}}
 }
 

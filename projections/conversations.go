@@ -108,6 +108,8 @@ type ConversationModel interface {
 	Conversations(ctx context.Context, scope access.Scope, q ConversationQuery) ([]Conversation, error)
 	// PutConversation stores the whole record, messages included.
 	PutConversation(ctx context.Context, scope access.Scope, c Conversation) error
+	// PurgeOrg drops every conversation of the organization.
+	OrgPurger
 }
 
 // ConversationProjection builds the conversation read model.
@@ -127,6 +129,7 @@ func ConversationProjection(m ConversationModel) *consumer.Group {
 		consumer.On(p.answerRecorded),
 		consumer.On(p.turnFailed),
 		consumer.On(p.turnCancelled),
+		purgeOnClose(m),
 	}}
 }
 

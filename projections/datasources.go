@@ -70,6 +70,8 @@ type DataSourceModel interface {
 	// exists (a deleted source does not), for deciding on it without
 	// reading the whole record.
 	SourceGrants(ctx context.Context, orgID, id string) (grants []datasources.Grant, exists bool, err error)
+	// PurgeOrg drops every data source of the organization.
+	OrgPurger
 }
 
 // viewConnection is conn without its password.
@@ -91,6 +93,7 @@ func DataSourceProjection(m DataSourceModel) *consumer.Group {
 		consumer.On(p.grantsSet),
 		consumer.On(p.tested),
 		consumer.On(p.deleted),
+		purgeOnClose(m),
 	}}
 }
 

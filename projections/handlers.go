@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/bots"
+	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 )
@@ -30,7 +32,14 @@ func TenancyProjection(m TenancyModel) *consumer.Group {
 			return updateOrg(ctx, m, env, func(o *Org) { o.Name = e.Name })
 		}),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
-			return updateOrg(ctx, m, env, func(o *Org) { o.Closed = true })
+			if err := updateOrg(ctx, m, env, func(o *Org) { o.Closed, o.Name = true, "" }); err != nil {
+				return err
+			}
+			scope, err := eventScope(env)
+			if err != nil {
+				return err
+			}
+			return m.PurgeOrg(ctx, scope)
 		}),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *tenancy.MemberAdded) error {
 			scope, err := eventScope(env)
@@ -113,6 +122,7 @@ func updateOrg(ctx context.Context, m TenancyModel, env eventstore.Envelope, cha
 // BotProjection builds the bot read model.
 func BotProjection(m BotModel) *consumer.Group {
 	return &consumer.Group{Name: "bots", Handlers: []consumer.Handler{
+		purgeOnClose(m),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *bots.BotCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {
@@ -158,13 +168,29 @@ func updateBot(ctx context.Context, m BotModel, env eventstore.Envelope, change 
 }
 
 // AuditProjection indexes every event of every organization for auditors.
+//
+// When it applies an organization's OrganizationClosed it rewrites every
+// event of that organization with its content fields redacted (their
+// SHA-256 and size; see events.RedactedContent), keeping the record.
 func AuditProjection(m AuditModel, prototypes []domain.Event) *consumer.Group {
+	redactor := events.NewRegistry()
+	redact := func(eventType string, data json.RawMessage) (json.RawMessage, error) {
+		out, _, err := redactor.RedactContent(eventType, data)
+		return out, err
+	}
+	closed := (tenancy.OrganizationClosed{}).EventType()
 	return &consumer.Group{Name: "audit", Handlers: consumer.OnEvery(prototypes, func(ctx context.Context, env eventstore.Envelope) error {
 		scope, err := eventScope(env)
 		if err != nil {
 			return err
 		}
-		return m.Add(ctx, scope, env)
+		if err := m.Add(ctx, scope, env); err != nil {
+			return err
+		}
+		if env.Type == closed && env.Stream.Category == tenancy.Category {
+			return m.RedactOrg(ctx, scope, redact)
+		}
+		return nil
 	})}
 }
 

@@ -93,6 +93,8 @@ type KnowledgeModel interface {
 	PutKnowledgeBase(ctx context.Context, scope access.Scope, kb KnowledgeBase) error
 	PutDocument(ctx context.Context, scope access.Scope, doc Document) error
 	DeleteDocument(ctx context.Context, scope access.Scope, kbID, docID string) error
+	// PurgeOrg drops every knowledge base and document of the organization.
+	OrgPurger
 }
 
 // ChunkModel is the retrieval read model: chunks with their embeddings.
@@ -103,6 +105,8 @@ type ChunkModel interface {
 	// Search fuses vector similarity and keyword ranking (reciprocal rank
 	// fusion) over the chunks of q.KnowledgeBaseIDs in the scope's org.
 	Search(ctx context.Context, scope access.Scope, q ChunkQuery) ([]ChunkHit, error)
+	// PurgeOrg drops every chunk of the organization.
+	OrgPurger
 }
 
 // Embedder turns texts into vectors.
@@ -164,6 +168,7 @@ func KnowledgeProjection(m KnowledgeModel, chunks ChunkModel, vectors Embeddings
 		return m.PutDocument(ctx, scope, doc)
 	}
 	return &consumer.Group{Name: "knowledge", Handlers: []consumer.Handler{
+		purgeOnClose(m, chunks),
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.KnowledgeBaseCreated) error {
 			scope, err := eventScope(env)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -166,6 +167,11 @@ var ErrUnknownPrincipal = errors.New("token names no current member or service a
 // exist or was closed. It wraps ErrUnknownPrincipal.
 var ErrUnknownOrganization = fmt.Errorf("%w: no such organization", ErrUnknownPrincipal)
 
+// ErrOrganizationClosed: the token or the recorded actor names an
+// organization that was closed. It wraps ErrUnknownOrganization and
+// tenancy.ErrClosed, so that processes can tell it apart and drop the work.
+var ErrOrganizationClosed = fmt.Errorf("%w: %w", ErrUnknownOrganization, tenancy.ErrClosed)
+
 // Credentials are the verified facts of a token that principal
 // resolution needs.
 type Credentials struct {
@@ -225,8 +231,11 @@ func (r *Principals) Resolve(ctx context.Context, c Credentials) (access.Princip
 		return access.Principal{}, ErrUnknownOrganization
 	}
 	org, err := r.tenancy.Org(ctx, scope)
-	if err != nil || org.Closed {
+	if err != nil {
 		return access.Principal{}, ErrUnknownOrganization
+	}
+	if org.Closed {
+		return access.Principal{}, ErrOrganizationClosed
 	}
 	if access.Kind(c.Kind) == access.KindService {
 		if c.Issuer != "" {
@@ -270,8 +279,11 @@ func (r *Principals) Current(ctx context.Context, orgID string, actor eventstore
 		return access.Principal{}, ErrUnknownOrganization
 	}
 	org, err := r.tenancy.Org(ctx, scope)
-	if err != nil || org.Closed {
+	if err != nil {
 		return access.Principal{}, ErrUnknownOrganization
+	}
+	if org.Closed {
+		return access.Principal{}, ErrOrganizationClosed
 	}
 	switch access.Kind(actor.Kind) {
 	case access.KindUser:

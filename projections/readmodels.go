@@ -132,6 +132,9 @@ type TenancyModel interface {
 	PutServiceAccount(ctx context.Context, scope access.Scope, sa ServiceAccount) error
 	PutIssuer(ctx context.Context, scope access.Scope, b IssuerBinding) error
 	DeleteIssuer(ctx context.Context, scope access.Scope, issuer string) error
+	// PurgeOrg drops the organization's members, service accounts and
+	// issuers; its own record stays (see closed.go).
+	OrgPurger
 }
 
 // BotModel is the read model of bots.
@@ -139,6 +142,8 @@ type BotModel interface {
 	Bot(ctx context.Context, scope access.Scope, id string) (Bot, error)
 	Bots(ctx context.Context, scope access.Scope, page Page) ([]Bot, error)
 	PutBot(ctx context.Context, scope access.Scope, b Bot) error
+	// PurgeOrg drops every bot of the organization.
+	OrgPurger
 }
 
 // AuditModel is the per-organization index of the log for auditors.
@@ -149,4 +154,7 @@ type AuditModel interface {
 	// the last. An event at or before the last indexed position is already
 	// there (a redelivery) and changes nothing, so numbers stay gapless.
 	Add(ctx context.Context, scope access.Scope, env eventstore.Envelope) error
+	// RedactOrg keeps the organization's events but not their content
+	// (see closed.go).
+	AuditRedactor
 }

@@ -34,6 +34,10 @@ var (
 	// organization or the purpose differ from those used when sealing, or
 	// the ciphertext was altered. AES-GCM cannot tell these apart.
 	ErrAuthentication = errors.New("sealing: authentication failed (wrong key, organization or purpose, or altered ciphertext)")
+	// ErrNoKey is returned by keepers of data keys (package keyring) for a
+	// key that does not exist: never created, or destroyed. What was sealed
+	// under it cannot be opened again.
+	ErrNoKey = errors.New("sealing: no such data key")
 )
 
 // DataKey is an organization's data-encryption key, unwrapped. It lives in
@@ -43,6 +47,8 @@ type DataKey struct {
 	key     [KeySize]byte
 	version uint32
 	valid   bool
+	// id caches [DataKey.ID], which every sealed content value names.
+	id string
 }
 
 // Version is the data key version that [Seal] writes into a [Sealed], so
@@ -92,6 +98,7 @@ func NewDataKey(master MasterKey, orgID string, version uint32) (DataKey, Wrappe
 	if _, err := io.ReadFull(rand.Reader, key.key[:]); err != nil {
 		return DataKey{}, WrappedKey{}, fmt.Errorf("sealing: new data key: %w", err)
 	}
+	key.id = key.computeID()
 	wrapped, err := wrap(master, key, orgID)
 	if err != nil {
 		return DataKey{}, WrappedKey{}, err
@@ -130,6 +137,7 @@ func UnwrapDataKey(master MasterKey, wrapped WrappedKey, orgID string) (DataKey,
 	key := DataKey{version: wrapped.Version, valid: true}
 	copy(key.key[:], raw)
 	clear(raw)
+	key.id = key.computeID()
 	return key, nil
 }
 

@@ -5,6 +5,10 @@
 // data, so a sealed value opens only for the organization and the resource
 // it was sealed for.
 //
+// The content of events (what members wrote, uploaded or asked) is sealed
+// with [SealContent] under the same data keys, bound to its event and field
+// (package eventstore/sealed does it for every event).
+//
 // What goes into an event, a read model or a message is a [Sealed] or a
 // [WrappedKey], never plaintext; a password held in memory is a [Secret],
 // which prints, logs and marshals as a redaction. The package must never

@@ -10,6 +10,7 @@ import (
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/sealing"
 )
 
 // auditReplay prints events from the log in global order, offline: it
@@ -33,6 +34,9 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	store, err := app.OpenStore(ctx, app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
+		// Content is opened with the data directory's keys; what a
+		// destroyed key sealed prints as {"redacted":true,"shredded":true}.
+		MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 	})
 	if err != nil {
 		return err

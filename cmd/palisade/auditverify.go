@@ -57,7 +57,8 @@ counted as pending. The embedded log is locked while a server runs.
 	if err != nil {
 		return err
 	}
-	store, err := app.OpenStore(ctx, app.Config{
+	// The log as stored (content sealed): the chain covers that form.
+	store, err := app.OpenLog(ctx, app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
 	})
 	if err != nil {

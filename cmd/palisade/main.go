@@ -35,6 +35,7 @@ commands:
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
   audit verify  check the log against the audit chain and its signed checkpoints
+  keys rotate   add a new version of an organization's data key (the log is not rewritten)
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
 
@@ -60,6 +61,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("usage: palisade audit replay|verify [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
+	case "keys":
+		if len(args) < 2 || args[1] != "rotate" {
+			return fmt.Errorf("usage: palisade keys rotate --data-dir DIR --org ID")
+		}
+		return keysRotate(ctx, args[2:], stdout, stderr)
 	case "tail":
 		return tail(ctx, args[1:], stdout, stderr)
 	case "bench":

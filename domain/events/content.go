@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -190,6 +192,19 @@ type Redaction struct {
 	Fields int
 }
 
+// ShreddedContent stands where a content value was sealed under a key that
+// no longer exists (an organization closed, a person forgotten): the value
+// is gone for good, and nothing of it — not even a hash, which would let a
+// short value such as a question be guessed — is left. Readers treat it
+// like any other content value; [Registry.RedactContent] keeps it as it is.
+type ShreddedContent struct {
+	Redacted bool `json:"redacted"`
+	Shredded bool `json:"shredded"`
+}
+
+// Shredded is the JSON of a [ShreddedContent].
+var Shredded = json.RawMessage(`{"redacted":true,"shredded":true}`)
+
 // RedactContent returns eventType's JSON payload data with every content
 // value replaced by a [RedactedContent]. Record fields are kept as they
 // are; keys that the type does not declare, and payloads of unknown types
@@ -198,50 +213,80 @@ type Redaction struct {
 // record.
 func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage, Redaction, error) {
 	var red Redaction
-	plan := r.plans[eventType]
-	if plan == nil {
-		plan = &contentPlan{}
-	}
-	out, err := plan.redact(bytes.TrimSpace(data), &red)
+	out, err := r.MapContent(eventType, data, func(_ string, v []byte) ([]byte, error) {
+		return redactValue(v, &red)
+	})
 	if err != nil {
 		return nil, Redaction{}, fmt.Errorf("redact %s: %w", eventType, err)
 	}
 	return out, red, nil
 }
 
+// MapContent returns eventType's JSON payload with every non-null content
+// value v at path replaced by replace(path, v). It walks the same plan as
+// [Registry.RedactContent] (the one walker of the declarations): record
+// values are kept (compacted), keys keep their order, unknown keys and the
+// payloads of unknown types are content, and a payload that is not a JSON
+// object is one content value at path "$". Paths name the JSON keys from
+// the top, with list indices: "chunks.2.text". A payload in which replace
+// was not called (no content value, or only null ones) is returned as it
+// is, so events without content pass unchanged.
+func (r *Registry) MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
+	plan := r.plans[eventType]
+	if plan == nil {
+		plan = &contentPlan{}
+	}
+	replaced := false
+	out, err := plan.walk(bytes.TrimSpace(data), "", func(path string, v []byte) ([]byte, error) {
+		replaced = true
+		return replace(path, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !replaced {
+		return data, nil
+	}
+	return out, nil
+}
+
+// redact is walk with every content value redacted.
 func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, error) {
+	return p.walk(bytes.TrimSpace(data), "", func(_ string, v []byte) ([]byte, error) {
+		return redactValue(v, red)
+	})
+}
+
+func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
 	if len(data) == 0 || string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil {
+	keys, values, ok := objectMembers(data)
+	if !ok {
 		// Not an object (or not JSON): the whole payload is content.
-		return redactValue(data, red)
+		return contentValue(data, join(path, "$"), replace)
 	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b bytes.Buffer
+	b.Grow(len(data))
 	b.WriteByte('{')
 	for i, k := range keys {
-		v := obj[k]
+		v := values[i]
 		f, ok := p.fields[k]
 		if !ok {
 			f = fieldPlan{kind: fieldContent}
 		}
+		at := join(path, k)
 		var nv json.RawMessage
 		var err error
 		switch f.kind {
 		case fieldRecord:
 			nv, err = compact(v)
 		case fieldObject:
-			nv, err = f.nested.redact(v, red)
+			nv, err = f.nested.walk(v, at, replace)
 		case fieldList:
-			nv, err = f.nested.redactList(v, red)
+			nv, err = f.nested.walkList(v, at, replace)
 		default:
-			nv, err = redactValue(v, red)
+			nv, err = contentValue(v, at, replace)
 		}
 		if err != nil {
 			return nil, err
@@ -258,18 +303,18 @@ func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, erro
 	return b.Bytes(), nil
 }
 
-func (p *contentPlan) redactList(data []byte, red *Redaction) (json.RawMessage, error) {
+func (p *contentPlan) walkList(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
 	if string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(data, &items); err != nil {
-		return redactValue(data, red)
+		return contentValue(data, path, replace)
 	}
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i, it := range items {
-		nv, err := p.redact(it, red)
+		nv, err := p.walk(bytes.TrimSpace(it), path+"."+strconv.Itoa(i), replace)
 		if err != nil {
 			return nil, err
 		}
@@ -282,11 +327,62 @@ func (p *contentPlan) redactList(data []byte, red *Redaction) (json.RawMessage, 
 	return b.Bytes(), nil
 }
 
-// redactValue replaces one content value by its hash and size.
-func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
+// contentValue replaces one content value; null stays null (it reveals
+// nothing).
+func contentValue(v []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
 	v = bytes.TrimSpace(v)
 	if string(v) == "null" {
 		return json.RawMessage("null"), nil
+	}
+	return replace(path, v)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// objectMembers splits a JSON object into its keys and raw values, in
+// order. ok is false for anything that is not exactly one JSON object.
+func objectMembers(data []byte) (keys []string, values []json.RawMessage, ok bool) {
+	if len(data) == 0 || data[0] != '{' {
+		return nil, nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, false
+		}
+		k, isKey := tok.(string)
+		if !isKey {
+			return nil, nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, false
+		}
+		keys = append(keys, k)
+		values = append(values, v)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, false
+	}
+	return keys, values, true
+}
+
+// redactValue replaces one content value by its hash and size.
+func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
+	if isShredded(v) {
+		return Shredded, nil
 	}
 	raw := v
 	var s string
@@ -298,6 +394,18 @@ func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
 	sum := sha256.Sum256(raw)
 	red.Fields++
 	return json.Marshal(RedactedContent{Redacted: true, SHA256: hex.EncodeToString(sum[:]), Size: len(raw)})
+}
+
+// isShredded reports whether v is a [ShreddedContent] marker.
+func isShredded(v []byte) bool {
+	if len(v) == 0 || v[0] != '{' {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil || len(m) != 2 {
+		return false
+	}
+	return string(m["redacted"]) == "true" && string(m["shredded"]) == "true"
 }
 
 // compact re-encodes a record value, so that bytes that are not JSON never

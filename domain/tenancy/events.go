@@ -22,8 +22,15 @@ type OrganizationRenamed struct {
 	Name string `json:"name" audit:"record"`
 }
 
-// OrganizationClosed ends an organization: every token of it stops working.
-type OrganizationClosed struct{}
+// OrganizationClosed ends an organization: every token of it stops working,
+// every read model drops its rows, and its data key is destroyed, so that
+// whatever of its content was sealed with that key can no longer be read.
+// Name is the name the platform confirmed (a record: the organization's
+// name is in its OrganizationCreated already). The platform principal that
+// closed it is the event's actor.
+type OrganizationClosed struct {
+	Name string `json:"name,omitempty" audit:"record"`
+}
 
 // MemberAdded records a new member and its roles. A member is its issuer
 // and sub together; Issuer is empty for the built-in issuer (so every event

@@ -35,7 +35,7 @@ func TestIssuerBinding(t *testing.T) {
 		{"bind too many", manyIssuers(MaxBoundIssuers),
 			func(o *Organization) ([]domain.Event, error) { return o.BindIssuer(idp) }, domain.ErrInvalid, nil},
 		{"bind on a closed org", []domain.Event{&OrganizationClosed{}},
-			func(o *Organization) ([]domain.Event, error) { return o.BindIssuer(idp) }, domain.ErrNotFound, nil},
+			func(o *Organization) ([]domain.Event, error) { return o.BindIssuer(idp) }, ErrClosed, nil},
 		{"unbind", []domain.Event{&IssuerBound{Issuer: idp}},
 			func(o *Organization) ([]domain.Event, error) { return o.UnbindIssuer(idp) }, nil, []domain.Event{&IssuerUnbound{Issuer: idp}}},
 		{"unbind with members of it: they stay, unable to act", []domain.Event{&IssuerBound{Issuer: idp}, &MemberAdded{Issuer: idp, Sub: "dan", Roles: []string{"viewer"}}},

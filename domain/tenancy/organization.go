@@ -54,7 +54,12 @@ func (o *Organization) Apply(e domain.Event) {
 	case *OrganizationRenamed:
 		o.name = e.Name
 	case *OrganizationClosed:
+		// Nobody holds anything in a closed organization: the authority
+		// the command core re-derives from this aggregate is empty.
 		o.closed = true
+		clear(o.members)
+		clear(o.serviceAccounts)
+		clear(o.issuers)
 	case *MemberAdded:
 		o.members[MemberID{e.Issuer, e.Sub}] = parseKnownRoles(e.Roles)
 	case *MemberRolesChanged:
@@ -117,13 +122,25 @@ func (o *Organization) Rename(name string) ([]domain.Event, error) {
 	return []domain.Event{&OrganizationRenamed{Name: name}}, nil
 }
 
-// Close decides the end of the organization.
-func (o *Organization) Close() ([]domain.Event, error) {
+// Close decides the end of the organization. confirm must be the
+// organization's current name, so that closing the wrong one by a mistyped
+// id is refused. Closing is final: a closed organization refuses every
+// command (ErrClosed).
+func (o *Organization) Close(confirm string) ([]domain.Event, error) {
 	if err := o.mustExist(); err != nil {
 		return nil, err
 	}
-	return []domain.Event{&OrganizationClosed{}}, nil
+	if confirm == "" {
+		return nil, fmt.Errorf("%w: confirm must be the organization's name", domain.ErrInvalid)
+	}
+	if confirm != o.name {
+		return nil, fmt.Errorf("%w: confirm does not match the organization's name", domain.ErrInvalid)
+	}
+	return []domain.Event{&OrganizationClosed{Name: o.name}}, nil
 }
+
+// Closed reports whether the organization was closed.
+func (o *Organization) Closed() bool { return o.closed }
 
 // IsMember reports whether id is a member.
 func (o *Organization) IsMember(id MemberID) bool {
@@ -311,7 +328,15 @@ func (o *Organization) ReassignServiceAccount(caller access.Principal, id string
 	return []domain.Event{&ServiceAccountReassigned{ID: id, CreatedBy: to.Subject(), PreviousCreatedBy: sa.createdBy}}, nil
 }
 
+// ErrClosed refuses every command to a closed organization. It is a
+// conflict with the organization's state (409), not a missing resource:
+// the record of the organization stays in the log.
+var ErrClosed = fmt.Errorf("%w: the organization is closed", domain.ErrConflict)
+
 func (o *Organization) mustExist() error {
+	if o.closed {
+		return ErrClosed
+	}
 	if !o.Exists() {
 		return fmt.Errorf("%w: organization", domain.ErrNotFound)
 	}

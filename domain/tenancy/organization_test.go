@@ -93,7 +93,7 @@ func TestMembership(t *testing.T) {
 	}
 	// Nothing works on a closed organization.
 	o.Apply(&OrganizationClosed{})
-	if _, err := o.AddMember(BuiltIn("dan"), viewer); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := o.AddMember(BuiltIn("dan"), viewer); !errors.Is(err, ErrClosed) {
 		t.Fatalf("add to closed org: %v", err)
 	}
 }

@@ -55,8 +55,8 @@ func (OrganizationQuotasSet) EventType() string { return "OrganizationQuotasSet"
 
 // SetQuotas replaces the organization's quota overrides.
 func (o *Organization) SetQuotas(q QuotaOverrides) ([]domain.Event, error) {
-	if !o.Exists() {
-		return nil, fmt.Errorf("%w: organization", domain.ErrNotFound)
+	if err := o.mustExist(); err != nil {
+		return nil, err
 	}
 	if err := q.Validate(); err != nil {
 		return nil, err

@@ -146,3 +146,10 @@ func (t *orgTable[V]) all(org string) []V {
 	}
 	return out
 }
+
+// drop removes every record of org.
+func (t *orgTable[V]) drop(org string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.orgs, org)
+}

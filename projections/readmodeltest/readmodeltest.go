@@ -72,6 +72,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runDataSources(t, newModels)
 	runAnalytics(t, newModels)
 	runAuditSequences(t, newModels)
+	runPurge(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)

@@ -1,0 +1,198 @@
+package app_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/palisadehq/palisade/sealing"
+	"github.com/palisadehq/palisade/sealing/keyring"
+)
+
+// TestCloseOrganization: only the platform closes, with the name as
+// confirmation; afterwards the organization's members and service
+// accounts are refused, its key is destroyed, its read-model rows are gone
+// (also after a full rebuild), and another organization goes on.
+func TestCloseOrganization(t *testing.T) {
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	org, owner := h.createOrg("Acme", "alice")
+	member := h.addMember(org, owner, "bob", "builder")
+	var sa struct{ ID, Token string }
+	h.must(http.StatusCreated, http.MethodPost, "/v1/service-accounts", owner,
+		map[string]any{"name": "ci", "permissions": []string{"bots:manage"}}).json(t, &sa)
+	h.createBot(member, "Closing Canary Bot")
+	kb := h.createKB(owner, "Handbook")
+	h.addDoc(owner, kb, "Leave", "text/plain", "canary-close-7f3a paid leave is twenty days")
+	other, otherOwner := h.createOrg("Globex", "olga")
+	otherBot := h.createBot(otherOwner, "Globex Bot")
+	ensureKey(t, dir, org)
+	ensureKey(t, dir, other)
+
+	path := "/v1/orgs/" + org
+	h.must(http.StatusForbidden, http.MethodDelete, path, owner, map[string]string{"confirm": "Acme"})
+	h.must(http.StatusUnprocessableEntity, http.MethodDelete, path, h.platform, map[string]string{"confirm": "acme"})
+	h.must(http.StatusUnprocessableEntity, http.MethodDelete, path, h.platform, map[string]string{})
+	h.must(http.StatusNotFound, http.MethodDelete, "/v1/orgs/0193f0aa-0000-7000-8000-000000000000", h.platform, map[string]string{"confirm": "Acme"})
+	// Refusals changed nothing.
+	h.must(http.StatusOK, http.MethodGet, "/v1/bots", member, nil)
+	if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); err != nil {
+		t.Fatalf("the key is gone before the close: %v", err)
+	}
+
+	h.must(http.StatusOK, http.MethodDelete, path, h.platform, map[string]string{"confirm": "Acme"})
+	for name, tok := range map[string]string{"owner": owner, "member": member, "service account": sa.Token} {
+		h.must(http.StatusUnauthorized, http.MethodGet, "/v1/bots", tok, nil)
+		h.must(http.StatusUnauthorized, http.MethodPost, "/v1/bots", tok, map[string]any{"name": "again " + name, "instructions": "x"})
+	}
+	h.must(http.StatusConflict, http.MethodDelete, path, h.platform, map[string]string{"confirm": "Acme"})
+	h.must(http.StatusConflict, http.MethodPut, path+"/quotas", h.platform, map[string]any{})
+	h.must(http.StatusOK, http.MethodGet, "/v1/bots/"+otherBot, otherOwner, nil)
+	h.must(http.StatusCreated, http.MethodPost, "/v1/bots", otherOwner, map[string]any{"name": "Still here", "instructions": "x"})
+
+	if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the closed organization's key file: %v, want gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", org+".destroyed")); err != nil {
+		t.Fatalf("no tombstone: %v", err)
+	}
+	checkPurged(t, dir, org, other)
+
+	// A full rebuild resurrects nothing.
+	h.close()
+	h = openHarness(t, dir)
+	h.must(http.StatusUnauthorized, http.MethodGet, "/v1/bots", owner, nil)
+	h.must(http.StatusOK, http.MethodGet, "/v1/bots/"+otherBot, otherOwner, nil)
+	checkPurged(t, dir, org, other)
+}
+
+// checkPurged checks, with PostgreSQL read models, that no table holds a
+// row of org but the closed organization's own row and its audit skeleton
+// (without the canary), while other's rows are there.
+func checkPurged(t *testing.T, dataDir, org, other string) {
+	t.Helper()
+	if testReadModels() != "postgres" {
+		return
+	}
+	ctx := context.Background()
+	sum := sha256.Sum256([]byte(dataDir))
+	schema := "e2e_" + hex.EncodeToString(sum[:8])
+	conn, err := pgx.Connect(ctx, os.Getenv("PALISADE_TEST_POSTGRES_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(orgID, sql string) int {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, `SELECT set_config('palisade.org_id', $1, true)`, orgID); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, sql, orgID).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	for _, table := range []string{"members", "service_accounts", "org_issuers", "bots", "knowledge_bases", "documents",
+		"knowledge_chunks", "conversations", "data_sources", "analytics_jobs", "analytics_result_pages"} {
+		sql := `SELECT count(*) FROM ` + schema + `.` + table + ` WHERE org_id = $1`
+		if n := count(org, sql); n != 0 {
+			t.Errorf("%s holds %d rows of the closed organization", table, n)
+		}
+	}
+	if n := count(other, `SELECT count(*) FROM `+schema+`.bots WHERE org_id = $1`); n == 0 {
+		t.Error("the other organization's bots were purged too")
+	}
+	if n := count(org, `SELECT count(*) FROM `+schema+`.audit_events WHERE org_id = $1`); n == 0 {
+		t.Error("the closed organization's audit skeleton is gone")
+	}
+	if n := count(org, `SELECT count(*) FROM `+schema+`.audit_events WHERE org_id = $1 AND position(convert_to('canary-close-7f3a', 'UTF8') in coalesce(data, ''::bytea)) > 0`); n != 0 {
+		t.Errorf("%d audit rows of the closed organization still hold content", n)
+	}
+	if n := count(org, `SELECT count(*) FROM `+schema+`.orgs WHERE org_id = $1 AND closed`); n != 1 {
+		t.Errorf("the closed organization's row: %d closed rows", n)
+	}
+}
+
+// TestKeyOfClosedOrganizationIsDestroyedAfterACrash: a crash between the
+// OrganizationClosed append and the destruction of the key leaves the key
+// file; the next start destroys it.
+func TestKeyOfClosedOrganizationIsDestroyedAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	org, _ := h.createOrg("Acme", "alice")
+	other, otherOwner := h.createOrg("Globex", "olga")
+	h.must(http.StatusOK, http.MethodGet, "/v1/org", otherOwner, nil)
+	ensureKey(t, dir, org)
+	ensureKey(t, dir, other)
+	keyFile := filepath.Join(dir, "keys", org+".json")
+	wrapped, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
+	h.close()
+	// The crash: the log says closed, the key was never destroyed.
+	if err := os.Remove(filepath.Join(dir, "keys", org+".destroyed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, wrapped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "keys"))
+	var others int
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") && e.Name() != org+".json" {
+			others++
+		}
+	}
+
+	h = openHarness(t, dir)
+	if _, err := os.Stat(keyFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the closed organization's key survived a restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", org+".destroyed")); err != nil {
+		t.Fatalf("no tombstone after recovery: %v", err)
+	}
+	entries, _ = os.ReadDir(filepath.Join(dir, "keys"))
+	var after int
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") {
+			after++
+		}
+	}
+	if after != others {
+		t.Fatalf("%d keys of open organizations after recovery, want %d", after, others)
+	}
+	h.must(http.StatusOK, http.MethodGet, "/v1/org", otherOwner, nil)
+}
+
+// ensureKey makes sure org has a data key in the data directory's keyring
+// (keys are created on first use, which sealing content will be).
+func ensureKey(t *testing.T, dataDir, org string) {
+	t.Helper()
+	master, err := sealing.LoadOrCreateMasterKey(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.Open(filepath.Join(dataDir, keyring.Dir), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.DataKey(context.Background(), org); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,232 @@
+// Package sealed keeps the content of events encrypted in the log: a
+// [Store] wraps any eventstore.Store and, on the way in, replaces every
+// content value of an event's payload (the fields its type declares
+// audit:"content" in domain/events, and anything undeclared) with a
+// [Value] sealed under the organization's newest data key; on the way out
+// it opens them again. Metadata and record fields stay in clear, so the
+// record of who did what remains readable without any key.
+//
+// Each value is bound, as AES-GCM additional data, to the organization, the
+// key's id, and a purpose naming the event id, the event type and the
+// field's path, so a sealed value cannot be moved to another event, field
+// or organization. A value sealed under a key that no longer exists (an
+// organization closed and its key destroyed, a person forgotten) opens to
+// the [events.Shredded] marker instead of failing: the trail keeps its
+// skeleton, and nothing of the content, not even a hash, is left. A value
+// that exists but does not authenticate (altered) is an error.
+//
+// What the log, its copies and the bus carry is therefore the sealed form:
+// the relay publishes from the inner store, and consumers open messages
+// with [Sealer.Open] (consumer.Engine's opener). Payloads written before
+// sealing existed, in clear, read as they are.
+//
+// A value may also be sealed under a per-subject key (a [Value] whose
+// Subject names the key by its opaque handle; see sealing/keyring), so one
+// person who is not a member can be forgotten without closing the
+// organization. No event type seals under a subject key yet: the inbox,
+// whose contacts they are for, has not landed; [Sealer.SealForSubject]
+// and the open path are ready for it.
+//
+// The package must never write content in clear into the inner store,
+// and never put plaintext or key material into an error or a log line.
+package sealed
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/palisadehq/palisade/domain/events"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/sealing"
+)
+
+// Keys hands out data keys (sealing/keyring implements it). Keys that do not
+// exist are sealing.ErrNoKey.
+type Keys interface {
+	// DataKey returns the organization's newest key, creating it on first use.
+	DataKey(ctx context.Context, orgID string) (sealing.DataKey, error)
+	// DataKeyVersion returns one version of the organization's key, never
+	// creating it.
+	DataKeyVersion(ctx context.Context, orgID string, version uint32) (sealing.DataKey, error)
+	// SubjectKey returns one subject's key and its handle, creating it on
+	// first use; SubjectKeyByHandle finds it by handle, never creating it.
+	SubjectKey(ctx context.Context, orgID, subject string) (sealing.DataKey, string, error)
+	SubjectKeyByHandle(ctx context.Context, orgID, handle string) (sealing.DataKey, error)
+}
+
+// Value is the JSON form of one sealed content value:
+//
+//	{"sealed":"<base64 nonce+ciphertext>","key":"<version>-<key id>"}
+//	{"sealed":"…","key":"…","subject":"<handle of the subject key>"}
+type Value struct {
+	Sealed  string `json:"sealed"`
+	Key     string `json:"key"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// ErrMalformed is returned for a value that has the shape of a [Value] but
+// cannot be one (bad encoding, bad key id, bad handle).
+var ErrMalformed = errors.New("sealed: malformed sealed value")
+
+var b64 = base64.StdEncoding.Strict()
+
+// Sealer seals and opens the content of event payloads.
+type Sealer struct {
+	registry *events.Registry
+	keys     Keys
+}
+
+// NewSealer returns a sealer that finds content by registry's declarations
+// and keys in keys.
+func NewSealer(registry *events.Registry, keys Keys) *Sealer {
+	return &Sealer{registry: registry, keys: keys}
+}
+
+// purpose binds a value to its event and field.
+func purpose(id uuid.UUID, eventType, path string) string {
+	return "event:" + id.String() + ":" + eventType + ":" + path
+}
+
+// Seal returns data with every content value sealed under orgID's newest
+// data key. A payload without content is returned as it is.
+func (s *Sealer) Seal(ctx context.Context, orgID string, id uuid.UUID, eventType string, data json.RawMessage) (json.RawMessage, error) {
+	var key sealing.DataKey
+	out, err := s.registry.MapContent(eventType, data, func(path string, v []byte) ([]byte, error) {
+		if key.IsZero() {
+			var err error
+			if key, err = s.keys.DataKey(ctx, orgID); err != nil {
+				return nil, fmt.Errorf("data key: %w", err)
+			}
+		}
+		return sealValue(key, "", orgID, purpose(id, eventType, path), v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", eventType, err)
+	}
+	return out, nil
+}
+
+// SealForSubject seals one content value (its JSON) under subject's key in
+// orgID, for the field at path of the event id of eventType, and returns
+// the [Value]'s JSON, which names the key by its handle only.
+func (s *Sealer) SealForSubject(ctx context.Context, orgID, subject string, id uuid.UUID, eventType, path string, v json.RawMessage) (json.RawMessage, error) {
+	key, handle, err := s.keys.SubjectKey(ctx, orgID, subject)
+	if err != nil {
+		return nil, fmt.Errorf("seal for subject: %w", err)
+	}
+	return sealValue(key, handle, orgID, purpose(id, eventType, path), v)
+}
+
+func sealValue(key sealing.DataKey, handle, orgID, purpose string, v []byte) ([]byte, error) {
+	box, err := sealing.SealContent(key, orgID, v, purpose)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Value{Sealed: b64.EncodeToString(box), Key: key.ID(), Subject: handle})
+}
+
+// Open returns env with its content opened (see [Sealer.OpenData]).
+func (s *Sealer) Open(ctx context.Context, env eventstore.Envelope) (eventstore.Envelope, error) {
+	data, err := s.OpenData(ctx, env)
+	if err != nil {
+		return eventstore.Envelope{}, err
+	}
+	env.Data = data
+	return env, nil
+}
+
+// sealedMark is in every payload that holds a sealed value; a payload
+// without it has nothing to open.
+var sealedMark = []byte(`"sealed":`)
+
+// OpenData returns env's payload with every sealed content value opened,
+// or replaced by [events.Shredded] when its key no longer exists. Values
+// in clear (payloads written before sealing) are kept as they are. A
+// sealed value that is malformed or does not authenticate is an error.
+func (s *Sealer) OpenData(ctx context.Context, env eventstore.Envelope) (json.RawMessage, error) {
+	if !bytes.Contains(env.Data, sealedMark) {
+		return env.Data, nil
+	}
+	out, err := s.registry.MapContent(env.Type, env.Data, func(path string, v []byte) ([]byte, error) {
+		return s.openValue(ctx, env.OrgID, purpose(env.ID, env.Type, path), v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s at position %d: %w", env.Type, env.Position, err)
+	}
+	return out, nil
+}
+
+// openValue opens one content value if it is a sealed [Value].
+func (s *Sealer) openValue(ctx context.Context, orgID, purpose string, v []byte) ([]byte, error) {
+	sv, ok := parseValue(v)
+	if !ok {
+		return v, nil
+	}
+	version, err := sealing.ParseKeyID(sv.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	box, err := b64.DecodeString(sv.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding", ErrMalformed)
+	}
+	var key sealing.DataKey
+	if sv.Subject != "" {
+		key, err = s.keys.SubjectKeyByHandle(ctx, orgID, sv.Subject)
+	} else {
+		key, err = s.keys.DataKeyVersion(ctx, orgID, version)
+	}
+	switch {
+	case errors.Is(err, sealing.ErrNoKey):
+		return events.Shredded, nil
+	case err != nil:
+		return nil, err
+	case key.ID() != sv.Key:
+		// The version exists but is another key: the one that sealed this
+		// was destroyed and a new one created since.
+		return events.Shredded, nil
+	}
+	plain, err := sealing.OpenContent(key, orgID, box, purpose)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(plain) {
+		return nil, fmt.Errorf("%w: opened value is not JSON", ErrMalformed)
+	}
+	return plain, nil
+}
+
+// parseValue reports whether v is exactly a [Value]: an object with string
+// "sealed" and "key" and an optional string "subject", and nothing else.
+func parseValue(v []byte) (Value, bool) {
+	if len(v) == 0 || v[0] != '{' {
+		return Value{}, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
+		return Value{}, false
+	}
+	if _, ok := m["subject"]; (ok && len(m) != 3) || (!ok && len(m) != 2) {
+		return Value{}, false
+	}
+	var sv Value
+	for name, dst := range map[string]*string{"sealed": &sv.Sealed, "key": &sv.Key, "subject": &sv.Subject} {
+		raw, ok := m[name]
+		if !ok {
+			if name == "subject" {
+				continue
+			}
+			return Value{}, false
+		}
+		if json.Unmarshal(raw, dst) != nil {
+			return Value{}, false
+		}
+	}
+	return sv, true
+}
