@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -302,6 +303,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		cfg.Logger.Warn("destroyed the data keys of organizations closed before the last stop", "orgs", shredded)
 	}
 	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
+	a.Application.Queries.AccessReview = accessreview.New(store, registry, a.Pipeline)
 	model := cfg.Model
 	if model == nil {
 		if model, err = newModel(cfg.LLM); err != nil {

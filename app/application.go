@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/conversation"
@@ -24,6 +25,8 @@ type Queries struct {
 	// Org answers reads of the organization, its members, service
 	// accounts, bots and audit trail.
 	Org *projections.Queries
+	// Stories answers auditors with narratives of requests and exports.
+	Stories *projections.AuditStories
 	// Knowledge answers knowledge-base reads and runs searches, recording
 	// each through the knowledge commands.
 	Knowledge *projections.KnowledgeQueries
@@ -37,15 +40,20 @@ type Queries struct {
 	// AuditChain answers the audit chain's checkpoints and verification
 	// (set by Open, beside the chainer).
 	AuditChain *chain.Service
+	// AccessReview answers who could do what at a past moment, from the
+	// log (set by Open, which holds the store).
+	AccessReview *accessreview.Service
 }
 
 // newApplication builds the use cases over the core p and the read models.
-func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.ContentRedactor, models readModels) Application {
+func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.EventDecoder, models readModels) Application {
 	cmds := commands.New(p, minter, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
+	org := projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry)
 	return Application{
 		Commands: cmds,
 		Queries: Queries{
-			Org:           projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry),
+			Org:           org,
+			Stories:       projections.NewAuditStories(org, projections.NewNarrator(registry)),
 			Knowledge:     projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
 			Conversations: projections.NewConversationQueries(models.conversations, p),
 		},
@@ -71,10 +79,12 @@ func (a Application) forHTTP() httpapi.Application {
 			Bots:          a.Queries.Org,
 			Knowledge:     a.Queries.Knowledge,
 			Audit:         a.Queries.Org,
+			Stories:       a.Queries.Stories,
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
 			Analytics:     a.Queries.Analytics,
 			AuditChain:    a.Queries.AuditChain,
+			AccessReview:  a.Queries.AccessReview,
 		},
 		Runner: a.Runner,
 	}

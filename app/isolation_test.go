@@ -75,6 +75,8 @@ const (
 	// isoBodySourceID names a data source in a body (a job's
 	// data_source_id).
 	isoBodySourceID
+	// isoCorrelationID names a request (a narrative's correlation id).
+	isoCorrelationID
 )
 
 // isoVarCount is how many path variables a value of kind fills.
@@ -149,6 +151,12 @@ func isoRoutes() map[string]isoRoute {
 		}},
 		"PUT /v1/orgs/{id}/quotas": {perm: access.OrgsCreate, pathVar: isoOrgID, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
 			return []isoBody{{v: map[string]any{"max_bots": 1}}}
+		}},
+		// Closing an organization: tried with a confirmation that is not
+		// the victim's name, so even a hole would close nothing (and show
+		// as 422 where 403 is expected). TestCloseOrganization closes for real.
+		"DELETE /v1/orgs/{id}": {perm: access.OrgsCreate, pathVar: isoOrgID, bodies: func(*isoOrg, string, []*isoOrg) []isoBody {
+			return []isoBody{{v: map[string]any{"confirm": "not the name"}}}
 		}},
 		"GET /v1/org": {perm: access.OrgRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}}
@@ -366,6 +374,19 @@ func isoRoutes() map[string]isoRoute {
 		"GET /v1/analytics/jobs/{id}/result":  {perm: access.OrgRead, pathVar: isoAnalyticsJobID},
 		"POST /v1/analytics/jobs/{id}/cancel": {perm: access.AnalyticsRead, pathVar: isoAnalyticsJobID, bodies: isoNoBody},
 
+		"GET /v1/audit/narratives/{correlation_id}": {perm: access.AuditRead, pathVar: isoCorrelationID},
+		"GET /v1/audit/narratives": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=DocumentChunked&limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?resource=document:" + v.docs[0].id, namesVictim: true},
+					isoQuery{q: "?resource=knowledge_base:" + v.kbs[0], namesVictim: true},
+					isoQuery{q: "?actor=" + v.subs[0], namesVictim: true})
+			}
+			return out
+		}},
+		"GET /v1/audit/export": {perm: access.AuditRead, queries: func([]*isoOrg) []isoQuery {
+			return []isoQuery{{q: ""}, {q: "?format=ocsf"}}
+		}},
 		"GET /v1/audit/events": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
 			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?type=BotCreated,MemberAdded&limit=500"}, {q: "?type=KnowledgeSearched,DocumentChunked&limit=500"}}
 			for _, v := range victims {
@@ -725,6 +746,9 @@ func (o *isoOrg) ids(kind isoVar) []string {
 	case isoBodySourceID:
 		out = append(out, o.sources...)
 		out = append(out, o.analyticsJobs[0], o.kbs[0])
+	case isoCorrelationID:
+		out = append(out, o.correlations...)
+		out = append(out, o.eventIDs[0], o.traceIDs[0])
 	}
 	return out
 }
@@ -1570,6 +1594,13 @@ func isoSameAnswer(t testing.TB, what string, got, base response) {
 // isoEchoField matches the fields of an audit event that record what the
 // caller itself sent: the path and resource of an AccessDenied event, the
 // query of a KnowledgeSearched event.
+// isoAuditRecord reports whether path reads the audit record (events,
+// narratives, the export), which holds the caller's own requests.
+func isoAuditRecord(path string) bool {
+	return strings.HasPrefix(path, "/v1/audit/events") || strings.HasPrefix(path, "/v1/audit/narratives") ||
+		strings.HasPrefix(path, "/v1/audit/export")
+}
+
 var isoEchoField = regexp.MustCompile(`"(?:path|resource|query)":"[^"]*"`)
 
 // isoEchoText and isoEchoArgs match the fields of conversations and of
@@ -1611,7 +1642,7 @@ func isoFindLeaks(exchanges []isoExchange, needles []string, echoes map[string]b
 			}
 		}
 		body := ex.body
-		if strings.HasPrefix(ex.path, "/v1/audit/events") && len(echoes) > 0 {
+		if isoAuditRecord(ex.path) && len(echoes) > 0 {
 			body = isoEchoField.ReplaceAllFunc(body, func(m []byte) []byte {
 				_, v, _ := strings.Cut(string(m), `":"`)
 				v = strings.TrimSuffix(v, `"`)
@@ -1621,7 +1652,7 @@ func isoFindLeaks(exchanges []isoExchange, needles []string, echoes map[string]b
 				return m
 			})
 		}
-		if len(echoes) > 0 && (strings.HasPrefix(ex.path, "/v1/audit/events") || strings.HasPrefix(ex.path, "/v1/conversations")) {
+		if len(echoes) > 0 && (isoAuditRecord(ex.path) || strings.HasPrefix(ex.path, "/v1/conversations")) {
 			echoed := func(m []byte, decode bool) []byte {
 				_, raw, _ := bytes.Cut(m, []byte(":"))
 				v := string(raw)
@@ -2453,6 +2484,46 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 				t.Errorf("%s names another org's event %s", where, f.EventID)
 			}
 		}
+	case "/v1/audit/narratives":
+		var list struct {
+			Items []struct {
+				CorrelationID string `json:"correlation_id"`
+			}
+		}
+		got.json(t, &list)
+		for _, n := range list.Items {
+			for _, v := range victims {
+				if slices.Contains(v.correlations, n.CorrelationID) {
+					t.Errorf("%s returns the narrative of org %s's request %s", where, v.label, n.CorrelationID)
+				}
+			}
+		}
+		if q.namesVictim && len(list.Items) > 0 {
+			t.Errorf("%s names another org's resources or actors but returns %d narratives", where, len(list.Items))
+		}
+		if !q.namesVictim && len(list.Items) == 0 {
+			t.Errorf("%s returns no narratives, though the org has some", where)
+		}
+	case "/v1/audit/export":
+		lines := bytes.Split(bytes.TrimSpace(got.body), []byte("\n"))
+		for _, line := range lines {
+			var e struct {
+				OrgID    string `json:"org_id"`
+				Stream   string `json:"stream"`
+				Metadata struct {
+					TenantUID string `json:"tenant_uid"`
+				} `json:"metadata"`
+			}
+			if err := json.Unmarshal(line, &e); err != nil {
+				t.Fatalf("%s: line %s: %v", where, line, err)
+			}
+			if e.OrgID+e.Metadata.TenantUID != own.id || (e.Stream != "" && !strings.Contains(e.Stream, "-"+own.id+"_")) {
+				t.Errorf("%s exports an event of org %q%q in stream %s", where, e.OrgID, e.Metadata.TenantUID, e.Stream)
+			}
+		}
+		if len(lines) < 15 {
+			t.Errorf("%s exports %d events, though the org has more", where, len(lines))
+		}
 	default:
 		t.Errorf("%s: the suite has no check of what this collection returns; add one to isoCheckOwnView", where)
 	}
@@ -2495,6 +2566,12 @@ func TestIsolationPlatformToken(t *testing.T) {
 			w.expect(t, http.StatusOK, "platform/new-org-owner", http.MethodGet, "/v1/bots?include_archived=true", tok, nil).json(t, &bots)
 			if len(bots.Items) != 0 {
 				t.Errorf("a new organization starts with %d bots", len(bots.Items))
+			}
+		case k.String() == "DELETE /v1/orgs/{id}":
+			// The platform may close any organization, but only with its
+			// name as confirmation: a wrong one is 422 and closes nothing.
+			for _, v := range victims {
+				w.expect(t, http.StatusUnprocessableEntity, caller, k.method, isoFill(k.path, v.id), platform, map[string]any{"confirm": "not the name"})
 			}
 		case k.String() == "PUT /v1/orgs/{id}/quotas":
 			// Its one power over an existing organization; tried with a

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/conversations"
@@ -20,7 +21,13 @@ import (
 // (give it checkpoints that start at zero).
 type OpenTurns struct {
 	mu   sync.Mutex
-	open map[openTurn]struct{}
+	open map[openTurn]turnOrigin
+}
+
+// turnOrigin is what the failure of an interrupted turn carries on: the
+// correlation of the request that started it, caused by its TurnStarted.
+type turnOrigin struct {
+	correlationID, startedID, traceID string
 }
 
 type openTurn struct {
@@ -28,20 +35,11 @@ type openTurn struct {
 }
 
 // NewOpenTurns returns an empty tracker.
-func NewOpenTurns() *OpenTurns { return &OpenTurns{open: map[openTurn]struct{}{}} }
+func NewOpenTurns() *OpenTurns { return &OpenTurns{open: map[openTurn]turnOrigin{}} }
 
 // Projection is the read model group that keeps the tracker.
 func (o *OpenTurns) Projection() *consumer.Group {
-	set := func(env eventstore.Envelope, turnID string, open bool) {
-		k := openTurn{orgID: env.OrgID, conversationID: env.Stream.EntityID, turnID: turnID}
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if open {
-			o.open[k] = struct{}{}
-		} else {
-			delete(o.open, k)
-		}
-	}
+	set := o.set
 	return &consumer.Group{Name: "open-turns", Handlers: []consumer.Handler{
 		consumer.On(func(_ context.Context, env eventstore.Envelope, e *conversations.TurnStarted) error {
 			set(env, e.TurnID, true)
@@ -62,6 +60,19 @@ func (o *OpenTurns) Projection() *consumer.Group {
 	}}
 }
 
+// set records turnID of env's conversation as open (with where it came
+// from) or ended.
+func (o *OpenTurns) set(env eventstore.Envelope, turnID string, open bool) {
+	k := openTurn{orgID: env.OrgID, conversationID: env.Stream.EntityID, turnID: turnID}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if open {
+		o.open[k] = turnOrigin{correlationID: env.CorrelationID, startedID: env.ID.String(), traceID: env.TraceID}
+	} else {
+		delete(o.open, k)
+	}
+}
+
 // InterruptedReason is what a turn failed at start records.
 const InterruptedReason = "interrupted: the server stopped during the turn"
 
@@ -69,12 +80,16 @@ const InterruptedReason = "interrupted: the server stopped during the turn"
 // principal "turn-recovery" of its organization. Call it once the read
 // models have been rebuilt and before the server takes requests: with one
 // replica, no turn can be running then. It returns how many turns it
-// failed.
+// failed. Each failure carries the correlation of the request that
+// started the turn, caused by its TurnStarted, so that the turn's narrative
+// ends with it.
 func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, error) {
 	o.mu.Lock()
 	turns := make([]openTurn, 0, len(o.open))
-	for k := range o.open {
+	origins := make(map[openTurn]turnOrigin, len(o.open))
+	for k, origin := range o.open {
 		turns = append(turns, k)
+		origins[k] = origin
 	}
 	o.mu.Unlock()
 	sort.Slice(turns, func(i, j int) bool { return turns[i].turnID < turns[j].turnID })
@@ -82,6 +97,8 @@ func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, 
 	failed := 0
 	for _, k := range turns {
 		who := access.Principal{Subject: "turn-recovery", Kind: access.KindProcess, OrgID: k.orgID}
+		origin := origins[k]
+		ctx := commands.WithOrigin(ctx, commands.Origin{CorrelationID: origin.correlationID, CausationID: origin.startedID, TraceID: origin.traceID})
 		_, err := record.RecordTurn(ctx, who, access.Decision{}, k.conversationID,
 			&conversations.TurnFailed{TurnID: k.turnID, Reason: InterruptedReason})
 		if err != nil {

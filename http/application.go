@@ -48,6 +48,8 @@ type Queries struct {
 	Bots      BotQueries
 	Knowledge KnowledgeQueries
 	Audit     AuditQueries
+	// Stories tell whole requests (narratives) and export the record.
+	Stories AuditStoryQueries
 	// Conversations read conversations with bots.
 	Conversations ConversationQueries
 	// DataSources read data sources.
@@ -56,6 +58,8 @@ type Queries struct {
 	Analytics AnalyticsQueries
 	// AuditChain reads checkpoints and verifies the organization's chain.
 	AuditChain AuditChainQueries
+	// AccessReview answers who could do what at a past moment.
+	AccessReview AccessReview
 }
 
 // SecurityRecorder records refused authentications in the security stream.
@@ -128,6 +132,15 @@ type KnowledgeQueries interface {
 // AuditQueries read the caller's organization's events.
 type AuditQueries interface {
 	AuditEvents(ctx context.Context, who access.Principal, q projections.AuditQuery) ([]projections.AuditEvent, error)
+}
+
+// AuditStoryQueries read the caller's organization's record as stories:
+// one request's narrative, the list of recent ones, and the export.
+type AuditStoryQueries interface {
+	Narrative(ctx context.Context, who access.Principal, correlationID string) (projections.Narrative, error)
+	Narratives(ctx context.Context, who access.Principal, q projections.NarrativeQuery) ([]projections.NarrativeSummary, error)
+	Export(ctx context.Context, who access.Principal, since time.Time, each func([]projections.AuditEvent) error) error
+	Narrator() *projections.Narrator
 }
 
 // DataSourceCommands change and test data sources.

@@ -33,6 +33,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
@@ -381,10 +382,12 @@ func oasNewStack(t *testing.T) *oasStack {
 				Conversations: cmds.Conversations, DataSources: cmds.DataSources},
 			Queries: Queries{
 				Tenancy: queries, Bots: queries, Audit: queries,
+				Stories:       projections.NewAuditStories(queries, projections.NewNarrator(registry)),
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
 				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
 				AuditChain:    chain.NewService(store, chainRecord, chainKeys, pipeline),
+				AccessReview:  accessreview.New(store, registry, pipeline),
 			},
 			Runner: runner,
 		},
@@ -1136,6 +1139,36 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		t.Error("the untouched log does not verify")
 	}
 
+	// Narratives of those requests, and the export.
+	var narratives struct {
+		Items []struct {
+			CorrelationID string `json:"correlation_id"`
+		} `json:"items"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?limit=500", token: alice,
+		want: http.StatusOK}).decode(t, &narratives)
+	if len(narratives.Items) == 0 {
+		t.Fatal("no narratives")
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?type=DocumentChunked&actor=alice&since=2020-01-01T00:00:00Z",
+		token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?resource=nothing", token: alice, want: http.StatusUnprocessableEntity})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives?since=yesterday", token: alice, want: http.StatusBadRequest, invalid: true})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives/" + narratives.Items[0].CorrelationID, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/narratives/no-such-request", token: alice, want: http.StatusNotFound})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=ocsf&since=2020-01-01T00:00:00Z", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/export?format=csv", token: alice, want: http.StatusBadRequest, invalid: true})
+	// Access review, from the log folded up to a moment.
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:alice", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:bob&issuer=" + url.QueryEscape(oasExternalIssuer) +
+		"&at=2000-01-01T00:00:00Z", token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?resource=bot:" + bot.ID, token: alice, want: http.StatusOK})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?resource=doc:x", token: alice, want: http.StatusBadRequest})
+	s.do(oasCall{method: http.MethodPost, path: "/v1/members", token: alice, want: http.StatusCreated,
+		body: map[string]any{"sub": "vera", "roles": []string{"viewer"}}})
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/access?subject=user:alice",
+		token: s.mint(identity.Claims{Kind: identity.KindUser, Org: org.ID}, "vera"), want: http.StatusForbidden})
 	// Closing the organization, last: its owner may not, the platform must
 	// confirm its name, and afterwards its tokens answer 401.
 	orgPath := "/v1/orgs/" + org.ID

@@ -206,8 +206,10 @@ func (s *Server) routes() {
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/checkpoints", s.auditCheckpoints).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/verify", s.auditVerify).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/access", s.auditAccess).Methods(http.MethodGet)
 
 	s.analyticsRoutes(v1)
+	s.auditStoryRoutes(v1)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -105,6 +105,8 @@ type AuditQuery struct {
 	Stream        string
 	Actor         string
 	CorrelationID string
+	// Since, when set, keeps only events that occurred at or after it.
+	Since time.Time
 	// After is an AuditEvent.Sequence: only events numbered after it.
 	After uint64
 	Limit int
@@ -157,4 +159,10 @@ type AuditModel interface {
 	// RedactOrg keeps the organization's events but not their content
 	// (see closed.go).
 	AuditRedactor
+	// Narratives lists the organization's narratives, one per correlation
+	// id, newest first (by the sequence of their first event), those
+	// matching q: a step by q.Actor, a step of q.Type, a step on q.Stream,
+	// the first event in [q.Since, q.Until), the first event's sequence
+	// below q.After when it is set.
+	Narratives(ctx context.Context, scope access.Scope, q NarrativeQuery) ([]NarrativeRow, error)
 }

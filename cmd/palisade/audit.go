@@ -35,7 +35,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	store, err := app.OpenStore(ctx, app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
 		// Content is opened with the data directory's keys; what a
-		// destroyed key sealed prints as {"redacted":true,"shredded":true}.
+		// destroyed key sealed prints as null (events.Shredded).
 		MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 	})
 	if err != nil {

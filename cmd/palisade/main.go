@@ -35,6 +35,9 @@ commands:
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
   audit verify  check the log against the audit chain and its signed checkpoints
+  audit narrative  print the story of one request (--correlation ID) from the log
+  audit export  print an organization's record as JSON lines or OCSF events, for a SIEM
+  audit access  what a subject could do, or who could read a resource, at a moment
   keys rotate   add a new version of an organization's data key (the log is not rewritten)
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
@@ -56,6 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "audit":
 		if len(args) >= 2 && args[1] == "verify" {
 			return auditVerify(ctx, args[2:], stdout, stderr)
+		}
+		if len(args) >= 2 && (args[1] == "narrative" || args[1] == "export") {
+			return auditStory(ctx, args[1], args[2:], stdout, stderr)
+		}
+		if len(args) >= 2 && args[1] == "access" {
+			return auditAccess(ctx, args[2:], stdout, stderr)
 		}
 		if len(args) < 2 || args[1] != "replay" {
 			return fmt.Errorf("usage: palisade audit replay|verify [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")

@@ -192,18 +192,16 @@ type Redaction struct {
 	Fields int
 }
 
-// ShreddedContent stands where a content value was sealed under a key that
-// no longer exists (an organization closed, a person forgotten): the value
-// is gone for good, and nothing of it — not even a hash, which would let a
-// short value such as a question be guessed — is left. Readers treat it
-// like any other content value; [Registry.RedactContent] keeps it as it is.
-type ShreddedContent struct {
-	Redacted bool `json:"redacted"`
-	Shredded bool `json:"shredded"`
-}
-
-// Shredded is the JSON of a [ShreddedContent].
-var Shredded = json.RawMessage(`{"redacted":true,"shredded":true}`)
+// Shredded stands where a content value was sealed under a key that no
+// longer exists (an organization closed, a person forgotten): the value is
+// gone for good, and nothing of it — not even a hash, which would let a
+// short value such as a question be guessed — is left. It is JSON null, so
+// that every event still decodes into its Go type (a string field reads
+// empty, a list none) and projections, aggregates and replays go on over a
+// log with shredded parts; the event's type, time, actor, resource ids and
+// its place in the hash chain stay. [Registry.RedactContent] keeps it as
+// it is.
+var Shredded = json.RawMessage(`null`)
 
 // RedactContent returns eventType's JSON payload data with every content
 // value replaced by a [RedactedContent]. Record fields are kept as they
@@ -396,16 +394,9 @@ func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
 	return json.Marshal(RedactedContent{Redacted: true, SHA256: hex.EncodeToString(sum[:]), Size: len(raw)})
 }
 
-// isShredded reports whether v is a [ShreddedContent] marker.
+// isShredded reports whether v is the [Shredded] value.
 func isShredded(v []byte) bool {
-	if len(v) == 0 || v[0] != '{' {
-		return false
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(v, &m) != nil || len(m) != 2 {
-		return false
-	}
-	return string(m["redacted"]) == "true" && string(m["shredded"]) == "true"
+	return bytes.Equal(bytes.TrimSpace(v), Shredded)
 }
 
 // compact re-encodes a record value, so that bytes that are not JSON never

@@ -32,6 +32,7 @@ type serviceAccount struct {
 	revoked     bool
 	createdBy   string
 	permissions access.PermissionSet
+	expiresAt   time.Time
 }
 
 // New returns an empty organization, before its first event.
@@ -72,7 +73,7 @@ func (o *Organization) Apply(e domain.Event) {
 		delete(o.issuers, e.Issuer)
 	case *ServiceAccountCreated:
 		perms, _ := access.ParsePermissions(e.Permissions) // recorded names were valid when decided
-		o.serviceAccounts[e.ID] = &serviceAccount{createdBy: e.CreatedBy, permissions: perms}
+		o.serviceAccounts[e.ID] = &serviceAccount{createdBy: e.CreatedBy, permissions: perms, expiresAt: e.ExpiresAt}
 	case *ServiceAccountReassigned:
 		if sa := o.serviceAccounts[e.ID]; sa != nil {
 			sa.createdBy = e.CreatedBy

@@ -197,10 +197,14 @@ func cloneBot(b projections.Bot) projections.Bot {
 type Audit struct {
 	mu     sync.RWMutex
 	events map[string][]projections.AuditEvent
+	// narratives indexes each organization's events by correlation id.
+	narratives map[string]*narrativeIndex
 }
 
 // NewAudit returns an empty audit index.
-func NewAudit() *Audit { return &Audit{events: map[string][]projections.AuditEvent{}} }
+func NewAudit() *Audit {
+	return &Audit{events: map[string][]projections.AuditEvent{}, narratives: map[string]*narrativeIndex{}}
+}
 
 func (a *Audit) Add(_ context.Context, scope access.Scope, env eventstore.Envelope) error {
 	org, err := orgOf(scope)
@@ -216,7 +220,16 @@ func (a *Audit) Add(_ context.Context, scope access.Scope, env eventstore.Envelo
 	if n := len(list); n > 0 && list[n-1].Event.Position >= env.Position {
 		return nil // already indexed
 	}
-	a.events[org] = append(list, projections.AuditEvent{Sequence: uint64(len(list)) + 1, Event: env})
+	e := projections.AuditEvent{Sequence: uint64(len(list)) + 1, Event: env}
+	a.events[org] = append(list, e)
+	if env.CorrelationID != "" {
+		n := a.narratives[org]
+		if n == nil {
+			n = &narrativeIndex{byID: map[string][]int{}}
+			a.narratives[org] = n
+		}
+		n.add(env.CorrelationID, len(list))
+	}
 	return nil
 }
 
@@ -258,6 +271,9 @@ func matchAudit(q projections.AuditQuery, env eventstore.Envelope) bool {
 		return false
 	}
 	if q.CorrelationID != "" && env.CorrelationID != q.CorrelationID {
+		return false
+	}
+	if !q.Since.IsZero() && env.OccurredAt.Before(q.Since) {
 		return false
 	}
 	return true

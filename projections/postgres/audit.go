@@ -29,12 +29,23 @@ const (
 		correlation_id, causation_id, trace_id, authorization_reason, idempotency_key, schema_version, occurred_at, data`
 	// One statement, so that it queues in the unit's batch like every
 	// other write: the organization's next number is one past its last,
-	// and an event not past its last position is already there.
-	addAuditSQL = `INSERT INTO audit_events (org_id, sequence, ` + auditColumns + `)
+	// and an event not past its last position is already there. The same
+	// statement keeps the event's narrative (audit_narratives): a new
+	// correlation starts one, a later event of it extends it; an event
+	// that was already there inserts no row, so a redelivery counts
+	// nothing twice.
+	addAuditSQL = `WITH added AS (
+		INSERT INTO audit_events (org_id, sequence, ` + auditColumns + `)
 		SELECT $1, last.sequence + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
 		FROM (SELECT coalesce(max(sequence), 0) AS sequence, coalesce(max(position), 0) AS position
 		      FROM audit_events WHERE org_id = $1) last
-		WHERE last.position < $2`
+		WHERE last.position < $2
+		RETURNING org_id, correlation_id, sequence, occurred_at)
+	INSERT INTO audit_narratives AS n (org_id, correlation_id, first_sequence, last_sequence, steps, started_at, ended_at)
+	SELECT org_id, correlation_id, sequence, sequence, 1, occurred_at, occurred_at FROM added WHERE correlation_id <> ''
+	ON CONFLICT (org_id, correlation_id) DO UPDATE
+	SET last_sequence = EXCLUDED.last_sequence, steps = n.steps + 1, ended_at = greatest(n.ended_at, EXCLUDED.ended_at)
+	WHERE n.last_sequence < EXCLUDED.last_sequence`
 )
 
 func (a *Audit) Add(ctx context.Context, scope access.Scope, env eventstore.Envelope) error {
@@ -108,22 +119,27 @@ func auditQuery(org string, q projections.AuditQuery) (string, []any) {
 	if q.CorrelationID != "" {
 		cond("correlation_id =", q.CorrelationID)
 	}
+	if !q.Since.IsZero() {
+		cond("occurred_at >=", q.Since)
+	}
 	args = append(args, limitOf(q.Limit))
 	sb.WriteString(" ORDER BY sequence LIMIT $" + strconv.Itoa(len(args)))
 	return sb.String(), args
 }
 
-func scanAuditEvent(rows pgx.Rows, org string) (projections.AuditEvent, error) {
+// scanAuditEvent scans a row of sequence and auditColumns, then extra.
+func scanAuditEvent(rows pgx.Rows, org string, extra ...any) (projections.AuditEvent, error) {
 	var (
 		e                                 projections.AuditEvent
 		env                               = &e.Event
 		sequence, position, streamVersion int64
 		data                              []byte
 	)
-	err := rows.Scan(&sequence, &position, &env.ID, &env.Type, &env.Stream.Category, &env.Stream.OrgID, &env.Stream.EntityID,
+	dest := append([]any{&sequence, &position, &env.ID, &env.Type, &env.Stream.Category, &env.Stream.OrgID, &env.Stream.EntityID,
 		&streamVersion, &env.Actor.Subject, &env.Actor.Kind, &env.Actor.Roles, &env.Actor.OnBehalfOf,
 		&env.Actor.Scope, &env.Actor.CreatedBy, &env.CorrelationID, &env.CausationID, &env.TraceID, &env.Authorization, &env.IdempotencyKey,
-		&env.SchemaVersion, &env.OccurredAt, &data)
+		&env.SchemaVersion, &env.OccurredAt, &data}, extra...)
+	err := rows.Scan(dest...)
 	if err != nil {
 		return e, err
 	}
@@ -135,4 +151,69 @@ func scanAuditEvent(rows pgx.Rows, org string) (projections.AuditEvent, error) {
 		env.Data = json.RawMessage(data)
 	}
 	return e, nil
+}
+
+// Narratives pages audit_narratives newest first; each filter on the steps
+// is an EXISTS over the correlation's events (index audit_events_correlation).
+func (a *Audit) Narratives(ctx context.Context, scope access.Scope, q projections.NarrativeQuery) ([]projections.NarrativeRow, error) {
+	org, err := orgOf(scope)
+	if err != nil {
+		return nil, err
+	}
+	before := int64(math.MaxInt64)
+	if q.After > 0 && q.After <= math.MaxInt64 {
+		before = int64(q.After)
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT e.sequence, ` + prefixed("e.", auditColumns) + `, n.last_sequence, n.steps, n.ended_at
+		FROM audit_narratives n
+		JOIN audit_events e ON e.org_id = n.org_id AND e.sequence = n.first_sequence
+		WHERE n.org_id = $1 AND n.first_sequence < $2`)
+	args := []any{org, before}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !q.Since.IsZero() {
+		sb.WriteString(" AND n.started_at >= " + arg(q.Since))
+	}
+	if !q.Until.IsZero() {
+		sb.WriteString(" AND n.started_at < " + arg(q.Until))
+	}
+	step := func(column string, v string) {
+		if v != "" {
+			sb.WriteString(` AND EXISTS (SELECT 1 FROM audit_events s WHERE s.org_id = n.org_id
+				AND s.correlation_id = n.correlation_id AND s.` + column + ` = ` + arg(v) + `)`)
+		}
+	}
+	step("actor_subject", q.Actor)
+	step("type", q.Type)
+	step("stream", q.Stream)
+	sb.WriteString(" ORDER BY n.first_sequence DESC LIMIT " + arg(limitOf(q.Limit)))
+
+	out := []projections.NarrativeRow{}
+	err = a.db.query(ctx, org, sb.String(), args, func(rows pgx.Rows) error {
+		var (
+			r       projections.NarrativeRow
+			last, n int64
+			err     error
+		)
+		r.Root, err = scanAuditEvent(rows, org, &last, &n, &r.EndedAt)
+		r.CorrelationID, r.LastSequence, r.Steps, r.EndedAt = r.Root.Event.CorrelationID, uint64(last), int(n), r.EndedAt.UTC()
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit narratives: %w", err)
+	}
+	return out, nil
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(prefix, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -33,6 +33,8 @@ var insertOther = map[string]string{
 			stream_version, actor_subject, actor_kind, correlation_id, causation_id, trace_id, authorization_reason,
 			idempotency_key, schema_version, occurred_at)
 		VALUES ('org-b', 999, 999, gen_random_uuid(), 'X', 'bot', 'org-b', 'x', 0, 'mallory', 'user', '', '', '', '', '', 1, now())`,
+	"audit_narratives": `INSERT INTO audit_narratives (org_id, correlation_id, first_sequence, last_sequence, steps, started_at, ended_at)
+		VALUES ('org-b', 'corr-mallory', 999, 999, 1, now(), now())`,
 	"knowledge_chunks": `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding)
 		VALUES ('org-b', 'kb-1', 'doc-1', 'chunk-mallory', 0, 'm', array_fill(0.5::real, ARRAY[384])::vector)`,
 	"knowledge_bases": `INSERT INTO knowledge_bases (org_id, id, name, description, embedding_model, dimensions, grants, archived,
@@ -89,7 +91,7 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 				b.store.Bots().PutBot(ctx, s, projections.Bot{ID: "bot-1", Name: "b", CreatedAt: at, UpdatedAt: at}),
 				b.store.Audit().Add(ctx, s, eventstore.Envelope{
 					ID: uuid.New(), Type: "BotCreated", Stream: eventstore.MustStreamName("bot", org, "bot-1"), Position: uint64(i + 1),
-					Data: []byte(`{}`), Metadata: eventstore.Metadata{OrgID: org, Actor: eventstore.Actor{Subject: "alice", Kind: "user"}, OccurredAt: at},
+					Data: []byte(`{}`), Metadata: eventstore.Metadata{OrgID: org, CorrelationID: "corr-1", Actor: eventstore.Actor{Subject: "alice", Kind: "user"}, OccurredAt: at},
 				}),
 			)
 		})
@@ -153,7 +155,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	ctx := b.ctx
 
 	tables := tenantTables(t, ctx, b.owner, b.schema)
-	want := []string{"audit_events", "bots", "members", "org_issuers", "orgs", "service_accounts"}
+	want := []string{"audit_events", "audit_narratives", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
 		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
 	}

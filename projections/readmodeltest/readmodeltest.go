@@ -73,6 +73,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runAnalytics(t, newModels)
 	runAuditSequences(t, newModels)
 	runPurge(t, newModels)
+	runAuditNarratives(t, newModels)
 	t.Run("ZeroScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		m := newModels(t)
