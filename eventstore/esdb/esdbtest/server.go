@@ -20,7 +20,8 @@
 // starts with a system event of the server's own that clients must skip.
 // The test hooks ([Server.Stop], [Server.Restart],
 // [Server.DropSubscriptions], [Server.AppendSystemEvent],
-// [Server.AppendCalls], [Server.Events], [WithoutStreamReadPositions])
+// [Server.AppendCalls], [Server.Events], [Server.RewriteLog],
+// [WithoutStreamReadPositions])
 // let tests break the connection, imitate older servers and count what
 // reached the server.
 //
