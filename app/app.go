@@ -138,7 +138,10 @@ type Config struct {
 	AuthDenialBurst int
 	// Analytics tunes the analytics process (workers, query timeout).
 	Analytics AnalyticsConfig
-	Logger    *slog.Logger
+	// AuditCheckpointInterval is how often the audit chain checkpoints an
+	// organization with new events (chain.EveryInterval, 10 s, if zero).
+	AuditCheckpointInterval time.Duration
+	Logger                  *slog.Logger
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -210,8 +213,11 @@ type App struct {
 	analytics  *analyticsPart
 	postgres   *postgres.Store
 	rebuilt    uint64
-	ready      chan struct{}
-	closeErr   error
+	// kafkaPublisher is the relays' Kafka publisher, when Kafka is on; the
+	// audit chain publishes its checkpoints through it too.
+	kafkaPublisher message.Publisher
+	ready          chan struct{}
+	closeErr       error
 }
 
 // Open starts Palisade on cfg: it opens the log, rebuilds the read models
@@ -338,6 +344,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.analytics.start(ctx, runCtx, a)
 
 	if err := a.startBus(runCtx); err != nil {
+		return nil, err
+	}
+	if err := a.startAuditChain(ctx, runCtx); err != nil {
 		return nil, err
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/palisadehq/palisade/audit/accessreview"
+	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/conversation"
 	httpapi "github.com/palisadehq/palisade/http"
@@ -36,6 +37,9 @@ type Queries struct {
 	// Analytics answers reads of analytics jobs and their results (set by
 	// Open, beside the analytics process).
 	Analytics *projections.AnalyticsQueries
+	// AuditChain answers the audit chain's checkpoints and verification
+	// (set by Open, beside the chainer).
+	AuditChain *chain.Service
 	// AccessReview answers who could do what at a past moment, from the
 	// log (set by Open, which holds the store).
 	AccessReview *accessreview.Service
@@ -79,6 +83,7 @@ func (a Application) forHTTP() httpapi.Application {
 			Conversations: a.Queries.Conversations,
 			DataSources:   a.Queries.DataSources,
 			Analytics:     a.Queries.Analytics,
+			AuditChain:    a.Queries.AuditChain,
 			AccessReview:  a.Queries.AccessReview,
 		},
 		Runner: a.Runner,

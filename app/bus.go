@@ -91,6 +91,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 		_ = publisher.Close()
 		return nil, err
 	}
+	a.kafkaPublisher = publisher
 	checkpoints := map[string]*kafka.PeriodicCheckpoint{
 		"relay.kafka.log":        kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.log"), 100*time.Millisecond),
 		"relay.kafka.categories": kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.categories"), 100*time.Millisecond),

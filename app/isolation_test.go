@@ -407,6 +407,14 @@ func isoRoutes() map[string]isoRoute {
 			}
 			return out
 		}},
+		// The audit chain: only ever the caller's organization's
+		// checkpoints and verification, whatever the query says.
+		"GET /v1/audit/checkpoints": {perm: access.AuditRead, queries: func([]*isoOrg) []isoQuery {
+			return []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?after=0&limit=500"}}
+		}},
+		"GET /v1/audit/verify": {perm: access.AuditRead, queries: func([]*isoOrg) []isoQuery {
+			return []isoQuery{{q: ""}}
+		}},
 	}
 }
 
@@ -2493,6 +2501,32 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 		}
 		if !q.namesVictim && len(list.Items) == 0 {
 			t.Errorf("%s returns no events, though the org has some", where)
+		}
+	case "/v1/audit/checkpoints":
+		// The chain runs behind the log, so a page may still be empty;
+		// whatever it holds is the caller's organization's.
+		var list struct{ Items []struct{ Org string } }
+		got.json(t, &list)
+		for _, c := range list.Items {
+			if c.Org != own.id {
+				t.Errorf("%s returns a checkpoint of org %q", where, c.Org)
+			}
+		}
+	case "/v1/audit/verify":
+		var report struct {
+			Org      string
+			Findings []struct {
+				EventID string `json:"event_id"`
+			}
+		}
+		got.json(t, &report)
+		if report.Org != own.id {
+			t.Errorf("%s verifies org %q, not its own", where, report.Org)
+		}
+		for _, f := range report.Findings {
+			if foreign(f.EventID) {
+				t.Errorf("%s names another org's event %s", where, f.EventID)
+			}
 		}
 	case "/v1/audit/narratives":
 		var list struct {

@@ -56,6 +56,8 @@ type Queries struct {
 	DataSources DataSourceQueries
 	// Analytics read analytics jobs and their results.
 	Analytics AnalyticsQueries
+	// AuditChain reads checkpoints and verifies the organization's chain.
+	AuditChain AuditChainQueries
 	// AccessReview answers who could do what at a past moment.
 	AccessReview AccessReview
 }

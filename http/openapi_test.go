@@ -34,6 +34,7 @@ import (
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/audit/accessreview"
+	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -258,6 +259,7 @@ type oasStack struct {
 	validator validator.Validator
 	platform  string
 	sealer    *consistency.Sealer
+	chainer   *chain.Chainer
 }
 
 // oasCatchUp applies the log to the read models on demand.
@@ -345,6 +347,21 @@ func oasNewStack(t *testing.T) *oasStack {
 	if err != nil {
 		t.Fatalf("sealer: %v", err)
 	}
+	chainRecord, err := chain.OpenRecord(ctx, filepath.Join(dir, chain.RecordFile))
+	if err != nil {
+		t.Fatalf("audit chain record: %v", err)
+	}
+	t.Cleanup(func() { _ = chainRecord.Close() })
+	jwks, err := issuer.JWKS()
+	if err != nil {
+		t.Fatalf("JWKS: %v", err)
+	}
+	chainKeys, err := chain.KeysFromJWKS(jwks)
+	if err != nil {
+		t.Fatalf("audit chain keys: %v", err)
+	}
+	chainer := chain.NewChainer(store, chainRecord, issuer, nil, logger)
+	chainer.Every, chainer.Interval = 10, 0
 	cmds := commands.New(pipeline, issuer, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
 	keys := keyring.NewMemory(master)
 	cmds.DataSources = commands.NewDataSources(pipeline, keys, oasDatabases{})
@@ -369,6 +386,7 @@ func oasNewStack(t *testing.T) *oasStack {
 				Knowledge:     knowledgeQueries,
 				Conversations: projections.NewConversationQueries(conversations, pipeline),
 				DataSources:   projections.NewDataSourceQueries(sources, pipeline),
+				AuditChain:    chain.NewService(store, chainRecord, chainKeys, pipeline),
 				AccessReview:  accessreview.New(store, registry, pipeline),
 			},
 			Runner: runner,
@@ -393,7 +411,7 @@ func oasNewStack(t *testing.T) *oasStack {
 	if len(errs) > 0 {
 		t.Fatalf("validator: %v", errors.Join(errs...))
 	}
-	s := &oasStack{t: t, server: server, issuer: issuer, validator: v, sealer: sealer}
+	s := &oasStack{t: t, server: server, issuer: issuer, validator: v, sealer: sealer, chainer: chainer}
 	s.platform = s.mint(identity.Claims{Kind: identity.KindPlatform}, "platform-ops")
 	return s
 }
@@ -1099,6 +1117,27 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		token: alice, want: http.StatusOK})
 	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/events?type=DocumentChunked&type=KnowledgeSearched",
 		token: alice, want: http.StatusOK})
+
+	// The audit chain, once the chainer has followed the log.
+	if _, err := s.chainer.CatchUp(context.Background()); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	var checkpoints struct {
+		Items     []json.RawMessage `json:"items"`
+		NextAfter string            `json:"next_after"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/checkpoints?limit=1", token: alice, want: http.StatusOK}).decode(t, &checkpoints)
+	if len(checkpoints.Items) != 1 || checkpoints.NextAfter == "" {
+		t.Errorf("first page of checkpoints: %+v", checkpoints)
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/checkpoints?after=" + checkpoints.NextAfter, token: alice, want: http.StatusOK})
+	var verified struct {
+		OK bool `json:"ok"`
+	}
+	s.do(oasCall{method: http.MethodGet, path: "/v1/audit/verify", token: alice, want: http.StatusOK}).decode(t, &verified)
+	if !verified.OK {
+		t.Error("the untouched log does not verify")
+	}
 
 	// Narratives of those requests, and the export.
 	var narratives struct {

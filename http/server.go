@@ -204,6 +204,8 @@ func (s *Server) routes() {
 	v1.HandleFunc("/data-sources/{id}/grants", s.setDataSourceGrants).Methods(http.MethodPut)
 
 	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/checkpoints", s.auditCheckpoints).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/verify", s.auditVerify).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/access", s.auditAccess).Methods(http.MethodGet)
 
 	s.analyticsRoutes(v1)

@@ -277,3 +277,10 @@ func (i *Issuer) DeriveSecret(label string) []byte {
 	mac.Write([]byte("palisade derived secret: " + label))
 	return mac.Sum(nil)
 }
+
+// SignBytes returns the Ed25519 signature of msg under the issuer's key,
+// for statements other than tokens (the audit chain's checkpoints); it
+// verifies with the key the JWKS publishes under KeyID. Callers sign only
+// their own canonical encodings, never bytes a client supplied, so that no
+// signature can be passed off as a token's.
+func (i *Issuer) SignBytes(msg []byte) []byte { return ed25519.Sign(i.private, msg) }

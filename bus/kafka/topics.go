@@ -117,3 +117,18 @@ func validTopic(t string) bool {
 	}
 	return true
 }
+
+// CheckpointCategory is the topic category of the audit chain's signed
+// checkpoints: "palisade.audit-checkpoints", or
+// "palisade.<org>.audit-checkpoints" with topics per org, keyed by org id
+// like every other topic.
+const CheckpointCategory = "audit-checkpoints"
+
+// CheckpointTopic names the topic org's checkpoints go to: of every org
+// when perOrg is false.
+func CheckpointTopic(org string, perOrg bool) (string, error) {
+	if !perOrg {
+		org = ""
+	}
+	return categoryTopic(org, CheckpointCategory)
+}

@@ -34,6 +34,7 @@ commands:
   migrate       bring the PostgreSQL read-model schema up to date
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
+  audit verify  check the log against the audit chain and its signed checkpoints
   audit narrative  print the story of one request (--correlation ID) from the log
   audit export  print an organization's record as JSON lines or OCSF events, for a SIEM
   audit access  what a subject could do, or who could read a resource, at a moment
@@ -56,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "audit":
+		if len(args) >= 2 && args[1] == "verify" {
+			return auditVerify(ctx, args[2:], stdout, stderr)
+		}
 		if len(args) >= 2 && (args[1] == "narrative" || args[1] == "export") {
 			return auditStory(ctx, args[1], args[2:], stdout, stderr)
 		}
@@ -63,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return auditAccess(ctx, args[2:], stdout, stderr)
 		}
 		if len(args) < 2 || args[1] != "replay" {
-			return fmt.Errorf("usage: palisade audit replay [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
+			return fmt.Errorf("usage: palisade audit replay|verify [--data-dir DIR | --eventstore-url esdb://…] [--org ID] [--content]")
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
 	case "keys":

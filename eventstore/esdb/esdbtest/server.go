@@ -20,7 +20,8 @@
 // starts with a system event of the server's own that clients must skip.
 // The test hooks ([Server.Stop], [Server.Restart],
 // [Server.DropSubscriptions], [Server.AppendSystemEvent],
-// [Server.AppendCalls], [Server.Events], [WithoutStreamReadPositions])
+// [Server.AppendCalls], [Server.Events], [Server.RewriteLog],
+// [WithoutStreamReadPositions])
 // let tests break the connection, imitate older servers and count what
 // reached the server.
 //
@@ -654,4 +655,50 @@ func eventMessage(r *record, structured bool) *api.ReadResp {
 		},
 		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.position},
 	}}}
+}
+
+// StoredEvent is an event as the server keeps it, for tests that play an
+// operator who edits KurrentDB's files behind its back (see
+// [Server.RewriteLog]).
+type StoredEvent struct {
+	ID       uuid.UUID
+	Stream   string
+	Revision uint64
+	Type     string
+	Data     []byte
+	Meta     []byte
+}
+
+// RewriteLog replaces the log with what edit returns from its events
+// (system events included), in the order returned: edit may change,
+// drop, move or add events. Positions are assigned afresh from the start
+// of the log, as they would be in files rewritten offline; revisions are
+// kept as edit leaves them. Subscriptions already open are not told.
+func (s *Server) RewriteLog(edit func([]StoredEvent) []StoredEvent) {
+	l := s.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	created := map[uuid.UUID]int64{}
+	events := make([]StoredEvent, len(l.records))
+	for i, r := range l.records {
+		events[i] = StoredEvent{ID: r.id, Stream: r.stream, Revision: r.revision, Type: r.typ,
+			Data: append([]byte(nil), r.data...), Meta: append([]byte(nil), r.meta...)}
+		created[r.id] = r.created
+	}
+	events = edit(events)
+	l.records, l.streams, l.byID, l.next = nil, map[string][]*record{}, map[uuid.UUID]*record{}, firstPosition
+	now := time.Now().UnixNano() / 100
+	for _, e := range events {
+		r := &record{id: e.ID, stream: e.Stream, revision: e.Revision, position: l.next, typ: e.Type,
+			json: true, created: now, data: e.Data, meta: e.Meta}
+		if c, ok := created[e.ID]; ok {
+			r.created = c
+		}
+		l.next += recordSize(e.Stream, e.Type, e.Data, e.Meta)
+		l.records = append(l.records, r)
+		l.streams[e.Stream] = append(l.streams[e.Stream], r)
+		l.byID[e.ID] = r
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
