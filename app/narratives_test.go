@@ -245,6 +245,9 @@ func TestAuditExportStreamsTheOrganization(t *testing.T) {
 		h.createBot(ownerB, "canary-of-beta")
 	}
 	h.must(http.StatusForbidden, http.MethodPost, "/v1/bots", h.addMember(orgA, ownerA, "vic", "viewer"), map[string]any{"name": "x"}) // a denial
+	// The denial answers without a consistency token; a command after it
+	// carries one that covers it, so the export below sees it on every bus.
+	h.createBot(ownerA, "a-after-the-denial")
 	lines := func(body []byte) []map[string]any {
 		var out []map[string]any
 		sc := bufio.NewScanner(bytes.NewReader(body))
