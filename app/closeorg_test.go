@@ -1,19 +1,26 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/audit/chain"
+	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
 )
@@ -194,5 +201,96 @@ func ensureKey(t *testing.T, dataDir, org string) {
 	}
 	if _, err := ring.DataKey(context.Background(), org); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClosedOrganizationLeavesNoPlaintextAndItsChainStillVerifies: after a
+// real DELETE /v1/orgs/{id} and a shutdown, no file of the data directory
+// (the log with its WAL, the chain's record, the key directory, anything
+// else written there) holds the organization's content in clear, and the
+// audit chain, which covers the events as stored, still verifies: the
+// destroyed key changed no byte of the log.
+func TestClosedOrganizationLeavesNoPlaintextAndItsChainStillVerifies(t *testing.T) {
+	const canary = "canary-shred-91c4"
+	dir := t.TempDir()
+	h := openHarness(t, dir, func(cfg *app.Config) { cfg.AuditCheckpointInterval = 20 * time.Millisecond })
+	org, owner := h.createOrg("Acme", "alice")
+	kb := h.createKB(owner, "Handbook")
+	h.addDoc(owner, kb, "Leave", "text/plain", canary+" paid leave is twenty days")
+	ensureKey(t, dir, org)
+
+	// Wait until the chainer has chained everything the organization wrote.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var report chain.Report
+		h.must(http.StatusOK, http.MethodGet, "/v1/audit/verify", owner, nil).json(t, &report)
+		if report.Pending == 0 && report.VerifiedThroughSeq > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain did not catch up: %+v", report)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
+	h.close()
+
+	found := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(canary)) {
+			t.Errorf("%s holds the closed organization's content in clear", path)
+		}
+		if bytes.Contains(b, []byte("Handbook")) {
+			found++ // a name is metadata: the control that the scan reads the log
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 && os.Getenv("PALISADE_TEST_EVENTSTORE") != "esdb" {
+		t.Error("control: no file of the data directory holds the knowledge base's name; the scan reads nothing")
+	}
+
+	ctx := context.Background()
+	cfg := app.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb" {
+		cfg.EventStoreURL = esdbForTest(t, dir)
+	}
+	store, err := app.OpenLog(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	record, err := chain.OpenRecord(ctx, filepath.Join(dir, chain.RecordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer record.Close()
+	issuer, err := identity.LoadOrCreateIssuer(dir, app.DefaultIssuer, app.DefaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := issuer.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := chain.KeysFromJWKS(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports, err := chain.Verify(ctx, store, record, keys, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 1 || !reports[0].OK || len(reports[0].Findings) != 0 || reports[0].VerifiedThroughSeq == 0 {
+		t.Fatalf("the closed organization's chain: %+v", reports)
 	}
 }
