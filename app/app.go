@@ -414,6 +414,9 @@ func (a *App) openLog(ctx context.Context) error {
 
 func openEmbeddedLog(ctx context.Context, cfg Config) (*embedded.Store, error) {
 	store, err := embedded.Open(ctx, filepath.Join(cfg.DataDir, logFile))
+	if errors.Is(err, embedded.ErrLocked) {
+		return nil, &DataDirInUseError{Dir: cfg.DataDir, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
@@ -427,6 +430,19 @@ func openEventStoreDB(ctx context.Context, cfg Config) (*esdb.Store, error) {
 	}
 	return store, nil
 }
+
+// DataDirInUseError: another process (or another App in this one) has the
+// data directory's event log open.
+type DataDirInUseError struct {
+	Dir string
+	Err error
+}
+
+func (e *DataDirInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another palisade process; stop it, or give another --data-dir", e.Dir)
+}
+
+func (e *DataDirInUseError) Unwrap() error { return e.Err }
 
 func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
 
