@@ -142,6 +142,13 @@ type Config struct {
 	// organization with new events (chain.EveryInterval, 10 s, if zero).
 	AuditCheckpointInterval time.Duration
 	Logger                  *slog.Logger
+	// AccessLog receives one line per HTTP request; nil writes none
+	// (palisade serve writes them to standard error unless told not to).
+	AccessLog *slog.Logger
+	// MetricsElsewhere leaves /metrics off the API's address: the caller
+	// serves MetricsHandler on an address of its own (serve
+	// --metrics-addr).
+	MetricsElsewhere bool
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -195,6 +202,8 @@ type App struct {
 	Quotas   *quota.Book
 	Registry *prometheus.Registry
 	server   *httpapi.Server
+	ops      *opsMetrics
+	lag      *lagCollector
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -242,6 +251,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			_ = a.Close()
 		}
 	}()
+	a.ops, a.lag = newOpsMetrics(a.Registry), newLagCollector(a)
 
 	if a.keys, err = OpenKeyring(cfg); err != nil {
 		return nil, err
@@ -271,12 +281,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
 		return nil, err
 	}
+	a.embedder = timedEmbedder{Embedder: a.embedder, m: a.ops}
 	if err := a.checkEmbeddings(ctx); err != nil {
 		return nil, err
 	}
 	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
-	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger,
-		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas))
+	a.Pipeline = commands.NewPipeline(timedStore{Store: store, m: a.ops}, registry, cfg.Logger,
+		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas), commands.WithObserver(a.ops))
 	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err
@@ -349,28 +360,30 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.startAuditChain(ctx, runCtx); err != nil {
 		return nil, err
 	}
-	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.lag)
 	sealer, err := consistency.NewSealer(a.Issuer.DeriveSecret("consistency tokens"))
 	if err != nil {
 		return nil, fmt.Errorf("consistency tokens: %w", err)
 	}
 	a.server = httpapi.NewServer(httpapi.Deps{
-		App:             a.Application.forHTTP(),
-		Principals:      a.principals,
-		Extractor:       newDocumentExtractor(cfg.PDFCommand, a.Quotas),
-		Verifier:        a.Verifier,
-		Issuers:         a.Verifier,
-		JWKS:            a.Issuer.JWKS,
-		ReadModels:      a.Engine,
-		Consistency:     sealer,
-		Ready:           a.readiness,
-		Registry:        a.Registry,
-		Logger:          cfg.Logger,
-		ConsistencyWait: cfg.ConsistencyWait,
-		AuthDenialRate:  cfg.AuthDenialRate,
-		AuthDenialBurst: cfg.AuthDenialBurst,
-		TurnTimeout:     cfg.TurnTimeout,
-		Limits:          a.Quotas,
+		App:              a.Application.forHTTP(),
+		Principals:       a.principals,
+		Extractor:        newDocumentExtractor(cfg.PDFCommand, a.Quotas),
+		Verifier:         a.Verifier,
+		Issuers:          a.Verifier,
+		JWKS:             a.Issuer.JWKS,
+		ReadModels:       a.Engine,
+		Consistency:      sealer,
+		Ready:            a.readiness,
+		Registry:         a.Registry,
+		MetricsElsewhere: cfg.MetricsElsewhere,
+		Logger:           cfg.Logger,
+		AccessLog:        cfg.AccessLog,
+		ConsistencyWait:  cfg.ConsistencyWait,
+		AuthDenialRate:   cfg.AuthDenialRate,
+		AuthDenialBurst:  cfg.AuthDenialBurst,
+		TurnTimeout:      cfg.TurnTimeout,
+		Limits:           a.Quotas,
 	})
 	return a, nil
 }
@@ -401,6 +414,9 @@ func (a *App) openLog(ctx context.Context) error {
 
 func openEmbeddedLog(ctx context.Context, cfg Config) (*embedded.Store, error) {
 	store, err := embedded.Open(ctx, filepath.Join(cfg.DataDir, logFile))
+	if errors.Is(err, embedded.ErrLocked) {
+		return nil, &DataDirInUseError{Dir: cfg.DataDir, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
@@ -414,6 +430,19 @@ func openEventStoreDB(ctx context.Context, cfg Config) (*esdb.Store, error) {
 	}
 	return store, nil
 }
+
+// DataDirInUseError: another process (or another App in this one) has the
+// data directory's event log open.
+type DataDirInUseError struct {
+	Dir string
+	Err error
+}
+
+func (e *DataDirInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another palisade process; stop it, or give another --data-dir", e.Dir)
+}
+
+func (e *DataDirInUseError) Unwrap() error { return e.Err }
 
 func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
 
@@ -550,27 +579,49 @@ func (a *App) ListenAndServe(ctx context.Context, addr string, started func(net.
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{
+	if started != nil {
+		started(ln.Addr())
+	}
+	return a.Serve(ctx, ln, nil)
+}
+
+// MetricsHandler serves the metrics alone, for an address of their own.
+func (a *App) MetricsHandler() http.Handler { return httpapi.MetricsHandler(a.Registry) }
+
+// Serve serves the HTTP API on ln and, when metrics is not nil, the
+// metrics on it, until ctx ends; then both shut down gracefully. The
+// caller binds the listeners (palisade serve does before the rebuild, so
+// that an address in use fails at once).
+func (a *App) Serve(ctx context.Context, ln, metrics net.Listener) error {
+	servers := []*http.Server{{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+	}}
+	listeners := []net.Listener{ln}
+	if metrics != nil {
+		servers = append(servers, &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second})
+		listeners = append(listeners, metrics)
 	}
-	if started != nil {
-		started(ln.Addr())
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	var served error
 	select {
-	case err := <-errc:
-		return err
+	case served = <-errc:
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	errs := []error{served}
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(shutdown))
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops the relay, the bus (once every handler has returned) and the

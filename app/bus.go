@@ -63,8 +63,10 @@ func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (fun
 	}
 	return func() {
 		for group, pubsub := range a.pubsubs {
+			checkpoint := eventstore.NewMemoryCheckpoint(a.rebuilt)
+			a.lag.addRelay("gochannel."+group, checkpoint)
 			relay := eventstore.NewRelay(a.Log, pubsub, func(eventstore.Envelope) string { return busTopic },
-				eventstore.NewMemoryCheckpoint(a.rebuilt), a.cfg.Logger.With("component", "relay", "group", group))
+				checkpoint, a.cfg.Logger.With("component", "relay", "group", group))
 			a.relays.Add(1)
 			go a.runRelay(ctx, "gochannel."+group, relay)
 		}
@@ -113,6 +115,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 			"relay.kafka.categories": a.downstreamPublisher(publisher),
 		}
 		for name, topic := range topics {
+			a.lag.addRelay(name, checkpoints[name])
 			relay := eventstore.NewRelay(a.Log, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
 			a.relays.Add(1)
 			go a.runRelay(ctx, name, relay)

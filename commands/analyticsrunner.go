@@ -132,6 +132,13 @@ func (r *AnalyticsRunner) work(ctx context.Context) {
 	}
 }
 
+// Queued is how many jobs wait for a worker.
+func (r *AnalyticsRunner) Queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queued)
+}
+
 // Enqueue hands the job that env (its AnalyticsJobSubmitted) started to
 // the pool, waiting while the pool is full. A job already queued or
 // running is not queued again. Before Start (while the groups are rebuilt

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -155,7 +156,17 @@ func (p *Pipeline) RunJob(ctx context.Context, trigger eventstore.Envelope, acto
 		return nil
 	}
 
+	began := time.Now()
 	outcome, err := work(ctx, run)
+	if p.observer != nil {
+		state := string(outcome.State)
+		if err != nil {
+			state = "error"
+		} else if outcome.State != jobs.Succeeded && outcome.State != jobs.Cancelled {
+			state = string(jobs.Failed)
+		}
+		p.observer.JobDone(spec.Kind, state, time.Since(began))
+	}
 	if err != nil {
 		return fmt.Errorf("job %s: %w", stream, err)
 	}

@@ -43,3 +43,22 @@ func (p *Pipeline) admitResource(ctx context.Context, orgID, kind string) error 
 	}
 	return p.quotas.AdmitResource(ctx, orgID, kind)
 }
+
+// Observer is told what the pipeline does, for an operator's metrics. Its
+// arguments are bounded sets (no organization, no subject), so they can be
+// labels.
+type Observer interface {
+	// Denied is called for every refused authorization, with the reason's
+	// code (access.Reason.Code).
+	Denied(reason string)
+	// JobDone is called when a job's work has run, with the job's kind,
+	// the state it ended in ("succeeded", "failed", "cancelled", or
+	// "error" when the work returned an error and will be retried) and
+	// how long the work took.
+	JobDone(kind, state string, took time.Duration)
+}
+
+// WithObserver has the pipeline report denials and jobs to o.
+func WithObserver(o Observer) Option {
+	return func(p *Pipeline) { p.observer = o }
+}

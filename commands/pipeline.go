@@ -90,6 +90,7 @@ type Pipeline struct {
 	logger   *slog.Logger
 	denials  *denialCoalescer
 	quotas   ResourceQuotas
+	observer Observer
 	// authority keeps each organization's tenancy aggregate, which every
 	// allowed command is decided against again before it appends.
 	authority *authority
@@ -313,6 +314,9 @@ func (p *Pipeline) RecordDenial(ctx context.Context, who access.Principal, d acc
 	org := who.OrgID
 	if org == "" {
 		org = access.PlatformScope
+	}
+	if p.observer != nil {
+		p.observer.Denied(d.Code.Code())
 	}
 	o := OriginFrom(ctx)
 	if len(resource) > 200 {

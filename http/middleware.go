@@ -12,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/gorilla/mux"
-
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
@@ -74,49 +71,6 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 
 var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// observe gives every request a correlation id and trace id, a logger that
-// carries them, request metrics and a bounded body.
-func (s *Server) observe(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		correlation := r.Header.Get(headerCorrelationID)
-		if !correlationPattern.MatchString(correlation) {
-			correlation = uuid.Must(uuid.NewV7()).String()
-		}
-		traceID := traceIDFrom(r.Header.Get(headerTraceparent))
-		if traceID == "" {
-			traceID = strings.ReplaceAll(uuid.Must(uuid.NewRandom()).String(), "-", "")
-		}
-		w.Header().Set(headerCorrelationID, correlation)
-		logger := s.deps.Logger.With("correlation_id", correlation, "trace_id", traceID)
-		ctx := context.WithValue(r.Context(), loggerKey, logger)
-		ctx = commands.WithOrigin(ctx, commands.Origin{
-			CorrelationID: correlation,
-			CausationID:   correlation,
-			TraceID:       traceID,
-			Method:        r.Method,
-			Path:          truncate(r.URL.Path, 200),
-			RemoteAddr:    r.RemoteAddr,
-		})
-		// Only document uploads may be large; JSON bodies are further held
-		// to MaxBodyBytes by the decoder.
-		limit := int64(MaxBodyBytes + 1)
-		if strings.Contains(r.URL.Path, "/documents") {
-			limit = MaxUploadBytes
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r.WithContext(ctx))
-		route := "unmatched"
-		if cur := mux.CurrentRoute(r); cur != nil {
-			if tpl, err := cur.GetPathTemplate(); err == nil {
-				route = tpl
-			}
-		}
-		s.metrics.observe(r.Method, route, rec.status, time.Since(start))
-	})
-}
-
 // traceIDFrom reads the trace id of a W3C traceparent header
 // ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when it is malformed.
 func traceIDFrom(h string) string {
@@ -133,6 +87,16 @@ func traceIDFrom(h string) string {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// discardBody drops what is written: the response to a HEAD that a
+	// GET route serves.
+	discardBody bool
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.discardBody {
+		return len(p), nil
+	}
+	return r.ResponseWriter.Write(p)
 }
 
 // Unwrap lets http.ResponseController reach the connection (flushing a
@@ -159,6 +123,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired credentials")
 			return
 		}
+		notePrincipal(r.Context(), p)
 		ctx := context.WithValue(r.Context(), principalKey, p)
 		ctx = context.WithValue(ctx, loggerKey, loggerFrom(ctx).With("org_id", p.OrgID, "subject", p.Subject))
 		next.ServeHTTP(w, r.WithContext(ctx))

@@ -84,7 +84,15 @@ type Deps struct {
 	// read models rebuilt).
 	Ready    func(ctx context.Context) error
 	Registry Metrics
-	Logger   *slog.Logger
+	// MetricsElsewhere leaves /metrics off the API's router: the operator
+	// serves MetricsHandler on an address of its own (serve
+	// --metrics-addr), so the metrics need not be public.
+	MetricsElsewhere bool
+	Logger           *slog.Logger
+	// AccessLog receives one line per request (method, route template,
+	// status, duration, organization, principal kind, correlation id);
+	// nil writes none.
+	AccessLog *slog.Logger
 	// ConsistencyWait bounds how long a command waits for the read models.
 	ConsistencyWait time.Duration
 	// TurnTimeout is a bot turn's wall time; a streamed turn's write
@@ -105,6 +113,7 @@ type Deps struct {
 type Server struct {
 	deps        Deps
 	router      *mux.Router
+	root        http.Handler
 	metrics     *metrics
 	idempotency *idempotencyCache
 	authDenials *denialLimiter
@@ -123,28 +132,28 @@ func NewServer(deps Deps) *Server {
 		authDenials: newDenialLimiter(deps.AuthDenialRate, deps.AuthDenialBurst),
 	}
 	s.routes()
+	s.root = http.HandlerFunc(s.serveHTTP)
 	return s
 }
 
-// Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+// Handler returns the root handler: every request, whether a route takes
+// it or not, goes through serveHTTP (correlation id, metrics, access log).
+func (s *Server) Handler() http.Handler { return s.root }
 
 // Router exposes the mux router, for tests that walk the routes.
 func (s *Server) Router() *mux.Router { return s.router }
 
 func (s *Server) routes() {
 	r := s.router
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, http.StatusNotFound, "not-found", "no such route")
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "method not allowed on this route")
-	})
-	r.Use(s.recoverPanics, s.observe)
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.notFound)
+	r.Use(s.nameRoute)
 
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	if !s.deps.MetricsElsewhere {
+		r.Handle("/metrics", promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/openapi.json", s.openapi).Methods(http.MethodGet)
 	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
 

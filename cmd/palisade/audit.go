@@ -25,7 +25,10 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
-	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	if err != nil {
+		return err
+	}
 	org := fs.String("org", "", "only this organization's events")
 	content := fs.Bool("content", false, contentFlagHelp)
 	fs.Usage = func() { replayUsage(fs) }
@@ -33,7 +36,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	store, err := app.OpenStore(ctx, app.Config{
-		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
+		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
 		// Content is opened with the data directory's keys; what a
 		// destroyed key sealed prints as null (events.Shredded).
 		MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),

@@ -21,7 +21,10 @@ func auditAccess(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
-	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	if err != nil {
+		return err
+	}
 	org := fs.String("org", "", "the organization (required)")
 	subject := fs.String("subject", "", "user:SUB, user:ISSUER|SUB or service:ID")
 	issuer := fs.String("issuer", "", "external issuer of a user:SUB subject")
@@ -47,7 +50,7 @@ moment: the answer of GET /v1/audit/access.
 	if err != nil {
 		return fmt.Errorf("audit access: %w", err)
 	}
-	store, err := app.OpenStore(ctx, app.Config{DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel)})
+	store, err := app.OpenStore(ctx, app.Config{DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel)})
 	if err != nil {
 		return err
 	}

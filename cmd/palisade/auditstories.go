@@ -27,7 +27,10 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
-	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	if err != nil {
+		return err
+	}
 	org := fs.String("org", "", "the organization")
 	content := fs.Bool("content", false, contentFlagHelp)
 	correlation, since, format := new(string), new(string), new(string)
@@ -56,7 +59,7 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 		}
 	}
 	store, err := app.OpenStore(ctx, app.Config{
-		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
+		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
 	})
 	if err != nil {
 		return err

@@ -29,7 +29,10 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log and the audit chain's record (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
-	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
+	if err != nil {
+		return err
+	}
 	org := fs.String("org", "", "only this organization")
 	jwksFile := fs.String("jwks", "", "verify checkpoint signatures with this JWK Set file (as served at /.well-known/jwks.json) instead of the data directory's issuer key")
 	fs.Usage = func() {
@@ -59,7 +62,7 @@ counted as pending. The embedded log is locked while a server runs.
 	}
 	// The log as stored (content sealed): the chain covers that form.
 	store, err := app.OpenLog(ctx, app.Config{
-		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, *logLevel),
+		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -19,12 +20,28 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "palisade:", err)
-		}
-		os.Exit(2)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errNoCommand) {
+		fmt.Fprintln(os.Stderr, "palisade:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// errNoCommand: palisade was run without a command (the usage is printed).
+var errNoCommand = errors.New("no command given")
+
+// exitCode is 0 for success and for -h/--help (the flag package's
+// ErrHelp), 2 for everything else.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// isHelp reports whether args ask for help.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help")
 }
 
 const usage = `usage: palisade <command> [flags]
@@ -41,13 +58,14 @@ commands:
   keys rotate   add a new version of an organization's data key (the log is not rewritten)
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
+  version       print the module version and the VCS revision it was built from
 
 Run "palisade <command> -h" for a command's flags.`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
-		return flag.ErrHelp
+		return errNoCommand
 	}
 	switch args[0] {
 	case "serve":
@@ -56,7 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "version":
+		return version(stdout)
 	case "audit":
+		if len(args) < 2 || isHelp(args[1:]) {
+			fmt.Fprintln(stdout, "usage: palisade audit replay|verify|narrative|export|access [flags]; \"palisade audit <command> -h\" for a command's flags")
+			if len(args) < 2 {
+				return errors.New("audit: name a command")
+			}
+			return nil
+		}
 		if len(args) >= 2 && args[1] == "verify" {
 			return auditVerify(ctx, args[2:], stdout, stderr)
 		}
@@ -71,6 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return auditReplay(ctx, args[2:], stdout, stderr)
 	case "keys":
+		if len(args) >= 2 && isHelp(args[1:]) {
+			fmt.Fprintln(stdout, "usage: palisade keys rotate --data-dir DIR --org ID")
+			return nil
+		}
 		if len(args) < 2 || args[1] != "rotate" {
 			return fmt.Errorf("usage: palisade keys rotate --data-dir DIR --org ID")
 		}
@@ -89,6 +120,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// version prints the module version and VCS information recorded in
+// the binary (go version -m shows the same).
+func version(stdout io.Writer) error {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return errors.New("version: this binary carries no build information")
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	fmt.Fprintf(stdout, "palisade %s\n", info.Main.Version)
+	fmt.Fprintf(stdout, "module   %s\n", info.Main.Path)
+	fmt.Fprintf(stdout, "go       %s\n", info.GoVersion)
+	if rev := settings["vcs.revision"]; rev != "" {
+		if settings["vcs.modified"] == "true" {
+			rev += " (modified)"
+		}
+		fmt.Fprintf(stdout, "revision %s\n", rev)
+		fmt.Fprintf(stdout, "time     %s\n", settings["vcs.time"])
+	}
+	return nil
+}
+
 // env returns the PALISADE_* variable name, or def when it is unset.
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -97,10 +152,34 @@ func env(name, def string) string {
 	return def
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		l = slog.LevelInfo
+func newLogger(w io.Writer, level *slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{}
+	if level != nil {
+		opts.Level = level
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// levelValue is a --log-level: debug, info, warn or error, nothing else.
+type levelValue struct{ level slog.Level }
+
+func (v *levelValue) String() string { return strings.ToLower(v.level.String()) }
+
+func (v *levelValue) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return v.level.UnmarshalText([]byte(s))
+	}
+	return fmt.Errorf("want debug, info, warn or error, got %q", s)
+}
+
+// logLevelFlag adds --log-level to fs, its default PALISADE_LOG_LEVEL or
+// info; a level that is not one of the four is an error, not info.
+func logLevelFlag(fs *flag.FlagSet, usage string) (*slog.Level, error) {
+	v := &levelValue{}
+	if err := v.Set(env("PALISADE_LOG_LEVEL", "info")); err != nil {
+		return nil, fmt.Errorf("PALISADE_LOG_LEVEL: %w", err)
+	}
+	fs.Var(v, "log-level", usage)
+	return &v.level, nil
 }

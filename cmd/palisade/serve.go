@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,9 +40,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "directory of the event log and issuer key (PALISADE_DATA_DIR)")
 	addr := fs.String("addr", env("PALISADE_ADDR", "127.0.0.1:8080"), "HOST:PORT to listen on (PALISADE_ADDR)")
+	metricsAddr := fs.String("metrics-addr", env("PALISADE_METRICS_ADDR", ""), "HOST:PORT to serve /metrics on, alone; then the API's address does not serve it. Empty keeps /metrics on --addr (PALISADE_METRICS_ADDR)")
+	accessLog := fs.String("access-log", env("PALISADE_ACCESS_LOG", "auto"), "one line per request on stderr: text, json, off, or auto (text on a terminal, json otherwise) (PALISADE_ACCESS_LOG)")
 	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer (PALISADE_ISSUER)")
 	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud every token must carry (PALISADE_AUDIENCE)")
-	logLevel := fs.String("log-level", env("PALISADE_LOG_LEVEL", "info"), "debug, info, warn or error (PALISADE_LOG_LEVEL)")
+	logLevel, err := logLevelFlag(fs, "debug, info, warn or error (PALISADE_LOG_LEVEL)")
+	if err != nil {
+		return err
+	}
 	pgURL := fs.String("postgres-url", env("PALISADE_POSTGRES_URL", ""), "keep read models in PostgreSQL, connecting as the application role (PALISADE_POSTGRES_URL)")
 	pgOwnerURL := fs.String("postgres-owner-url", env("PALISADE_POSTGRES_OWNER_URL", ""), "run read-model migrations at start as this owner role (PALISADE_POSTGRES_OWNER_URL)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty keeps the log in the data directory (PALISADE_EVENTSTORE_URL)")
@@ -83,8 +90,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *analyticsWorkers < 1 || *analyticsWorkers > 256 {
 		return fmt.Errorf("--analytics-workers: want 1 to 256, got %d", *analyticsWorkers)
 	}
-	logger := newLogger(stderr, *logLevel)
+	access, err := newAccessLog(stderr, *accessLog)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, logLevel)
+	// The addresses are bound before the log is opened and the read models
+	// rebuilt, so that one in use fails now, not after a long rebuild.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: cannot listen: %w", *addr, err)
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if *metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", *metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %s: cannot listen: %w", *metricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	a, err := app.Open(ctx, app.Config{
+		AccessLog: access, MetricsElsewhere: metricsLn != nil,
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
 		// The API key is read from the environment only, never a flag, so
@@ -107,9 +133,33 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	return a.ListenAndServe(ctx, *addr, func(bound net.Addr) {
-		logger.Info("palisade listening", "addr", bound.String(), "data_dir", *dataDir)
-	})
+	attrs := []any{"addr", ln.Addr().String(), "data_dir", *dataDir}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
+	}
+	logger.Info("palisade listening", attrs...)
+	return a.Serve(ctx, ln, metricsLn)
+}
+
+// newAccessLog returns the access log --access-log asks for on w, or nil
+// for off; auto is text when w is a terminal, JSON otherwise.
+func newAccessLog(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "off":
+		return nil, nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "auto":
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, nil)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--access-log: want text, json, off or auto, got %q", format)
 }
 
 // splitList splits a comma-separated list, dropping empty entries.

@@ -5,24 +5,30 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/identity"
 )
 
 func token(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the issuer key")
-	platform := fs.Bool("platform", false, "mint a platform token (may only create organizations)")
-	org := fs.String("org", "", "organization id of a user token")
-	sub := fs.String("sub", "", "subject (user name or id)")
-	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
-	scope := fs.String("scope", "", "space-separated permissions that narrow the token")
-	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer")
-	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud of the token")
-	if err := fs.Parse(args); err != nil {
+	flags := flag.NewFlagSet("token", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	dataDir := flags.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the issuer key")
+	platform := flags.Bool("platform", false, "mint a platform token (may only create organizations)")
+	org := flags.String("org", "", "organization id of a user token")
+	sub := flags.String("sub", "", "subject (user name or id)")
+	ttl := flags.Duration("ttl", time.Hour, "token lifetime")
+	scope := flags.String("scope", "", "space-separated permissions that narrow the token")
+	issuer := flags.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer")
+	audience := flags.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud of the token")
+	initKey := flags.Bool("init", false, "create the issuer's signing key when the data directory has none (else that is an error)")
+	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if *sub == "" {
@@ -31,10 +37,25 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if *platform == (*org != "") {
 		return errors.New("token: give exactly one of --platform and --org ORG_ID")
 	}
-	iss, err := identity.LoadOrCreateIssuer(*dataDir, *issuer, *audience)
-	if err != nil {
+	if err := checkScope(*scope); err != nil {
 		return err
 	}
+	keyPath := filepath.Join(*dataDir, identity.IssuerKeyFile)
+	_, statErr := os.Stat(keyPath)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	if created && !*initKey {
+		return fmt.Errorf("token: no signing key at %s: a server started on this data directory creates one; "+
+			"give the right --data-dir (PALISADE_DATA_DIR), or --init to create a new key (tokens it signs are valid only for a server on this directory)", keyPath)
+	}
+	iss, err := identity.LoadOrCreateIssuer(*dataDir, *issuer, *audience)
+	if err != nil {
+		return fmt.Errorf("token: signing key of %s: %w", *dataDir, err)
+	}
+	verb := "using"
+	if created {
+		verb = "created"
+	}
+	fmt.Fprintf(stderr, "palisade token: data directory %s, %s signing key %s\n", *dataDir, verb, keyPath)
 	c := identity.Claims{Kind: identity.KindUser, Org: *org, Scope: *scope}
 	c.Subject = *sub
 	if *platform {
@@ -45,5 +66,26 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// checkScope refuses a --scope entry that names no permission (the
+// standard OpenID Connect scopes pass), as the server would refuse the
+// token.
+func checkScope(scope string) error {
+	var perms []string
+	for _, name := range strings.Fields(scope) {
+		switch name {
+		case "openid", "profile", "email", "address", "phone", "offline_access":
+		default:
+			perms = append(perms, name)
+		}
+	}
+	if len(perms) == 0 {
+		return nil
+	}
+	if _, err := access.ParsePermissions(perms); err != nil {
+		return fmt.Errorf("token: --scope: %w", err)
+	}
 	return nil
 }

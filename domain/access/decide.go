@@ -67,6 +67,27 @@ const (
 	ReasonDelegationLimit
 )
 
+// reasonCodes are the reasons as short, stable codes: label values of
+// metrics, never shown in place of Decision.Reason.
+var reasonCodes = [...]string{
+	ReasonNone: "none", ReasonRoleAllows: "role_allows", ReasonServiceAccountAllows: "service_account_allows",
+	ReasonDelegationAllows: "delegation_allows", ReasonPlatformAllows: "platform_allows", ReasonGrantAllows: "grant_allows",
+	ReasonManagerOverride: "manager_override", ReasonUnknownPermission: "unknown_permission",
+	ReasonNoOrganization: "no_organization", ReasonOtherOrganization: "other_organization",
+	ReasonMissingPermission: "missing_permission", ReasonNoGrant: "no_grant", ReasonPlatformOnly: "platform_only",
+	ReasonUsersOnly: "users_only", ReasonUnknownTool: "unknown_tool", ReasonToolNotGranted: "tool_not_granted",
+	ReasonResourceNotGranted: "resource_not_granted", ReasonInvalidArguments: "invalid_arguments",
+	ReasonCallLimit: "call_limit", ReasonDelegationLimit: "delegation_limit",
+}
+
+// Code is the reason as a short snake_case code ("missing_permission").
+func (r Reason) Code() string {
+	if int(r) < len(reasonCodes) && reasonCodes[r] != "" {
+		return reasonCodes[r]
+	}
+	return "unknown"
+}
+
 // Decision is the outcome of Decide. It is a small value so that deciding
 // never allocates; Reason formats it for people and event metadata.
 type Decision struct {

@@ -308,3 +308,20 @@ func TestParseGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonCodes: every reason has its own code, so a metric by reason
+// never lumps two together.
+func TestReasonCodes(t *testing.T) {
+	t.Parallel()
+	seen := map[string]Reason{}
+	for r := ReasonNone; r <= ReasonDelegationLimit; r++ {
+		c := r.Code()
+		if c == "unknown" {
+			t.Errorf("reason %d has no code", r)
+		}
+		if other, dup := seen[c]; dup {
+			t.Errorf("reasons %d and %d share the code %q", other, r, c)
+		}
+		seen[c] = r
+	}
+}
