@@ -188,4 +188,3 @@ func copyDir(t *testing.T, from, to string) {
 		t.Fatalf("copy %s to %s: %v", from, to, err)
 	}
 }
-
