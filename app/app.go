@@ -68,6 +68,11 @@ type Config struct {
 	PostgresURL      string
 	PostgresOwnerURL string
 	PostgresSchema   string
+	// RebuildReadModels, when the PostgreSQL read models belong to another
+	// log or are ahead of this one (which Open otherwise refuses), empties
+	// them as the owner role (PostgresOwnerURL is required) and rebuilds
+	// them from this log. Read models that belong to the log are kept.
+	RebuildReadModels bool
 	// EventStoreURL, when set (esdb://…), keeps the log in EventStoreDB /
 	// KurrentDB instead of the embedded SQLite file; the data directory
 	// then keeps only local state (checkpoints, the issuer key).
@@ -507,6 +512,9 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
+	if err := a.claimReadModels(ctx, pg); err != nil {
+		return readModels{}, err
+	}
 	a.vectors = pg.Embeddings()
 	return readModels{
 		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
@@ -515,6 +523,61 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		dataSources:   pg.DataSources(),
 		analytics:     pg.Analytics(),
 	}, nil
+}
+
+// identifiedLog is an event log that knows its identity (both adapters do).
+type identifiedLog interface {
+	LogID(ctx context.Context) (string, error)
+}
+
+// claimReadModels makes sure the PostgreSQL read models are this log's:
+// built from it (or empty, and then bound to it) and not ahead of it.
+// Otherwise it refuses to start, or, when the operator asked for it,
+// empties them so that the rebuild that follows starts from nothing.
+func (a *App) claimReadModels(ctx context.Context, pg *postgres.Store) error {
+	log, ok := a.Log.(identifiedLog)
+	if !ok {
+		return fmt.Errorf("read models: the event log %T has no identity to check them against", a.Log)
+	}
+	logID, err := log.LogID(ctx)
+	if err != nil {
+		return fmt.Errorf("read models: identity of the event log: %w", err)
+	}
+	head, err := a.Log.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("read models: end of the event log: %w", err)
+	}
+	origin, err := pg.Claim(ctx, logID, head)
+	if err == nil {
+		a.cfg.Logger.Info("read models belong to this event log", "log_id", logID, "read_models_at", origin.Position, "log_head", head)
+		return nil
+	}
+	schema := a.cfg.PostgresSchema
+	if schema == "" {
+		schema = "public"
+	}
+	if !errors.Is(err, postgres.ErrNotThisLog) {
+		return fmt.Errorf("read models in PostgreSQL schema %s: %w", schema, err)
+	}
+	if !a.cfg.RebuildReadModels {
+		return fmt.Errorf("refusing to serve the read models in PostgreSQL schema %s: %w; "+
+			"serving them would answer from another log's members and resources, or from events this log no longer holds. "+
+			"To rebuild them from this log, stop every server that uses them, then run `palisade migrate --rebuild` "+
+			"(owner role) and start again, or start once with `palisade serve --rebuild-read-models` "+
+			"(needs PALISADE_POSTGRES_OWNER_URL)", schema, err)
+	}
+	if a.cfg.PostgresOwnerURL == "" {
+		return fmt.Errorf("read models in PostgreSQL schema %s: %w; rebuilding them needs the owner role's URL (PALISADE_POSTGRES_OWNER_URL)", schema, err)
+	}
+	a.cfg.Logger.Warn("read models do not belong to this event log: emptying them to rebuild from it",
+		"schema", schema, "reason", err.Error(), "log_id", logID, "log_head", head)
+	if err := postgres.Reset(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
+		return fmt.Errorf("rebuild read models: %w", err)
+	}
+	if _, err := pg.Claim(ctx, logID, head); err != nil {
+		return fmt.Errorf("rebuild read models: after emptying them: %w", err)
+	}
+	return nil
 }
 
 // processes returns the process groups. They resolve the principals

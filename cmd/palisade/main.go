@@ -48,7 +48,7 @@ const usage = `usage: palisade <command> [flags]
 
 commands:
   serve         run Palisade (embedded event log; read models in memory, or PostgreSQL)
-  migrate       bring the PostgreSQL read-model schema up to date
+  migrate       bring the PostgreSQL read-model schema up to date (--rebuild: empty the read models)
   token         mint a token from the built-in issuer
   audit replay  print an organization's events from the log as JSON lines
   audit verify  check the log against the audit chain and its signed checkpoints

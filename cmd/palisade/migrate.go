@@ -12,12 +12,17 @@ import (
 
 // migrate brings the PostgreSQL read-model schema up to date, as the owner
 // role. It is also run at start by serve when an owner URL is configured.
+// With --rebuild it then empties the read models and forgets which event
+// log they were built from, so that the next serve rebuilds them from its
+// own log (what a server refusing read models of another log, or ahead of
+// its log, asks for).
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ownerURL := fs.String("owner-url", env("PALISADE_POSTGRES_OWNER_URL", ""), "PostgreSQL URL of the owner role (PALISADE_POSTGRES_OWNER_URL)")
 	schema := fs.String("schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	appRole := fs.String("app-role", postgres.DefaultAppRole, "role the server connects as; it is granted what it needs and owns nothing")
+	rebuild := fs.Bool("rebuild", false, "also empty every read model (and its record of the event log it was built from), so that the next serve rebuilds them from its log; stop every server using the schema first. The embedding store is kept")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,5 +33,11 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, "read-model schema is up to date")
+	if *rebuild {
+		if err := postgres.Reset(ctx, *ownerURL, *schema); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "read models emptied: the next `palisade serve` rebuilds them from its event log")
+	}
 	return nil
 }

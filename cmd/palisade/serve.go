@@ -62,6 +62,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sqliteRoot := fs.String("sqlite-root", env("PALISADE_SQLITE_ROOT", ""), "directory SQLite data sources are files under, opened read-only; empty is <data-dir>/sqlite (PALISADE_SQLITE_ROOT)")
 	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
+	// A flag only, never the environment: an emptied read-model database
+	// should be an operator's decision of the moment, not a setting left on.
+	rebuildReadModels := fs.Bool("rebuild-read-models", false, "when the PostgreSQL read models were built from another event log or are ahead of this one (start is refused otherwise), empty them and rebuild them from this log; needs --postgres-owner-url. Read models of this log are kept")
 	limits := addLimitFlags(fs)
 	analyticsWorkers := fs.Int("analytics-workers", envInt("PALISADE_ANALYTICS_WORKERS", 4), "analytics jobs run at once (PALISADE_ANALYTICS_WORKERS)")
 	analyticsTimeout := fs.String("analytics-timeout", env("PALISADE_ANALYTICS_TIMEOUT", "30s"), "time limit of one analytics query, at least 100ms (PALISADE_ANALYTICS_TIMEOUT)")
@@ -113,6 +116,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		AccessLog: access, MetricsElsewhere: metricsLn != nil,
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
+		RebuildReadModels: *rebuildReadModels,
 		// The API key is read from the environment only, never a flag, so
 		// it does not show in process listings.
 		EventStoreURL: *eventStoreURL,

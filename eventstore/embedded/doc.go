@@ -3,7 +3,9 @@
 // any outside service. [Store] implements [eventstore.Store] and passes
 // the contract suite in eventstore/storetest; it also keeps named reader
 // checkpoints ([Store.SaveCheckpoint]) in the same file, so the relay's
-// progress is as durable as the log.
+// progress is as durable as the log. The file also holds the log's
+// identity ([Store.LogID]), written once: a copy of the file is the same
+// log, another file another.
 //
 // Writes: one goroutine owns the only write connection. Concurrent
 // [Store.Append] calls queue up, and the writer takes every queued request

@@ -30,9 +30,10 @@ var _ eventstore.Store = (*Store)(nil)
 // use. Open it with [Open]; Close it to stop the writer and release the
 // file.
 type Store struct {
-	path string
-	cfg  config
-	lock *os.File
+	path  string
+	cfg   config
+	lock  *os.File
+	logID string // see LogID
 
 	wdb *sql.DB // one connection, owned by the writer goroutine
 	rdb *sql.DB // the read pool
@@ -175,6 +176,10 @@ func open(ctx context.Context, path string, cfg config) (_ *Store, err error) {
 		conn.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
+	if err := conn.QueryRowContext(ctx, sqlLogID).Scan(&s.logID); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open event store %s: read the log identity: %w", path, err)
+	}
 	w, err := newWriter(ctx, s, conn)
 	if err != nil {
 		conn.Close()
@@ -251,6 +256,17 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// LogID returns the identity of the log: a random id written into the file
+// when it was created (or first opened by a build that knew identities),
+// and never changed. Copies of the file share it; another file has another.
+// Read models record it to tell which log they were built from.
+func (s *Store) LogID(ctx context.Context) (string, error) {
+	if s.closed.Load() {
+		return "", eventstore.ErrClosed
+	}
+	return s.logID, nil
 }
 
 // Head returns the position of the last committed event.

@@ -12,7 +12,10 @@
 // [eventstore.Exact](v) to revision v; a wrong-expected-version answer is
 // an [eventstore.ErrConflict]. [eventstore.ValidateAppend] runs before
 // anything is sent, so an append of another organization's event is
-// refused without a network call.
+// refused without a network call. The log's identity ([Store.LogID]) is
+// the first event of the stream "palisade.log" (namespaced likewise),
+// which is never a Palisade stream, so reads, subscriptions and Head pass
+// over it.
 //
 // Event ids. An event without an id gets one the adapter derives, so that
 // a retried append is recognised by KurrentDB, which answers an append

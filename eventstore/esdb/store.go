@@ -35,7 +35,8 @@ type Store struct {
 	probe    *probe // the check that the server is live, while one runs
 	inflight int    // calls into a client that have not returned
 	drained  chan struct{}
-	shut     bool // no new calls into a client
+	shut     bool   // no new calls into a client
+	logID    string // the log's identity once read (see LogID)
 
 	closing   context.Context // ends at Close
 	stop      context.CancelFunc

@@ -149,12 +149,27 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 	}
 	stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE ON TABLE `+
 		pgx.Identifier{schema, "projection_checkpoints"}.Sanitize()+` TO `+roleIdent)
+	// The application binds the read models to its log once; only the
+	// owner, rebuilding, removes the binding.
+	if exists, err := tableExists(ctx, db, schema, "read_model_origin"); err != nil {
+		return err
+	} else if exists {
+		stmts = append(stmts, `GRANT SELECT, INSERT ON TABLE `+
+			pgx.Identifier{schema, "read_model_origin"}.Sanitize()+` TO `+roleIdent)
+	}
 	for _, stmt := range stmts {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func tableExists(ctx context.Context, db *sql.DB, schema, table string) (bool, error) {
+	var exists bool
+	err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))`, schema, table).Scan(&exists)
+	return exists, err
 }
 
 // advisoryLockID is the key of the advisory lock that serializes the

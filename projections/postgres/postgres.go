@@ -21,7 +21,10 @@
 // model runs inside a unit of work opened by [Checkpoints.Advance], which records the
 // projection's position in the same transaction, and sets the event's
 // organization before each statement, since one unit may apply the events
-// of several organizations.
+// of several organizations. The read models record the identity of the
+// log they were built from ([Store.Claim]), so that a server of another log,
+// or of a log behind them, refuses them rather than serve them; [Reset]
+// empties them for a rebuild.
 //
 // It must never read or write without a scope, offer a query over all
 // organizations, connect the application as a role that owns the tables or
