@@ -1,7 +1,7 @@
 package app
 
 import (
-		"bytes"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
