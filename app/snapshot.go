@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/palisadehq/palisade/commands"
@@ -348,11 +350,33 @@ func readSnapshot(ctx context.Context, path string, log eventstore.Store, keys *
 	if err := dec.Decode(&out.side); err != nil {
 		return restoredSnapshot{}, fmt.Errorf("%w: %w", errSnapshotUnusable, err)
 	}
+	// Reading and opening the frames is sequential; decoding the
+	// organizations' parts runs on every core, one part per goroutine.
+	var (
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, runtime.GOMAXPROCS(0))
+		errOnce sync.Once
+		loadErr error
+	)
 	n := dec.Uvarint()
 	for range n {
-		if err := restoreOrg(ctx, dec, keys, id, out.models); err != nil {
+		org, plain, err := openOrg(ctx, dec, keys, id)
+		if err != nil {
+			wg.Wait()
 			return restoredSnapshot{}, err
 		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := out.models.LoadOrg(plain, org); err != nil {
+				errOnce.Do(func() { loadErr = fmt.Errorf("%w: %w", errSnapshotUnusable, err) })
+			}
+		}()
+	}
+	wg.Wait()
+	if loadErr != nil {
+		return restoredSnapshot{}, loadErr
 	}
 	if end := dec.String(); dec.Err() != nil || end != snapshotMagic {
 		return restoredSnapshot{}, fmt.Errorf("%w: cut short (%v)", errSnapshotUnusable, dec.Err())
@@ -360,31 +384,31 @@ func readSnapshot(ctx context.Context, path string, log eventstore.Store, keys *
 	return out, nil
 }
 
-// restoreOrg opens one organization's frames and loads them into models.
-func restoreOrg(ctx context.Context, dec *snapshot.Decoder, keys *keyring.Keyring, id string, models memory.Models) error {
+// openOrg reads one organization's part and opens its frames.
+func openOrg(ctx context.Context, dec *snapshot.Decoder, keys *keyring.Keyring, id string) (string, *bytes.Buffer, error) {
 	org, keyID := dec.String(), dec.String()
 	if err := dec.Err(); err != nil {
-		return fmt.Errorf("%w: %w", errSnapshotUnusable, err)
+		return "", nil, fmt.Errorf("%w: %w", errSnapshotUnusable, err)
 	}
 	var key sealing.DataKey
 	if keyID != "" {
 		version, err := sealing.ParseKeyID(keyID)
 		if err != nil {
-			return fmt.Errorf("%w: organization %s: key %q: %w", errSnapshotUnusable, org, keyID, err)
+			return "", nil, fmt.Errorf("%w: organization %s: key %q: %w", errSnapshotUnusable, org, keyID, err)
 		}
 		if key, err = keys.DataKeyVersion(ctx, org, version); err != nil {
 			// Closed (or its key lost) since: its part must not come back.
-			return fmt.Errorf("%w: organization %s: %w", errSnapshotUnusable, org, err)
+			return "", nil, fmt.Errorf("%w: organization %s: %w", errSnapshotUnusable, org, err)
 		}
 		if key.ID() != keyID {
-			return fmt.Errorf("%w: organization %s: key %s is not the one it was sealed under", errSnapshotUnusable, org, key.ID())
+			return "", nil, fmt.Errorf("%w: organization %s: key %s is not the one it was sealed under", errSnapshotUnusable, org, key.ID())
 		}
 	}
-	var plain bytes.Buffer
+	plain := &bytes.Buffer{}
 	for i := 0; ; i++ {
 		frame := dec.Bytes()
 		if err := dec.Err(); err != nil {
-			return fmt.Errorf("%w: %w", errSnapshotUnusable, err)
+			return "", nil, fmt.Errorf("%w: %w", errSnapshotUnusable, err)
 		}
 		if frame == nil {
 			break
@@ -392,16 +416,13 @@ func restoreOrg(ctx context.Context, dec *snapshot.Decoder, keys *keyring.Keyrin
 		if keyID != "" {
 			opened, err := sealing.OpenContent(key, org, frame, framePurpose(id, i))
 			if err != nil {
-				return fmt.Errorf("%w: organization %s, frame %d: %w", errSnapshotUnusable, org, i, err)
+				return "", nil, fmt.Errorf("%w: organization %s, frame %d: %w", errSnapshotUnusable, org, i, err)
 			}
 			frame = opened
 		}
 		plain.Write(frame)
 	}
-	if err := models.LoadOrg(&plain, org); err != nil {
-		return fmt.Errorf("%w: %w", errSnapshotUnusable, err)
-	}
-	return nil
+	return org, plain, nil
 }
 
 // apply puts the restored state of the groups that are not memory read
