@@ -17,9 +17,17 @@ const snapshotFile = "readmodels.snapshot"
 // models, which keep their own rows and checkpoints and take no snapshot.
 func requireMemory(t *testing.T) {
 	t.Helper()
-	if testReadModels() == "postgres" {
-		t.Skip("read-model snapshots are taken of memory read models only")
+	if !snapshotsTaken() {
+		t.Skip("read-model snapshots are taken of memory read models over the embedded log only")
 	}
+}
+
+// snapshotsTaken reports whether the suites run where a stop writes the
+// read-model snapshot: memory read models over the embedded log. Over the
+// in-test EventStoreDB server no snapshot is written yet (a known gap; the
+// start then replays the log, as before).
+func snapshotsTaken() bool {
+	return testReadModels() != "postgres" && os.Getenv("PALISADE_TEST_EVENTSTORE") != "esdb"
 }
 
 type snapshotOrg struct{ id, owner, auditor, builder, kb, bot, conv string }
