@@ -50,12 +50,13 @@ func (a *App) openAnalytics(model llm.Model, sources dataSources) (*analyticsPar
 }
 
 // groups are the analytics process and the open-jobs tracker it resumes
-// from (in memory, rebuilt in full at every start).
-func (p *analyticsPart) groups(checkpoints consumer.Checkpoints) []*consumer.Group {
+// from (in memory: rebuilt from the log or restored from the read-model
+// snapshot at every start).
+func (p *analyticsPart) groups(checkpoints consumer.Checkpoints, inMemory *memory.Checkpoints) []*consumer.Group {
 	process := p.runner.Process()
 	process.Checkpoints = checkpoints
 	open := p.runner.OpenJobs()
-	open.Checkpoints = memory.NewCheckpoints()
+	open.Checkpoints = inMemory
 	return []*consumer.Group{process, open}
 }
 

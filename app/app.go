@@ -227,6 +227,12 @@ type App struct {
 	analytics  *analyticsPart
 	postgres   *postgres.Store
 	rebuilt    uint64
+	// snapshot saves and restores the in-memory groups (memory read models
+	// only; see snapshot.go); restored is what the start restored.
+	snapshot *memorySnapshot
+	restored *restoredSnapshot
+	// startedFrom is the position the start restored the groups at.
+	startedFrom uint64
 	// kafkaPublisher is the relays' Kafka publisher, when Kafka is on; the
 	// audit chain publishes its checkpoints through it too.
 	kafkaPublisher message.Publisher
@@ -302,7 +308,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.principals = projections.NewPrincipals(models.tenancy).WithBots(models.bots)
 	openTurns := conversation.NewOpenTurns()
 	turns := openTurns.Projection()
-	turns.Checkpoints = memory.NewCheckpoints() // in memory: rebuilt in full at every start
+	turns.Checkpoints = a.memoryCheckpoints(models) // in memory: rebuilt or restored at every start
 	sources, err := openDataSources(cfg, a.keys)
 	if err != nil {
 		return nil, err
@@ -331,10 +337,25 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.closers = append(a.closers, a.analytics.close)
 	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
-	groups := append(models.projections(registry), a.quotaModel(), turns)
+	groups := append(models.projections(registry), a.quotaModel(models), turns)
 	groups = append(groups, a.processes(a.principals)...)
-	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500))...)
+	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))...)
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
+	if models.memory != nil {
+		a.snapshot = &memorySnapshot{
+			path: filepath.Join(cfg.DataDir, readModelsSnapshot), models: *models.memory, checkpoints: models.memoryCheckpoints,
+			quotas: a.Quotas, turns: openTurns, openJobs: a.analytics.runner,
+		}
+		for _, g := range groups {
+			if g.Checkpoints == consumer.Checkpoints(models.memoryCheckpoints) {
+				a.snapshot.groups = append(a.snapshot.groups, g.Name)
+			}
+		}
+		if a.restored != nil {
+			a.snapshot.apply(*a.restored)
+			a.startedFrom, a.restored = a.restored.at, nil
+		}
+	}
 	// The bus carries the log as stored, content sealed; the groups see it
 	// opened, as the rebuild does through a.Store.
 	a.Engine.OpenWith(a.sealer)
@@ -343,10 +364,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 
 	start := time.Now()
+	from := a.startedFrom
 	if a.rebuilt, err = a.Engine.Rebuild(ctx, store); err != nil {
 		return nil, err
 	}
-	cfg.Logger.Info("read models rebuilt from the log", "position", a.rebuilt, "took", time.Since(start).String())
+	cfg.Logger.Info("read models caught up with the log", "from", from, "position", a.rebuilt, "took", time.Since(start).String())
 	// Turns run in their requests: one still open now was cut short by a
 	// stop, and nothing else will end it (one replica, see ARCHITECTURE.md).
 	if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
@@ -463,6 +485,10 @@ type readModels struct {
 	conversations projections.ConversationModel
 	dataSources   projections.DataSourceModel
 	analytics     projections.AnalyticsModel
+	// memory and memoryCheckpoints are set with memory read models: what
+	// a snapshot saves, and the positions of every in-memory group.
+	memory            *memory.Models
+	memoryCheckpoints *memory.Checkpoints
 }
 
 // projections returns the groups that build the read models.
@@ -478,14 +504,27 @@ func (m readModels) projections(registry *events.Registry) []*consumer.Group {
 	}
 }
 
-func newMemoryReadModels(vectors projections.Embeddings) readModels {
+func newMemoryReadModels(m memory.Models, vectors projections.Embeddings) readModels {
+	checkpoints := memory.NewCheckpoints()
 	return readModels{
-		tenancy: memory.NewTenancy(), bots: memory.NewBots(), audit: memory.NewAudit(), checkpoints: memory.NewCheckpoints(),
-		knowledge: memory.NewKnowledge(), chunks: memory.NewChunks(), vectors: vectors,
-		conversations: memory.NewConversations(),
-		dataSources:   memory.NewDataSources(),
-		analytics:     memory.NewAnalytics(),
+		tenancy: m.Tenancy, bots: m.Bots, audit: m.Audit, checkpoints: checkpoints,
+		knowledge: m.Knowledge, chunks: m.Chunks, vectors: vectors,
+		conversations: m.Conversations,
+		dataSources:   m.DataSources,
+		analytics:     m.Analytics,
+		memory:        &m, memoryCheckpoints: checkpoints,
 	}
+}
+
+// memoryCheckpoints returns the checkpoints of a group kept in memory
+// whatever the read models (quota book, open turns, open jobs): with
+// memory read models, the ones they share, which a snapshot saves;
+// otherwise fresh ones, so the group is rebuilt from the whole log.
+func (a *App) memoryCheckpoints(models readModels) *memory.Checkpoints {
+	if models.memoryCheckpoints != nil {
+		return models.memoryCheckpoints
+	}
+	return memory.NewCheckpoints()
 }
 
 // openReadModels opens the configured read models: PostgreSQL (migrated
@@ -500,7 +539,12 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		}
 		a.closers = append(a.closers, vectors.Close)
 		a.vectors = vectors
-		return newMemoryReadModels(a.vectors), nil
+		mem, restored, err := a.openMemorySnapshot(ctx)
+		if err != nil {
+			return readModels{}, err
+		}
+		a.restored = restored
+		return newMemoryReadModels(mem, a.vectors), nil
 	}
 	if a.cfg.PostgresOwnerURL != "" {
 		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
@@ -597,16 +641,16 @@ func (a *App) processes(principals *projections.Principals) []*consumer.Group {
 
 // quotaModel is the group that keeps the quota book: in memory whatever
 // the read models, rebuilt from the whole log at every start.
-func (a *App) quotaModel() *consumer.Group {
+func (a *App) quotaModel(models readModels) *consumer.Group {
 	quotas := a.Quotas.Projection()
-	quotas.Checkpoints = memory.NewCheckpoints()
+	quotas.Checkpoints = a.memoryCheckpoints(models)
 	return quotas
 }
 
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels(a.vectors)
+	models := newMemoryReadModels(memory.NewModels(), a.vectors)
 	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, models.projections(events.NewRegistry())...)
 	start := time.Now()
 	if _, err := engine.Rebuild(ctx, a.Store); err != nil {
@@ -615,6 +659,22 @@ func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error)
 	took := time.Since(start)
 	head, err := a.Store.Head(ctx)
 	return head, took, err
+}
+
+// StartedFrom returns the position the read models resumed from when this
+// server started: with memory read models, the position of the snapshot
+// they were restored from, 0 when they were replayed from the start of the
+// log.
+func (a *App) StartedFrom() uint64 { return a.startedFrom }
+
+// isReady reports whether Open finished (the groups were caught up).
+func (a *App) isReady() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 func (a *App) readiness(ctx context.Context) error {
@@ -705,6 +765,10 @@ func (a *App) Close() error {
 		// The router's Close can return with a handler still running
 		// (see consumer.Engine.Stop); nothing below may run under one.
 		a.Engine.Stop()
+		if a.isReady() {
+			// Every group is stopped: the next start restores from here.
+			a.saveSnapshot(context.Background())
+		}
 	}
 	for _, pubsub := range a.pubsubs {
 		errs = append(errs, pubsub.Close())

@@ -166,6 +166,12 @@ func TestLostEmbeddingStoreLeavesChunksKeywordSearchable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The read models' snapshot holds the vectors the chunks were
+	// projected with; this is about a rebuild from the log, which reads
+	// them from the embedding store.
+	if err := os.Remove(filepath.Join(dir, snapshotFile)); err != nil {
+		t.Fatal(err)
+	}
 	h = openHarnessWith(t, dir, endpoint.config("test-embedding-model"))
 	owner = h.userToken(org, "alice")
 	if calls, _ := endpoint.take(); calls != 0 {

@@ -174,8 +174,9 @@ func (r *AnalyticsRunner) Process() *consumer.Group {
 }
 
 // OpenJobs is the group that follows which jobs are submitted and not
-// ended. It lives in memory and must be rebuilt in full at every start
-// (give it checkpoints that start at zero); Resume reads it.
+// ended. It lives in memory and must be rebuilt in full at start (give it
+// checkpoints that start at zero), or caught up from a snapshot of
+// OpenJobStreams put back with RestoreOpenJobs; Resume reads it.
 func (r *AnalyticsRunner) OpenJobs() *consumer.Group {
 	set := func(stream eventstore.StreamName, open bool) error {
 		r.mu.Lock()
@@ -201,6 +202,27 @@ func (r *AnalyticsRunner) OpenJobs() *consumer.Group {
 			return set(env.Stream, false)
 		}),
 	}}
+}
+
+// OpenJobStreams returns the streams of the jobs submitted and not ended,
+// for a snapshot of the in-memory groups.
+func (r *AnalyticsRunner) OpenJobStreams() []eventstore.StreamName {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]eventstore.StreamName, 0, len(r.open))
+	for s := range r.open {
+		out = append(out, s)
+	}
+	return out
+}
+
+// RestoreOpenJobs puts back what OpenJobStreams returned.
+func (r *AnalyticsRunner) RestoreOpenJobs(streams []eventstore.StreamName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range streams {
+		r.open[s] = true
+	}
 }
 
 // Resume hands every job the log shows submitted or running to the pool

@@ -17,8 +17,9 @@ import (
 // OpenTurns follows which turns have started and not ended. Turns run in
 // the request that asked, so a turn still open once the log has been read
 // at start belongs to a server that stopped under it: nothing will finish
-// it. Its projection lives in memory and is rebuilt in full at every start
-// (give it checkpoints that start at zero).
+// it. Its projection lives in memory and is rebuilt in full at start (give
+// it checkpoints that start at zero), or caught up from a snapshot of State
+// put back with Restore.
 type OpenTurns struct {
 	mu   sync.Mutex
 	open map[openTurn]turnOrigin
@@ -108,4 +109,33 @@ func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, 
 		failed++
 	}
 	return failed, errors.Join(errs...)
+}
+
+// OpenTurn is a turn started and not ended, as a snapshot of the tracker
+// keeps it.
+type OpenTurn struct {
+	OrgID, ConversationID, TurnID     string
+	CorrelationID, StartedID, TraceID string
+}
+
+// State returns the open turns, for a snapshot of the in-memory groups.
+func (o *OpenTurns) State() []OpenTurn {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]OpenTurn, 0, len(o.open))
+	for k, origin := range o.open {
+		out = append(out, OpenTurn{OrgID: k.orgID, ConversationID: k.conversationID, TurnID: k.turnID,
+			CorrelationID: origin.correlationID, StartedID: origin.startedID, TraceID: origin.traceID})
+	}
+	return out
+}
+
+// Restore puts back what State returned.
+func (o *OpenTurns) Restore(turns []OpenTurn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, t := range turns {
+		o.open[openTurn{orgID: t.OrgID, conversationID: t.ConversationID, turnID: t.TurnID}] =
+			turnOrigin{correlationID: t.CorrelationID, startedID: t.StartedID, traceID: t.TraceID}
+	}
 }

@@ -47,6 +47,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	pgURL := fs.String("postgres-url", "", "with --turns: keep read models in PostgreSQL as this application role")
 	pgOwnerURL := fs.String("postgres-owner-url", "", "with --turns: run the read-model migrations as this owner role")
 	pgSchema := fs.String("postgres-schema", "", "with --turns: schema of the read models")
+	restart := fs.Int("restart", 0, "instead: write this many bot events, then time the first request after a restart from the read-model snapshot and without it")
+	restartOrgs := fs.Int("restart-orgs", 10, "with --restart: organizations the events are spread over")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +74,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *restart > 0 {
+		return benchRestart(ctx, *restart, max(1, *restartOrgs), *dataDir, stdout)
 	}
 	if *turns {
 		levels, err := parseLevels(*clientList)

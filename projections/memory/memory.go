@@ -1,6 +1,7 @@
 // Package memory holds the in-memory adapters of the read-model ports,
-// used by the embedded default, where read models are rebuilt from the log
-// at every start.
+// used by the embedded default, where read models are restored from a
+// snapshot at start (Models.SaveOrg, Models.LoadOrg) and caught up from the
+// log, or rebuilt from the whole log when there is no usable snapshot.
 //
 // Every method takes an access.Scope and touches only that organization's
 // partition; a zero scope is refused. The adapters must never hold state
@@ -305,4 +306,24 @@ func (c *Checkpoints) Advance(ctx context.Context, projection string, position u
 		c.positions[projection] = position
 	}
 	return nil
+}
+
+// Positions returns a copy of every group's position, for a snapshot.
+func (c *Checkpoints) Positions() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.positions))
+	for group, pos := range c.positions {
+		out[group] = pos
+	}
+	return out
+}
+
+// Restore sets the groups' positions to those of a restored snapshot.
+func (c *Checkpoints) Restore(positions map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for group, pos := range positions {
+		c.positions[group] = pos
+	}
 }
