@@ -78,7 +78,7 @@ func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (fun
 // (a projection's position check would take a late event of another
 // partition for a repeat); downstream systems consume per-category topics
 // keyed by org. Two relays publish them, each from its own durable
-// checkpoint beside the log.
+// checkpoint beside the log, in batches (see kafka.Relay).
 func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), error) {
 	wlog := newBusLogger(a.cfg.Logger.With("component", "kafka"))
 	brokers := a.cfg.KafkaBrokers
@@ -110,13 +110,13 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 			"relay.kafka.log":        kafka.LogTopicFunc(),
 			"relay.kafka.categories": kafka.TopicFunc(a.cfg.KafkaTopicPerOrg),
 		}
-		publishers := map[string]message.Publisher{
+		publishers := map[string]kafka.BatchPublisher{
 			"relay.kafka.log":        publisher,
 			"relay.kafka.categories": a.downstreamPublisher(publisher),
 		}
 		for name, topic := range topics {
 			a.lag.addRelay(name, checkpoints[name])
-			relay := eventstore.NewRelay(a.Log, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
+			relay := kafka.NewRelay(a.Log, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))
 			a.relays.Add(1)
 			go a.runRelay(ctx, name, relay)
 		}
@@ -126,7 +126,7 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 // downstreamPublisher is the category topics' publisher: content fields
 // redacted to their hash and size unless KafkaContent is set. The log
 // topic keeps full content, which the projections need.
-func (a *App) downstreamPublisher(pub message.Publisher) message.Publisher {
+func (a *App) downstreamPublisher(pub kafka.BatchPublisher) kafka.BatchPublisher {
 	if a.cfg.KafkaContent {
 		return pub
 	}
@@ -139,7 +139,7 @@ func (a *App) downstreamPublisher(pub message.Publisher) message.Publisher {
 
 // runRelay keeps a relay running: a publish failure (a broker away) stops
 // it, and it starts again from its checkpoint after a backoff.
-func (a *App) runRelay(ctx context.Context, name string, relay *eventstore.Relay) {
+func (a *App) runRelay(ctx context.Context, name string, relay interface{ Run(context.Context) error }) {
 	defer a.relays.Done()
 	backoff := 100 * time.Millisecond
 	for {

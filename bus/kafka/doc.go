@@ -1,6 +1,7 @@
 // Package kafka owns carrying the event log over Kafka with
 // watermill-kafka/v3: topic names, message keys and headers, the Sarama
-// settings of the relay's publisher and of the consumers, and a reference
+// settings of the relay's publisher and of the consumers, the relay that
+// publishes the log in batches ([Relay], [Publisher]), and a reference
 // consumer ([Tail]). It must never decide anything about events: it does
 // not read payloads, filter, reorder or drop events; the log and its
 // envelope ([eventstore.ToMessage]) say what a message is, and this package
@@ -57,9 +58,10 @@
 //
 // # Delivery
 //
-// At least once, end to end. The relay saves its checkpoint after Kafka
-// acknowledged a message (all in-sync replicas, idempotent producer), so a
-// crash in between publishes it again; consumers commit an offset only
+// At least once, end to end. The relay ([Relay]) saves its checkpoint
+// after Kafka acknowledged a whole batch (all in-sync replicas, idempotent
+// producer), so a crash in between, or a failed batch, publishes the
+// batch again; consumers commit an offset only
 // after their handler acknowledged the message, so a crash in between
 // receives it again. New consumer groups start at the oldest retained
 // offset (see [NewSubscriber]). Consumers deduplicate by event id, or by
@@ -68,13 +70,15 @@
 //
 // # Throughput
 //
-// The relay publishes one event per Publish, and watermill-kafka's
+// [Relay] publishes whatever the log holds after its checkpoint, up to
+// [DefaultBatchSize] events, in one [Publisher.PublishBatch], and saves
+// its checkpoint once per batch; [Publisher] hands the batch to Sarama's
+// SendMessages, which sends it in one produce request or a few. An idle
+// log's event still goes out at once, alone. watermill-kafka's own
 // publisher sends one message per produce request and waits for its
-// acknowledgement, so the relay's rate is one event per round trip to the
-// partition leader: about 60–90µs against in-process kfake, a millisecond
-// or more against a replicated cluster over a network. Saving the relay's
-// durable checkpoint after every event costs several times more; wrap it
-// in a [PeriodicCheckpoint]. Going faster takes batches: a relay that
-// publishes many events per call, and a publisher that sends them in one
-// request (Sarama's SendMessages); see the benchmarks in bench_test.go.
+// answer (one round trip to the partition leader per event: 60–90µs
+// against in-process kfake, a millisecond or more against a replicated
+// cluster), which is why the relay does not use it. Saving the durable
+// checkpoint after every batch is affordable; [PeriodicCheckpoint] saves
+// less often still. See the benchmarks in bench_test.go and BENCHMARKS.md.
 package kafka

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/palisadehq/palisade/bus/kafka"
@@ -140,10 +139,15 @@ func ptr[T any](v T) *T { return &v }
 
 // runRelay runs a relay to publisher with topic until the checkpoint
 // reaches position, and returns the relay's error channel's stop func.
-func (b *bundle) runRelay(t testing.TB, pub message.Publisher, topic eventstore.TopicFunc, checkpoint eventstore.Checkpoint) (stop func()) {
+func (b *bundle) runRelay(t testing.TB, pub kafka.BatchPublisher, topic eventstore.TopicFunc, checkpoint eventstore.Checkpoint) (stop func()) {
+	t.Helper()
+	return b.runRunner(t, kafka.NewRelay(b.store, pub, topic, checkpoint, b.logger))
+}
+
+// runRunner runs a relay until the test ends or stop is called.
+func (b *bundle) runRunner(t testing.TB, relay interface{ Run(context.Context) error }) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	relay := eventstore.NewRelay(b.store, pub, topic, checkpoint, b.logger)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
 	stop = func() {

@@ -263,7 +263,7 @@ func TestRelayStopsOnUntopicableOrg(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = pub.Close() })
 	cp := eventstore.NewMemoryCheckpoint(0)
-	relay := eventstore.NewRelay(b.store, pub, kafka.TopicFunc(true), cp, b.logger)
+	relay := kafka.NewRelay(b.store, pub, kafka.TopicFunc(true), cp, b.logger)
 	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = relay.Run(runCtx)
