@@ -26,6 +26,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/audit/accessreview"
@@ -142,6 +143,11 @@ type Config struct {
 	// organization with new events (chain.EveryInterval, 10 s, if zero).
 	AuditCheckpointInterval time.Duration
 	Logger                  *slog.Logger
+	// TracerProvider, when set, traces requests, commands, appends,
+	// projections, processes, jobs, model and tool calls (TracingFromEnv
+	// builds one from OTEL_*; tests hand in an SDK provider with an
+	// in-memory exporter). nil: tracing is off.
+	TracerProvider trace.TracerProvider
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -276,7 +282,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
 	a.Pipeline = commands.NewPipeline(store, registry, cfg.Logger,
-		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas))
+		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas),
+		commands.WithTracerProvider(cfg.TracerProvider))
 	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err
@@ -322,6 +329,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// The bus carries the log as stored, content sealed; the groups see it
 	// opened, as the rebuild does through a.Store.
 	a.Engine.OpenWith(a.sealer)
+	a.Engine.TraceWith(cfg.TracerProvider)
 	if a.Application.Runner, err = a.newRunner(model); err != nil {
 		return nil, err
 	}
@@ -371,6 +379,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		AuthDenialBurst: cfg.AuthDenialBurst,
 		TurnTimeout:     cfg.TurnTimeout,
 		Limits:          a.Quotas,
+		TracerProvider:  cfg.TracerProvider,
 	})
 	return a, nil
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,12 +13,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Header names of the API.
@@ -28,7 +30,6 @@ const (
 	headerConsistency    = "Palisade-Consistency"
 	headerMinPosition    = "Palisade-Min-Position"
 	headerIdempotencyKey = "Idempotency-Key"
-	headerTraceparent    = "Traceparent"
 )
 
 type ctxKey int
@@ -83,7 +84,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if !correlationPattern.MatchString(correlation) {
 			correlation = uuid.Must(uuid.NewV7()).String()
 		}
-		traceID := traceIDFrom(r.Header.Get(headerTraceparent))
+		// With tracing on, the request's span holds the trace (that of a
+		// valid incoming traceparent, or a new one); off, the header is
+		// read here.
+		traceID, _ := tracing.IDs(r.Context())
+		if traceID == "" {
+			traceID = traceIDFrom(r.Header)
+		}
 		if traceID == "" {
 			traceID = strings.ReplaceAll(uuid.Must(uuid.NewRandom()).String(), "-", "")
 		}
@@ -117,17 +124,15 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// traceIDFrom reads the trace id of a W3C traceparent header
-// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when it is malformed.
-func traceIDFrom(h string) string {
-	parts := strings.Split(h, "-")
-	if len(parts) != 4 || len(parts[1]) != 32 || len(parts[2]) != 16 {
+// traceIDFrom reads the trace id of a request's W3C traceparent header
+// with OpenTelemetry's own parser (the one the request's span uses when
+// tracing is on), or "" when it is absent or malformed.
+func traceIDFrom(h http.Header) string {
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(h)))
+	if !sc.IsValid() {
 		return ""
 	}
-	if _, err := hex.DecodeString(parts[1]); err != nil || parts[1] == strings.Repeat("0", 32) {
-		return ""
-	}
-	return strings.ToLower(parts[1])
+	return sc.TraceID().String()
 }
 
 type statusRecorder struct {

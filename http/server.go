@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
@@ -99,12 +100,15 @@ type Deps struct {
 	// burst of 100.
 	AuthDenialRate  float64
 	AuthDenialBurst int
+	// TracerProvider traces every request (tracing.go); nil: off.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP API.
 type Server struct {
 	deps        Deps
 	router      *mux.Router
+	handler     http.Handler
 	metrics     *metrics
 	idempotency *idempotencyCache
 	authDenials *denialLimiter
@@ -123,11 +127,12 @@ func NewServer(deps Deps) *Server {
 		authDenials: newDenialLimiter(deps.AuthDenialRate, deps.AuthDenialBurst),
 	}
 	s.routes()
+	s.handler = s.traced(s.router)
 	return s
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Router exposes the mux router, for tests that walk the routes.
 func (s *Server) Router() *mux.Router { return s.router }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--analytics-workers: want 1 to 256, got %d", *analyticsWorkers)
 	}
 	logger := newLogger(stderr, *logLevel)
+	// Tracing is off unless OTEL_TRACES_EXPORTER asks for it.
+	tracing, err := app.TracingFromEnv(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(flush); err != nil {
+			logger.Warn("flush the spans not yet exported", "err", err)
+		}
+	}()
 	a, err := app.Open(ctx, app.Config{
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
@@ -101,7 +114,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// The master key is read from the environment only, never a flag.
 		MasterKey:  sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 		SQLiteRoot: *sqliteRoot, DataSourceNetworks: *allowedNetworks,
-		Analytics: app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
+		Analytics:      app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
+		TracerProvider: tracing.Provider,
 	})
 	if err != nil {
 		return err
