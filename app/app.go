@@ -26,6 +26,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/audit/accessreview"
@@ -154,6 +155,11 @@ type Config struct {
 	// serves MetricsHandler on an address of its own (serve
 	// --metrics-addr).
 	MetricsElsewhere bool
+	// TracerProvider, when set, traces requests, commands, appends,
+	// projections, processes, jobs, model and tool calls (TracingFromEnv
+	// builds one from OTEL_*; tests hand in an SDK provider with an
+	// in-memory exporter). nil: tracing is off.
+	TracerProvider trace.TracerProvider
 }
 
 // EmbeddingsConfig points at an OpenAI-compatible embeddings endpoint.
@@ -298,7 +304,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
 	a.Pipeline = commands.NewPipeline(timedStore{Store: store, m: a.ops}, registry, cfg.Logger,
-		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas), commands.WithObserver(a.ops))
+		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas), commands.WithObserver(a.ops),
+		commands.WithTracerProvider(cfg.TracerProvider))
 	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err
@@ -359,6 +366,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// The bus carries the log as stored, content sealed; the groups see it
 	// opened, as the rebuild does through a.Store.
 	a.Engine.OpenWith(a.sealer)
+	a.Engine.TraceWith(cfg.TracerProvider)
 	if a.Application.Runner, err = a.newRunner(model); err != nil {
 		return nil, err
 	}
@@ -411,6 +419,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		AuthDenialBurst:  cfg.AuthDenialBurst,
 		TurnTimeout:      cfg.TurnTimeout,
 		Limits:           a.Quotas,
+		TracerProvider:   cfg.TracerProvider,
 	})
 	return a, nil
 }

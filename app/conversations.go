@@ -42,5 +42,6 @@ func (a *App) newRunner(model llm.Model) (*conversation.Runner, error) {
 	return conversation.NewRunner(conversation.Config{
 		Model: model, Tools: registry, Record: app.Commands.Conversations, Principals: a.principals,
 		Quotas: a.Quotas, TurnTimeout: a.cfg.TurnTimeout, Logger: a.cfg.Logger.With("component", "conversation"),
+		TracerProvider: a.cfg.TracerProvider,
 	}), nil
 }

@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // ActorResolver returns the principal an event's actor is now: its current
@@ -91,7 +95,22 @@ func JobID(subject eventstore.StreamName, key string) string {
 // An error leaves the job running; the caller returns it so that the
 // trigger is redelivered and step 2 resumes it.
 func (p *Pipeline) RunJob(ctx context.Context, trigger eventstore.Envelope, actors ActorResolver, spec JobSpec,
-	authorize JobAuthorizer, work JobWork) error {
+	authorize JobAuthorizer, work JobWork) (err error) {
+	// A job run from a worker pool or resumed at start has no span of its
+	// own: it continues the trace its trigger recorded.
+	ctx = tracing.ContinueFrom(ctx, trigger.TraceID, trigger.SpanID)
+	ctx, span := p.tracer.Start(ctx, "job "+spec.Kind, trace.WithAttributes(
+		attribute.String("palisade.job.kind", spec.Kind),
+		attribute.String("palisade.org_id", trigger.OrgID),
+		attribute.String("palisade.trigger.type", trigger.Type),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "job interrupted; its trigger will be redelivered")
+		}
+		span.End()
+	}()
 	ctx = WithOrigin(ctx, Origin{CorrelationID: trigger.CorrelationID, CausationID: trigger.ID.String(), TraceID: trigger.TraceID})
 	id := JobID(spec.Subject, spec.Key)
 	stream, err := eventstore.NewStreamName(jobs.Category, trigger.OrgID, id)

@@ -3,6 +3,10 @@ package commands
 import (
 	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Option tunes a Pipeline.
@@ -14,6 +18,12 @@ func WithDenialWindow(d time.Duration) Option {
 	return func(p *Pipeline) {
 		p.denials = newDenialCoalescer(d, time.Now, p.recordCoalesced)
 	}
+}
+
+// WithTracerProvider makes the pipeline trace its commands, appends and
+// jobs with tp (nil: off).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Pipeline) { p.tracer = tracing.Tracer(tp) }
 }
 
 // WithResourceQuotas makes creates of quota-bound resources ask q first.

@@ -29,11 +29,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Origin is where a command or query came from. The HTTP layer puts it in
@@ -94,11 +98,15 @@ type Pipeline struct {
 	// authority keeps each organization's tenancy aggregate, which every
 	// allowed command is decided against again before it appends.
 	authority *authority
+	// tracer starts the spans of commands, appends and jobs (no-op
+	// unless WithTracerProvider gave a provider).
+	tracer trace.Tracer
 }
 
 // NewPipeline returns a pipeline appending to store.
 func NewPipeline(store eventstore.Store, registry *events.Registry, logger *slog.Logger, opts ...Option) *Pipeline {
-	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger, authority: newAuthority()}
+	p := &Pipeline{store: store, registry: registry, now: eventstore.Now, logger: logger, authority: newAuthority(),
+		tracer: tracing.Tracer(nil)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -142,6 +150,29 @@ func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.De
 }
 
 func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (_ Result, err error) {
+	// One span per command, named for what it recorded once that is known
+	// ("command BotCreated"), for its stream's category until then.
+	ctx, span := p.tracer.Start(ctx, "command "+stream.Category, trace.WithAttributes(
+		attribute.String("palisade.stream.category", stream.Category),
+		attribute.String("palisade.org_id", stream.OrgID),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "command refused or failed")
+		}
+		span.End()
+	}()
+	res, err := p.executeRetrying(ctx, who, d, stream, newAggregate, decide, assumeNew)
+	if err == nil && len(res.events) > 0 {
+		span.SetName("command " + res.events[0].EventType())
+		span.SetAttributes(attribute.Int("palisade.events", len(res.events)))
+	}
+	return res, err
+}
+
+func (p *Pipeline) executeRetrying(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (Result, error) {
 	conflicts, moved := 0, 0
 	for attempt := 0; ; attempt++ {
@@ -248,6 +279,27 @@ func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.
 	if err := p.refuseClosed(ctx, stream); err != nil {
 		return eventstore.AppendResult{}, time.Time{}, err
 	}
+	// The append's span is open while the metadata is written, so the
+	// events record it as their cause's span: what they trigger continues
+	// the trace below it.
+	ctx, span := p.tracer.Start(ctx, "append "+stream.Category, trace.WithAttributes(
+		attribute.String("palisade.stream.category", stream.Category),
+		attribute.String("palisade.org_id", stream.OrgID),
+		attribute.Int("palisade.events", len(evs)),
+	))
+	defer span.End()
+	res, at, err := p.appendTraced(ctx, who, d, stream, expected, cond, evs)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "append failed")
+		return res, at, err
+	}
+	span.SetAttributes(attribute.Int64("palisade.position", int64(res.LastPosition)))
+	return res, at, nil
+}
+
+func (p *Pipeline) appendTraced(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
+	expected eventstore.ExpectedVersion, cond *eventstore.Condition, evs []domain.Event) (eventstore.AppendResult, time.Time, error) {
 	md := p.metadata(ctx, who, stream.OrgID, d.Reason())
 	batch := make([]eventstore.NewEvent, len(evs))
 	for i, e := range evs {
@@ -270,14 +322,23 @@ func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.
 	return res, md.OccurredAt, nil
 }
 
+// metadata is the record of who, d and the request origin. The trace id is
+// the current span's when tracing is on (it then equals the origin's: the
+// request's span took the trace of a valid incoming traceparent), the
+// origin's otherwise.
 func (p *Pipeline) metadata(ctx context.Context, who access.Principal, orgID, authz string) eventstore.Metadata {
 	o := OriginFrom(ctx)
+	traceID, spanID := tracing.IDs(ctx)
+	if traceID == "" {
+		traceID = o.TraceID
+	}
 	return eventstore.Metadata{
 		OrgID:          orgID,
 		Actor:          ActorOf(who),
 		CorrelationID:  o.CorrelationID,
 		CausationID:    o.CausationID,
-		TraceID:        o.TraceID,
+		TraceID:        traceID,
+		SpanID:         spanID,
 		Authorization:  authz,
 		IdempotencyKey: o.IdempotencyKey,
 		SchemaVersion:  1,

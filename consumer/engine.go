@@ -12,9 +12,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Handler applies one event type for a group (a read model's projection or
@@ -69,6 +73,14 @@ const (
 	Process
 )
 
+// spanPrefix names the spans of a group of this kind.
+func (k Kind) spanPrefix() string {
+	if k == Process {
+		return "process"
+	}
+	return "projection"
+}
+
 func (k Kind) String() string {
 	if k == Process {
 		return "process"
@@ -120,6 +132,9 @@ type Engine struct {
 
 	// opener, when set, opens what the bus carries sealed.
 	opener Opener
+	// tracer starts a span per event a group applies from the bus and
+	// per batch of the rebuild (no-op unless TraceWith gave a provider).
+	tracer trace.Tracer
 }
 
 // Opener turns an event as the bus carries it (its content sealed, see
@@ -134,10 +149,16 @@ type Opener interface {
 // the store it is given, which opens for itself.
 func (e *Engine) OpenWith(o Opener) { e.opener = o }
 
+// TraceWith makes the engine trace with tp (nil: off). An event taken
+// from the bus is applied in a span whose parent is the span the event's
+// metadata recorded (package tracing), so a trace shows a request and the
+// projections and processes its events caused. Call it before Attach.
+func (e *Engine) TraceWith(tp trace.TracerProvider) { e.tracer = tracing.Tracer(tp) }
+
 // NewEngine prepares groups whose positions are kept in checkpoints,
 // unless a group brings its own.
 func NewEngine(logger *slog.Logger, checkpoints Checkpoints, groups ...*Group) *Engine {
-	e := &Engine{byName: map[string]*Group{}, logger: logger}
+	e := &Engine{byName: map[string]*Group{}, logger: logger, tracer: tracing.Tracer(nil)}
 	for _, p := range groups {
 		if p.Checkpoints == nil {
 			p.Checkpoints = checkpoints
@@ -159,7 +180,17 @@ const rebuildBatch = 1000
 // Rebuild loads each group's checkpoint and applies the rest of the
 // log, reading the store directly (no bus) in batches of one unit of work
 // each, and returns the position reached.
-func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (uint64, error) {
+func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (_ uint64, err error) {
+	// The rebuild is a trace of its own: its batches mix organizations
+	// and requests long answered, so no event's trace is its parent.
+	ctx, span := e.tracer.Start(ctx, "rebuild", trace.WithNewRoot())
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "rebuild failed")
+		}
+		span.End()
+	}()
 	for _, p := range e.groups {
 		pos, err := p.Checkpoints.Position(ctx, p.Name)
 		if err != nil {
@@ -225,6 +256,12 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 		if from == len(envs) {
 			continue
 		}
+		ctx, span := e.tracer.Start(ctx, p.Kind.spanPrefix()+" batch "+p.Name, trace.WithAttributes(
+			attribute.String("palisade.group", p.Name),
+			attribute.Int("palisade.events", len(envs)-from),
+			attribute.Int64("palisade.position.first", int64(envs[from].Position)),
+			attribute.Int64("palisade.position.last", int64(last)),
+		))
 		err := p.Checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
 			for i := from; i < len(envs); i++ {
 				env := envs[i]
@@ -245,8 +282,12 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 			return nil
 		})
 		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "batch failed")
+			span.End()
 			return fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
 		}
+		span.End()
 		p.tracker.Advance(last)
 	}
 	return nil
@@ -418,21 +459,48 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			env = opened
 			msg.Payload = message.Payload(env.Data)
 		}
+		ctx, span := e.startSpan(msg.Context(), p, env)
 		var out []*message.Message
-		err = p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, func(ctx context.Context) error {
+		err = p.Checkpoints.Advance(ctx, p.Name, env.Position, func(ctx context.Context) error {
 			msg.SetContext(WithEnvelope(ctx, env))
 			var err error
 			out, err = h(msg)
 			return err
 		})
 		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "handler failed; the event will be redelivered")
+			span.End()
 			e.logger.Error("consumer: handler failed; the event will be redelivered",
 				"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
 			return out, err
 		}
+		span.End()
 		p.tracker.Advance(env.Position)
 		return out, nil
 	}
+}
+
+// startSpan starts the span of group p applying env from the bus, a child
+// of the span env's metadata recorded when that is well-formed (a root
+// otherwise). Only the event's own ids are used, so a span of one
+// organization's event never joins another's trace; groups without a
+// handler for env's type (they only advance their position) get none.
+func (e *Engine) startSpan(ctx context.Context, p *Group, env eventstore.Envelope) (context.Context, trace.Span) {
+	if _, ok := p.byType[env.Type]; !ok {
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span
+	}
+	parent := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	if sc, ok := tracing.Remote(env.TraceID, env.SpanID); ok {
+		parent = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	return e.tracer.Start(parent, p.Kind.spanPrefix()+" "+p.Name, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("palisade.group", p.Name),
+			attribute.String("palisade.event.type", env.Type),
+			attribute.String("palisade.org_id", env.OrgID),
+			attribute.Int64("palisade.position", int64(env.Position)),
+		))
 }
 
 type envelopeKey struct{}

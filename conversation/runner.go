@@ -12,6 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain"
@@ -19,6 +23,7 @@ import (
 	"github.com/palisadehq/palisade/domain/conversations"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/quota"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Limits of a turn.
@@ -73,6 +78,7 @@ type Runner struct {
 	timeout    time.Duration
 	logger     *slog.Logger
 	now        func() time.Time
+	tracer     trace.Tracer
 }
 
 // Config configures a Runner.
@@ -86,6 +92,8 @@ type Config struct {
 	// TurnTimeout is a turn's wall time (DefaultTurnTimeout if zero).
 	TurnTimeout time.Duration
 	Logger      *slog.Logger
+	// TracerProvider traces turns, model calls and tool calls (nil: off).
+	TracerProvider trace.TracerProvider
 }
 
 // NewRunner returns a runner.
@@ -97,7 +105,8 @@ func NewRunner(cfg Config) *Runner {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{model: cfg.Model, tools: cfg.Tools, record: cfg.Record, principals: cfg.Principals,
-		quotas: cfg.Quotas, timeout: cfg.TurnTimeout, logger: cfg.Logger, now: time.Now}
+		quotas: cfg.Quotas, timeout: cfg.TurnTimeout, logger: cfg.Logger, now: time.Now,
+		tracer: tracing.Tracer(cfg.TracerProvider)}
 }
 
 // ToolCallView is a tool call as an answer reports it.
@@ -130,7 +139,15 @@ var (
 // Ask runs one turn of who's conversation: it records the question, runs
 // the model and the tools, and records the answer (or the failure or
 // cancellation). sink may be nil.
-func (r *Runner) Ask(ctx context.Context, who access.Principal, conversationID, content string, sink Sink) (Answer, error) {
+func (r *Runner) Ask(ctx context.Context, who access.Principal, conversationID, content string, sink Sink) (_ Answer, err error) {
+	ctx, span := r.tracer.Start(ctx, "bot turn", trace.WithAttributes(attribute.String("palisade.org_id", who.OrgID)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "turn without an answer")
+		}
+		span.End()
+	}()
 	// The turn is authorized and recorded first, so that a caller who may
 	// not run the bot learns that (403, 404) rather than its org's quota,
 	// and a turn refused for the quota is on the record.
@@ -289,7 +306,7 @@ func (t *turn) run(ctx context.Context, f frame, msgs []llm.Message) (string, er
 				return nil
 			}
 		}
-		resp, err := t.runner.model.Complete(ctx, req, onDelta)
+		resp, err := t.complete(ctx, f, req, onDelta)
 		if err != nil {
 			return "", err
 		}
@@ -313,9 +330,47 @@ func (t *turn) run(ctx context.Context, f frame, msgs []llm.Message) (string, er
 	}
 }
 
+// complete is one model call, in a span of its own.
+func (t *turn) complete(ctx context.Context, f frame, req llm.Request, onDelta llm.DeltaFunc) (llm.Response, error) {
+	ctx, span := t.runner.tracer.Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("palisade.model", t.runner.model.Name()),
+		attribute.Int("palisade.depth", f.depth()),
+		attribute.Int("palisade.tools_offered", len(req.Tools)),
+	))
+	defer span.End()
+	resp, err := t.runner.model.Complete(ctx, req, onDelta)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "model call failed")
+		return resp, err
+	}
+	span.SetAttributes(attribute.Int("palisade.tool_calls", len(resp.ToolCalls)),
+		attribute.Int("palisade.prompt_tokens", resp.Usage.PromptTokens),
+		attribute.Int("palisade.completion_tokens", resp.Usage.CompletionTokens))
+	return resp, nil
+}
+
 // call decides one tool call, runs it when allowed, records both, and
-// returns what the model reads.
+// returns what the model reads. It runs in a span named for the tool
+// (only a registered tool's name: a model can ask for any name).
 func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswer bool) (string, error) {
+	name := "unknown"
+	if _, known := t.runner.tools.Lookup(call.Name); known {
+		name = call.Name
+	}
+	ctx, span := t.runner.tracer.Start(ctx, "tool call "+name, trace.WithAttributes(
+		attribute.String("palisade.tool", name), attribute.Int("palisade.depth", f.depth())))
+	defer span.End()
+	result, err := t.decideAndRun(ctx, f, call, forcedAnswer)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "tool call ended the turn")
+	}
+	return result, err
+}
+
+// decideAndRun is call's work.
+func (t *turn) decideAndRun(ctx context.Context, f frame, call llm.ToolCall, forcedAnswer bool) (string, error) {
 	record := context.WithoutCancel(ctx)
 	id := t.callID(call.ID)
 	args := call.Arguments

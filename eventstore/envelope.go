@@ -51,6 +51,10 @@ type Metadata struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	TraceID       string `json:"trace_id,omitempty"`
+	// SpanID is the W3C span id of the span that appended the event, when
+	// tracing was on and sampled it: what the event causes continues the
+	// trace below that span (package tracing).
+	SpanID string `json:"span_id,omitempty"`
 	// Authorization is the access decision that let the command through.
 	Authorization string `json:"authorization,omitempty"`
 	// IdempotencyKey is the client's Idempotency-Key, when it sent one.

@@ -22,6 +22,7 @@ const (
 	MetaCorrelationID  = "correlation_id"
 	MetaCausationID    = "causation_id"
 	MetaTraceID        = "trace_id"
+	MetaSpanID         = "span_id"
 	MetaActor          = "actor"
 	MetaOccurredAt     = "occurred_at"
 	MetaSchemaVersion  = "schema_version"
@@ -46,6 +47,9 @@ func ToMessage(env Envelope) (*message.Message, error) {
 	md.Set(MetaCorrelationID, env.CorrelationID)
 	md.Set(MetaCausationID, env.CausationID)
 	md.Set(MetaTraceID, env.TraceID)
+	if env.SpanID != "" {
+		md.Set(MetaSpanID, env.SpanID)
+	}
 	md.Set(MetaActor, string(actor))
 	md.Set(MetaOccurredAt, env.OccurredAt.UTC().Format(time.RFC3339Nano))
 	md.Set(MetaSchemaVersion, strconv.Itoa(env.SchemaVersion))
@@ -86,6 +90,7 @@ func FromMessage(msg *message.Message) (Envelope, error) {
 	env.CorrelationID = md.Get(MetaCorrelationID)
 	env.CausationID = md.Get(MetaCausationID)
 	env.TraceID = md.Get(MetaTraceID)
+	env.SpanID = md.Get(MetaSpanID)
 	env.Authorization = md.Get(MetaAuthorization)
 	env.IdempotencyKey = md.Get(MetaIdempotencyKey)
 	env.Data = json.RawMessage(msg.Payload)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // routeUnmatched is the route template of a request no route took (404,
@@ -56,7 +57,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !correlationPattern.MatchString(correlation) {
 		correlation = uuid.Must(uuid.NewV7()).String()
 	}
-	traceID := traceIDFrom(r.Header.Get(headerTraceparent))
+	// With tracing on, the request's span holds the trace (that of a valid
+	// incoming traceparent, or a new one); off, the header is read here.
+	traceID, _ := tracing.IDs(r.Context())
+	if traceID == "" {
+		traceID = traceIDFrom(r.Header)
+	}
 	if traceID == "" {
 		traceID = strings.ReplaceAll(uuid.Must(uuid.NewRandom()).String(), "-", "")
 	}

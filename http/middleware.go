@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
@@ -25,7 +27,6 @@ const (
 	headerConsistency    = "Palisade-Consistency"
 	headerMinPosition    = "Palisade-Min-Position"
 	headerIdempotencyKey = "Idempotency-Key"
-	headerTraceparent    = "Traceparent"
 )
 
 type ctxKey int
@@ -71,17 +72,15 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 
 var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// traceIDFrom reads the trace id of a W3C traceparent header
-// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when it is malformed.
-func traceIDFrom(h string) string {
-	parts := strings.Split(h, "-")
-	if len(parts) != 4 || len(parts[1]) != 32 || len(parts[2]) != 16 {
+// traceIDFrom reads the trace id of a request's W3C traceparent header
+// with OpenTelemetry's own parser (the one the request's span uses when
+// tracing is on), or "" when it is absent or malformed.
+func traceIDFrom(h http.Header) string {
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(h)))
+	if !sc.IsValid() {
 		return ""
 	}
-	if _, err := hex.DecodeString(parts[1]); err != nil || parts[1] == strings.Repeat("0", 32) {
-		return ""
-	}
-	return strings.ToLower(parts[1])
+	return sc.TraceID().String()
 }
 
 type statusRecorder struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain/access"
@@ -107,6 +108,8 @@ type Deps struct {
 	// burst of 100.
 	AuthDenialRate  float64
 	AuthDenialBurst int
+	// TracerProvider traces every request (tracing.go); nil: off.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP API.
@@ -132,12 +135,13 @@ func NewServer(deps Deps) *Server {
 		authDenials: newDenialLimiter(deps.AuthDenialRate, deps.AuthDenialBurst),
 	}
 	s.routes()
-	s.root = http.HandlerFunc(s.serveHTTP)
+	s.root = s.traced(http.HandlerFunc(s.serveHTTP))
 	return s
 }
 
 // Handler returns the root handler: every request, whether a route takes
-// it or not, goes through serveHTTP (correlation id, metrics, access log).
+// it or not, goes through serveHTTP (correlation id, metrics, access log),
+// inside the request's span when tracing is on.
 func (s *Server) Handler() http.Handler { return s.root }
 
 // Router exposes the mux router, for tests that walk the routes.

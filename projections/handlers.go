@@ -184,6 +184,9 @@ func AuditProjection(m AuditModel, prototypes []domain.Event) *consumer.Group {
 		if err != nil {
 			return err
 		}
+		// The span id only links traces (package tracing); the audit
+		// record keeps the trace id, as every adapter can store it.
+		env.SpanID = ""
 		if err := m.Add(ctx, scope, env); err != nil {
 			return err
 		}

@@ -17,9 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/identity"
@@ -43,6 +45,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	floodClients := fs.Int("flood-clients", 16, "with --flood: concurrent clients sending the forbidden requests")
 	victimClients := fs.Int("victim-clients", 4, "with --flood: concurrent clients of the other org")
 	floodRate := fs.Float64("flood-rate", 0, "with --flood: the flooding org's requests_per_second quota (0: unlimited)")
+	traced := fs.Bool("tracing", false, "trace every request (sampled, batched, exported to a counter that discards them) to measure what tracing costs")
 	turns := fs.Bool("turns", false, "instead: measure bot turns (built-in model, one search each) and the time to the first SSE byte")
 	pgURL := fs.String("postgres-url", "", "with --turns: keep read models in PostgreSQL as this application role")
 	pgOwnerURL := fs.String("postgres-owner-url", "", "with --turns: run the read-model migrations as this owner role")
@@ -110,7 +113,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*dataDir = dir
 	}
 
-	a, err := app.Open(ctx, app.Config{DataDir: *dataDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := app.Config{DataDir: *dataDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var spans *countingExporter
+	if *traced {
+		spans = &countingExporter{}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(spans))
+		defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
+		cfg.TracerProvider = tp
+	}
+	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -142,13 +153,20 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(stdout, "command path: POST /v1/bots (verify token, authorize, durable append, wait for read models), %s per level\n", *duration)
+	tracingNote := "tracing off"
+	if *traced {
+		tracingNote = "tracing on: every span sampled and exported"
+	}
+	fmt.Fprintf(stdout, "command path: POST /v1/bots (verify token, authorize, durable append, wait for read models), %s per level, %s\n", *duration, tracingNote)
 	fmt.Fprintf(stdout, "%8s %10s %12s %10s %10s %10s %8s\n", "clients", "commands", "commands/s", "p50", "p99", "max", "errors")
 	for _, n := range levels {
 		r := runLoad(ctx, client, base+"/v1/bots", owner, n, *duration, *async)
 		fmt.Fprintf(stdout, "%8d %10d %12.0f %10s %10s %10s %8d\n", n, r.count, r.rate, r.p50, r.p99, r.max, r.errors)
 	}
 
+	if spans != nil {
+		fmt.Fprintf(stdout, "spans exported so far: %d\n", spans.count.Load())
+	}
 	events, took, err := a.MeasureRebuild(ctx)
 	if err != nil {
 		return err
@@ -157,6 +175,18 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		events, took.Round(time.Millisecond), float64(events)/took.Seconds())
 	return nil
 }
+
+// countingExporter is a span exporter that counts what it is given and
+// keeps none of it: the bench measures producing and batching spans, not a
+// collector.
+type countingExporter struct{ count atomic.Int64 }
+
+func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.count.Add(int64(len(spans)))
+	return nil
+}
+
+func (e *countingExporter) Shutdown(context.Context) error { return nil }
 
 type loadResult struct {
 	count, errors int

@@ -112,6 +112,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer metricsLn.Close()
 	}
+	// Tracing is off unless OTEL_TRACES_EXPORTER asks for it.
+	tracing, err := app.TracingFromEnv(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(flush); err != nil {
+			logger.Warn("flush the spans not yet exported", "err", err)
+		}
+	}()
 	a, err := app.Open(ctx, app.Config{
 		AccessLog: access, MetricsElsewhere: metricsLn != nil,
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
@@ -131,7 +143,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// The master key is read from the environment only, never a flag.
 		MasterKey:  sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 		SQLiteRoot: *sqliteRoot, DataSourceNetworks: *allowedNetworks,
-		Analytics: app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
+		Analytics:      app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
+		TracerProvider: tracing.Provider,
 	})
 	if err != nil {
 		return err

@@ -530,6 +530,7 @@ func (s suite) testEnvelopeRoundTrip(t *testing.T) {
 			CorrelationID:  "corr-1",
 			CausationID:    "cause-1",
 			TraceID:        "4bf92f3577b34da6a3ce929d0e0e4736",
+			SpanID:         "00f067aa0ba902b7",
 			Authorization:  "grant kb:read on kb-1",
 			IdempotencyKey: "idem-1",
 			SchemaVersion:  3,
@@ -578,7 +579,7 @@ func (s suite) testEnvelopeRoundTrip(t *testing.T) {
 func metadataEqual(a, b eventstore.Metadata) bool {
 	return a.OrgID == b.OrgID && a.Actor.Subject == b.Actor.Subject && a.Actor.Kind == b.Actor.Kind &&
 		slices.Equal(a.Actor.Roles, b.Actor.Roles) && slices.Equal(a.Actor.OnBehalfOf, b.Actor.OnBehalfOf) &&
-		a.CorrelationID == b.CorrelationID && a.CausationID == b.CausationID && a.TraceID == b.TraceID &&
+		a.CorrelationID == b.CorrelationID && a.CausationID == b.CausationID && a.TraceID == b.TraceID && a.SpanID == b.SpanID &&
 		a.Authorization == b.Authorization && a.IdempotencyKey == b.IdempotencyKey &&
 		a.SchemaVersion == b.SchemaVersion && a.OccurredAt.Equal(b.OccurredAt)
 }
