@@ -305,7 +305,7 @@ func TestEnvelopeSchema(t *testing.T) {
 		Stream: eventstore.MustStreamName("bot", orgA, "bot-1"),
 		Metadata: eventstore.Metadata{
 			OrgID: orgA, Actor: eventstore.Actor{Subject: "u", Kind: "bot", Roles: []string{"r"}, Scope: []string{"kb:read"}, CreatedBy: "user-2", OnBehalfOf: []string{"user-1"}, InvokerKind: "user"},
-			CorrelationID: "c", CausationID: "c", TraceID: "t", Authorization: "a", IdempotencyKey: "k",
+			CorrelationID: "c", CausationID: "c", TraceID: "t", SpanID: "00f067aa0ba902b7", Authorization: "a", IdempotencyKey: "k",
 			SchemaVersion: 1, OccurredAt: eventstore.Now(),
 		},
 	}
