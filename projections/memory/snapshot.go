@@ -280,6 +280,7 @@ func writeEnvelope(enc *snapshot.Encoder, env eventstore.Envelope) {
 	enc.String(env.CorrelationID)
 	enc.String(env.CausationID)
 	enc.String(env.TraceID)
+	enc.String(env.SpanID)
 	enc.String(env.Authorization)
 	enc.String(env.IdempotencyKey)
 	enc.Varint(int64(env.SchemaVersion))
@@ -291,7 +292,7 @@ var envelopeFields = []string{
 	"ID", "Type", "Stream.Category", "Stream.OrgID", "Stream.EntityID", "StreamVersion", "Position", "Data",
 	"Metadata.OrgID", "Metadata.Actor.Subject", "Metadata.Actor.Kind", "Metadata.Actor.Roles", "Metadata.Actor.Scope",
 	"Metadata.Actor.CreatedBy", "Metadata.Actor.OnBehalfOf", "Metadata.Actor.InvokerKind",
-	"Metadata.CorrelationID", "Metadata.CausationID", "Metadata.TraceID", "Metadata.Authorization",
+	"Metadata.CorrelationID", "Metadata.CausationID", "Metadata.TraceID", "Metadata.SpanID", "Metadata.Authorization",
 	"Metadata.IdempotencyKey", "Metadata.SchemaVersion", "Metadata.OccurredAt",
 }
 
@@ -321,6 +322,7 @@ func readEnvelope(dec *snapshot.Decoder) (eventstore.Envelope, bool) {
 	env.CorrelationID = dec.String()
 	env.CausationID = dec.String()
 	env.TraceID = dec.String()
+	env.SpanID = dec.String()
 	env.Authorization = dec.String()
 	env.IdempotencyKey = dec.String()
 	env.SchemaVersion = int(dec.Varint())
