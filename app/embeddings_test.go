@@ -168,8 +168,9 @@ func TestLostEmbeddingStoreLeavesChunksKeywordSearchable(t *testing.T) {
 	}
 	// The read models' snapshot holds the vectors the chunks were
 	// projected with; this is about a rebuild from the log, which reads
-	// them from the embedding store.
-	if err := os.Remove(filepath.Join(dir, snapshotFile)); err != nil {
+	// them from the embedding store. (A stop writes no snapshot when its
+	// groups are not at one position, as on the Kafka bus it may not be.)
+	if err := os.Remove(filepath.Join(dir, snapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
 	h = openHarnessWith(t, dir, endpoint.config("test-embedding-model"))
