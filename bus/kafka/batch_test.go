@@ -133,11 +133,14 @@ func TestRelayBatchBoundaries(t *testing.T) {
 }
 
 // TestPublishBatchFewRequests: a batch of 200 messages of two orgs to four
-// partitions goes to Kafka in a few produce requests, not the 200 that
-// watermill-kafka's publisher sends (Sarama sends what is queued whenever
-// the previous request was answered: one or two requests on an idle
-// machine, a few more when queuing is slower than a round trip); each
-// org's messages are keyed by it, in one partition, in batch order.
+// partitions goes to Kafka in far fewer produce requests than the 200 that
+// watermill-kafka's publisher sends; each org's messages are keyed by it,
+// in one partition, in batch order. How few depends on timing, not on the
+// code: Sarama sends what is queued whenever a request slot is free, so an
+// idle machine needs one or two requests and a loaded one (CI, under the
+// race detector, with other packages running) needed 13. The bound is a
+// quarter of the batch: one request per message, the behaviour this
+// publisher replaces, still fails it by a factor of four.
 func TestPublishBatchFewRequests(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -174,8 +177,8 @@ func TestPublishBatchFewRequests(t *testing.T) {
 	if err := pub.PublishBatch(batch); err != nil {
 		t.Fatal(err)
 	}
-	if n := requests.Load(); n < 1 || n > int64(len(batch)/20) {
-		t.Errorf("a batch of %d messages took %d produce requests, want at most %d", len(batch), n, len(batch)/20)
+	if n := requests.Load(); n < 1 || n > int64(len(batch)/4) {
+		t.Errorf("a batch of %d messages took %d produce requests, want at most %d", len(batch), n, len(batch)/4)
 	} else {
 		t.Logf("a batch of %d messages took %d produce requests", len(batch), n)
 	}
