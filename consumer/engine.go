@@ -117,6 +117,25 @@ type Checkpoints interface {
 	Advance(ctx context.Context, group string, position uint64, apply func(ctx context.Context) error) error
 }
 
+// appliedKey carries, in the context of a unit of work, the position its
+// checkpoint had already recorded when the unit began.
+type appliedKey struct{}
+
+// WithAppliedThrough tells apply, through ctx, that the events up to
+// position were already applied to the group's store (by another replica
+// sharing it): a Checkpoints adapter shared between replicas calls it
+// with the position it found, under its lock, when a unit begins.
+func WithAppliedThrough(ctx context.Context, position uint64) context.Context {
+	return context.WithValue(ctx, appliedKey{}, position)
+}
+
+// AppliedThrough returns the position WithAppliedThrough put in ctx, 0
+// when none.
+func AppliedThrough(ctx context.Context) uint64 {
+	pos, _ := ctx.Value(appliedKey{}).(uint64)
+	return pos
+}
+
 // Engine runs groups: a catch-up straight from the log at start, then
 // live through Watermill's cqrs event group processor.
 type Engine struct {
@@ -263,8 +282,12 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 			attribute.Int64("palisade.position.last", int64(last)),
 		))
 		err := p.Checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
+			applied := AppliedThrough(ctx)
 			for i := from; i < len(envs); i++ {
 				env := envs[i]
+				if env.Position <= applied {
+					continue // another replica applied it
+				}
 				h, ok := p.byType[env.Type]
 				if !ok {
 					continue

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
@@ -116,5 +118,105 @@ func TestCheckpointsAdvanceAtomically(t *testing.T) {
 	}
 	if _, err := b.store.Bots().Bot(ctx, a, "bot-2"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("bot of a cancelled unit: %v", err)
+	}
+}
+
+// TestCheckpointsApplyEachEventOnceAcrossReplicas: replicas share the
+// read models and each runs the projections. Three writers advancing the
+// same projection through the same positions at once apply each position
+// exactly once between them; a batch that overlaps positions another
+// replica applied learns how far that one got and skips those.
+func TestCheckpointsApplyEachEventOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const positions = 150
+	var mu sync.Mutex
+	applied := map[uint64]int{}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp := b.store.Checkpoints()
+			for pos := uint64(1); pos <= positions; pos++ {
+				err := cp.Advance(b.ctx, "shared", pos, func(ctx context.Context) error {
+					mu.Lock()
+					applied[pos]++
+					mu.Unlock()
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for pos := uint64(1); pos <= positions; pos++ {
+		if applied[pos] != 1 {
+			t.Fatalf("position %d applied %d times, want once", pos, applied[pos])
+		}
+	}
+
+	// A batch 141..200 after positions up to 150 were applied: it runs,
+	// and is told 150 so it applies 151..200 only.
+	var through uint64
+	err := b.store.Checkpoints().Advance(b.ctx, "shared", 200, func(ctx context.Context) error {
+		through = consumer.AppliedThrough(ctx)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if through != positions {
+		t.Fatalf("the overlapping batch was told %d was applied, want %d", through, positions)
+	}
+	if pos, err := b.store.Checkpoints().Position(b.ctx, "shared"); err != nil || pos != 200 {
+		t.Fatalf("checkpoint %d, %v; want 200", pos, err)
+	}
+}
+
+// TestWorkerCheckpointBelongsToItsLog: a worker's position is shared by
+// every replica, never moves back, and is none in another log.
+func TestWorkerCheckpointBelongsToItsLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a1, a2 := b.store.WorkerCheckpoint("log-a", "relay"), b.store.WorkerCheckpoint("log-a", "relay")
+	if pos, err := a1.Load(b.ctx); err != nil || pos != 0 {
+		t.Fatalf("fresh checkpoint %d, %v; want 0", pos, err)
+	}
+	if err := a1.Save(b.ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := a2.Load(b.ctx); err != nil || pos != 40 {
+		t.Fatalf("another replica loads %d, %v; want 40", pos, err)
+	}
+	// A late save of an older position (a holder that lost the role).
+	if err := a2.Save(b.ctx, 30); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := a1.Load(b.ctx); pos != 40 {
+		t.Fatalf("after a late save of 30 the checkpoint is %d, want 40", pos)
+	}
+	other := b.store.WorkerCheckpoint("log-b", "relay")
+	if pos, err := other.Load(b.ctx); err != nil || pos != 0 {
+		t.Fatalf("another log loads %d, %v; want 0", pos, err)
+	}
+	if err := other.Save(b.ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := other.Load(b.ctx); pos != 5 {
+		t.Fatalf("another log's first save: %d, want 5", pos)
+	}
+	if pos, _ := a1.Load(b.ctx); pos != 0 {
+		t.Fatalf("the first log's position after the other log's save: %d, want 0 (replaced)", pos)
+	}
+	// A rebuild keeps it.
+	if err := Reset(b.ctx, b.db.ownerURL, b.schema); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := other.Load(b.ctx); pos != 5 {
+		t.Fatalf("after a rebuild the checkpoint is %d, want 5", pos)
 	}
 }

@@ -149,6 +149,12 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 	}
 	stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE ON TABLE `+
 		pgx.Identifier{schema, "projection_checkpoints"}.Sanitize()+` TO `+roleIdent)
+	if exists, err := tableExists(ctx, db, schema, "worker_checkpoints"); err != nil {
+		return err
+	} else if exists {
+		stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE ON TABLE `+
+			pgx.Identifier{schema, "worker_checkpoints"}.Sanitize()+` TO `+roleIdent)
+	}
 	// The application binds the read models to its log once; only the
 	// owner, rebuilding, removes the binding.
 	if exists, err := tableExists(ctx, db, schema, "read_model_origin"); err != nil {

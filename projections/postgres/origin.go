@@ -92,8 +92,9 @@ func (s *Store) Claim(ctx context.Context, logID string, head uint64) (Origin, e
 // organization, model and content hash rather than a read model (a chunk
 // takes a vector from it only when its own content matches), and which
 // the ingestion process, whose progress is kept beside the log, would not
-// fill again.
-var keptOnReset = []string{"goose_db_version", "embedding_cache"}
+// fill again; and the workers' checkpoints, which are positions in a named
+// log rather than state built from it (see WorkerCheckpoint).
+var keptOnReset = []string{"goose_db_version", "embedding_cache", "worker_checkpoints"}
 
 // Reset empties every read model of the schema (empty: public), their
 // checkpoints and their log identity, as the owner role, so that the next

@@ -348,7 +348,7 @@ func TestEveryTenantTableIsUnderRowLevelSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	platform := []string{"goose_db_version", "projection_checkpoints", "read_model_origin"}
+	platform := []string{"goose_db_version", "projection_checkpoints", "read_model_origin", "worker_checkpoints"}
 	tenant := 0
 	for rows.Next() {
 		var (
@@ -399,7 +399,7 @@ func TestGrants(t *testing.T) {
 	if err != nil || create || !usage {
 		t.Fatalf("schema privileges of %s: CREATE %v, USAGE %v, %v", role, create, usage, err)
 	}
-	want := map[string]string{"projection_checkpoints": "SELECT,INSERT,UPDATE", "goose_db_version": "", "read_model_origin": "SELECT,INSERT"}
+	want := map[string]string{"projection_checkpoints": "SELECT,INSERT,UPDATE", "goose_db_version": "", "read_model_origin": "SELECT,INSERT", "worker_checkpoints": "SELECT,INSERT,UPDATE"}
 	for _, table := range tenantTables(t, b.ctx, b.owner, b.schema) {
 		want[table] = "SELECT,INSERT,UPDATE,DELETE"
 	}
