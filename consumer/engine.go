@@ -261,6 +261,46 @@ func (e *Engine) Rebuild(ctx context.Context, store eventstore.Store) (_ uint64,
 	return reached, nil
 }
 
+// Follow applies the log to the groups straight from store, with no bus: a
+// catch-up from their checkpoints (as Rebuild does), then each event
+// appended after, as the store delivers it, until ctx ends (nil) or a
+// unit fails (its error; the group's position stays before the event, so
+// the next Follow applies it again). Each event's unit is traced as a bus
+// delivery is: a child of the span its metadata records. This is how a
+// single-active process runs on the replica that holds its role (see
+// package cluster): no other replica's bus must hand it events.
+func (e *Engine) Follow(ctx context.Context, store eventstore.Store) error {
+	from, err := e.Rebuild(ctx, store)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	err = store.Subscribe(ctx, from, eventstore.Filter{}, func(env eventstore.Envelope) error {
+		for _, p := range e.groups {
+			if env.Position <= p.tracker.Position() {
+				continue
+			}
+			spanCtx, span := e.startSpan(ctx, p, env)
+			err := e.applyGroup(spanCtx, p, []eventstore.Envelope{env}, make([]domain.Event, 1), 0)
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "handler failed")
+			}
+			span.End()
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
+			}
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("consumer: follow the log from %d: %w", from, err)
+}
+
 // applyBatch applies envs (in log order) to every group that has not
 // seen them, one unit of work per group. Decoded payloads are shared
 // between groups, which must not modify them.
@@ -281,38 +321,49 @@ func (e *Engine) applyBatch(ctx context.Context, envs []eventstore.Envelope) err
 			attribute.Int64("palisade.position.first", int64(envs[from].Position)),
 			attribute.Int64("palisade.position.last", int64(last)),
 		))
-		err := p.Checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
-			applied := AppliedThrough(ctx)
-			for i := from; i < len(envs); i++ {
-				env := envs[i]
-				if env.Position <= applied {
-					continue // another replica applied it
-				}
-				h, ok := p.byType[env.Type]
-				if !ok {
-					continue
-				}
-				if decoded[i] == nil && h.decode != nil {
-					var err error
-					if decoded[i], err = h.decode(env.Data); err != nil {
-						return fmt.Errorf("decode %s at %d: %w", env.Type, env.Position, err)
-					}
-				}
-				if err := h.apply(ctx, env, decoded[i]); err != nil {
-					return fmt.Errorf("apply %s at %d: %w", env.Type, env.Position, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := e.applyGroup(ctx, p, envs, decoded, from); err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "batch failed")
 			span.End()
 			return fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
 		}
 		span.End()
-		p.tracker.Advance(last)
 	}
+	return nil
+}
+
+// applyGroup applies envs[from:] to group p as one unit of work and
+// advances its position to the last of envs. decoded holds the payloads
+// decoded so far, shared between groups.
+func (e *Engine) applyGroup(ctx context.Context, p *Group, envs []eventstore.Envelope, decoded []domain.Event, from int) error {
+	last := envs[len(envs)-1].Position
+	err := p.Checkpoints.Advance(ctx, p.Name, last, func(ctx context.Context) error {
+		applied := AppliedThrough(ctx)
+		for i := from; i < len(envs); i++ {
+			env := envs[i]
+			if env.Position <= applied {
+				continue // another replica applied it
+			}
+			h, ok := p.byType[env.Type]
+			if !ok {
+				continue
+			}
+			if decoded[i] == nil && h.decode != nil {
+				var err error
+				if decoded[i], err = h.decode(env.Data); err != nil {
+					return fmt.Errorf("decode %s at %d: %w", env.Type, env.Position, err)
+				}
+			}
+			if err := h.apply(ctx, env, decoded[i]); err != nil {
+				return fmt.Errorf("apply %s at %d: %w", env.Type, env.Position, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.tracker.Advance(last)
 	return nil
 }
 

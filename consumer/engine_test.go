@@ -244,3 +244,56 @@ func TestStopWaitsForHandlers(t *testing.T) {
 		t.Fatalf("a delivery after Stop was applied: %v, position %d", applied, engine.Position())
 	}
 }
+
+// TestFollowCatchesUpThenTails: Follow applies what the log holds, then
+// each event appended while it runs, once, in order; it returns nil when
+// its context ends, and a second Follow from the same checkpoints applies
+// only what came after.
+func TestFollowCatchesUpThenTails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	appendBot := func(id string) {
+		t.Helper()
+		env := envelope(t, 0, "org-a", id)
+		if _, err := store.Append(ctx, env.Stream, eventstore.NoStream(), []eventstore.NewEvent{{Type: env.Type, Metadata: env.Metadata, Data: env.Data}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendBot("before")
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	checkpoints := memory.NewCheckpoints()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	engine := consumer.NewEngine(logger, checkpoints, c.projection())
+	followCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- engine.Follow(followCtx, store) }()
+	appendBot("during")
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := engine.WaitForGroup(wait, "counting", 2); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Follow = %v after its context ended, want nil", err)
+	}
+	appendBot("after")
+	again := consumer.NewEngine(logger, checkpoints, c.projection())
+	followCtx, stop = context.WithCancel(ctx)
+	go func() { done <- again.Follow(followCtx, store) }()
+	if err := again.WaitForGroup(wait, "counting", 3); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	<-done
+	for _, id := range []string{"before", "during", "after"} {
+		if n := c.count(id); n != 1 {
+			t.Errorf("%s applied %d times, want once", id, n)
+		}
+	}
+}
