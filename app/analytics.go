@@ -52,12 +52,28 @@ func (a *App) openAnalytics(model llm.Model, sources dataSources) (*analyticsPar
 // groups are the analytics process and the open-jobs tracker it resumes
 // from (in memory: rebuilt from the log or restored from the read-model
 // snapshot at every start).
-func (p *analyticsPart) groups(checkpoints consumer.Checkpoints, inMemory *memory.Checkpoints) []*consumer.Group {
-	process := p.runner.Process()
+func (p *analyticsPart) groups(checkpoints consumer.Checkpoints, inMemory *memory.Checkpoints) (process, open *consumer.Group) {
+	process = p.runner.Process()
 	process.Checkpoints = checkpoints
-	open := p.runner.OpenJobs()
+	open = p.runner.OpenJobs()
 	open.Checkpoints = inMemory
-	return []*consumer.Group{process, open}
+	return process, open
+}
+
+// around runs the analytics process on the replica elected for it: the
+// pool for the term, every job left open handed to it (another replica's
+// term may have ended with jobs running), then the process itself.
+func (p *analyticsPart) around(a *App) func(ctx context.Context, follow func(context.Context) error) error {
+	return func(ctx context.Context, follow func(context.Context) error) error {
+		p.runner.Start(ctx)
+		defer p.runner.Stop()
+		if n, err := p.runner.Resume(ctx); err != nil {
+			a.cfg.Logger.Error("resuming analytics jobs", "resumed", n, "err", err)
+		} else if n > 0 {
+			a.cfg.Logger.Warn("analytics jobs left open handed to this replica's pool", "jobs", n)
+		}
+		return follow(ctx)
+	}
 }
 
 // start starts the pool and hands it every job left open (a stop cut it

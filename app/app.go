@@ -30,6 +30,7 @@ import (
 
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/audit/accessreview"
+	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
@@ -239,6 +240,13 @@ type App struct {
 	restored *restoredSnapshot
 	// startedFrom is the position the start restored the groups at.
 	startedFrom uint64
+	// On the shared stack (see replicas.go): the elector of single-active
+	// roles, their gauges, this replica's name, and the processes it runs
+	// when elected (otherwise the processes are groups of Engine).
+	elector   *cluster.Elector
+	leaders   *prometheus.GaugeVec
+	replicaID string
+	workers   []worker
 	// kafkaPublisher is the relays' Kafka publisher, when Kafka is on; the
 	// audit chain publishes its checkpoints through it too.
 	kafkaPublisher message.Publisher
@@ -310,6 +318,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.openReplication(ctx); err != nil {
+		return nil, err
+	}
 	// Read models first, then what reads them (principals), then the
 	// processes that resolve principals: no cycle to break at run time.
 	a.principals = projections.NewPrincipals(models.tenancy).WithBots(models.bots)
@@ -345,8 +356,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.closers = append(a.closers, a.analytics.close)
 	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
 	groups := append(models.projections(registry), a.quotaModel(models), turns)
-	groups = append(groups, a.processes(a.principals)...)
-	groups = append(groups, a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))...)
+	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
+	groups = append(groups, openJobs)
+	if a.replicated() {
+		// Elected, each on one replica at a time (startWorkers).
+		a.workers = []worker{{group: a.ingestionProcess(a.principals)}, {group: analyticsProcess, around: a.analytics.around(a)}}
+	} else {
+		groups = append(groups, a.ingestionProcess(a.principals), analyticsProcess)
+	}
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	if models.memory != nil {
 		a.snapshot = &memorySnapshot{
@@ -378,8 +395,12 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	cfg.Logger.Info("read models caught up with the log", "from", from, "position", a.rebuilt, "took", time.Since(start).String())
 	// Turns run in their requests: one still open now was cut short by a
-	// stop, and nothing else will end it (one replica, see ARCHITECTURE.md).
-	if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
+	// stop, and nothing else will end it. With replicas, an open turn may
+	// be running on another one: nothing is failed at start (a turn cut
+	// short by a replica's death stays open; see ARCHITECTURE.md).
+	if a.replicated() {
+		cfg.Logger.Info("replicas: open bot turns are left to the replicas running them")
+	} else if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
 		cfg.Logger.Error("recording interrupted bot turns", "failed", n, "err", err)
 	} else if n > 0 {
 		cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
@@ -387,10 +408,16 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	// After the rebuild (principals resolve from complete read models),
 	// before the bus: every job still open is handed to the pool again.
-	a.analytics.start(ctx, runCtx, a)
+	// With replicas, the replica elected for the analytics process does.
+	if !a.replicated() {
+		a.analytics.start(ctx, runCtx, a)
+	}
 
 	if err := a.startBus(runCtx); err != nil {
 		return nil, err
+	}
+	if a.replicated() {
+		a.startWorkers(runCtx)
 	}
 	if err := a.startAuditChain(ctx, runCtx); err != nil {
 		return nil, err
@@ -633,11 +660,11 @@ func (a *App) claimReadModels(ctx context.Context, pg *postgres.Store) error {
 	return nil
 }
 
-// processes returns the process groups. They resolve the principals
-// recorded on their triggers through principals, which reads the tenancy
-// read model; they keep their positions beside the log, whatever the read
-// models.
-func (a *App) processes(principals *projections.Principals) []*consumer.Group {
+// ingestionProcess returns the ingestion process's group. It resolves the
+// principals recorded on its triggers through principals, which reads the
+// tenancy read model; it keeps its position beside the log (in PostgreSQL
+// on the shared stack), whatever the read models.
+func (a *App) ingestionProcess(principals *projections.Principals) *consumer.Group {
 	chunker := a.cfg.Chunker
 	if chunker == nil {
 		chunker = chunkDocument
@@ -645,7 +672,7 @@ func (a *App) processes(principals *projections.Principals) []*consumer.Group {
 	ingestion := commands.IngestionProcess(a.Pipeline, principals, chunker,
 		commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors})
 	ingestion.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
-	return []*consumer.Group{ingestion}
+	return ingestion
 }
 
 // quotaModel is the group that keeps the quota book: in memory whatever

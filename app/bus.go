@@ -89,11 +89,40 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 	if err != nil {
 		return nil, fmt.Errorf("kafka publisher: %w", err)
 	}
-	if err := a.Engine.Attach(router, kafka.LogTopic, kafka.SubscriberFunc(brokers, kafka.WithLogger(wlog))); err != nil {
+	subscriber := kafka.SubscriberFunc(brokers, kafka.WithLogger(wlog))
+	if a.replicated() {
+		// Every replica applies the whole log to its groups (the shared
+		// read models take each event once; the in-memory groups are its
+		// own), so each has consumer groups of its own: replicas sharing
+		// one would split the log topic's partition between them.
+		shared := subscriber
+		subscriber = func(group string) (message.Subscriber, error) { return shared(group + "." + a.replicaID) }
+	}
+	if err := a.Engine.Attach(router, kafka.LogTopic, subscriber); err != nil {
 		_ = publisher.Close()
 		return nil, err
 	}
 	a.kafkaPublisher = publisher
+	topics := map[string]eventstore.TopicFunc{
+		"relay.kafka.log":        kafka.LogTopicFunc(),
+		"relay.kafka.categories": kafka.TopicFunc(a.cfg.KafkaTopicPerOrg),
+	}
+	publishers := map[string]kafka.BatchPublisher{
+		"relay.kafka.log":        publisher,
+		"relay.kafka.categories": a.downstreamPublisher(publisher),
+	}
+	if a.replicated() {
+		a.closers = append(a.closers, publisher.Close)
+		return func() {
+			relays := map[string]func(eventstore.Checkpoint) *kafka.Relay{}
+			for name, topic := range topics {
+				relays[name] = func(checkpoint eventstore.Checkpoint) *kafka.Relay {
+					return kafka.NewRelay(a.Log, publishers[name], topic, checkpoint, a.cfg.Logger.With("component", "relay", "relay", name))
+				}
+			}
+			a.startElectedRelays(ctx, relays)
+		}, nil
+	}
 	checkpoints := map[string]*kafka.PeriodicCheckpoint{
 		"relay.kafka.log":        kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.log"), 100*time.Millisecond),
 		"relay.kafka.categories": kafka.NewPeriodicCheckpoint(a.checkpoint("relay.kafka.categories"), 100*time.Millisecond),
@@ -106,14 +135,6 @@ func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), 
 		return publisher.Close()
 	})
 	return func() {
-		topics := map[string]eventstore.TopicFunc{
-			"relay.kafka.log":        kafka.LogTopicFunc(),
-			"relay.kafka.categories": kafka.TopicFunc(a.cfg.KafkaTopicPerOrg),
-		}
-		publishers := map[string]kafka.BatchPublisher{
-			"relay.kafka.log":        publisher,
-			"relay.kafka.categories": a.downstreamPublisher(publisher),
-		}
 		for name, topic := range topics {
 			a.lag.addRelay(name, checkpoints[name])
 			relay := kafka.NewRelay(a.Log, publishers[name], topic, checkpoints[name], a.cfg.Logger.With("component", "relay", "relay", name))

@@ -116,21 +116,31 @@ func (e timedEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 type lagCollector struct {
 	a *App
 
-	mu     sync.Mutex
-	relays map[string]eventstore.Checkpoint
+	mu      sync.Mutex
+	relays  map[string]eventstore.Checkpoint
+	workers map[string]eventstore.Checkpoint
 
 	groupEvents, groupSeconds, relayEvents, relaySeconds, queued *prometheus.Desc
 }
 
 func newLagCollector(a *App) *lagCollector {
 	return &lagCollector{
-		a: a, relays: map[string]eventstore.Checkpoint{},
+		a: a, relays: map[string]eventstore.Checkpoint{}, workers: map[string]eventstore.Checkpoint{},
 		groupEvents:  prometheus.NewDesc("palisade_consumer_lag_events", "Events of the log a consumer group (read model or process) has not applied yet; a process's lag is its queue.", []string{"group"}, nil),
 		groupSeconds: prometheus.NewDesc("palisade_consumer_lag_seconds", "Age of the oldest event a consumer group has not applied (0 when caught up).", []string{"group"}, nil),
 		relayEvents:  prometheus.NewDesc("palisade_relay_lag_events", "Events of the log a relay has not published yet.", []string{"relay"}, nil),
 		relaySeconds: prometheus.NewDesc("palisade_relay_lag_seconds", "Age of the oldest event a relay has not published (0 when caught up).", []string{"relay"}, nil),
 		queued:       prometheus.NewDesc("palisade_jobs_queued", "Jobs waiting for a worker, by kind.", []string{"kind"}, nil),
 	}
+}
+
+// addWorker makes an elected process's durable checkpoint part of the
+// scrape, as a consumer group (saved every 500 events: the lag it shows
+// may be that much more than the process's).
+func (c *lagCollector) addWorker(name string, cp eventstore.Checkpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.workers[name] = cp
 }
 
 // addRelay makes the relay's checkpoint part of the scrape.
@@ -173,10 +183,19 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range c.relays {
 		relays[k] = v
 	}
+	workers := make(map[string]eventstore.Checkpoint, len(c.workers))
+	for k, v := range c.workers {
+		workers[k] = v
+	}
 	c.mu.Unlock()
 	for name, cp := range relays {
 		if pos, err := cp.Load(ctx); err == nil {
 			emit(c.relayEvents, c.relaySeconds, name, pos)
+		}
+	}
+	for name, cp := range workers {
+		if pos, err := cp.Load(ctx); err == nil {
+			emit(c.groupEvents, c.groupSeconds, name, pos)
 		}
 	}
 	if c.a.analytics != nil {

@@ -72,6 +72,7 @@ type k8sObject struct {
 	Data       map[string]any `yaml:"data"`
 	StringData map[string]any `yaml:"stringData"`
 	Spec       struct {
+		Replicas *int `yaml:"replicas"`
 		Template struct {
 			Spec podSpec `yaml:"spec"`
 		} `yaml:"template"`
@@ -106,6 +107,11 @@ func TestKubernetesSetsOnlyKnownVariables(t *testing.T) {
 			}
 			kinds[obj.Kind] = true
 			where := f + " " + obj.Kind + " " + obj.Metadata.Name
+			// Several replicas is the point of the production stack
+			// (ARCHITECTURE.md, "Several replicas").
+			if obj.Kind == "StatefulSet" && (obj.Spec.Replicas == nil || *obj.Spec.Replicas < 3) {
+				t.Errorf("%s: replicas %v, want at least 3", where, obj.Spec.Replicas)
+			}
 			// envFrom turns every ConfigMap and Secret key into a variable.
 			for _, data := range []map[string]any{obj.Data, obj.StringData} {
 				for k := range data {
@@ -122,7 +128,7 @@ func TestKubernetesSetsOnlyKnownVariables(t *testing.T) {
 			return nil
 		})
 	}
-	for _, kind := range []string{"Deployment", "Service", "ConfigMap"} {
+	for _, kind := range []string{"StatefulSet", "Service", "ConfigMap"} {
 		if !kinds[kind] {
 			t.Errorf("k8s/ has no %s", kind)
 		}

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/cluster"
+	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/eventstore"
+)
+
+// Several replicas. On the production stack (the log in EventStoreDB, the
+// read models in PostgreSQL) nothing a server answers from is its own, so
+// any number of servers may serve the same organizations behind a load
+// balancer. What each of them runs:
+//
+//   - every replica: the HTTP API, the projections into the shared
+//     PostgreSQL read models (each event is applied once, whichever replica
+//     gets to it first: see postgres.Checkpoints.Advance), and its own
+//     in-memory groups (quota book, open turns, open jobs);
+//   - one replica at a time, elected by PostgreSQL advisory lock (package
+//     cluster): each Kafka relay and each process (ingestion, analytics),
+//     from a checkpoint kept in PostgreSQL, so that whichever replica holds
+//     the role next resumes where the last one got to.
+//
+// With the embedded log (one process owns the data directory) there is one
+// replica, and it runs everything itself, as before.
+
+// replicaIDFile names this replica, in its data directory, to the Kafka
+// consumer groups of its projections.
+const replicaIDFile = "replica-id"
+
+// replicated reports whether this server may be one of several: the log
+// and the read models are both shared services.
+func (a *App) replicated() bool { return a.cfg.EventStoreURL != "" && a.cfg.PostgresURL != "" }
+
+// openReplication, on the production stack, moves the checkpoints of the
+// relays and processes into PostgreSQL (positions in this log) and sets
+// up the elector that decides which replica runs each of them.
+func (a *App) openReplication(ctx context.Context) error {
+	if !a.replicated() {
+		return nil
+	}
+	log, ok := a.Log.(identifiedLog)
+	if !ok {
+		return fmt.Errorf("replicas: the event log %T has no identity", a.Log)
+	}
+	logID, err := log.LogID(ctx)
+	if err != nil {
+		return fmt.Errorf("replicas: identity of the event log: %w", err)
+	}
+	pg := a.postgres
+	a.checkpoint = func(name string) eventstore.Checkpoint { return pg.WorkerCheckpoint(logID, name) }
+	if a.replicaID, err = loadReplicaID(a.cfg.DataDir); err != nil {
+		return err
+	}
+	namespace := a.cfg.PostgresSchema
+	if namespace == "" {
+		namespace = "public"
+	}
+	a.leaders = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "palisade_leader",
+		Help: "1 for each single-active role (a Kafka relay, a process) this replica holds now, 0 for those it does not.",
+	}, []string{"role"})
+	a.Registry.MustRegister(a.leaders)
+	a.elector = cluster.NewElector(a.cfg.PostgresURL, namespace, a.cfg.Logger.With("component", "cluster", "replica", a.replicaID),
+		cluster.WithObserver(func(role string, held bool) {
+			v := 0.0
+			if held {
+				v = 1
+			}
+			a.leaders.WithLabelValues(role).Set(v)
+		}))
+	a.closers = append(a.closers, func() error { a.elector.Close(); return nil })
+	a.cfg.Logger.Info("replica on the shared stack: relays and processes run where elected", "replica", a.replicaID, "log_id", logID)
+	return nil
+}
+
+// loadReplicaID reads this replica's name from its data directory, naming
+// it on its first start.
+func loadReplicaID(dir string) (string, error) {
+	path := filepath.Join(dir, replicaIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	id := uuid.NewString()
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	return id, nil
+}
+
+// worker is a single-active process: its consumer group, and what runs
+// around it while this replica holds its role.
+type worker struct {
+	group *consumer.Group
+	// around, when set, runs the group: it must call follow and return
+	// what it returns (the analytics pool starts before and stops after).
+	around func(ctx context.Context, follow func(context.Context) error) error
+}
+
+// role is a worker's role name, as the elector and the metrics know it.
+func (w worker) role() string { return "process." + w.group.Name }
+
+// startWorkers runs each process on the replica elected for it: there it
+// follows the log from the process's checkpoint in PostgreSQL, straight
+// from the store (no other replica's bus hands it events).
+func (a *App) startWorkers(ctx context.Context) {
+	for _, w := range a.workers {
+		a.leaders.WithLabelValues(w.role()).Set(0)
+		a.lag.addWorker(w.group.Name, a.checkpoint(w.group.Name))
+		a.relays.Add(1)
+		go func() {
+			defer a.relays.Done()
+			a.elector.Run(ctx, w.role(), func(ctx context.Context) error {
+				follow := func(ctx context.Context) error {
+					engine := consumer.NewEngine(a.cfg.Logger, nil, w.group)
+					engine.TraceWith(a.cfg.TracerProvider)
+					return engine.Follow(ctx, a.Store)
+				}
+				if w.around != nil {
+					return w.around(ctx, follow)
+				}
+				return follow(ctx)
+			})
+		}()
+	}
+}
+
+// startElectedRelays runs each Kafka relay on the replica elected for it,
+// from its checkpoint in PostgreSQL, saved every 100 ms and when the role
+// ends.
+func (a *App) startElectedRelays(ctx context.Context, relays map[string]func(eventstore.Checkpoint) *kafka.Relay) {
+	for name, newRelay := range relays {
+		a.leaders.WithLabelValues(name).Set(0)
+		a.lag.addRelay(name, a.checkpoint(name))
+		a.relays.Add(1)
+		go func() {
+			defer a.relays.Done()
+			a.elector.Run(ctx, name, func(ctx context.Context) error {
+				// A fresh periodic checkpoint per term: the last term's
+				// cached position may be behind another replica's.
+				checkpoint := kafka.NewPeriodicCheckpoint(a.checkpoint(name), 100*time.Millisecond)
+				defer func() { _ = checkpoint.Flush(context.WithoutCancel(ctx)) }()
+				return newRelay(checkpoint).Run(ctx)
+			})
+		}()
+	}
+}
