@@ -396,14 +396,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	cfg.Logger.Info("read models caught up with the log", "from", from, "position", a.rebuilt, "took", time.Since(start).String())
 	// Turns run in their requests: one still open now was cut short by a
 	// stop, and nothing else will end it. With replicas, an open turn may
-	// be running on another one: nothing is failed at start (a turn cut
-	// short by a replica's death stays open; see ARCHITECTURE.md).
-	if a.replicated() {
-		cfg.Logger.Info("replicas: open bot turns are left to the replicas running them")
-	} else if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
-		cfg.Logger.Error("recording interrupted bot turns", "failed", n, "err", err)
-	} else if n > 0 {
-		cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
+	// be running on another one: the elected replica fails those open past
+	// the turn timeout instead (startTurnRecovery).
+	if !a.replicated() {
+		if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
+			cfg.Logger.Error("recording interrupted bot turns", "failed", n, "err", err)
+		} else if n > 0 {
+			cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
+		}
 	}
 
 	// After the rebuild (principals resolve from complete read models),
@@ -418,6 +418,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.replicated() {
 		a.startWorkers(runCtx)
+		a.startTurnRecovery(runCtx, openTurns)
 	}
 	if err := a.startAuditChain(ctx, runCtx); err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/palisadehq/palisade/bus/kafka"
 	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -160,4 +161,44 @@ func (a *App) startElectedRelays(ctx context.Context, relays map[string]func(eve
 			})
 		}()
 	}
+}
+
+// turnRecoveryMargin is how long past the turn timeout an open turn is
+// left before it is taken for lost: its replica records the timeout
+// itself, and clocks differ.
+const turnRecoveryMargin = 30 * time.Second
+
+// startTurnRecovery runs, on the replica elected for it, the sweep that
+// records as failed the bot turns whose replica died under them: a turn
+// runs in its request, never longer than the turn timeout, so one still
+// open well past it will not end otherwise.
+func (a *App) startTurnRecovery(ctx context.Context, open *conversation.OpenTurns) {
+	const role = "process.turn-recovery"
+	timeout := a.cfg.TurnTimeout
+	if timeout <= 0 {
+		timeout = conversation.DefaultTurnTimeout
+	}
+	every := min(timeout/2, 10*time.Second)
+	a.leaders.WithLabelValues(role).Set(0)
+	a.relays.Add(1)
+	go func() {
+		defer a.relays.Done()
+		a.elector.Run(ctx, role, func(ctx context.Context) error {
+			ticker := time.NewTicker(every)
+			defer ticker.Stop()
+			for {
+				cutoff := time.Now().Add(-timeout - turnRecoveryMargin)
+				if n, err := open.FailStartedBefore(ctx, a.Application.Commands.Conversations, cutoff); err != nil && ctx.Err() == nil {
+					a.cfg.Logger.Error("recording bot turns lost with their replica", "failed", n, "err", err)
+				} else if n > 0 {
+					a.cfg.Logger.Warn("bot turns lost with their replica recorded as failed", "turns", n)
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-ticker.C:
+				}
+			}
+		})
+	}()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
@@ -26,9 +27,11 @@ type OpenTurns struct {
 }
 
 // turnOrigin is what the failure of an interrupted turn carries on: the
-// correlation of the request that started it, caused by its TurnStarted.
+// correlation of the request that started it, caused by its TurnStarted;
+// and when it started.
 type turnOrigin struct {
 	correlationID, startedID, traceID string
+	startedAt                         time.Time
 }
 
 type openTurn struct {
@@ -68,7 +71,7 @@ func (o *OpenTurns) set(env eventstore.Envelope, turnID string, open bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if open {
-		o.open[k] = turnOrigin{correlationID: env.CorrelationID, startedID: env.ID.String(), traceID: env.TraceID}
+		o.open[k] = turnOrigin{correlationID: env.CorrelationID, startedID: env.ID.String(), traceID: env.TraceID, startedAt: env.OccurredAt}
 	} else {
 		delete(o.open, k)
 	}
@@ -85,10 +88,26 @@ const InterruptedReason = "interrupted: the server stopped during the turn"
 // started the turn, caused by its TurnStarted, so that the turn's narrative
 // ends with it.
 func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, error) {
+	return o.fail(ctx, record, func(turnOrigin) bool { return true })
+}
+
+// FailStartedBefore records as failed, as FailInterrupted does, every open
+// turn that started before cutoff. With several replicas a turn runs on
+// the one that took its request, and no turn runs longer than the turn
+// timeout: one still open well past it lost its replica. The replica
+// elected for recovery calls it with cutoff = now - timeout - a margin.
+func (o *OpenTurns) FailStartedBefore(ctx context.Context, record Recorder, cutoff time.Time) (int, error) {
+	return o.fail(ctx, record, func(t turnOrigin) bool { return t.startedAt.Before(cutoff) })
+}
+
+func (o *OpenTurns) fail(ctx context.Context, record Recorder, match func(turnOrigin) bool) (int, error) {
 	o.mu.Lock()
 	turns := make([]openTurn, 0, len(o.open))
 	origins := make(map[openTurn]turnOrigin, len(o.open))
 	for k, origin := range o.open {
+		if !match(origin) {
+			continue
+		}
 		turns = append(turns, k)
 		origins[k] = origin
 	}
@@ -116,6 +135,7 @@ func (o *OpenTurns) FailInterrupted(ctx context.Context, record Recorder) (int, 
 type OpenTurn struct {
 	OrgID, ConversationID, TurnID     string
 	CorrelationID, StartedID, TraceID string
+	StartedAt                         time.Time
 }
 
 // State returns the open turns, for a snapshot of the in-memory groups.
@@ -125,7 +145,7 @@ func (o *OpenTurns) State() []OpenTurn {
 	out := make([]OpenTurn, 0, len(o.open))
 	for k, origin := range o.open {
 		out = append(out, OpenTurn{OrgID: k.orgID, ConversationID: k.conversationID, TurnID: k.turnID,
-			CorrelationID: origin.correlationID, StartedID: origin.startedID, TraceID: origin.traceID})
+			CorrelationID: origin.correlationID, StartedID: origin.startedID, TraceID: origin.traceID, StartedAt: origin.startedAt})
 	}
 	return out
 }
@@ -136,6 +156,6 @@ func (o *OpenTurns) Restore(turns []OpenTurn) {
 	defer o.mu.Unlock()
 	for _, t := range turns {
 		o.open[openTurn{orgID: t.OrgID, conversationID: t.ConversationID, turnID: t.TurnID}] =
-			turnOrigin{correlationID: t.CorrelationID, startedID: t.StartedID, traceID: t.TraceID}
+			turnOrigin{correlationID: t.CorrelationID, startedID: t.StartedID, traceID: t.TraceID, startedAt: t.StartedAt}
 	}
 }

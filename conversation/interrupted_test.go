@@ -3,6 +3,7 @@ package conversation
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/domain"
@@ -40,5 +41,35 @@ func TestFailInterruptedCarriesTheTurnsCorrelation(t *testing.T) {
 	want := commands.Origin{CorrelationID: "req-1", CausationID: started.ID.String(), TraceID: "trace-1"}
 	if len(rec.origins) != 1 || rec.origins[0] != want {
 		t.Fatalf("origins %+v, want %+v", rec.origins, want)
+	}
+}
+
+// TestFailStartedBeforeLeavesRunningTurns: with replicas, only turns open
+// since before the cutoff (past any turn's timeout) are failed; a turn
+// started after it may be running on another replica and is left alone,
+// also across a snapshot's State and Restore.
+func TestFailStartedBeforeLeavesRunningTurns(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	turn := func(id string, at time.Time) eventstore.Envelope {
+		return eventstore.Envelope{
+			ID: eventstore.NewEventID(), Type: "TurnStarted",
+			Stream:   eventstore.MustStreamName(conversations.Category, "org-a", "conv-"+id),
+			Metadata: eventstore.Metadata{OrgID: "org-a", CorrelationID: "req-" + id, OccurredAt: at},
+		}
+	}
+	open := NewOpenTurns()
+	open.set(turn("old", now.Add(-5*time.Minute)), "turn-old", true)
+	open.set(turn("new", now.Add(-10*time.Second)), "turn-new", true)
+	restored := NewOpenTurns()
+	restored.Restore(open.State())
+	for name, o := range map[string]*OpenTurns{"live": open, "restored": restored} {
+		rec := &originRecorder{}
+		n, err := o.FailStartedBefore(context.Background(), rec, now.Add(-2*time.Minute))
+		if err != nil || n != 1 {
+			t.Fatalf("%s: FailStartedBefore = %d, %v; want the one old turn", name, n, err)
+		}
+		if len(rec.origins) != 1 || rec.origins[0].CorrelationID != "req-old" {
+			t.Fatalf("%s: failed %+v, want the old turn only", name, rec.origins)
+		}
 	}
 }
