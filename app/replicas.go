@@ -82,6 +82,11 @@ func (a *App) openReplication(ctx context.Context) error {
 			a.leaders.WithLabelValues(role).Set(v)
 		}))
 	a.closers = append(a.closers, func() error { a.elector.Close(); return nil })
+	if a.cfg.MasterKey.IsZero() {
+		// Not refused: one replica with the key of its data directory works.
+		a.cfg.Logger.Warn("replicas: no PALISADE_MASTER_KEY; this replica wraps the organizations' data keys with the master key " +
+			"of its own data directory, which other replicas do not have: give every replica the same PALISADE_MASTER_KEY")
+	}
 	a.cfg.Logger.Info("replica on the shared stack: relays and processes run where elected", "replica", a.replicaID, "log_id", logID)
 	return nil
 }
