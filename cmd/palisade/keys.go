@@ -27,7 +27,7 @@ func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *org == "" {
 		return errors.New("keys rotate: --org is required")
 	}
-	keys, err := app.OpenKeyring(app.Config{DataDir: *dataDir, MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", ""))})
+	keys, err := app.OpenKeyring(ctx, app.Config{DataDir: *dataDir, MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", ""))})
 	if err != nil {
 		return err
 	}

@@ -351,3 +351,24 @@ func (s *FileStorage) syncDir() error {
 	}
 	return nil
 }
+
+// Remove removes everything the directory holds of orgID (its key file,
+// its subjects' keys, then its tombstone) without destroying anything
+// elsewhere: for keys moved to another storage.
+func (s *FileStorage) Remove(_ context.Context, orgID string) error {
+	if !validOrg(orgID) {
+		return fmt.Errorf("keyring: invalid organization id")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.path(orgID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := os.RemoveAll(s.subjectDir(orgID)); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := os.Remove(s.tombstone(orgID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return s.syncDir()
+}

@@ -445,6 +445,13 @@ func (k *Keyring) Orgs(ctx context.Context) ([]string, error) {
 	return k.store.Orgs(ctx)
 }
 
+// Close closes the storage, when it holds resources (a connection pool).
+func (k *Keyring) Close() {
+	if c, ok := k.store.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 // validOrg accepts organization ids that are safe file names.
 func validOrg(id string) bool {
 	if id == "" || len(id) > 128 {

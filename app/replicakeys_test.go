@@ -1,0 +1,98 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/sealing"
+	"github.com/palisadehq/palisade/sealing/keyring"
+)
+
+// TestReplicasShareDataKeys runs two replicas, each with a data directory
+// of its own, on one EventStoreDB (in-test) and one PostgreSQL schema, with
+// the same master key: the data key an organization got on replica A is in
+// PostgreSQL, not in A's data directory, so replica B opens A's events and
+// serves A's organization and documents. It always runs on this stack
+// (PostgreSQL must be configured: PALISADE_TEST_POSTGRES_URL).
+func TestReplicasShareDataKeys(t *testing.T) {
+	const canary = "canary-replica-7d2e"
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirA, dirB := t.TempDir(), t.TempDir()
+	esdbURL := esdbForTest(t, dirA)
+	owner, appURL, schema := postgresForTest(t, dirA)
+	replica := func(dir string) *harness {
+		return openHarnessWith(t, dir, func(cfg *app.Config) {
+			cfg.EventStoreURL = esdbURL
+			cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = owner, appURL, schema
+			cfg.KafkaBrokers = nil
+			cfg.MasterKey = sealing.NewSecret(master.Encode())
+		})
+	}
+	a := replica(dirA)
+	org, ownerA := a.createOrg("Acme", "alice")
+	kb := a.createKB(ownerA, "Handbook")
+	doc := a.addDoc(ownerA, kb, "Leave", "text/plain", canary+" paid leave is twenty days")
+	if doc.State != "ready" {
+		t.Fatalf("document on replica A: %+v", doc)
+	}
+	// No key file on A's disk: the key lives in PostgreSQL.
+	if files, err := filepath.Glob(filepath.Join(dirA, keyring.Dir, "*.json")); err != nil || len(files) != 0 {
+		t.Fatalf("key files in replica A's data directory: %v, %v", files, err)
+	}
+
+	b := replica(dirB)
+	ownerB := b.userToken(org, "alice")
+	b.must(http.StatusOK, http.MethodGet, "/v1/org", ownerB, nil)
+	if got := b.waitDoc(ownerB, kb, doc.ID); got.State != "ready" {
+		t.Fatalf("document through replica B: %+v", got)
+	}
+	res := b.search(ownerB, map[string]any{"query": "how many days of paid leave", "k": 3})
+	if len(res.Results) == 0 {
+		t.Fatalf("search through replica B found nothing: %+v", res)
+	}
+
+	// B opens every event A sealed as A does: none reads as shredded there.
+	ctx := context.Background()
+	seenA, err := a.app.Store.ReadAll(ctx, 0, eventstore.Filter{}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenB, err := b.app.Store.ReadAll(ctx, 0, eventstore.Filter{}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seenA) == 0 || len(seenA) > len(seenB) {
+		t.Fatalf("replica A read %d events, B %d", len(seenA), len(seenB))
+	}
+	found := false
+	for i, e := range seenA {
+		if !bytes.Equal(e.Data, seenB[i].Data) {
+			t.Fatalf("event %d (%s) reads differently on replica B:\nA %s\nB %s", e.Position, e.Type, e.Data, seenB[i].Data)
+		}
+		found = found || bytes.Contains(e.Data, []byte(canary))
+	}
+	if !found {
+		t.Fatal("the canary is in no event opened by replica A")
+	}
+
+	// Closing the organization on A destroys the key for B too.
+	a.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, a.platform, map[string]string{"confirm": "Acme"})
+	fresh := replica(t.TempDir())
+	after, err := fresh.app.Store.ReadAll(ctx, 0, eventstore.Filter{}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range after {
+		if bytes.Contains(e.Data, []byte(canary)) {
+			t.Fatalf("a replica started after the close opened event %d (%s)", e.Position, e.Type)
+		}
+	}
+}
