@@ -3,12 +3,16 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
 )
@@ -94,5 +98,89 @@ func TestReplicasShareDataKeys(t *testing.T) {
 		if bytes.Contains(e.Data, []byte(canary)) {
 			t.Fatalf("a replica started after the close opened event %d (%s)", e.Position, e.Type)
 		}
+	}
+}
+
+// TestReplicatedStackMovesKeyFilesIntoPostgreSQL: a deployment that ran
+// with one replica (key files in the data directory) and starts on the
+// replicated stack gets its keys, subject keys and tombstones moved into
+// PostgreSQL, the files removed; a key file that differs from the key
+// PostgreSQL holds stops the start.
+func TestReplicatedStackMovesKeyFilesIntoPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files, err := keyring.Open(filepath.Join(dir, keyring.Dir), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := files.DataKey(ctx, "org-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := files.Rotate(ctx, "org-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, handle, err := files.SubjectKey(ctx, "org-a", "carol@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := files.DataKey(ctx, "org-closed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := files.Destroy(ctx, "org-closed"); err != nil {
+		t.Fatal(err)
+	}
+	esdbURL := esdbForTest(t, dir)
+	owner, appURL, schema := postgresForTest(t, dir)
+	configure := func(cfg *app.Config) {
+		cfg.EventStoreURL = esdbURL
+		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = owner, appURL, schema
+		cfg.KafkaBrokers = nil
+		cfg.MasterKey = sealing.NewSecret(master.Encode())
+	}
+	h := openHarnessWith(t, dir, configure)
+	h.close()
+	if left, err := os.ReadDir(filepath.Join(dir, keyring.Dir)); err != nil || len(left) != 0 {
+		t.Fatalf("left in the key directory after the move: %v, %v", left, err)
+	}
+
+	shared, err := postgres.OpenDataKeys(ctx, appURL, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	ring := keyring.New(shared, master)
+	for _, want := range []sealing.DataKey{v1, v2} {
+		if got, err := ring.DataKeyVersion(ctx, "org-a", want.Version()); err != nil || got.ID() != want.ID() {
+			t.Fatalf("version %d in PostgreSQL: %v (same key %v)", want.Version(), err, got.ID() == want.ID())
+		}
+	}
+	if got, err := ring.SubjectKeyByHandle(ctx, "org-a", handle); err != nil || got.ID() != subject.ID() {
+		t.Fatalf("subject key in PostgreSQL: %v", err)
+	}
+	if _, err := ring.DataKey(ctx, "org-closed"); !errors.Is(err, keyring.ErrDestroyed) {
+		t.Fatalf("the destroyed organization's key in PostgreSQL: %v, want ErrDestroyed", err)
+	}
+
+	// Another replica's data directory holds a different key for org-a.
+	other := t.TempDir()
+	stray, err := keyring.Open(filepath.Join(other, keyring.Dir), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stray.DataKey(ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openApp(t, other, configure)
+	if err == nil || !strings.Contains(err.Error(), "differs from the one in PostgreSQL") {
+		t.Fatalf("start with a conflicting key file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(other, keyring.Dir, "org-a.json")); err != nil {
+		t.Fatalf("the conflicting key file was not kept: %v", err)
 	}
 }
