@@ -38,6 +38,9 @@ const keyRecheck = 30 * time.Second
 // keys/. The same keyring seals data-source passwords and the content of
 // events. The caller closes it.
 func OpenKeyring(ctx context.Context, cfg Config) (*keyring.Keyring, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = defaultLogger()
+	}
 	var (
 		master sealing.MasterKey
 		err    error
