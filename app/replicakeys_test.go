@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
@@ -183,4 +186,72 @@ func TestReplicatedStackMovesKeyFilesIntoPostgreSQL(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(other, keyring.Dir, "org-a.json")); err != nil {
 		t.Fatalf("the conflicting key file was not kept: %v", err)
 	}
+}
+
+// TestReplicasDestroyTheKeyOfAnOrganizationClosedBeforeACrash: on the
+// replicated stack, a crash between the OrganizationClosed append and the
+// destruction of the key in PostgreSQL leaves the key there; the next
+// replica to start destroys it, and no other organization's.
+func TestReplicasDestroyTheKeyOfAnOrganizationClosedBeforeACrash(t *testing.T) {
+	ctx := context.Background()
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	esdbURL := esdbForTest(t, dir)
+	owner, appURL, schema := postgresForTest(t, dir)
+	configure := func(cfg *app.Config) {
+		cfg.EventStoreURL = esdbURL
+		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = owner, appURL, schema
+		cfg.KafkaBrokers = nil
+		cfg.MasterKey = sealing.NewSecret(master.Encode())
+	}
+	h := openHarnessWith(t, dir, configure)
+	org, _ := h.createOrg("Acme", "alice")
+	other, _ := h.createOrg("Globex", "olga")
+	shared, err := postgres.OpenDataKeys(ctx, appURL, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	ring := keyring.New(shared, master)
+	for _, o := range []string{org, other} {
+		if _, err := ring.DataKey(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, _, err := shared.Load(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
+	h.close()
+
+	// The crash: the log says closed, the key was never destroyed.
+	conn, err := pgx.Connect(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DELETE FROM `+schema+`.data_key_tombstones WHERE organization = $1`, org); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range stored {
+		if _, err := shared.Add(ctx, org, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if orgs, err := shared.Orgs(ctx); err != nil || !slices.Contains(orgs, org) {
+		t.Fatalf("the crash was not simulated: %v, %v", orgs, err)
+	}
+
+	h = openHarnessWith(t, t.TempDir(), configure)
+	if _, err := keyring.New(shared, master).DataKey(ctx, org); !errors.Is(err, keyring.ErrDestroyed) {
+		t.Fatalf("the closed organization's key after a restart: %v, want ErrDestroyed", err)
+	}
+	if orgs, err := shared.Orgs(ctx); err != nil || !slices.Equal(orgs, []string{other}) {
+		t.Fatalf("keys after recovery: %v, %v; want only %s", orgs, err, other)
+	}
+	h.must(http.StatusOK, http.MethodGet, "/v1/org", h.userToken(other, "olga"), nil)
 }
