@@ -278,9 +278,10 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}()
 	a.ops, a.lag = newOpsMetrics(a.Registry), newLagCollector(a)
 
-	if a.keys, err = OpenKeyring(cfg); err != nil {
+	if a.keys, err = OpenKeyring(ctx, cfg); err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, func() error { a.keys.Close(); return nil })
 	if err := a.openLog(ctx); err != nil {
 		return nil, err
 	}

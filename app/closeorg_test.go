@@ -21,6 +21,7 @@ import (
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
 )
@@ -52,7 +53,11 @@ func TestCloseOrganization(t *testing.T) {
 	h.must(http.StatusNotFound, http.MethodDelete, "/v1/orgs/0193f0aa-0000-7000-8000-000000000000", h.platform, map[string]string{"confirm": "Acme"})
 	// Refusals changed nothing.
 	h.must(http.StatusOK, http.MethodGet, "/v1/bots", member, nil)
-	if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); err != nil {
+	if replicatedStack() {
+		if _, err := testKeyring(t, dir).DataKeyVersion(context.Background(), org, 1); err != nil {
+			t.Fatalf("the key is gone before the close: %v", err)
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); err != nil {
 		t.Fatalf("the key is gone before the close: %v", err)
 	}
 
@@ -66,11 +71,21 @@ func TestCloseOrganization(t *testing.T) {
 	h.must(http.StatusOK, http.MethodGet, "/v1/bots/"+otherBot, otherOwner, nil)
 	h.must(http.StatusCreated, http.MethodPost, "/v1/bots", otherOwner, map[string]any{"name": "Still here", "instructions": "x"})
 
-	if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the closed organization's key file: %v, want gone", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "keys", org+".destroyed")); err != nil {
-		t.Fatalf("no tombstone: %v", err)
+	if replicatedStack() {
+		ring := testKeyring(t, dir)
+		if _, err := ring.DataKeyVersion(context.Background(), org, 1); !errors.Is(err, keyring.ErrDestroyed) {
+			t.Fatalf("the closed organization's key in PostgreSQL: %v, want ErrDestroyed", err)
+		}
+		if _, err := ring.DataKeyVersion(context.Background(), other, 1); err != nil {
+			t.Fatalf("the other organization's key: %v", err)
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(dir, "keys", org+".json")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("the closed organization's key file: %v, want gone", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "keys", org+".destroyed")); err != nil {
+			t.Fatalf("no tombstone: %v", err)
+		}
 	}
 	checkPurged(t, dir, org, other)
 
@@ -138,6 +153,9 @@ func checkPurged(t *testing.T, dataDir, org, other string) {
 // OrganizationClosed append and the destruction of the key leaves the key
 // file; the next start destroys it.
 func TestKeyOfClosedOrganizationIsDestroyedAfterACrash(t *testing.T) {
+	if replicatedStack() {
+		t.Skip("simulates the crash with key files; TestReplicasDestroyTheKeyOfAnOrganizationClosedBeforeACrash does with PostgreSQL")
+	}
 	dir := t.TempDir()
 	h := openHarness(t, dir)
 	org, _ := h.createOrg("Acme", "alice")
@@ -187,21 +205,45 @@ func TestKeyOfClosedOrganizationIsDestroyedAfterACrash(t *testing.T) {
 	h.must(http.StatusOK, http.MethodGet, "/v1/org", otherOwner, nil)
 }
 
-// ensureKey makes sure org has a data key in the data directory's keyring
+// ensureKey makes sure org has a data key in the deployment's keyring
 // (keys are created on first use, which sealing content will be).
 func ensureKey(t *testing.T, dataDir, org string) {
+	t.Helper()
+	if _, err := testKeyring(t, dataDir).DataKey(context.Background(), org); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replicatedStack says whether the suites run on the replicated stack
+// (EventStoreDB and PostgreSQL read models), where the data keys are in
+// PostgreSQL rather than in the data directory.
+func replicatedStack() bool {
+	return testReadModels() == "postgres" && os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb"
+}
+
+// testKeyring opens the keyring a harness on dataDir uses: the data
+// directory's key files, or on the replicated stack the PostgreSQL tables
+// of its schema; the master key is the data directory's.
+func testKeyring(t *testing.T, dataDir string) *keyring.Keyring {
 	t.Helper()
 	master, err := sealing.LoadOrCreateMasterKey(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := keyring.Open(filepath.Join(dataDir, keyring.Dir), master)
+	if !replicatedStack() {
+		ring, err := keyring.Open(filepath.Join(dataDir, keyring.Dir), master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ring
+	}
+	_, appURL, schema := postgresForTest(t, dataDir)
+	shared, err := postgres.OpenDataKeys(context.Background(), appURL, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ring.DataKey(context.Background(), org); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(shared.Close)
+	return keyring.New(shared, master)
 }
 
 // TestClosedOrganizationLeavesNoPlaintextAndItsChainStillVerifies: after a

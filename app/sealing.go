@@ -1,25 +1,46 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/sealed"
+	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
 )
 
+// keyRecheck is how long a replica uses its copy of an organization's
+// data keys before reading them from PostgreSQL again: the longest a key
+// that another replica destroyed (closing the organization) or rotated is
+// still used here. A version it lacks is read at once (keyring.WithRecheck).
+const keyRecheck = 30 * time.Second
+
 // OpenKeyring loads the master key (cfg.MasterKey, PALISADE_MASTER_KEY, or
 // master.key in the data directory, created on first use) and opens the
-// keyring of the organizations' data keys in the data directory's keys/.
-// The same keyring seals data-source passwords and the content of events.
-func OpenKeyring(cfg Config) (*keyring.Keyring, error) {
+// keyring of the organizations' data keys. On the replicated stack (the
+// log in EventStoreDB and the read models in PostgreSQL: several replicas
+// may run) the wrapped keys are kept in PostgreSQL, beside the read
+// models, shared by every replica (postgres.DataKeys; the schema is
+// migrated first when cfg.PostgresOwnerURL is set), and key files left in
+// the data directory by a single-replica deployment are moved there
+// (importKeyFiles). Otherwise they are files of the data directory's
+// keys/. The same keyring seals data-source passwords and the content of
+// events. The caller closes it.
+func OpenKeyring(ctx context.Context, cfg Config) (*keyring.Keyring, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = defaultLogger()
+	}
 	var (
 		master sealing.MasterKey
 		err    error
@@ -31,18 +52,132 @@ func OpenKeyring(cfg Config) (*keyring.Keyring, error) {
 	} else if master, err = sealing.ParseMasterKey(cfg.MasterKey.Reveal()); err != nil {
 		return nil, fmt.Errorf("PALISADE_MASTER_KEY: %w", err)
 	}
-	keys, err := keyring.Open(filepath.Join(cfg.DataDir, keyring.Dir), master)
+	dir := filepath.Join(cfg.DataDir, keyring.Dir)
+	if cfg.EventStoreURL == "" || cfg.PostgresURL == "" {
+		keys, err := keyring.Open(dir, master)
+		if err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		return keys, nil
+	}
+	if cfg.PostgresOwnerURL != "" {
+		if err := postgres.Migrate(ctx, cfg.PostgresOwnerURL, cfg.PostgresSchema); err != nil {
+			return nil, fmt.Errorf("data keys: migrate: %w", err)
+		}
+	}
+	shared, err := postgres.OpenDataKeys(ctx, cfg.PostgresURL, cfg.PostgresSchema)
 	if err != nil {
 		return nil, fmt.Errorf("data keys: %w", err)
 	}
-	return keys, nil
+	if err := importKeyFiles(ctx, dir, shared, master, cfg.Logger); err != nil {
+		shared.Close()
+		return nil, err
+	}
+	return keyring.New(shared, master, keyring.WithRecheck(keyRecheck, nil)), nil
+}
+
+// importKeyFiles moves the key files of dir (a deployment that ran with one
+// replica before) into the shared storage: each organization's versions
+// and subject keys are added, its tombstone recorded, and the files
+// removed once the storage holds the same keys, so that no copy outlives
+// a later destroy. It runs at every start and is idempotent: a crash
+// halfway is finished by the next start. A file whose key differs from
+// the one stored for the same organization and version (two replicas that
+// each created a key on their own disk) stops the start: the operator must
+// decide, since one of the two keys' content is unreadable.
+func importKeyFiles(ctx context.Context, dir string, to keyring.Storage, master sealing.MasterKey, logger *slog.Logger) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	files, err := keyring.OpenFileStorage(dir)
+	if err != nil {
+		return fmt.Errorf("data key files: %w", err)
+	}
+	tombstones, err := files.Tombstones(ctx)
+	if err != nil {
+		return fmt.Errorf("data key files: %w", err)
+	}
+	orgs, err := files.Orgs(ctx)
+	if err != nil {
+		return fmt.Errorf("data key files: %w", err)
+	}
+	if len(tombstones) == 0 && len(orgs) == 0 {
+		return nil
+	}
+	for _, org := range tombstones {
+		if err := to.Destroy(ctx, org); err != nil {
+			return fmt.Errorf("import data key files: %w", err)
+		}
+	}
+	imported := 0
+	for _, org := range orgs {
+		if destroyed, err := to.Destroyed(ctx, org); err != nil {
+			return fmt.Errorf("import data key files: %w", err)
+		} else if !destroyed {
+			if err := importOrgKeys(ctx, files, to, org); err != nil {
+				return err
+			}
+			imported++
+		}
+	}
+	// Everything is in the shared storage: the files go, tombstones last,
+	// so that a crash halfway never leaves a tombstone beside a key that
+	// was not destroyed.
+	for _, org := range append(orgs, tombstones...) {
+		if err := files.Remove(ctx, org); err != nil {
+			return fmt.Errorf("remove imported data key files: %w", err)
+		}
+	}
+	logger.Warn("moved the data key files of the data directory into PostgreSQL, shared by the replicas",
+		"organizations", imported, "destroyed", len(tombstones)+len(orgs)-imported)
+	return nil
+}
+
+func importOrgKeys(ctx context.Context, files *keyring.FileStorage, to keyring.Storage, org string) error {
+	versions, _, err := files.Load(ctx, org)
+	if err != nil {
+		return fmt.Errorf("import data key files: %w", err)
+	}
+	for _, w := range versions {
+		stored, err := to.Add(ctx, org, w)
+		if err != nil {
+			return fmt.Errorf("import data key files: organization %s: %w", org, err)
+		}
+		if i := slices.IndexFunc(stored, func(s sealing.WrappedKey) bool { return s.Version == w.Version }); i < 0 || !sameWrapped(stored[i], w) {
+			return fmt.Errorf("import data key files: organization %s: the key file's version %d differs from the one in PostgreSQL; "+
+				"remove one of them (what it sealed becomes unreadable) and start again", org, w.Version)
+		}
+	}
+	handles, err := files.Subjects(ctx, org)
+	if err != nil {
+		return fmt.Errorf("import data key files: %w", err)
+	}
+	for _, h := range handles {
+		w, found, err := files.LoadSubject(ctx, org, h)
+		if err != nil || !found {
+			return fmt.Errorf("import data key files: organization %s: subject key: %w", org, err)
+		}
+		stored, err := to.AddSubject(ctx, org, h, w)
+		if err != nil {
+			return fmt.Errorf("import data key files: organization %s: %w", org, err)
+		}
+		if !sameWrapped(stored, w) {
+			return fmt.Errorf("import data key files: organization %s: a subject key file differs from the one in PostgreSQL", org)
+		}
+	}
+	return nil
+}
+
+func sameWrapped(a, b sealing.WrappedKey) bool {
+	return a.Version == b.Version && a.MasterKeyID == b.MasterKeyID &&
+		bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
 // openKeyringToRead is OpenKeyring for tools that read the log: it creates
 // no master key. Without one (no PALISADE_MASTER_KEY, no master.key in the
 // data directory, as when reading EventStoreDB from another machine) no
 // content can be opened, and it all reads as shredded.
-func openKeyringToRead(cfg Config) (*keyring.Keyring, error) {
+func openKeyringToRead(ctx context.Context, cfg Config) (*keyring.Keyring, error) {
 	if cfg.MasterKey.IsZero() {
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, sealing.MasterKeyFile)); errors.Is(err, fs.ErrNotExist) {
 			cfg.Logger.Warn("no master key (PALISADE_MASTER_KEY or master.key in the data directory): events' content reads as shredded")
@@ -53,7 +188,7 @@ func openKeyringToRead(cfg Config) (*keyring.Keyring, error) {
 			return keyring.NewMemory(master), nil
 		}
 	}
-	return OpenKeyring(cfg)
+	return OpenKeyring(ctx, cfg)
 }
 
 // sealLog wraps the log as stored with the sealing of events' content
@@ -75,7 +210,7 @@ func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = defaultLogger()
 	}
-	keys, err := openKeyringToRead(cfg)
+	keys, err := openKeyringToRead(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -155,6 +155,17 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 		stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE ON TABLE `+
 			pgx.Identifier{schema, "worker_checkpoints"}.Sanitize()+` TO `+roleIdent)
 	}
+	// The data keys (wrapped): created, and deleted when destroyed; a
+	// tombstone is never removed.
+	for table, privileges := range map[string]string{
+		"data_keys": "SELECT, INSERT, DELETE", "data_key_subjects": "SELECT, INSERT, DELETE", "data_key_tombstones": "SELECT, INSERT",
+	} {
+		if exists, err := tableExists(ctx, db, schema, table); err != nil {
+			return err
+		} else if exists {
+			stmts = append(stmts, `GRANT `+privileges+` ON TABLE `+pgx.Identifier{schema, table}.Sanitize()+` TO `+roleIdent)
+		}
+	}
 	// The application binds the read models to its log once; only the
 	// owner, rebuilding, removes the binding.
 	if exists, err := tableExists(ctx, db, schema, "read_model_origin"); err != nil {

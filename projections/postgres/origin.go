@@ -93,8 +93,11 @@ func (s *Store) Claim(ctx context.Context, logID string, head uint64) (Origin, e
 // takes a vector from it only when its own content matches), and which
 // the ingestion process, whose progress is kept beside the log, would not
 // fill again; and the workers' checkpoints, which are positions in a named
-// log rather than state built from it (see WorkerCheckpoint).
-var keptOnReset = []string{"goose_db_version", "embedding_cache", "worker_checkpoints"}
+// log rather than state built from it (see WorkerCheckpoint); and the
+// data keys, which no replay rebuilds: a reset that dropped them would
+// crypto-shred every organization (see DataKeys).
+var keptOnReset = []string{"goose_db_version", "embedding_cache", "worker_checkpoints",
+	"data_keys", "data_key_subjects", "data_key_tombstones"}
 
 // Reset empties every read model of the schema (empty: public), their
 // checkpoints and their log identity, as the owner role, so that the next

@@ -29,10 +29,13 @@
 // It must never read or write without a scope, offer a query over all
 // organizations, connect the application as a role that owns the tables or
 // bypasses row-level security, or hold state that replaying the log cannot
-// rebuild: the tables are disposable read models. The one exception is the
+// rebuild: the tables are disposable read models. The exceptions are the
 // embedding store, written by the ingestion process in transactions of its
 // own: losing it costs embedding calls and leaves chunks keyword-only until
-// they are re-embedded, never a wrong answer.
+// they are re-embedded, never a wrong answer; and the organizations'
+// wrapped data keys of a replicated deployment ([DataKeys], the storage of
+// sealing/keyring), platform bookkeeping that a reset keeps: losing them
+// crypto-shreds every organization.
 package postgres
 
 import (

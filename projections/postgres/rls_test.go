@@ -348,7 +348,8 @@ func TestEveryTenantTableIsUnderRowLevelSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	platform := []string{"goose_db_version", "projection_checkpoints", "read_model_origin", "worker_checkpoints"}
+	platform := []string{"goose_db_version", "projection_checkpoints", "read_model_origin", "worker_checkpoints",
+		"data_keys", "data_key_subjects", "data_key_tombstones"}
 	tenant := 0
 	for rows.Next() {
 		var (
@@ -399,7 +400,8 @@ func TestGrants(t *testing.T) {
 	if err != nil || create || !usage {
 		t.Fatalf("schema privileges of %s: CREATE %v, USAGE %v, %v", role, create, usage, err)
 	}
-	want := map[string]string{"projection_checkpoints": "SELECT,INSERT,UPDATE", "goose_db_version": "", "read_model_origin": "SELECT,INSERT", "worker_checkpoints": "SELECT,INSERT,UPDATE"}
+	want := map[string]string{"projection_checkpoints": "SELECT,INSERT,UPDATE", "goose_db_version": "", "read_model_origin": "SELECT,INSERT", "worker_checkpoints": "SELECT,INSERT,UPDATE",
+		"data_keys": "SELECT,INSERT,DELETE", "data_key_subjects": "SELECT,INSERT,DELETE", "data_key_tombstones": "SELECT,INSERT"}
 	for _, table := range tenantTables(t, b.ctx, b.owner, b.schema) {
 		want[table] = "SELECT,INSERT,UPDATE,DELETE"
 	}
