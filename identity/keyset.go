@@ -315,3 +315,16 @@ func quoteList(items []string) string {
 func PublicJWKS(keys []IssuerKey) ([]byte, error) {
 	return keySetJSON(keys, false)
 }
+
+// DataDirIssuerKey reads the key a data directory's issuer signs with
+// (never creating it), with its thumbprint kid: the key to put first in a
+// new key set, so that tokens it signed keep verifying when the replicas
+// move to the set.
+func DataDirIssuerKey(dataDir string) (IssuerKey, error) {
+	path := filepath.Join(dataDir, IssuerKeyFile)
+	key, err := loadKey(path)
+	if err != nil {
+		return IssuerKey{}, fmt.Errorf("identity: issuer key of %s: %w", dataDir, err)
+	}
+	return IssuerKey{KeyID: thumbprint(key.Public().(ed25519.PublicKey)), Private: key}, nil
+}

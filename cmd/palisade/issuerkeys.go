@@ -19,7 +19,8 @@ PALISADE_ISSUER_KEYS). The key named by --issuer-signing-kid
 checkpoints; every key verifies and is published in the JWKS.
 
 commands:
-  generate  create a set with one new key (refuses to replace a file)
+  generate  create a set with one new key (refuses to replace a file);
+            --from-data-dir DIR starts it with that directory's key instead
   add       append a new key, which verifies only until it is made the signing key
   list      print each kid and whether it signs
   remove    remove a key (--kid); tokens and checkpoints it signed no longer verify
@@ -44,9 +45,12 @@ func issuerKeys(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	file := fs.String("file", env("PALISADE_ISSUER_KEYS", ""), "the key set file (PALISADE_ISSUER_KEYS)")
 	signingKID := fs.String("issuer-signing-kid", env("PALISADE_ISSUER_SIGNING_KID", ""), "the kid the servers sign with; empty is the file's first key (PALISADE_ISSUER_SIGNING_KID)")
-	var kid *string
-	if cmd == "remove" {
+	var kid, fromDataDir *string
+	switch cmd {
+	case "remove":
 		kid = fs.String("kid", "", "the kid of the key to remove")
+	case "generate":
+		fromDataDir = fs.String("from-data-dir", "", "start the set with this data directory's issuer key (same kid) instead of a new key, so that its tokens keep verifying")
 	}
 	switch cmd {
 	case "generate", "add", "list", "remove", "jwks":
@@ -62,9 +66,15 @@ func issuerKeys(args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "generate":
-		key, err := identity.GenerateIssuerKey()
+		var key identity.IssuerKey
+		var err error
+		if *fromDataDir != "" {
+			key, err = identity.DataDirIssuerKey(*fromDataDir)
+		} else {
+			key, err = identity.GenerateIssuerKey()
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("issuer-keys generate: %w", err)
 		}
 		if err := identity.WriteIssuerKeys(*file, []identity.IssuerKey{key}, true); err != nil {
 			if errors.Is(err, identity.ErrKeySetExists) {

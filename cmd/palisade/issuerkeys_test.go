@@ -181,3 +181,28 @@ func TestIssuerKeysRefusals(t *testing.T) {
 	runFails(t, "unknown command", "issuer-keys", "rotate", "--file", file)
 	runFails(t, "name a command", "issuer-keys")
 }
+
+// TestIssuerKeysFromDataDir: a set started from a data directory's key
+// holds that key under the same kid, so its tokens keep verifying.
+func TestIssuerKeysFromDataDir(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	tok, _ := runOK(t, "token", "--data-dir", dataDir, "--init", "--platform", "--sub", "ops")
+	file := filepath.Join(t.TempDir(), "issuer-keys.json")
+	out, _ := runOK(t, "issuer-keys", "generate", "--file", file, "--from-data-dir", dataDir)
+	if kid := strings.TrimSpace(out); kid != tokenKid(t, tok) {
+		t.Fatalf("set starts with kid %s, the data directory's token has %s", kid, tokenKid(t, tok))
+	}
+	iss, err := identity.OpenIssuerKeys(file, "", app.DefaultIssuer, app.DefaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := identity.NewVerifier(identity.VerifierConfig{Audience: app.DefaultAudience, Issuers: []identity.TrustedIssuer{iss.Trusted()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifier.Verify(strings.TrimSpace(tok)); err != nil {
+		t.Fatalf("the data directory's token refused by the set: %v", err)
+	}
+	runFails(t, "issuer key of", "issuer-keys", "generate", "--file", filepath.Join(t.TempDir(), "k.json"), "--from-data-dir", t.TempDir())
+}
