@@ -44,8 +44,8 @@ func GenerateIssuerKey() (IssuerKey, error) {
 
 // ReadIssuerKeys reads a key set file: a JSON Web Key Set (RFC 7517) of
 // Ed25519 private keys (RFC 8037), in the order the file lists them. A file
-// readable by group or others is refused, as the data directory's key is;
-// so is every key set ParseIssuerKeys refuses.
+// readable by others, or by its group unless root owns it, is refused (see
+// checkKeySetMode); so is every key set ParseIssuerKeys refuses.
 func ReadIssuerKeys(path string) ([]IssuerKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -59,9 +59,8 @@ func ReadIssuerKeys(path string) ([]IssuerKey, error) {
 	if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("identity: issuer key set %s is not a regular file", path)
 	}
-	// Windows reports no Unix permission bits worth checking.
-	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("identity: issuer key set %s has mode %#o; it holds private keys and must not be readable by group or others (chmod 600)", path, info.Mode().Perm())
+	if err := checkKeySetMode(path, info); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeySetBytes+1))
 	if err != nil {
@@ -75,6 +74,23 @@ func ReadIssuerKeys(path string) ([]IssuerKey, error) {
 		return nil, fmt.Errorf("identity: issuer key set %s: %w", path, err)
 	}
 	return keys, nil
+}
+
+// checkKeySetMode refuses a key set file that others may read, or that its
+// group may read unless root owns it. The exception is PostgreSQL's rule
+// for its TLS key, and for the same reason: a Kubernetes Secret volume is
+// owned by root, and a server that does not run as root can read it only
+// through its group (fsGroup, mode 0440).
+func checkKeySetMode(path string, info fs.FileInfo) error {
+	if runtime.GOOS == "windows" { // no Unix permission bits worth checking
+		return nil
+	}
+	perm := info.Mode().Perm()
+	if perm&0o037 == 0 || (perm&0o037 == 0o040 && ownedByRoot(info)) {
+		return nil
+	}
+	return fmt.Errorf("identity: issuer key set %s has mode %#o; it holds private keys and must not be readable by group or others "+
+		"(chmod 600; or 440 when owned by root, as a Kubernetes Secret mounted with defaultMode 0440 and fsGroup is)", path, perm)
 }
 
 // ParseIssuerKeys parses a JWK Set document of Ed25519 private keys. Each

@@ -203,11 +203,23 @@ func TestKeySetFile(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		return
 	}
-	if err := os.Chmod(path, 0o640); err != nil {
-		t.Fatal(err)
+	for _, mode := range []os.FileMode{0o604, 0o644, 0o660, 0o620, 0o700 | 0o070} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadIssuerKeys(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Fatalf("key set of mode %#o: %v", mode, err)
+		}
 	}
-	if _, err := ReadIssuerKeys(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("group-readable key set: %v", err)
+	// Readable by its group: only when root owns it (a Kubernetes Secret).
+	for _, mode := range []os.FileMode{0o640, 0o440} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadIssuerKeys(path)
+		if root := os.Geteuid() == 0; root != (err == nil) {
+			t.Fatalf("key set of mode %#o, owned by root %v: %v", mode, root, err)
+		}
 	}
 }
 
