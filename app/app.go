@@ -293,7 +293,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	store := a.Store
-	if a.Issuer, err = openIssuer(cfg); err != nil {
+	if a.Issuer, err = a.openIssuer(); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())

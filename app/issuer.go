@@ -16,10 +16,16 @@ const consistencyLabel = "consistency tokens"
 // cfg.IssuerKeys when given (every replica reads the same file, so they
 // mint and verify the same tokens), else the data directory's own key,
 // created on first start.
-func openIssuer(cfg Config) (*identity.Issuer, error) {
+func (a *App) openIssuer() (*identity.Issuer, error) {
+	cfg := a.cfg
 	if cfg.IssuerKeys == "" {
 		if cfg.IssuerSigningKID != "" {
 			return nil, errors.New("built-in issuer: a signing kid was given without a key set file (--issuer-keys, PALISADE_ISSUER_KEYS)")
+		}
+		if a.replicated() {
+			// Not refused: one replica with the key of its data directory works.
+			cfg.Logger.Warn("replicas: no PALISADE_ISSUER_KEYS; this replica signs tokens with the key of its own data directory, " +
+				"which other replicas refuse: give every replica the same key set (palisade issuer-keys generate)")
 		}
 		iss, err := identity.LoadOrCreateIssuer(cfg.DataDir, cfg.Issuer, cfg.Audience)
 		if err != nil {
