@@ -32,7 +32,6 @@ import (
 	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/commands"
-	"github.com/palisadehq/palisade/consistency"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/events"
@@ -53,8 +52,17 @@ import (
 
 // Config is everything that selects and tunes Palisade's parts.
 type Config struct {
-	// DataDir holds the event log and the built-in issuer's key.
+	// DataDir holds the event log and the built-in issuer's key (unless
+	// IssuerKeys names a key set).
 	DataDir string
+	// IssuerKeys, when set, is the path of a JWK Set file of Ed25519
+	// private keys (palisade issuer-keys) the built-in issuer uses instead
+	// of the data directory's key: every replica given the same file mints
+	// and verifies the same tokens. IssuerSigningKID names the key that
+	// signs (the file's first when empty); every key verifies and is in the
+	// JWKS.
+	IssuerKeys       string
+	IssuerSigningKID string
 	// Issuer is the built-in issuer's name (the tokens' iss).
 	Issuer string
 	// Audience is the audience every token must name.
@@ -286,8 +294,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	store := a.Store
-	if a.Issuer, err = identity.LoadOrCreateIssuer(cfg.DataDir, cfg.Issuer, cfg.Audience); err != nil {
-		return nil, fmt.Errorf("built-in issuer: %w", err)
+	if a.Issuer, err = a.openIssuer(); err != nil {
+		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -425,7 +433,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.lag)
-	sealer, err := consistency.NewSealer(a.Issuer.DeriveSecret("consistency tokens"))
+	sealer, err := newConsistencySealer(a.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("consistency tokens: %w", err)
 	}

@@ -4,8 +4,8 @@
 // log.
 //
 // A token carries a log position and the organization it was issued to,
-// sealed with AES-256-GCM under a key only this deployment holds and a
-// random nonce, so two tokens for one position differ and tokens cannot be
+// sealed with AES-256-GCM under a key only this deployment holds (every
+// replica holds the same) and a random nonce, so two tokens for one position differ and tokens cannot be
 // compared or decoded outside the deployment. It must never hand out a bare
 // position, and never open a token for an organization other than the one
 // it was issued to.
@@ -39,13 +39,33 @@ const maxTokenLen = 256
 
 // Sealer seals and opens consistency tokens. It is safe for concurrent use.
 type Sealer struct {
-	aead cipher.AEAD
+	// aead seals; opens holds it first, then the keys that only open.
+	aead  cipher.AEAD
+	opens []cipher.AEAD
 }
 
 // NewSealer derives the sealing key from secret (HMAC-SHA256 of a fixed
 // label) and returns a Sealer. The secret must be at least 32 bytes of
-// private key material of this deployment.
-func NewSealer(secret []byte) (*Sealer, error) {
+// private key material of this deployment. Tokens sealed under any of
+// alsoOpen (derived likewise) open too: the secrets of keys being rotated
+// in or out, so that a token sealed by a replica that signs with another
+// key of the set, or sealed before the signing key changed, still opens.
+func NewSealer(secret []byte, alsoOpen ...[]byte) (*Sealer, error) {
+	s := &Sealer{}
+	for i, sec := range append([][]byte{secret}, alsoOpen...) {
+		aead, err := newAEAD(sec)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			s.aead = aead
+		}
+		s.opens = append(s.opens, aead)
+	}
+	return s, nil
+}
+
+func newAEAD(secret []byte) (cipher.AEAD, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("consistency: secret must be at least 32 bytes")
 	}
@@ -59,7 +79,7 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consistency: gcm: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
 }
 
 // Seal returns a token for position, readable only for orgID.
@@ -89,11 +109,15 @@ func (s *Sealer) Open(orgID, token string) (uint64, error) {
 	if len(raw) != 1+ns+8+s.aead.Overhead() || raw[0] != version {
 		return 0, ErrInvalidToken
 	}
-	plain, err := s.aead.Open(nil, raw[1:1+ns], raw[1+ns:], additional(orgID))
-	if err != nil || len(plain) != 8 {
-		return 0, ErrInvalidToken
+	// The token does not say which key sealed it (that would tell which
+	// replica or rotation issued it): each key is tried, a handful at most.
+	for _, aead := range s.opens {
+		plain, err := aead.Open(nil, raw[1:1+ns], raw[1+ns:], additional(orgID))
+		if err == nil && len(plain) == 8 {
+			return binary.BigEndian.Uint64(plain), nil
+		}
 	}
-	return binary.BigEndian.Uint64(plain), nil
+	return 0, ErrInvalidToken
 }
 
 // additional binds a token to its organization and format version.

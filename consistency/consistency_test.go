@@ -110,3 +110,58 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestRotation: a sealer that also opens under older secrets opens tokens
+// of a sealer with any of them, seals only under its first, and refuses a
+// token once the secret that sealed it is gone from the set.
+func TestRotation(t *testing.T) {
+	old, next := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	mustSealer := func(secret []byte, also ...[]byte) *Sealer {
+		t.Helper()
+		s, err := NewSealer(secret, also...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := mustSealer(old)         // one key
+	added := mustSealer(old, next)    // next added, old still seals
+	switched := mustSealer(next, old) // next seals, old still opens
+	removed := mustSealer(next)       // old gone
+	seal := func(s *Sealer) string {
+		t.Helper()
+		tok, err := s.Seal("org-a", 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	opens := func(s *Sealer, tok string) bool {
+		pos, err := s.Open("org-a", tok)
+		if err == nil && pos != 42 {
+			t.Fatalf("opened position %d, want 42", pos)
+		}
+		return err == nil
+	}
+	for _, tt := range []struct {
+		name     string
+		from, to *Sealer
+		want     bool
+	}{
+		{"before → added", before, added, true},
+		{"added → before", added, before, true},
+		{"before → switched", before, switched, true},
+		{"switched → added", switched, added, true},
+		{"added → switched", added, switched, true},
+		{"switched → removed", switched, removed, true},
+		{"before → removed", before, removed, false},
+		{"switched → before", switched, before, false},
+	} {
+		if got := opens(tt.to, seal(tt.from)); got != tt.want {
+			t.Errorf("%s: opens = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if _, err := NewSealer(old, make([]byte, 16)); err == nil {
+		t.Error("a short secret to open with was accepted")
+	}
+}

@@ -1,5 +1,7 @@
-// Package identity owns bearer tokens: the built-in issuer (an Ed25519 key
-// kept in the data directory, published as a JWK Set), the trust in external
+// Package identity owns bearer tokens: the built-in issuer (a set of
+// Ed25519 keys named by kid, one of which signs: the data directory's one
+// key by default, or a JWK Set file every replica shares, see [NewIssuer]
+// and [ReadIssuerKeys]; all published as a JWK Set), the trust in external
 // OIDC issuers (by JWKS URL or a static JWK Set), and the Verifier that turns
 // a raw JWT into typed [Claims] or a [*TokenError].
 //

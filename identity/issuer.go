@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
@@ -18,7 +17,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 )
@@ -38,17 +36,26 @@ const maxKeyFileBytes = 64 << 10
 // the trusted key set. Verify reports it as ReasonUnknownKey.
 var ErrUnknownKey = errors.New("unknown signing key")
 
-// Issuer is Palisade's built-in token issuer. Its Ed25519 key is generated
-// into the data directory on first start and loaded afterwards, so tokens
-// survive restarts. It is safe for concurrent use.
+// Issuer is Palisade's built-in token issuer. It signs with one Ed25519
+// key and verifies with every key of its set, each named by its kid, so
+// that keys can be rotated: LoadOrCreateIssuer keeps a set of one key in
+// the data directory (generated on first start, loaded afterwards, so
+// tokens survive restarts); OpenIssuerKeys reads a shared key set file, so
+// that every replica mints and verifies the same tokens. It is safe for
+// concurrent use.
 type Issuer struct {
 	name     string
 	audience string
-	kid      string
-	private  ed25519.PrivateKey
-	public   ed25519.PublicKey
-	jwks     []byte
-	now      func() time.Time
+	// kid, private and public are the signing key's.
+	kid     string
+	private ed25519.PrivateKey
+	public  ed25519.PublicKey
+	// keys is the whole set, signing key first; verify finds a kid's
+	// public key.
+	keys   []IssuerKey
+	verify map[string]ed25519.PublicKey
+	jwks   []byte
+	now    func() time.Time
 }
 
 // LoadOrCreateIssuer loads the issuer key from dataDir/issuer-ed25519.pem,
@@ -70,35 +77,33 @@ func LoadOrCreateIssuer(dataDir, issuerName, audience string) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newIssuer(key, issuerName, audience)
-}
-
-func newIssuer(key ed25519.PrivateKey, name, audience string) (*Issuer, error) {
 	pub, ok := key.Public().(ed25519.PublicKey)
 	if !ok {
 		return nil, errors.New("identity: issuer key has no Ed25519 public key")
 	}
-	kid := thumbprint(pub)
-	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{
-		Metadata: jwkset.JWKMetadataOptions{ALG: jwkset.AlgEdDSA, KID: kid, USE: jwkset.UseSig},
-	})
+	return newIssuerSet([]IssuerKey{{KeyID: thumbprint(pub), Private: key}}, issuerName, audience)
+}
+
+// newIssuerSet builds the issuer of keys, which are valid and have unique
+// kids; keys[0] signs.
+func newIssuerSet(keys []IssuerKey, name, audience string) (*Issuer, error) {
+	doc, err := PublicJWKS(keys)
 	if err != nil {
-		return nil, fmt.Errorf("identity: issuer JWK: %w", err)
+		return nil, err
 	}
-	set := jwkset.NewMemoryStorage()
-	if err := set.KeyWrite(context.Background(), jwk); err != nil {
-		return nil, fmt.Errorf("identity: issuer JWK set: %w", err)
+	verify := make(map[string]ed25519.PublicKey, len(keys))
+	for _, k := range keys {
+		verify[k.KeyID] = k.Private.Public().(ed25519.PublicKey)
 	}
-	doc, err := set.JSONPublic(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("identity: issuer JWK set: %w", err)
-	}
+	signing := keys[0]
 	return &Issuer{
 		name:     name,
 		audience: audience,
-		kid:      kid,
-		private:  key,
-		public:   pub,
+		kid:      signing.KeyID,
+		private:  signing.Private,
+		public:   verify[signing.KeyID],
+		keys:     append([]IssuerKey(nil), keys...),
+		verify:   verify,
 		jwks:     doc,
 		now:      time.Now,
 	}, nil
@@ -202,8 +207,18 @@ func writeAndSync(f *os.File, data []byte) error {
 // Name returns the issuer name, the iss of every token it mints.
 func (i *Issuer) Name() string { return i.name }
 
-// KeyID returns the kid of the signing key (its RFC 7638 thumbprint).
+// KeyID returns the kid of the signing key (its RFC 7638 thumbprint for
+// the data directory's key).
 func (i *Issuer) KeyID() string { return i.kid }
+
+// KeyIDs returns the kids of every key of the set, the signing key's first.
+func (i *Issuer) KeyIDs() []string {
+	out := make([]string, len(i.keys))
+	for n, k := range i.keys {
+		out[n] = k.KeyID
+	}
+	return out
+}
 
 // Mint signs c as a token valid for ttl. It sets iss, aud, iat, nbf, exp and
 // jti (a UUIDv7) itself, whatever c holds, and puts the key's kid in the
@@ -233,8 +248,9 @@ func (i *Issuer) Mint(c Claims, ttl time.Duration) (string, error) {
 	return token.SignedString(i.private)
 }
 
-// JWKS returns the JWK Set document to serve at /.well-known/jwks.json: the
-// public key only, with its kid, alg EdDSA and use sig.
+// JWKS returns the JWK Set document to serve at /.well-known/jwks.json:
+// every public key of the set (the signing key first), each with its kid,
+// alg EdDSA and use sig.
 func (i *Issuer) JWKS() ([]byte, error) {
 	out := make([]byte, len(i.jwks))
 	copy(out, i.jwks)
@@ -242,17 +258,20 @@ func (i *Issuer) JWKS() ([]byte, error) {
 }
 
 // Keyfunc returns the key function for tokens of this issuer: the public
-// key, and only for an EdDSA token whose kid is this key's. The key never
-// comes from the token.
+// key of the set that the token's kid names, and only for an EdDSA token.
+// A kid not in the set is ErrUnknownKey. The key never comes from the
+// token.
 func (i *Issuer) Keyfunc() jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
 		if t.Method == nil || t.Method.Alg() != algEdDSA {
 			return nil, fmt.Errorf("%w: the built-in issuer signs only with EdDSA", ErrUnknownKey)
 		}
-		if kid, _ := t.Header["kid"].(string); kid != i.kid {
+		kid, _ := t.Header["kid"].(string)
+		key, ok := i.verify[kid]
+		if !ok {
 			return nil, fmt.Errorf("%w: kid %s", ErrUnknownKey, quote(kid))
 		}
-		return i.public, nil
+		return key, nil
 	}
 }
 
@@ -269,18 +288,39 @@ func (i *Issuer) Trusted() TrustedIssuer {
 }
 
 // DeriveSecret derives a 32-byte secret for another use of this
-// deployment's key (HMAC-SHA256 of label under the private key's seed),
-// so that sealing keys need no configuration of their own. Different
-// labels give independent secrets; the key itself never leaves.
+// deployment's signing key (HMAC-SHA256 of label under the private key's
+// seed), so that sealing keys need no configuration of their own. Different
+// labels give independent secrets; the key itself never leaves. A secret
+// derived from one key changes when the signing key does: what must still
+// open after a rotation opens with DeriveSecrets.
 func (i *Issuer) DeriveSecret(label string) []byte {
-	mac := hmac.New(sha256.New, i.private.Seed())
+	return deriveSecret(i.private, label)
+}
+
+// DeriveSecrets derives label's secret under every key of the set, the
+// signing key's first (the one DeriveSecret returns). A value sealed under
+// the first can then be opened by every replica holding the set, and one
+// sealed before the signing key changed still opens while its key is in
+// the set.
+func (i *Issuer) DeriveSecrets(label string) [][]byte {
+	out := make([][]byte, len(i.keys))
+	for n, k := range i.keys {
+		out[n] = deriveSecret(k.Private, label)
+	}
+	return out
+}
+
+func deriveSecret(key ed25519.PrivateKey, label string) []byte {
+	mac := hmac.New(sha256.New, key.Seed())
 	mac.Write([]byte("palisade derived secret: " + label))
 	return mac.Sum(nil)
 }
 
 // SignBytes returns the Ed25519 signature of msg under the issuer's key,
 // for statements other than tokens (the audit chain's checkpoints); it
-// verifies with the key the JWKS publishes under KeyID. Callers sign only
+// verifies with the key the JWKS publishes under KeyID, so a statement
+// must carry KeyID beside the signature (a checkpoint's kid) for a
+// verifier to pick the right key after a rotation. Callers sign only
 // their own canonical encodings, never bytes a client supplied, so that no
 // signature can be passed off as a token's.
 func (i *Issuer) SignBytes(msg []byte) []byte { return ed25519.Sign(i.private, msg) }

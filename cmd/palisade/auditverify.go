@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -34,9 +35,11 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	org := fs.String("org", "", "only this organization")
-	jwksFile := fs.String("jwks", "", "verify checkpoint signatures with this JWK Set file (as served at /.well-known/jwks.json) instead of the data directory's issuer key")
+	var jwksFiles listFlag
+	fs.Var(&jwksFiles, "jwks", "verify checkpoint signatures with the keys of this JWK Set file (as served at /.well-known/jwks.json) instead of the data directory's issuer key; repeat it to add the JWKS kept from before a key was removed")
+	issuerKeys := fs.String("issuer-keys", env("PALISADE_ISSUER_KEYS", ""), "verify checkpoint signatures with the public keys of this key set file, the servers' --issuer-keys (PALISADE_ISSUER_KEYS); with --jwks, both")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://…] [--org ID] [--jwks FILE]
+		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://…] [--org ID] [--jwks FILE]… [--issuer-keys FILE]
 
 Recomputes each organization's hash chain from the event log and compares
 it with the audit chain's record in the data directory and its signed
@@ -56,7 +59,7 @@ counted as pending. The embedded log is locked while a server runs.
 	if _, err := os.Stat(recordPath); err != nil {
 		return fmt.Errorf("audit verify: no audit chain record: %w", err)
 	}
-	keys, err := verifyKeys(*dataDir, *jwksFile)
+	keys, err := verifyKeys(*dataDir, jwksFiles, *issuerKeys)
 	if err != nil {
 		return err
 	}
@@ -97,27 +100,69 @@ counted as pending. The embedded log is locked while a server runs.
 	return nil
 }
 
-// verifyKeys returns the checkpoint keys: from a JWKS file, or the
-// public half of the data directory's issuer key (never created here).
-func verifyKeys(dataDir, jwksFile string) (chain.PublicKeys, error) {
-	var doc []byte
-	if jwksFile != "" {
-		b, err := os.ReadFile(jwksFile)
+// verifyKeys returns the checkpoint keys: those of the JWKS files and of
+// the key set file, by kid, or else the public half of the data
+// directory's issuer key (never created here).
+func verifyKeys(dataDir string, jwksFiles []string, keySet string) (chain.PublicKeys, error) {
+	var docs [][]byte
+	for _, f := range jwksFiles {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("audit verify: %w", err)
 		}
-		doc = b
-	} else {
+		docs = append(docs, b)
+	}
+	if keySet != "" {
+		keys, err := identity.ReadIssuerKeys(keySet)
+		if err != nil {
+			return nil, fmt.Errorf("audit verify: %w", err)
+		}
+		doc, err := identity.PublicJWKS(keys)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, doc)
+	}
+	if len(docs) == 0 {
 		if _, err := os.Stat(filepath.Join(dataDir, identity.IssuerKeyFile)); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("audit verify: no issuer key in %s; pass the deployment's JWKS with --jwks", dataDir)
+			return nil, fmt.Errorf("audit verify: no issuer key in %s; pass the servers' --issuer-keys, or the deployment's JWKS with --jwks", dataDir)
 		}
 		issuer, err := identity.LoadOrCreateIssuer(dataDir, app.DefaultIssuer, app.DefaultAudience)
 		if err != nil {
 			return nil, err
 		}
-		if doc, err = issuer.JWKS(); err != nil {
+		doc, err := issuer.JWKS()
+		if err != nil {
 			return nil, err
 		}
+		docs = append(docs, doc)
 	}
-	return chain.KeysFromJWKS(doc)
+	var sets []chain.PublicKeys
+	for i, doc := range docs {
+		keys, err := chain.KeysFromJWKS(doc)
+		if err != nil {
+			return nil, fmt.Errorf("audit verify: key set %d: %w", i+1, err)
+		}
+		sets = append(sets, keys)
+	}
+	// A kid names one key (a thumbprint, or unique in its set); the first
+	// set that knows it answers.
+	return func(kid string) (ed25519.PublicKey, bool) {
+		for _, keys := range sets {
+			if k, ok := keys(kid); ok {
+				return k, true
+			}
+		}
+		return nil, false
+	}, nil
+}
+
+// listFlag collects a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string { return fmt.Sprint(*l) }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }

@@ -20,6 +20,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{"serve", "-h"}, {"serve", "--help"}, {"migrate", "-h"}, {"token", "-h"}, {"token", "--help"},
 		{"audit", "-h"}, {"audit", "replay", "-h"}, {"audit", "verify", "-h"}, {"audit", "narrative", "-h"},
 		{"audit", "export", "-h"}, {"audit", "access", "-h"}, {"keys", "-h"}, {"keys", "rotate", "-h"},
+		{"issuer-keys", "-h"}, {"issuer-keys", "list", "-h"}, {"issuer-keys", "generate", "--help"},
 		{"tail", "-h"}, {"bench", "-h"},
 	} {
 		var out, errOut bytes.Buffer

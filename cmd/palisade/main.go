@@ -56,6 +56,7 @@ commands:
   audit export  print an organization's record as JSON lines or OCSF events, for a SIEM
   audit access  what a subject could do, or who could read a resource, at a moment
   keys rotate   add a new version of an organization's data key (the log is not rewritten)
+  issuer-keys   manage the token issuer's key set file shared by replicas: generate, add, list, remove, jwks
   tail          print events from Kafka topics as JSON lines (reference consumer)
   bench         measure the HTTP command path against a fresh server
   version       print the module version and the VCS revision it was built from
@@ -106,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("usage: palisade keys rotate --data-dir DIR --org ID")
 		}
 		return keysRotate(ctx, args[2:], stdout, stderr)
+	case "issuer-keys":
+		return issuerKeys(args[1:], stdout, stderr)
 	case "tail":
 		return tail(ctx, args[1:], stdout, stderr)
 	case "bench":

@@ -44,6 +44,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	accessLog := fs.String("access-log", env("PALISADE_ACCESS_LOG", "auto"), "one line per request on stderr: text, json, off, or auto (text on a terminal, json otherwise) (PALISADE_ACCESS_LOG)")
 	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer (PALISADE_ISSUER)")
 	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud every token must carry (PALISADE_AUDIENCE)")
+	issuerKeys := fs.String("issuer-keys", env("PALISADE_ISSUER_KEYS", ""), "JWK Set file of the built-in issuer's Ed25519 keys, shared by every replica (palisade issuer-keys generate); empty keeps one key in the data directory (PALISADE_ISSUER_KEYS)")
+	signingKID := fs.String("issuer-signing-kid", env("PALISADE_ISSUER_SIGNING_KID", ""), "kid of the --issuer-keys key that signs; empty is the file's first (PALISADE_ISSUER_SIGNING_KID)")
 	logLevel, err := logLevelFlag(fs, "debug, info, warn or error (PALISADE_LOG_LEVEL)")
 	if err != nil {
 		return err
@@ -127,6 +129,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	a, err := app.Open(ctx, app.Config{
 		AccessLog: access, MetricsElsewhere: metricsLn != nil,
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
+		IssuerKeys: *issuerKeys, IssuerSigningKID: *signingKID,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
 		RebuildReadModels: *rebuildReadModels,
 		// The API key is read from the environment only, never a flag, so
@@ -154,6 +157,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if metricsLn != nil {
 		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
 	}
+	attrs = append(attrs, "signing_kid", a.Issuer.KeyID())
 	logger.Info("palisade listening", attrs...)
 	return a.Serve(ctx, ln, metricsLn)
 }
