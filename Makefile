@@ -9,6 +9,8 @@ serve:
 provision:
 	scripts/provision-postgres
 
+# -timeout 30m: the app package's end-to-end suites take about 3 minutes on a quiet two-core
+# machine, but went past go test's default 10 minutes on a loaded one.
 # Provisions first and fails if that fails: tests needing PostgreSQL (or the sample data
 # sources on PostgreSQL and MariaDB, scripts/provision-datasources) must not be skipped.
 test:
@@ -24,16 +26,16 @@ test:
 	export "$$line"; echo "export $$line"; \
 	done; \
 	echo "go vet ./..." && go vet ./... && \
-	echo "go test -race -count=1 ./..." && go test -race -count=1 ./... && \
+	echo "go test -race -count=1 -timeout 30m ./..." && go test -race -count=1 -timeout 30m ./... && \
 	echo "end-to-end suites again on PostgreSQL read models:" && \
-	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/" && \
-	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 ./app/ ./cmd/palisade/ && \
+	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m ./app/ ./cmd/palisade/" && \
+	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m ./app/ ./cmd/palisade/ && \
 	echo "end-to-end suites again over the Kafka bus (kfake, through watermill-kafka):" && \
-	echo "PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/" && \
-	PALISADE_TEST_BUS=kafka go test -race -count=1 ./app/ && \
+	echo "PALISADE_TEST_BUS=kafka go test -race -count=1 -timeout 30m ./app/" && \
+	PALISADE_TEST_BUS=kafka go test -race -count=1 -timeout 30m ./app/ && \
 	echo "end-to-end suites again on the EventStoreDB adapter (in-test server on the client's protocol):" && \
-	echo "PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 ./app/" && \
-	PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 ./app/
+	echo "PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 -timeout 30m ./app/" && \
+	PALISADE_TEST_EVENTSTORE=esdb go test -race -count=1 -timeout 30m ./app/
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./domain/access/ ./eventstore/embedded/ ./app/
