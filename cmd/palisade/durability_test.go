@@ -47,6 +47,21 @@ func TestMain(m *testing.M) {
 type serverProcess struct {
 	cmd  *exec.Cmd
 	base string
+	// metrics is the base URL of /metrics when the server was started
+	// with a metrics address of its own (serverOptions.metrics), else "".
+	metrics string
+}
+
+// serverOptions are what a test may add to a server process beyond its
+// flags.
+type serverOptions struct {
+	// env is added to the test's environment.
+	env []string
+	// metrics serves /metrics on an address of its own (--metrics-addr).
+	metrics bool
+	// name prefixes the lines the server writes on standard error, to
+	// tell several servers of one test apart.
+	name string
 }
 
 // readModelArgs are the serve flags for the read models under test: memory,
@@ -79,34 +94,83 @@ func readModelArgs(t *testing.T) []string {
 
 func startServer(t *testing.T, dataDir string, extra ...string) *serverProcess {
 	t.Helper()
+	p := launchServer(t, dataDir, serverOptions{}, extra...)
+	p.waitReady(t)
+	return p
+}
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	argv, _ := json.Marshal(append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "error"}, extra...))
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// launchServer starts `palisade serve` on dataDir as a child process (the
+// test binary, see TestMain) and returns without waiting for it to be
+// ready, so that a test can start several at once; waitReady waits. The
+// process is SIGKILLed when the test ends.
+func launchServer(t *testing.T, dataDir string, opts serverOptions, extra ...string) *serverProcess {
+	t.Helper()
+	addr := freeAddr(t)
+	args := []string{"serve", "--data-dir", dataDir, "--addr", addr, "--log-level", "error"}
+	p := &serverProcess{base: "http://" + addr}
+	if opts.metrics {
+		metricsAddr := freeAddr(t)
+		args = append(args, "--metrics-addr", metricsAddr)
+		p.metrics = "http://" + metricsAddr
+	}
+	argv, _ := json.Marshal(append(args, extra...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(argv))
+	cmd.Env = append(append(os.Environ(), opts.env...), childEnv+"="+string(argv))
 	cmd.Stderr = os.Stderr
+	if opts.name != "" {
+		cmd.Stderr = &prefixWriter{prefix: []byte(opts.name + ": "), w: os.Stderr}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serverProcess{cmd: cmd, base: "http://" + addr}
+	p.cmd = cmd
 	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(30 * time.Second)
+	return p
+}
+
+// waitReady waits until the server answers /readyz, or fails the test.
+func (p *serverProcess) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("server did not become ready")
-	return nil
+	t.Fatalf("server %s did not become ready", p.base)
+}
+
+// prefixWriter writes each write to w with prefix in front; a server's
+// logger writes one line per write.
+type prefixWriter struct {
+	prefix []byte
+	w      io.Writer
+	mu     sync.Mutex
+}
+
+func (pw *prefixWriter) Write(b []byte) (int, error) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if _, err := pw.w.Write(append(append([]byte(nil), pw.prefix...), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (p *serverProcess) kill() {

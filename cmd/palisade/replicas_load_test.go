@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// loadOrg is one organization of the load: its id, its owner's token and
+// the knowledge base documents go to.
+type loadOrg struct {
+	id, token, kb string
+}
+
+// ack is one acknowledged (2xx) command.
+type ack struct {
+	kind        string // "bot" or "document"
+	org         int    // index in the load's orgs
+	id          string
+	replica     int // the replica that acknowledged it
+	consistency string
+	afterKill   bool
+}
+
+func (a ack) path(orgs []loadOrg) string {
+	if a.kind == "document" {
+		return "/v1/knowledge-bases/" + orgs[a.org].kb + "/documents/" + a.id
+	}
+	return "/v1/bots/" + a.id
+}
+
+// loadRun is concurrent clients creating bots and documents on the
+// replicas in turn, recording every acknowledged command, and reading a
+// sample back with its consistency token on another replica.
+type loadRun struct {
+	rs   *replicaSet
+	orgs []loadOrg
+
+	done     chan struct{}
+	wg       sync.WaitGroup
+	failures atomic.Int64 // requests without a 2xx answer
+
+	readers      sync.WaitGroup
+	readSlots    chan struct{}
+	readsSkipped atomic.Int64
+
+	mu           sync.Mutex
+	acks         []ack
+	marked       bool
+	reads        int // consistent reads made on another replica
+	readsWaited  int // of which a replica first answered 503 (caught up later)
+	staleReads   []string
+	unreadWrites []string
+}
+
+// maxReads bounds the reads with a consistency token running at once.
+const maxReads = 8
+
+func (l *loadRun) start(workers int) {
+	l.done = make(chan struct{})
+	l.readSlots = make(chan struct{}, maxReads)
+	for w := range workers {
+		l.wg.Add(1)
+		go l.work(w)
+	}
+}
+
+func (l *loadRun) stop() {
+	close(l.done)
+	l.wg.Wait()
+	l.readers.Wait()
+}
+
+// document is a text with a few sections, so that ingestion cuts it into
+// several chunks.
+func document(w, i int) string {
+	var b strings.Builder
+	for s := range 4 {
+		fmt.Fprintf(&b, "# Section %d of note %d-%d\n\n", s, w, i)
+		for range 6 {
+			fmt.Fprintf(&b, "Replica note %d-%d section %d: travel expenses are reimbursed within %d days of the request. ", w, i, s, 10+s)
+		}
+		b.WriteString("\n\n")
+	}
+	return b.String()
+}
+
+func (l *loadRun) work(w int) {
+	defer l.wg.Done()
+	org := w % len(l.orgs)
+	o := l.orgs[org]
+	for i := 0; ; i++ {
+		select {
+		case <-l.done:
+			return
+		default:
+		}
+		r := l.rs.pick()
+		a := ack{org: org, replica: r}
+		var path string
+		var body any
+		if i%4 == 3 {
+			a.kind, path = "document", "/v1/knowledge-bases/"+o.kb+"/documents"
+			body = map[string]string{"title": fmt.Sprintf("Note %d-%d", w, i), "content_type": "text/markdown", "content": document(w, i)}
+		} else {
+			a.kind, path = "bot", "/v1/bots"
+			body = map[string]string{"name": fmt.Sprintf("bot %d-%d", w, i), "instructions": "Answer about travel."}
+		}
+		status, resp, err := post(l.rs.client, l.rs.procs[r].base+path, o.token, body)
+		if err != nil || status/100 != 2 {
+			l.failures.Add(1)
+			if err == nil && l.rs.alive[r].Load() {
+				// A live replica refusing a command is worth seeing.
+				fmt.Fprintf(os.Stderr, "load: replica %d answered %d to POST %s: %.200s\n", r, status, path, resp)
+			}
+			if err != nil {
+				time.Sleep(10 * time.Millisecond) // the dead replica refuses at once
+			}
+			continue
+		}
+		var created struct{ ID, Consistency string }
+		if json.Unmarshal(resp, &created) != nil || created.ID == "" || created.Consistency == "" {
+			l.failures.Add(1)
+			fmt.Fprintf(os.Stderr, "load: replica %d acknowledged POST %s without an id or a consistency token: %.200s\n", r, path, resp)
+			continue
+		}
+		a.id, a.consistency = created.ID, created.Consistency
+		l.mu.Lock()
+		a.afterKill = l.marked
+		l.acks = append(l.acks, a)
+		l.mu.Unlock()
+		if i%3 == 0 {
+			l.sampleRead(a)
+		}
+	}
+}
+
+// sampleRead reads a back in the background, unless maxReads reads are
+// running already: the reads must not slow the load down, which would
+// hide the failover behind the clients' own waiting.
+func (l *loadRun) sampleRead(a ack) {
+	select {
+	case l.readSlots <- struct{}{}:
+	default:
+		l.readsSkipped.Add(1)
+		return
+	}
+	l.readers.Add(1)
+	go func() {
+		defer func() { <-l.readSlots; l.readers.Done() }()
+		l.readBack(a)
+	}()
+}
+
+// readBack reads an acknowledged command with its consistency token on a
+// live replica other than the one that wrote it: (b).
+func (l *loadRun) readBack(a ack) {
+	for k := 1; k < len(l.rs.procs); k++ {
+		r := (a.replica + k) % len(l.rs.procs)
+		if !l.rs.alive[r].Load() {
+			continue
+		}
+		start := time.Now()
+		status, body := l.rs.readUntilCaughtUp(r, a.path(l.orgs), l.orgs[a.org].token, a.consistency, start.Add(consistentReadBound))
+		if status == 0 && !l.rs.alive[r].Load() {
+			continue // killed meanwhile: read on another
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.reads++
+		if time.Since(start) > 200*time.Millisecond {
+			l.readsWaited++
+		}
+		switch {
+		case status == http.StatusOK:
+		case status == http.StatusNotFound:
+			l.staleReads = append(l.staleReads, fmt.Sprintf("%s %s written on replica %d, read on replica %d with its token: 404 %.200s", a.kind, a.id, a.replica, r, body))
+		default:
+			l.unreadWrites = append(l.unreadWrites, fmt.Sprintf("%s %s written on replica %d, read on replica %d with its token: %d %.200s", a.kind, a.id, a.replica, r, status, body))
+		}
+		return
+	}
+}
+
+func (l *loadRun) reportReads(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("(b) %d reads with a write's consistency token on another replica, %d of them waited for it (%d samples skipped: %d reads running)",
+		l.reads, l.readsWaited, l.readsSkipped.Load(), maxReads)
+	if l.reads == 0 {
+		t.Errorf("(b) no read was made with a consistency token")
+	}
+	for _, s := range l.staleReads {
+		t.Errorf("(b) a read did not see its write: %s", s)
+	}
+	for _, s := range l.unreadWrites {
+		t.Errorf("(b) a read with a consistency token failed: %s", s)
+	}
+}
+
+// counts returns the bots and documents acknowledged so far.
+func (l *loadRun) counts() (bots, docs int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.acks {
+		if a.kind == "bot" {
+			bots++
+		} else {
+			docs++
+		}
+	}
+	return bots, docs
+}
+
+// mark notes the moment of the kill: commands acknowledged from now on
+// count as after it. It returns the number acknowledged before.
+func (l *loadRun) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.marked = true
+	return len(l.acks)
+}
+
+// countsSinceMark is counts after the mark, or before it when there is
+// none yet.
+func (l *loadRun) countsSinceMark() (bots, docs int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.acks {
+		switch {
+		case a.afterKill != l.marked:
+		case a.kind == "bot":
+			bots++
+		default:
+			docs++
+		}
+	}
+	return bots, docs
+}
+
+func (l *loadRun) acknowledged() []ack {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.acks)
+}
+
+// waitCounts waits until bots and docs were acknowledged since the mark
+// (since the start before it), or bound passed.
+func (l *loadRun) waitCounts(bots, docs int, bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		b, d := l.countsSinceMark()
+		if b >= bots && d >= docs {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
