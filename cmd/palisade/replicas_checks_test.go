@@ -526,7 +526,11 @@ func checkLogTopic(t *testing.T, topic *logTopic, logs [][]eventstore.Envelope, 
 		t.Errorf("(e) event %s (%s at %d, after the kill: %v) never reached the log topic %s", e.ID, e.Type, e.Position, e.Position > headAtKill, kafka.LogTopic)
 	}
 	if !resumed.IsZero() {
-		t.Logf("(e) the first event appended after the kill reached %s %v after the kill", kafka.LogTopic, resumed.Sub(killedAt).Round(time.Millisecond))
+		took := resumed.Sub(killedAt)
+		t.Logf("(e) the first event appended after the kill reached %s %v after the kill", kafka.LogTopic, took.Round(time.Millisecond))
+		if took > failoverBound {
+			t.Errorf("(e) the relay published nothing appended after the kill for %v, more than %v", took.Round(time.Millisecond), failoverBound)
+		}
 	}
 	t.Logf("(e) %d events on %s (%d after the kill), %d records delivered more than once (the relay is at least once)", len(all)-len(missing), kafka.LogTopic, after, dup)
 }

@@ -54,10 +54,11 @@ type loadRun struct {
 	mu           sync.Mutex
 	acks         []ack
 	marked       bool
-	reads        int // consistent reads made on another replica
-	readsWaited  int // of which a replica first answered 503 (caught up later)
+	reads        int // reads with a consistency token on another replica
+	readsWaited  int // of which waited over 200 ms for the replica to reach the token
 	staleReads   []string
 	unreadWrites []string
+	malformed    []string // acknowledgements without an id or a token
 }
 
 // maxReads bounds the reads with a consistency token running at once.
@@ -116,19 +117,19 @@ func (l *loadRun) work(w int) {
 		status, resp, err := post(l.rs.client, l.rs.procs[r].base+path, o.token, body)
 		if err != nil || status/100 != 2 {
 			l.failures.Add(1)
-			if err == nil && l.rs.alive[r].Load() {
-				// A live replica refusing a command is worth seeing.
-				fmt.Fprintf(os.Stderr, "load: replica %d answered %d to POST %s: %.200s\n", r, status, path, resp)
-			}
-			if err != nil {
+			if l.rs.alive[r].Load() {
+				// A live replica failing a command is worth seeing.
+				fmt.Fprintf(os.Stderr, "load: replica %d: POST %s: %d %.200s %v\n", r, path, status, resp, err)
+			} else {
 				time.Sleep(10 * time.Millisecond) // the dead replica refuses at once
 			}
 			continue
 		}
 		var created struct{ ID, Consistency string }
 		if json.Unmarshal(resp, &created) != nil || created.ID == "" || created.Consistency == "" {
-			l.failures.Add(1)
-			fmt.Fprintf(os.Stderr, "load: replica %d acknowledged POST %s without an id or a consistency token: %.200s\n", r, path, resp)
+			l.mu.Lock()
+			l.malformed = append(l.malformed, fmt.Sprintf("replica %d acknowledged POST %s with %d but no id or consistency token: %.200s", r, path, status, resp))
+			l.mu.Unlock()
 			continue
 		}
 		a.id, a.consistency = created.ID, created.Consistency
@@ -189,10 +190,15 @@ func (l *loadRun) readBack(a ack) {
 	}
 }
 
-func (l *loadRun) reportReads(t *testing.T) {
+// report fails the test for the load's broken promises: acknowledgements
+// without a consistency token, and (b).
+func (l *loadRun) report(t *testing.T) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for _, s := range l.malformed {
+		t.Errorf("(b) %s", s)
+	}
 	t.Logf("(b) %d reads with a write's consistency token on another replica, %d of them waited for it (%d samples skipped: %d reads running)",
 		l.reads, l.readsWaited, l.readsSkipped.Load(), maxReads)
 	if l.reads == 0 {

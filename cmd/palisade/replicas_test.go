@@ -172,12 +172,10 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	t.Cleanup(func() { _ = logStore.Close() })
 	topic := watchLogTopic(t, brokers)
 
-	// Leadership before the kill: one leader per role among the three.
-	leaders := rs.waitLeaders(t, []string{roleLogRelay, roleIngestion}, failoverBound)
-
 	load := &loadRun{rs: rs, orgs: orgs}
-	load.start(12)
-	load.waitCounts(150, 20, phaseBound)
+	loadStarted := time.Now()
+	load.start(24)
+	load.waitCounts(120, 20, phaseBound)
 	switch bots, docs := load.counts(); {
 	case bots+docs == 0:
 		load.stop()
@@ -186,6 +184,9 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 		t.Errorf("no document acknowledged after %v: the ingestion process has no work to fail over", phaseBound)
 	}
 
+	// Leadership under load, just before the kill: one leader per role
+	// among the three.
+	leaders := rs.waitLeaders(t, []string{roleLogRelay, roleIngestion}, failoverBound)
 	victim := leaders[roleLogRelay]
 	if victim < 0 {
 		t.Errorf("no replica reports palisade_leader{role=%q} 1 (leadership is not exported or not elected); killing replica 0 instead", roleLogRelay)
@@ -206,30 +207,31 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("SIGKILLed replica %d (leader of %v) after %d acknowledged commands, log head %d→%d",
-		victim, leaders, ackedBefore, headBefore, headAtKill)
+	t.Logf("SIGKILLed replica %d (leaders: %v) after %d acknowledged commands in %v, log head %d→%d",
+		victim, leaders, ackedBefore, killedAt.Sub(loadStarted).Round(time.Millisecond), headBefore, headAtKill)
 
 	// The roles fail over while the load goes on.
-	failover := make(chan map[string]time.Duration, 1)
+	failover := make(chan map[string]failoverTime, 1)
 	go func() { failover <- rs.watchFailover([]string{roleLogRelay, roleIngestion}, killedAt, failoverBound) }()
 	load.waitCounts(100, 10, phaseBound)
 	load.stop()
+	loadStopped := time.Now()
 	tookOver := <-failover
 	for _, role := range []string{roleLogRelay, roleIngestion} {
 		if d, ok := tookOver[role]; !ok {
 			t.Errorf("(e) no surviving replica reports palisade_leader{role=%q} 1 within %v of the kill", role, failoverBound)
 		} else {
-			t.Logf("(e) %s led by a survivor %v after the kill", role, d.Round(time.Millisecond))
+			t.Logf("(e) %s led by a survivor %v after the kill", role, d)
 		}
 	}
 	acks := load.acknowledged()
 	botsAfter, docsAfter := load.countsSinceMark()
-	t.Logf("%d commands acknowledged (%d before the kill; %d bots and %d documents after it), %d requests not acknowledged",
-		len(acks), ackedBefore, botsAfter, docsAfter, load.failures.Load())
+	t.Logf("%d commands acknowledged (%d before the kill; %d bots and %d documents in the %v after it), %d requests not acknowledged",
+		len(acks), ackedBefore, botsAfter, docsAfter, loadStopped.Sub(killedAt).Round(time.Millisecond), load.failures.Load())
 	if botsAfter+docsAfter == 0 {
 		t.Errorf("(a) the survivors acknowledged no command after the kill")
 	}
-	load.reportReads(t)
+	load.report(t)
 
 	survivors := rs.survivors()
 	settled := time.Now().Add(settleBound)
@@ -239,7 +241,7 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	checkNoJobRanTwice(t, orgs, logs, acks, killedAt)
 	checkLogTopic(t, topic, logs, headAtKill, killedAt, settled)
 	rs.checkOneLeaderEach(t, victim)
-	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("took %v, of which %v checking after the load", time.Since(began).Round(time.Millisecond), time.Since(loadStopped).Round(time.Millisecond))
 }
 
 // shareReplicaKeys gives the replicas on others the keys of the replica on
@@ -441,17 +443,27 @@ func (rs *replicaSet) waitLeaders(t *testing.T, roles []string, bound time.Durat
 	return out
 }
 
+// failoverTime is when a survivor was first seen leading a role, after
+// the kill: between the start and the end of the scrape that saw it (a
+// scrape of a busy replica takes a while).
+type failoverTime struct{ from, to time.Duration }
+
+func (f failoverTime) String() string {
+	return fmt.Sprintf("%v–%v", f.from.Round(time.Millisecond), f.to.Round(time.Millisecond))
+}
+
 // watchFailover scrapes the survivors until each role has a leader among
-// them, and returns how long after since each took (roles without one by
-// bound are missing).
-func (rs *replicaSet) watchFailover(roles []string, since time.Time, bound time.Duration) map[string]time.Duration {
-	out := map[string]time.Duration{}
+// them, and returns when each was seen (roles without one by bound are
+// missing).
+func (rs *replicaSet) watchFailover(roles []string, since time.Time, bound time.Duration) map[string]failoverTime {
+	out := map[string]failoverTime{}
 	for time.Since(since) < bound && len(out) < len(roles) {
+		from := time.Since(since)
 		leaders, err := rs.leadersOf()
 		if err == nil {
 			for _, role := range roles {
 				if _, ok := out[role]; !ok && len(leaders[role]) > 0 {
-					out[role] = time.Since(since)
+					out[role] = failoverTime{from, time.Since(since)}
 				}
 			}
 		}
