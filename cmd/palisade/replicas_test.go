@@ -52,7 +52,7 @@ const consistentReadBound = 30 * time.Second
 
 // phaseBound bounds each half of the load (before and after the kill);
 // a fast run reaches its counts of commands much sooner.
-const phaseBound = 25 * time.Second
+const phaseBound = 20 * time.Second
 
 // TestThreeReplicasSurviveSIGKILLOfTheLeader runs three `palisade serve`
 // replicas on the production stack (an in-test EventStoreDB, kfake, the
@@ -175,7 +175,7 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	load := &loadRun{rs: rs, orgs: orgs}
 	loadStarted := time.Now()
 	load.start(24)
-	load.waitCounts(120, 20, phaseBound)
+	load.waitCounts(100, 15, phaseBound)
 	switch bots, docs := load.counts(); {
 	case bots+docs == 0:
 		load.stop()
@@ -213,7 +213,7 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	// The roles fail over while the load goes on.
 	failover := make(chan map[string]failoverTime, 1)
 	go func() { failover <- rs.watchFailover([]string{roleLogRelay, roleIngestion}, killedAt, failoverBound) }()
-	load.waitCounts(100, 10, phaseBound)
+	load.waitCounts(80, 10, phaseBound)
 	load.stop()
 	loadStopped := time.Now()
 	tookOver := <-failover
@@ -444,12 +444,14 @@ func (rs *replicaSet) waitLeaders(t *testing.T, roles []string, bound time.Durat
 }
 
 // failoverTime is when a survivor was first seen leading a role, after
-// the kill: between the start and the end of the scrape that saw it (a
-// scrape of a busy replica takes a while).
-type failoverTime struct{ from, to time.Duration }
+// the kill: by the end of the scrape that saw it. A scrape of a busy
+// replica takes a while (scrape says how long that one took), so this is
+// an upper bound; the first event on the log topic after the kill
+// measures the relay's failover more closely.
+type failoverTime struct{ seen, scrape time.Duration }
 
 func (f failoverTime) String() string {
-	return fmt.Sprintf("%v–%v", f.from.Round(time.Millisecond), f.to.Round(time.Millisecond))
+	return fmt.Sprintf("by %v (a scrape of the survivors took %v)", f.seen.Round(time.Millisecond), f.scrape.Round(time.Millisecond))
 }
 
 // watchFailover scrapes the survivors until each role has a leader among
@@ -463,7 +465,7 @@ func (rs *replicaSet) watchFailover(roles []string, since time.Time, bound time.
 		if err == nil {
 			for _, role := range roles {
 				if _, ok := out[role]; !ok && len(leaders[role]) > 0 {
-					out[role] = failoverTime{from, time.Since(since)}
+					out[role] = failoverTime{time.Since(since), time.Since(since) - from}
 				}
 			}
 		}
