@@ -17,8 +17,9 @@ import (
 )
 
 // checkAcknowledgedReadable is (a): every acknowledged bot and document
-// is readable on every survivor, and every document was ingested. Reads
-// are repeated until deadline, for the survivors to catch up.
+// is readable on every survivor, with the name or title it was sent with,
+// and every document was ingested. Reads are repeated until deadline, for
+// the survivors to catch up.
 func checkAcknowledgedReadable(t *testing.T, rs *replicaSet, survivors []int, orgs []loadOrg, acks []ack, deadline time.Time) {
 	t.Helper()
 	type check struct {
@@ -44,12 +45,19 @@ func checkAcknowledgedReadable(t *testing.T, rs *replicaSet, survivors []int, or
 				defer func() { <-sem; wg.Done() }()
 				status, body, err := rs.get(c.replica, c.a.path(orgs), orgs[c.a.org].token)
 				ok := err == nil && status == http.StatusOK
-				if ok && c.a.kind == "document" {
-					var doc struct {
-						State  string
-						Chunks int
+				if ok {
+					// The content too: a replica without the org's data
+					// key would read it as shredded (null).
+					var got struct {
+						Name, Title, State string
+						Chunks             int
 					}
-					ok = json.Unmarshal(body, &doc) == nil && doc.State == "ready" && doc.Chunks > 0
+					ok = json.Unmarshal(body, &got) == nil
+					if c.a.kind == "document" {
+						ok = ok && got.Title == c.a.name && got.State == "ready" && got.Chunks > 0
+					} else {
+						ok = ok && got.Name == c.a.name
+					}
 				}
 				if !ok {
 					mu.Lock()

@@ -24,7 +24,8 @@ type ack struct {
 	kind        string // "bot" or "document"
 	org         int    // index in the load's orgs
 	id          string
-	replica     int // the replica that acknowledged it
+	name        string // the bot's name or the document's title, as sent
+	replica     int    // the replica that acknowledged it
 	consistency string
 	afterKill   bool
 }
@@ -108,11 +109,11 @@ func (l *loadRun) work(w int) {
 		var path string
 		var body any
 		if i%4 == 3 {
-			a.kind, path = "document", "/v1/knowledge-bases/"+o.kb+"/documents"
-			body = map[string]string{"title": fmt.Sprintf("Note %d-%d", w, i), "content_type": "text/markdown", "content": document(w, i)}
+			a.kind, a.name, path = "document", fmt.Sprintf("Note %d-%d", w, i), "/v1/knowledge-bases/"+o.kb+"/documents"
+			body = map[string]string{"title": a.name, "content_type": "text/markdown", "content": document(w, i)}
 		} else {
-			a.kind, path = "bot", "/v1/bots"
-			body = map[string]string{"name": fmt.Sprintf("bot %d-%d", w, i), "instructions": "Answer about travel."}
+			a.kind, a.name, path = "bot", fmt.Sprintf("bot %d-%d", w, i), "/v1/bots"
+			body = map[string]string{"name": a.name, "instructions": "Answer about travel."}
 		}
 		status, resp, err := post(l.rs.client, l.rs.procs[r].base+path, o.token, body)
 		if err != nil || status/100 != 2 {
