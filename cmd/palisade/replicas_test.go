@@ -251,8 +251,12 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 // content sealed by one replica opens on every other). The master key
 // comes from PALISADE_MASTER_KEY.
 //
+// Without the shared keys directory the test fails at (a): bots and
+// documents come back from other replicas with null names and titles.
+//
 // TODO(issue 13): once `palisade serve --issuer-keys FILE` lands, pass the
-// same file to every replica instead of copying the key file.
+// same file to every replica instead of copying the key file; once the
+// data keys live in PostgreSQL, drop the link.
 func shareReplicaKeys(t *testing.T, first string, others ...string) {
 	t.Helper()
 	key, err := os.ReadFile(filepath.Join(first, identity.IssuerKeyFile))
