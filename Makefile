@@ -9,15 +9,15 @@ serve:
 provision:
 	scripts/provision-postgres
 
+# Tests that run on PostgreSQL whatever PALISADE_TEST_READ_MODELS says, and are
+# long: the first pass of `go test ./...` runs them, the PostgreSQL pass skips
+# them (go test -skip), so they run once per make test.
+POSTGRES_PASS_SKIP = ^TestThreeReplicasSurviveSIGKILLOfTheLeader$$
+
 # -timeout 30m: the app package's end-to-end suites take about 3 minutes on a quiet two-core
 # machine, but went past go test's default 10 minutes on a loaded one.
 # Provisions first and fails if that fails: tests needing PostgreSQL (or the sample data
 # sources on PostgreSQL and MariaDB, scripts/provision-datasources) must not be skipped.
-# Tests that run on PostgreSQL whatever PALISADE_TEST_READ_MODELS says, and are
-# long: the first pass of `go test ./...` runs them, the PostgreSQL pass skips
-# them (go test -skip), so they run once per make test.
-POSTGRES_ANYWAY = ^TestThreeReplicasSurviveSIGKILLOfTheLeader$$
-
 test:
 	@out="$$(scripts/provision-postgres)" || exit $$?; \
 	url="$$(printf '%s\n' "$$out" | tail -n 1)"; \
@@ -33,8 +33,8 @@ test:
 	echo "go vet ./..." && go vet ./... && \
 	echo "go test -race -count=1 -timeout 30m ./..." && go test -race -count=1 -timeout 30m ./... && \
 	echo "end-to-end suites again on PostgreSQL read models:" && \
-	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m -skip '$(POSTGRES_ANYWAY)' ./app/ ./cmd/palisade/" && \
-	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m -skip '$(POSTGRES_ANYWAY)' ./app/ ./cmd/palisade/ && \
+	echo "PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m -skip '$(POSTGRES_PASS_SKIP)' ./app/ ./cmd/palisade/" && \
+	PALISADE_TEST_READ_MODELS=postgres go test -race -count=1 -timeout 30m -skip '$(POSTGRES_PASS_SKIP)' ./app/ ./cmd/palisade/ && \
 	echo "end-to-end suites again over the Kafka bus (kfake, through watermill-kafka):" && \
 	echo "PALISADE_TEST_BUS=kafka go test -race -count=1 -timeout 30m ./app/" && \
 	PALISADE_TEST_BUS=kafka go test -race -count=1 -timeout 30m ./app/ && \
