@@ -105,10 +105,9 @@ func readLog(ctx context.Context, store eventstore.Store, org string) ([]eventst
 
 // auditItem is an event as the audit API lists it.
 type auditItem struct {
-	Sequence      uint64 `json:"sequence"`
-	ID            string `json:"id"`
-	Type          string `json:"type"`
-	CorrelationID string `json:"correlation_id"`
+	Sequence uint64 `json:"sequence"`
+	ID       string `json:"id"`
+	Type     string `json:"type"`
 }
 
 func readAuditAPI(rs *replicaSet, r int, token string) ([]auditItem, error) {
@@ -142,9 +141,17 @@ func readAuditAPI(rs *replicaSet, r int, token string) ([]auditItem, error) {
 }
 
 // auditDiff compares the audit API's events with the log's: ids listed
-// twice, missing, or not in the log, and sequences that are not 1…n.
+// twice, missing, or not in the log, out of the log's order, and
+// sequences that are not 1…n.
 func auditDiff(items []auditItem, log []eventstore.Envelope) []string {
 	var out []string
+	for i := range min(len(items), len(log)) {
+		if items[i].ID != log[i].ID.String() {
+			out = append(out, fmt.Sprintf("sequence %d is event %s (%s), the log's event there is %s (%s)",
+				items[i].Sequence, items[i].ID, items[i].Type, log[i].ID, log[i].Type))
+			break // one is enough: the rest is shifted
+		}
+	}
 	inLog := map[string]bool{}
 	for _, e := range log {
 		inLog[e.ID.String()] = true
