@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,7 +23,6 @@ import (
 	"github.com/palisadehq/palisade/eventstore/esdb/esdbtest"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/sealing"
-	"github.com/palisadehq/palisade/sealing/keyring"
 )
 
 // The leadership roles the test kills and watches: the relay of the log
@@ -92,20 +90,17 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	}
 
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	issuer, err := identity.LoadOrCreateIssuer(dirs[0], app.DefaultIssuer, app.DefaultAudience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shareReplicaKeys(t, dirs[0], dirs[1:]...)
+	issuerKeys, issuer := sharedIssuerKeys(t)
 	flags := append([]string{
 		"--eventstore-url", esdb.URL(), "--kafka-brokers", strings.Join(brokers, ","),
+		"--issuer-keys", issuerKeys,
 		"--access-log", "off",
 		// Quotas are per replica and not what this test is about.
 		"--org-requests-per-second", "0", "--org-concurrent-uploads", "0",
 	}, pgArgs...)
 	// The master key from the environment, as a deployment of several
-	// replicas would set it (the organizations' data keys it wraps are on
-	// the shared keys directory, see shareReplicaKeys).
+	// replicas sets it: it wraps the organizations' data keys, which the
+	// replicas share in PostgreSQL.
 	env := []string{"PALISADE_MASTER_KEY=" + master.Encode()}
 	rs := &replicaSet{client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	for i, dir := range dirs {
@@ -160,10 +155,11 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 		orgs = append(orgs, o)
 	}
 
-	// The log as stored, opened with the shared keys: what (c), (d) and
-	// (e) compare the replicas with.
+	// The log, its content opened with the shared data keys: what (c), (d)
+	// and (e) compare the replicas with.
 	logStore, err := app.OpenStore(ctx, app.Config{
-		DataDir: dirs[0], EventStoreURL: esdb.URL(), MasterKey: sealing.NewSecret(master.Encode()),
+		DataDir: t.TempDir(), EventStoreURL: esdb.URL(), MasterKey: sealing.NewSecret(master.Encode()),
+		PostgresURL: flagValue(pgArgs, "--postgres-url"), PostgresSchema: schema,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -244,36 +240,33 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	t.Logf("took %v, of which %v checking after the load", time.Since(began).Round(time.Millisecond), time.Since(loadStopped).Round(time.Millisecond))
 }
 
-// shareReplicaKeys gives the replicas on others the keys of the replica on
-// first, as shared storage would: the built-in issuer's signing key (so a
-// token, and a consistency token, of one replica is good on every other)
-// and the organizations' data keys (keys/, linked to one directory, so
-// content sealed by one replica opens on every other). The master key
-// comes from PALISADE_MASTER_KEY.
-//
-// Without the shared keys directory the test fails at (a): bots and
-// documents come back from other replicas with null names and titles.
-//
-// TODO(issue 13): once `palisade serve --issuer-keys FILE` lands, pass the
-// same file to every replica instead of copying the key file; once the
-// data keys live in PostgreSQL, drop the link.
-func shareReplicaKeys(t *testing.T, first string, others ...string) {
+// sharedIssuerKeys writes a key set file of the built-in issuer that
+// every replica is given (--issuer-keys), so that a token, and a
+// consistency token, of one replica is good on every other; it returns the
+// file and an issuer of the same keys, for the test to mint tokens with.
+func sharedIssuerKeys(t *testing.T) (string, *identity.Issuer) {
 	t.Helper()
-	key, err := os.ReadFile(filepath.Join(first, identity.IssuerKeyFile))
+	key, err := identity.GenerateIssuerKey()
 	if err != nil {
-		t.Fatalf("issuer key of the first replica: %v", err)
+		t.Fatal(err)
 	}
-	shared := t.TempDir()
-	for _, dir := range append([]string{first}, others...) {
-		if dir != first {
-			if err := os.WriteFile(filepath.Join(dir, identity.IssuerKeyFile), key, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Symlink(shared, filepath.Join(dir, keyring.Dir)); err != nil {
-			t.Fatal(err)
-		}
+	path := filepath.Join(t.TempDir(), "issuer-keys.json")
+	if err := identity.WriteIssuerKeys(path, []identity.IssuerKey{key}, true); err != nil {
+		t.Fatal(err)
 	}
+	issuer, err := identity.OpenIssuerKeys(path, "", app.DefaultIssuer, app.DefaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, issuer
+}
+
+// flagValue returns the value that follows name in args, or "".
+func flagValue(args []string, name string) string {
+	if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
+		return args[i+1]
+	}
+	return ""
 }
 
 // replicaSet is the replicas of one test and a client for them.
