@@ -216,9 +216,23 @@ func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
 	}
 	log, err := OpenLog(ctx, cfg)
 	if err != nil {
+		keys.Close()
 		return nil, err
 	}
-	return sealLog(log, keys), nil
+	return storeWithKeys{Store: sealLog(log, keys), keys: keys}, nil
+}
+
+// storeWithKeys is the sealed log that closes its keyring with it (on the
+// replicated stack the keyring holds a PostgreSQL pool).
+type storeWithKeys struct {
+	*sealed.Store
+	keys *keyring.Keyring
+}
+
+func (s storeWithKeys) Close() error {
+	err := s.Store.Close()
+	s.keys.Close()
+	return err
 }
 
 // OpenLog is OpenStore without opening content: the log as stored, its

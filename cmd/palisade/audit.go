@@ -10,7 +10,6 @@ import (
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
-	"github.com/palisadehq/palisade/sealing"
 )
 
 // auditReplay prints events from the log in global order, offline: it
@@ -25,6 +24,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
+	keys := logKeyFlags(fs)
 	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
 	if err != nil {
 		return err
@@ -35,12 +35,11 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	store, err := app.OpenStore(ctx, app.Config{
+	// Content is opened with the deployment's data keys; what a destroyed
+	// key sealed prints as null (events.Shredded).
+	store, err := app.OpenStore(ctx, keys.apply(app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
-		// Content is opened with the data directory's keys; what a
-		// destroyed key sealed prints as null (events.Shredded).
-		MasterKey: sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
-	})
+	}))
 	if err != nil {
 		return err
 	}

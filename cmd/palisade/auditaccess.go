@@ -21,6 +21,7 @@ func auditAccess(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
+	keys := logKeyFlags(fs)
 	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ moment: the answer of GET /v1/audit/access.
 	if err != nil {
 		return fmt.Errorf("audit access: %w", err)
 	}
-	store, err := app.OpenStore(ctx, app.Config{DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel)})
+	store, err := app.OpenStore(ctx, keys.apply(app.Config{DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel)}))
 	if err != nil {
 		return err
 	}

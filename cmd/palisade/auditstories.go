@@ -27,6 +27,7 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("PALISADE_DATA_DIR", "palisade-data"), "data directory holding the event log (PALISADE_DATA_DIR)")
 	eventStoreURL := fs.String("eventstore-url", env("PALISADE_EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB connection string (esdb://…); empty reads the log in the data directory (PALISADE_EVENTSTORE_URL)")
+	keys := logKeyFlags(fs)
 	logLevel, err := logLevelFlag(fs, "debug, info, warn or error, for the log on stderr (PALISADE_LOG_LEVEL)")
 	if err != nil {
 		return err
@@ -58,9 +59,9 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 			return fmt.Errorf("audit export: --since: %w", err)
 		}
 	}
-	store, err := app.OpenStore(ctx, app.Config{
+	store, err := app.OpenStore(ctx, keys.apply(app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
-	})
+	}))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -237,6 +239,7 @@ func TestThreeReplicasSurviveSIGKILLOfTheLeader(t *testing.T) {
 	checkNoJobRanTwice(t, orgs, logs, acks, killedAt)
 	checkLogTopic(t, topic, logs, headAtKill, killedAt, settled)
 	rs.checkOneLeaderEach(t, victim)
+	checkOfflineReplayOpensContent(t, env, append([]string{"--eventstore-url", esdb.URL()}, pgArgs...), orgs, acks)
 	t.Logf("took %v, of which %v checking after the load", time.Since(began).Round(time.Millisecond), time.Since(loadStopped).Round(time.Millisecond))
 }
 
@@ -507,4 +510,54 @@ func (rs *replicaSet) checkOneLeaderEach(t *testing.T, dead int) {
 		}
 	}
 	t.Logf("(e) leaders after the failover: %v", last)
+}
+
+// checkOfflineReplayOpensContent: `palisade audit replay --content`, run as
+// an operator would on the replicated stack (the log's URL, the read
+// models' PostgreSQL, the shared master key in the environment), opens
+// the content the replicas sealed: an acknowledged document's title, a
+// sealed field, is in its output.
+func checkOfflineReplayOpensContent(t *testing.T, env, stack []string, orgs []loadOrg, acks []ack) {
+	t.Helper()
+	var title string
+	org := -1
+	for _, a := range acks {
+		if a.kind == "document" {
+			title, org = a.name, a.org
+			break
+		}
+	}
+	if org < 0 {
+		t.Error("offline replay: no acknowledged document to look for")
+		return
+	}
+	args := []string{"audit", "replay", "--data-dir", t.TempDir(), "--org", orgs[org].id, "--content", "--log-level", "error"}
+	argv, err := json.Marshal(append(args, flagsOnly(stack)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), childEnv+"="+string(argv))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Errorf("offline replay on the replicated stack: %v", err)
+		return
+	}
+	if !strings.Contains(string(out), title) {
+		t.Errorf("offline replay on the replicated stack does not show the document title %q: its content is not opened with the shared keys", title)
+	}
+}
+
+// flagsOnly keeps the flags audit replay takes from the serve flags of
+// the stack (--eventstore-url, --postgres-url, --postgres-schema).
+func flagsOnly(stack []string) []string {
+	var out []string
+	for i := 0; i+1 < len(stack); i++ {
+		switch stack[i] {
+		case "--eventstore-url", "--postgres-url", "--postgres-schema":
+			out = append(out, stack[i], stack[i+1])
+			i++
+		}
+	}
+	return out
 }
