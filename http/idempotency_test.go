@@ -28,6 +28,8 @@ type fakeClaims struct {
 	rows   map[string]fakeClaim
 	calls  int
 	failed error
+	// renewed receives (when there is room) each claim by its own holder.
+	renewed chan struct{}
 }
 
 type fakeClaim struct {
@@ -37,7 +39,7 @@ type fakeClaim struct {
 }
 
 func newFakeClaims() *fakeClaims {
-	return &fakeClaims{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), rows: map[string]fakeClaim{}}
+	return &fakeClaims{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), rows: map[string]fakeClaim{}, renewed: make(chan struct{}, 1)}
 }
 
 func (f *fakeClaims) Claim(_ context.Context, orgID string, key, fingerprint [32]byte, holder string, lease time.Duration) (bool, [32]byte, error) {
@@ -48,8 +50,15 @@ func (f *fakeClaims) Claim(_ context.Context, orgID string, key, fingerprint [32
 		return false, [32]byte{}, f.failed
 	}
 	id := orgID + "/" + string(key[:])
-	if c, ok := f.rows[id]; ok && c.holder != holder && f.now.Before(c.expires) {
+	c, ok := f.rows[id]
+	if ok && c.holder != holder && f.now.Before(c.expires) {
 		return false, c.fingerprint, nil
+	}
+	if ok && c.holder == holder {
+		select {
+		case f.renewed <- struct{}{}:
+		default:
+		}
 	}
 	f.rows[id] = fakeClaim{fingerprint: fingerprint, holder: holder, expires: f.now.Add(lease)}
 	return true, [32]byte{}, nil
@@ -129,6 +138,11 @@ type replicas struct {
 
 func newReplicas(t *testing.T, n int) *replicas {
 	t.Helper()
+	return newReplicasWithLease(t, n, 0)
+}
+
+func newReplicasWithLease(t *testing.T, n int, lease time.Duration) *replicas {
+	t.Helper()
 	rs := &replicas{claims: newFakeClaims(), records: &fakeRecords{recs: map[string]*events.IdempotentResponseRecorded{}}, entered: make(chan struct{}, 8)}
 	for range n {
 		s := NewServer(Deps{
@@ -136,6 +150,7 @@ func newReplicas(t *testing.T, n int) *replicas {
 			Registry:          prometheus.NewRegistry(),
 			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 			IdempotencyClaims: rs.claims,
+			IdempotencyLease:  lease,
 		})
 		rs.servers = append(rs.servers, s.idempotent(http.HandlerFunc(rs.command)))
 	}
@@ -334,4 +349,48 @@ func TestSharedClaimStoreDown(t *testing.T) {
 		t.Fatalf("once it is back = %d %s, want 201", rec.Code, rec.Body)
 	}
 	<-rs.entered
+}
+
+// TestSharedClaimIsRenewedWhileRunning: a request that runs longer than
+// its lease renews its claim, so another replica still answers 409 rather
+// than run it a second time.
+func TestSharedClaimIsRenewedWhileRunning(t *testing.T) {
+	t.Parallel()
+	const lease = 30 * time.Millisecond // renewed every 10 ms of real time
+	rs := newReplicasWithLease(t, 2, lease)
+	gate := make(chan struct{})
+	rs.gate = gate
+	firstDone := make(chan *httptest.ResponseRecorder, 1)
+	go func() { firstDone <- rs.send(0, alice, "k-6", `{}`) }()
+	<-rs.entered
+
+	// Past the lease on the claims' clock; then a renewal after that.
+	rs.claims.advance(10 * lease)
+	select {
+	case <-rs.claims.renewed:
+	default:
+	}
+	select {
+	case <-rs.claims.renewed:
+	case <-time.After(time.Minute): // a generous bound on a 10 ms ticker, not a measurement
+		close(gate)
+		t.Fatal("the running request never renewed its claim")
+	}
+
+	dup := make(chan *httptest.ResponseRecorder, 1)
+	go func() { dup <- rs.send(1, alice, "k-6", `{}`) }()
+	select {
+	case <-rs.entered:
+		close(gate)
+		t.Fatal("the other replica ran the request whose claim was being renewed")
+	case rec := <-dup:
+		requireProblem(t, "the same request after a renewal", rec, http.StatusConflict, "idempotency-key-in-use")
+	}
+	close(gate)
+	if rec := <-firstDone; rec.Code != http.StatusCreated {
+		t.Fatalf("first = %d %s", rec.Code, rec.Body)
+	}
+	if n := rs.claims.held(); n != 0 {
+		t.Fatalf("%d claims held after the request ended (renewals must stop with it)", n)
+	}
 }
