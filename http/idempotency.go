@@ -114,14 +114,14 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			entry.replay(w)
 			return
 		}
-		// The shared claim is released once the response is recorded (or,
-		// for a failure worth retrying, forgotten), whatever happens.
+		// The shared claim is renewed until the response is recorded (or,
+		// for a failure worth retrying, forgotten), then released, even
+		// if the handler panics: the deferred calls run last in, first out.
 		defer shared.release(r)
-		stopRenewing := shared.keep(r)
+		defer shared.keep(r)()
 		ctx := withIdempotencyKey(r.Context(), key)
 		rec := &capture{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
-		stopRenewing()
 		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 			s.idempotency.forget(cacheKey)
 			return
