@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/app"
-	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/sealing"
 )
 
@@ -36,26 +33,6 @@ func (m *gatedModel) Complete(ctx context.Context, req llm.Request, onDelta llm.
 		return llm.Response{}, ctx.Err()
 	}
 	return m.Builtin.Complete(ctx, req, onDelta)
-}
-
-// copySecrets gives dst the secrets of src a replica needs to read the
-// same log and accept the same tokens: the master key, the organizations'
-// data keys and the built-in issuer's key. In a deployment they are the
-// replicas' shared secret, not a copy of one data directory (issue 13).
-func copySecrets(t *testing.T, src, dst string) {
-	t.Helper()
-	for _, name := range []string{sealing.MasterKeyFile, identity.IssuerKeyFile} {
-		data, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.CopyFS(filepath.Join(dst, "keys"), os.DirFS(filepath.Join(src, "keys"))); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // post sends a turn with an Idempotency-Key; safe from any goroutine.
@@ -89,12 +66,17 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	owner, appURL, schema := postgresForTest(t, dirA)
 	logURL := esdbForTest(t, dirA)
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	model := &gatedModel{calls: make(chan struct{}, 16), release: make(chan struct{})}
 	replica := func(cfg *app.Config) {
 		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = owner, appURL, schema
 		cfg.EventStoreURL = logURL
 		cfg.KafkaBrokers = nil // the replicas share the log; each relays it to its own bus
 		cfg.Model = model
+		cfg.MasterKey = sealing.NewSecret(master.Encode()) // the replicas' shared secret
 	}
 	a := openHarnessWith(t, dirA, replica)
 	org, ownerToken := a.createOrg("Acme", "olivia")
@@ -102,8 +84,10 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 	bot := a.createBotWith(ownerToken, "HR", "Answer briefly.", map[string]any{})
 	conv := a.startConversation(alice, bot)
 
-	copySecrets(t, dirA, dirB)
 	b := openHarnessWith(t, dirB, replica)
+	// Each replica signs with its own issuer key here; the principal, and
+	// so the key's scope, is the same whichever minted the token.
+	aliceB := b.userToken(org, "alice")
 
 	path := "/v1/conversations/" + conv + "/messages"
 	question := map[string]any{"content": "How many vacation days do employees get?"}
@@ -120,7 +104,7 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 	// the model like A's (a second call, noticed here, not waited out).
 	dupDone := make(chan response, 1)
 	go func() {
-		r, err := post(b, alice, path, "turn-1", question)
+		r, err := post(b, aliceB, path, "turn-1", question)
 		if err != nil {
 			r = response{status: -1, body: []byte(err.Error())}
 		}
@@ -135,7 +119,7 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 			t.Fatalf("the same turn on replica B while A runs it = %d %s, want 409 idempotency-key-in-use", dup.status, dup.body)
 		}
 	}
-	other, err := post(b, alice, path, "turn-1", map[string]any{"content": "Something else?"})
+	other, err := post(b, aliceB, path, "turn-1", map[string]any{"content": "Something else?"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +135,11 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 	if answered.status != http.StatusOK {
 		t.Fatalf("the turn on replica A = %d %s", answered.status, answered.body)
 	}
-	for _, h := range []*harness{b, a} {
-		again, err := post(h, alice, path, "turn-1", question)
+	for _, h := range []struct {
+		*harness
+		token string
+	}{{b, aliceB}, {a, alice}} {
+		again, err := post(h.harness, h.token, path, "turn-1", question)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +148,7 @@ func TestIdempotencyKeyAcrossReplicas(t *testing.T) {
 
 	// One turn was taken: one question, one answer.
 	var got conversationBody
-	b.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, alice, nil).json(t, &got)
+	b.must(http.StatusOK, http.MethodGet, "/v1/conversations/"+conv, aliceB, nil).json(t, &got)
 	if len(got.Messages) != 2 {
 		t.Fatalf("conversation has %d messages, want one question and one answer: %+v", len(got.Messages), got.Messages)
 	}
