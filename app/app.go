@@ -457,8 +457,20 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		TurnTimeout:      cfg.TurnTimeout,
 		Limits:           a.Quotas,
 		TracerProvider:   cfg.TracerProvider,
+		// Replicas share the read models' database, and with it the
+		// Idempotency-Keys in flight; the embedded default is one process.
+		IdempotencyClaims: a.idempotencyClaims(),
 	})
 	return a, nil
+}
+
+// idempotencyClaims are the Idempotency-Keys in flight shared by the
+// replicas: in PostgreSQL beside the read models, none without it.
+func (a *App) idempotencyClaims() httpapi.IdempotencyClaims {
+	if a.postgres == nil {
+		return nil
+	}
+	return a.postgres.IdempotencyClaims()
 }
 
 // openLog opens the configured event log and the durable checkpoints

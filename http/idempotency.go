@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,8 +24,8 @@ import (
 // idempotent makes commands carrying an Idempotency-Key safe to retry: the
 // first response is kept and replayed for the same key, a different
 // request under the same key is refused (422), and a duplicate arriving
-// while the first is still running is refused (409). Keys are per
-// principal. Creates additionally derive their resource id from the key,
+// while the first is still running is refused (409), on this replica by
+// the cache, on another by the shared claims. Keys are per principal. Creates additionally derive their resource id from the key,
 // so a retry that reaches a restarted server cannot create twice.
 func (s *Server) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -58,16 +59,39 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\x00" + string(body)))
 
 		entry, fresh := s.idempotency.begin(cacheKey, fingerprint, time.Now())
+		var shared *sharedClaim
 		if fresh {
-			// Not seen by this process: a response recorded in the log
-			// (before a restart, or by another process) answers instead.
+			// Not seen by this process. Another replica may be running
+			// it now (the shared claim says so), or may have answered it
+			// (the response recorded in the log, also before a restart).
+			// The claim comes first: a replica records its response
+			// before it releases its claim, so a claim taken here finds
+			// every response recorded under the key.
+			var verdict claimVerdict
+			shared, verdict, err = s.claimShared(r, p.OrgID, cacheKey, fingerprint)
+			switch {
+			case err != nil:
+				s.idempotency.forget(cacheKey)
+				writeError(w, r, err, "request")
+				return
+			case verdict == claimInUse:
+				s.idempotency.forget(cacheKey)
+				writeProblem(w, r, http.StatusConflict, "idempotency-key-in-use", "a request with this Idempotency-Key is still being processed")
+				return
+			case verdict == claimReused:
+				s.idempotency.forget(cacheKey)
+				writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
+				return
+			}
 			recorded, found, err := s.recordedResponse(r, p, key)
 			if err != nil {
+				shared.release(r)
 				s.idempotency.forget(cacheKey)
 				writeError(w, r, err, "request")
 				return
 			}
 			if found {
+				shared.release(r)
 				if recorded.Method != r.Method || recorded.Path != r.URL.Path || recorded.BodySHA256 != hexSHA256(body) {
 					s.idempotency.forget(cacheKey)
 					writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
@@ -90,6 +114,11 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			entry.replay(w)
 			return
 		}
+		// The shared claim is renewed until the response is recorded (or,
+		// for a failure worth retrying, forgotten), then released, even
+		// if the handler panics: the deferred calls run last in, first out.
+		defer shared.release(r)
+		defer shared.keep(r)()
 		ctx := withIdempotencyKey(r.Context(), key)
 		rec := &capture{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
@@ -102,6 +131,136 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		}
 		s.idempotency.finish(cacheKey, rec.status, rec.Header().Clone(), rec.body.Bytes())
 	})
+}
+
+// IdempotencyClaims shares between replicas which Idempotency-Keys have a
+// request in flight, so that the same key sent to two replicas at once
+// runs once: the other gets 409, or 422 if it is a different request. A
+// finished request needs no claim: its response is in the log
+// ([IdempotencyRecords]). The server consults the claims only for a key
+// its own cache has not seen; nil keeps the in-flight state in the
+// process (one replica).
+//
+// A claim is held under a lease, renewed while its request runs, so that
+// a replica that dies mid-request blocks the key only until the lease
+// ends; the retry then finds the recorded response, if any, or runs
+// again, which is safe for creates since their ids derive from the key.
+type IdempotencyClaims interface {
+	// Claim takes key in orgID for holder until lease ends, or extends
+	// holder's own claim on it. When another holder's unexpired claim has
+	// the key, it returns false and the fingerprint of that claim's
+	// request. key and fingerprint are hashes; neither the raw key nor the
+	// body reaches the store.
+	Claim(ctx context.Context, orgID string, key, fingerprint [32]byte, holder string, lease time.Duration) (claimed bool, held [32]byte, err error)
+	// Release gives up holder's claim on key; a claim another holder took
+	// over after the lease ended is left alone.
+	Release(ctx context.Context, orgID string, key [32]byte, holder string) error
+}
+
+// defaultClaimLease is how long a shared claim outlives its last renewal:
+// what a replica that died mid-request costs a retry of its key.
+const defaultClaimLease = 30 * time.Second
+
+// claimVerdict is what the shared claims answered for a key.
+type claimVerdict int
+
+const (
+	claimTaken  claimVerdict = iota // this request holds the key (or no claims are shared)
+	claimInUse                      // the same request runs elsewhere: 409
+	claimReused                     // another request holds the key: 422
+)
+
+// sharedClaim is this request's claim on its key among replicas; nil when
+// the claims are not shared.
+type sharedClaim struct {
+	claims      IdempotencyClaims
+	orgID       string
+	key         [32]byte
+	fingerprint [32]byte
+	holder      string
+	lease       time.Duration
+}
+
+// claimShared claims the key among replicas, when they share claims.
+func (s *Server) claimShared(r *http.Request, orgID, cacheKey string, fingerprint [32]byte) (*sharedClaim, claimVerdict, error) {
+	claims := s.deps.IdempotencyClaims
+	if claims == nil {
+		return nil, claimTaken, nil
+	}
+	if orgID == "" {
+		orgID = access.PlatformScope
+	}
+	var holder [16]byte
+	if _, err := rand.Read(holder[:]); err != nil {
+		return nil, 0, fmt.Errorf("idempotency claim: %w", err)
+	}
+	c := &sharedClaim{
+		claims: claims, orgID: orgID, key: sha256.Sum256([]byte(cacheKey)), fingerprint: fingerprint,
+		holder: hex.EncodeToString(holder[:]), lease: s.deps.IdempotencyLease,
+	}
+	if c.lease <= 0 {
+		c.lease = defaultClaimLease
+	}
+	claimed, held, err := claims.Claim(r.Context(), c.orgID, c.key, c.fingerprint, c.holder, c.lease)
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("idempotency claim: %w", err)
+	case claimed:
+		return c, claimTaken, nil
+	case held == fingerprint:
+		return nil, claimInUse, nil
+	default:
+		return nil, claimReused, nil
+	}
+}
+
+// keep renews the claim every third of its lease until the returned stop
+// is called, so that a request running longer than the lease keeps its
+// key.
+func (c *sharedClaim) keep(r *http.Request) (stop func()) {
+	if c == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(max(c.lease/3, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			claimed, _, err := c.claims.Claim(ctx, c.orgID, c.key, c.fingerprint, c.holder, c.lease)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				loggerFrom(r.Context()).Warn("renew idempotency claim", "err", err)
+			case !claimed:
+				// The lease ended before a renewal reached the store and
+				// another request took the key: nothing to hold any more.
+				loggerFrom(r.Context()).Warn("idempotency claim lost to another request before this one ended")
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// release gives the claim up; a failure is logged, and the lease ends it.
+func (c *sharedClaim) release(r *http.Request) {
+	if c == nil {
+		return
+	}
+	if err := c.claims.Release(context.WithoutCancel(r.Context()), c.orgID, c.key, c.holder); err != nil {
+		loggerFrom(r.Context()).Warn("release idempotency claim", "err", err)
+	}
 }
 
 // IdempotencyRecords keeps the responses of commands that carried an

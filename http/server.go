@@ -2,6 +2,13 @@
 // routes, the JWT middleware, problem+json errors, idempotency keys,
 // consistency waits, health, metrics and the OpenAPI document.
 //
+// Idempotency-Keys: a finished request's response is recorded in the log
+// (Commands.Idempotency), so any replica replays it; a request still in
+// flight is known to this process's cache and, with several replicas, to
+// the shared claims (Deps.IdempotencyClaims, consulted only for a key the
+// cache has not seen), so a duplicate sent to another replica is 409, not
+// run twice.
+//
 // It only authenticates. A route authenticates, decodes, calls one use
 // case of the [Application] (interfaces declared here, filled by app with
 // the commands handlers and the projections query services) and encodes;
@@ -110,6 +117,12 @@ type Deps struct {
 	AuthDenialBurst int
 	// TracerProvider traces every request (tracing.go); nil: off.
 	TracerProvider trace.TracerProvider
+	// IdempotencyClaims shares the Idempotency-Keys in flight with the
+	// other replicas; nil keeps them in this process (one replica).
+	IdempotencyClaims IdempotencyClaims
+	// IdempotencyLease is how long a shared claim outlives its last
+	// renewal (a third of it apart); zero takes 30 s.
+	IdempotencyLease time.Duration
 }
 
 // Server is the HTTP API.

@@ -3,7 +3,9 @@
 // ChunkModel, ConversationModel, DataSourceModel and Checkpoints), their schema and its
 // migrations, used in production, where read models outlive the process and
 // are shared by every replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
-// which lives in the same database under the same rules.
+// which lives in the same database under the same rules; and the replicas'
+// shared claims on Idempotency-Keys in flight ([IdempotencyClaims]), under
+// the same rules too.
 //
 // It owns the tables of one schema and the rules that keep organizations
 // apart in them (invariant 2 of DESIGN.md): every tenant table has row-level
@@ -32,10 +34,13 @@
 // rebuild: the tables are disposable read models. The exceptions are the
 // embedding store, written by the ingestion process in transactions of its
 // own: losing it costs embedding calls and leaves chunks keyword-only until
-// they are re-embedded, never a wrong answer; and the organizations'
+// they are re-embedded, never a wrong answer; the organizations'
 // wrapped data keys of a replicated deployment ([DataKeys], the storage of
 // sealing/keyring), platform bookkeeping that a reset keeps: losing them
-// crypto-shreds every organization.
+// crypto-shreds every organization; and the claims on Idempotency-Keys,
+// which only last while a request runs (or a lease): losing them lets a
+// duplicate that arrives at that moment run, as with one replica after a
+// restart.
 package postgres
 
 import (
@@ -117,6 +122,7 @@ type Store struct {
 	dataSources   *DataSources
 	analytics     *Analytics
 	embeddings    *Embeddings
+	claims        *IdempotencyClaims
 	checkpoints   *Checkpoints
 }
 
@@ -198,6 +204,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		dataSources:   &DataSources{db: d},
 		analytics:     &Analytics{db: d},
 		embeddings:    &Embeddings{db: d},
+		claims:        &IdempotencyClaims{db: d},
 		checkpoints:   &Checkpoints{db: d},
 	}
 }
@@ -228,6 +235,10 @@ func (s *Store) Analytics() *Analytics { return s.analytics }
 
 // Embeddings returns the adapter of the embedding store.
 func (s *Store) Embeddings() *Embeddings { return s.embeddings }
+
+// IdempotencyClaims returns the shared claims on Idempotency-Keys in
+// flight, which the HTTP servers of every replica consult.
+func (s *Store) IdempotencyClaims() *IdempotencyClaims { return s.claims }
 
 // Checkpoints returns the adapter of consumer.Checkpoints, whose Advance
 // opens the units of work the other adapters write in.

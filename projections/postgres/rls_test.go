@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"strings"
@@ -57,6 +58,8 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'job-mallory', 'mallory', 'user', 'src-1', 'submitted', 0, '{}')`,
 	"analytics_result_pages": `INSERT INTO analytics_result_pages (org_id, job_id, page, rows)
 		VALUES ('org-b', 'job-mallory', 7, '[]')`,
+	"idempotency_claims": `INSERT INTO idempotency_claims (org_id, key_hash, fingerprint, holder, expires_at)
+		VALUES ('org-b', sha256('mallory'), sha256('mallory'), 'mallory', now() + interval '1 hour')`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -112,6 +115,10 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Analytics().PutAnalyticsPage(ctx, s, "job-1", 0, []byte(`[["a",1]]`)),
 				)
 			})
+			if claimed, _, err := b.store.IdempotencyClaims().Claim(b.ctx, org, sha256.Sum256([]byte("key-1")),
+				sha256.Sum256([]byte("request-1")), "holder-1", time.Hour); err != nil || !claimed {
+				t.Fatalf("claim in %s: %v, %v", org, claimed, err)
+			}
 		}
 	}
 }
@@ -157,7 +164,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "audit_narratives", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {
