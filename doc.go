@@ -61,5 +61,9 @@
 // PostgreSQL with row-level security (projections/postgres), chosen by
 // configuration. Each port has one contract suite that every adapter
 // passes: eventstore/storetest, projections/readmodeltest,
-// knowledge/embeddings/embeddingstest, ai/embed/embedtest.
+// knowledge/embeddings/embeddingstest, ai/embed/embedtest. On that stack
+// any number of replicas serve together: each applies the log to the
+// shared read models (each event once), and
+// [github.com/palisadehq/palisade/cluster.Elector] picks the one replica
+// that runs each relay and process.
 package palisade
