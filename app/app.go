@@ -368,6 +368,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
 	groups = append(groups, openJobs)
 	if a.replicated() {
+		groups = append(groups, a.keyShredding(a.memoryCheckpoints(models)))
 		// Elected, each on one replica at a time (startWorkers).
 		a.workers = []worker{{group: a.ingestionProcess(a.principals)}, {group: analyticsProcess, around: a.analytics.around(a)}}
 	} else {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -90,8 +91,28 @@ func TestReplicasShareDataKeys(t *testing.T) {
 		t.Fatal("the canary is in no event opened by replica A")
 	}
 
-	// Closing the organization on A destroys the key for B too.
+	// Closing the organization on A destroys the key for B too: B, which
+	// holds a copy, drops it as soon as it has seen the close (not after
+	// its keyring's recheck, 30 s later).
 	a.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, a.platform, map[string]string{"confirm": "Acme"})
+	head, err := a.app.Store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.app.Engine.WaitFor(wait, head); err != nil {
+		t.Fatal(err)
+	}
+	onB, err := b.app.Store.ReadAll(ctx, 0, eventstore.Filter{}, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range onB {
+		if bytes.Contains(e.Data, []byte(canary)) {
+			t.Fatalf("replica B still opens event %d (%s) after it saw the close", e.Position, e.Type)
+		}
+	}
 	fresh := replica(t.TempDir())
 	after, err := fresh.app.Store.ReadAll(ctx, 0, eventstore.Filter{}, 10_000)
 	if err != nil {

@@ -16,7 +16,9 @@ import (
 	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/conversation"
+	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
+	"github.com/palisadehq/palisade/projections/memory"
 )
 
 // Several replicas. On the production stack (the log in EventStoreDB, the
@@ -206,4 +208,22 @@ func (a *App) startTurnRecovery(ctx context.Context, open *conversation.OpenTurn
 			}
 		})
 	}()
+}
+
+// keyShredding is, on the replicated stack, the group by which every
+// replica destroys the data key of an organization closed on any of them,
+// as soon as it sees the close: the replica that closed it destroyed the
+// key in PostgreSQL already (or will, recovering at its next start), but
+// the others hold a copy in memory that their keyring would otherwise use
+// until its recheck. Destroy is idempotent. A read model, so that a read
+// made with the close's consistency token waits for it.
+func (a *App) keyShredding(checkpoints *memory.Checkpoints) *consumer.Group {
+	return &consumer.Group{Name: "data-key-shredding", Checkpoints: checkpoints, Handlers: []consumer.Handler{
+		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
+			if err := a.keys.Destroy(ctx, env.OrgID); err != nil {
+				return fmt.Errorf("destroy the data key of closed organization %s: %w", env.OrgID, err)
+			}
+			return nil
+		}),
+	}}
 }
