@@ -255,6 +255,9 @@ type App struct {
 	leaders   *prometheus.GaugeVec
 	replicaID string
 	workers   []worker
+	// logID is the log's identity, as the PostgreSQL read models were
+	// claimed for it (claimReadModels).
+	logID string
 	// kafkaPublisher is the relays' Kafka publisher, when Kafka is on; the
 	// audit chain publishes its checkpoints through it too.
 	kafkaPublisher message.Publisher
@@ -286,6 +289,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}()
 	a.ops, a.lag = newOpsMetrics(a.Registry), newLagCollector(a)
 
+	// One migration of the PostgreSQL schema for everything kept there
+	// (read models, and on the replicated stack the data keys, which the
+	// keyring opens first).
+	if cfg.PostgresURL != "" && cfg.PostgresOwnerURL != "" {
+		if err := postgres.Migrate(ctx, cfg.PostgresOwnerURL, cfg.PostgresSchema); err != nil {
+			return nil, fmt.Errorf("migrate read models: %w", err)
+		}
+	}
 	if a.keys, err = OpenKeyring(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -327,7 +338,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.openReplication(ctx); err != nil {
+	if err := a.openReplication(); err != nil {
 		return nil, err
 	}
 	// Read models first, then what reads them (principals), then the
@@ -587,7 +598,7 @@ func (a *App) memoryCheckpoints(models readModels) *memory.Checkpoints {
 }
 
 // openReadModels opens the configured read models: PostgreSQL (migrated
-// first when an owner URL is given) or memory, with the durable embedding
+// by Open when an owner URL is given) or memory, with the durable embedding
 // store beside them (a SQLite file of the data directory with memory read
 // models, a table of the read-model database with PostgreSQL).
 func (a *App) openReadModels(ctx context.Context) (readModels, error) {
@@ -604,11 +615,6 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		}
 		a.restored = restored
 		return newMemoryReadModels(mem, a.vectors), nil
-	}
-	if a.cfg.PostgresOwnerURL != "" {
-		if err := postgres.Migrate(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema); err != nil {
-			return readModels{}, fmt.Errorf("migrate read models: %w", err)
-		}
 	}
 	pg, err := postgres.Open(ctx, a.cfg.PostgresURL, a.cfg.PostgresSchema)
 	if err != nil {
@@ -650,6 +656,7 @@ func (a *App) claimReadModels(ctx context.Context, pg *postgres.Store) error {
 	if err != nil {
 		return fmt.Errorf("read models: end of the event log: %w", err)
 	}
+	a.logID = logID
 	origin, err := pg.Claim(ctx, logID, head)
 	if err == nil {
 		a.cfg.Logger.Info("read models belong to this event log", "log_id", logID, "read_models_at", origin.Position, "log_head", head)

@@ -49,20 +49,14 @@ func (a *App) replicated() bool { return a.cfg.EventStoreURL != "" && a.cfg.Post
 // openReplication, on the production stack, moves the checkpoints of the
 // relays and processes into PostgreSQL (positions in this log) and sets
 // up the elector that decides which replica runs each of them.
-func (a *App) openReplication(ctx context.Context) error {
+func (a *App) openReplication() error {
 	if !a.replicated() {
 		return nil
 	}
-	log, ok := a.Log.(identifiedLog)
-	if !ok {
-		return fmt.Errorf("replicas: the event log %T has no identity", a.Log)
-	}
-	logID, err := log.LogID(ctx)
-	if err != nil {
-		return fmt.Errorf("replicas: identity of the event log: %w", err)
-	}
-	pg := a.postgres
+	// claimReadModels read the log's identity when it opened the read models.
+	pg, logID := a.postgres, a.logID
 	a.checkpoint = func(name string) eventstore.Checkpoint { return pg.WorkerCheckpoint(logID, name) }
+	var err error
 	if a.replicaID, err = loadReplicaID(a.cfg.DataDir); err != nil {
 		return err
 	}

@@ -31,8 +31,8 @@ const keyRecheck = 30 * time.Second
 // keyring of the organizations' data keys. On the replicated stack (the
 // log in EventStoreDB and the read models in PostgreSQL: several replicas
 // may run) the wrapped keys are kept in PostgreSQL, beside the read
-// models, shared by every replica (postgres.DataKeys; the schema is
-// migrated first when cfg.PostgresOwnerURL is set), and key files left in
+// models, shared by every replica (postgres.DataKeys, in a schema already
+// migrated: Open migrates it first), and key files left in
 // the data directory by a single-replica deployment are moved there
 // (importKeyFiles). Otherwise they are files of the data directory's
 // keys/. The same keyring seals data-source passwords and the content of
@@ -59,11 +59,6 @@ func OpenKeyring(ctx context.Context, cfg Config) (*keyring.Keyring, error) {
 			return nil, fmt.Errorf("data keys: %w", err)
 		}
 		return keys, nil
-	}
-	if cfg.PostgresOwnerURL != "" {
-		if err := postgres.Migrate(ctx, cfg.PostgresOwnerURL, cfg.PostgresSchema); err != nil {
-			return nil, fmt.Errorf("data keys: migrate: %w", err)
-		}
 	}
 	shared, err := postgres.OpenDataKeys(ctx, cfg.PostgresURL, cfg.PostgresSchema)
 	if err != nil {
