@@ -237,7 +237,7 @@ type App struct {
 	embedder   commands.Embedder
 	// vectors is the durable embedding store: the ingestion process
 	// writes it, the knowledge projection reads it.
-	vectors    commands.EmbeddingStore
+	vectors    embeddingStore
 	principals *projections.Principals
 	analytics  *analyticsPart
 	postgres   *postgres.Store
@@ -375,7 +375,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.closers = append(a.closers, a.analytics.close)
 	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
-	groups := append(models.projections(registry), a.quotaModel(models), turns)
+	groups := append(models.projections(registry), a.quotaModel(models), turns, a.embeddingPurge(a.memoryCheckpoints(models)))
 	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
 	groups = append(groups, openJobs)
 	if a.replicated() {
