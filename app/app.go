@@ -48,6 +48,7 @@ import (
 	"github.com/palisadehq/palisade/quota"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -326,7 +327,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
 		return nil, err
 	}
-	a.embedder = timedEmbedder{Embedder: a.embedder, m: a.ops}
+	a.embedder = timedEmbedder{Embedder: a.embedder, m: a.ops, tracer: tracing.Tracer(cfg.TracerProvider)}
 	if err := a.checkEmbeddings(ctx); err != nil {
 		return nil, err
 	}
