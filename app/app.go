@@ -48,6 +48,7 @@ import (
 	"github.com/palisadehq/palisade/quota"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
+	"github.com/palisadehq/palisade/tracing"
 )
 
 // Config is everything that selects and tunes Palisade's parts.
@@ -237,7 +238,7 @@ type App struct {
 	embedder   commands.Embedder
 	// vectors is the durable embedding store: the ingestion process
 	// writes it, the knowledge projection reads it.
-	vectors    commands.EmbeddingStore
+	vectors    embeddingStore
 	principals *projections.Principals
 	analytics  *analyticsPart
 	postgres   *postgres.Store
@@ -326,7 +327,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.embedder, err = newEmbedder(cfg.Embeddings); err != nil {
 		return nil, err
 	}
-	a.embedder = timedEmbedder{Embedder: a.embedder, m: a.ops}
+	a.embedder = timedEmbedder{Embedder: a.embedder, m: a.ops, tracer: tracing.Tracer(cfg.TracerProvider)}
 	if err := a.checkEmbeddings(ctx); err != nil {
 		return nil, err
 	}
@@ -375,7 +376,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.closers = append(a.closers, a.analytics.close)
 	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
-	groups := append(models.projections(registry), a.quotaModel(models), turns)
+	groups := append(models.projections(registry), a.quotaModel(models), turns, a.embeddingPurge(a.memoryCheckpoints(models)))
 	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
 	groups = append(groups, openJobs)
 	if a.replicated() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -334,5 +335,102 @@ func TestClosedOrganizationLeavesNoPlaintextAndItsChainStillVerifies(t *testing.
 	}
 	if len(reports) != 1 || !reports[0].OK || len(reports[0].Findings) != 0 || reports[0].VerifiedThroughSeq == 0 {
 		t.Fatalf("the closed organization's chain: %+v", reports)
+	}
+}
+
+// TestClosedOrganizationsVectorsAndQuotaEntryAreForgotten: closing an
+// organization deletes its chunk vectors from the durable embedding store
+// (derived from its content and not sealed, so the destroyed key does not
+// cover them) and drops its entry from the quota book, while another
+// organization keeps both.
+func TestClosedOrganizationsVectorsAndQuotaEntryAreForgotten(t *testing.T) {
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	org, owner := h.createOrg("Acme", "alice")
+	other, otherOwner := h.createOrg("Globex", "olga")
+	for _, o := range []struct{ token, text string }{
+		{owner, "acme expense policy: receipts within thirty days"},
+		{otherOwner, "globex travel policy: economy class below six hours"},
+	} {
+		kb := h.createKB(o.token, "Policies")
+		if doc := h.addDoc(o.token, kb, "Policy", "text/plain", o.text); doc.State != "ready" {
+			t.Fatalf("document state %q, want ready", doc.State)
+		}
+	}
+	ensureKey(t, dir, org)
+	count := storedVectors(t, dir)
+	for _, id := range []string{org, other} {
+		if n := count(id); n == 0 {
+			t.Fatalf("control: the embedding store holds no vector of %s before the close", id)
+		}
+		if _, ok := h.app.Quotas.State().Orgs[id]; !ok {
+			t.Fatalf("control: the quota book has no entry for %s before the close", id)
+		}
+	}
+
+	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
+	deadline := time.Now().Add(10 * time.Second)
+	for count(org) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed organization still has %d vectors in the embedding store", count(org))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		_, ok := h.app.Quotas.State().Orgs[org]
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the quota book still has an entry for the closed organization")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := count(other); n == 0 {
+		t.Error("the other organization's vectors went with the close")
+	}
+	if _, ok := h.app.Quotas.State().Orgs[other]; !ok {
+		t.Error("the other organization's quota entry went with the close")
+	}
+}
+
+// storedVectors returns a function that counts an organization's rows in
+// the durable embedding store of the harness on dataDir: the SQLite file of
+// the data directory, or the embedding_cache table of its PostgreSQL schema.
+func storedVectors(t *testing.T, dataDir string) func(org string) int {
+	t.Helper()
+	ctx := context.Background()
+	if testReadModels() == "postgres" {
+		owner, _, schema := postgresForTest(t, dataDir)
+		conn, err := pgx.Connect(ctx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(ctx) })
+		return func(org string) int {
+			// The table's policy admits the session's organization only.
+			if _, err := conn.Exec(ctx, `SELECT set_config('palisade.org_id', $1, false)`, org); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			err := conn.QueryRow(ctx, `SELECT count(*) FROM `+
+				pgx.Identifier{schema, "embedding_cache"}.Sanitize()+` WHERE org_id = $1`, org).Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "embeddings.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return func(org string) int {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM embeddings WHERE org_id = ?`, org).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/eventstore"
@@ -93,18 +96,26 @@ func (m *opsMetrics) observeAppend(start time.Time, err error) {
 	m.appendDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 }
 
-// timedEmbedder is the embedder with its calls timed and failures counted.
+// timedEmbedder is the embedder with its calls timed, failures counted,
+// and each call in a span of its own (a model call: ingestion's batches of
+// chunks and each search's query).
 type timedEmbedder struct {
 	commands.Embedder
-	m *opsMetrics
+	m      *opsMetrics
+	tracer trace.Tracer
 }
 
 func (e timedEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	ctx, span := e.tracer.Start(ctx, "model call embed", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("palisade.model", e.Model()), attribute.Int("palisade.texts", len(texts))))
+	defer span.End()
 	start := time.Now()
 	out, err := e.Embedder.Embed(ctx, texts)
 	e.m.embedDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		e.m.embedErrors.Inc()
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "embedding failed")
 	}
 	return out, err
 }

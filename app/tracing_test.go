@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/domain/datasources"
 	"github.com/palisadehq/palisade/eventstore"
 )
 
@@ -122,6 +123,11 @@ func TestTracingFollowsAnUploadIntoItsProcesses(t *testing.T) {
 	assertChild(t, job, process)
 	chunked := waitSpan(t, rec, tid, "command DocumentChunked")
 	assertChild(t, chunked, job)
+	embed := waitSpan(t, rec, tid, "model call embed")
+	assertChild(t, embed, job)
+	if embed.SpanKind() != trace.SpanKindClient {
+		t.Errorf("embedding span kind %v, want client", embed.SpanKind())
+	}
 
 	// The events the process recorded carry the same trace.
 	if got := eventOfType(t, h, "DocumentChunked"); got.TraceID != incomingTraceID || got.SpanID == "" {
@@ -247,5 +253,47 @@ func TestTracingFromEnv(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An analytics question is one trace too: its job, the translation (a
+// model call) and the query on the data source are spans below the job,
+// and none of their attributes carries the question, the SQL or a row.
+func TestTracingFollowsAnAnalyticsJob(t *testing.T) {
+	t.Parallel()
+	h, rec := tracedHarness(t)
+	org, owner := h.createOrg("Traced", "owner")
+	ana := h.addMember(org, owner, "ana", "analyst")
+	src := createSource(t, h, owner, sqliteSales(t, h, 10), []string{"sales"},
+		datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
+	var accepted struct{ ID string }
+	h.must(http.StatusAccepted, http.MethodPost, "/v1/analytics/jobs", ana,
+		map[string]string{"data_source_id": src, "question": "how many sales by region"},
+		"Traceparent", "00-"+incomingTraceID+"-"+incomingSpanID+"-01").json(t, &accepted)
+	if job := awaitJob(t, h, ana, accepted.ID); job.State != "succeeded" {
+		t.Fatalf("job = %+v", job)
+	}
+	tid, _ := trace.TraceIDFromHex(incomingTraceID)
+	job := waitSpan(t, rec, tid, "job analytics.query")
+	translate := waitSpan(t, rec, tid, "model call translate")
+	assertChild(t, translate, job)
+	query := waitSpan(t, rec, tid, "query data source")
+	assertChild(t, query, job)
+	for _, s := range []sdktrace.ReadOnlySpan{translate, query} {
+		if s.SpanKind() != trace.SpanKindClient {
+			t.Errorf("span %q kind %v, want client", s.Name(), s.SpanKind())
+		}
+		for _, kv := range s.Attributes() {
+			if v := kv.Value.Emit(); strings.Contains(v, "sales") || strings.Contains(v, "region") {
+				t.Errorf("span %q attribute %s = %q carries the question or the SQL", s.Name(), kv.Key, v)
+			}
+		}
+	}
+	rows := false
+	for _, kv := range query.Attributes() {
+		rows = rows || (kv.Key == "palisade.rows" && kv.Value.AsInt64() == 5)
+	}
+	if !rows {
+		t.Errorf("query span attributes %v, want palisade.rows = 5", query.Attributes())
 	}
 }

@@ -10,6 +10,10 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/domain/analytics"
@@ -136,7 +140,7 @@ func (j *jobRun) do(ctx context.Context, refusal string, source *datasources.Dat
 		if len(tables) == 0 {
 			return j.fail(ctx, analytics.StageTranslate, untestedSource, "")
 		}
-		sql, translator, err = j.r.deps.Translator.Translate(ctx, source.Kind(), tables, j.submitted.Question)
+		sql, translator, err = j.translate(ctx, source.Kind(), tables)
 		if err != nil {
 			if ctx.Err() != nil {
 				return JobOutcome{}, ctx.Err()
@@ -176,7 +180,7 @@ func (j *jobRun) do(ctx context.Context, refusal string, source *datasources.Dat
 		return j.fail(ctx, analytics.StageExecute, err.Error(), sql)
 	}
 	limits := QueryLimits{Timeout: j.r.deps.Timeout, MaxRows: analytics.MaxRows, MaxBytes: analytics.MaxResultBytes}
-	result, err := j.r.deps.Executor.Query(queryCtx, target, sql, limits)
+	result, err := j.query(queryCtx, source.Kind(), target, sql, limits)
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -408,4 +412,37 @@ func resultPages(res QueryResult) ([]json.RawMessage, analytics.AnalyticsJobSucc
 		summary.SHA256, summary.Bytes = hex.EncodeToString(sum[:]), bytes+int64(max(kept-1, 0))+2
 	}
 	return pages, summary, nil
+}
+
+// translate asks the translator for the SQL of the job's question, in a
+// span of its own (a model call when the translator is a model).
+func (j *jobRun) translate(ctx context.Context, kind datasources.Kind, tables []datasources.Table) (sql, translator string, err error) {
+	ctx, span := j.r.p.tracer.Start(ctx, "model call translate", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("palisade.datasource.kind", string(kind)), attribute.Int("palisade.tables", len(tables))))
+	defer span.End()
+	sql, translator, err = j.r.deps.Translator.Translate(ctx, kind, tables, j.submitted.Question)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "translation failed")
+		return "", "", err
+	}
+	span.SetAttributes(attribute.String("palisade.translator", translator))
+	return sql, translator, nil
+}
+
+// query runs the checked SQL on the data source, in a span of its own.
+// The span names the source's kind and the rows returned, never the SQL
+// or the rows (content, sealed in the log).
+func (j *jobRun) query(ctx context.Context, kind datasources.Kind, target QueryTarget, sql string, limits QueryLimits) (QueryResult, error) {
+	ctx, span := j.r.p.tracer.Start(ctx, "query data source", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("palisade.datasource.kind", string(kind))))
+	defer span.End()
+	result, err := j.r.deps.Executor.Query(ctx, target, sql, limits)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "query failed")
+		return result, err
+	}
+	span.SetAttributes(attribute.Int("palisade.rows", len(result.Rows)))
+	return result, nil
 }

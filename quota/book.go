@@ -77,6 +77,13 @@ func (b *Book) org(org string) *orgUsage {
 	return u
 }
 
+// forget drops everything the book keeps of org.
+func (b *Book) forget(org string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.orgs, org)
+}
+
 func (u *orgUsage) setLimits(l Limits) {
 	u.limits = l
 	u.modelTokens = nil

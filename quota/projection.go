@@ -13,6 +13,9 @@ import (
 )
 
 // Projection keeps the book's overrides and resource counts from the log.
+// A closed organization's entry (its overrides, counts and document ids)
+// is dropped when the close is applied, so that neither the book nor a
+// snapshot of it keeps anything of that organization.
 // The book lives in memory: give the projection checkpoints that start at
 // zero (memory ones), so it is rebuilt in full at start whatever store the
 // other read models use, or at the position of a snapshot of State that
@@ -45,6 +48,10 @@ func (b *Book) Projection() *consumer.Group {
 		}),
 		consumer.On(func(_ context.Context, env eventstore.Envelope, _ *knowledge.DocumentDeleted) error {
 			b.document(env.OrgID, env.Stream.EntityID, false)
+			return nil
+		}),
+		consumer.On(func(_ context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
+			b.forget(env.OrgID)
 			return nil
 		}),
 	}}

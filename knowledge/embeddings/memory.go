@@ -57,3 +57,20 @@ func (m *Memory) Put(_ context.Context, scope access.Scope, model string, vector
 	}
 	return nil
 }
+
+// PurgeOrg removes every vector of the scope's organization, under every
+// model.
+func (m *Memory) PurgeOrg(_ context.Context, scope access.Scope) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.vectors {
+		if k.org == org {
+			delete(m.vectors, k)
+		}
+	}
+	return nil
+}

@@ -44,7 +44,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("open embedding store: %w", err)
 	}
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(ON)")
 	if err != nil {
 		return nil, fmt.Errorf("open embedding store: %w", err)
 	}
@@ -140,6 +140,20 @@ func (s *SQLite) Put(ctx context.Context, scope access.Scope, model string, vect
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("embedding store: %w", err)
+	}
+	return nil
+}
+
+// PurgeOrg removes every vector of the scope's organization, under every
+// model, durably. The freed pages are zeroed (secure_delete) so that the
+// vectors do not linger in the file.
+func (s *SQLite) PurgeOrg(ctx context.Context, scope access.Scope) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM embeddings WHERE org_id = ?`, org); err != nil {
+		return fmt.Errorf("embedding store: forget %s: %w", org, err)
 	}
 	return nil
 }

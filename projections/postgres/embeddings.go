@@ -25,6 +25,7 @@ const (
 	putEmbeddingsSQL = `INSERT INTO embedding_cache (org_id, model, hash, embedding)
 		SELECT $1, $2, hash, embedding FROM unnest($3::text[], $4::vector[]) AS e (hash, embedding)
 		ON CONFLICT (org_id, model, hash) DO UPDATE SET embedding = EXCLUDED.embedding`
+	forgetEmbeddingsSQL = `DELETE FROM embedding_cache WHERE org_id = $1`
 )
 
 // Get returns the stored vectors of hashes under model, by hash. Inside a
@@ -87,6 +88,26 @@ func (e *Embeddings) Put(ctx context.Context, scope access.Scope, model string, 
 	})
 	if err != nil {
 		return fmt.Errorf("embedding store: %w", err)
+	}
+	return nil
+}
+
+// PurgeOrg removes every vector of the scope's organization, under every
+// model, in a transaction of its own, committed before it returns. The
+// dead rows stay in the table's pages until PostgreSQL vacuums them.
+func (e *Embeddings) PurgeOrg(ctx context.Context, scope access.Scope) error {
+	org, err := orgOf(scope)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, e.db.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(setOrgSQL, org)
+		b.Queue(forgetEmbeddingsSQL, org)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("embedding store: forget %s: %w", org, err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 type Store interface {
 	Get(ctx context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error)
 	Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error
+	PurgeOrg(ctx context.Context, scope access.Scope) error
 }
 
 // Options describes an adapter's limits.
@@ -149,6 +150,41 @@ func Run(t *testing.T, newStore func(t *testing.T) Store, opts Options) {
 		}
 	})
 
+	t.Run("PurgeOrgRemovesOneOrganizationUnderEveryModel", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		a, b := scope(t, "org-a"), scope(t, "org-b")
+		for _, model := range []string{"model-a", "model-b"} {
+			for _, sc := range []access.Scope{a, b} {
+				if err := s.Put(ctx, sc, model, map[string][]float32{"h1": vector(1, 4), "h2": vector(2, 4)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.PurgeOrg(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PurgeOrg(ctx, a); err != nil {
+			t.Fatalf("a second PurgeOrg: %v", err)
+		}
+		for _, model := range []string{"model-a", "model-b"} {
+			got, err := s.Get(ctx, a, model, []string{"h1", "h2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 {
+				t.Errorf("%s: org-a still has %d vectors after PurgeOrg", model, len(got))
+			}
+			got, err = s.Get(ctx, b, model, []string{"h1", "h2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 {
+				t.Errorf("%s: PurgeOrg of org-a left org-b %d of 2 vectors", model, len(got))
+			}
+		}
+	})
+
 	t.Run("NoScopeIsRefused", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -157,6 +193,9 @@ func Run(t *testing.T, newStore func(t *testing.T) Store, opts Options) {
 		}
 		if err := s.Put(ctx, access.Scope{}, "m", map[string][]float32{"h": {1}}); !errors.Is(err, access.ErrNoScope) {
 			t.Errorf("Put without a scope = %v, want ErrNoScope", err)
+		}
+		if err := s.PurgeOrg(ctx, access.Scope{}); !errors.Is(err, access.ErrNoScope) {
+			t.Errorf("PurgeOrg without a scope = %v, want ErrNoScope", err)
 		}
 	})
 
