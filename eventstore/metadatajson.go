@@ -141,8 +141,24 @@ func appendJSONStrings(dst []byte, ss []string) []byte {
 // valid UTF-8 without escapes) is read directly; anything else is handed to
 // json.Unmarshal.
 func UnmarshalMetadata(b []byte, m *Metadata) error {
+	return (&MetadataDecoder{}).Decode(b, m)
+}
+
+// MetadataDecoder is UnmarshalMetadata for many events in a row: the
+// strings that repeat from event to event (organization, actor, kind,
+// roles, authorization) are kept once and shared, up to a bound. Its zero
+// value is ready; it is not safe for concurrent use.
+type MetadataDecoder struct {
+	shared map[string]string
+}
+
+// maxShared bounds the strings one MetadataDecoder keeps.
+const maxShared = 1024
+
+// Decode is UnmarshalMetadata.
+func (c *MetadataDecoder) Decode(b []byte, m *Metadata) error {
 	*m = Metadata{}
-	d := metadataDecoder{b: b}
+	d := metadataDecoder{b: b, shared: c}
 	if d.metadata(m) && d.i == len(b) {
 		return nil
 	}
@@ -150,11 +166,26 @@ func UnmarshalMetadata(b []byte, m *Metadata) error {
 	return json.Unmarshal(b, m)
 }
 
+func (c *MetadataDecoder) share(b []byte) string {
+	if s, ok := c.shared[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if c.shared == nil {
+		c.shared = map[string]string{}
+	}
+	if len(c.shared) < maxShared {
+		c.shared[s] = s
+	}
+	return s
+}
+
 // metadataDecoder reads the compact form; each method reports false when
 // the input leaves that form, and the caller then falls back.
 type metadataDecoder struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	shared *MetadataDecoder // nil: nothing shared
 }
 
 func (d *metadataDecoder) lit(s string) bool {
@@ -195,6 +226,19 @@ func (d *metadataDecoder) str(dst *string) bool {
 	return ok
 }
 
+// name is str for a value that repeats across events.
+func (d *metadataDecoder) name(dst *string) bool {
+	s, ok := d.rawString()
+	if ok {
+		if d.shared != nil {
+			*dst = d.shared.share(s)
+		} else {
+			*dst = string(s)
+		}
+	}
+	return ok
+}
+
 // strs reads an array of strings; [] is an empty, non-nil slice, as
 // json.Unmarshal makes it.
 func (d *metadataDecoder) strs(dst *[]string) bool {
@@ -208,7 +252,7 @@ func (d *metadataDecoder) strs(dst *[]string) bool {
 	}
 	for {
 		var s string
-		if !d.str(&s) {
+		if !d.name(&s) {
 			return false
 		}
 		out = append(out, s)
@@ -264,7 +308,7 @@ func (d *metadataDecoder) metadata(m *Metadata) bool {
 	return d.object(metadataKeys, func(k int) bool {
 		switch k {
 		case 0:
-			return d.str(&m.OrgID)
+			return d.name(&m.OrgID)
 		case 1:
 			return d.actor(&m.Actor)
 		case 2:
@@ -276,7 +320,7 @@ func (d *metadataDecoder) metadata(m *Metadata) bool {
 		case 5:
 			return d.str(&m.SpanID)
 		case 6:
-			return d.str(&m.Authorization)
+			return d.name(&m.Authorization)
 		case 7:
 			return d.str(&m.IdempotencyKey)
 		case 8:
@@ -295,17 +339,17 @@ func (d *metadataDecoder) actor(a *Actor) bool {
 	return d.object(actorKeys, func(k int) bool {
 		switch k {
 		case 0:
-			return d.str(&a.Subject)
+			return d.name(&a.Subject)
 		case 1:
-			return d.str(&a.Kind)
+			return d.name(&a.Kind)
 		case 2:
 			return d.strs(&a.Roles)
 		case 3:
-			return d.str(&a.CreatedBy)
+			return d.name(&a.CreatedBy)
 		case 4:
 			return d.strs(&a.OnBehalfOf)
 		case 5:
-			return d.str(&a.InvokerKind)
+			return d.name(&a.InvokerKind)
 		default:
 			return d.strs(&a.Scope)
 		}

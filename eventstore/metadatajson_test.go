@@ -96,6 +96,15 @@ func FuzzUnmarshalMetadata(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", b, got, want)
 		}
+		// A decoder that shares strings decodes the same the second time,
+		// from the strings it kept the first.
+		var dec MetadataDecoder
+		for range 2 {
+			var again Metadata
+			if err := dec.Decode(b, &again); err != nil || !reflect.DeepEqual(again, want) {
+				t.Fatalf("%q, shared strings: %v\n got %#v\nwant %#v", b, err, again, want)
+			}
+		}
 	})
 }
 

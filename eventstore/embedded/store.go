@@ -562,7 +562,8 @@ func (c *queryCache) close() error {
 // scanEnvelopes reads rows of envelopeColumns and closes rows. Reading the
 // log is most of what a replay or an audit verification costs, so a row
 // is decoded with as few allocations as it can: the metadata by
-// eventstore.UnmarshalMetadata instead of encoding/json, the stream name
+// eventstore.MetadataDecoder instead of encoding/json (sharing the strings
+// that repeat, such as the organization and the actor), the stream name
 // parsed once per run of equal names, and each type's string shared by
 // the events of that type.
 func scanEnvelopes(rows *sql.Rows, sizeHint int) ([]eventstore.Envelope, error) {
@@ -574,6 +575,7 @@ func scanEnvelopes(rows *sql.Rows, sizeHint int) ([]eventstore.Envelope, error) 
 		lastName                    []byte
 		stream                      eventstore.StreamName
 		types                       = map[string]string{}
+		meta                        eventstore.MetadataDecoder
 	)
 	for rows.Next() {
 		var env eventstore.Envelope
@@ -593,7 +595,7 @@ func scanEnvelopes(rows *sql.Rows, sizeHint int) ([]eventstore.Envelope, error) 
 			types[t] = t
 		}
 		env.Type = t
-		if err := eventstore.UnmarshalMetadata(metadata, &env.Metadata); err != nil {
+		if err := meta.Decode(metadata, &env.Metadata); err != nil {
 			return nil, fmt.Errorf("event %d metadata: %w", position, err)
 		}
 		if len(id) != len(uuid.UUID{}) {
