@@ -94,10 +94,17 @@ func purpose(id uuid.UUID, eventType, path string) string {
 }
 
 // Seal returns data with every content value sealed under orgID's newest
-// data key. A payload without content is returned as it is.
+// data key. A payload without content is returned as it is. Data that is
+// not JSON is [eventstore.ErrInvalidEvent]: the walk of an object checks
+// every value it splits off, and a payload that is not an object, sealed
+// whole at path "$", is checked here, so that nothing that is not JSON is
+// sealed into a value that is.
 func (s *Sealer) Seal(ctx context.Context, orgID string, id uuid.UUID, eventType string, data json.RawMessage) (json.RawMessage, error) {
 	var key sealing.DataKey
 	out, err := s.registry.MapContent(eventType, data, func(path string, v []byte) ([]byte, error) {
+		if path == "$" && !json.Valid(v) {
+			return nil, fmt.Errorf("%w: data is not valid JSON", eventstore.ErrInvalidEvent)
+		}
 		if key.IsZero() {
 			var err error
 			if key, err = s.keys.DataKey(ctx, orgID); err != nil {
