@@ -227,7 +227,10 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 // object is one content value at path "$". Paths name the JSON keys from
 // the top, with list indices: "chunks.2.text". A payload in which replace
 // was not called (no content value, or only null ones) is returned as it
-// is, so events without content pass unchanged.
+// is, so events without content pass unchanged. The v handed to replace is
+// a slice of data: replace must not change it. Objects and lists are split
+// by a scanner that accepts exactly what encoding/json accepts
+// (jsonscan.go).
 func (r *Registry) MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
 	plan := r.plans[eventType]
 	if plan == nil {
