@@ -91,7 +91,7 @@ func SealContent(key DataKey, orgID string, plaintext []byte, purpose string) ([
 	if len(plaintext) > MaxContent {
 		return nil, fmt.Errorf("sealing: seal content: %d bytes exceeds the limit of %d", len(plaintext), MaxContent)
 	}
-	aead, err := newGCM(key.key[:])
+	aead, err := key.gcm()
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func OpenContent(key DataKey, orgID string, box []byte, purpose string) ([]byte,
 	if key.IsZero() {
 		return nil, errors.New("sealing: open content: zero data key")
 	}
-	aead, err := newGCM(key.key[:])
+	aead, err := key.gcm()
 	if err != nil {
 		return nil, err
 	}

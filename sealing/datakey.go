@@ -49,6 +49,21 @@ type DataKey struct {
 	valid   bool
 	// id caches [DataKey.ID], which every sealed content value names.
 	id string
+	// aead is the key's AES-GCM, made once: every content value of every
+	// event is sealed and opened with it, and making it (the AES key
+	// schedule, the GHASH tables) cost as much as sealing a short value.
+	// The standard library's GCM keeps no state between calls, so one
+	// serves concurrent seals and opens.
+	aead cipher.AEAD
+}
+
+// gcm returns the key's AES-GCM, made once at construction (or now, for a
+// key made another way).
+func (k DataKey) gcm() (cipher.AEAD, error) {
+	if k.aead != nil {
+		return k.aead, nil
+	}
+	return newGCM(k.key[:])
 }
 
 // Version is the data key version that [Seal] writes into a [Sealed], so
@@ -99,6 +114,11 @@ func NewDataKey(master MasterKey, orgID string, version uint32) (DataKey, Wrappe
 		return DataKey{}, WrappedKey{}, fmt.Errorf("sealing: new data key: %w", err)
 	}
 	key.id = key.computeID()
+	aead, err := newGCM(key.key[:])
+	if err != nil {
+		return DataKey{}, WrappedKey{}, err
+	}
+	key.aead = aead
 	wrapped, err := wrap(master, key, orgID)
 	if err != nil {
 		return DataKey{}, WrappedKey{}, err
@@ -138,6 +158,9 @@ func UnwrapDataKey(master MasterKey, wrapped WrappedKey, orgID string) (DataKey,
 	copy(key.key[:], raw)
 	clear(raw)
 	key.id = key.computeID()
+	if key.aead, err = newGCM(key.key[:]); err != nil {
+		return DataKey{}, err
+	}
 	return key, nil
 }
 

@@ -58,7 +58,7 @@ func Seal(key DataKey, orgID string, plaintext []byte, purpose string) (Sealed, 
 	if len(plaintext) > MaxPlaintext {
 		return Sealed{}, fmt.Errorf("sealing: seal: %d bytes exceeds the limit of %d", len(plaintext), MaxPlaintext)
 	}
-	aead, err := newGCM(key.key[:])
+	aead, err := key.gcm()
 	if err != nil {
 		return Sealed{}, err
 	}
@@ -89,7 +89,7 @@ func Open(key DataKey, orgID string, s Sealed, purpose string) ([]byte, error) {
 	if s.KeyVersion != key.version {
 		return nil, fmt.Errorf("%w: sealed under version %d, given version %d", ErrWrongKeyVersion, s.KeyVersion, key.version)
 	}
-	aead, err := newGCM(key.key[:])
+	aead, err := key.gcm()
 	if err != nil {
 		return nil, err
 	}

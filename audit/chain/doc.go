@@ -30,7 +30,10 @@
 // first event that was altered, removed, inserted or reordered, the signed
 // checkpoint it contradicts, checkpoints whose signature fails, and
 // recorded hashes that do not reach their signed heads (a record rewritten
-// along with the log). [Service] is the same for HTTP, authorized for
+// along with the log). It reads the record in one transaction and, from
+// the moment that transaction has its snapshot, the log beside it: a
+// [SeekableLog] (the embedded store) in position ranges on every CPU, any
+// other in one pass; the events are compared in log order either way. [Service] is the same for HTTP, authorized for
 // audit:read and limited to the caller's organization.
 //
 // The package never opens sealed content, never writes to the log, and

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 
@@ -47,23 +46,31 @@ func NewHasher() *Hasher { return &Hasher{h: sha256.New()} }
 // Hash returns the hash of env as the seq-th event of its organization,
 // after prev (the zero Digest for the first event).
 func (x *Hasher) Hash(prev Digest, seq uint64, env eventstore.Envelope) (Digest, error) {
-	meta := env.Metadata
-	meta.OccurredAt = meta.OccurredAt.UTC()
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return Digest{}, fmt.Errorf("chain: encode metadata of event %s: %w", env.ID, err)
-	}
 	b := x.buf[:0]
 	b = appendField(b, []byte(hashDomain))
 	b = appendField(b, prev[:])
 	b = binary.BigEndian.AppendUint64(b, seq)
 	b = appendField(b, env.ID[:])
 	b = appendField(b, []byte(env.Type))
-	b = appendField(b, []byte(env.Stream.String()))
+	// The stream's name, as Stream.String spells it, without building it.
+	st := env.Stream
+	b = binary.BigEndian.AppendUint64(b, uint64(len(st.Category)+1+len(st.OrgID)+1+len(st.EntityID)))
+	b = append(append(append(append(append(b, st.Category...), '-'), st.OrgID...), '_'), st.EntityID...)
 	b = binary.BigEndian.AppendUint64(b, env.StreamVersion)
 	b = appendField(b, env.Data)
-	b = appendField(b, metaJSON)
+	// The metadata's JSON is what json.Marshal writes
+	// (eventstore.AppendMetadataJSON is held to that byte for byte),
+	// written in place after a length patched in afterwards.
+	meta := env.Metadata
+	meta.OccurredAt = meta.OccurredAt.UTC()
+	at := len(b)
+	b = binary.BigEndian.AppendUint64(b, 0)
+	b, err := eventstore.AppendMetadataJSON(b, meta)
 	x.buf = b
+	if err != nil {
+		return Digest{}, fmt.Errorf("chain: encode metadata of event %s: %w", env.ID, err)
+	}
+	binary.BigEndian.PutUint64(b[at:], uint64(len(b)-at-8))
 	x.h.Reset()
 	x.h.Write(b)
 	var d Digest

@@ -335,6 +335,22 @@ func (f *fixture) verify(t *testing.T) map[string]chain.Report {
 	if len(out) != 2 {
 		t.Fatalf("reports of %d organizations, want 2: %+v", len(out), reports)
 	}
+	// Reading the log in many small ranges at once (on the embedded
+	// store) gives the same reports as the default ranges.
+	for _, perRange := range []uint64{1, 7, 64} {
+		small, err := chain.VerifyInRanges(context.Background(), f.tamper.log(t), f.record, f.keys, "", perRange)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(small) != len(reports) {
+			t.Fatalf("ranges of %d events: %d reports, want %d", perRange, len(small), len(reports))
+		}
+		for i := range small {
+			if !equalReports(small[i], reports[i]) {
+				t.Errorf("ranges of %d events: %+v\nwant %+v", perRange, small[i], reports[i])
+			}
+		}
+	}
 	// Verifying one organization gives the same report as the whole log.
 	for org, want := range out {
 		one, err := chain.Verify(context.Background(), f.tamper.log(t), f.record, f.keys, org)

@@ -3,8 +3,12 @@ package chain
 import (
 	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -81,41 +85,33 @@ type walk struct {
 // Verify recomputes the chains of org ("" for every organization) from
 // log and compares them with record and its checkpoints, whose signatures
 // it checks with keys. Reports are sorted by organization.
+//
+// Reading the log (decoding the store's rows) costs more than checking
+// it, so the log is read in position ranges by one goroutine per CPU
+// while the record is still being read (see logReader); this goroutine
+// takes the ranges in order and walks each organization's events.
 func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org string) ([]Report, error) {
+	return verify(ctx, log, record, keys, org, rangeEvents)
+}
+
+// verify is Verify with ranges of about perRange events (tests make them
+// small).
+func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org string, perRange uint64) ([]Report, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var reader *logReader
+	defer func() {
+		cancel()
+		if reader != nil {
+			reader.wait() // no read outlives Verify
+		}
+	}()
 	// The record is read first: every event it holds is then in the log.
-	snap, err := record.read(ctx, org)
+	snap, err := record.read(ctx, org, func(position, events uint64) {
+		reader = startLogReader(ctx, log, org, position, events, perRange, runtime.GOMAXPROCS(0))
+	})
 	if err != nil {
 		return nil, err
 	}
-	// One goroutine reads the log while this one hashes and compares:
-	// reading (decoding the store's rows) costs as much as checking.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type batch struct {
-		envs []eventstore.Envelope
-		err  error
-	}
-	const batchSize = 4096
-	batches := make(chan batch, 2)
-	go func() {
-		defer close(batches)
-		var after uint64
-		for {
-			envs, err := log.ReadAll(ctx, after, eventstore.Filter{OrgID: org}, batchSize)
-			if err != nil {
-				err = fmt.Errorf("chain: read log after %d: %w", after, err)
-			}
-			select {
-			case batches <- batch{envs, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil || len(envs) < batchSize {
-				return
-			}
-			after = envs[len(envs)-1].Position
-		}
-	}()
 	walks := map[string]*walk{}
 	get := func(o string) *walk {
 		w, ok := walks[o]
@@ -135,12 +131,21 @@ func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 		get(o)
 	}
 	hasher := NewHasher()
-	for b := range batches {
-		if b.err != nil {
-			return nil, b.err
+	var last *walk // events come in runs of one organization
+	for {
+		envs, err := reader.next()
+		if err != nil {
+			return nil, err
 		}
-		for _, env := range b.envs {
-			if err := get(env.OrgID).next(hasher, env, snap.position); err != nil {
+		if envs == nil {
+			break
+		}
+		for i := range envs {
+			env := &envs[i]
+			if last == nil || last.report.OrgID != env.OrgID {
+				last = get(env.OrgID)
+			}
+			if err := last.next(hasher, env, snap.position); err != nil {
 				return nil, err
 			}
 		}
@@ -162,6 +167,136 @@ func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 	}
 	sort.Slice(reports, func(i, j int) bool { return reports[i].OrgID < reports[j].OrgID })
 	return reports, nil
+}
+
+// SeekableLog is a Log that ReadAll reads from any number, not only from
+// the position of one of its events: the embedded store, whose positions
+// are 1, 2, 3 … (EventStoreDB refuses a position inside a record). Verify
+// reads a SeekableLog in ranges on every CPU, any other Log in one pass.
+type SeekableLog interface {
+	Log
+	// ReadsFromAnyPosition marks the capability; it does nothing.
+	ReadsFromAnyPosition()
+}
+
+// logReader reads the log for Verify in position ranges, several at once,
+// and hands the events over in log order. The ranges split (0, position]
+// (the record's position) so that each holds about rangeEvents events if
+// the record's events are spread evenly over the positions; the last
+// range is everything after position. How the ranges fall decides only
+// how evenly the work is shared: together they cover the whole log.
+type logReader struct {
+	ranges  []chan logBatch // one per range, in order; closed when read
+	cur     int
+	slots   chan struct{} // bounds the ranges read ahead of the walk
+	stopped context.Context
+	done    sync.WaitGroup
+}
+
+type logBatch struct {
+	envs []eventstore.Envelope
+	err  error
+}
+
+const (
+	// rangeEvents is the size aimed at for one range: large enough that
+	// a range is read in few queries, small enough to spread over CPUs.
+	rangeEvents = 16384
+	// readBatchVerify is the most one ReadAll returns.
+	readBatchVerify = 4096
+	maxRanges       = 1 << 16
+)
+
+func startLogReader(ctx context.Context, log Log, org string, position, events, perRange uint64, workers int) *logReader {
+	width, n := uint64(math.MaxUint64), uint64(1)
+	if _, ok := log.(SeekableLog); ok && position > 0 && events > 0 {
+		n = min(max(events/perRange, 1), maxRanges)
+		width = max(position/n, 1)
+		n = position/width + 1 // the last: after n-1 widths, to the end
+	} else {
+		workers = 1
+	}
+	workers = int(max(min(uint64(workers), n), 1))
+	r := &logReader{ranges: make([]chan logBatch, n), slots: make(chan struct{}, workers+1), stopped: ctx}
+	for i := range r.ranges {
+		r.ranges[i] = make(chan logBatch, rangeEvents/readBatchVerify+1)
+	}
+	var claimed atomic.Uint64
+	for range workers {
+		r.done.Add(1)
+		go func() {
+			defer r.done.Done()
+			for {
+				// A slot first, then a range: the walk is never more than
+				// workers+1 ranges behind the readers.
+				select {
+				case r.slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				i := claimed.Add(1) - 1
+				if i >= n {
+					return
+				}
+				lo, hi := i*width, uint64(math.MaxUint64)
+				if i < n-1 {
+					hi = lo + width
+				}
+				readRange(ctx, log, org, lo, hi, r.ranges[i])
+			}
+		}()
+	}
+	return r
+}
+
+// readRange sends the events of org ("" for all) with positions in
+// (after, upTo] to out, in order, and closes out.
+func readRange(ctx context.Context, log Log, org string, after, upTo uint64, out chan<- logBatch) {
+	defer close(out)
+	for after < upTo {
+		// Positions are distinct integers: (after, upTo] holds at most
+		// upTo-after events, so a dense log is never read past upTo.
+		limit := int(min(uint64(readBatchVerify), upTo-after))
+		envs, err := log.ReadAll(ctx, after, eventstore.Filter{OrgID: org}, limit)
+		if err != nil {
+			err = fmt.Errorf("chain: read log after %d: %w", after, err)
+		}
+		end := len(envs)
+		for end > 0 && envs[end-1].Position > upTo {
+			end--
+		}
+		select {
+		case out <- logBatch{envs[:end], err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || len(envs) < limit || end < len(envs) {
+			return
+		}
+		after = envs[len(envs)-1].Position
+	}
+}
+
+func (r *logReader) wait() { r.done.Wait() }
+
+// next returns the next events of the log, or nil at its end.
+func (r *logReader) next() ([]eventstore.Envelope, error) {
+	for r.cur < len(r.ranges) {
+		select {
+		case b, ok := <-r.ranges[r.cur]:
+			if !ok {
+				r.cur++
+				<-r.slots
+				continue
+			}
+			if b.err != nil || len(b.envs) > 0 {
+				return b.envs, b.err
+			}
+		case <-r.stopped.Done():
+			return nil, r.stopped.Err()
+		}
+	}
+	return nil, nil
 }
 
 // newWalk checks the record against its checkpoints before any event is
@@ -233,7 +368,7 @@ func (w *walk) covering(seq uint64) uint64 {
 	return 0
 }
 
-func (w *walk) finding(kind string, env eventstore.Envelope, seq uint64, detail string) *Finding {
+func (w *walk) finding(kind string, env *eventstore.Envelope, seq uint64, detail string) *Finding {
 	return &Finding{Kind: kind, EventID: env.ID.String(), Seq: seq, Type: env.Type, Stream: env.Stream.String(),
 		CheckpointSeq: w.covering(seq), Detail: detail}
 }
@@ -244,7 +379,7 @@ func (w *walk) entryFinding(kind string, e Entry, detail string) *Finding {
 }
 
 // next compares the organization's next event of the log.
-func (w *walk) next(h *Hasher, env eventstore.Envelope, recorded uint64) error {
+func (w *walk) next(h *Hasher, env *eventstore.Envelope, recorded uint64) error {
 	if w.candidate != nil {
 		if env.ID == w.waitFor {
 			w.reordered = w.candidate
@@ -271,7 +406,7 @@ func (w *walk) next(h *Hasher, env eventstore.Envelope, recorded uint64) error {
 	if w.k < len(w.entries) && w.entries[w.k].EventID == env.ID {
 		w.report.Events++
 		e := w.entries[w.k]
-		d, err := h.Hash(w.prev, logSeq, env)
+		d, err := h.Hash(w.prev, logSeq, *env)
 		if err != nil {
 			return err
 		}

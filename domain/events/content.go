@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -228,7 +227,10 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 // object is one content value at path "$". Paths name the JSON keys from
 // the top, with list indices: "chunks.2.text". A payload in which replace
 // was not called (no content value, or only null ones) is returned as it
-// is, so events without content pass unchanged.
+// is, so events without content pass unchanged. The v handed to replace is
+// a slice of data: replace must not change it. Objects and lists are split
+// by a scanner that accepts exactly what encoding/json accepts
+// (jsonscan.go).
 func (r *Registry) MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
 	plan := r.plans[eventType]
 	if plan == nil {
@@ -259,60 +261,68 @@ func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte
 	if len(data) == 0 || string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
-	keys, values, ok := objectMembers(data)
+	members, ok := objectMembers(data)
 	if !ok {
 		// Not an object (or not JSON): the whole payload is content.
 		return contentValue(data, join(path, "$"), replace)
 	}
-	var b bytes.Buffer
-	b.Grow(len(data))
-	b.WriteByte('{')
-	for i, k := range keys {
-		v := values[i]
-		f, ok := p.fields[k]
+	// Room for a sealed value, which is larger than the value in clear.
+	b := make([]byte, 0, len(data)+len(data)/2+128)
+	b = append(b, '{')
+	for i := range members {
+		m := &members[i]
+		f, ok := p.fields[string(m.rawKey)]
+		if !m.plain {
+			f, ok = p.fields[m.key]
+		}
 		if !ok {
 			f = fieldPlan{kind: fieldContent}
 		}
-		at := join(path, k)
 		var nv json.RawMessage
 		var err error
 		switch f.kind {
 		case fieldRecord:
-			nv, err = compact(v)
+			nv = m.value
+			if m.spaced {
+				nv, err = compact(m.value)
+			}
 		case fieldObject:
-			nv, err = f.nested.walk(v, at, replace)
+			nv, err = f.nested.walk(m.value, join(path, m.name()), replace)
 		case fieldList:
-			nv, err = f.nested.walkList(v, at, replace)
+			nv, err = f.nested.walkList(m.value, join(path, m.name()), replace)
 		default:
-			nv, err = contentValue(v, at, replace)
+			nv, err = contentValue(m.value, join(path, m.name()), replace)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(k)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(nv)
+		if m.plain {
+			b = append(append(append(b, '"'), m.rawKey...), '"')
+		} else {
+			key, _ := json.Marshal(m.key)
+			b = append(b, key...)
+		}
+		b = append(b, ':')
+		b = append(b, nv...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 func (p *contentPlan) walkList(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
 	if string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(data, &items); err != nil {
+	items, ok := arrayItems(data)
+	if !ok {
 		return contentValue(data, path, replace)
 	}
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i, it := range items {
-		nv, err := p.walk(bytes.TrimSpace(it), path+"."+strconv.Itoa(i), replace)
+		nv, err := p.walk(it, path+"."+strconv.Itoa(i), replace)
 		if err != nil {
 			return nil, err
 		}
@@ -340,41 +350,6 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-// objectMembers splits a JSON object into its keys and raw values, in
-// order. ok is false for anything that is not exactly one JSON object.
-func objectMembers(data []byte) (keys []string, values []json.RawMessage, ok bool) {
-	if len(data) == 0 || data[0] != '{' {
-		return nil, nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, nil, false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, false
-		}
-		k, isKey := tok.(string)
-		if !isKey {
-			return nil, nil, false
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, false
-		}
-		keys = append(keys, k)
-		values = append(values, v)
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, false
-	}
-	return keys, values, true
 }
 
 // redactValue replaces one content value by its hash and size.

@@ -22,7 +22,11 @@
 // writer. Subscribers catch up from the file, then wait for the writer's
 // wake-up after each commit and read on from their last position, served
 // from an in-memory tail of the most recent events when it covers them.
-// A limit of 0 or less in ReadStream and ReadAll means no limit.
+// A limit of 0 or less in ReadStream and ReadAll means no limit. ReadAll
+// may start after any number, not only after an event's position
+// ([Store.ReadsFromAnyPosition]), so a reader may split the log into
+// ranges and read them at once (audit verification does). Rows are
+// decoded without encoding/json ([eventstore.MetadataDecoder]).
 //
 // One file, one Store: Open takes an exclusive lock on "<path>.lock" and
 // fails with [ErrLocked] if another Store (in this process or another)

@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -76,7 +75,7 @@ func newAppendRequest(ctx context.Context, stream eventstore.StreamName, expecte
 		}
 		env.Actor.Roles = slices.Clone(env.Actor.Roles)
 		env.Actor.OnBehalfOf = slices.Clone(env.Actor.OnBehalfOf)
-		meta, err := json.Marshal(env.Metadata)
+		meta, err := eventstore.AppendMetadataJSON(nil, env.Metadata)
 		if err != nil {
 			return nil, fmt.Errorf("encode metadata of event %d: %w", i, err)
 		}

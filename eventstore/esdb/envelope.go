@@ -68,7 +68,7 @@ func envelope(rec *esdbclient.RecordedEvent, stream eventstore.StreamName) (even
 		Position:      position,
 		Data:          json.RawMessage(rec.Data),
 	}
-	if err := json.Unmarshal(rec.UserMetadata, &env.Metadata); err != nil {
+	if err := eventstore.UnmarshalMetadata(rec.UserMetadata, &env.Metadata); err != nil {
 		return eventstore.Envelope{}, fmt.Errorf("event %s (%s@%d) at %d: metadata: %w", rec.EventID, rec.StreamID, rec.EventNumber, position, err)
 	}
 	env.OccurredAt = env.OccurredAt.UTC()

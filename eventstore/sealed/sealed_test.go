@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,5 +357,35 @@ func TestAlteredSealedValueIsAnErrorNotPlaintext(t *testing.T) {
 	altered.Data = bytes.Replace(env.Data, []byte(v.Sealed), box, 1)
 	if got, err := b.store.Sealer().Open(b.ctx, altered); err == nil {
 		t.Fatalf("altered ciphertext opened: %s", got.Data)
+	}
+}
+
+// TestDataThatIsNotJSONIsRefused: the sealed store leaves the JSON check
+// of the clear payload to Seal's walk; whatever the shape of the bad
+// bytes, nothing is sealed into a value that is JSON and appended.
+func TestDataThatIsNotJSONIsRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, typ, data string }{
+		{"not an object", "TurnStarted", `nope`},
+		{"a broken object", "TurnStarted", `{"content":"x",}`},
+		{"a broken nested value", "DocumentAdded", `{"id":"d1","content":[1,}`},
+		{"a broken list item", "KnowledgeSearched", `{"query":"q","hits":[{"chunk_id":tru}]}`},
+		{"an unknown type, not JSON", "NoSuchEvent", `{"a":'x'}`},
+		{"empty", "TurnStarted", ``},
+		{"only whitespace", "TurnStarted", " \n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			stream := eventstore.MustStreamName("conversation", "org-a", "c1")
+			_, err := b.store.Append(b.ctx, stream, eventstore.Any(), []eventstore.NewEvent{newEvent("org-a", tt.typ, tt.data)})
+			if !errors.Is(err, eventstore.ErrInvalidEvent) {
+				t.Fatalf("append of %q: %v, want ErrInvalidEvent", tt.data, err)
+			}
+			if envs := b.readAll(t, b.inner); len(envs) != 0 {
+				t.Fatalf("the log holds %d events after a refused append", len(envs))
+			}
+		})
 	}
 }

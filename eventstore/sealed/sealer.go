@@ -94,10 +94,17 @@ func purpose(id uuid.UUID, eventType, path string) string {
 }
 
 // Seal returns data with every content value sealed under orgID's newest
-// data key. A payload without content is returned as it is.
+// data key. A payload without content is returned as it is. Data that is
+// not JSON is [eventstore.ErrInvalidEvent]: the walk of an object checks
+// every value it splits off, and a payload that is not an object, sealed
+// whole at path "$", is checked here, so that nothing that is not JSON is
+// sealed into a value that is.
 func (s *Sealer) Seal(ctx context.Context, orgID string, id uuid.UUID, eventType string, data json.RawMessage) (json.RawMessage, error) {
 	var key sealing.DataKey
 	out, err := s.registry.MapContent(eventType, data, func(path string, v []byte) ([]byte, error) {
+		if path == "$" && !json.Valid(v) {
+			return nil, fmt.Errorf("%w: data is not valid JSON", eventstore.ErrInvalidEvent)
+		}
 		if key.IsZero() {
 			var err error
 			if key, err = s.keys.DataKey(ctx, orgID); err != nil {
@@ -128,7 +135,37 @@ func sealValue(key sealing.DataKey, handle, orgID, purpose string, v []byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(Value{Sealed: b64.EncodeToString(box), Key: key.ID(), Subject: handle})
+	return appendValue(nil, box, key.ID(), handle), nil
+}
+
+// appendValue appends the JSON of a [Value] sealing box: what json.Marshal
+// writes for it, written directly. Base64, key ids and handles are made of
+// characters JSON writes as they are; anything else goes through
+// json.Marshal.
+func appendValue(dst, box []byte, keyID, handle string) []byte {
+	if !plainJSON(keyID) || !plainJSON(handle) {
+		b, _ := json.Marshal(Value{Sealed: b64.EncodeToString(box), Key: keyID, Subject: handle})
+		return append(dst, b...)
+	}
+	dst = append(dst, `{"sealed":"`...)
+	dst = b64.AppendEncode(dst, box)
+	dst = append(append(append(dst, `","key":"`...), keyID...), '"')
+	if handle != "" {
+		dst = append(append(append(dst, `,"subject":"`...), handle...), '"')
+	}
+	return append(dst, '}')
+}
+
+// plainJSON reports whether s is written by json.Marshal between quotes
+// as it is: printable ASCII without quote, backslash or an HTML character.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // Open returns env with its content opened (see [Sealer.OpenData]).
@@ -204,7 +241,53 @@ func (s *Sealer) openValue(ctx context.Context, orgID, purpose string, v []byte)
 
 // parseValue reports whether v is exactly a [Value]: an object with string
 // "sealed" and "key" and an optional string "subject", and nothing else.
+// The form sealValue writes is read directly; anything else goes through
+// encoding/json (FuzzParseValue holds the two to the same answers).
 func parseValue(v []byte) (Value, bool) {
+	if sv, ok := parseWritten(v); ok {
+		return sv, true
+	}
+	return parseValueJSON(v)
+}
+
+// parseWritten reads {"sealed":"…","key":"…"} with an optional
+// ,"subject":"…" before the brace, each string of plain characters (see
+// plainJSON).
+func parseWritten(v []byte) (Value, bool) {
+	var sv Value
+	rest, ok := cutString(v, `{"sealed":"`, &sv.Sealed)
+	if !ok {
+		return Value{}, false
+	}
+	if rest, ok = cutString(rest, `,"key":"`, &sv.Key); !ok {
+		return Value{}, false
+	}
+	if string(rest) == "}" {
+		return sv, true
+	}
+	if rest, ok = cutString(rest, `,"subject":"`, &sv.Subject); !ok || string(rest) != "}" {
+		return Value{}, false
+	}
+	return sv, true
+}
+
+// cutString reads prefix, then plain characters up to a quote into dst,
+// and returns what follows the quote.
+func cutString(v []byte, prefix string, dst *string) ([]byte, bool) {
+	if !bytes.HasPrefix(v, []byte(prefix)) {
+		return nil, false
+	}
+	v = v[len(prefix):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 || !plainJSON(string(v[:end])) {
+		return nil, false
+	}
+	*dst = string(v[:end])
+	return v[end+1:], true
+}
+
+// parseValueJSON is parseValue through encoding/json, for any spelling.
+func parseValueJSON(v []byte) (Value, bool) {
 	if len(v) == 0 || v[0] != '{' {
 		return Value{}, false
 	}

@@ -2,6 +2,7 @@ package sealed
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/palisadehq/palisade/eventstore"
 )
@@ -38,7 +39,7 @@ func (s *Store) seal(ctx context.Context, events []eventstore.NewEvent) ([]event
 		}
 		data, err := s.sealer.Seal(ctx, e.OrgID, e.ID, e.Type, e.Data)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		e.Data = data
 		out[i] = e
@@ -50,7 +51,9 @@ func (s *Store) seal(ctx context.Context, events []eventstore.NewEvent) ([]event
 func (s *Store) Append(ctx context.Context, stream eventstore.StreamName, expected eventstore.ExpectedVersion, events []eventstore.NewEvent) (eventstore.AppendResult, error) {
 	// The inner store validates; sealing first would hide an org mismatch
 	// behind a key of the wrong organization.
-	if err := eventstore.ValidateAppend(stream, events); err != nil {
+	// The data is checked to be JSON by Seal, whose walk reads it all,
+	// and the sealed data again by the inner store.
+	if err := eventstore.ValidateAppendExceptData(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	sealed, err := s.seal(ctx, events)
@@ -62,7 +65,9 @@ func (s *Store) Append(ctx context.Context, stream eventstore.StreamName, expect
 
 // AppendIf implements [eventstore.Store.AppendIf].
 func (s *Store) AppendIf(ctx context.Context, stream eventstore.StreamName, expected eventstore.ExpectedVersion, cond eventstore.Condition, events []eventstore.NewEvent) (eventstore.AppendResult, error) {
-	if err := eventstore.ValidateAppend(stream, events); err != nil {
+	// The data is checked to be JSON by Seal, whose walk reads it all,
+	// and the sealed data again by the inner store.
+	if err := eventstore.ValidateAppendExceptData(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
 	sealed, err := s.seal(ctx, events)
