@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/palisadehq/palisade/bus/kafka"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 )
@@ -17,7 +18,7 @@ import (
 // projections to it as cqrs event groups on a Watermill router, and starts
 // the relays from the log once they listen.
 func (a *App) startBus(ctx context.Context) error {
-	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
+	wlog := consumer.NewWatermillLogger(a.cfg.Logger.With("component", "watermill"))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, wlog)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -48,7 +49,7 @@ func (a *App) startBus(ctx context.Context) error {
 // in-process counterpart of one Kafka consumer group per projection. Groups
 // proceed in parallel; within a group, events arrive in log order.
 func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (func(), error) {
-	wlog := newBusLogger(a.cfg.Logger.With("component", "watermill"))
+	wlog := consumer.NewWatermillLogger(a.cfg.Logger.With("component", "watermill"))
 	a.pubsubs = map[string]*gochannel.GoChannel{}
 	for _, group := range a.Engine.Names() {
 		// Blocking until the subscriber acks keeps the group's input in log
@@ -80,7 +81,7 @@ func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (fun
 // keyed by org. Two relays publish them, each from its own durable
 // checkpoint beside the log, in batches (see kafka.Relay).
 func (a *App) attachKafka(ctx context.Context, router *message.Router) (func(), error) {
-	wlog := newBusLogger(a.cfg.Logger.With("component", "kafka"))
+	wlog := consumer.NewWatermillLogger(a.cfg.Logger.With("component", "kafka"))
 	brokers := a.cfg.KafkaBrokers
 	if err := kafka.EnsureLogTopic(ctx, brokers, kafka.WithLogger(wlog)); err != nil {
 		return nil, fmt.Errorf("kafka log topic: %w", err)

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
@@ -455,7 +454,7 @@ func (e *Engine) Attach(router *message.Router, topic string, subscriber Subscri
 		},
 		AckOnUnknownEvent: true,
 		Marshaler:         marshaler{},
-		Logger:            watermill.NewSlogLogger(e.logger),
+		Logger:            NewWatermillLogger(e.logger),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer: event processor: %w", err)
@@ -523,6 +522,19 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		if env.Position <= p.tracker.Position() {
 			return nil, nil
 		}
+		if _, ok := p.byType[env.Type]; !ok {
+			// Nothing of the group applies it: only the position moves.
+			// Opening its content and cqrs's dispatch (a look at every
+			// handler of the group, two allocations each) would be work
+			// for nothing, done by every group for every event.
+			if err := p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, skip); err != nil {
+				e.logger.Error("consumer: cannot advance past an event; it will be redelivered",
+					"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
+				return nil, err
+			}
+			p.tracker.Advance(env.Position)
+			return nil, nil
+		}
 		if e.opener != nil {
 			opened, err := e.opener.Open(msg.Context(), env)
 			if err != nil {
@@ -554,6 +566,9 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		return out, nil
 	}
 }
+
+// skip is the unit of work of an event a group has no handler for.
+func skip(context.Context) error { return nil }
 
 // startSpan starts the span of group p applying env from the bus, a child
 // of the span env's metadata recorded when that is well-formed (a root
