@@ -297,3 +297,61 @@ func TestFollowCatchesUpThenTails(t *testing.T) {
 		}
 	}
 }
+
+// recordingOpener opens nothing and records the types it was asked to open.
+type recordingOpener struct {
+	mu     sync.Mutex
+	opened []string
+}
+
+func (o *recordingOpener) Open(_ context.Context, env eventstore.Envelope) (eventstore.Envelope, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.opened = append(o.opened, env.Type)
+	return env, nil
+}
+
+// TestEventsWithoutHandlerAreNotOpened: a group opens only the events it
+// has a handler for; the others move its position all the same, so the
+// consistency wait is not held back.
+func TestEventsWithoutHandlerAreNotOpened(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), c.projection())
+	opener := &recordingOpener{}
+	engine.OpenWith(opener)
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	other := envelope(t, 1, "org-a", "bot-0")
+	other.Type = "SomethingElse"
+	for _, env := range []eventstore.Envelope{other, envelope(t, 2, "org-a", "bot-1")} {
+		msg, err := eventstore.ToMessage(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Publish("events", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := engine.WaitFor(wait, 2); err != nil {
+		t.Fatal(err)
+	}
+	opener.mu.Lock()
+	defer opener.mu.Unlock()
+	if len(opener.opened) != 1 || opener.opened[0] != "BotCreated" || c.count("bot-1") != 1 {
+		t.Fatalf("opened %v and applied bot-1 %d times; want only the BotCreated opened and applied once", opener.opened, c.count("bot-1"))
+	}
+}
