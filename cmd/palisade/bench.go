@@ -42,6 +42,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	async := fs.Bool("async", false, "send Prefer: respond-async (do not wait for the read models)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	blockProfile := fs.String("blockprofile", "", "write a goroutine blocking profile to this file")
+	allocProfile := fs.String("allocprofile", "", "write a profile of the allocations of the whole run to this file")
 	flood := fs.Int("flood", 0, "instead: send this many forbidden requests from one org and measure log growth and another org's latency")
 	floodClients := fs.Int("flood-clients", 16, "with --flood: concurrent clients sending the forbidden requests")
 	victimClients := fs.Int("victim-clients", 4, "with --flood: concurrent clients of the other org")
@@ -64,6 +65,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer func() {
 			if f, err := os.Create(*blockProfile); err == nil {
 				_ = pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	if *allocProfile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if f, err := os.Create(*allocProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
 			}
 		}()
@@ -159,15 +169,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tracingNote = "tracing on: every span sampled and exported"
 	}
 	fmt.Fprintf(stdout, "command path: POST /v1/bots (verify token, authorize, durable append, wait for read models), %s per level, %s\n", *duration, tracingNote)
-	fmt.Fprintf(stdout, "%8s %10s %12s %10s %10s %10s %8s %12s\n", "clients", "commands", "commands/s", "p50", "p99", "max", "errors", "cpu/command")
+	fmt.Fprintf(stdout, "%8s %10s %12s %10s %10s %10s %8s %12s %15s\n", "clients", "commands", "commands/s", "p50", "p99", "max", "errors", "cpu/command", "allocs/command")
 	for _, n := range levels {
-		cpu0 := processCPU()
+		var mem runtime.MemStats
+		runtime.ReadMemStats(&mem)
+		cpu0, allocs0 := processCPU(), mem.Mallocs
 		r := runLoad(ctx, client, base+"/v1/bots", owner, n, *duration, *async)
-		perCommand := time.Duration(0)
+		runtime.ReadMemStats(&mem)
+		cpu, allocs := processCPU()-cpu0, mem.Mallocs-allocs0
 		if r.count > 0 {
-			perCommand = (processCPU() - cpu0) / time.Duration(r.count)
+			cpu /= time.Duration(r.count)
+			allocs /= uint64(r.count)
 		}
-		fmt.Fprintf(stdout, "%8d %10d %12.0f %10s %10s %10s %8d %12s\n", n, r.count, r.rate, r.p50, r.p99, r.max, r.errors, perCommand.Round(time.Microsecond))
+		fmt.Fprintf(stdout, "%8d %10d %12.0f %10s %10s %10s %8d %12s %15d\n", n, r.count, r.rate, r.p50, r.p99, r.max, r.errors, cpu.Round(time.Microsecond), allocs)
 	}
 
 	if spans != nil {
@@ -277,8 +291,9 @@ func post(client *http.Client, url, token string, body any) (int, []byte, error)
 }
 
 // processCPU is the CPU time (user and system) the process has used so
-// far. Per command, it is the bench's figure least moved by other work on
-// the machine: commands/s on shared cores measures the neighbours too.
+// far. Per command, it and the allocations per command (client included)
+// are the bench's figures least moved by other work on the machine:
+// commands/s on shared cores measures the neighbours too.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
