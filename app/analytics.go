@@ -60,33 +60,6 @@ func (p *analyticsPart) groups(checkpoints consumer.Checkpoints, inMemory *memor
 	return process, open
 }
 
-// around runs the analytics process on the replica elected for it: the
-// pool for the term, every job left open handed to it (another replica's
-// term may have ended with jobs running), then the process itself.
-func (p *analyticsPart) around(a *App) func(ctx context.Context, follow func(context.Context) error) error {
-	return func(ctx context.Context, follow func(context.Context) error) error {
-		p.runner.Start(ctx)
-		defer p.runner.Stop()
-		if n, err := p.runner.Resume(ctx); err != nil {
-			a.cfg.Logger.Error("resuming analytics jobs", "resumed", n, "err", err)
-		} else if n > 0 {
-			a.cfg.Logger.Warn("analytics jobs left open handed to this replica's pool", "jobs", n)
-		}
-		return follow(ctx)
-	}
-}
-
-// start starts the pool and hands it every job left open (a stop cut it
-// short, or it was submitted while no process ran).
-func (p *analyticsPart) start(ctx, runCtx context.Context, a *App) {
-	p.runner.Start(runCtx)
-	if n, err := p.runner.Resume(ctx); err != nil {
-		a.cfg.Logger.Error("resuming analytics jobs", "resumed", n, "err", err)
-	} else if n > 0 {
-		a.cfg.Logger.Warn("analytics jobs left open by the last stop handed to the pool again", "jobs", n)
-	}
-}
-
 // close stops the pool (running jobs stay running in the log, resumed at
 // the next start); the executor is the data sources' to close.
 func (p *analyticsPart) close() error {

@@ -154,6 +154,8 @@ type Config struct {
 	AuthDenialBurst int
 	// Analytics tunes the analytics process (workers, query timeout).
 	Analytics AnalyticsConfig
+	// Ingestion sizes the ingestion process's pool.
+	Ingestion IngestionConfig
 	// AuditCheckpointInterval is how often the audit chain checkpoints an
 	// organization with new events (chain.EveryInterval, 10 s, if zero).
 	AuditCheckpointInterval time.Duration
@@ -241,8 +243,10 @@ type App struct {
 	vectors    embeddingStore
 	principals *projections.Principals
 	analytics  *analyticsPart
-	postgres   *postgres.Store
-	rebuilt    uint64
+	// ingestion is the ingestion process with its fair pool.
+	ingestion *commands.IngestionRunner
+	postgres  *postgres.Store
+	rebuilt   uint64
 	// snapshot saves and restores the in-memory groups (memory read models
 	// only; see snapshot.go); restored is what the start restored.
 	snapshot *memorySnapshot
@@ -379,18 +383,25 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	groups := append(models.projections(registry), a.quotaModel(models), turns, a.embeddingPurge(a.memoryCheckpoints(models)))
 	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
 	groups = append(groups, openJobs)
+	a.ingestion = a.newIngestion(a.principals)
+	a.closers = append(a.closers, func() error { a.ingestion.Stop(); return nil })
+	ingestionProcess, openIngestions := a.ingestionGroups(a.memoryCheckpoints(models))
+	groups = append(groups, openIngestions)
 	if a.replicated() {
 		groups = append(groups, a.keyShredding(a.memoryCheckpoints(models)))
 		// Elected, each on one replica at a time (startWorkers).
-		a.workers = []worker{{group: a.ingestionProcess(a.principals)}, {group: analyticsProcess, around: a.analytics.around(a)}}
+		a.workers = []worker{
+			{group: ingestionProcess, around: a.runPool("ingestion", a.ingestion)},
+			{group: analyticsProcess, around: a.runPool("analytics", a.analytics.runner)},
+		}
 	} else {
-		groups = append(groups, a.ingestionProcess(a.principals), analyticsProcess)
+		groups = append(groups, ingestionProcess, analyticsProcess)
 	}
 	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
 	if models.memory != nil {
 		a.snapshot = &memorySnapshot{
 			path: filepath.Join(cfg.DataDir, readModelsSnapshot), models: *models.memory, checkpoints: models.memoryCheckpoints,
-			quotas: a.Quotas, turns: openTurns, openJobs: a.analytics.runner,
+			quotas: a.Quotas, turns: openTurns, openJobs: a.analytics.runner, ingestion: a.ingestion,
 		}
 		for _, g := range groups {
 			if g.Checkpoints == consumer.Checkpoints(models.memoryCheckpoints) {
@@ -429,10 +440,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 
 	// After the rebuild (principals resolve from complete read models),
-	// before the bus: every job still open is handed to the pool again.
-	// With replicas, the replica elected for the analytics process does.
+	// before the bus: every job still open is handed to its pool again.
+	// With replicas, the replica elected for each process does.
 	if !a.replicated() {
-		a.analytics.start(ctx, runCtx, a)
+		a.startPool(ctx, runCtx, "analytics", a.analytics.runner)
+		a.startPool(ctx, runCtx, "ingestion", a.ingestion)
 	}
 
 	if err := a.startBus(runCtx); err != nil {
@@ -691,19 +703,28 @@ func (a *App) claimReadModels(ctx context.Context, pg *postgres.Store) error {
 	return nil
 }
 
-// ingestionProcess returns the ingestion process's group. It resolves the
-// principals recorded on its triggers through principals, which reads the
-// tenancy read model; it keeps its position beside the log (in PostgreSQL
-// on the shared stack), whatever the read models.
-func (a *App) ingestionProcess(principals *projections.Principals) *consumer.Group {
+// newIngestion returns the ingestion process (stopped). It resolves the
+// principals of document events as they are now, and embeds chunks into
+// the durable embedding store before recording them.
+func (a *App) newIngestion(principals *projections.Principals) *commands.IngestionRunner {
 	chunker := a.cfg.Chunker
 	if chunker == nil {
 		chunker = chunkDocument
 	}
-	ingestion := commands.IngestionProcess(a.Pipeline, principals, chunker,
-		commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors})
-	ingestion.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
-	return ingestion
+	return a.Pipeline.NewIngestionRunner(principals, chunker, commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors},
+		a.cfg.Ingestion.Workers, a.cfg.Ingestion.PerOrg, a.cfg.Logger)
+}
+
+// ingestionGroups returns the ingestion process's group (which hands each
+// version to the pool; its checkpoint is durable) and the group of the
+// versions still open (in memory, with checkpoints that a snapshot keeps
+// or that start at zero).
+func (a *App) ingestionGroups(inMemory *memory.Checkpoints) (process, open *consumer.Group) {
+	process = a.ingestion.Process()
+	process.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
+	open = a.ingestion.OpenIngestions()
+	open.Checkpoints = inMemory
+	return process, open
 }
 
 // quotaModel is the group that keeps the quota book: in memory whatever

@@ -211,6 +211,7 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.a.analytics != nil {
 		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(c.a.analytics.runner.Queued()), "analytics.query")
+		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(c.a.ingestion.Queued()), commands.IngestionJob)
 	}
 }
 

@@ -70,6 +70,8 @@ type sideState struct {
 	Quotas   quota.BookState
 	Turns    []conversation.OpenTurn
 	OpenJobs []eventstore.StreamName
+	// OpenIngestions are the document versions waiting for ingestion.
+	OpenIngestions []commands.OpenIngestion
 }
 
 // memorySnapshot is what a snapshot saves and restores: set only with
@@ -79,10 +81,11 @@ type memorySnapshot struct {
 	models      memory.Models
 	checkpoints *memory.Checkpoints
 	// groups are the names of the groups whose positions checkpoints keeps.
-	groups   []string
-	quotas   *quota.Book
-	turns    *conversation.OpenTurns
-	openJobs *commands.AnalyticsRunner
+	groups    []string
+	quotas    *quota.Book
+	turns     *conversation.OpenTurns
+	openJobs  *commands.AnalyticsRunner
+	ingestion *commands.IngestionRunner
 }
 
 // snapshotFormat names the layout and the shape of every saved type.
@@ -180,7 +183,8 @@ func (s *memorySnapshot) save(ctx context.Context, log eventstore.Store, keys *k
 	enc.Uvarint(at)
 	enc.String(lastID)
 	enc.String(id)
-	side := sideState{Quotas: s.quotas.State(), Turns: s.turns.State(), OpenJobs: s.openJobs.OpenJobStreams()}
+	side := sideState{Quotas: s.quotas.State(), Turns: s.turns.State(), OpenJobs: s.openJobs.OpenJobStreams(),
+		OpenIngestions: s.ingestion.OpenVersions()}
 	if err := enc.Encode(side); err != nil {
 		return false, err
 	}
@@ -431,6 +435,7 @@ func (s *memorySnapshot) apply(r restoredSnapshot) {
 	s.quotas.Restore(r.side.Quotas)
 	s.turns.Restore(r.side.Turns)
 	s.openJobs.RestoreOpenJobs(r.side.OpenJobs)
+	s.ingestion.RestoreOpen(r.side.OpenIngestions)
 	positions := make(map[string]uint64, len(s.groups))
 	for _, g := range s.groups {
 		positions[g] = r.at

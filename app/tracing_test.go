@@ -81,7 +81,8 @@ func eventOfType(t *testing.T, h *harness, typ string) eventstore.Envelope {
 // traceparent), its command and append, the projections that applied the
 // event, and the ingestion process with its job and the job's own commands,
 // each below the span that caused it; the event's metadata carries the
-// append span, which is how the process found its parent.
+// append span, which is how the process and the pooled job found their
+// parent.
 func TestTracingFollowsAnUploadIntoItsProcesses(t *testing.T) {
 	t.Parallel()
 	h, rec := tracedHarness(t)
@@ -119,8 +120,10 @@ func TestTracingFollowsAnUploadIntoItsProcesses(t *testing.T) {
 	if process.SpanKind() != trace.SpanKindConsumer {
 		t.Errorf("process span kind %v, want consumer", process.SpanKind())
 	}
+	// The process hands the version to the ingestion pool; the job runs
+	// there and continues the trace the event recorded.
 	job := waitSpan(t, rec, tid, "job knowledge.ingestion")
-	assertChild(t, job, process)
+	assertChild(t, job, appendSpan)
 	chunked := waitSpan(t, rec, tid, "command DocumentChunked")
 	assertChild(t, chunked, job)
 	embed := waitSpan(t, rec, tid, "model call embed")

@@ -230,9 +230,7 @@ func (b *analyticsBundle) submit(t *testing.T, who access.Principal, req command
 	if err != nil || len(envs) != 1 {
 		t.Fatalf("read submission: %v", err)
 	}
-	if err := b.runner.Enqueue(b.ctx, envs[0]); err != nil {
-		t.Fatal(err)
-	}
+	b.runner.Enqueue(envs[0])
 	return accepted.ID
 }
 
@@ -376,9 +374,7 @@ func TestAnalyticsJobOutcomes(t *testing.T) {
 		b.appendSource(t, "src-1", &datasources.DataSourceGrantsSet{})
 		b.runner.Start(b.ctx)
 		env, _ := b.store.ReadStream(b.ctx, eventstore.MustStreamName(analytics.Category, b.org, accepted.ID), 0, 1)
-		if err := b.runner.Enqueue(b.ctx, env[0]); err != nil {
-			t.Fatal(err)
-		}
+		b.runner.Enqueue(env[0])
 		evs := b.ended(t, accepted.ID)
 		failed := decodeAs[analytics.AnalyticsJobFailed](t, evs[len(evs)-1])
 		if types(evs) != "AnalyticsJobFailed" || failed.Stage != analytics.StageAuthorize || !strings.Contains(failed.Reason, "no grant") {

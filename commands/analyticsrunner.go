@@ -53,15 +53,12 @@ type AnalyticsRunner struct {
 	deps    AnalyticsDeps
 	running *runningQueries
 	logger  *slog.Logger
+	// queue is the pool: every worker may run jobs of one organization
+	// (no cap below the pool's), and organizations are served in turn.
+	queue *JobQueue
 
-	queue chan eventstore.Envelope
-
-	mu      sync.Mutex
-	queued  map[eventstore.StreamName]bool
-	open    map[eventstore.StreamName]bool // jobs submitted and not ended, as the log says
-	started bool
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	mu   sync.Mutex
+	open map[eventstore.StreamName]bool // jobs submitted and not ended, as the log says
 }
 
 // NewRunner returns the analytics process over the handlers' pipeline:
@@ -77,98 +74,40 @@ func (a *Analytics) NewRunner(actors ActorResolver, deps AnalyticsDeps) *Analyti
 	if logger == nil {
 		logger = a.p.logger
 	}
-	return &AnalyticsRunner{
+	r := &AnalyticsRunner{
 		p: a.p, actors: actors, deps: deps, running: a.running, logger: logger,
-		queue:  make(chan eventstore.Envelope, deps.Workers),
-		queued: map[eventstore.StreamName]bool{}, open: map[eventstore.StreamName]bool{},
+		open: map[eventstore.StreamName]bool{},
 	}
+	r.queue = NewJobQueue(deps.Workers, deps.Workers, logger.With("process", "analytics"), r.run)
+	return r
 }
 
 // Start starts the workers; they stop when ctx ends or Stop is called.
-func (r *AnalyticsRunner) Start(ctx context.Context) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started {
-		return
-	}
-	r.started = true
-	ctx, r.stop = context.WithCancel(ctx)
-	for range r.deps.Workers {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.work(ctx)
-		}()
-	}
-}
+func (r *AnalyticsRunner) Start(ctx context.Context) { r.queue.Start(ctx) }
 
 // Stop cancels the running jobs (they stay running in the log, to be
 // resumed at the next start) and waits for the workers.
-func (r *AnalyticsRunner) Stop() {
-	r.mu.Lock()
-	stop := r.stop
-	r.started = false
-	r.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	r.wg.Wait()
-}
-
-func (r *AnalyticsRunner) work(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case env := <-r.queue:
-			err := r.run(ctx, env)
-			r.mu.Lock()
-			delete(r.queued, env.Stream)
-			r.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				r.logger.Error("analytics job", "org_id", env.OrgID, "job", env.Stream.EntityID, "err", err)
-			}
-		}
-	}
-}
+func (r *AnalyticsRunner) Stop() { r.queue.Stop() }
 
 // Queued is how many jobs wait for a worker.
-func (r *AnalyticsRunner) Queued() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.queued)
-}
+func (r *AnalyticsRunner) Queued() int { return r.queue.Queued() }
 
 // Enqueue hands the job that env (its AnalyticsJobSubmitted) started to
-// the pool, waiting while the pool is full. A job already queued or
-// running is not queued again. Before Start (while the groups are rebuilt
-// from the log) it does nothing: the read models principals are resolved
-// from are not complete yet, and Resume hands over every open job after.
-func (r *AnalyticsRunner) Enqueue(ctx context.Context, env eventstore.Envelope) error {
-	r.mu.Lock()
-	if !r.started || r.queued[env.Stream] {
-		r.mu.Unlock()
-		return nil
-	}
-	r.queued[env.Stream] = true
-	r.mu.Unlock()
-	select {
-	case r.queue <- env:
-		return nil
-	case <-ctx.Done():
-		r.mu.Lock()
-		delete(r.queued, env.Stream)
-		r.mu.Unlock()
-		return ctx.Err()
-	}
+// the pool. A job already queued or running is not queued again. Before
+// Start (while the groups are rebuilt from the log) it does nothing: the
+// read models principals are resolved from are not complete yet, and
+// Resume hands over every open job after.
+func (r *AnalyticsRunner) Enqueue(env eventstore.Envelope) {
+	r.queue.Enqueue(env.Stream.String(), env)
 }
 
 // Process is the process group: each AnalyticsJobSubmitted is handed to
 // the pool.
 func (r *AnalyticsRunner) Process() *consumer.Group {
 	return &consumer.Group{Name: "analytics-jobs", Kind: consumer.Process, Handlers: []consumer.Handler{
-		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *analytics.AnalyticsJobSubmitted) error {
-			return r.Enqueue(ctx, env)
+		consumer.On(func(_ context.Context, env eventstore.Envelope, _ *analytics.AnalyticsJobSubmitted) error {
+			r.Enqueue(env)
+			return nil
 		}),
 	}}
 }
@@ -244,10 +183,7 @@ func (r *AnalyticsRunner) Resume(ctx context.Context) (int, error) {
 			errs = append(errs, fmt.Errorf("resume %s: %w (first event missing or not a submission)", stream, err))
 			continue
 		}
-		if err := r.Enqueue(ctx, envs[0]); err != nil {
-			errs = append(errs, fmt.Errorf("resume %s: %w", stream, err))
-			continue
-		}
+		r.Enqueue(envs[0])
 		n++
 	}
 	return n, errors.Join(errs...)

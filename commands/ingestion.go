@@ -31,6 +31,9 @@ const IngestionJob = "knowledge.ingestion"
 // recorded (see [ChunkEmbedding]), so the knowledge projection only reads
 // them. Redelivery changes nothing: the document aggregate records one outcome
 // per version and the job one outcome per job.
+//
+// This group runs each ingestion inside its handler, one at a time; the
+// application runs the same work on a fair pool instead ([IngestionRunner]).
 func IngestionProcess(p *Pipeline, actors ActorResolver, chunk Chunker, embedding ChunkEmbedding) *consumer.Group {
 	return &consumer.Group{Name: "ingestion", Kind: consumer.Process, Handlers: []consumer.Handler{
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, e *knowledge.DocumentAdded) error {

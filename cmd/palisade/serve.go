@@ -69,6 +69,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	rebuildReadModels := fs.Bool("rebuild-read-models", false, "when the PostgreSQL read models were built from another event log or are ahead of this one (start is refused otherwise), empty them and rebuild them from this log; needs --postgres-owner-url. Read models of this log are kept")
 	limits := addLimitFlags(fs)
 	analyticsWorkers := fs.Int("analytics-workers", envInt("PALISADE_ANALYTICS_WORKERS", 4), "analytics jobs run at once (PALISADE_ANALYTICS_WORKERS)")
+	ingestionWorkers := fs.Int("ingestion-workers", envInt("PALISADE_INGESTION_WORKERS", 4), "document ingestions run at once (PALISADE_INGESTION_WORKERS)")
+	ingestionPerOrg := fs.Int("ingestion-per-org", envInt("PALISADE_INGESTION_PER_ORG", 2), "document ingestions of one organization run at once, at most --ingestion-workers; the pool serves organizations in turn (PALISADE_INGESTION_PER_ORG)")
 	analyticsTimeout := fs.String("analytics-timeout", env("PALISADE_ANALYTICS_TIMEOUT", "30s"), "time limit of one analytics query, at least 100ms (PALISADE_ANALYTICS_TIMEOUT)")
 	var trusted trustFlag
 	if v := env("PALISADE_TRUSTED_JWKS", ""); v != "" {
@@ -94,6 +96,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *analyticsWorkers < 1 || *analyticsWorkers > 256 {
 		return fmt.Errorf("--analytics-workers: want 1 to 256, got %d", *analyticsWorkers)
+	}
+	if *ingestionWorkers < 1 || *ingestionWorkers > 256 {
+		return fmt.Errorf("--ingestion-workers: want 1 to 256, got %d", *ingestionWorkers)
+	}
+	if *ingestionPerOrg < 1 || *ingestionPerOrg > *ingestionWorkers {
+		return fmt.Errorf("--ingestion-per-org: want 1 to --ingestion-workers (%d), got %d", *ingestionWorkers, *ingestionPerOrg)
 	}
 	access, err := newAccessLog(stderr, *accessLog)
 	if err != nil {
@@ -147,6 +155,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MasterKey:  sealing.NewSecret(env("PALISADE_MASTER_KEY", "")),
 		SQLiteRoot: *sqliteRoot, DataSourceNetworks: *allowedNetworks,
 		Analytics:      app.AnalyticsConfig{Workers: *analyticsWorkers, Timeout: queryTimeout},
+		Ingestion:      app.IngestionConfig{Workers: *ingestionWorkers, PerOrg: *ingestionPerOrg},
 		TracerProvider: tracing.Provider,
 	})
 	if err != nil {
