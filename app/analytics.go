@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/ai/sqlgen"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/datasource"
 	"github.com/palisadehq/palisade/domain/analytics"
 	"github.com/palisadehq/palisade/domain/datasources"
-	"github.com/palisadehq/palisade/projections/memory"
+	httpapi "github.com/palisadehq/palisade/http"
+	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/sqlguard"
 )
 
@@ -27,44 +28,45 @@ type AnalyticsConfig struct {
 	Timeout time.Duration
 }
 
-// analyticsPart is the analytics process and what it runs queries with.
-type analyticsPart struct {
-	runner *commands.AnalyticsRunner
+// analyticsContext is analytics jobs: questions turned into SQL and run
+// against a data source on a fair pool, their results sealed.
+type analyticsContext struct{}
+
+func (analyticsContext) projections(asm *assembly) []*consumer.Group {
+	return []*consumer.Group{projections.AnalyticsProjection(asm.models.Analytics)}
 }
 
-// openAnalytics builds the analytics process over the application's
-// commands: the data sources' executor (behind the network policy and the
-// SQLite root), the translator (the configured chat model, or the built-in
-// one) and the organizations' data keys.
-func (a *App) openAnalytics(model llm.Model, sources dataSources) (*analyticsPart, error) {
+func (analyticsContext) assemble(_ context.Context, asm *assembly) error {
+	p := asm.Pipeline
+	cmds := commands.NewAnalytics(p)
+	queries := projections.NewAnalyticsQueries(asm.models.Analytics, asm.models.DataSources, p)
+	asm.Application.Commands.Analytics = cmds
+	asm.Application.Queries.Analytics = queries
+	asm.web.Commands.Analytics = cmds
+	asm.web.Queries.Analytics = queries
+	asm.routes = append(asm.routes, httpapi.AnalyticsRoutes())
+	asm.tools = append(asm.tools, conversation.QueryDataTool(cmds, queries))
+
+	runner := asm.newAnalyticsRunner(cmds)
+	asm.side.openJobs = runner
+	asm.process(runner, runner.Process(), runner.OpenJobs(), commands.AnalyticsJobKind)
+	return nil
+}
+
+// newAnalyticsRunner builds the analytics process (stopped) over the
+// data sources' executor (behind the network policy and the SQLite root),
+// the translator (the configured chat model, or the built-in one) and the
+// organizations' data keys.
+func (a *App) newAnalyticsRunner(cmds *commands.Analytics) *commands.AnalyticsRunner {
 	cfg := a.cfg
 	var translator sqlgen.Translator = sqlgen.NewBuiltin()
 	if cfg.LLM.URL != "" {
-		translator = sqlgen.NewModel(model)
+		translator = sqlgen.NewModel(a.model)
 	}
-	runner := a.Application.Commands.Analytics.NewRunner(a.principals, commands.AnalyticsDeps{
-		Executor: executorPort{sources.exec}, Translator: translatorPort{translator}, Keys: sources.keys,
+	return cmds.NewRunner(a.principals, commands.AnalyticsDeps{
+		Executor: executorPort{a.sources.exec}, Translator: translatorPort{translator}, Keys: a.sources.keys,
 		Workers: cfg.Analytics.Workers, Timeout: cfg.Analytics.Timeout, Logger: cfg.Logger.With("process", "analytics"),
 	})
-	return &analyticsPart{runner: runner}, nil
-}
-
-// groups are the analytics process and the open-jobs tracker it resumes
-// from (in memory: rebuilt from the log or restored from the read-model
-// snapshot at every start).
-func (p *analyticsPart) groups(checkpoints consumer.Checkpoints, inMemory *memory.Checkpoints) (process, open *consumer.Group) {
-	process = p.runner.Process()
-	process.Checkpoints = checkpoints
-	open = p.runner.OpenJobs()
-	open.Checkpoints = inMemory
-	return process, open
-}
-
-// close stops the pool (running jobs stay running in the log, resumed at
-// the next start); the executor is the data sources' to close.
-func (p *analyticsPart) close() error {
-	p.runner.Stop()
-	return nil
 }
 
 // executorPort is commands.QueryExecutor over package datasource.

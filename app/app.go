@@ -29,11 +29,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/ai/llm"
-	"github.com/palisadehq/palisade/audit/accessreview"
 	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
-	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
@@ -242,9 +240,12 @@ type App struct {
 	// writes it, the knowledge projection reads it.
 	vectors    embeddingStore
 	principals *projections.Principals
-	analytics  *analyticsPart
-	// ingestion is the ingestion process with its fair pool.
-	ingestion *commands.IngestionRunner
+	// model is the chat model bots answer with and analytics translates
+	// with; sources the data sources' connector.
+	model   llm.Model
+	sources dataSources
+	// processes are the contexts' processes and their pools.
+	processes []process
 	postgres  *postgres.Store
 	rebuilt   uint64
 	// snapshot saves and restores the in-memory groups (memory read models
@@ -347,63 +348,25 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	// Read models first, then what reads them (principals), then the
-	// processes that resolve principals: no cycle to break at run time.
-	a.principals = projections.NewPrincipals(models.tenancy).WithBots(models.bots)
-	openTurns := conversation.NewOpenTurns()
-	turns := openTurns.Projection()
-	turns.Checkpoints = a.memoryCheckpoints(models) // in memory: rebuilt or restored at every start
-	sources, err := openDataSources(cfg, a.keys)
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, sources.close)
-	a.Application = newApplication(a.Pipeline, a.Issuer, a.embedder, registry, models)
-	a.Application.Commands.DataSources = commands.NewDataSources(a.Pipeline, sources.keys, sources.tester)
-	a.Application.Commands.Tenancy.WithKeyShredder(sources.keys)
-	// A close that a crash cut short between its append and the
-	// destruction of the key is finished before anything else runs.
-	if shredded, err := a.Application.Commands.Tenancy.ShredClosedKeys(ctx); err != nil {
-		return nil, fmt.Errorf("destroy the data keys of closed organizations: %w", err)
-	} else if len(shredded) > 0 {
-		cfg.Logger.Warn("destroyed the data keys of organizations closed before the last stop", "orgs", shredded)
-	}
-	a.Application.Queries.DataSources = projections.NewDataSourceQueries(models.dataSources, a.Pipeline)
-	a.Application.Queries.AccessReview = accessreview.New(store, registry, a.Pipeline)
-	model := cfg.Model
-	if model == nil {
-		if model, err = newModel(cfg.LLM); err != nil {
+	// contexts, whose processes resolve principals: no cycle to break at
+	// run time.
+	a.principals = projections.NewPrincipals(models.Tenancy).WithBots(models.Bots)
+	if a.model = cfg.Model; a.model == nil {
+		if a.model, err = newModel(cfg.LLM); err != nil {
 			return nil, err
 		}
 	}
-	if a.analytics, err = a.openAnalytics(model, sources); err != nil {
+	asm := &assembly{App: a, models: models.ReadModels, registry: registry, inMemory: a.memoryCheckpoints(models), model: a.model}
+	if err := a.assemble(ctx, asm); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.analytics.close)
-	a.Application.Queries.Analytics = projections.NewAnalyticsQueries(models.analytics, models.dataSources, a.Pipeline)
-	groups := append(models.projections(registry), a.quotaModel(models), turns, a.embeddingPurge(a.memoryCheckpoints(models)))
-	analyticsProcess, openJobs := a.analytics.groups(consumer.NewProcessCheckpoints(a.checkpoint, 500), a.memoryCheckpoints(models))
-	groups = append(groups, openJobs)
-	a.ingestion = a.newIngestion(a.principals)
-	a.closers = append(a.closers, func() error { a.ingestion.Stop(); return nil })
-	ingestionProcess, openIngestions := a.ingestionGroups(a.memoryCheckpoints(models))
-	groups = append(groups, openIngestions)
-	if a.replicated() {
-		groups = append(groups, a.keyShredding(a.memoryCheckpoints(models)))
-		// Elected, each on one replica at a time (startWorkers).
-		a.workers = []worker{
-			{group: ingestionProcess, around: a.runPool("ingestion", a.ingestion)},
-			{group: analyticsProcess, around: a.runPool("analytics", a.analytics.runner)},
-		}
-	} else {
-		groups = append(groups, ingestionProcess, analyticsProcess)
-	}
-	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, groups...)
+	a.Engine = consumer.NewEngine(cfg.Logger, models.checkpoints, asm.groups...)
 	if models.memory != nil {
 		a.snapshot = &memorySnapshot{
 			path: filepath.Join(cfg.DataDir, readModelsSnapshot), models: *models.memory, checkpoints: models.memoryCheckpoints,
-			quotas: a.Quotas, turns: openTurns, openJobs: a.analytics.runner, ingestion: a.ingestion,
+			quotas: a.Quotas, turns: asm.side.turns, openJobs: asm.side.openJobs, ingestion: asm.side.ingestion,
 		}
-		for _, g := range groups {
+		for _, g := range asm.groups {
 			if g.Checkpoints == consumer.Checkpoints(models.memoryCheckpoints) {
 				a.snapshot.groups = append(a.snapshot.groups, g.Name)
 			}
@@ -417,9 +380,6 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	// opened, as the rebuild does through a.Store.
 	a.Engine.OpenWith(a.sealer)
 	a.Engine.TraceWith(cfg.TracerProvider)
-	if a.Application.Runner, err = a.newRunner(model); err != nil {
-		return nil, err
-	}
 
 	start := time.Now()
 	from := a.startedFrom
@@ -427,24 +387,18 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	cfg.Logger.Info("read models caught up with the log", "from", from, "position", a.rebuilt, "took", time.Since(start).String())
-	// Turns run in their requests: one still open now was cut short by a
-	// stop, and nothing else will end it. With replicas, an open turn may
-	// be running on another one: the elected replica fails those open past
-	// the turn timeout instead (startTurnRecovery).
-	if !a.replicated() {
-		if n, err := openTurns.FailInterrupted(ctx, a.Application.Commands.Conversations); err != nil {
-			cfg.Logger.Error("recording interrupted bot turns", "failed", n, "err", err)
-		} else if n > 0 {
-			cfg.Logger.Warn("bot turns interrupted by the last stop recorded as failed", "turns", n)
+	for _, f := range asm.rebuilt {
+		if err := f(ctx, runCtx); err != nil {
+			return nil, err
 		}
 	}
-
 	// After the rebuild (principals resolve from complete read models),
 	// before the bus: every job still open is handed to its pool again.
 	// With replicas, the replica elected for each process does.
 	if !a.replicated() {
-		a.startPool(ctx, runCtx, "analytics", a.analytics.runner)
-		a.startPool(ctx, runCtx, "ingestion", a.ingestion)
+		for _, p := range a.processes {
+			a.startPool(ctx, runCtx, p.group.Name, p.pool)
+		}
 	}
 
 	if err := a.startBus(runCtx); err != nil {
@@ -452,10 +406,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.replicated() {
 		a.startWorkers(runCtx)
-		a.startTurnRecovery(runCtx, openTurns)
 	}
-	if err := a.startAuditChain(ctx, runCtx); err != nil {
-		return nil, err
+	for _, f := range asm.started {
+		if err := f(ctx, runCtx); err != nil {
+			return nil, err
+		}
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.lag)
 	sealer, err := newConsistencySealer(a.Issuer)
@@ -463,7 +418,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("consistency tokens: %w", err)
 	}
 	a.server = httpapi.NewServer(httpapi.Deps{
-		App:              a.Application.forHTTP(),
+		App:              asm.web,
+		Routes:           asm.routes,
 		Principals:       a.principals,
 		Extractor:        newDocumentExtractor(cfg.PDFCommand, a.Quotas),
 		Verifier:         a.Verifier,
@@ -556,47 +512,20 @@ func (e *DataDirInUseError) Unwrap() error { return e.Err }
 
 func defaultLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(os.Stderr, nil)) }
 
-// readModels are the read models and their checkpoints.
+// readModels are the read models on the configured adapter and their
+// checkpoints.
 type readModels struct {
-	tenancy       projections.TenancyModel
-	bots          projections.BotModel
-	audit         projections.AuditModel
-	checkpoints   consumer.Checkpoints
-	knowledge     projections.KnowledgeModel
-	chunks        projections.ChunkModel
-	vectors       projections.Embeddings
-	conversations projections.ConversationModel
-	dataSources   projections.DataSourceModel
-	analytics     projections.AnalyticsModel
+	projections.ReadModels
+	checkpoints consumer.Checkpoints
 	// memory and memoryCheckpoints are set with memory read models: what
 	// a snapshot saves, and the positions of every in-memory group.
 	memory            *memory.Models
 	memoryCheckpoints *memory.Checkpoints
 }
 
-// projections returns the groups that build the read models.
-func (m readModels) projections(registry *events.Registry) []*consumer.Group {
-	return []*consumer.Group{
-		projections.TenancyProjection(m.tenancy),
-		projections.BotProjection(m.bots),
-		projections.AuditProjection(m.audit, registry.Prototypes()),
-		projections.KnowledgeProjection(m.knowledge, m.chunks, m.vectors),
-		projections.ConversationProjection(m.conversations),
-		projections.DataSourceProjection(m.dataSources),
-		projections.AnalyticsProjection(m.analytics),
-	}
-}
-
-func newMemoryReadModels(m memory.Models, vectors projections.Embeddings) readModels {
+func newMemoryReadModels(m memory.Models) readModels {
 	checkpoints := memory.NewCheckpoints()
-	return readModels{
-		tenancy: m.Tenancy, bots: m.Bots, audit: m.Audit, checkpoints: checkpoints,
-		knowledge: m.Knowledge, chunks: m.Chunks, vectors: vectors,
-		conversations: m.Conversations,
-		dataSources:   m.DataSources,
-		analytics:     m.Analytics,
-		memory:        &m, memoryCheckpoints: checkpoints,
-	}
+	return readModels{ReadModels: m.ReadModels(), checkpoints: checkpoints, memory: &m, memoryCheckpoints: checkpoints}
 }
 
 // memoryCheckpoints returns the checkpoints of a group kept in memory
@@ -627,7 +556,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 			return readModels{}, err
 		}
 		a.restored = restored
-		return newMemoryReadModels(mem, a.vectors), nil
+		return newMemoryReadModels(mem), nil
 	}
 	pg, err := postgres.Open(ctx, a.cfg.PostgresURL, a.cfg.PostgresSchema)
 	if err != nil {
@@ -638,13 +567,7 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		return readModels{}, err
 	}
 	a.vectors = pg.Embeddings()
-	return readModels{
-		tenancy: pg.Tenancy(), bots: pg.Bots(), audit: pg.Audit(), checkpoints: pg.Checkpoints(),
-		knowledge: pg.Knowledge(), chunks: pg.Chunks(), vectors: a.vectors,
-		conversations: pg.Conversations(),
-		dataSources:   pg.DataSources(),
-		analytics:     pg.Analytics(),
-	}, nil
+	return readModels{ReadModels: pg.ReadModels(), checkpoints: pg.Checkpoints()}, nil
 }
 
 // identifiedLog is an event log that knows its identity (both adapters do).
@@ -703,43 +626,12 @@ func (a *App) claimReadModels(ctx context.Context, pg *postgres.Store) error {
 	return nil
 }
 
-// newIngestion returns the ingestion process (stopped). It resolves the
-// principals of document events as they are now, and embeds chunks into
-// the durable embedding store before recording them.
-func (a *App) newIngestion(principals *projections.Principals) *commands.IngestionRunner {
-	chunker := a.cfg.Chunker
-	if chunker == nil {
-		chunker = chunkDocument
-	}
-	return a.Pipeline.NewIngestionRunner(principals, chunker, commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors},
-		a.cfg.Ingestion.Workers, a.cfg.Ingestion.PerOrg, a.cfg.Logger)
-}
-
-// ingestionGroups returns the ingestion process's group (which hands each
-// version to the pool; its checkpoint is durable) and the group of the
-// versions still open (in memory, with checkpoints that a snapshot keeps
-// or that start at zero).
-func (a *App) ingestionGroups(inMemory *memory.Checkpoints) (process, open *consumer.Group) {
-	process = a.ingestion.Process()
-	process.Checkpoints = consumer.NewProcessCheckpoints(a.checkpoint, 500)
-	open = a.ingestion.OpenIngestions()
-	open.Checkpoints = inMemory
-	return process, open
-}
-
-// quotaModel is the group that keeps the quota book: in memory whatever
-// the read models, rebuilt from the whole log at every start.
-func (a *App) quotaModel(models readModels) *consumer.Group {
-	quotas := a.Quotas.Projection()
-	quotas.Checkpoints = a.memoryCheckpoints(models)
-	return quotas
-}
-
 // MeasureRebuild rebuilds a fresh, throw-away set of read models from the
 // whole log and reports how many events it applied and how long it took.
 func (a *App) MeasureRebuild(ctx context.Context) (uint64, time.Duration, error) {
-	models := newMemoryReadModels(memory.NewModels(), a.vectors)
-	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, models.projections(events.NewRegistry())...)
+	models := newMemoryReadModels(memory.NewModels())
+	asm := &assembly{App: a, models: models.ReadModels, registry: events.NewRegistry()}
+	engine := consumer.NewEngine(a.cfg.Logger, models.checkpoints, asm.projections()...)
 	start := time.Now()
 	if _, err := engine.Rebuild(ctx, a.Store); err != nil {
 		return 0, 0, err

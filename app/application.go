@@ -5,7 +5,6 @@ import (
 	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/conversation"
-	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/projections"
 )
 
@@ -43,49 +42,4 @@ type Queries struct {
 	// AccessReview answers who could do what at a past moment, from the
 	// log (set by Open, which holds the store).
 	AccessReview *accessreview.Service
-}
-
-// newApplication builds the use cases over the core p and the read models.
-func newApplication(p *commands.Pipeline, minter commands.TokenMinter, embedder projections.Embedder, registry projections.EventDecoder, models readModels) Application {
-	cmds := commands.New(p, minter, commands.Embedding{Model: embedder.Model(), Dimensions: embedder.Dimensions()})
-	org := projections.NewQueries(models.tenancy, models.bots, models.audit, p, registry)
-	return Application{
-		Commands: cmds,
-		Queries: Queries{
-			Org:           org,
-			Stories:       projections.NewAuditStories(org, projections.NewNarrator(registry)),
-			Knowledge:     projections.NewKnowledgeQueries(models.knowledge, models.chunks, embedder, p, cmds.Knowledge),
-			Conversations: projections.NewConversationQueries(models.conversations, p),
-		},
-	}
-}
-
-// forHTTP is what the HTTP surface sees of the application: the same use
-// cases, through the interfaces it declares.
-func (a Application) forHTTP() httpapi.Application {
-	return httpapi.Application{
-		Commands: httpapi.Commands{
-			Security:      a.Commands.Security,
-			Idempotency:   a.Commands.Security,
-			Tenancy:       a.Commands.Tenancy,
-			Bots:          a.Commands.Bots,
-			Knowledge:     a.Commands.Knowledge,
-			Conversations: a.Commands.Conversations,
-			DataSources:   a.Commands.DataSources,
-			Analytics:     a.Commands.Analytics,
-		},
-		Queries: httpapi.Queries{
-			Tenancy:       a.Queries.Org,
-			Bots:          a.Queries.Org,
-			Knowledge:     a.Queries.Knowledge,
-			Audit:         a.Queries.Org,
-			Stories:       a.Queries.Stories,
-			Conversations: a.Queries.Conversations,
-			DataSources:   a.Queries.DataSources,
-			Analytics:     a.Queries.Analytics,
-			AuditChain:    a.Queries.AuditChain,
-			AccessReview:  a.Queries.AccessReview,
-		},
-		Runner: a.Runner,
-	}
 }

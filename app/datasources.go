@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/datasource"
 	"github.com/palisadehq/palisade/domain/datasources"
+	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/netguard"
+	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
 )
@@ -17,6 +20,32 @@ import (
 // DefaultSQLiteDir is the subdirectory of the data directory that holds
 // SQLite data sources unless PALISADE_SQLITE_ROOT says otherwise.
 const DefaultSQLiteDir = "sqlite"
+
+// dataSourcesContext is the databases an organization connects, their
+// sealed passwords, grants and schemas.
+type dataSourcesContext struct{}
+
+func (dataSourcesContext) projections(asm *assembly) []*consumer.Group {
+	return []*consumer.Group{projections.DataSourceProjection(asm.models.DataSources)}
+}
+
+func (dataSourcesContext) assemble(_ context.Context, asm *assembly) error {
+	sources, err := openDataSources(asm.cfg, asm.keys)
+	if err != nil {
+		return err
+	}
+	asm.closers = append(asm.closers, sources.close)
+	asm.sources = sources
+	p := asm.Pipeline
+	cmds := commands.NewDataSources(p, sources.keys, sources.tester)
+	queries := projections.NewDataSourceQueries(asm.models.DataSources, p)
+	asm.Application.Commands.DataSources = cmds
+	asm.Application.Queries.DataSources = queries
+	asm.web.Commands.DataSources = cmds
+	asm.web.Queries.DataSources = queries
+	asm.routes = append(asm.routes, httpapi.DataSourceRoutes())
+	return nil
+}
 
 // dataSources is what the data source commands need from the deployment:
 // the organizations' data keys and the connector to their databases.

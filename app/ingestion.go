@@ -20,6 +20,8 @@ type pool interface {
 	Start(ctx context.Context)
 	Stop()
 	Resume(ctx context.Context) (int, error)
+	// Queued is how many jobs wait for a worker.
+	Queued() int
 }
 
 // startPool starts p and hands it every job left open (a stop cut it

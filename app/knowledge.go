@@ -6,11 +6,55 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/knowledge"
+	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/knowledge/chunk"
+	"github.com/palisadehq/palisade/projections"
 )
+
+// knowledgeContext is knowledge bases, their documents and search, with
+// the ingestion process that chunks and embeds documents on a fair pool.
+type knowledgeContext struct{}
+
+func (knowledgeContext) projections(asm *assembly) []*consumer.Group {
+	return []*consumer.Group{projections.KnowledgeProjection(asm.models.Knowledge, asm.models.Chunks, asm.vectors)}
+}
+
+func (knowledgeContext) assemble(_ context.Context, asm *assembly) error {
+	p := asm.Pipeline
+	cmds := commands.NewKnowledge(p, commands.Embedding{Model: asm.embedder.Model(), Dimensions: asm.embedder.Dimensions()})
+	queries := projections.NewKnowledgeQueries(asm.models.Knowledge, asm.models.Chunks, asm.embedder, p, cmds)
+	asm.Application.Commands.Knowledge = cmds
+	asm.Application.Queries.Knowledge = queries
+	asm.web.Commands.Knowledge = cmds
+	asm.web.Queries.Knowledge = queries
+	asm.routes = append(asm.routes, httpapi.KnowledgeRoutes())
+	// Bots search and read through the same use cases, recorded as the
+	// conversation's.
+	asm.tools = append(asm.tools, conversation.KnowledgeTools(queries, asm.Application.Commands.Conversations)...)
+
+	asm.keptInMemory(asm.embeddingPurge())
+	ingestion := asm.newIngestion()
+	asm.side.ingestion = ingestion
+	asm.process(ingestion, ingestion.Process(), ingestion.OpenIngestions(), commands.IngestionJob)
+	return nil
+}
+
+// newIngestion returns the ingestion process (stopped). It resolves the
+// principals of document events as they are now, and embeds chunks into
+// the durable embedding store before recording them.
+func (a *App) newIngestion() *commands.IngestionRunner {
+	chunker := a.cfg.Chunker
+	if chunker == nil {
+		chunker = chunkDocument
+	}
+	return a.Pipeline.NewIngestionRunner(a.principals, chunker, commands.ChunkEmbedding{Embedder: a.embedder, Store: a.vectors},
+		a.cfg.Ingestion.Workers, a.cfg.Ingestion.PerOrg, a.cfg.Logger)
+}
 
 // ErrEmbeddingMismatch: a knowledge base was built with another embedding
 // model or size than the configured embedder; Open refuses to start.

@@ -209,9 +209,8 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			emit(c.groupEvents, c.groupSeconds, name, pos)
 		}
 	}
-	if c.a.analytics != nil {
-		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(c.a.analytics.runner.Queued()), "analytics.query")
-		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(c.a.ingestion.Queued()), commands.IngestionJob)
+	for _, p := range c.a.processes {
+		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(p.pool.Queued()), p.jobs)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
-	"github.com/palisadehq/palisade/projections/memory"
 )
 
 // embeddingStore is the durable embedding store as the application holds
@@ -28,8 +27,8 @@ type embeddingStore interface {
 // token waits for it. PurgeOrg is idempotent: a replay of the close, or
 // every replica applying it against the one shared store, deletes nothing
 // more.
-func (a *App) embeddingPurge(checkpoints *memory.Checkpoints) *consumer.Group {
-	return &consumer.Group{Name: "embedding-purge", Checkpoints: checkpoints, Handlers: []consumer.Handler{
+func (a *App) embeddingPurge() *consumer.Group {
+	return &consumer.Group{Name: "embedding-purge", Handlers: []consumer.Handler{
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
 			scope, err := access.EventScope(env.OrgID)
 			if err != nil {

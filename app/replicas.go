@@ -18,7 +18,6 @@ import (
 	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/projections/memory"
 )
 
 // Several replicas. On the production stack (the log in EventStoreDB, the
@@ -211,8 +210,8 @@ func (a *App) startTurnRecovery(ctx context.Context, open *conversation.OpenTurn
 // the others hold a copy in memory that their keyring would otherwise use
 // until its recheck. Destroy is idempotent. A read model, so that a read
 // made with the close's consistency token waits for it.
-func (a *App) keyShredding(checkpoints *memory.Checkpoints) *consumer.Group {
-	return &consumer.Group{Name: "data-key-shredding", Checkpoints: checkpoints, Handlers: []consumer.Handler{
+func (a *App) keyShredding() *consumer.Group {
+	return &consumer.Group{Name: "data-key-shredding", Handlers: []consumer.Handler{
 		consumer.On(func(ctx context.Context, env eventstore.Envelope, _ *tenancy.OrganizationClosed) error {
 			if err := a.keys.Destroy(ctx, env.OrgID); err != nil {
 				return fmt.Errorf("destroy the data key of closed organization %s: %w", env.OrgID, err)

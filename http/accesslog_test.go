@@ -37,6 +37,7 @@ func newLogServer(t *testing.T, handler func(io.Writer) slog.Handler, elsewhere 
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	s := NewServer(Deps{
+		Routes:   AllRoutes(),
 		Registry: reg, MetricsElsewhere: elsewhere,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AccessLog: slog.New(handler(logs)),

@@ -49,6 +49,7 @@ type analyticsJobBody struct {
 	Consistency string `json:"consistency,omitempty"`
 }
 
+// analyticsRoutes mounts the routes of analytics jobs.
 func (s *Server) analyticsRoutes(v1 *mux.Router) {
 	v1.HandleFunc("/analytics/jobs", s.submitAnalyticsJob).Methods(http.MethodPost)
 	v1.HandleFunc("/analytics/jobs", s.listAnalyticsJobs).Methods(http.MethodGet)

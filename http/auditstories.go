@@ -13,7 +13,12 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
-func (s *Server) auditStoryRoutes(v1 *mux.Router) {
+// auditRoutes mounts the routes of the audit trail.
+func (s *Server) auditRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/checkpoints", s.auditCheckpoints).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/verify", s.auditVerify).Methods(http.MethodGet)
+	v1.HandleFunc("/audit/access", s.auditAccess).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/narratives", s.listNarratives).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/narratives/{correlation_id}", s.getNarrative).Methods(http.MethodGet)
 	v1.HandleFunc("/audit/export", s.exportAudit).Methods(http.MethodGet)

@@ -12,6 +12,15 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
+// botRoutes mounts the routes of bots.
+func (s *Server) botRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/bots", s.createBot).Methods(http.MethodPost)
+	v1.HandleFunc("/bots", s.listBots).Methods(http.MethodGet)
+	v1.HandleFunc("/bots/{id}", s.getBot).Methods(http.MethodGet)
+	v1.HandleFunc("/bots/{id}", s.updateBot).Methods(http.MethodPatch)
+	v1.HandleFunc("/bots/{id}", s.archiveBot).Methods(http.MethodDelete)
+}
+
 // CreateBotRequest is the body of POST /v1/bots.
 type CreateBotRequest struct {
 	Name         string      `json:"name"`

@@ -19,6 +19,15 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
+// conversationRoutes mounts the routes of conversations with bots.
+func (s *Server) conversationRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/conversations", s.startConversation).Methods(http.MethodPost)
+	v1.HandleFunc("/conversations", s.listConversations).Methods(http.MethodGet)
+	v1.HandleFunc("/conversations/{id}", s.getConversation).Methods(http.MethodGet)
+	v1.HandleFunc("/conversations/{id}", s.archiveConversation).Methods(http.MethodDelete)
+	v1.HandleFunc("/conversations/{id}/messages", s.ask).Methods(http.MethodPost)
+}
+
 // ConversationCommands start and archive conversations.
 type ConversationCommands interface {
 	Start(ctx context.Context, who access.Principal, botID, title string) (commands.ConversationStarted, error)

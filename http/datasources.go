@@ -15,6 +15,17 @@ import (
 	"github.com/palisadehq/palisade/sealing"
 )
 
+// dataSourceRoutes mounts the routes of data sources.
+func (s *Server) dataSourceRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/data-sources", s.createDataSource).Methods(http.MethodPost)
+	v1.HandleFunc("/data-sources", s.listDataSources).Methods(http.MethodGet)
+	v1.HandleFunc("/data-sources/{id}", s.getDataSource).Methods(http.MethodGet)
+	v1.HandleFunc("/data-sources/{id}", s.updateDataSource).Methods(http.MethodPatch)
+	v1.HandleFunc("/data-sources/{id}", s.deleteDataSource).Methods(http.MethodDelete)
+	v1.HandleFunc("/data-sources/{id}/test", s.testDataSource).Methods(http.MethodPost)
+	v1.HandleFunc("/data-sources/{id}/grants", s.setDataSourceGrants).Methods(http.MethodPut)
+}
+
 // ConnectionRequest is a data source's connection in a request: host,
 // port, database, user, password and params, or path for sqlite. The
 // password is a sealing.Secret from the moment it is decoded: nothing

@@ -306,6 +306,7 @@ func tokNewAuthBundle(t testing.TB) *tokAuthBundle {
 	resolver := &tokResolver{}
 	log := &tokAppendLog{Store: store}
 	server := NewServer(Deps{
+		Routes: AllRoutes(),
 		App: Application{Commands: Commands{
 			Security: commands.NewPipeline(log, events.NewRegistry(), logger),
 		}},

@@ -146,6 +146,7 @@ func newReplicasWithLease(t *testing.T, n int, lease time.Duration) *replicas {
 	rs := &replicas{claims: newFakeClaims(), records: &fakeRecords{recs: map[string]*events.IdempotentResponseRecorded{}}, entered: make(chan struct{}, 8)}
 	for range n {
 		s := NewServer(Deps{
+			Routes:            AllRoutes(),
 			App:               Application{Commands: Commands{Idempotency: rs.records}},
 			Registry:          prometheus.NewRegistry(),
 			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),

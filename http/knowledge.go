@@ -14,6 +14,22 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
+// knowledgeRoutes mounts the routes of knowledge bases, their documents and search.
+func (s *Server) knowledgeRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/knowledge-bases", s.createKnowledgeBase).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases", s.listKnowledgeBases).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/search", s.search).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases/{id}", s.getKnowledgeBase).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}", s.updateKnowledgeBase).Methods(http.MethodPatch)
+	v1.HandleFunc("/knowledge-bases/{id}", s.archiveKnowledgeBase).Methods(http.MethodDelete)
+	v1.HandleFunc("/knowledge-bases/{id}/grants", s.setKnowledgeBaseGrants).Methods(http.MethodPut)
+	v1.HandleFunc("/knowledge-bases/{id}/documents", s.addDocument).Methods(http.MethodPost)
+	v1.HandleFunc("/knowledge-bases/{id}/documents", s.listDocuments).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.getDocument).Methods(http.MethodGet)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.replaceDocument).Methods(http.MethodPut)
+	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.deleteDocument).Methods(http.MethodDelete)
+}
+
 // MaxUploadBytes bounds a document upload (multipart or JSON).
 const MaxUploadBytes = 8 << 20
 

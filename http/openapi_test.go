@@ -126,6 +126,7 @@ func oasRoutes(t testing.TB, s *Server) []string {
 
 func oasBareServer() *Server {
 	return NewServer(Deps{
+		Routes:   AllRoutes(),
 		Registry: prometheus.NewRegistry(),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -377,6 +378,7 @@ func oasNewStack(t *testing.T) *oasStack {
 		Model: &oasTurnModel{}, Tools: tools, Record: cmds.Conversations, Principals: principals, Quotas: quotas, Logger: logger,
 	})
 	server := NewServer(Deps{
+		Routes: AllRoutes(),
 		App: Application{
 			Commands: Commands{Security: cmds.Security, Tenancy: cmds.Tenancy, Bots: cmds.Bots, Knowledge: cmds.Knowledge,
 				Conversations: cmds.Conversations, DataSources: cmds.DataSources},

@@ -74,7 +74,10 @@ type Metrics interface {
 // Deps are the parts the HTTP surface is wired to, each an interface.
 type Deps struct {
 	// App is every use case the routes call.
-	App        Application
+	App Application
+	// Routes are the route sets of the bounded contexts App holds, mounted
+	// under /v1 in this order (AllRoutes for all of them).
+	Routes     []Routes
 	Principals PrincipalResolver
 	Verifier   TokenVerifier
 	// JWKS publishes the built-in issuer's public keys.
@@ -176,66 +179,44 @@ func (s *Server) routes() {
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.authenticate, s.limitRequests, s.idempotent)
+	for _, mount := range s.deps.Routes {
+		mount(s, v1)
+	}
+}
 
-	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
-	v1.HandleFunc("/orgs/{id}/quotas", s.setOrgQuotas).Methods(http.MethodPut)
-	v1.HandleFunc("/orgs/{id}", s.closeOrg).Methods(http.MethodDelete)
-	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
-	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
-	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)
-	v1.HandleFunc("/org/issuers", s.unbindIssuer).Methods(http.MethodDelete)
+// Routes mounts one bounded context's routes on the authenticated /v1
+// router. Each context's are in the file of its handlers; the application
+// hands the server the route sets of the contexts it assembled (Deps.Routes).
+type Routes func(s *Server, v1 *mux.Router)
 
-	v1.HandleFunc("/members", s.addMember).Methods(http.MethodPost)
-	v1.HandleFunc("/members", s.listMembers).Methods(http.MethodGet)
-	v1.HandleFunc("/members/{sub}", s.getMember).Methods(http.MethodGet)
-	v1.HandleFunc("/members/{sub}", s.changeMember).Methods(http.MethodPut)
-	v1.HandleFunc("/members/{sub}", s.removeMember).Methods(http.MethodDelete)
+// TenancyRoutes are the routes of organizations, issuers, quotas, members
+// and service accounts.
+func TenancyRoutes() Routes { return (*Server).tenancyRoutes }
 
-	v1.HandleFunc("/service-accounts", s.createServiceAccount).Methods(http.MethodPost)
-	v1.HandleFunc("/service-accounts", s.listServiceAccounts).Methods(http.MethodGet)
-	v1.HandleFunc("/service-accounts/{id}", s.revokeServiceAccount).Methods(http.MethodDelete)
-	v1.HandleFunc("/service-accounts/{id}/creator", s.reassignServiceAccount).Methods(http.MethodPut)
+// BotRoutes are the routes of bots.
+func BotRoutes() Routes { return (*Server).botRoutes }
 
-	v1.HandleFunc("/bots", s.createBot).Methods(http.MethodPost)
-	v1.HandleFunc("/bots", s.listBots).Methods(http.MethodGet)
-	v1.HandleFunc("/bots/{id}", s.getBot).Methods(http.MethodGet)
-	v1.HandleFunc("/bots/{id}", s.updateBot).Methods(http.MethodPatch)
-	v1.HandleFunc("/bots/{id}", s.archiveBot).Methods(http.MethodDelete)
+// AuditRoutes are the routes of the audit trail: events, narratives,
+// exports, checkpoints, verification and access review.
+func AuditRoutes() Routes { return (*Server).auditRoutes }
 
-	v1.HandleFunc("/knowledge-bases", s.createKnowledgeBase).Methods(http.MethodPost)
-	v1.HandleFunc("/knowledge-bases", s.listKnowledgeBases).Methods(http.MethodGet)
-	v1.HandleFunc("/knowledge-bases/search", s.search).Methods(http.MethodPost)
-	v1.HandleFunc("/knowledge-bases/{id}", s.getKnowledgeBase).Methods(http.MethodGet)
-	v1.HandleFunc("/knowledge-bases/{id}", s.updateKnowledgeBase).Methods(http.MethodPatch)
-	v1.HandleFunc("/knowledge-bases/{id}", s.archiveKnowledgeBase).Methods(http.MethodDelete)
-	v1.HandleFunc("/knowledge-bases/{id}/grants", s.setKnowledgeBaseGrants).Methods(http.MethodPut)
-	v1.HandleFunc("/knowledge-bases/{id}/documents", s.addDocument).Methods(http.MethodPost)
-	v1.HandleFunc("/knowledge-bases/{id}/documents", s.listDocuments).Methods(http.MethodGet)
-	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.getDocument).Methods(http.MethodGet)
-	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.replaceDocument).Methods(http.MethodPut)
-	v1.HandleFunc("/knowledge-bases/{id}/documents/{doc}", s.deleteDocument).Methods(http.MethodDelete)
+// KnowledgeRoutes are the routes of knowledge bases, documents and search.
+func KnowledgeRoutes() Routes { return (*Server).knowledgeRoutes }
 
-	v1.HandleFunc("/conversations", s.startConversation).Methods(http.MethodPost)
-	v1.HandleFunc("/conversations", s.listConversations).Methods(http.MethodGet)
-	v1.HandleFunc("/conversations/{id}", s.getConversation).Methods(http.MethodGet)
-	v1.HandleFunc("/conversations/{id}", s.archiveConversation).Methods(http.MethodDelete)
-	v1.HandleFunc("/conversations/{id}/messages", s.ask).Methods(http.MethodPost)
+// ConversationRoutes are the routes of conversations with bots.
+func ConversationRoutes() Routes { return (*Server).conversationRoutes }
 
-	v1.HandleFunc("/data-sources", s.createDataSource).Methods(http.MethodPost)
-	v1.HandleFunc("/data-sources", s.listDataSources).Methods(http.MethodGet)
-	v1.HandleFunc("/data-sources/{id}", s.getDataSource).Methods(http.MethodGet)
-	v1.HandleFunc("/data-sources/{id}", s.updateDataSource).Methods(http.MethodPatch)
-	v1.HandleFunc("/data-sources/{id}", s.deleteDataSource).Methods(http.MethodDelete)
-	v1.HandleFunc("/data-sources/{id}/test", s.testDataSource).Methods(http.MethodPost)
-	v1.HandleFunc("/data-sources/{id}/grants", s.setDataSourceGrants).Methods(http.MethodPut)
+// DataSourceRoutes are the routes of data sources.
+func DataSourceRoutes() Routes { return (*Server).dataSourceRoutes }
 
-	v1.HandleFunc("/audit/events", s.auditEvents).Methods(http.MethodGet)
-	v1.HandleFunc("/audit/checkpoints", s.auditCheckpoints).Methods(http.MethodGet)
-	v1.HandleFunc("/audit/verify", s.auditVerify).Methods(http.MethodGet)
-	v1.HandleFunc("/audit/access", s.auditAccess).Methods(http.MethodGet)
+// AnalyticsRoutes are the routes of analytics jobs.
+func AnalyticsRoutes() Routes { return (*Server).analyticsRoutes }
 
-	s.analyticsRoutes(v1)
-	s.auditStoryRoutes(v1)
+// AllRoutes are every context's routes: the API as openapi.json describes
+// it (tests that build a Server without the application use them).
+func AllRoutes() []Routes {
+	return []Routes{TenancyRoutes(), BotRoutes(), AuditRoutes(), KnowledgeRoutes(), ConversationRoutes(),
+		DataSourceRoutes(), AnalyticsRoutes()}
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,26 @@ import (
 	"github.com/palisadehq/palisade/projections"
 )
 
+// tenancyRoutes mounts the routes of organizations, their issuers and quotas, members and service accounts.
+func (s *Server) tenancyRoutes(v1 *mux.Router) {
+	v1.HandleFunc("/orgs", s.createOrg).Methods(http.MethodPost)
+	v1.HandleFunc("/orgs/{id}/quotas", s.setOrgQuotas).Methods(http.MethodPut)
+	v1.HandleFunc("/orgs/{id}", s.closeOrg).Methods(http.MethodDelete)
+	v1.HandleFunc("/org", s.getOrg).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.listIssuers).Methods(http.MethodGet)
+	v1.HandleFunc("/org/issuers", s.bindIssuer).Methods(http.MethodPut)
+	v1.HandleFunc("/org/issuers", s.unbindIssuer).Methods(http.MethodDelete)
+	v1.HandleFunc("/members", s.addMember).Methods(http.MethodPost)
+	v1.HandleFunc("/members", s.listMembers).Methods(http.MethodGet)
+	v1.HandleFunc("/members/{sub}", s.getMember).Methods(http.MethodGet)
+	v1.HandleFunc("/members/{sub}", s.changeMember).Methods(http.MethodPut)
+	v1.HandleFunc("/members/{sub}", s.removeMember).Methods(http.MethodDelete)
+	v1.HandleFunc("/service-accounts", s.createServiceAccount).Methods(http.MethodPost)
+	v1.HandleFunc("/service-accounts", s.listServiceAccounts).Methods(http.MethodGet)
+	v1.HandleFunc("/service-accounts/{id}", s.revokeServiceAccount).Methods(http.MethodDelete)
+	v1.HandleFunc("/service-accounts/{id}/creator", s.reassignServiceAccount).Methods(http.MethodPut)
+}
+
 // CreateOrgRequest is the body of POST /v1/orgs.
 type CreateOrgRequest struct {
 	Name     string `json:"name"`

@@ -166,3 +166,19 @@ type AuditModel interface {
 	// below q.After when it is set.
 	Narratives(ctx context.Context, scope access.Scope, q NarrativeQuery) ([]NarrativeRow, error)
 }
+
+// ReadModels are the read models of every bounded context on one adapter
+// (package memory or package postgres), as the adapter lists them once
+// (memory.Models.ReadModels, postgres.Store.ReadModels): what the
+// projections write and the queries read. A new context adds its models
+// here and to each adapter.
+type ReadModels struct {
+	Tenancy       TenancyModel
+	Bots          BotModel
+	Audit         AuditModel
+	Knowledge     KnowledgeModel
+	Chunks        ChunkModel
+	Conversations ConversationModel
+	DataSources   DataSourceModel
+	Analytics     AnalyticsModel
+}

@@ -37,6 +37,14 @@ func NewModels() Models {
 	}
 }
 
+// ReadModels returns the models as the projections and queries use them.
+func (m Models) ReadModels() projections.ReadModels {
+	return projections.ReadModels{
+		Tenancy: m.Tenancy, Bots: m.Bots, Audit: m.Audit, Knowledge: m.Knowledge, Chunks: m.Chunks,
+		Conversations: m.Conversations, DataSources: m.DataSources, Analytics: m.Analytics,
+	}
+}
+
 // tableRows is one organization's partition of an orgTable, keys sorted.
 type tableRows[V any] struct {
 	Keys   []string

@@ -212,6 +212,15 @@ func newStore(pool *pgxpool.Pool) *Store {
 // Tenancy returns the adapter of projections.TenancyModel.
 func (s *Store) Tenancy() *Tenancy { return s.tenancy }
 
+// ReadModels returns every read model, as the projections and queries use
+// them.
+func (s *Store) ReadModels() projections.ReadModels {
+	return projections.ReadModels{
+		Tenancy: s.tenancy, Bots: s.bots, Audit: s.audit, Knowledge: s.knowledge, Chunks: s.chunks,
+		Conversations: s.conversations, DataSources: s.dataSources, Analytics: s.analytics,
+	}
+}
+
 // Bots returns the adapter of projections.BotModel.
 func (s *Store) Bots() *Bots { return s.bots }
 
