@@ -3,8 +3,8 @@ package app
 import (
 	"context"
 
-	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/audit/accessreview"
+	"github.com/palisadehq/palisade/consumer"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/projections"
 )

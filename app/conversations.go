@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/ai/llm"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/conversation"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/projections"

@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/datasource"
 	"github.com/palisadehq/palisade/domain/datasources"
 	httpapi "github.com/palisadehq/palisade/http"

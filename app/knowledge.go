@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/ai/embed"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/conversation"
 	"github.com/palisadehq/palisade/domain/knowledge"
 	httpapi "github.com/palisadehq/palisade/http"

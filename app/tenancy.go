@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/commands"
+	"github.com/palisadehq/palisade/consumer"
 	httpapi "github.com/palisadehq/palisade/http"
 	"github.com/palisadehq/palisade/projections"
 )
