@@ -181,4 +181,5 @@ type ReadModels struct {
 	Conversations ConversationModel
 	DataSources   DataSourceModel
 	Analytics     AnalyticsModel
+	Jobs          JobModel
 }

@@ -27,13 +27,14 @@ type Models struct {
 	Conversations *Conversations
 	DataSources   *DataSources
 	Analytics     *Analytics
+	Jobs          *Jobs
 }
 
 // NewModels returns empty memory read models.
 func NewModels() Models {
 	return Models{
 		Tenancy: NewTenancy(), Bots: NewBots(), Audit: NewAudit(), Knowledge: NewKnowledge(), Chunks: NewChunks(),
-		Conversations: NewConversations(), DataSources: NewDataSources(), Analytics: NewAnalytics(),
+		Conversations: NewConversations(), DataSources: NewDataSources(), Analytics: NewAnalytics(), Jobs: NewJobs(),
 	}
 }
 
@@ -41,7 +42,7 @@ func NewModels() Models {
 func (m Models) ReadModels() projections.ReadModels {
 	return projections.ReadModels{
 		Tenancy: m.Tenancy, Bots: m.Bots, Audit: m.Audit, Knowledge: m.Knowledge, Chunks: m.Chunks,
-		Conversations: m.Conversations, DataSources: m.DataSources, Analytics: m.Analytics,
+		Conversations: m.Conversations, DataSources: m.DataSources, Analytics: m.Analytics, Jobs: m.Jobs,
 	}
 }
 
@@ -111,6 +112,7 @@ type orgState struct {
 	DataSources   tableRows[projections.DataSource]
 	Jobs          tableRows[projections.AnalyticsJob]
 	Pages         tableRows[json.RawMessage]
+	ProcessJobs   tableRows[projections.Job]
 }
 
 // SnapshotFormat names the shape of what SaveOrg writes; a snapshot of
@@ -157,6 +159,7 @@ func (m Models) Orgs() []string {
 	add(m.DataSources.sources.orgIDs())
 	add(m.Analytics.jobs.orgIDs())
 	add(m.Analytics.pages.orgIDs())
+	add(m.Jobs.jobs.orgIDs())
 	m.Chunks.mu.RLock()
 	for org := range m.Chunks.byOrg {
 		add([]string{org})
@@ -179,6 +182,7 @@ func (m Models) SaveOrg(w io.Writer, org string) error {
 		Bots: m.Bots.bots.export(org), Bases: m.Knowledge.bases.export(org), Documents: m.Knowledge.docs.export(org),
 		Conversations: m.Conversations.conversations.export(org), DataSources: m.DataSources.sources.export(org),
 		Jobs: m.Analytics.jobs.export(org), Pages: m.Analytics.pages.export(org),
+		ProcessJobs: m.Jobs.jobs.export(org),
 	}
 	m.Chunks.mu.RLock()
 	state.Chunks = m.Chunks.byOrg[org]
@@ -243,6 +247,7 @@ func (m Models) LoadOrg(r io.Reader, org string) error {
 		func() error { return m.DataSources.sources.restore(org, state.DataSources) },
 		func() error { return m.Analytics.jobs.restore(org, state.Jobs) },
 		func() error { return m.Analytics.pages.restore(org, state.Pages) },
+		func() error { return m.Jobs.jobs.restore(org, state.ProcessJobs) },
 	} {
 		if err := restore(); err != nil {
 			return fmt.Errorf("snapshot of %s: %w", org, err)

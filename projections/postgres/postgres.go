@@ -121,6 +121,7 @@ type Store struct {
 	conversations *Conversations
 	dataSources   *DataSources
 	analytics     *Analytics
+	jobs          *Jobs
 	embeddings    *Embeddings
 	claims        *IdempotencyClaims
 	checkpoints   *Checkpoints
@@ -203,6 +204,7 @@ func newStore(pool *pgxpool.Pool) *Store {
 		conversations: &Conversations{db: d},
 		dataSources:   &DataSources{db: d},
 		analytics:     &Analytics{db: d},
+		jobs:          &Jobs{db: d},
 		embeddings:    &Embeddings{db: d},
 		claims:        &IdempotencyClaims{db: d},
 		checkpoints:   &Checkpoints{db: d},
@@ -217,7 +219,7 @@ func (s *Store) Tenancy() *Tenancy { return s.tenancy }
 func (s *Store) ReadModels() projections.ReadModels {
 	return projections.ReadModels{
 		Tenancy: s.tenancy, Bots: s.bots, Audit: s.audit, Knowledge: s.knowledge, Chunks: s.chunks,
-		Conversations: s.conversations, DataSources: s.dataSources, Analytics: s.analytics,
+		Conversations: s.conversations, DataSources: s.dataSources, Analytics: s.analytics, Jobs: s.jobs,
 	}
 }
 

@@ -216,6 +216,7 @@ func TestContract(t *testing.T) {
 			m.Conversations = b.store.Conversations()
 			m.DataSources = b.store.DataSources()
 			m.Analytics = b.store.Analytics()
+			m.Jobs = b.store.ReadModels().Jobs
 		}
 		return m
 	})

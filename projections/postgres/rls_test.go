@@ -60,6 +60,9 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'job-mallory', 7, '[]')`,
 	"idempotency_claims": `INSERT INTO idempotency_claims (org_id, key_hash, fingerprint, holder, expires_at)
 		VALUES ('org-b', sha256('mallory'), sha256('mallory'), 'mallory', now() + interval '1 hour')`,
+	"jobs": `INSERT INTO jobs (org_id, id, kind, subject, trigger_id, state, attempts, result, items, reason,
+			submitted_by, on_behalf_of, submitted_at, updated_at, version)
+		VALUES ('org-b', 'job-mallory', 'knowledge.ingestion', 's', 't', 'submitted', 0, '', 0, '', 'mallory', '{}', now(), now(), 0)`,
 }
 
 // tenantTables lists the schema's tables that have an org_id column.
@@ -113,6 +116,8 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 					b.store.Analytics().PutAnalyticsJob(ctx, s, projections.AnalyticsJob{ID: "job-1", State: "succeeded",
 						DataSourceID: "src-1", CreatedBy: "alice", CreatedByKind: "user"}),
 					b.store.Analytics().PutAnalyticsPage(ctx, s, "job-1", 0, []byte(`[["a",1]]`)),
+					b.store.ReadModels().Jobs.PutJob(ctx, s, projections.Job{ID: "job-1", Kind: "knowledge.ingestion",
+						State: "submitted", SubmittedBy: "ingestion", SubmittedAt: at, UpdatedAt: at}),
 				)
 			})
 			if claimed, _, err := b.store.IdempotencyClaims().Claim(b.ctx, org, sha256.Sum256([]byte("key-1")),
@@ -164,7 +169,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "audit_narratives", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "jobs", "knowledge_bases", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {

@@ -18,6 +18,7 @@ func TestMemory(t *testing.T) {
 			Knowledge: memory.NewKnowledge(), Chunks: memory.NewChunks(), Conversations: memory.NewConversations(),
 			DataSources: memory.NewDataSources(),
 			Analytics:   memory.NewAnalytics(),
+			Jobs:        memory.NewJobs(),
 		}
 	})
 }

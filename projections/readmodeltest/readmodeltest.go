@@ -39,6 +39,9 @@ type Models struct {
 	// Analytics is the analytics read model; the suite skips its cases
 	// when it is nil.
 	Analytics projections.AnalyticsModel
+	// Jobs is the jobs read model; the suite skips its cases when it is
+	// nil.
+	Jobs projections.JobModel
 	// Unit runs fn as one unit of work, as consumer.Checkpoints.Advance
 	// does for a projection; the suite makes every write inside one.
 	// Adapters whose writes need no unit (memory) leave it nil.
@@ -71,6 +74,7 @@ func Run(t *testing.T, newModels func(t *testing.T) Models) {
 	runConversations(t, newModels)
 	runDataSources(t, newModels)
 	runAnalytics(t, newModels)
+	runJobs(t, newModels)
 	runAuditSequences(t, newModels)
 	runPurge(t, newModels)
 	runAuditNarratives(t, newModels)
