@@ -42,4 +42,6 @@ type Queries struct {
 	// AccessReview answers who could do what at a past moment, from the
 	// log (set by Open, which holds the store).
 	AccessReview *accessreview.Service
+	// Jobs answers reads of the processes' jobs.
+	Jobs *projections.JobQueries
 }

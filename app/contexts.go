@@ -46,6 +46,7 @@ func (a *App) contexts() []boundedContext {
 		knowledgeContext{},
 		dataSourcesContext{},
 		analyticsContext{},
+		jobsContext{},
 	}
 }
 

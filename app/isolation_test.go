@@ -77,6 +77,8 @@ const (
 	isoBodySourceID
 	// isoCorrelationID names a request (a narrative's correlation id).
 	isoCorrelationID
+	// isoJobID names a process job (an ingestion, an analytics query).
+	isoJobID
 )
 
 // isoVarCount is how many path variables a value of kind fills.
@@ -370,6 +372,14 @@ func isoRoutes() map[string]isoRoute {
 			}
 			return out
 		}},
+		"GET /v1/jobs": {perm: access.AuditRead, queries: func(victims []*isoOrg) []isoQuery {
+			out := []isoQuery{{q: ""}, {q: "?limit=500"}, {q: "?kind=knowledge.ingestion&state=succeeded&limit=500"}}
+			for _, v := range victims {
+				out = append(out, isoQuery{q: "?after=" + v.jobs[0]})
+			}
+			return out
+		}},
+		"GET /v1/jobs/{id}":                   {perm: access.AuditRead, pathVar: isoJobID},
 		"GET /v1/analytics/jobs/{id}":         {perm: access.OrgRead, pathVar: isoAnalyticsJobID},
 		"GET /v1/analytics/jobs/{id}/result":  {perm: access.OrgRead, pathVar: isoAnalyticsJobID},
 		"POST /v1/analytics/jobs/{id}/cancel": {perm: access.AnalyticsRead, pathVar: isoAnalyticsJobID, bodies: isoNoBody},
@@ -672,6 +682,9 @@ type isoOrg struct {
 	analyticsSource string
 	analyticsJobs   []string
 	analyticsCanary string
+	// jobs are the ids of the org's process jobs (its documents'
+	// ingestions, its analytics queries).
+	jobs []string
 
 	mu sync.Mutex
 	// made holds the ids and subs of what the org's principals created
@@ -709,7 +722,8 @@ func (o *isoOrg) knows(id string) bool {
 		slices.Contains(o.kbs, id) || slices.Contains(o.archivedKBs, id) || slices.Contains(o.chunkIDs, id) ||
 		slices.Contains(o.searchIDs, id) || slices.Contains(o.conversations, id) ||
 		slices.Contains(o.archivedConversations, id) || slices.Contains(o.convRecordIDs, id) ||
-		slices.Contains(o.sources, id) || slices.Contains(o.deletedSources, id) || slices.Contains(o.analyticsJobs, id) {
+		slices.Contains(o.sources, id) || slices.Contains(o.deletedSources, id) || slices.Contains(o.analyticsJobs, id) ||
+		slices.Contains(o.jobs, id) {
 		return true
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -760,6 +774,9 @@ func (o *isoOrg) ids(kind isoVar) []string {
 	case isoCorrelationID:
 		out = append(out, o.correlations...)
 		out = append(out, o.eventIDs[0], o.traceIDs[0])
+	case isoJobID:
+		out = append(out, o.jobs...)
+		out = append(out, o.analyticsJobs[0], o.docs[0].id, o.subs[0])
 	}
 	return out
 }
@@ -814,7 +831,7 @@ func (o *isoOrg) staticNeedles() []string {
 		o.saNames, o.saTokens, o.eventIDs, o.traceIDs, o.correlations, o.streams,
 		o.kbs, o.archivedKBs, o.kbNames, o.docTitles, o.texts, o.contentHashes, o.chunkIDs, o.searchIDs,
 		o.conversations, o.archivedConversations, o.convRecordIDs,
-		o.sources, o.deletedSources, o.sourceNames, o.sourcePasswords, o.analyticsJobs, {o.analyticsCanary}} {
+		o.sources, o.deletedSources, o.sourceNames, o.sourcePasswords, o.analyticsJobs, {o.analyticsCanary}, o.jobs} {
 		out = append(out, list...)
 	}
 	for _, d := range append(slices.Clone(o.docs), o.deletedDocs...) {
@@ -2469,6 +2486,31 @@ func isoCheckOwnView(t testing.TB, k isoRouteKey, q isoQuery, caller string, got
 				}
 			}
 		}
+	case "/v1/jobs":
+		// Every job of the caller's org, none of another's.
+		var list struct {
+			Items []struct {
+				ID      string `json:"id"`
+				Subject string `json:"subject"`
+			}
+		}
+		got.json(t, &list)
+		ids := map[string]bool{}
+		for _, j := range list.Items {
+			ids[j.ID] = true
+			// Jobs the probes caused are not in own.jobs; every job's
+			// subject is a stream of the caller's org.
+			if foreign(j.ID) || foreign(j.Subject) || !strings.Contains(j.Subject, "-"+own.id+"_") {
+				t.Errorf("%s lists job %q on %q, which is not its org's", where, j.ID, j.Subject)
+			}
+		}
+		if q.q == "?limit=500" {
+			for _, id := range own.jobs {
+				if !ids[id] {
+					t.Errorf("%s misses its own job %q", where, id)
+				}
+			}
+		}
 	case "/v1/data-sources":
 		var list struct{ Items []struct{ ID string } }
 		got.json(t, &list)
@@ -2973,4 +3015,21 @@ func (w *isoWorld) addAnalytics(t *testing.T, o *isoOrg, setup string) {
 		t.Fatalf("org %s's analytics job = %+v", o.label, job)
 	}
 	o.analyticsJobs = append(o.analyticsJobs, accepted.ID)
+
+	// The org's process jobs: its documents' ingestions and the query.
+	var jobs struct {
+		Items []struct {
+			ID   string `json:"id"`
+			Kind string `json:"kind"`
+		} `json:"items"`
+	}
+	w.expect(t, http.StatusOK, setup, http.MethodGet, "/v1/jobs?limit=500", owner.token, nil).json(t, &jobs)
+	kinds := map[string]bool{}
+	for _, j := range jobs.Items {
+		o.jobs = append(o.jobs, j.ID)
+		kinds[j.Kind] = true
+	}
+	if !kinds["knowledge.ingestion"] || !kinds["analytics.query"] {
+		t.Fatalf("org %s's jobs = %+v, want its ingestions and its analytics query", o.label, jobs.Items)
+	}
 }

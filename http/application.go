@@ -60,6 +60,8 @@ type Queries struct {
 	AuditChain AuditChainQueries
 	// AccessReview answers who could do what at a past moment.
 	AccessReview AccessReview
+	// Jobs read the processes' jobs.
+	Jobs JobQueries
 }
 
 // SecurityRecorder records refused authentications in the security stream.
@@ -150,6 +152,12 @@ type DataSourceCommands interface {
 	SetGrants(ctx context.Context, who access.Principal, id string, grants []datasources.Grant) (commands.Result, error)
 	Delete(ctx context.Context, who access.Principal, id string) (commands.Result, error)
 	Test(ctx context.Context, who access.Principal, id string) (commands.DataSourceTest, error)
+}
+
+// JobQueries read the processes' jobs (projections.JobQueries).
+type JobQueries interface {
+	List(ctx context.Context, who access.Principal, filter projections.JobFilter, page projections.Page) ([]projections.Job, error)
+	Get(ctx context.Context, who access.Principal, id string) (projections.Job, error)
 }
 
 // DataSourceQueries read the data sources the caller may see.

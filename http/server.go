@@ -212,11 +212,14 @@ func DataSourceRoutes() Routes { return (*Server).dataSourceRoutes }
 // AnalyticsRoutes are the routes of analytics jobs.
 func AnalyticsRoutes() Routes { return (*Server).analyticsRoutes }
 
+// JobRoutes are the routes of the processes' jobs.
+func JobRoutes() Routes { return (*Server).jobRoutes }
+
 // AllRoutes are every context's routes: the API as openapi.json describes
 // it (tests that build a Server without the application use them).
 func AllRoutes() []Routes {
 	return []Routes{TenancyRoutes(), BotRoutes(), AuditRoutes(), KnowledgeRoutes(), ConversationRoutes(),
-		DataSourceRoutes(), AnalyticsRoutes()}
+		DataSourceRoutes(), AnalyticsRoutes(), JobRoutes()}
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
