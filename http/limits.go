@@ -19,9 +19,39 @@ type OrgLimiter interface {
 	// AllowRequest takes one request from org's budget, or says how long
 	// until one would pass.
 	AllowRequest(org string, now time.Time) (bool, time.Duration)
+	// RequestsSpent says, without taking anything, whether org's request
+	// budget is spent now and how long until a request would pass.
+	RequestsSpent(org string, now time.Time) (bool, time.Duration)
 	// Acquire takes one slot of org's concurrent work of kind; release
 	// gives it back. A refusal has a RetryAfter method.
 	Acquire(ctx context.Context, org, kind string) (release func(), err error)
+}
+
+// reasonOverRate is principal's answer for a verified token whose
+// organization's request budget is spent: not a denial, a 429.
+const reasonOverRate = "over_rate"
+
+// requestsSpent reports whether the request budget of the organization a
+// verified token of the built-in issuer names is spent, before anything
+// else is done for the request. Nothing is taken from the budget here
+// (limitRequests takes once the principal is resolved), so a token that
+// names an organization it is no member of cannot spend that
+// organization's budget; but while the organization's own members flood
+// it, each further request is refused for the price of the token check.
+// What a token of a removed member learns from it (429 rather than 401
+// while its former organization is over its rate) is one bit, for the
+// token's remaining lifetime.
+func (s *Server) requestsSpent(org string) (bool, time.Duration) {
+	if s.deps.Limits == nil || org == "" || org == access.PlatformScope {
+		return false, 0
+	}
+	return s.deps.Limits.RequestsSpent(org, time.Now())
+}
+
+// overRateFor is how long until org's next request would pass.
+func (s *Server) overRateFor(org string) time.Duration {
+	_, after := s.requestsSpent(org)
+	return after
 }
 
 // workUploads is the quota name of concurrent document uploads.

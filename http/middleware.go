@@ -112,6 +112,13 @@ func (r *statusRecorder) WriteHeader(status int) {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, orgID, reason, subject := s.principal(r)
+		if reason == reasonOverRate {
+			// Refused before the principal was resolved: a flood costs the
+			// token check, not the read models (limitRequests).
+			s.metrics.rateLimited.WithLabelValues("requests").Inc()
+			writeRetryLater(w, r, s.overRateFor(orgID), "the organization is over its request rate")
+			return
+		}
 		if reason != "" {
 			s.recordAuthDenial(r, orgID, reason, subject)
 			challenge := `Bearer realm="palisade", error="invalid_token"`
@@ -148,6 +155,14 @@ func (s *Server) principal(r *http.Request) (p access.Principal, orgID, reason, 
 			reason = te.Reason
 		}
 		return p, "", reason, ""
+	}
+	if claims.BuiltIn {
+		// Only the deployment's own issuer: an external issuer's token
+		// may name an organization it is not bound to, and must not learn
+		// that organization's rate before Resolve refuses it.
+		if spent, _ := s.requestsSpent(claims.Org); spent {
+			return p, claims.Org, reasonOverRate, ""
+		}
 	}
 	scope, scopeErr := permissionScope(claims.ScopeNames())
 	p, err = s.deps.Principals.Resolve(r.Context(), projections.Credentials{

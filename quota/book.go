@@ -137,6 +137,23 @@ func (b *Book) AllowRequest(org string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// RequestsSpent reports, without taking anything, whether org's request
+// budget is spent now, and how long until one request would pass. It
+// creates nothing for an organization the book does not know, so that
+// asking about any claimed organization costs no memory.
+func (b *Book) RequestsSpent(org string, now time.Time) (bool, time.Duration) {
+	b.mu.Lock()
+	u := b.orgs[org]
+	b.mu.Unlock()
+	if u == nil || u.requests == nil {
+		return false, 0
+	}
+	if tokens := u.requests.TokensAt(now); tokens < 1 {
+		return true, time.Duration((1 - tokens) / float64(u.requests.Limit()) * float64(time.Second))
+	}
+	return false, 0
+}
+
 // AllowModelTokens refuses a bot turn of org while its budget of model
 // tokens is spent, saying how long until it is positive again.
 func (b *Book) AllowModelTokens(org string, now time.Time) error {

@@ -128,3 +128,37 @@ func TestInProgress(t *testing.T) {
 	}
 	release()
 }
+
+// TestRequestsSpentTakesNothing: asking whether the request budget is spent
+// takes nothing from it and keeps nothing for an organization the book
+// does not know.
+func TestRequestsSpentTakesNothing(t *testing.T) {
+	b := quota.NewBook(quota.Config{Defaults: quota.Limits{RequestsPerSecond: 1, RequestBurst: 2}})
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	if spent, _ := b.RequestsSpent("org-a", now); spent {
+		t.Fatal("an organization never seen is spent")
+	}
+	for range 10 {
+		if spent, _ := b.RequestsSpent("org-a", now); spent {
+			t.Fatal("asking spent the budget")
+		}
+	}
+	for i := range 2 {
+		if ok, _ := b.AllowRequest("org-a", now); !ok {
+			t.Fatalf("request %d of a burst of 2 refused after asking", i+1)
+		}
+	}
+	spent, after := b.RequestsSpent("org-a", now)
+	if !spent || after <= 0 || after > time.Second {
+		t.Fatalf("after the burst: spent %t, retry after %s; want spent, within a second", spent, after)
+	}
+	if spent, _ := b.RequestsSpent("org-a", now.Add(time.Second)); spent {
+		t.Fatal("still spent a second later at one request a second")
+	}
+	if spent, _ := b.RequestsSpent("org-b", now); spent {
+		t.Fatal("another organization is spent")
+	}
+	if _, kept := b.State().Orgs["org-b"]; kept {
+		t.Error("asking about an organization the book did not know made it keep one")
+	}
+}
