@@ -324,6 +324,25 @@ func (k *Keyring) unwrapAll(orgID string, wrapped []sealing.WrappedKey) (*orgKey
 	return keys, nil
 }
 
+// DigestKey returns the key of orgID's content digests (see
+// [sealing.DigestKey]), derived from the organization's first key version,
+// which is created on first use. It does not change with [Keyring.Rotate],
+// so a digest recorded before a rotation still matches one made after it
+// (a document's content, a chunk's vector in the embedding store); it goes
+// with the organization's keys on [Keyring.Destroy] ([ErrDestroyed]).
+func (k *Keyring) DigestKey(ctx context.Context, orgID string) (sealing.DigestKey, error) {
+	if !validOrg(orgID) {
+		return sealing.DigestKey{}, fmt.Errorf("keyring: invalid organization id")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys, err := k.orgLocked(ctx, orgID, true)
+	if err != nil {
+		return sealing.DigestKey{}, err
+	}
+	return keys.versions[0].DigestKey(), nil
+}
+
 // SubjectHandle returns the opaque name of subject's key in orgID: what a
 // sealed value records instead of the subject. It needs the organization's
 // key (created on first use).
