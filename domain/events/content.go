@@ -24,7 +24,8 @@ import (
 // shows it only to principals holding audit:read-content, and everywhere
 // else replaces it by its SHA-256 and size. Record fields are the facts of
 // the audit trail (ids, names of resources, subjects, roles, reasons) and
-// are shown to audit:read.
+// are shown to audit:read. Digest fields (audit:"digest") are records
+// holding a hash of content, which the log keeps keyed (DeclareDigest).
 //
 // Every field whose JSON can carry text (strings, lists and maps of them,
 // types with their own JSON or text encoding such as time.Time) must say
@@ -38,6 +39,13 @@ const ContentTag = "audit"
 const (
 	DeclareContent = "content"
 	DeclareRecord  = "record"
+	// DeclareDigest marks a record field that holds a hash of content (a
+	// SHA-256 in hex, as the domain computes it): shown like a record, but
+	// what the log stores is its keyed form under the organization's
+	// digest key (see eventstore/sealed and sealing.DigestKey), since a
+	// plain hash of short content confirms a guess of it after the content
+	// itself was shredded. Digest fields are strings.
+	DeclareDigest = "digest"
 )
 
 // RedactedContent replaces a content value in a redacted payload: the
@@ -61,6 +69,7 @@ type fieldKind int
 const (
 	fieldContent fieldKind = iota
 	fieldRecord
+	fieldDigest // a record holding a hash of content
 	fieldObject // a struct: apply its plan
 	fieldList   // a list of structs: apply its plan to each element
 )
@@ -99,6 +108,8 @@ func planFor(t reflect.Type) *contentPlan {
 			fp.kind, fp.declared = fieldContent, true
 		case DeclareRecord:
 			fp.kind, fp.declared = fieldRecord, true
+		case DeclareDigest:
+			fp.kind, fp.declared = fieldDigest, true
 		default:
 			fp = planUndeclared(f.Name, f.Type)
 			// An unknown declaration is no declaration.
@@ -232,15 +243,34 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 // by a scanner that accepts exactly what encoding/json accepts
 // (jsonscan.go).
 func (r *Registry) MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
+	return r.mapPayload(eventType, data, replace, nil)
+}
+
+// MapContentAndDigests is [Registry.MapContent] that also replaces every
+// non-null, non-empty value of a field declared [DeclareDigest] by
+// digest(path, v), v being the value's JSON (a string). A payload in which
+// neither function was called is returned as it is.
+func (r *Registry) MapContentAndDigests(eventType string, data []byte, content, digest func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
+	return r.mapPayload(eventType, data, content, digest)
+}
+
+func (r *Registry) mapPayload(eventType string, data []byte, content, digest func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
 	plan := r.plans[eventType]
 	if plan == nil {
 		plan = &contentPlan{}
 	}
 	replaced := false
-	out, err := plan.walk(bytes.TrimSpace(data), "", func(path string, v []byte) ([]byte, error) {
+	m := &mapper{content: func(path string, v []byte) ([]byte, error) {
 		replaced = true
-		return replace(path, v)
-	})
+		return content(path, v)
+	}}
+	if digest != nil {
+		m.digest = func(path string, v []byte) ([]byte, error) {
+			replaced = true
+			return digest(path, v)
+		}
+	}
+	out, err := plan.walk(bytes.TrimSpace(data), "", m)
 	if err != nil {
 		return nil, err
 	}
@@ -250,14 +280,21 @@ func (r *Registry) MapContent(eventType string, data []byte, replace func(path s
 	return out, nil
 }
 
-// redact is walk with every content value redacted.
-func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, error) {
-	return p.walk(bytes.TrimSpace(data), "", func(_ string, v []byte) ([]byte, error) {
-		return redactValue(v, red)
-	})
+// mapper is what a walk replaces: content values, and digest values when
+// digest is set (otherwise they are kept as records).
+type mapper struct {
+	content func(path string, v []byte) ([]byte, error)
+	digest  func(path string, v []byte) ([]byte, error)
 }
 
-func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+// redact is walk with every content value redacted.
+func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, error) {
+	return p.walk(bytes.TrimSpace(data), "", &mapper{content: func(_ string, v []byte) ([]byte, error) {
+		return redactValue(v, red)
+	}})
+}
+
+func (p *contentPlan) walk(data []byte, path string, replace *mapper) (json.RawMessage, error) {
 	if len(data) == 0 || string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
@@ -281,6 +318,12 @@ func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte
 		var nv json.RawMessage
 		var err error
 		switch f.kind {
+		case fieldDigest:
+			if replace.digest != nil && !emptyDigest(m.value) {
+				nv, err = replace.digest(join(path, m.name()), bytes.TrimSpace(m.value))
+				break
+			}
+			fallthrough
 		case fieldRecord:
 			nv = m.value
 			if m.spaced {
@@ -311,7 +354,7 @@ func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte
 	return append(b, '}'), nil
 }
 
-func (p *contentPlan) walkList(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+func (p *contentPlan) walkList(data []byte, path string, replace *mapper) (json.RawMessage, error) {
 	if string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
@@ -337,12 +380,19 @@ func (p *contentPlan) walkList(data []byte, path string, replace func(string, []
 
 // contentValue replaces one content value; null stays null (it reveals
 // nothing).
-func contentValue(v []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+func contentValue(v []byte, path string, replace *mapper) (json.RawMessage, error) {
 	v = bytes.TrimSpace(v)
 	if string(v) == "null" {
 		return json.RawMessage("null"), nil
 	}
-	return replace(path, v)
+	return replace.content(path, v)
+}
+
+// emptyDigest reports whether a digest value names no content: null or
+// the empty string.
+func emptyDigest(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	return string(v) == "null" || string(v) == `""`
 }
 
 func join(path, key string) string {
