@@ -51,7 +51,10 @@ const (
 // RedactedContent replaces a content value in a redacted payload: the
 // SHA-256 (hex) and byte size of the value — of the string itself for a
 // string, of its compact JSON otherwise — so that an auditor can match two
-// records of the same content without reading it.
+// records of the same content without reading it. Where an organization's
+// events are shown (the audit API and its export) the hash is keyed under
+// the organization's digest key ([Registry.RedactContentWith]), as the
+// digests the log records are.
 type RedactedContent struct {
 	Redacted bool   `json:"redacted"`
 	SHA256   string `json:"sha256"`
@@ -223,6 +226,22 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 	var red Redaction
 	out, err := r.MapContent(eventType, data, func(_ string, v []byte) ([]byte, error) {
 		return redactValue(v, &red)
+	})
+	if err != nil {
+		return nil, Redaction{}, fmt.Errorf("redact %s: %w", eventType, err)
+	}
+	return out, red, nil
+}
+
+// RedactContentWith is [Registry.RedactContent] with each value's hash
+// passed through digest, which takes and returns hex: the organization's
+// keyed digest (sealing.DigestKey.Digest), so that a redacted value
+// equals the keyed form the log records for a hash of the same content
+// (events.DeclareDigest) and, like it, confirms no guess without the key.
+func (r *Registry) RedactContentWith(eventType string, data []byte, digest func(sum string) string) (json.RawMessage, Redaction, error) {
+	var red Redaction
+	out, err := r.MapContent(eventType, data, func(_ string, v []byte) ([]byte, error) {
+		return redactValueWith(v, &red, digest)
 	})
 	if err != nil {
 		return nil, Redaction{}, fmt.Errorf("redact %s: %w", eventType, err)
@@ -404,6 +423,12 @@ func join(path, key string) string {
 
 // redactValue replaces one content value by its hash and size.
 func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
+	return redactValueWith(v, red, nil)
+}
+
+// redactValueWith replaces one content value by its hash, passed through
+// digest when it is set, and size.
+func redactValueWith(v []byte, red *Redaction, digest func(string) string) (json.RawMessage, error) {
 	if isShredded(v) {
 		return Shredded, nil
 	}
@@ -415,8 +440,12 @@ func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
 		raw = c
 	}
 	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])
+	if digest != nil {
+		hash = digest(hash)
+	}
 	red.Fields++
-	return json.Marshal(RedactedContent{Redacted: true, SHA256: hex.EncodeToString(sum[:]), Size: len(raw)})
+	return json.Marshal(RedactedContent{Redacted: true, SHA256: hash, Size: len(raw)})
 }
 
 // isShredded reports whether v is the [Shredded] value.
