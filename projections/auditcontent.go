@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/palisadehq/palisade/domain/access"
@@ -15,6 +16,7 @@ import (
 type ContentRedactor interface {
 	RedactContent(eventType string, data []byte) (json.RawMessage, events.Redaction, error)
 	RedactContentWith(eventType string, data []byte, digest func(sum string) string) (json.RawMessage, events.Redaction, error)
+	MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error)
 }
 
 // DigestKeys hands out the keys of organizations' content digests
@@ -40,6 +42,21 @@ func (q *Queries) redactor(ctx context.Context, orgID string) (func(eventType st
 		return q.redact.RedactContent, nil
 	}
 	key, err := q.digests.DigestKey(ctx, orgID)
+	if errors.Is(err, sealing.ErrNoKey) {
+		// The organization's key is destroyed: its content is shredded,
+		// and what the model may still hold until it applies the close
+		// is shown shredded too, never with a plain hash.
+		return func(eventType string, data []byte) (json.RawMessage, events.Redaction, error) {
+			var red events.Redaction
+			out, err := q.redact.MapContent(eventType, data, func(_ string, v []byte) ([]byte, error) {
+				if string(v) != string(events.Shredded) {
+					red.Fields++
+				}
+				return events.Shredded, nil
+			})
+			return out, red, err
+		}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit events: digest key: %w", err)
 	}
