@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 )
 
@@ -24,6 +25,10 @@ const digestKeyLabel = "palisade content digest key v1\x00"
 type DigestKey struct {
 	key   [sha256.Size]byte
 	valid bool
+	// mac is the HMAC keyed with key and never written: each digest
+	// clones it, which costs less than keying a new one. Cloning only
+	// reads it, so one serves concurrent digests.
+	mac hash.Cloner
 }
 
 // DigestKey derives the key of content digests from k, under a label of
@@ -36,6 +41,9 @@ func (k DataKey) DigestKey() DigestKey {
 	mac.Write([]byte(digestKeyLabel))
 	d := DigestKey{valid: true}
 	mac.Sum(d.key[:0])
+	if c, ok := hmac.New(sha256.New, d.key[:]).(hash.Cloner); ok {
+		d.mac = c
+	}
 	return d
 }
 
@@ -52,9 +60,24 @@ func (d DigestKey) Digest(sum string) string {
 	if sum == "" {
 		return ""
 	}
-	mac := hmac.New(sha256.New, d.key[:])
+	var out [2 * sha256.Size]byte
+	return string(d.AppendDigest(out[:0], sum))
+}
+
+// AppendDigest appends [DigestKey.Digest] of sum (non-empty) to dst.
+func (d DigestKey) AppendDigest(dst []byte, sum string) []byte {
+	var mac hash.Hash
+	if d.mac != nil {
+		if c, err := d.mac.Clone(); err == nil {
+			mac = c
+		}
+	}
+	if mac == nil {
+		mac = hmac.New(sha256.New, d.key[:])
+	}
 	mac.Write([]byte(sum))
-	return hex.EncodeToString(mac.Sum(nil))
+	var out [sha256.Size]byte
+	return hex.AppendEncode(dst, mac.Sum(out[:0]))
 }
 
 // ContentDigest returns the digest of content itself: Digest of the hex

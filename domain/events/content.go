@@ -278,32 +278,24 @@ func (r *Registry) mapPayload(eventType string, data []byte, content, digest fun
 	if plan == nil {
 		plan = &contentPlan{}
 	}
-	replaced := false
-	m := &mapper{content: func(path string, v []byte) ([]byte, error) {
-		replaced = true
-		return content(path, v)
-	}}
-	if digest != nil {
-		m.digest = func(path string, v []byte) ([]byte, error) {
-			replaced = true
-			return digest(path, v)
-		}
-	}
+	m := &mapper{content: content, digest: digest}
 	out, err := plan.walk(bytes.TrimSpace(data), "", m)
 	if err != nil {
 		return nil, err
 	}
-	if !replaced {
+	if !m.replaced {
 		return data, nil
 	}
 	return out, nil
 }
 
 // mapper is what a walk replaces: content values, and digest values when
-// digest is set (otherwise they are kept as records).
+// digest is set (otherwise they are kept as records). replaced says
+// whether either was called.
 type mapper struct {
-	content func(path string, v []byte) ([]byte, error)
-	digest  func(path string, v []byte) ([]byte, error)
+	content  func(path string, v []byte) ([]byte, error)
+	digest   func(path string, v []byte) ([]byte, error)
+	replaced bool
 }
 
 // redact is walk with every content value redacted.
@@ -339,6 +331,7 @@ func (p *contentPlan) walk(data []byte, path string, replace *mapper) (json.RawM
 		switch f.kind {
 		case fieldDigest:
 			if replace.digest != nil && !emptyDigest(m.value) {
+				replace.replaced = true
 				nv, err = replace.digest(join(path, m.name()), bytes.TrimSpace(m.value))
 				break
 			}
@@ -404,6 +397,7 @@ func contentValue(v []byte, path string, replace *mapper) (json.RawMessage, erro
 	if string(v) == "null" {
 		return json.RawMessage("null"), nil
 	}
+	replace.replaced = true
 	return replace.content(path, v)
 }
 

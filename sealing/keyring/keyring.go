@@ -107,7 +107,10 @@ type Keyring struct {
 // orgKeys is one organization's key versions, unwrapped; the newest last.
 type orgKeys struct {
 	versions []sealing.DataKey
-	loaded   time.Time
+	// digest is versions[0]'s digest key, derived once: every append of
+	// an event that records a hash of content asks for it.
+	digest sealing.DigestKey
+	loaded time.Time
 }
 
 type subjectKey struct {
@@ -321,6 +324,7 @@ func (k *Keyring) unwrapAll(orgID string, wrapped []sealing.WrappedKey) (*orgKey
 		}
 		keys.versions = append(keys.versions, key)
 	}
+	keys.digest = keys.versions[0].DigestKey()
 	return keys, nil
 }
 
@@ -340,7 +344,7 @@ func (k *Keyring) DigestKey(ctx context.Context, orgID string) (sealing.DigestKe
 	if err != nil {
 		return sealing.DigestKey{}, err
 	}
-	return keys.versions[0].DigestKey(), nil
+	return keys.digest, nil
 }
 
 // SubjectHandle returns the opaque name of subject's key in orgID: what a
