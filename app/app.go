@@ -339,7 +339,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.Quotas = quota.NewBook(quota.Config{Defaults: cfg.Quotas, PDFParsers: cfg.PDFParsers})
 	a.Pipeline = commands.NewPipeline(timedStore{Store: store, m: a.ops}, registry, cfg.Logger,
 		commands.WithDenialWindow(cfg.DenialWindow), commands.WithResourceQuotas(a.Quotas), commands.WithObserver(a.ops),
-		commands.WithTracerProvider(cfg.TracerProvider))
+		commands.WithTracerProvider(cfg.TracerProvider), commands.WithDigestKeys(a.keys))
 	models, err := a.openReadModels(ctx)
 	if err != nil {
 		return nil, err

@@ -92,8 +92,8 @@ func newContentFixture(t *testing.T, h *harness) contentFixture {
 // TestAuditAPIWithholdsContent: an auditor, an admin and a service account
 // holding audit:read but not audit:read-content read the whole audit log
 // and never receive a byte of the restricted base's content, a member's
-// search query or a bot's instructions; they get each value's SHA-256 and
-// size. Their reads are not content reads and are not recorded as such.
+// search query or a bot's instructions; they get each value's keyed
+// digest and size. Their reads are not content reads and are not recorded as such.
 func TestAuditAPIWithholdsContent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -119,8 +119,9 @@ func TestAuditAPIWithholdsContent(t *testing.T) {
 						continue
 					}
 					var d struct {
-						ID    string `json:"id"`
-						Title struct {
+						ID          string `json:"id"`
+						ContentHash string `json:"content_hash"`
+						Title       struct {
 							Redacted bool
 							SHA256   string
 							Size     int
@@ -134,8 +135,12 @@ func TestAuditAPIWithholdsContent(t *testing.T) {
 					if err := json.Unmarshal(it.Data, &d); err != nil {
 						t.Fatalf("%s: DocumentAdded data %s: %v", name, it.Data, err)
 					}
+					// Hashes are keyed under the organization's digest
+					// key: never the plain SHA-256, and the content's
+					// equals the content_hash the log records for it.
 					sum := sha256.Sum256([]byte(canaryTitle))
-					if d.ID == "" || !d.Title.Redacted || d.Title.SHA256 != hex.EncodeToString(sum[:]) || d.Title.Size != len(canaryTitle) || !d.Content.Redacted {
+					if d.ID == "" || !d.Title.Redacted || len(d.Title.SHA256) != 64 || d.Title.SHA256 == hex.EncodeToString(sum[:]) ||
+						d.Title.Size != len(canaryTitle) || !d.Content.Redacted || d.Content.SHA256 != d.ContentHash {
 						t.Errorf("%s: DocumentAdded record %s", name, it.Data)
 					}
 					found = true

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -17,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/audit/chain"
+	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/identity"
 	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/sealing"
@@ -432,5 +436,232 @@ func storedVectors(t *testing.T, dataDir string) func(org string) int {
 			t.Fatal(err)
 		}
 		return n
+	}
+}
+
+// TestClosedOrganizationLeavesNoPlainContentHash: a plain SHA-256 of short
+// content confirms a guess of it, so once an organization is closed no
+// copy may hold one: not the log as stored (the data directory's files,
+// or the log read back sealed), not the log opened as palisade audit
+// replay reads it, not the audit read model (PostgreSQL's rows, or the
+// memory models' snapshot), not the Kafka topics (downstream and log), not
+// an audit export taken before the close, and no document id derived from
+// one. The record still shows each event, its hashes keyed.
+func TestClosedOrganizationLeavesNoPlainContentHash(t *testing.T) {
+	dir := t.TempDir()
+	brokers := []string(nil)
+	h := openHarness(t, dir, func(cfg *app.Config) {
+		if cfg.KafkaBrokers == nil {
+			cfg.KafkaBrokers = kafkaForTest(t)
+		}
+		brokers = cfg.KafkaBrokers
+	})
+	org, owner := h.createOrg("Acme", "alice")
+	auditor := h.addMember(org, owner, "audrey", "auditor")
+	kb := h.createKB(owner, "Handbook")
+	values := []string{"Raise", "salary 90k", "about Handbook", "Bonus", "bonus 5k", "salary?",
+		"Answer from the handbook.", "Questions", "what is my salary?"}
+	if doc := h.addDoc(owner, kb, "Raise", "text/plain", "salary 90k"); doc.State != "ready" {
+		t.Fatalf("document %+v not ingested", doc)
+	}
+	// A command with an Idempotency-Key records the hash of its body.
+	body := []byte(`{"title":"Bonus","content_type":"text/plain","content":"bonus 5k"}`)
+	h.must(http.StatusCreated, http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner, body, "Idempotency-Key", "close-hash-1")
+	values = append(values, string(body))
+	h.search(owner, map[string]any{"query": "salary?"})
+	bot := h.createBotWith(owner, "Helper", "Answer from the handbook.", map[string]any{"tools": []string{"search"}})
+	answer, _ := h.ask(owner, h.startConversation(owner, bot), "what is my salary?")
+	values = append(values, answer.Message.Content)
+	for _, c := range answer.Message.ToolCalls {
+		values = append(values, c.Arguments)
+	}
+	plain := map[string]string{} // hex SHA-256 → the value it names
+	for _, v := range values {
+		sum := sha256.Sum256([]byte(v))
+		plain[hex.EncodeToString(sum[:])] = v
+	}
+	// The id the document would have if it were derived from the plain hash.
+	legacy := uuid.NewSHA1(uuid.NameSpaceOID, []byte(org+"/"+kb+"/"+sha256Hex("salary 90k"))).String()
+	plain[legacy] = "the id derived from the plain hash of salary 90k"
+	check := func(where string, b []byte) {
+		t.Helper()
+		for hash, v := range plain {
+			if bytes.Contains(b, []byte(hash)) {
+				t.Errorf("%s holds %s, the plain hash of %q", where, hash, v)
+			}
+		}
+	}
+
+	// An export an auditor (audit:read) takes while the organization lives.
+	export := h.must(http.StatusOK, http.MethodGet, "/v1/audit/export", auditor, nil).body
+	keyed := ""
+	for _, line := range bytes.Split(export, []byte("\n")) {
+		var e struct {
+			Type string
+			Data struct {
+				ContentHash string `json:"content_hash"`
+				Content     struct{ SHA256 string }
+			}
+		}
+		if json.Unmarshal(line, &e) == nil && e.Type == "DocumentAdded" && keyed == "" {
+			keyed = e.Data.ContentHash
+			if len(keyed) != 64 || e.Data.Content.SHA256 != keyed {
+				t.Errorf("the export's DocumentAdded: %s", line)
+			}
+		}
+	}
+	if keyed == "" {
+		t.Fatalf("control: the export holds no DocumentAdded: %s", export)
+	}
+
+	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
+	downstream := consumeUntilClosed(t, brokers)
+	check("the audit export taken before the close", export)
+	check("the Kafka topics", downstream)
+	if !bytes.Contains(downstream, []byte(keyed)) {
+		t.Error("control: the Kafka topics do not carry the keyed content hash")
+	}
+	if testReadModels() == "postgres" {
+		checkAuditRows(t, dir, org, keyed, plain)
+	}
+	h.close()
+
+	// The data directory: the embedded log with its WAL, the memory read
+	// models' snapshot, the chain's record, the embedding store.
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		check(path, b)
+		if filepath.Base(path) == "readmodels.snapshot" && !bytes.Contains(b, []byte(keyed)) {
+			t.Error("control: the snapshot of the memory read models does not hold the audit record's keyed hash")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The log as stored and as palisade audit replay opens it.
+	ctx := context.Background()
+	cfg := app.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if os.Getenv("PALISADE_TEST_EVENTSTORE") == "esdb" {
+		cfg.EventStoreURL = esdbForTest(t, dir)
+	}
+	for name, open := range map[string]func(context.Context, app.Config) (eventstore.Store, error){
+		"the log as stored": app.OpenLog, "the log opened for audit replay": app.OpenStore,
+	} {
+		store, err := open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, err := store.ReadAll(ctx, 0, eventstore.Filter{OrgID: org}, 10_000)
+		store.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := map[string]int{}
+		for _, env := range envs {
+			b, err := json.Marshal(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(name, b)
+			types[env.Type]++
+			if env.Type == "DocumentAdded" && bytes.Contains(env.Data, []byte(`"content_hash":"`+keyed+`"`)) {
+				types["DocumentAdded with its keyed hash"]++
+			}
+		}
+		for _, typ := range []string{"DocumentAdded with its keyed hash", "DocumentChunked", "KnowledgeSearched", "TurnStarted", "AnswerRecorded",
+			"IdempotentResponseRecorded", "OrganizationClosed"} {
+			if types[typ] == 0 {
+				t.Errorf("%s: no %s of the closed organization (%v)", name, typ, types)
+			}
+		}
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// consumeUntilClosed reads the downstream category topics and the log
+// topic from the start until each has carried an OrganizationClosed, and
+// returns every byte they carried (topic, key, headers, value).
+func consumeUntilClosed(t *testing.T, brokers []string) []byte {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics("palisade.doc", "palisade.search", "palisade.bot", "palisade.kb", "palisade.org", "palisade.conversation",
+			"palisade.idempotency", "palisade.security", "palisade.job", "palisade-log"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var all []byte
+	seen := map[string]bool{}
+	for !(seen["palisade.org"] && seen["palisade-log"]) {
+		fetches := client.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("Kafka: saw OrganizationClosed on %v only", seen)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			all = append(append(append(all, r.Topic...), r.Key...), r.Value...)
+			for _, hd := range r.Headers {
+				all = append(append(all, hd.Key...), hd.Value...)
+				if hd.Key == eventstore.MetaType && string(hd.Value) == "OrganizationClosed" {
+					seen[r.Topic] = true
+				}
+			}
+		})
+	}
+	return all
+}
+
+// checkAuditRows checks, once the audit read model in PostgreSQL has
+// applied the close, that none of the organization's audit rows holds a
+// plain hash, while they still hold the keyed one.
+func checkAuditRows(t *testing.T, dataDir, org, keyed string, plain map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	owner, _, schema := postgresForTest(t, dataDir)
+	conn, err := pgx.Connect(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT set_config('palisade.org_id', $1, false)`, org); err != nil {
+		t.Fatal(err)
+	}
+	table := pgx.Identifier{schema, "audit_events"}.Sanitize()
+	count := func(needle string) int {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE org_id = $1 AND position(convert_to($2, 'UTF8') in coalesce(data, ''::bytea)) > 0`, org, needle).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count(`"content":"salary 90k"`) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the audit read model did not apply the close")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for hash, v := range plain {
+		if n := count(hash); n != 0 {
+			t.Errorf("%d audit rows hold %s, the plain hash of %q", n, hash, v)
+		}
+	}
+	if count(keyed) == 0 {
+		t.Error("control: no audit row holds the keyed content hash")
 	}
 }

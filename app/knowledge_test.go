@@ -113,8 +113,10 @@ func TestKnowledgeFlow(t *testing.T) {
 	}
 
 	// The audit trail says which chunks a search returned, and to whom;
-	// the query itself is content: an auditor gets its SHA-256 and size,
-	// the owner (audit:read-content) the text.
+	// the query itself is content: an auditor gets its hash, keyed under
+	// the organization's digest key (never the plain SHA-256, which would
+	// confirm a guess of it), and size; the owner (audit:read-content) the
+	// text.
 	auditor := h.addMember(org, owner, "audrey", "auditor")
 	var audit struct {
 		Items []struct {
@@ -134,7 +136,7 @@ func TestKnowledgeFlow(t *testing.T) {
 	}
 	h.must(http.StatusOK, http.MethodGet, "/v1/audit/events?type=KnowledgeSearched&actor=mia", auditor, nil).json(t, &audit)
 	sum := sha256.Sum256([]byte("how many vacation days"))
-	if len(audit.Items) < 1 || !audit.Items[0].Data.Query.Redacted || audit.Items[0].Data.Query.SHA256 != hex.EncodeToString(sum[:]) ||
+	if len(audit.Items) < 1 || !audit.Items[0].Data.Query.Redacted || len(audit.Items[0].Data.Query.SHA256) != 64 || audit.Items[0].Data.Query.SHA256 == hex.EncodeToString(sum[:]) ||
 		audit.Items[0].Data.Query.Size != len("how many vacation days") || len(audit.Items[0].Data.Hits) != len(res.Results) {
 		t.Fatalf("search record for the auditor = %+v", audit.Items)
 	}

@@ -202,6 +202,25 @@ func sealLog(log eventstore.Store, keys *keyring.Keyring) *sealed.Store {
 // replay. The embedded log is locked while a server has it open. The
 // caller closes the store.
 func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
+	s, err := OpenAuditStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// AuditStore is the log OpenStore opens, with the keys of its
+// organizations' content digests, for the tools that show content
+// redacted as the audit API does (palisade audit replay, narrative,
+// export). Closing it closes its keyring (on the replicated stack the
+// keyring holds a PostgreSQL pool).
+type AuditStore struct {
+	*sealed.Store
+	keys *keyring.Keyring
+}
+
+// OpenAuditStore is OpenStore, with the store's digest keys.
+func OpenAuditStore(ctx context.Context, cfg Config) (*AuditStore, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = defaultLogger()
 	}
@@ -214,20 +233,32 @@ func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
 		keys.Close()
 		return nil, err
 	}
-	return storeWithKeys{Store: sealLog(log, keys), keys: keys}, nil
+	return &AuditStore{Store: sealLog(log, keys), keys: keys}, nil
 }
 
-// storeWithKeys is the sealed log that closes its keyring with it (on the
-// replicated stack the keyring holds a PostgreSQL pool).
-type storeWithKeys struct {
-	*sealed.Store
-	keys *keyring.Keyring
-}
-
-func (s storeWithKeys) Close() error {
+// Close closes the log and the keyring.
+func (s *AuditStore) Close() error {
 	err := s.Store.Close()
 	s.keys.Close()
 	return err
+}
+
+// ContentDigest returns orgID's digest function for redacted content
+// (events.Registry.RedactContentWith): the organization's keyed digest,
+// as the audit API shows it. It never creates a key: an organization
+// without one (its key destroyed, so its content reads as shredded; or a
+// log written before content was sealed, whose content is in the log in
+// clear) gets nil, the plain SHA-256. The digest key derives from the
+// first key version, as keyring.Keyring.DigestKey's does.
+func (s *AuditStore) ContentDigest(ctx context.Context, orgID string) (func(sum string) string, error) {
+	key, err := s.keys.DataKeyVersion(ctx, orgID, 1)
+	switch {
+	case errors.Is(err, keyring.ErrNoKey):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("digest key of organization %s: %w", orgID, err)
+	}
+	return key.DigestKey().Digest, nil
 }
 
 // OpenLog is OpenStore without opening content: the log as stored, its

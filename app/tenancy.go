@@ -30,8 +30,9 @@ func (tenancyContext) assemble(ctx context.Context, asm *assembly) error {
 	}
 	asm.Application.Commands.Security = p
 	asm.Application.Commands.Tenancy = tenancy
-	// The organization's queries answer tenancy, bots and the audit record.
-	org := projections.NewQueries(asm.models.Tenancy, asm.models.Bots, asm.models.Audit, p, asm.registry)
+	// The organization's queries answer tenancy, bots and the audit record,
+	// whose redacted content shows its hash keyed as the log records hashes.
+	org := projections.NewQueries(asm.models.Tenancy, asm.models.Bots, asm.models.Audit, p, asm.registry).WithDigestKeys(asm.keys)
 	asm.Application.Queries.Org = org
 
 	asm.web.Commands.Security = p

@@ -18,9 +18,10 @@ type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 }
 
-// EmbeddingStore keeps chunk vectors of an organization by (model, content
-// hash), durably: what it holds is never embedded again. Adapters:
-// knowledge/embeddings (memory, SQLite) and projections/postgres.
+// EmbeddingStore keeps chunk vectors of an organization by (model, chunk
+// hash: the chunk's keyed digest, see WithDigestKeys), durably: what it
+// holds is never embedded again. Adapters: knowledge/embeddings (memory,
+// SQLite) and projections/postgres.
 type EmbeddingStore interface {
 	Get(ctx context.Context, scope access.Scope, model string, hashes []string) (map[string][]float32, error)
 	Put(ctx context.Context, scope access.Scope, model string, vectors map[string][]float32) error

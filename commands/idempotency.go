@@ -60,6 +60,29 @@ func (p *Pipeline) RecordedResponse(ctx context.Context, who access.Principal, k
 	return rec, true, nil
 }
 
+// SameBody reports whether rec, recorded for who's key, answered a request
+// whose body has the SHA-256 bodySHA256 (hex). The log keeps the recorded
+// hash keyed (events.DeclareDigest), so it is compared with the keyed form;
+// a response recorded before keyed digests holds the plain hash, which is
+// compared as it is.
+func (p *Pipeline) SameBody(ctx context.Context, who access.Principal, rec *events.IdempotentResponseRecorded, bodySHA256 string) (bool, error) {
+	if rec.BodySHA256 == bodySHA256 {
+		return true, nil
+	}
+	if p.digests == nil {
+		return false, nil
+	}
+	org := who.OrgID
+	if org == "" {
+		org = access.PlatformScope
+	}
+	key, err := p.digests.DigestKey(ctx, org)
+	if err != nil {
+		return false, fmt.Errorf("idempotency record: digest key: %w", err)
+	}
+	return rec.BodySHA256 == key.Digest(bodySHA256), nil
+}
+
 // RecordResponse records the response to who's request under key, once:
 // when one is already recorded (another process answered first) it
 // returns that one and false.

@@ -144,11 +144,18 @@ func (p *Pipeline) chunkAndEmbed(ctx context.Context, env eventstore.Envelope, v
 	if !doc.Awaits(version) {
 		return nil, nil
 	}
+	// A chunk's hash is recorded in clear and keys its vector in the
+	// embedding store: the digest under the organization's key, never a
+	// plain hash of its text.
+	digest, err := p.contentDigest(ctx, env.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: %w", env.Stream, err)
+	}
 	chunks := chunk(content)
 	for i := range chunks {
 		chunks[i].Ordinal = i
 		chunks[i].ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d/%d", env.Stream, version, i))).String()
-		chunks[i].Hash = knowledge.ContentHash(chunks[i].Text)
+		chunks[i].Hash = digest(chunks[i].Text)
 	}
 	if model, _ := base.Embedding(); model != embedding.Model() {
 		return nil, &embeddingMismatch{base: model, server: embedding.Model()}

@@ -177,8 +177,9 @@ type DocumentAdded struct {
 }
 
 // AddDocument adds a document to a base the principal may write. Its id is
-// derived from the base and the content, so the same content is never
-// ingested twice into one base: a second add of it is a conflict.
+// derived from the base and the content's digest (see WithDigestKeys), so
+// the same content is never ingested twice into one base: a second add of
+// it is a conflict.
 func (k *Knowledge) AddDocument(ctx context.Context, who access.Principal, kbID string, in DocumentInput) (DocumentAdded, error) {
 	p := k.p
 	if _, err := p.authorize(ctx, who, access.KBWrite, access.OrgResource(who.OrgID), "knowledge-bases/"+kbID+"/documents"); err != nil {
@@ -191,7 +192,14 @@ func (k *Knowledge) AddDocument(ctx context.Context, who access.Principal, kbID 
 	if err := kb.MustAcceptDocuments(); err != nil {
 		return DocumentAdded{}, err
 	}
-	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte(who.OrgID+"/"+kbID+"/"+knowledge.ContentHash(in.Content))).String()
+	// Named by the content's digest under the organization's key: a
+	// plain hash in the id (and so in the stream's name, which nothing
+	// seals) would confirm a guess of the content after it was shredded.
+	digest, err := p.contentDigest(ctx, who.OrgID)
+	if err != nil {
+		return DocumentAdded{}, err
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte(who.OrgID+"/"+kbID+"/"+digest(in.Content))).String()
 	stream, err := docStream(who.OrgID, id)
 	if err != nil {
 		return DocumentAdded{}, err

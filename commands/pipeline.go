@@ -101,6 +101,9 @@ type Pipeline struct {
 	// tracer starts the spans of commands, appends and jobs (no-op
 	// unless WithTracerProvider gave a provider).
 	tracer trace.Tracer
+	// digests name content in ids and keys that are not sealed (nil:
+	// plain SHA-256; see WithDigestKeys).
+	digests DigestKeys
 }
 
 // NewPipeline returns a pipeline appending to store.

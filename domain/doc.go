@@ -3,9 +3,10 @@
 // I/O, import nothing else of the project, and return typed errors that the
 // HTTP layer maps to status codes in one place.
 //
-// Each event type declares, with an `audit:"content"` or `audit:"record"`
-// struct tag on every field that can carry text, what of its payload is
-// content (what people wrote, uploaded or asked) and what is the record;
-// readers of the audit trail without audit:read-content get content only
-// as its hash and size (see events.ContentTag).
+// Each event type declares, with an `audit:"content"`, `audit:"record"` or
+// `audit:"digest"` struct tag on every field that can carry text, what of
+// its payload is content (what people wrote, uploaded or asked), what is
+// the record, and which records are hashes of content (kept keyed in the
+// log); readers of the audit trail without audit:read-content get content
+// only as its keyed hash and size (see events.ContentTag).
 package domain

@@ -92,7 +92,13 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			}
 			if found {
 				shared.release(r)
-				if recorded.Method != r.Method || recorded.Path != r.URL.Path || recorded.BodySHA256 != hexSHA256(body) {
+				same, err := s.deps.App.Commands.Idempotency.SameBody(r.Context(), p, recorded, hexSHA256(body))
+				if err != nil {
+					s.idempotency.forget(cacheKey)
+					writeError(w, r, err, "request")
+					return
+				}
+				if recorded.Method != r.Method || recorded.Path != r.URL.Path || !same {
 					s.idempotency.forget(cacheKey)
 					writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
 					return
@@ -269,6 +275,9 @@ func (c *sharedClaim) release(r *http.Request) {
 type IdempotencyRecords interface {
 	RecordedResponse(ctx context.Context, who access.Principal, key string) (*events.IdempotentResponseRecorded, bool, error)
 	RecordResponse(ctx context.Context, who access.Principal, key string, rec *events.IdempotentResponseRecorded) (*events.IdempotentResponseRecorded, bool, error)
+	// SameBody reports whether rec answered a request whose body has the
+	// SHA-256 bodySHA256 (hex): the recorded hash is keyed in the log.
+	SameBody(ctx context.Context, who access.Principal, rec *events.IdempotentResponseRecorded, bodySHA256 string) (bool, error)
 }
 
 // recordedResponse reads the response recorded for p's key; without a

@@ -109,6 +109,10 @@ func (f *fakeRecords) RecordedResponse(_ context.Context, who access.Principal, 
 	return rec, ok, nil
 }
 
+func (f *fakeRecords) SameBody(_ context.Context, _ access.Principal, rec *events.IdempotentResponseRecorded, bodySHA256 string) (bool, error) {
+	return rec.BodySHA256 == bodySHA256, nil
+}
+
 func (f *fakeRecords) RecordResponse(_ context.Context, who access.Principal, key string, rec *events.IdempotentResponseRecorded) (*events.IdempotentResponseRecorded, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -19,8 +19,8 @@ import (
 // skeleton on purpose: the tenancy read model keeps the organization's one
 // row, marked closed and without its name, so that its tokens are refused
 // as organization_closed; the audit read model keeps each event's record
-// (type, time, actor, ids) with its content fields replaced by their
-// redacted form (RedactOrg).
+// (type, time, actor, ids, keyed digests) with its content values
+// shredded (RedactOrg; JSON null, as a rebuild after the close reads them).
 
 // OrgPurger removes every row of one organization. Every read-model port
 // whose rows hold an organization's data includes it.

@@ -170,13 +170,19 @@ func updateBot(ctx context.Context, m BotModel, env eventstore.Envelope, change 
 // AuditProjection indexes every event of every organization for auditors.
 //
 // When it applies an organization's OrganizationClosed it rewrites every
-// event of that organization with its content fields redacted (their
-// SHA-256 and size; see events.RedactedContent), keeping the record.
+// event of that organization with its content values shredded
+// (events.Shredded, JSON null), keeping the record: exactly what a
+// rebuild reads once the organization's key is destroyed. Not a hash and
+// size (events.RedactedContent): a plain hash of short content kept after
+// the close would confirm a guess of it, and the key that would make it
+// a keyed one may already be gone. Digest fields are already keyed in the
+// log (events.DeclareDigest) and stay.
 func AuditProjection(m AuditModel, prototypes []domain.Event) *consumer.Group {
-	redactor := events.NewRegistry()
+	registry := events.NewRegistry()
 	redact := func(eventType string, data json.RawMessage) (json.RawMessage, error) {
-		out, _, err := redactor.RedactContent(eventType, data)
-		return out, err
+		return registry.MapContent(eventType, data, func(string, []byte) ([]byte, error) {
+			return events.Shredded, nil
+		})
 	}
 	closed := (tenancy.OrganizationClosed{}).EventType()
 	return &consumer.Group{Name: "audit", Handlers: consumer.OnEvery(prototypes, func(ctx context.Context, env eventstore.Envelope) error {

@@ -116,7 +116,7 @@ type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 }
 
-// Embeddings is the store of chunk vectors by (model, content hash) that
+// Embeddings is the store of chunk vectors by (model, chunk hash) that
 // the ingestion process fills before it records a document's chunks. The
 // knowledge projection only reads it: it never embeds (no I/O in
 // projections), so a rebuild costs no embedding call.

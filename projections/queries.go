@@ -27,14 +27,16 @@ type Queries struct {
 	audit    AuditModel
 	denials  DenialRecorder
 	recorder Recorder
-	redactor ContentRedactor
+	redact   ContentRedactor
+	// digests key the hashes of redacted content (nil: plain SHA-256).
+	digests DigestKeys
 }
 
 // NewQueries returns the query services over the read models. recorder
 // records denials and reads of audit content; redactor takes content out
 // of audit events for principals without audit:read-content.
 func NewQueries(tenancy TenancyModel, bots BotModel, audit AuditModel, recorder Recorder, redactor ContentRedactor) *Queries {
-	return &Queries{tenancy: tenancy, bots: bots, audit: audit, denials: recorder, recorder: recorder, redactor: redactor}
+	return &Queries{tenancy: tenancy, bots: bots, audit: audit, denials: recorder, recorder: recorder, redact: redactor}
 }
 
 // authorize returns the principal's scope when it may perform action on

@@ -37,7 +37,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	// Content is opened with the deployment's data keys; what a destroyed
 	// key sealed prints as null (events.Shredded).
-	store, err := app.OpenStore(ctx, keys.apply(app.Config{
+	store, err := app.OpenAuditStore(ctx, keys.apply(app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
 	}))
 	if err != nil {
@@ -47,7 +47,7 @@ func auditReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
-	show := replayRedactor(*content)
+	show := replayRedactor(ctx, *content, store)
 	const batch = 1000
 	var after, sequence uint64
 	for {

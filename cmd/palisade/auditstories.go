@@ -59,7 +59,7 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 			return fmt.Errorf("audit export: --since: %w", err)
 		}
 	}
-	store, err := app.OpenStore(ctx, keys.apply(app.Config{
+	store, err := app.OpenAuditStore(ctx, keys.apply(app.Config{
 		DataDir: *dataDir, EventStoreURL: *eventStoreURL, Logger: newLogger(stderr, logLevel),
 	}))
 	if err != nil {
@@ -69,7 +69,7 @@ func auditStory(ctx context.Context, command string, args []string, stdout, stde
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
-	show := replayRedactor(*content)
+	show := replayRedactor(ctx, *content, store)
 	narrator := projections.NewNarrator(events.NewRegistry())
 
 	if command == "export" {

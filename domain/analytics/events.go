@@ -68,7 +68,7 @@ type AnalyticsJobSucceeded struct {
 	Columns    []Column `json:"columns"`
 	RowCount   int      `json:"row_count"`
 	Bytes      int64    `json:"bytes"`
-	SHA256     string   `json:"sha256" audit:"record"`
+	SHA256     string   `json:"sha256" audit:"digest"`
 	Truncated  bool     `json:"truncated"`
 	Pages      int      `json:"pages"`
 	DurationMS int64    `json:"duration_ms"`

@@ -31,7 +31,7 @@ type TurnStarted struct {
 	TurnID        string `json:"turn_id" audit:"record"`
 	MessageID     string `json:"message_id" audit:"record"`
 	Content       string `json:"content" audit:"content"`
-	ContentSHA256 string `json:"content_sha256" audit:"record"`
+	ContentSHA256 string `json:"content_sha256" audit:"digest"`
 	ContentSize   int    `json:"content_size"`
 }
 
@@ -46,7 +46,7 @@ type ToolCallDecided struct {
 	Depth                int      `json:"depth"`
 	Tool                 string   `json:"tool" audit:"record"`
 	Arguments            string   `json:"arguments" audit:"content"`
-	ArgumentsSHA256      string   `json:"arguments_sha256" audit:"record"`
+	ArgumentsSHA256      string   `json:"arguments_sha256" audit:"digest"`
 	ArgumentsSize        int      `json:"arguments_size"`
 	Allowed              bool     `json:"allowed"`
 	Permission           string   `json:"permission,omitempty" audit:"record"`
@@ -72,7 +72,7 @@ type ToolCallCompleted struct {
 	AnalyticsJobIDs  []string `json:"analytics_job_ids,omitempty" audit:"record"`
 	RowCount         int      `json:"row_count"`
 	ResultSize       int      `json:"result_size"`
-	ResultSHA256     string   `json:"result_sha256" audit:"record"`
+	ResultSHA256     string   `json:"result_sha256" audit:"digest"`
 }
 
 // Citation ties an answer's "[n]" marker to the chunk it cites.
@@ -89,7 +89,7 @@ type AnswerRecorded struct {
 	TurnID           string     `json:"turn_id" audit:"record"`
 	MessageID        string     `json:"message_id" audit:"record"`
 	Content          string     `json:"content" audit:"content"`
-	ContentSHA256    string     `json:"content_sha256" audit:"record"`
+	ContentSHA256    string     `json:"content_sha256" audit:"digest"`
 	Citations        []Citation `json:"citations"`
 	Model            string     `json:"model" audit:"record"`
 	PromptTokens     int        `json:"prompt_tokens"`

@@ -24,7 +24,8 @@ import (
 // shows it only to principals holding audit:read-content, and everywhere
 // else replaces it by its SHA-256 and size. Record fields are the facts of
 // the audit trail (ids, names of resources, subjects, roles, reasons) and
-// are shown to audit:read.
+// are shown to audit:read. Digest fields (audit:"digest") are records
+// holding a hash of content, which the log keeps keyed (DeclareDigest).
 //
 // Every field whose JSON can carry text (strings, lists and maps of them,
 // types with their own JSON or text encoding such as time.Time) must say
@@ -38,12 +39,22 @@ const ContentTag = "audit"
 const (
 	DeclareContent = "content"
 	DeclareRecord  = "record"
+	// DeclareDigest marks a record field that holds a hash of content (a
+	// SHA-256 in hex, as the domain computes it): shown like a record, but
+	// what the log stores is its keyed form under the organization's
+	// digest key (see eventstore/sealed and sealing.DigestKey), since a
+	// plain hash of short content confirms a guess of it after the content
+	// itself was shredded. Digest fields are strings.
+	DeclareDigest = "digest"
 )
 
 // RedactedContent replaces a content value in a redacted payload: the
 // SHA-256 (hex) and byte size of the value — of the string itself for a
 // string, of its compact JSON otherwise — so that an auditor can match two
-// records of the same content without reading it.
+// records of the same content without reading it. Where an organization's
+// events are shown (the audit API and its export) the hash is keyed under
+// the organization's digest key ([Registry.RedactContentWith]), as the
+// digests the log records are.
 type RedactedContent struct {
 	Redacted bool   `json:"redacted"`
 	SHA256   string `json:"sha256"`
@@ -61,6 +72,7 @@ type fieldKind int
 const (
 	fieldContent fieldKind = iota
 	fieldRecord
+	fieldDigest // a record holding a hash of content
 	fieldObject // a struct: apply its plan
 	fieldList   // a list of structs: apply its plan to each element
 )
@@ -99,6 +111,8 @@ func planFor(t reflect.Type) *contentPlan {
 			fp.kind, fp.declared = fieldContent, true
 		case DeclareRecord:
 			fp.kind, fp.declared = fieldRecord, true
+		case DeclareDigest:
+			fp.kind, fp.declared = fieldDigest, true
 		default:
 			fp = planUndeclared(f.Name, f.Type)
 			// An unknown declaration is no declaration.
@@ -219,6 +233,22 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 	return out, red, nil
 }
 
+// RedactContentWith is [Registry.RedactContent] with each value's hash
+// passed through digest, which takes and returns hex: the organization's
+// keyed digest (sealing.DigestKey.Digest), so that a redacted value
+// equals the keyed form the log records for a hash of the same content
+// (events.DeclareDigest) and, like it, confirms no guess without the key.
+func (r *Registry) RedactContentWith(eventType string, data []byte, digest func(sum string) string) (json.RawMessage, Redaction, error) {
+	var red Redaction
+	out, err := r.MapContent(eventType, data, func(_ string, v []byte) ([]byte, error) {
+		return redactValueWith(v, &red, digest)
+	})
+	if err != nil {
+		return nil, Redaction{}, fmt.Errorf("redact %s: %w", eventType, err)
+	}
+	return out, red, nil
+}
+
 // MapContent returns eventType's JSON payload with every non-null content
 // value v at path replaced by replace(path, v). It walks the same plan as
 // [Registry.RedactContent] (the one walker of the declarations): record
@@ -232,32 +262,50 @@ func (r *Registry) RedactContent(eventType string, data []byte) (json.RawMessage
 // by a scanner that accepts exactly what encoding/json accepts
 // (jsonscan.go).
 func (r *Registry) MapContent(eventType string, data []byte, replace func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
+	return r.mapPayload(eventType, data, replace, nil)
+}
+
+// MapContentAndDigests is [Registry.MapContent] that also replaces every
+// non-null, non-empty value of a field declared [DeclareDigest] by
+// digest(path, v), v being the value's JSON (a string). A payload in which
+// neither function was called is returned as it is.
+func (r *Registry) MapContentAndDigests(eventType string, data []byte, content, digest func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
+	return r.mapPayload(eventType, data, content, digest)
+}
+
+func (r *Registry) mapPayload(eventType string, data []byte, content, digest func(path string, v []byte) ([]byte, error)) (json.RawMessage, error) {
 	plan := r.plans[eventType]
 	if plan == nil {
 		plan = &contentPlan{}
 	}
-	replaced := false
-	out, err := plan.walk(bytes.TrimSpace(data), "", func(path string, v []byte) ([]byte, error) {
-		replaced = true
-		return replace(path, v)
-	})
+	m := &mapper{content: content, digest: digest}
+	out, err := plan.walk(bytes.TrimSpace(data), "", m)
 	if err != nil {
 		return nil, err
 	}
-	if !replaced {
+	if !m.replaced {
 		return data, nil
 	}
 	return out, nil
 }
 
-// redact is walk with every content value redacted.
-func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, error) {
-	return p.walk(bytes.TrimSpace(data), "", func(_ string, v []byte) ([]byte, error) {
-		return redactValue(v, red)
-	})
+// mapper is what a walk replaces: content values, and digest values when
+// digest is set (otherwise they are kept as records). replaced says
+// whether either was called.
+type mapper struct {
+	content  func(path string, v []byte) ([]byte, error)
+	digest   func(path string, v []byte) ([]byte, error)
+	replaced bool
 }
 
-func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+// redact is walk with every content value redacted.
+func (p *contentPlan) redact(data []byte, red *Redaction) (json.RawMessage, error) {
+	return p.walk(bytes.TrimSpace(data), "", &mapper{content: func(_ string, v []byte) ([]byte, error) {
+		return redactValue(v, red)
+	}})
+}
+
+func (p *contentPlan) walk(data []byte, path string, replace *mapper) (json.RawMessage, error) {
 	if len(data) == 0 || string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
@@ -281,6 +329,13 @@ func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte
 		var nv json.RawMessage
 		var err error
 		switch f.kind {
+		case fieldDigest:
+			if replace.digest != nil && !emptyDigest(m.value) {
+				replace.replaced = true
+				nv, err = replace.digest(join(path, m.name()), bytes.TrimSpace(m.value))
+				break
+			}
+			fallthrough
 		case fieldRecord:
 			nv = m.value
 			if m.spaced {
@@ -311,7 +366,7 @@ func (p *contentPlan) walk(data []byte, path string, replace func(string, []byte
 	return append(b, '}'), nil
 }
 
-func (p *contentPlan) walkList(data []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+func (p *contentPlan) walkList(data []byte, path string, replace *mapper) (json.RawMessage, error) {
 	if string(data) == "null" {
 		return json.RawMessage("null"), nil
 	}
@@ -337,12 +392,20 @@ func (p *contentPlan) walkList(data []byte, path string, replace func(string, []
 
 // contentValue replaces one content value; null stays null (it reveals
 // nothing).
-func contentValue(v []byte, path string, replace func(string, []byte) ([]byte, error)) (json.RawMessage, error) {
+func contentValue(v []byte, path string, replace *mapper) (json.RawMessage, error) {
 	v = bytes.TrimSpace(v)
 	if string(v) == "null" {
 		return json.RawMessage("null"), nil
 	}
-	return replace(path, v)
+	replace.replaced = true
+	return replace.content(path, v)
+}
+
+// emptyDigest reports whether a digest value names no content: null or
+// the empty string.
+func emptyDigest(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	return string(v) == "null" || string(v) == `""`
 }
 
 func join(path, key string) string {
@@ -354,6 +417,12 @@ func join(path, key string) string {
 
 // redactValue replaces one content value by its hash and size.
 func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
+	return redactValueWith(v, red, nil)
+}
+
+// redactValueWith replaces one content value by its hash, passed through
+// digest when it is set, and size.
+func redactValueWith(v []byte, red *Redaction, digest func(string) string) (json.RawMessage, error) {
 	if isShredded(v) {
 		return Shredded, nil
 	}
@@ -365,8 +434,12 @@ func redactValue(v []byte, red *Redaction) (json.RawMessage, error) {
 		raw = c
 	}
 	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])
+	if digest != nil {
+		hash = digest(hash)
+	}
 	red.Fields++
-	return json.Marshal(RedactedContent{Redacted: true, SHA256: hex.EncodeToString(sum[:]), Size: len(raw)})
+	return json.Marshal(RedactedContent{Redacted: true, SHA256: hash, Size: len(raw)})
 }
 
 // isShredded reports whether v is the [Shredded] value.

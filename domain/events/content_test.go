@@ -301,3 +301,73 @@ func walkRedacted(t *testing.T, plan *contentPlan, in, out any, canary, path str
 		t.Fatalf("%s: %d keys became %d", path, len(im), len(om))
 	}
 }
+
+// TestContentHashesAreDeclaredDigests: every field of a registered event
+// whose name says it holds a hash (sha256, hash) is declared
+// audit:"digest", so that the log keeps it keyed, not as a plain hash that
+// confirms a guess of the content. The one exception is keyed where it is
+// computed.
+func TestContentHashesAreDeclaredDigests(t *testing.T) {
+	t.Parallel()
+	keyedAtSource := map[string]bool{"DocumentChunked.chunks.hash": true}
+	var walk func(prefix string, p *contentPlan)
+	found := 0
+	walk = func(prefix string, p *contentPlan) {
+		for key, f := range p.fields {
+			at := prefix + "." + key
+			if f.nested != nil {
+				walk(at, f.nested)
+			}
+			if !strings.Contains(key, "sha256") && !strings.HasSuffix(key, "hash") {
+				continue
+			}
+			found++
+			if f.kind != fieldDigest && !keyedAtSource[at] {
+				t.Errorf("%s holds a hash but is not declared %s:%q", at, ContentTag, DeclareDigest)
+			}
+		}
+	}
+	for name, p := range NewRegistry().plans {
+		walk(name, p)
+	}
+	if found < 9 {
+		t.Fatalf("control: %d hash fields found, want at least 9", found)
+	}
+}
+
+// TestDigestsAreMappedOnlyWhenAsked: MapContentAndDigests hands digest
+// values (not null, not empty) to its digest function; MapContent and
+// RedactContent keep them as records.
+func TestDigestsAreMappedOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	r := NewRegistry()
+	data, err := json.Marshal(&knowledge.DocumentAdded{ID: "d1", KnowledgeBaseID: "kb1", Title: "T", Content: "Body", ContentHash: "abc", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digested []string
+	out, err := r.MapContentAndDigests("DocumentAdded", data,
+		func(_ string, v []byte) ([]byte, error) { return v, nil },
+		func(path string, v []byte) ([]byte, error) {
+			digested = append(digested, path+"="+string(v))
+			return []byte(`"keyed"`), nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(digested, []string{`content_hash="abc"`}) || !bytes.Contains(out, []byte(`"content_hash":"keyed"`)) {
+		t.Fatalf("digested %q into %s", digested, out)
+	}
+	redacted, _, err := r.RedactContent("DocumentAdded", data)
+	if err != nil || !bytes.Contains(redacted, []byte(`"content_hash":"abc"`)) {
+		t.Fatalf("redacted: %s, %v", redacted, err)
+	}
+	for _, empty := range []string{`{"content_hash":""}`, `{"content_hash":null}`, `{}`} {
+		digested = nil
+		out, err := r.MapContentAndDigests("DocumentAdded", []byte(empty), nil,
+			func(path string, v []byte) ([]byte, error) { digested = append(digested, path); return v, nil })
+		if err != nil || len(digested) != 0 || string(out) != empty {
+			t.Errorf("%s: digested %q, out %s, %v", empty, digested, out, err)
+		}
+	}
+}

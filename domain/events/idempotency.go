@@ -14,7 +14,7 @@ const IdempotencyCategory = "idempotency"
 type IdempotentResponseRecorded struct {
 	Method      string `json:"method" audit:"record"`
 	Path        string `json:"path" audit:"record"`
-	BodySHA256  string `json:"body_sha256" audit:"record"`
+	BodySHA256  string `json:"body_sha256" audit:"digest"`
 	Status      int    `json:"status"`
 	ContentType string `json:"content_type,omitempty" audit:"record"`
 	Location    string `json:"location,omitempty" audit:"record"`

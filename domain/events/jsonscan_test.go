@@ -55,7 +55,7 @@ func referenceWalk(p *contentPlan, data []byte, path string, replace func(string
 	}
 	keys, values, ok := referenceObjectMembers(data)
 	if !ok {
-		return contentValue(data, join(path, "$"), replace)
+		return contentValue(data, join(path, "$"), &mapper{content: replace})
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -69,14 +69,14 @@ func referenceWalk(p *contentPlan, data []byte, path string, replace func(string
 		var nv json.RawMessage
 		var err error
 		switch f.kind {
-		case fieldRecord:
+		case fieldRecord, fieldDigest:
 			nv, err = compact(v)
 		case fieldObject:
 			nv, err = referenceWalk(f.nested, v, at, replace)
 		case fieldList:
 			nv, err = referenceWalkList(f.nested, v, at, replace)
 		default:
-			nv, err = contentValue(v, at, replace)
+			nv, err = contentValue(v, at, &mapper{content: replace})
 		}
 		if err != nil {
 			return nil, err
@@ -99,7 +99,7 @@ func referenceWalkList(p *contentPlan, data []byte, path string, replace func(st
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(data, &items); err != nil {
-		return contentValue(data, path, replace)
+		return contentValue(data, path, &mapper{content: replace})
 	}
 	var b bytes.Buffer
 	b.WriteByte('[')
@@ -217,7 +217,7 @@ func FuzzMapContent(f *testing.F) {
 		}
 		trimmed := bytes.TrimSpace(data)
 		want, wantErr := referenceWalk(plan, trimmed, "", replace(&wantPaths))
-		got, err := plan.walk(trimmed, "", replace(&paths))
+		got, err := plan.walk(trimmed, "", &mapper{content: replace(&paths)})
 		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
 			t.Fatalf("%q:\n got %s (%v)\nwant %s (%v)", data, got, err, want, wantErr)
 		}

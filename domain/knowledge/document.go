@@ -58,11 +58,14 @@ func (d *Document) Awaits(version int) bool {
 // Apply folds one recorded event into the aggregate.
 func (d *Document) Apply(e domain.Event) {
 	switch e := e.(type) {
+	// The hash that Replace compares is computed from the content, not
+	// read from the event: what the log records is keyed (see
+	// events.DeclareDigest), and so never equals a plain hash.
 	case *DocumentAdded:
-		d.id, d.kbID, d.version, d.contentHash, d.settled, d.deleted = e.ID, e.KnowledgeBaseID, e.Version, e.ContentHash, false, false
+		d.id, d.kbID, d.version, d.contentHash, d.settled, d.deleted = e.ID, e.KnowledgeBaseID, e.Version, ContentHash(e.Content), false, false
 		d.title, d.contentType = e.Title, e.ContentType
 	case *DocumentReplaced:
-		d.version, d.contentHash, d.settled = e.Version, e.ContentHash, false
+		d.version, d.contentHash, d.settled = e.Version, ContentHash(e.Content), false
 		d.title, d.contentType = e.Title, e.ContentType
 	case *DocumentChunked:
 		d.settled, d.chunks, d.failure = true, len(e.Chunks), ""
@@ -73,7 +76,8 @@ func (d *Document) Apply(e domain.Event) {
 	}
 }
 
-// ContentHash returns the hex SHA-256 of content.
+// ContentHash returns the hex SHA-256 of content. It is what a decision
+// records; the log keeps it keyed (events.DeclareDigest).
 func ContentHash(content string) string {
 	sum := sha256.Sum256([]byte(content))
 	return hex.EncodeToString(sum[:])

@@ -49,7 +49,7 @@ type DocumentAdded struct {
 	Title           string `json:"title" audit:"content"`
 	ContentType     string `json:"content_type" audit:"record"`
 	Content         string `json:"content" audit:"content"`
-	ContentHash     string `json:"content_hash" audit:"record"`
+	ContentHash     string `json:"content_hash" audit:"digest"`
 	Version         int    `json:"version"`
 }
 
@@ -58,7 +58,7 @@ type DocumentReplaced struct {
 	Title       string `json:"title" audit:"content"`
 	ContentType string `json:"content_type" audit:"record"`
 	Content     string `json:"content" audit:"content"`
-	ContentHash string `json:"content_hash" audit:"record"`
+	ContentHash string `json:"content_hash" audit:"digest"`
 	Version     int    `json:"version"`
 }
 
@@ -70,7 +70,10 @@ type Chunk struct {
 	End     int    `json:"end"`
 	Heading string `json:"heading,omitempty" audit:"content"`
 	Text    string `json:"text" audit:"content"`
-	// Hash is the SHA-256 of Text, the key of the embedding cache.
+	// Hash names Text in the embedding store: its digest under the
+	// organization's digest key (sealing.DigestKey.ContentDigest, computed
+	// by the ingestion; the plain SHA-256 in chunks recorded before keyed
+	// digests). It is already keyed when recorded, so it is a record.
 	Hash string `json:"hash" audit:"record"`
 }
 

@@ -125,10 +125,17 @@ func TestContentIsSealedInTheLogAndOpenedOnRead(t *testing.T) {
 	if len(opened) != 4 {
 		t.Fatalf("read %d events, want 4", len(opened))
 	}
+	digests, err := b.keys.DigestKey(b.ctx, "org-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Digests come back keyed; everything else as appended.
+	keyed := strings.NewReplacer(`"content_hash":"h"`, `"content_hash":"`+digests.Digest("h")+`"`,
+		`"content_sha256":"x"`, `"content_sha256":"`+digests.Digest("x")+`"`)
 	for _, env := range opened {
 		for _, e := range in {
-			if e.Type == env.Type && string(env.Data) != string(e.Data) {
-				t.Fatalf("%s opened as\n%s\nwant\n%s", env.Type, env.Data, e.Data)
+			if want := keyed.Replace(string(e.Data)); e.Type == env.Type && string(env.Data) != want {
+				t.Fatalf("%s opened as\n%s\nwant\n%s", env.Type, env.Data, want)
 			}
 		}
 	}
@@ -387,5 +394,53 @@ func TestDataThatIsNotJSONIsRefused(t *testing.T) {
 				t.Fatalf("the log holds %d events after a refused append", len(envs))
 			}
 		})
+	}
+}
+
+// TestDigestsAreKeyedInTheLogAndStayAfterShredding: a hash of content
+// (declared audit:"digest") is stored under the organization's digest key,
+// never as it was appended, and reads the same keyed form opened; once the
+// key is destroyed the content is shredded but the keyed digest stays, so
+// the record still shows a hash, and it differs per organization.
+func TestDigestsAreKeyedInTheLogAndStayAfterShredding(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const plain = "5ba93c9db0cff93f52b521d7420e43f6eda2784f0ba8e2d1b5e0b0b06b7c6e4a"
+	data := `{"turn_id":"t1","message_id":"m1","content":"yes","content_sha256":"` + plain + `","content_size":3}`
+	for _, org := range []string{"org-a", "org-b"} {
+		st := eventstore.MustStreamName("conversation", org, "c1")
+		if _, err := b.store.Append(b.ctx, st, eventstore.NoStream(), []eventstore.NewEvent{newEvent(org, "TurnStarted", data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := map[string]string{}
+	for _, env := range b.readAll(t, b.inner) {
+		var e struct {
+			SHA string `json:"content_sha256"`
+		}
+		if err := json.Unmarshal(env.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(env.Data, []byte(plain)) || len(e.SHA) != 64 {
+			t.Fatalf("%s's log holds %s", env.OrgID, env.Data)
+		}
+		stored[env.OrgID] = e.SHA
+	}
+	if stored["org-a"] == stored["org-b"] {
+		t.Fatal("two organizations' digests of one content are equal")
+	}
+	for _, env := range b.readAll(t, b.store) {
+		if !bytes.Contains(env.Data, []byte(`"content_sha256":"`+stored[env.OrgID]+`"`)) {
+			t.Fatalf("opened %s: %s, want the stored digest", env.OrgID, env.Data)
+		}
+	}
+	if err := b.keys.Destroy(b.ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range b.readAll(t, reopenKeys(t, b)) {
+		if env.OrgID == "org-a" && (!bytes.Contains(env.Data, []byte(`"content":null`)) ||
+			!bytes.Contains(env.Data, []byte(`"content_sha256":"`+stored["org-a"]+`"`))) {
+			t.Fatalf("shredded: %s, want no content and the stored digest", env.Data)
+		}
 	}
 }

@@ -4,7 +4,14 @@
 // audit:"content" in domain/events, and anything undeclared) with a
 // [Value] sealed under the organization's newest data key; on the way out
 // it opens them again. Metadata and record fields stay in clear, so the
-// record of who did what remains readable without any key.
+// record of who did what remains readable without any key. Fields that
+// hold a hash of content (declared audit:"digest": a document's content
+// hash, a message's, a result's) are record fields the log keeps keyed:
+// on the way in each is replaced by its HMAC under the organization's
+// digest key (sealing.DigestKey, which goes with the data key), and
+// reading leaves it so. A plain SHA-256 of short content would confirm a
+// guess of it after the content was shredded; the keyed one cannot be
+// checked without the key.
 //
 // Each value is bound, as AES-GCM additional data, to the organization, the
 // key's id, and a purpose naming the event id, the event type and the
@@ -58,6 +65,10 @@ type Keys interface {
 	// first use; SubjectKeyByHandle finds it by handle, never creating it.
 	SubjectKey(ctx context.Context, orgID, subject string) (sealing.DataKey, string, error)
 	SubjectKeyByHandle(ctx context.Context, orgID, handle string) (sealing.DataKey, error)
+	// DigestKey returns the key of the organization's content digests,
+	// creating the organization's key on first use; it does not change
+	// with rotations.
+	DigestKey(ctx context.Context, orgID string) (sealing.DigestKey, error)
 }
 
 // Value is the JSON form of one sealed content value:
@@ -94,14 +105,22 @@ func purpose(id uuid.UUID, eventType, path string) string {
 }
 
 // Seal returns data with every content value sealed under orgID's newest
-// data key. A payload without content is returned as it is. Data that is
+// data key, and every digest value (a hash of content, declared
+// audit:"digest") replaced by its keyed form under orgID's digest key
+// (sealing.DigestKey.Digest), which opening leaves as it is: no reader of
+// the log, with or without keys, sees a plain hash of content, and once
+// the key is destroyed the digest no longer confirms a guess. A payload
+// without content or digests is returned as it is. Data that is
 // not JSON is [eventstore.ErrInvalidEvent]: the walk of an object checks
 // every value it splits off, and a payload that is not an object, sealed
 // whole at path "$", is checked here, so that nothing that is not JSON is
 // sealed into a value that is.
 func (s *Sealer) Seal(ctx context.Context, orgID string, id uuid.UUID, eventType string, data json.RawMessage) (json.RawMessage, error) {
-	var key sealing.DataKey
-	out, err := s.registry.MapContent(eventType, data, func(path string, v []byte) ([]byte, error) {
+	var (
+		key    sealing.DataKey
+		digest sealing.DigestKey
+	)
+	out, err := s.registry.MapContentAndDigests(eventType, data, func(path string, v []byte) ([]byte, error) {
 		if path == "$" && !json.Valid(v) {
 			return nil, fmt.Errorf("%w: data is not valid JSON", eventstore.ErrInvalidEvent)
 		}
@@ -112,11 +131,40 @@ func (s *Sealer) Seal(ctx context.Context, orgID string, id uuid.UUID, eventType
 			}
 		}
 		return sealValue(key, "", orgID, purpose(id, eventType, path), v)
+	}, func(_ string, v []byte) ([]byte, error) {
+		if digest.IsZero() {
+			var err error
+			if digest, err = s.keys.DigestKey(ctx, orgID); err != nil {
+				return nil, fmt.Errorf("digest key: %w", err)
+			}
+		}
+		return digestValue(digest, v)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", eventType, err)
 	}
 	return out, nil
+}
+
+// digestValue returns the keyed form of one digest value as a JSON
+// string: the digest of the string, or of the compact JSON of anything
+// else (a digest field is a string; nothing else passes in clear either).
+func digestValue(key sealing.DigestKey, v []byte) ([]byte, error) {
+	if len(v) > 2 && v[0] == '"' && v[len(v)-1] == '"' && plainJSON(string(v[1:len(v)-1])) {
+		// The form the domain writes (hex): no escape to read, and the
+		// digest is hex, which JSON writes as it is.
+		out := key.AppendDigest(append(make([]byte, 0, 66), '"'), string(v[1:len(v)-1]))
+		return append(out, '"'), nil
+	}
+	var sum string
+	if err := json.Unmarshal(v, &sum); err != nil {
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err != nil {
+			return nil, fmt.Errorf("%w: digest value is not JSON", eventstore.ErrInvalidEvent)
+		}
+		sum = b.String()
+	}
+	return json.Marshal(key.Digest(sum))
 }
 
 // SealForSubject seals one content value (its JSON) under subject's key in

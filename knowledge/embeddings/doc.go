@@ -1,5 +1,6 @@
 // Package embeddings owns the durable store of chunk embeddings: vectors
-// kept per organization by (model, content hash), so that a text embedded
+// kept per organization by (model, chunk hash: the chunk's keyed digest,
+// see commands.WithDigestKeys), so that a text embedded
 // once with a model is never sent to an embeddings endpoint again — not on
 // a restart, not on a rebuild of the read models. The ingestion process
 // writes it (after embedding what it lacks); the knowledge projection only

@@ -13,7 +13,7 @@ import (
 
 // Embeddings is the PostgreSQL adapter of the embedding store (the port
 // commands.EmbeddingStore, read by projections.Embeddings): chunk vectors
-// of an organization by (model, content hash), in the embedding_cache
+// of an organization by (model, chunk hash), in the embedding_cache
 // table. Its vectors have the dimensions of their model, whatever they
 // are. It is not a read model: no projection writes it and a rebuild
 // leaves it alone. The ingestion process writes it, each Put in a

@@ -107,7 +107,10 @@ type Keyring struct {
 // orgKeys is one organization's key versions, unwrapped; the newest last.
 type orgKeys struct {
 	versions []sealing.DataKey
-	loaded   time.Time
+	// digest is versions[0]'s digest key, derived once: every append of
+	// an event that records a hash of content asks for it.
+	digest sealing.DigestKey
+	loaded time.Time
 }
 
 type subjectKey struct {
@@ -321,7 +324,27 @@ func (k *Keyring) unwrapAll(orgID string, wrapped []sealing.WrappedKey) (*orgKey
 		}
 		keys.versions = append(keys.versions, key)
 	}
+	keys.digest = keys.versions[0].DigestKey()
 	return keys, nil
+}
+
+// DigestKey returns the key of orgID's content digests (see
+// [sealing.DigestKey]), derived from the organization's first key version,
+// which is created on first use. It does not change with [Keyring.Rotate],
+// so a digest recorded before a rotation still matches one made after it
+// (a document's content, a chunk's vector in the embedding store); it goes
+// with the organization's keys on [Keyring.Destroy] ([ErrDestroyed]).
+func (k *Keyring) DigestKey(ctx context.Context, orgID string) (sealing.DigestKey, error) {
+	if !validOrg(orgID) {
+		return sealing.DigestKey{}, fmt.Errorf("keyring: invalid organization id")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys, err := k.orgLocked(ctx, orgID, true)
+	if err != nil {
+		return sealing.DigestKey{}, err
+	}
+	return keys.digest, nil
 }
 
 // SubjectHandle returns the opaque name of subject's key in orgID: what a

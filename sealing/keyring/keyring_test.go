@@ -303,3 +303,52 @@ func TestDestroyFinishesAfterACrashBetweenTombstoneAndRemoval(t *testing.T) {
 		t.Fatalf("the key file survived a second Destroy: %v", err)
 	}
 }
+
+// TestDigestKeyOutlivesRotationAndGoesWithDestroy: the digest key is the
+// same before and after a rotation and after a reopen (a digest recorded
+// earlier still matches), differs per organization, and is gone with the
+// organization's keys.
+func TestDigestKeyOutlivesRotationAndGoesWithDestroy(t *testing.T) {
+	ctx := context.Background()
+	master, err := sealing.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ring, err := keyring.Open(dir, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sum = "8a2e0f9c47f0d62d9ae4c8dc1e2ad3e0c6d1b36f0b2ab3f10e5ef2bb5c1f9a01"
+	digest := func(r *keyring.Keyring, org string) string {
+		t.Helper()
+		d, err := r.DigestKey(ctx, org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Digest(sum)
+	}
+	before := digest(ring, "org-a")
+	if _, err := ring.Rotate(ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	if after := digest(ring, "org-a"); after != before {
+		t.Fatal("the digest changed with a rotation")
+	}
+	reopened, err := keyring.Open(dir, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := digest(reopened, "org-a"); again != before {
+		t.Fatal("the digest changed with a reopen")
+	}
+	if other := digest(reopened, "org-b"); other == before {
+		t.Fatal("two organizations share a digest key")
+	}
+	if err := reopened.Destroy(ctx, "org-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopened.DigestKey(ctx, "org-a"); !errors.Is(err, keyring.ErrDestroyed) {
+		t.Fatalf("DigestKey after Destroy: %v, want ErrDestroyed", err)
+	}
+}
