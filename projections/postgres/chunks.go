@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -44,6 +45,10 @@ type searchTuning struct {
 	candidates int
 	// iterativeScan is hnsw.iterative_scan.
 	iterativeScan string
+	// keywordCandidates is how many covered chunks the keyword ranking
+	// reads for each word of the query, strongest first, before ranking
+	// them all exactly; exactKeywords reads every chunk that holds a word.
+	keywordCandidates int
 }
 
 var defaultTuning = searchTuning{
@@ -52,22 +57,35 @@ var defaultTuning = searchTuning{
 	maxScanTuples: hnswMaxScanTuples,
 	candidates:    hnswCandidates,
 	iterativeScan: "relaxed_order",
+
+	keywordCandidates: keywordCandidatesPerWord,
 }
 
 const (
 	deleteChunksSQL = `DELETE FROM knowledge_chunks WHERE org_id = $1 AND document_id = $2`
 	// All of a document's chunks in one statement, sent with the unit's
-	// other writes. (COPY would be faster, but PostgreSQL refuses COPY FROM
-	// into a table under row-level security.) A chunk id already stored
-	// under another document moves to this one.
-	insertChunksSQL = `INSERT INTO knowledge_chunks
-			(org_id, knowledge_base_id, document_id, chunk_id, ordinal, heading, text, embedding)
-		SELECT $1, c.knowledge_base_id, $2, c.chunk_id, c.ordinal, c.heading, c.text, c.embedding
-		FROM unnest($3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::vector[])
-			AS c (knowledge_base_id, chunk_id, ordinal, heading, text, embedding)
+	// other writes, and their keyword terms with them (migration 00016).
+	// (COPY would be faster, but PostgreSQL refuses COPY FROM into a table
+	// under row-level security.) A chunk id already stored under another
+	// document moves to this one. Deleting a chunk deletes its terms (the
+	// foreign key cascades).
+	insertChunksSQL = `WITH c AS (
+			SELECT * FROM unnest($3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::vector[])
+				AS c (knowledge_base_id, chunk_id, ordinal, heading, text, embedding)
+		),
+		chunks AS (
+			INSERT INTO knowledge_chunks
+				(org_id, knowledge_base_id, document_id, chunk_id, ordinal, heading, text, embedding)
+			SELECT $1, c.knowledge_base_id, $2, c.chunk_id, c.ordinal, c.heading, c.text, c.embedding FROM c
+			ON CONFLICT (org_id, chunk_id) DO UPDATE SET knowledge_base_id = EXCLUDED.knowledge_base_id,
+				document_id = EXCLUDED.document_id, ordinal = EXCLUDED.ordinal, heading = EXCLUDED.heading,
+				text = EXCLUDED.text, embedding = EXCLUDED.embedding
+		)
+		INSERT INTO knowledge_chunk_terms (org_id, chunk_id, knowledge_base_id, tsv, levels)
+		SELECT $1, c.chunk_id, c.knowledge_base_id, t.tsv, keyword_levels(t.tsv)
+		FROM c CROSS JOIN LATERAL to_tsvector('simple', c.text) AS t (tsv)
 		ON CONFLICT (org_id, chunk_id) DO UPDATE SET knowledge_base_id = EXCLUDED.knowledge_base_id,
-			document_id = EXCLUDED.document_id, ordinal = EXCLUDED.ordinal, heading = EXCLUDED.heading,
-			text = EXCLUDED.text, embedding = EXCLUDED.embedding`
+			tsv = EXCLUDED.tsv, levels = EXCLUDED.levels`
 )
 
 func (c *Chunks) ReplaceChunks(ctx context.Context, scope access.Scope, docID string, chunks []projections.StoredChunk) error {
@@ -146,6 +164,17 @@ const (
 	// hnswCandidates is how many covered chunks the HNSW branch takes from
 	// the index before it ranks them exactly and keeps the candidate depth.
 	hnswCandidates = 400
+	// keywordCandidatesPerWord is how many covered chunks the keyword
+	// ranking reads for each word of the query, those with the most
+	// occurrences first, before it ranks them all exactly.
+	keywordCandidatesPerWord = 400
+	// exactKeywords, as keywordCandidates, reads every covered chunk that
+	// holds a word of the query: the exact keyword ranking.
+	exactKeywords = math.MaxInt32
+	// topKeywordLevel is the highest level of migration 00016's levels
+	// column: floor(3 ln 256), PostgreSQL keeping at most 256 positions of
+	// a lexeme.
+	topKeywordLevel = 16
 )
 
 // searchSettingsSQL sets, for the search's own read-only transaction, the
@@ -223,6 +252,27 @@ by_vector AS (
 		(SELECT chunk_id, distance FROM approximate ORDER BY distance, chunk_id LIMIT $5)
 	) v
 ),
+query_words AS (
+	SELECT q.lexeme, ARRAY(
+		SELECT ('''' || replace(replace(q.lexeme || ' ' || l, '\', '\\'), '''', '''''') || '''')::tsquery
+		FROM generate_series($10::integer, 0, -1) AS l
+	) AS levels
+	FROM unnest(to_tsvector('simple', $4)) AS q
+),
+keyword_candidates AS (
+	SELECT DISTINCT ON (k.chunk_id) k.chunk_id, k.tsv
+	FROM query_words w
+	CROSS JOIN LATERAL (
+		SELECT t.chunk_id, t.tsv
+		FROM unnest(w.levels) AS l (level)
+		CROSS JOIN LATERAL (
+			SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
+			WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ l.level
+		) t
+		LIMIT $11
+	) k
+	ORDER BY k.chunk_id
+),
 by_keyword AS (
 	SELECT chunk_id, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
 	FROM (
@@ -230,10 +280,7 @@ by_keyword AS (
 			(SELECT sum(cardinality(q.positions) * (1 + ln(cardinality(l.positions)::float8)))
 			 FROM unnest(ts_filter(setweight(c.tsv, 'A', tsvector_to_array(to_tsvector('simple', $4))), '{a}')) l
 			 JOIN unnest(to_tsvector('simple', $4)) q ON q.lexeme = l.lexeme) AS score
-		FROM knowledge_chunks c
-		WHERE c.org_id = $1 AND c.knowledge_base_id = ANY($2)
-			AND numnode(plainto_tsquery('simple', $4)) > 0
-			AND c.tsv @@ replace(plainto_tsquery('simple', $4)::text, ' & ', ' | ')::tsquery
+		FROM keyword_candidates c
 		ORDER BY score DESC, c.chunk_id
 		LIMIT $5
 	) k
@@ -329,6 +376,7 @@ func (c *Chunks) searchArgs(org string, q projections.ChunkQuery) (settings, arg
 	t := c.tuning
 	candidates := max(t.candidates, depth)
 	settings = []any{org, strconv.Itoa(max(t.efSearch, candidates)), strconv.Itoa(t.maxScanTuples), t.iterativeScan}
-	args = []any{org, q.KnowledgeBaseIDs, pgvector.NewVector(q.Vector), q.Text, depth, q.K, t.exactScanMax, candidates, rrfK}
+	args = []any{org, q.KnowledgeBaseIDs, pgvector.NewVector(q.Vector), q.Text, depth, q.K, t.exactScanMax, candidates, rrfK,
+		topKeywordLevel, max(t.keywordCandidates, depth)}
 	return settings, args
 }
