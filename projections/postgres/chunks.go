@@ -235,7 +235,13 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // tsquery per level from $10 (the highest) down to 0; keyword_candidates
 // runs them in that order and stops at $11 chunks, so a rare word costs a
 // few lookups that find all its chunks, and a common one stops inside its
-// highest levels instead of reading the organization. The lookups are
+// highest levels instead of reading the organization. When the search
+// covers no more chunks than $11, the lookups would find every chunk that
+// holds a word anyway, and cost more than reading them: the second branch,
+// gated like the vector ranking's by covered, reads the covered chunks
+// that hold a word of the query instead (the OR of the words is
+// plainto_tsquery's AND with its operators swapped; a lexeme holds no
+// space). The lookups are
 // tsqueries computed apart, in query_words, and reach the scan as a column
 // (l.level) rather than an expression: under row-level security a
 // condition that applied a function that is not leakproof (the text
@@ -293,15 +299,24 @@ by_vector AS (
 ),
 keyword_candidates AS (
 	SELECT DISTINCT ON (k.chunk_id) k.chunk_id, k.tsv
-	FROM query_words w
-	CROSS JOIN LATERAL (
-		SELECT t.chunk_id, t.tsv
-		FROM unnest(w.levels) AS l (level)
+	FROM (
+		SELECT k.chunk_id, k.tsv
+		FROM query_words w
 		CROSS JOIN LATERAL (
-			SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
-			WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ l.level
-		) t
-		LIMIT $11
+			SELECT t.chunk_id, t.tsv
+			FROM unnest(w.levels) AS l (level)
+			CROSS JOIN LATERAL (
+				SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
+				WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ l.level
+			) t
+			LIMIT $11
+		) k
+		WHERE (SELECT n FROM covered) > $11
+		UNION ALL
+		SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
+		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $11
+			AND numnode(plainto_tsquery('simple', $4)) > 0
+			AND t.tsv @@ replace(plainto_tsquery('simple', $4)::text, ' & ', ' | ')::tsquery
 	) k
 	ORDER BY k.chunk_id
 ),
