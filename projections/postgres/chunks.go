@@ -235,7 +235,10 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // tsquery per level from $10 (the highest) down to 0; keyword_candidates
 // runs them in that order and stops at $11 chunks, so a rare word costs a
 // few lookups that find all its chunks, and a common one stops inside its
-// highest levels instead of reading the organization. When the search
+// highest levels instead of reading the organization. (The order is the
+// plan's: a nested loop over the unnested array, no sort. Were it lost,
+// only the choice of candidates would suffer, never a score, and never the
+// organization.) When the search
 // covers no more chunks than $11, the lookups would find every chunk that
 // holds a word anyway, and cost more than reading them: the second branch,
 // gated like the vector ranking's by covered, reads the covered chunks
