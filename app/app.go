@@ -563,6 +563,10 @@ func (a *App) openReadModels(ctx context.Context) (readModels, error) {
 		return readModels{}, fmt.Errorf("open read models: %w", err)
 	}
 	a.postgres = pg
+	if !pg.Chunks().KeywordIndex() {
+		a.cfg.Logger.Warn("tsvector @@ tsquery is not leakproof in the read-model database, so keyword search reads every chunk of an organization that holds a word of the query; " +
+			"as a superuser: ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF (see deploy/postgres/init.sql)")
+	}
 	if err := a.claimReadModels(ctx, pg); err != nil {
 		return readModels{}, err
 	}

@@ -9,3 +9,10 @@ CREATE DATABASE palisade OWNER palisade_owner;
 GRANT CONNECT ON DATABASE palisade TO palisade_app;
 \connect palisade
 CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+-- tsvector @@ tsquery may then be an index condition under row-level
+-- security, so the keyword search's GIN index serves (a superuser's step,
+-- once per database; migration 00017 of projections/postgres says why it
+-- cannot leak a row). Without it keyword search still answers the same,
+-- reading every chunk of the organization.
+ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/readmodeltest"
 )
 
 const embeddingDims = 384
@@ -191,16 +193,118 @@ func TestKnowledgeChunksStayInTheirOrganization(t *testing.T) {
 		}
 	})
 	t.Run("Keywords", func(t *testing.T) {
-		matching := `SELECT org_id, chunk_id FROM knowledge_chunks WHERE tsv @@ plainto_tsquery('simple', $1) ORDER BY chunk_id`
-		got := search(t, "org-a", nil, matching, "plans")
-		if len(got) != 8 || slices.ContainsFunc(got, func(c string) bool { return !strings.HasPrefix(c, "org-a/") }) {
-			t.Fatalf("keyword search of org-a = %v", got)
-		}
-		if got := search(t, "org-a", nil, matching, "secret"); len(got) != 0 {
-			t.Fatalf("org-a finds org-b's words: %v", got)
-		}
-		if got := search(t, "", nil, matching, "plans"); len(got) != 0 {
-			t.Fatalf("without an org: %v", got)
+		// With the plan left to the planner, and then with the GIN index
+		// of the words' levels as the one way to find them: row-level
+		// security holds either way.
+		forceIndex := []string{`SET LOCAL enable_seqscan = off`, `SET LOCAL enable_indexscan = off`}
+		for _, settings := range [][]string{nil, forceIndex} {
+			for _, matching := range []string{
+				`SELECT org_id, chunk_id FROM knowledge_chunk_terms WHERE tsv @@ plainto_tsquery('simple', $1) ORDER BY chunk_id`,
+				`SELECT org_id, chunk_id FROM knowledge_chunk_terms WHERE levels @@ (quote_literal($1 || ' 0'))::tsquery ORDER BY chunk_id`,
+			} {
+				got := search(t, "org-a", settings, matching, "plans")
+				if len(got) != 8 || slices.ContainsFunc(got, func(c string) bool { return !strings.HasPrefix(c, "org-a/") }) {
+					t.Fatalf("keyword search of org-a = %v", got)
+				}
+				if got := search(t, "org-a", settings, matching, "secret"); len(got) != 0 {
+					t.Fatalf("org-a finds org-b's words: %v", got)
+				}
+				if got := search(t, "", settings, matching, "plans"); len(got) != 0 {
+					t.Fatalf("without an org: %v", got)
+				}
+			}
 		}
 	})
+}
+
+// TestKeywordRankingUsesTheIndexUnderRowLevelSecurity explains the search
+// statement as the application role, under forced row-level security, for
+// a query whose word every chunk of both organizations holds: the keyword
+// ranking must find its candidates through the GIN index of the words'
+// levels (an index condition on levels @@), not by filtering the
+// organization's rows. That needs ts_match_vq to be leakproof in the
+// database (scripts/provision-postgres marks it) and the lookups to reach
+// the scan as a column. The search still finds only its own organization's
+// chunks, and here the same as the exact keyword ranking, through the
+// lookups and through the statement used where the index cannot serve.
+func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	db.requireVector(t)
+	b := setup(t)
+	ctx := b.ctx
+	for _, org := range []string{"org-a", "org-b"} {
+		var chunks []projections.StoredChunk
+		for i := range 300 {
+			chunks = append(chunks, projections.StoredChunk{ID: fmt.Sprintf("%s-%03d", org, i), KnowledgeBaseID: "kb-1",
+				DocumentID: fmt.Sprintf("doc-%d", i%5), Ordinal: i,
+				Text:      strings.Repeat("invoice ", 1+i%7) + fmt.Sprintf("%s word%d", org, i%11),
+				Embedding: readmodeltest.Embedding(0.5, 2+i)})
+		}
+		writeChunks(t, b, scope(t, org), chunks)
+	}
+	if _, err := b.owner.Exec(ctx, `ANALYZE knowledge_chunk_terms`); err != nil {
+		t.Fatal(err)
+	}
+	if !b.store.Chunks().KeywordIndex() {
+		t.Fatal("tsvector @@ tsquery is not leakproof in the test database: run scripts/provision-postgres")
+	}
+	q := projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Vector: readmodeltest.Embedding(1, 1), Text: "invoice word3", K: 10}
+	settings, stmt, args := b.store.Chunks().searchArgs("org-a", q)
+	var plan string
+	err := pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, searchSettingsSQL, settings...); err != nil {
+			return err
+		}
+		// The rows are few: without this the planner may rightly read
+		// them all. What matters is that it can use the index at all.
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) `+stmt, args...)
+		if err != nil {
+			return err
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		plan = strings.Join(lines, "\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`Bitmap Index Scan on knowledge_chunk_terms_levels\s+Index Cond: \(\(org_id = 'org-a'::text COLLATE "C"\) AND \(levels @@ `).MatchString(plan) {
+		t.Fatalf("the keyword ranking does not look its words up in the levels index under row-level security "+
+			"(is pg_catalog.ts_match_vq leakproof? scripts/provision-postgres marks it):\n%s", plan)
+	}
+
+	exact := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	exact.tuning.keywordCandidates = exactKeywords
+	bounded := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	// Fewer than either organization's chunks, so that the lookups run;
+	// yet every chunk holding word3 (27) and every one holding invoice 6
+	// or 7 times (one level, about 86) is a candidate: all the top 40 need.
+	bounded.tuning.keywordCandidates = 100
+	// Where the index cannot serve (ts_match_vq not leakproof), the
+	// statement that reads every chunk holding a word.
+	scan := &Chunks{db: b.store.db, tuning: defaultTuning}
+	for _, org := range []string{"org-a", "org-b"} {
+		want, err := exact.Search(ctx, scope(t, org), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, c := range map[string]*Chunks{"bounded": bounded, "scan": scan} {
+			got, err := c.Search(ctx, scope(t, org), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 10 || !slices.Equal(got, want) {
+				t.Fatalf("%s: %s keyword ranking = %v, exact = %v", org, name, got, want)
+			}
+			for _, h := range got {
+				if !strings.HasPrefix(h.ChunkID, org+"-") {
+					t.Fatalf("%s finds %s", org, h.ChunkID)
+				}
+			}
+		}
+	}
 }

@@ -282,6 +282,7 @@ func loadCorpus(tb testing.TB, b *bundle, c *corpus) {
 		indexDef,
 		`RESET maintenance_work_mem`,
 		`VACUUM (ANALYZE) knowledge_chunks`,
+		`VACUUM (ANALYZE) knowledge_chunk_terms`,
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			tb.Fatalf("%s: %v", stmt, err)

@@ -43,7 +43,7 @@ func TestChunkSearchIsolation(t *testing.T) {
 	writeChunks(t, b, a, aChunks)
 	writeChunks(t, b, bScope, bChunks)
 	query := readmodeltest.Embedding(1, 1)
-	hnsw := &Chunks{db: b.store.db, tuning: defaultTuning}
+	hnsw := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 	hnsw.tuning.exactScanMax = 0
 	for _, c := range []struct {
 		name   string
@@ -86,7 +86,7 @@ func TestChunkSearchIsolation(t *testing.T) {
 		if !forceIndex {
 			chunks = b.store.Chunks()
 		}
-		settings, args := chunks.searchArgs(whereOrg, projections.ChunkQuery{KnowledgeBaseIDs: kbs, Vector: query, Text: text, K: 50})
+		settings, stmt, args := chunks.searchArgs(whereOrg, projections.ChunkQuery{KnowledgeBaseIDs: kbs, Vector: query, Text: text, K: 50})
 		settings[0] = txOrg
 		err := pgx.BeginTxFunc(ctx, app, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, searchSettingsSQL, settings...); err != nil {
@@ -98,7 +98,7 @@ func TestChunkSearchIsolation(t *testing.T) {
 				if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
 					return err
 				}
-				rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) `+searchSQL, args...)
+				rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) `+stmt, args...)
 				if err != nil {
 					return err
 				}
@@ -108,7 +108,7 @@ func TestChunkSearchIsolation(t *testing.T) {
 				}
 				plan = strings.Join(lines, "\n")
 			}
-			rows, err := tx.Query(ctx, searchSQL, args...)
+			rows, err := tx.Query(ctx, stmt, args...)
 			if err != nil {
 				return err
 			}
@@ -163,7 +163,9 @@ func TestChunkSearchIsolation(t *testing.T) {
 // exact ranking computed in Go, for every organization of a corpus of
 // about 50,000 chunks in 20 organizations whose sizes follow a Zipf law
 // (the largest holds 42%, the smallest 0.6%), all writing about the same
-// topics. Every organization must reach 0.95. With -v it also logs, for
+// topics, and the hybrid search's recall@10 against the same search with
+// the keyword ranking exact (the bounded one reads only each word's
+// strongest chunks). Every organization must reach 0.95 in both. With -v it also logs, for
 // comparison, the recall of the HNSW branch used for every organization,
 // with pgvector's iterative scan and without it (plain HNSW with the
 // filter applied to what the index returns). For the smallest
@@ -178,11 +180,11 @@ func TestChunkSearchRecall(t *testing.T) {
 	c := generateCorpus(corpusParams{seed: 7, orgs: 20, chunks: 50000, zipf: 1.4, topics: 64, queries: 20})
 	loadCorpus(t, b, c)
 
-	hnswIterative := &Chunks{db: b.store.db, tuning: defaultTuning}
+	hnswIterative := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 	hnswIterative.tuning.exactScanMax = 0
 	// Plain HNSW: pgvector's defaults, the filter applied to what the
 	// index returns.
-	hnswPlain := &Chunks{db: b.store.db, tuning: searchTuning{efSearch: 40, maxScanTuples: 20000, candidates: 40, iterativeScan: "off"}}
+	hnswPlain := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: searchTuning{efSearch: 40, maxScanTuples: 20000, candidates: 40, iterativeScan: "off"}}
 	recall := func(ch *Chunks, org corpusOrg, truth [][]string) float64 {
 		var sum float64
 		for i, q := range org.queries {
@@ -194,8 +196,10 @@ func TestChunkSearchRecall(t *testing.T) {
 		}
 		return sum / float64(len(org.queries))
 	}
+	exactKw := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	exactKw.tuning.keywordCandidates = exactKeywords
 	var report strings.Builder
-	fmt.Fprintf(&report, "%-8s %7s %6s %-6s %8s %15s %11s\n", "org", "chunks", "share", "branch", "recall", "hnsw+iterative", "hnsw plain")
+	fmt.Fprintf(&report, "%-8s %7s %6s %-6s %8s %8s %15s %11s\n", "org", "chunks", "share", "branch", "recall", "hybrid", "hnsw+iterative", "hnsw plain")
 	for _, org := range c.orgs {
 		branch := "exact"
 		if len(org.chunks) > exactScanMaxChunks {
@@ -206,19 +210,49 @@ func TestChunkSearchRecall(t *testing.T) {
 			truth = append(truth, exactTopK(org, q, 10))
 		}
 		got := recall(b.store.Chunks(), org, truth)
+		hybrid := hybridRecall(t, b.store.Chunks(), exactKw, org, len(org.queries))
 		iterative, plain := "-", "-"
 		if testing.Verbose() {
 			iterative = fmt.Sprintf("%.3f", recall(hnswIterative, org, truth))
 			plain = fmt.Sprintf("%.3f", recall(hnswPlain, org, truth))
 		}
-		fmt.Fprintf(&report, "%-8s %7d %5.1f%% %-6s %8.3f %15s %11s\n", org.id, len(org.chunks),
-			100*float64(len(org.chunks))/float64(c.total), branch, got, iterative, plain)
+		fmt.Fprintf(&report, "%-8s %7d %5.1f%% %-6s %8.3f %8.3f %15s %11s\n", org.id, len(org.chunks),
+			100*float64(len(org.chunks))/float64(c.total), branch, got, hybrid, iterative, plain)
 		if got < 0.95 {
 			t.Errorf("%s (%d chunks, %s): recall@10 %.3f, want ≥ 0.95", org.id, len(org.chunks), branch, got)
+		}
+		if hybrid < 0.95 {
+			t.Errorf("%s (%d chunks): hybrid recall@10 %.3f against the exact keyword ranking, want ≥ 0.95", org.id, len(org.chunks), hybrid)
 		}
 	}
 	t.Logf("recall@10 over %d queries per organization (%v in all):\n%s", len(c.orgs[0].queries),
 		time.Since(start).Round(time.Millisecond), report.String())
+}
+
+// hybridRecall returns the mean recall@10 of the hybrid searches of org's
+// first queries (vector and words) through chunks, against the same
+// searches through exact.
+func hybridRecall(tb testing.TB, chunks, exact *Chunks, org corpusOrg, queries int) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	var sum float64
+	for i, v := range org.queries[:queries] {
+		q := projections.ChunkQuery{KnowledgeBaseIDs: org.kbs, Vector: v, Text: org.texts[i], K: 10}
+		got, err := chunks.Search(ctx, scope(tb, org.id), q)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		want, err := exact.Search(ctx, scope(tb, org.id), q)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ids := make([]string, len(want))
+		for j, h := range want {
+			ids[j] = h.ChunkID
+		}
+		sum += recallAt(got, ids)
+	}
+	return sum / float64(queries)
 }
 
 // writeChunks stores chunks through the adapter, each document's with one

@@ -49,7 +49,10 @@ type migrateConfig struct {
 // Migrations of one schema are serialized by an advisory lock, so replicas
 // may all call Migrate at start. The vector extension must already exist in
 // the database (a superuser creates it once; scripts/provision-postgres
-// does).
+// does), and btree_gin too unless the owner role may create it (it is a
+// trusted extension). The same superuser step should mark
+// pg_catalog.ts_match_vq LEAKPROOF (migration 00016 says why): without it
+// keyword search cannot use its index.
 func Migrate(ctx context.Context, ownerURL, schema string, opts ...MigrateOption) error {
 	cfg := migrateConfig{appRole: DefaultAppRole}
 	for _, opt := range opts {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,4 +154,57 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("migrate granting to a missing role: %v", err)
 		}
 	})
+}
+
+// TestMigrateMovesChunkWordsToTheirTable migrates a schema holding a chunk
+// to 00016, then past 00017: the chunk's words must be in
+// knowledge_chunk_terms, found by the keyword index's lookup, and under
+// row-level security like the chunk.
+func TestMigrateMovesChunkWordsToTheirTable(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	db.requireVector(t)
+	ctx := context.Background()
+	schema := newSchemaName()
+	t.Cleanup(func() { dropSchema(t, db, schema) })
+	if err := migrate(ctx, db.ownerURL, schema, migrateConfig{appRole: db.appRole, target: 16}); err != nil {
+		t.Fatal(err)
+	}
+	owner := pool(t, db, db.ownerURL, schema)
+	err := pgx.BeginTxFunc(ctx, owner, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setOrgSQL, "org-a"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding)
+			VALUES ('org-a', 'kb-1', 'doc-1', 'chunk-1', 0, 'invoice invoice due', array_fill(0.5::real, ARRAY[384])::vector)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, db.ownerURL, schema, migrateConfig{appRole: db.appRole}); err != nil {
+		t.Fatal(err)
+	}
+	app := pool(t, db, db.appURL, schema)
+	for _, org := range []string{"org-a", "org-b"} {
+		var ids []string
+		err := pgx.BeginTxFunc(ctx, app, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, setOrgSQL, org); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `SELECT chunk_id FROM knowledge_chunk_terms
+				WHERE knowledge_base_id = 'kb-1' AND tsv @@ 'due'::tsquery AND levels @@ $$'invoice 2'$$::tsquery`)
+			if err != nil {
+				return err
+			}
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string][]string{"org-a": {"chunk-1"}}[org]; !slices.Equal(ids, want) {
+			t.Fatalf("%s finds %v in knowledge_chunk_terms, want %v", org, ids, want)
+		}
+	}
 }

@@ -163,7 +163,17 @@ func open(ctx context.Context, appURL, schema string, vector bool) (*Store, erro
 		pool.Close()
 		return nil, err
 	}
-	return newStore(pool), nil
+	store := newStore(pool)
+	// Whether a superuser marked tsvector @@ tsquery leakproof in this
+	// database (migration 00017): the keyword ranking's index serves under
+	// row-level security only then.
+	err = pool.QueryRow(ctx, `SELECT proleakproof FROM pg_proc
+		WHERE oid = 'pg_catalog.ts_match_vq(tsvector, tsquery)'::regprocedure`).Scan(&store.chunks.keywordIndex)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres read models: is ts_match_vq leakproof: %w", err)
+	}
+	return store, nil
 }
 
 // checkRole refuses a role that row-level security would not hold.

@@ -38,6 +38,8 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'corr-mallory', 999, 999, 1, now(), now())`,
 	"knowledge_chunks": `INSERT INTO knowledge_chunks (org_id, knowledge_base_id, document_id, chunk_id, ordinal, text, embedding)
 		VALUES ('org-b', 'kb-1', 'doc-1', 'chunk-mallory', 0, 'm', array_fill(0.5::real, ARRAY[384])::vector)`,
+	"knowledge_chunk_terms": `INSERT INTO knowledge_chunk_terms (org_id, chunk_id, knowledge_base_id, tsv, levels)
+		VALUES ('org-b', 'chunk-mallory', 'kb-1', to_tsvector('simple', 'm'), keyword_levels(to_tsvector('simple', 'm')))`,
 	"knowledge_bases": `INSERT INTO knowledge_bases (org_id, id, name, description, embedding_model, dimensions, grants, archived,
 			created_by, created_at, updated_at)
 		VALUES ('org-b', 'kb-mallory', 'm', '', 'm', 384, '[]', false, 'mallory', now(), now())`,
@@ -169,7 +171,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "audit_narratives", "bots", "members", "org_issuers", "orgs", "service_accounts"}
 	if b.db.vector {
-		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "jobs", "knowledge_bases", "knowledge_chunks")
+		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "jobs", "knowledge_bases", "knowledge_chunk_terms", "knowledge_chunks")
 	}
 	slices.Sort(want)
 	if !slices.Equal(tables, want) {
