@@ -163,11 +163,13 @@ func (a *applier) run() {
 			a.abandon()
 			return
 		}
-		if err := a.apply(batch); err != nil {
-			first, last := batch[0].env, batch[len(batch)-1].env
+		applied, err := a.apply(batch)
+		a.dequeue(applied)
+		if err != nil {
+			first, last := batch[applied].env, batch[len(batch)-1].env
 			a.engine.logger.Error("consumer: cannot apply a batch; retrying it",
 				"group", a.group.Name, "kind", a.group.Kind.String(),
-				"from", first.Position, "through", last.Position, "events", len(batch),
+				"from", first.Position, "through", last.Position, "events", len(batch)-applied,
 				"retry_in", retry.String(), "err", err)
 			select {
 			case <-time.After(retry):
@@ -179,13 +181,20 @@ func (a *applier) run() {
 			continue
 		}
 		retry = minRetry
-		a.mu.Lock()
-		clear(a.queue[:len(batch)])
-		a.queue = a.queue[len(batch):]
-		a.mu.Unlock()
-		for range batch {
-			<-a.space
-		}
+	}
+}
+
+// dequeue removes the n oldest deliveries, applied.
+func (a *applier) dequeue(n int) {
+	if n == 0 {
+		return
+	}
+	a.mu.Lock()
+	clear(a.queue[:n])
+	a.queue = a.queue[n:]
+	a.mu.Unlock()
+	for range n {
+		<-a.space
 	}
 }
 
@@ -213,14 +222,20 @@ func (a *applier) next() []*delivery {
 	}
 }
 
-// apply applies batch as one unit of work of the group's checkpoints and
-// moves the group's position to its last event.
-func (a *applier) apply(batch []*delivery) error {
+// apply applies batch as one unit of work of the group's checkpoints,
+// moves the group's position to its last event and returns how many of
+// batch's deliveries are applied: all of them, or, when the unit fails,
+// none (the unit rolled back) or, for checkpoints whose units keep what
+// they wrote before failing (KeepsFailedWrites), those applied whole
+// before the failure, whose position it then records.
+func (a *applier) apply(batch []*delivery) (int, error) {
 	p := a.group
 	last := batch[len(batch)-1].env.Position
+	whole := 0
 	err := p.Checkpoints.Advance(context.Background(), p.Name, last, func(ctx context.Context) error {
 		applied := AppliedThrough(ctx)
-		for _, d := range batch {
+		for i, d := range batch {
+			whole = i
 			if d.env.Position <= applied {
 				continue // another replica applied it
 			}
@@ -238,17 +253,46 @@ func (a *applier) apply(batch []*delivery) error {
 				}
 			}
 		}
+		whole = len(batch)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
+		err = fmt.Errorf("%s %s: %w", p.Kind, p.Name, err)
+		if _, keeps := p.Checkpoints.(KeepsFailedWrites); !keeps || whole == 0 {
+			return 0, err
+		}
+		// What was applied before the failure stays: record it, so that
+		// the retry neither repeats it nor skips what follows.
+		through := batch[whole-1].env.Position
+		if rerr := p.Checkpoints.Advance(context.Background(), p.Name, through, noWork); rerr != nil {
+			return 0, errors.Join(err, fmt.Errorf("record the position %d reached before the failure: %w", through, rerr))
+		}
+		last = through
+		batch = batch[:whole]
 	}
 	p.tracker.Advance(last)
 	for _, d := range batch {
 		endSpan(d, nil)
 	}
-	return nil
+	return len(batch), err
 }
+
+// KeepsFailedWrites is implemented by Checkpoints whose unit of work
+// cannot be undone: when apply fails, what it wrote before failing stays
+// (the in-memory read models; processes, whose work is appending
+// events). The engine applies several events per unit, so it must know:
+// after a failed unit it records the events applied before the failure
+// as applied and retries from the failing one, where for checkpoints that
+// roll a failed unit back (a database transaction) it retries the whole
+// unit.
+type KeepsFailedWrites interface {
+	Checkpoints
+	// KeepsFailedWrites marks the adapter; it does nothing.
+	KeepsFailedWrites()
+}
+
+// noWork is the unit of work that only records a position.
+func noWork(context.Context) error { return nil }
 
 // abandon ends the spans of what the engine stopped before applying.
 func (a *applier) abandon() {

@@ -21,6 +21,7 @@ import (
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
+	"github.com/palisadehq/palisade/projections/memory"
 )
 
 // txModel is a read model kept with its checkpoint as a database keeps
@@ -347,5 +348,55 @@ func TestCrashMidBatchAppliesEachEventOnce(t *testing.T) {
 	applied, _, _ = model.snapshot()
 	if !slices.Equal(applied, positions(1, n)) {
 		t.Fatalf("applied %v, want 1..%d once each in order", applied, n)
+	}
+}
+
+// TestFailedUnitThatKeepsWritesIsNotRepeated: with checkpoints that
+// cannot roll a failed unit back (memory), the events of a batch applied
+// before the failing one stay applied and are not applied again by the
+// retry; the failing one and the rest are applied once it succeeds.
+func TestFailedUnitThatKeepsWritesIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	const n, bad = 200, 120
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	entered := make(chan struct{})
+	var failures atomic.Int32
+	var mu sync.Mutex
+	var applied []uint64
+	group := &consumer.Group{Name: "keeps", Handlers: []consumer.Handler{
+		consumer.On(func(_ context.Context, env eventstore.Envelope, _ *bots.BotCreated) error {
+			switch {
+			case env.Position == 1:
+				close(entered)
+				<-release
+			case env.Position == bad && failures.Load() < 2:
+				failures.Add(1)
+				return errors.New("transient failure")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			applied = append(applied, env.Position)
+			return nil
+		}),
+	}}
+	engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), group)
+	b := attach(t, engine)
+	t.Cleanup(free)
+	// Event 1 is held so that 2..n queue into one batch that fails at bad.
+	b.publishAll(t, botEvents(t, 1, 1))
+	<-entered
+	b.publishAll(t, botEvents(t, 2, n))
+	free()
+	wait, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := engine.WaitFor(wait, n); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failures.Load() != 2 || !slices.Equal(applied, positions(1, n)) {
+		t.Fatalf("%d failures; applied %v, want 1..%d once each in order", failures.Load(), applied, n)
 	}
 }

@@ -700,6 +700,10 @@ func (c *ProcessCheckpoints) Position(ctx context.Context, group string) (uint64
 	return pos, err
 }
 
+// KeepsFailedWrites tells the engine that a failed unit is not undone: a
+// process's work is appending events.
+func (c *ProcessCheckpoints) KeepsFailedWrites() {}
+
 // Advance runs apply, then saves position when a save is due.
 func (c *ProcessCheckpoints) Advance(ctx context.Context, group string, position uint64, apply func(context.Context) error) error {
 	if err := apply(ctx); err != nil {
