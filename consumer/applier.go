@@ -112,34 +112,31 @@ func (a *applier) seen(position uint64) bool {
 }
 
 // enqueue queues d once there is room, unless its position was queued
-// already. It reports false when the engine stopped first: d is then not
-// applied, and its position does not move.
-func (a *applier) enqueue(d *delivery) bool {
-	select {
-	case <-a.engine.quit:
-		return false
-	default:
-	}
+// already. Once the engine stops it queues nothing: d is then not
+// applied, and its position does not move (the next start's catch-up
+// applies it from the log).
+func (a *applier) enqueue(d *delivery) {
 	select {
 	case a.space <- struct{}{}:
 	case <-a.engine.quit:
-		return false
+		endSpan(d, errStopped)
+		return
 	}
 	a.mu.Lock()
 	select {
 	case <-a.engine.quit:
-		// Stopped while waiting for room: abandon (under this lock) may
-		// have run already, so d must not join the queue.
+		// abandon (under this lock) may have run already: d must not
+		// join the queue.
 		a.mu.Unlock()
 		endSpan(d, errStopped)
-		return false
+		return
 	default:
 	}
 	if d.env.Position <= max(a.through, a.group.tracker.Position()) {
 		a.mu.Unlock()
 		<-a.space
 		endSpan(d, nil)
-		return true
+		return
 	}
 	a.queue = append(a.queue, d)
 	a.through = d.env.Position
@@ -148,7 +145,6 @@ func (a *applier) enqueue(d *delivery) bool {
 	case a.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // run applies the queue until the engine stops. A batch begun is
