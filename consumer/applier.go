@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -54,8 +55,13 @@ const (
 // the calls the group's handlers asked for (none when the group has no
 // handler for its type; applying it then only moves the position).
 type delivery struct {
-	env   eventstore.Envelope
-	calls []call
+	env eventstore.Envelope
+	// msg and dispatch, until the applier ran it, are the message and
+	// the rest of the router's handler: cqrs's dispatch to the group's
+	// handlers for the event's type, which queue their calls.
+	msg      *message.Message
+	dispatch message.HandlerFunc
+	calls    []call
 	// span, when the group has a handler for the event's type, ends once
 	// the event is applied.
 	span trace.Span
@@ -226,6 +232,19 @@ func (a *applier) next() []*delivery {
 // before the failure, whose position it then records.
 func (a *applier) apply(batch []*delivery) (int, error) {
 	p := a.group
+	for _, d := range batch {
+		if d.dispatch == nil {
+			continue
+		}
+		d.msg.SetContext(context.WithValue(d.msg.Context(), deliveryKey{}, d))
+		if _, err := d.dispatch(d.msg); err != nil {
+			// A payload that does not decode fails again: the group
+			// waits here, as it did when the bus redelivered it.
+			d.calls = nil
+			return 0, fmt.Errorf("%s %s: dispatch %s at %d: %w", p.Kind, p.Name, d.env.Type, d.env.Position, err)
+		}
+		d.msg, d.dispatch = nil, nil
+	}
 	last := batch[len(batch)-1].env.Position
 	whole := 0
 	err := p.Checkpoints.Advance(context.Background(), p.Name, last, func(ctx context.Context) error {

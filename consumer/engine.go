@@ -516,10 +516,11 @@ func (e *Engine) startApplying() bool {
 
 // positionMiddleware makes groups idempotent and hands what the bus
 // delivers to the groups' appliers: it parses the envelope once, skips
-// what was already queued or applied, lets cqrs dispatch the event to the
-// group's handlers (which queue their calls in the delivery, see
-// queueCall), and queues the delivery, whether or not the group had a
-// handler for the event's type. Once Stop was called it queues nothing.
+// what was already queued or applied, and queues the delivery, whether or
+// not the group had a handler for the event's type, with the rest of the
+// router's handler (cqrs's dispatch to the group's handler for the type,
+// which the applier runs; see queueCall). Once Stop was called it queues
+// nothing.
 func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		p := e.byName[message.HandlerNameFromCtx(msg.Context())]
@@ -556,14 +557,11 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 				msg.Payload = message.Payload(opened.Data)
 			}
 			_, d.span = e.startSpan(msg.Context(), p, d.env)
-			msg.SetContext(context.WithValue(msg.Context(), deliveryKey{}, d))
-			out, err := h(msg)
-			if err != nil {
-				endSpan(d, fmt.Errorf("dispatch failed; the event will be redelivered: %w", err))
-				e.logger.Error("consumer: cannot dispatch an event; it will be redelivered",
-					"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
-				return out, err
-			}
+			// cqrs's dispatch runs in the group's applier, just before
+			// the apply: it is most of a delivery's work (a look at
+			// every handler of the group), and the bus hands out the
+			// next event only once this one is acknowledged.
+			d.msg, d.dispatch = msg, h
 		}
 		p.applier.enqueue(d)
 		return nil, nil
