@@ -22,12 +22,13 @@ import (
 // it blocks until the ack). Applying each event before acknowledging it
 // made every event cross the whole chain alone: the 2026-12-06
 // measurement found the Kafka consumer idle half the time. So a delivery
-// is only dispatched (by the cqrs event group processor, which decodes
-// it and calls the group's handlers for its type) and queued, in order,
-// in the group's applier; the applier applies what piled up in one unit
-// of work per batch (one transaction and one checkpoint advance) and only
-// then moves the group's position, which is what the consistency wait
-// (WaitFor) reads.
+// is only parsed and queued, in order, in the group's applier, and
+// acknowledged; the applier runs the rest of the router's handler, cqrs's
+// event group processor (which decodes the event and calls the group's
+// handler for its type; the handler queues its call, see queueCall), and
+// then applies what piled up in one unit of work per batch (one
+// transaction and one checkpoint advance), and only then moves the
+// group's position, which is what the consistency wait (WaitFor) reads.
 //
 // An acknowledged event that is still queued is not lost when the
 // process dies: the group's checkpoint has not passed it, and every start
@@ -232,16 +233,22 @@ func (a *applier) next() []*delivery {
 // before the failure, whose position it then records.
 func (a *applier) apply(batch []*delivery) (int, error) {
 	p := a.group
-	for _, d := range batch {
+	for i, d := range batch {
 		if d.dispatch == nil {
 			continue
 		}
 		d.msg.SetContext(context.WithValue(d.msg.Context(), deliveryKey{}, d))
 		if _, err := d.dispatch(d.msg); err != nil {
 			// A payload that does not decode fails again: the group
-			// waits here, as it did when the bus redelivered it.
+			// waits here, as it did when the bus redelivered it, once
+			// what came before it is applied.
 			d.calls = nil
-			return 0, fmt.Errorf("%s %s: dispatch %s at %d: %w", p.Kind, p.Name, d.env.Type, d.env.Position, err)
+			err = fmt.Errorf("%s %s: dispatch %s at %d: %w", p.Kind, p.Name, d.env.Type, d.env.Position, err)
+			if i == 0 {
+				return 0, err
+			}
+			n, aerr := a.apply(batch[:i])
+			return n, errors.Join(aerr, err)
 		}
 		d.msg, d.dispatch = nil, nil
 	}

@@ -400,3 +400,46 @@ func TestFailedUnitThatKeepsWritesIsNotRepeated(t *testing.T) {
 		t.Fatalf("%d failures; applied %v, want 1..%d once each in order", failures.Load(), applied, n)
 	}
 }
+
+// TestUndecodableEventHoldsTheGroup: an event whose payload does not
+// decode is acknowledged to the bus like any other, but the group never
+// moves past it (cqrs's dispatch, run by the applier, fails and is
+// retried), so nothing after it is applied out of order or skipped.
+func TestUndecodableEventHoldsTheGroup(t *testing.T) {
+	t.Parallel()
+	model := &txModel{}
+	// Event 1 is held until the others are queued, so 2..5 are one
+	// batch, whose third event does not decode.
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	entered := make(chan struct{})
+	engine := consumer.NewEngine(quietLogger(), nil, model.group(func(env eventstore.Envelope) error {
+		if env.Position == 1 {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	b := attach(t, engine)
+	t.Cleanup(free)
+	envs := botEvents(t, 1, 5)
+	envs[3].Data = []byte(`{"id": 7}`) // an id that is not a string
+	b.publishAll(t, envs[:1])
+	<-entered
+	b.publishAll(t, envs[1:])
+	free()
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := engine.WaitFor(wait, 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a few retries
+	if pos := engine.Position(); pos != 3 {
+		t.Fatalf("position %d, want 3: before the event that does not decode, and not past it", pos)
+	}
+	applied, _, _ := model.snapshot()
+	if !slices.Equal(applied, []uint64{1, 2, 3}) {
+		t.Fatalf("applied %v, want [1 2 3]", applied)
+	}
+}
