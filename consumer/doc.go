@@ -1,6 +1,9 @@
 // Package consumer is the runtime that every consumer of the log shares:
 // the Engine that catches a Group up from the log at start and then feeds
-// it live through Watermill's cqrs event group processor, the Handler of
+// it live through Watermill's cqrs event group processor (each event is
+// acknowledged once queued in its group's applier, which runs cqrs's
+// dispatch to the group's handler for the event's type and applies what
+// piled up in batches, one unit of work each), the Handler of
 // one event type (On, OnEvery), the Checkpoints port that keeps each
 // group's position, the Tracker that lets callers wait for a position, and
 // ProcessCheckpoints for processes.

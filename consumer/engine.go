@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
@@ -36,7 +35,10 @@ func On[E any, PE interface {
 	*E
 	domain.Event
 }](apply func(ctx context.Context, env eventstore.Envelope, e PE) error) Handler {
-	h := Handler{
+	applyAny := func(ctx context.Context, env eventstore.Envelope, e domain.Event) error {
+		return apply(ctx, env, e.(PE))
+	}
+	return Handler{
 		eventType: PE(new(E)).EventType(),
 		decode: func(data []byte) (domain.Event, error) {
 			e := PE(new(E))
@@ -45,18 +47,13 @@ func On[E any, PE interface {
 			}
 			return e, nil
 		},
-		apply: func(ctx context.Context, env eventstore.Envelope, e domain.Event) error {
-			return apply(ctx, env, e.(PE))
-		},
+		apply: applyAny,
+		// From the bus, cqrs decodes the event and calls this; the group's
+		// applier applies it later, in a batch (see applier.go).
+		group: cqrs.NewGroupEventHandler(func(ctx context.Context, e *E) error {
+			return queueCall(ctx, applyAny, PE(e))
+		}),
 	}
-	h.group = cqrs.NewGroupEventHandler(func(ctx context.Context, e *E) error {
-		env, ok := EnvelopeFrom(ctx)
-		if !ok {
-			return errors.New("consumer handler called without an envelope")
-		}
-		return apply(ctx, env, PE(e))
-	})
-	return h
 }
 
 // Kind says what a group builds, which decides whether clients wait for it.
@@ -100,6 +97,8 @@ type Group struct {
 	Checkpoints Checkpoints
 	tracker     *Tracker
 	byType      map[string]Handler
+	// applier applies what the bus delivers (nil until Attach).
+	applier *applier
 }
 
 // Checkpoints keeps each group's position. An adapter that stores
@@ -147,6 +146,11 @@ type Engine struct {
 	mu       sync.Mutex
 	stopped  bool
 	applying sync.WaitGroup
+	// quit is closed by Stop; appliers counts the groups' appliers
+	// running.
+	quit     chan struct{}
+	stopOnce sync.Once
+	appliers sync.WaitGroup
 
 	// opener, when set, opens what the bus carries sealed.
 	opener Opener
@@ -176,7 +180,7 @@ func (e *Engine) TraceWith(tp trace.TracerProvider) { e.tracer = tracing.Tracer(
 // NewEngine prepares groups whose positions are kept in checkpoints,
 // unless a group brings its own.
 func NewEngine(logger *slog.Logger, checkpoints Checkpoints, groups ...*Group) *Engine {
-	e := &Engine{byName: map[string]*Group{}, logger: logger, tracer: tracing.Tracer(nil)}
+	e := &Engine{byName: map[string]*Group{}, logger: logger, tracer: tracing.Tracer(nil), quit: make(chan struct{})}
 	for _, p := range groups {
 		if p.Checkpoints == nil {
 			p.Checkpoints = checkpoints
@@ -441,9 +445,18 @@ func (e *Engine) Positions() map[string]uint64 {
 type SubscriberFunc func(group string) (message.Subscriber, error)
 
 // Attach registers every group on router as a cqrs event group reading
-// topic. Redelivered events (at or below a group's position) are
-// acknowledged without being applied again.
+// topic, and starts each group's applier. A delivery is acknowledged once
+// it is queued in its group's applier, which applies the queue in batches
+// (see applier.go). Redelivered events (at or below what a group queued)
+// are acknowledged without being applied again.
 func (e *Engine) Attach(router *message.Router, topic string, subscriber SubscriberFunc) error {
+	for _, p := range e.groups {
+		if p.applier == nil {
+			p.applier = newApplier(e, p)
+			e.appliers.Add(1)
+			go p.applier.run()
+		}
+	}
 	router.AddMiddleware(e.positionMiddleware)
 	processor, err := cqrs.NewEventGroupProcessorWithConfig(router, cqrs.EventGroupProcessorConfig{
 		GenerateSubscribeTopic: func(cqrs.EventGroupProcessorGenerateSubscribeTopicParams) (string, error) {
@@ -472,19 +485,21 @@ func (e *Engine) Attach(router *message.Router, topic string, subscriber Subscri
 }
 
 // Stop makes the groups apply no further event from the bus and returns
-// once every handler applying one has returned, so that what the handlers
-// wrote happens before whatever the caller does next (closing the stores
-// they use, above all). Call it after closing the router: Watermill's
-// router returns from Close with a handler still running when a message
-// was handed over after it began waiting for its handlers, or when one
-// outlasts its CloseTimeout. A delivery refused here is acknowledged
-// without being applied: its group's position does not move, so the next
-// start's catch-up applies it from the log.
+// once every batch being applied is, so that what the handlers wrote
+// happens before whatever the caller does next (closing the stores they
+// use, above all). Call it after closing the router: Watermill's router
+// returns from Close with a handler still running when a message was
+// handed over after it began waiting for its handlers, or when one
+// outlasts its CloseTimeout. What was acknowledged and not yet applied
+// (still queued, or refused here) stays unapplied: its group's position
+// does not move, so the next start's catch-up applies it from the log.
 func (e *Engine) Stop() {
 	e.mu.Lock()
 	e.stopped = true
 	e.mu.Unlock()
+	e.stopOnce.Do(func() { close(e.quit) })
 	e.applying.Wait()
+	e.appliers.Wait()
 }
 
 // startApplying reports whether a delivery may be applied, counting it
@@ -499,15 +514,17 @@ func (e *Engine) startApplying() bool {
 	return true
 }
 
-// positionMiddleware makes groups idempotent and tracks their
-// positions: it parses the envelope once, skips what was already applied,
-// and advances the group after a successful handler, whether or not
-// the group had a handler for the event's type. Once Stop was called it
-// applies nothing.
+// positionMiddleware makes groups idempotent and hands what the bus
+// delivers to the groups' appliers: it parses the envelope once, skips
+// what was already queued or applied, and queues the delivery, whether or
+// not the group had a handler for the event's type, with the rest of the
+// router's handler (cqrs's dispatch to the group's handler for the type,
+// which the applier runs; see queueCall). Once Stop was called it queues
+// nothing.
 func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		p := e.byName[message.HandlerNameFromCtx(msg.Context())]
-		if p == nil {
+		if p == nil || p.applier == nil {
 			return h(msg)
 		}
 		if !e.startApplying() {
@@ -519,56 +536,37 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)
 			return nil, nil
 		}
-		if env.Position <= p.tracker.Position() {
+		if p.applier.seen(env.Position) {
 			return nil, nil
 		}
-		if _, ok := p.byType[env.Type]; !ok {
-			// Nothing of the group applies it: only the position moves.
-			// Opening its content and cqrs's dispatch (a look at every
-			// handler of the group, two allocations each) would be work
-			// for nothing, done by every group for every event.
-			if err := p.Checkpoints.Advance(msg.Context(), p.Name, env.Position, skip); err != nil {
-				e.logger.Error("consumer: cannot advance past an event; it will be redelivered",
-					"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
-				return nil, err
+		d := &delivery{env: env}
+		// Nothing of the group applies an event of a type it has no
+		// handler for: only the position moves. Opening its content and
+		// cqrs's dispatch (a look at every handler of the group, two
+		// allocations each) would be work for nothing, done by every
+		// group for every event.
+		if _, ok := p.byType[env.Type]; ok {
+			if e.opener != nil {
+				opened, err := e.opener.Open(msg.Context(), env)
+				if err != nil {
+					e.logger.Error("consumer: cannot open the event's content; it will be redelivered",
+						"group", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
+					return nil, err
+				}
+				d.env = opened
+				msg.Payload = message.Payload(opened.Data)
 			}
-			p.tracker.Advance(env.Position)
-			return nil, nil
+			_, d.span = e.startSpan(msg.Context(), p, d.env)
+			// cqrs's dispatch runs in the group's applier, just before
+			// the apply: it is most of a delivery's work (a look at
+			// every handler of the group), and the bus hands out the
+			// next event only once this one is acknowledged.
+			d.msg, d.dispatch = msg, h
 		}
-		if e.opener != nil {
-			opened, err := e.opener.Open(msg.Context(), env)
-			if err != nil {
-				e.logger.Error("consumer: cannot open the event's content; it will be redelivered",
-					"group", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
-				return nil, err
-			}
-			env = opened
-			msg.Payload = message.Payload(env.Data)
-		}
-		ctx, span := e.startSpan(msg.Context(), p, env)
-		var out []*message.Message
-		err = p.Checkpoints.Advance(ctx, p.Name, env.Position, func(ctx context.Context) error {
-			msg.SetContext(WithEnvelope(ctx, env))
-			var err error
-			out, err = h(msg)
-			return err
-		})
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "handler failed; the event will be redelivered")
-			span.End()
-			e.logger.Error("consumer: handler failed; the event will be redelivered",
-				"group", p.Name, "kind", p.Kind.String(), "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)
-			return out, err
-		}
-		span.End()
-		p.tracker.Advance(env.Position)
-		return out, nil
+		p.applier.enqueue(d)
+		return nil, nil
 	}
 }
-
-// skip is the unit of work of an event a group has no handler for.
-func skip(context.Context) error { return nil }
 
 // startSpan starts the span of group p applying env from the bus, a child
 // of the span env's metadata recorded when that is well-formed (a root
@@ -614,6 +612,9 @@ func (marshaler) Marshal(any) (*message.Message, error) {
 }
 
 func (marshaler) Unmarshal(msg *message.Message, v any) error {
+	if _, ok := v.(*envelopeOnly); ok {
+		return nil // its handler reads only the envelope
+	}
 	return json.Unmarshal(msg.Payload, v)
 }
 
@@ -632,34 +633,40 @@ func (marshaler) NameFromMessage(msg *message.Message) string {
 // prototypes, for read models (such as the audit index) that keep envelopes
 // whatever their payload.
 func OnEvery(prototypes []domain.Event, apply func(ctx context.Context, env eventstore.Envelope) error) []Handler {
+	applyEnv := func(ctx context.Context, env eventstore.Envelope, _ domain.Event) error {
+		return apply(ctx, env)
+	}
 	handlers := make([]Handler, 0, len(prototypes))
 	for _, proto := range prototypes {
-		t := reflect.TypeOf(proto).Elem()
 		handlers = append(handlers, Handler{
 			eventType: proto.EventType(),
-			apply: func(ctx context.Context, env eventstore.Envelope, _ domain.Event) error {
-				return apply(ctx, env)
-			},
-			group: anyEventHandler{typ: t, apply: apply},
+			apply:     applyEnv,
+			group:     envelopeHandler{event: &envelopeOnly{eventType: proto.EventType()}, apply: applyEnv},
 		})
 	}
 	return handlers
 }
 
-// anyEventHandler is a cqrs.GroupEventHandler for a type known at run time.
-type anyEventHandler struct {
-	typ   reflect.Type
-	apply func(ctx context.Context, env eventstore.Envelope) error
+// envelopeOnly stands, for cqrs, for an event whose handler reads only
+// its envelope: it names the type, and the marshaler decodes nothing into
+// it. One value serves every delivery (nothing writes it), so cqrs's look
+// at every handler of a group for each message allocates nothing for
+// these, and no payload is decoded for nothing.
+type envelopeOnly struct{ eventType string }
+
+func (e *envelopeOnly) EventType() string { return e.eventType }
+
+// envelopeHandler is the cqrs.GroupEventHandler of an event type whose
+// handler reads only the envelope.
+type envelopeHandler struct {
+	event *envelopeOnly
+	apply func(ctx context.Context, env eventstore.Envelope, e domain.Event) error
 }
 
-func (h anyEventHandler) NewEvent() any { return reflect.New(h.typ).Interface() }
+func (h envelopeHandler) NewEvent() any { return h.event }
 
-func (h anyEventHandler) Handle(ctx context.Context, _ any) error {
-	env, ok := EnvelopeFrom(ctx)
-	if !ok {
-		return errors.New("consumer handler called without an envelope")
-	}
-	return h.apply(ctx, env)
+func (h envelopeHandler) Handle(ctx context.Context, _ any) error {
+	return queueCall(ctx, h.apply, nil)
 }
 
 // ProcessCheckpoints keeps processes' positions in durable checkpoints
@@ -690,6 +697,10 @@ func (c *ProcessCheckpoints) Position(ctx context.Context, group string) (uint64
 	}
 	return pos, err
 }
+
+// KeepsFailedWrites tells the engine that a failed unit is not undone: a
+// process's work is appending events.
+func (c *ProcessCheckpoints) KeepsFailedWrites() {}
 
 // Advance runs apply, then saves position when a save is due.
 func (c *ProcessCheckpoints) Advance(ctx context.Context, group string, position uint64, apply func(context.Context) error) error {

@@ -51,8 +51,9 @@
 // them. So Palisade's own consumer groups (one per projection, see
 // [SubscriberFunc]) read [LogTopic], which has exactly one partition and so
 // the log's total order; [EnsureLogTopic] refuses a log topic with more. A
-// single partition is not the bottleneck: a projection applies events one
-// at a time anyway. Category topics, partitioned and access-controlled per
+// single partition is not the bottleneck: a projection acknowledges an
+// event once it is queued in order, and applies the queue in batches (see
+// package consumer). Category topics, partitioned and access-controlled per
 // organization, are the downstream interface, where the guarantee is
 // per organization per category (see README.md).
 //
@@ -63,7 +64,9 @@
 // producer), so a crash in between, or a failed batch, publishes the
 // batch again; consumers commit an offset only
 // after their handler acknowledged the message, so a crash in between
-// receives it again. New consumer groups start at the oldest retained
+// receives it again. (Palisade's projections acknowledge once an event is
+// queued, before it is applied; what a crash loses from the queue their
+// start's catch-up from the log applies.) New consumer groups start at the oldest retained
 // offset (see [NewSubscriber]). Consumers deduplicate by event id, or by
 // position: within one partition, an event whose position is not above
 // the last one seen there is a repeat.

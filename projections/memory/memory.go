@@ -296,6 +296,10 @@ func (c *Checkpoints) Position(_ context.Context, projection string) (uint64, er
 	return c.positions[projection], nil
 }
 
+// KeepsFailedWrites tells the engine (consumer.KeepsFailedWrites) that a
+// failed unit is not rolled back: the maps it wrote keep what it wrote.
+func (c *Checkpoints) KeepsFailedWrites() {}
+
 func (c *Checkpoints) Advance(ctx context.Context, projection string, position uint64, apply func(context.Context) error) error {
 	if err := apply(ctx); err != nil {
 		return err
