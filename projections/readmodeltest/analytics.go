@@ -168,24 +168,8 @@ func runAnalytics(t *testing.T, newModels func(t *testing.T) Models) {
 func jobsLog(t *testing.T) *sliceLog {
 	t.Helper()
 	log := &sliceLog{}
-	versions := map[string]uint64{}
 	add := func(job string, e domain.Event) {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		position := uint64(len(log.envs) + 1)
-		v, seen := versions[job]
-		if seen {
-			v++
-		}
-		versions[job] = v
-		log.envs = append(log.envs, eventstore.Envelope{
-			ID: eventstore.NewEventID(), Type: e.EventType(), Stream: eventstore.MustStreamName(analytics.Category, "org-a", job),
-			StreamVersion: v, Position: position, Data: data,
-			Metadata: eventstore.Metadata{OrgID: "org-a", Actor: eventstore.Actor{Subject: "alice", Kind: "user"}, SchemaVersion: 1,
-				OccurredAt: at.Add(time.Duration(position) * time.Second)},
-		})
+		log.add(t, eventstore.MustStreamName(analytics.Category, "org-a", job), alice, e)
 	}
 	submit := func(id, sql string) {
 		add(id, &analytics.AnalyticsJobSubmitted{ID: id, DataSourceID: "src-1", SQL: sql, RequestedBy: "alice", RequestedByKind: "user"})

@@ -207,23 +207,7 @@ func turnsLog(t *testing.T) *sliceLog {
 	t.Helper()
 	log := &sliceLog{}
 	add := func(org string, e domain.Event) {
-		streamVersion := uint64(0)
-		for _, env := range log.envs {
-			if env.OrgID == org {
-				streamVersion++
-			}
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		position := uint64(len(log.envs) + 1)
-		log.envs = append(log.envs, eventstore.Envelope{
-			ID: eventstore.NewEventID(), Type: e.EventType(), Stream: eventstore.MustStreamName(conversations.Category, org, "conv-1"),
-			StreamVersion: streamVersion, Position: position, Data: data,
-			Metadata: eventstore.Metadata{OrgID: org, Actor: eventstore.Actor{Subject: "alice", Kind: "user"}, SchemaVersion: 1,
-				OccurredAt: at.Add(time.Duration(position) * time.Second)},
-		})
+		log.add(t, eventstore.MustStreamName(conversations.Category, org, "conv-1"), alice, e)
 	}
 	add("org-a", &conversations.ConversationStarted{ID: "conv-1", BotID: "bot-1", Title: "Leave", StartedBy: "alice", StartedByKind: "user"})
 	add("org-b", &conversations.ConversationStarted{ID: "conv-1", BotID: "bot-9", StartedBy: "mallory", StartedByKind: "user"})
@@ -308,6 +292,31 @@ type sliceLog struct {
 	eventstore.Store
 	envs []eventstore.Envelope
 }
+
+// add appends e to stream as actor's, at the next position and the
+// stream's next version, a second after the event before it.
+func (l *sliceLog) add(t *testing.T, stream eventstore.StreamName, actor eventstore.Actor, e domain.Event) {
+	t.Helper()
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version uint64
+	for _, env := range l.envs {
+		if env.Stream == stream {
+			version++
+		}
+	}
+	position := uint64(len(l.envs) + 1)
+	l.envs = append(l.envs, eventstore.Envelope{
+		ID: eventstore.NewEventID(), Type: e.EventType(), Stream: stream, StreamVersion: version, Position: position, Data: data,
+		Metadata: eventstore.Metadata{OrgID: stream.OrgID, Actor: actor, SchemaVersion: 1,
+			OccurredAt: at.Add(time.Duration(position) * time.Second)},
+	})
+}
+
+// alice is the member most test logs are written by.
+var alice = eventstore.Actor{Subject: "alice", Kind: "user"}
 
 func (l *sliceLog) ReadAll(_ context.Context, after uint64, _ eventstore.Filter, limit int) ([]eventstore.Envelope, error) {
 	var out []eventstore.Envelope

@@ -166,21 +166,8 @@ func runDataSources(t *testing.T, newModels func(t *testing.T) Models) {
 func sourceLog(t *testing.T) (*sliceLog, projections.DataSource) {
 	t.Helper()
 	log := &sliceLog{}
-	versions := map[string]uint64{}
 	add := func(org, id string, e domain.Event) {
-		stream := eventstore.MustStreamName(datasources.Category, org, id)
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		position := uint64(len(log.envs) + 1)
-		log.envs = append(log.envs, eventstore.Envelope{
-			ID: eventstore.NewEventID(), Type: e.EventType(), Stream: stream, StreamVersion: versions[stream.String()],
-			Position: position, Data: data,
-			Metadata: eventstore.Metadata{OrgID: org, Actor: eventstore.Actor{Subject: "alice", Kind: "user"}, SchemaVersion: 1,
-				OccurredAt: at.Add(time.Duration(position) * time.Second)},
-		})
-		versions[stream.String()]++
+		log.add(t, eventstore.MustStreamName(datasources.Category, org, id), alice, e)
 	}
 	sealed := "sealed:v1:1:bm9uY2U=:Y2lwaGVy"
 	pg := datasources.Connection{Host: "db1", Port: 5432, Database: "sales", User: "reader", SealedPassword: sealed}

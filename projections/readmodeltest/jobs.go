@@ -2,7 +2,6 @@ package readmodeltest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -117,21 +116,9 @@ func runJobs(t *testing.T, newModels func(t *testing.T) Models) {
 func jobLog(t *testing.T) (*sliceLog, projections.Job) {
 	t.Helper()
 	log := &sliceLog{}
-	versions := map[string]uint64{}
+	process := eventstore.Actor{Subject: "ingestion", Kind: "process", OnBehalfOf: []string{"alice"}, InvokerKind: "user"}
 	add := func(org, id string, e domain.Event) {
-		stream := eventstore.MustStreamName(jobs.Category, org, id)
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		position := uint64(len(log.envs) + 1)
-		log.envs = append(log.envs, eventstore.Envelope{
-			ID: eventstore.NewEventID(), Type: e.EventType(), Stream: stream, StreamVersion: versions[stream.String()],
-			Position: position, Data: data,
-			Metadata: eventstore.Metadata{OrgID: org, SchemaVersion: 1, OccurredAt: at.Add(time.Duration(position) * time.Second),
-				Actor: eventstore.Actor{Subject: "ingestion", Kind: "process", OnBehalfOf: []string{"alice"}, InvokerKind: "user"}},
-		})
-		versions[stream.String()]++
+		log.add(t, eventstore.MustStreamName(jobs.Category, org, id), process, e)
 	}
 	doc := "document-org-a_kb-1.doc-1"
 	add("org-a", "job-1", &jobs.JobSubmitted{ID: "job-1", Kind: "knowledge.ingestion", Subject: doc, TriggerID: "ev-1"})
