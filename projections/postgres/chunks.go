@@ -1,10 +1,15 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
@@ -361,6 +366,22 @@ by_keyword AS (
 	) k
 ),
 `
+	// searchKeywordSQL is searchSQL's keyword ranking alone, fused with
+	// nothing (so its rows come in keyword rank order, up to $6): the half
+	// of a split search (Chunks.searchSplit) that the vector ranking does
+	// not run. vectorNoneSQL names $3 and $8 so that the parameters stay
+	// searchSQL's.
+	searchKeywordSQL = vectorNoneSQL + keywordIndexSQL + searchTailSQL
+	vectorNoneSQL    = `
+WITH covered AS (
+	SELECT count(*) AS n FROM (
+		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT $7 + 1
+	) c
+),
+by_vector AS (
+	SELECT ''::text COLLATE "C" AS chunk_id, 0::bigint AS rank WHERE $3::vector IS NULL AND $8::integer IS NULL AND false
+),
+`
 	// keywordNoneSQL ranks nothing; it names $4 only so that the
 	// statement's parameters stay those of searchScanSQL.
 	keywordNoneSQL = `by_keyword AS (
@@ -380,7 +401,9 @@ LIMIT $6`
 )
 
 // Search fuses the vector and the keyword ranking of the chunks of
-// q.KnowledgeBaseIDs in the scope's organization, in one statement.
+// q.KnowledgeBaseIDs in the scope's organization: in one statement, or,
+// for a query with text whose keyword index serves and outside a unit of
+// work, in two run side by side and fused here (searchSplit).
 //
 // Why the vector ranking has two strategies. knowledge_chunks holds every
 // organization's chunks under one HNSW index, and a search covers one
@@ -442,7 +465,20 @@ func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.C
 		return nil, fmt.Errorf("chunk search: %w: the query vector has %d, the table %d", ErrDimensions, len(q.Vector), ChunkDimensions)
 	}
 	settings, stmt, args := c.searchArgs(org, q)
-	err = c.db.queryWith(ctx, searchSettingsSQL, settings, stmt, args, func(rows pgx.Rows) error {
+	if _, inUnit := ctx.Value(unitKey{}).(*unit); stmt == searchSQL && !inUnit {
+		return c.searchSplit(ctx, settings, args, q.K)
+	}
+	out, err = c.searchOnce(ctx, settings, stmt, args)
+	if err != nil {
+		return nil, fmt.Errorf("chunk search: %w", err)
+	}
+	return out, nil
+}
+
+// searchOnce runs one search statement and returns its hits in order.
+func (c *Chunks) searchOnce(ctx context.Context, settings []any, stmt string, args []any) ([]projections.ChunkHit, error) {
+	out := []projections.ChunkHit{}
+	err := c.db.queryWith(ctx, searchSettingsSQL, settings, stmt, args, func(rows pgx.Rows) error {
 		var (
 			h       projections.ChunkHit
 			ordinal int32
@@ -454,10 +490,75 @@ func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.C
 		out = append(out, h)
 		return nil
 	})
-	if err != nil {
+	return out, err
+}
+
+// searchSplit runs a hybrid search's two rankings at once, each on a
+// connection of its own, and fuses them here exactly as searchSQL's tail
+// does: each ranking returns its candidates (up to the candidate depth, $5)
+// in rank order, a chunk scores Σ 1/(rrfK + rank) over the rankings that
+// hold it, ties go by chunk id in byte order (COLLATE "C"), and the first
+// k are kept. The vector ranking (the HNSW walk or the exact scan) and the
+// keyword lookups each take about as long as the other for a large
+// organization, and one statement runs them one after the other; two run
+// them side by side, at the price of a second connection and of two
+// snapshots (a chunk written between them may be ranked by one only).
+// Each statement carries the organization's restriction and runs under
+// row-level security, as the single statement does.
+func (c *Chunks) searchSplit(ctx context.Context, settings, args []any, k int) ([]projections.ChunkHit, error) {
+	depth := args[4].(int)
+	// Fusing one ranking with nothing keeps its order; asking for the
+	// candidate depth ($6) returns all of its candidates.
+	splitArgs := append([]any(nil), args...)
+	splitArgs[5] = depth
+	var (
+		wg               sync.WaitGroup
+		byVector         []projections.ChunkHit
+		byKeyword        []projections.ChunkHit
+		vectorErr, kwErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		byVector, vectorErr = c.searchOnce(ctx, settings, searchVectorSQL, splitArgs[:9])
+	}()
+	byKeyword, kwErr = c.searchOnce(ctx, settings, searchKeywordSQL, splitArgs)
+	wg.Wait()
+	if err := errors.Join(vectorErr, kwErr); err != nil {
 		return nil, fmt.Errorf("chunk search: %w", err)
 	}
-	return out, nil
+	return fuseRankings(k, byVector, byKeyword), nil
+}
+
+// fuseRankings fuses rankings (each in rank order, a chunk at most once in
+// each) by reciprocal rank fusion and keeps the first k, as searchSQL's
+// tail does.
+func fuseRankings(k int, rankings ...[]projections.ChunkHit) []projections.ChunkHit {
+	fused := map[string]*projections.ChunkHit{}
+	var order []*projections.ChunkHit
+	for _, ranking := range rankings {
+		for i, h := range ranking {
+			score := 1 / float64(rrfK+i+1)
+			if f, ok := fused[h.ChunkID]; ok {
+				f.Score += score
+				continue
+			}
+			h.Score = score
+			fused[h.ChunkID] = &h
+			order = append(order, &h)
+		}
+	}
+	slices.SortFunc(order, func(a, b *projections.ChunkHit) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ChunkID, b.ChunkID)
+	})
+	out := make([]projections.ChunkHit, 0, min(k, len(order)))
+	for _, h := range order[:min(k, len(order))] {
+		out = append(out, *h)
+	}
+	return out
 }
 
 // searchArgs returns the arguments of searchSettingsSQL, and the search
