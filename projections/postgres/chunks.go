@@ -506,11 +506,10 @@ func (c *Chunks) searchOnce(ctx context.Context, settings []any, stmt string, ar
 // Each statement carries the organization's restriction and runs under
 // row-level security, as the single statement does.
 func (c *Chunks) searchSplit(ctx context.Context, settings, args []any, k int) ([]projections.ChunkHit, error) {
-	depth := args[4].(int)
-	// Fusing one ranking with nothing keeps its order; asking for the
-	// candidate depth ($6) returns all of its candidates.
+	// Fusing one ranking with nothing keeps its order; asking for as many
+	// as the candidate depth ($6 := $5) returns all of its candidates.
 	splitArgs := append([]any(nil), args...)
-	splitArgs[5] = depth
+	splitArgs[5] = args[4]
 	var (
 		wg               sync.WaitGroup
 		byVector         []projections.ChunkHit
