@@ -154,6 +154,8 @@ type Engine struct {
 
 	// opener, when set, opens what the bus carries sealed.
 	opener Opener
+	// decoded keeps the last events parsed and opened for all groups.
+	decoded decodedCache
 	// tracer starts a span per event a group applies from the bus and
 	// per batch of the rebuild (no-op unless TraceWith gave a provider).
 	tracer trace.Tracer
@@ -515,12 +517,12 @@ func (e *Engine) startApplying() bool {
 }
 
 // positionMiddleware makes groups idempotent and hands what the bus
-// delivers to the groups' appliers: it parses the envelope once, skips
-// what was already queued or applied, and queues the delivery, whether or
-// not the group had a handler for the event's type, with the rest of the
-// router's handler (cqrs's dispatch to the group's handler for the type,
-// which the applier runs; see queueCall). Once Stop was called it queues
-// nothing.
+// delivers to the groups' appliers: it parses the envelope (once for all
+// groups, see decodedCache), skips what was already queued or applied, and
+// queues the delivery, whether or not the group had a handler for the
+// event's type, with the rest of the router's handler (cqrs's dispatch to
+// the group's handler for the type, which the applier runs; see
+// queueCall). Once Stop was called it queues nothing.
 func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		p := e.byName[message.HandlerNameFromCtx(msg.Context())]
@@ -531,11 +533,12 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil
 		}
 		defer e.applying.Done()
-		env, err := eventstore.FromMessage(msg)
+		decoded, err := e.decoded.envelope(msg)
 		if err != nil {
 			e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)
 			return nil, nil
 		}
+		env := decoded.env
 		if p.applier.seen(env.Position) {
 			return nil, nil
 		}
@@ -547,7 +550,7 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		// group for every event.
 		if _, ok := p.byType[env.Type]; ok {
 			if e.opener != nil {
-				opened, err := e.opener.Open(msg.Context(), env)
+				opened, err := decoded.open(msg.Context(), e.opener)
 				if err != nil {
 					e.logger.Error("consumer: cannot open the event's content; it will be redelivered",
 						"group", p.Name, "type", env.Type, "position", env.Position, "org_id", env.OrgID, "err", err)

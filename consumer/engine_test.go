@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -353,5 +354,83 @@ func TestEventsWithoutHandlerAreNotOpened(t *testing.T) {
 	defer opener.mu.Unlock()
 	if len(opener.opened) != 1 || opener.opened[0] != "BotCreated" || c.count("bot-1") != 1 {
 		t.Fatalf("opened %v and applied bot-1 %d times; want only the BotCreated opened and applied once", opener.opened, c.count("bot-1"))
+	}
+}
+
+// flakyOpener fails its first opening, then counts the ones it makes.
+type flakyOpener struct {
+	mu       sync.Mutex
+	failed   bool
+	opened   int
+	failures int
+}
+
+func (o *flakyOpener) Open(_ context.Context, env eventstore.Envelope) (eventstore.Envelope, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.failed {
+		o.failed = true
+		o.failures++
+		return eventstore.Envelope{}, errors.New("key store unreachable")
+	}
+	o.opened++
+	return env, nil
+}
+
+// TestGroupsOpenEachEventOnceBetweenThem: every group receives its own
+// copy of an event's message, but the event is parsed and opened once for
+// all of them; an opening that failed is not kept, so the group that met
+// it gets the event again and opens it.
+func TestGroupsOpenEachEventOnceBetweenThem(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var counts []*counting
+	var groups []*consumer.Group
+	for _, name := range []string{"first", "second", "third"} {
+		c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+		g := c.projection()
+		g.Name = name
+		counts, groups = append(counts, c), append(groups, g)
+	}
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), groups...)
+	opener := &flakyOpener{}
+	engine.OpenWith(opener)
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	for i, id := range []string{"bot-1", "bot-2"} {
+		msg, err := eventstore.ToMessage(envelope(t, uint64(i+1), "org-a", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Publish("events", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := engine.WaitFor(wait, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range counts {
+		for _, id := range []string{"bot-1", "bot-2"} {
+			if n := c.count(id); n != 1 {
+				t.Errorf("group %s applied %s %d times, want once", groups[i].Name, id, n)
+			}
+		}
+	}
+	opener.mu.Lock()
+	defer opener.mu.Unlock()
+	if opener.failures != 1 || opener.opened != 2 {
+		t.Errorf("opened %d times after %d failure; want each of the 2 events opened once for the 3 groups, after the 1 failure", opener.opened, opener.failures)
 	}
 }
