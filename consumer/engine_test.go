@@ -2,8 +2,8 @@ package consumer_test
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
