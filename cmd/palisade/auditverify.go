@@ -42,7 +42,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Var(&jwksFiles, "jwks", "verify checkpoint signatures with the keys of this JWK Set file (as served at /.well-known/jwks.json) instead of the data directory's issuer key; repeat it to add the JWKS kept from before a key was removed")
 	issuerKeys := fs.String("issuer-keys", env("PALISADE_ISSUER_KEYS", ""), "verify checkpoint signatures with the public keys of this key set file, the servers' --issuer-keys (PALISADE_ISSUER_KEYS); with --jwks, both")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://…] [--org ID] [--jwks FILE]… [--issuer-keys FILE]
+		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://… [--postgres-url URL] [--postgres-schema S]] [--org ID] [--jwks FILE]… [--issuer-keys FILE]
 
 Recomputes each organization's hash chain from the event log and compares
 it with the audit chain's record (in the data directory; on the
