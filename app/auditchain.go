@@ -15,17 +15,26 @@ import (
 	"github.com/palisadehq/palisade/eventstore"
 )
 
-// startAuditChain opens the audit chain's record in the data directory
-// (whatever the read models: it is a witness, never rebuilt from the log),
-// sets the query service, and starts the Chainer over a.Log, the log as
-// stored (content sealed): the chain must cover that form, so that it
-// still verifies after an organization's key is destroyed. Checkpoints go to Kafka when it is on.
+// auditChainRole is the chainer's role among replicas (cluster.Elector).
+const auditChainRole = "audit-chain"
+
+// startAuditChain opens the audit chain's record, sets the query service
+// over it, and starts the Chainer over a.Log, the log as stored (content
+// sealed): the chain must cover that form, so that it still verifies after
+// an organization's key is destroyed. Checkpoints go to Kafka when it is
+// on.
+//
+// The record is a witness, never rebuilt from the log. With one replica
+// it is a SQLite file of the data directory, whatever the read models, and
+// the replica runs the chainer. With several (replicated), it is the one
+// in PostgreSQL beside the read models, every replica answers the audit
+// chain's queries from it, and the chainer runs on the replica elected for
+// auditChainRole only, so each checkpoint is signed, recorded and
+// published once per deployment. A chainer that lost its role without
+// noticing yet (its session died) is fenced off by its successor's claim
+// (chain.ErrFenced): the two never write conflicting heads or checkpoints,
+// though both may publish the same checkpoint in that moment.
 func (a *App) startAuditChain(ctx, runCtx context.Context) error {
-	record, err := chain.OpenRecord(ctx, filepath.Join(a.cfg.DataDir, chain.RecordFile))
-	if err != nil {
-		return err
-	}
-	a.closers = append(a.closers, record.Close)
 	jwks, err := a.Issuer.JWKS()
 	if err != nil {
 		return fmt.Errorf("audit chain keys: %w", err)
@@ -34,16 +43,42 @@ func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit chain keys: %w", err)
 	}
-	a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
 	var publisher chain.Publisher
 	if a.kafkaPublisher != nil {
 		publisher = kafkaCheckpoints{pub: a.kafkaPublisher, perOrg: a.cfg.KafkaTopicPerOrg}
 	}
 	logger := a.cfg.Logger.With("component", "audit-chain")
-	chainer := chain.NewChainer(a.Log, record, a.Issuer, publisher, logger)
-	if a.cfg.AuditCheckpointInterval > 0 {
-		chainer.Interval = a.cfg.AuditCheckpointInterval
+	newChainer := func(record chain.RecordWriter) *chain.Chainer {
+		chainer := chain.NewChainer(a.Log, record, a.Issuer, publisher, logger)
+		if a.cfg.AuditCheckpointInterval > 0 {
+			chainer.Interval = a.cfg.AuditCheckpointInterval
+		}
+		return chainer
 	}
+	if a.replicated() {
+		record := a.postgres.ChainRecord(a.logID)
+		a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
+		a.leaders.WithLabelValues(auditChainRole).Set(0)
+		// Waited for with the relays: the chainer stops before the pool,
+		// the publisher and the store close.
+		a.relays.Add(1)
+		go func() {
+			defer a.relays.Done()
+			a.elector.Run(runCtx, auditChainRole, func(ctx context.Context) error {
+				// A new chainer per term: it claims the record and resumes
+				// from what the last holder committed.
+				return newChainer(record).Run(ctx)
+			})
+		}()
+		return nil
+	}
+	record, err := chain.OpenRecord(ctx, filepath.Join(a.cfg.DataDir, chain.RecordFile))
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, record.Close)
+	a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
+	chainer := newChainer(record)
 	// Waited for with the relays: the chainer stops before the record,
 	// the publisher and the store close.
 	a.relays.Add(1)

@@ -34,11 +34,14 @@ const (
 	readBatch    = 2000
 )
 
-// Chainer follows the log and writes the record. One runs per data
-// directory (one replica, see ARCHITECTURE.md).
+// Chainer follows the log and writes the record. One runs per deployment:
+// on the embedded default, in the one replica; with several replicas, on
+// the one elected for it (see ARCHITECTURE.md). It claims the record when
+// it starts ([RecordWriter.Claim]) and stops with [ErrFenced] once another
+// Chainer has claimed it since.
 type Chainer struct {
 	log       Log
-	record    *Record
+	record    RecordWriter
 	signer    Signer
 	publisher Publisher // nil: checkpoints are only recorded
 	logger    *slog.Logger
@@ -50,6 +53,7 @@ type Chainer struct {
 	Interval time.Duration
 	Poll     time.Duration
 
+	fence     Fence
 	heads     map[string]Head
 	lastCkpt  map[string]uint64
 	position  uint64
@@ -59,7 +63,7 @@ type Chainer struct {
 
 // NewChainer returns a Chainer over log, writing record and signing
 // checkpoints with signer. publisher may be nil.
-func NewChainer(log Log, record *Record, signer Signer, publisher Publisher, logger *slog.Logger) *Chainer {
+func NewChainer(log Log, record RecordWriter, signer Signer, publisher Publisher, logger *slog.Logger) *Chainer {
 	return &Chainer{
 		log: log, record: record, signer: signer, publisher: publisher, logger: logger, now: time.Now,
 		Every: EveryEvents, Interval: EveryInterval, Poll: pollInterval,
@@ -67,24 +71,26 @@ func NewChainer(log Log, record *Record, signer Signer, publisher Publisher, log
 	}
 }
 
-// load reads where the record left off.
+// load claims the record and reads where it left off.
 func (c *Chainer) load(ctx context.Context) error {
-	var err error
-	if c.position, err = c.record.Position(ctx); err != nil {
+	fence, st, err := c.record.Claim(ctx)
+	if err != nil {
 		return err
 	}
-	if c.heads, err = c.record.Heads(ctx); err != nil {
-		return err
+	c.fence, c.position, c.heads, c.lastCkpt = fence, st.Position, st.Heads, st.Checkpointed
+	if c.heads == nil {
+		c.heads = map[string]Head{}
 	}
-	if c.lastCkpt, err = c.record.lastCheckpoints(ctx); err != nil {
-		return err
+	if c.lastCkpt == nil {
+		c.lastCkpt = map[string]uint64{}
 	}
 	c.lastTimed = c.now()
 	return nil
 }
 
 // Run chains the log until ctx ends. It returns nil then, and an error if
-// the log or the record fails.
+// the log or the record fails, or ErrFenced if another Chainer claimed
+// the record.
 func (c *Chainer) Run(ctx context.Context) error {
 	if err := c.load(ctx); err != nil {
 		return err
@@ -141,7 +147,7 @@ func (c *Chainer) Step(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("chain: read log after %d: %w", c.position, err)
 	}
 	now := c.now()
-	b := batch{heads: map[string]Head{}, position: c.position}
+	b := Batch{From: c.position, Heads: map[string]Head{}, Position: c.position}
 	heads := c.heads
 	// Work on copies of the changed heads: a failed commit leaves the
 	// Chainer where the record is.
@@ -159,21 +165,21 @@ func (c *Chainer) Step(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		b.entries = append(b.entries, Entry{
+		b.Entries = append(b.Entries, Entry{
 			OrgID: env.OrgID, Seq: seq, EventID: env.ID, Type: env.Type, Stream: env.Stream.String(), Hash: d,
 		})
 		changed[env.OrgID] = Head{Seq: seq, Hash: d}
 		if seq%c.Every == 0 {
-			b.checkpoints = append(b.checkpoints, stored{
+			b.Checkpoints = append(b.Checkpoints, StoredCheckpoint{
 				Checkpoint: sign(Checkpoint{OrgID: env.OrgID, Seq: seq, Head: d, Time: now}, c.signer),
 				Position:   env.Position,
 			})
 		}
-		b.position = env.Position
+		b.Position = env.Position
 	}
 	timed := now.Sub(c.lastTimed) >= c.Interval
 	lastCkpt := map[string]uint64{}
-	for _, s := range b.checkpoints {
+	for _, s := range b.Checkpoints {
 		lastCkpt[s.OrgID] = s.Seq
 	}
 	if timed {
@@ -185,15 +191,15 @@ func (c *Chainer) Step(ctx context.Context) (int, error) {
 		for org, h := range changed {
 			done := max(lastCkpt[org], c.lastCkpt[org])
 			if h.Seq > done {
-				b.checkpoints = append(b.checkpoints, stored{
+				b.Checkpoints = append(b.Checkpoints, StoredCheckpoint{
 					Checkpoint: sign(Checkpoint{OrgID: org, Seq: h.Seq, Head: h.Hash, Time: now}, c.signer),
-					Position:   b.position,
+					Position:   b.Position,
 				})
 				lastCkpt[org] = h.Seq
 			}
 		}
 	}
-	if len(envs) == 0 && len(b.checkpoints) == 0 {
+	if len(envs) == 0 && len(b.Checkpoints) == 0 {
 		if timed {
 			c.lastTimed = now
 		}
@@ -201,19 +207,19 @@ func (c *Chainer) Step(ctx context.Context) (int, error) {
 	}
 	for org, h := range changed {
 		if h != heads[org] {
-			b.heads[org] = h
+			b.Heads[org] = h
 		}
 	}
-	if err := c.record.commit(ctx, b); err != nil {
+	if err := c.record.Commit(ctx, c.fence, b); err != nil {
 		return 0, err
 	}
-	for org, h := range b.heads {
+	for org, h := range b.Heads {
 		c.heads[org] = h
 	}
 	for org, seq := range lastCkpt {
 		c.lastCkpt[org] = seq
 	}
-	c.position = b.position
+	c.position = b.Position
 	if timed {
 		c.lastTimed = now
 	}
@@ -222,13 +228,17 @@ func (c *Chainer) Step(ctx context.Context) (int, error) {
 
 // publish hands every unpublished checkpoint to the publisher, marking
 // each once it is accepted: a crash in between publishes it again
-// (at least once, like the relay).
+// (at least once, like the relay). So may a failover: a Chainer that lost
+// its role may publish a checkpoint its successor publishes too, before
+// its next write finds it fenced off; downstream sees the same signed
+// checkpoint twice (the same org, seq, head, time and signature), never
+// two different ones for one seq.
 func (c *Chainer) publish(ctx context.Context) error {
 	if c.publisher == nil {
 		return nil
 	}
 	for {
-		pending, err := c.record.unpublished(ctx, 100)
+		pending, err := c.record.Unpublished(ctx, 100)
 		if err != nil {
 			return err
 		}
@@ -238,7 +248,7 @@ func (c *Chainer) publish(ctx context.Context) error {
 				c.logger.Error("publishing an audit checkpoint", "org", ck.OrgID, "seq", ck.Seq, "err", err)
 				return nil
 			}
-			if err := c.record.markPublished(ctx, ck); err != nil {
+			if err := c.record.MarkPublished(ctx, c.fence, ck); err != nil {
 				return err
 			}
 		}

@@ -40,6 +40,12 @@ func (p *recordingPublisher) PublishCheckpoint(_ context.Context, c chain.Checkp
 // when the interval has passed, and publishes every checkpoint once,
 // including those a failed publish left behind.
 func TestChainerResumesFromItsRecord(t *testing.T) {
+	for _, rb := range recordBackends() {
+		t.Run(rb.name, func(t *testing.T) { testChainerResumes(t, rb) })
+	}
+}
+
+func testChainerResumes(t *testing.T, rb recordBackend) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := embedded.Open(ctx, filepath.Join(dir, "events.db"))
@@ -54,11 +60,8 @@ func TestChainerResumesFromItsRecord(t *testing.T) {
 	org := uuid.NewString()
 	appendEvents(t, store, org, "b1", 250)
 
-	recordPath := filepath.Join(dir, chain.RecordFile)
-	record, err := chain.OpenRecord(ctx, recordPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := rb.open(t)
+	record := rec.record
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pub := &recordingPublisher{fail: true}
 	first := chain.NewChainer(store, record, issuer, pub, logger)
@@ -73,15 +76,9 @@ func TestChainerResumesFromItsRecord(t *testing.T) {
 	if len(pub.got) != 0 {
 		t.Fatalf("published %d while the publisher fails", len(pub.got))
 	}
-	if err := record.Close(); err != nil {
-		t.Fatal(err)
-	}
 
 	appendEvents(t, store, org, "b2", 30)
-	if record, err = chain.OpenRecord(ctx, recordPath); err != nil {
-		t.Fatal(err)
-	}
-	defer record.Close()
+	record = rec.reopen(t)
 	pub.fail = false
 	second := chain.NewChainer(store, record, issuer, pub, logger)
 	second.Every, second.Interval = 100, 0 // every step checkpoints what is new
@@ -125,7 +122,7 @@ func TestChainerResumesFromItsRecord(t *testing.T) {
 // field, or the key, breaks it.
 func TestCheckpointSignature(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, backends()[0])
+	f := newFixture(t, backends()[0], recordBackends()[0])
 	cps, err := f.record.Checkpoints(ctx, f.orgA, 0, 1)
 	if err != nil || len(cps) != 1 {
 		t.Fatal(cps, err)

@@ -13,8 +13,10 @@
 // data key was destroyed. The chain must therefore be handed the raw store,
 // never a reader that opens sealed fields.
 //
-// The [Chainer] is an asynchronous process of palisade serve: it follows
-// the log in global order and records, in one transaction per batch, each
+// The [Chainer] is an asynchronous process of palisade serve, one per
+// deployment (with several replicas, on the one elected for it): it claims
+// the record ([RecordWriter.Claim]), follows the log in global order and
+// records, in one transaction per batch, each
 // event's (org, seq, id, hash), each organization's head, its own position,
 // and the checkpoints due: at every 1,000th event of an organization and
 // every 10 s while an organization has new events. A checkpoint is signed
@@ -22,9 +24,19 @@
 // checked with the key of the JWKS), kept in the [Record] and handed to a
 // [Publisher] (Kafka, when it is on).
 //
-// The record lives in a SQLite file of the data directory ([OpenRecord]),
-// whatever the read models: it is the witness the log is checked against,
-// so it is never rebuilt from the log (a rebuild would bless tampering).
+// The record is a port: the Chainer writes it through [RecordWriter],
+// [Verify] and the [Service] read it through [RecordReader]. With one
+// replica it is a SQLite file of the data directory ([OpenRecord]),
+// whatever the read models; with several, the PostgreSQL adapter beside
+// the read models (projections/postgres.ChainRecord), which every replica
+// reads, so that any of them answers alike. Either way it is the witness
+// the log is checked against, so it is never rebuilt from the log (a
+// rebuild would bless tampering). Each claim fences off the ones before
+// it: a Chainer that lost its role but still runs for a moment gets
+// [ErrFenced] at its next write and writes nothing, so two never record
+// conflicting heads or checkpoints; both may publish the same checkpoint
+// in that moment (at least once, as ever). The tests of this package run
+// over both adapters.
 //
 // [Verify] reads the log and the record and reports, per organization, the
 // first event that was altered, removed, inserted or reordered, the signed

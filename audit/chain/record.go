@@ -15,11 +15,12 @@ import (
 // RecordFile is the record's file name in the data directory.
 const RecordFile = "audit-chain.db"
 
-// Record is the durable witness of the chains: per event (org, seq, id,
-// type, stream, hash), per organization its head, the signed checkpoints,
-// and the position in the log the Chainer has reached. It is written only
-// by the Chainer, in one transaction per batch, and never rebuilt from the
-// log.
+// Record is the durable witness of the chains in a SQLite file of the
+// data directory, the embedded default's [RecordWriter] and
+// [RecordReader]: per event (org, seq, id, type, stream, hash), per
+// organization its head, the signed checkpoints, the position in the log
+// the Chainer has reached, and the latest claim. It is written only by the
+// Chainer, in one transaction per batch, and never rebuilt from the log.
 type Record struct {
 	db *sql.DB
 }
@@ -56,6 +57,11 @@ CREATE TABLE IF NOT EXISTS chain_checkpoints (
 CREATE TABLE IF NOT EXISTS chain_position (
 	id       INTEGER PRIMARY KEY CHECK (id = 1),
 	position INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS chain_fence (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	fence INTEGER NOT NULL
 ) STRICT;
 `
 
@@ -100,24 +106,12 @@ type Head struct {
 	Hash Digest
 }
 
-// stored is a checkpoint with what the record keeps beside it.
-type stored struct {
-	Checkpoint
-	Position uint64
-}
-
-// batch is what one Chainer step commits at once.
-type batch struct {
-	entries     []Entry
-	heads       map[string]Head
-	checkpoints []stored
-	position    uint64
-}
-
 // Position returns how far in the log the record reaches (0: nothing yet).
-func (r *Record) Position(ctx context.Context) (uint64, error) {
+func (r *Record) Position(ctx context.Context) (uint64, error) { return position(ctx, r.db) }
+
+func position(ctx context.Context, q querier) (uint64, error) {
 	var p uint64
-	err := r.db.QueryRowContext(ctx, `SELECT position FROM chain_position WHERE id = 1`).Scan(&p)
+	err := q.QueryRowContext(ctx, `SELECT position FROM chain_position WHERE id = 1`).Scan(&p)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -128,8 +122,10 @@ func (r *Record) Position(ctx context.Context) (uint64, error) {
 }
 
 // Heads returns every organization's head.
-func (r *Record) Heads(ctx context.Context) (map[string]Head, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT org, seq, hash FROM chain_heads`)
+func (r *Record) Heads(ctx context.Context) (map[string]Head, error) { return heads(ctx, r.db) }
+
+func heads(ctx context.Context, q querier) (map[string]Head, error) {
+	rows, err := q.QueryContext(ctx, `SELECT org, seq, hash FROM chain_heads`)
 	if err != nil {
 		return nil, fmt.Errorf("chain: read heads: %w", err)
 	}
@@ -148,9 +144,56 @@ func (r *Record) Heads(ctx context.Context) (map[string]Head, error) {
 	return heads, rows.Err()
 }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Claim makes the caller the record's writer (see [RecordWriter]).
+func (r *Record) Claim(ctx context.Context) (Fence, State, error) {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, State{}, fmt.Errorf("chain: claim the record: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var f Fence
+	if err := tx.QueryRowContext(ctx, `INSERT INTO chain_fence (id, fence) VALUES (1, 1)
+		ON CONFLICT (id) DO UPDATE SET fence = fence + 1 RETURNING fence`).Scan(&f); err != nil {
+		return 0, State{}, fmt.Errorf("chain: claim the record: %w", err)
+	}
+	var st State
+	if st.Position, err = position(ctx, tx); err != nil {
+		return 0, State{}, err
+	}
+	if st.Heads, err = heads(ctx, tx); err != nil {
+		return 0, State{}, err
+	}
+	if st.Checkpointed, err = lastCheckpoints(ctx, tx); err != nil {
+		return 0, State{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, State{}, fmt.Errorf("chain: claim the record: %w", err)
+	}
+	return f, st, nil
+}
+
+// fenced takes the record's write lock for f: it fails with ErrFenced if
+// f is not the latest claim.
+func fenced(ctx context.Context, tx *sql.Tx, f Fence) error {
+	res, err := tx.ExecContext(ctx, `UPDATE chain_fence SET fence = fence WHERE id = 1 AND fence = ?`, f)
+	if err != nil {
+		return fmt.Errorf("chain: check the claim: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("%w (claim %d)", ErrFenced, f)
+	}
+	return nil
+}
+
 // lastCheckpoints returns each organization's last checkpointed seq.
-func (r *Record) lastCheckpoints(ctx context.Context) (map[string]uint64, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT org, MAX(seq) FROM chain_checkpoints GROUP BY org`)
+func lastCheckpoints(ctx context.Context, q querier) (map[string]uint64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT org, MAX(seq) FROM chain_checkpoints GROUP BY org`)
 	if err != nil {
 		return nil, fmt.Errorf("chain: read checkpoints: %w", err)
 	}
@@ -167,40 +210,47 @@ func (r *Record) lastCheckpoints(ctx context.Context) (map[string]uint64, error)
 	return last, rows.Err()
 }
 
-// commit writes b in one transaction: the entries, the heads, the
-// checkpoints and the new position, or nothing.
-func (r *Record) commit(ctx context.Context, b batch) error {
+// Commit writes b in one transaction under claim f (see [RecordWriter]).
+func (r *Record) Commit(ctx context.Context, f Fence, b Batch) error {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("chain: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if len(b.entries) > 0 {
+	if err := fenced(ctx, tx, f); err != nil {
+		return err
+	}
+	if at, err := position(ctx, tx); err != nil {
+		return err
+	} else if at != b.From {
+		return fmt.Errorf("%w: the record is at position %d, the batch continues from %d", ErrFenced, at, b.From)
+	}
+	if len(b.Entries) > 0 {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO chain_events (org, seq, event_id, type, stream, hash) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("chain: prepare: %w", err)
 		}
 		defer ins.Close()
-		for _, e := range b.entries {
+		for _, e := range b.Entries {
 			if _, err := ins.ExecContext(ctx, e.OrgID, e.Seq, e.EventID[:], e.Type, e.Stream, e.Hash[:]); err != nil {
 				return fmt.Errorf("chain: record %s seq %d: %w", e.OrgID, e.Seq, err)
 			}
 		}
 	}
-	for org, h := range b.heads {
+	for org, h := range b.Heads {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO chain_heads (org, seq, hash) VALUES (?, ?, ?)
 			ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, org, h.Seq, h.Hash[:]); err != nil {
 			return fmt.Errorf("chain: head of %s: %w", org, err)
 		}
 	}
-	for _, c := range b.checkpoints {
+	for _, c := range b.Checkpoints {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO chain_checkpoints (org, seq, position, head, time, kid, signature)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, c.OrgID, c.Seq, c.Position, c.Head[:], c.Time.UnixNano(), c.KeyID, c.Signature); err != nil {
 			return fmt.Errorf("chain: checkpoint %s seq %d: %w", c.OrgID, c.Seq, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO chain_position (id, position) VALUES (1, ?)
-		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.position); err != nil {
+		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.Position); err != nil {
 		return fmt.Errorf("chain: position: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -279,9 +329,9 @@ func scanCheckpoints(rows *sql.Rows, org string) ([]Checkpoint, error) {
 	return out, rows.Err()
 }
 
-// unpublished returns checkpoints not yet handed to the publisher, oldest
+// Unpublished returns checkpoints not yet handed to the publisher, oldest
 // first.
-func (r *Record) unpublished(ctx context.Context, limit int) ([]Checkpoint, error) {
+func (r *Record) Unpublished(ctx context.Context, limit int) ([]Checkpoint, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT org, seq, head, time, kid, signature FROM chain_checkpoints
 		WHERE published = 0 ORDER BY time, org, seq LIMIT ?`, limit)
 	if err != nil {
@@ -303,36 +353,37 @@ func (r *Record) unpublished(ctx context.Context, limit int) ([]Checkpoint, erro
 	return out, rows.Err()
 }
 
-func (r *Record) markPublished(ctx context.Context, c Checkpoint) error {
-	if _, err := r.db.ExecContext(ctx, `UPDATE chain_checkpoints SET published = 1 WHERE org = ? AND seq = ?`, c.OrgID, c.Seq); err != nil {
+// MarkPublished records that c was published, under claim f.
+func (r *Record) MarkPublished(ctx context.Context, f Fence, c Checkpoint) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("chain: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fenced(ctx, tx, f); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE chain_checkpoints SET published = 1 WHERE org = ? AND seq = ?`, c.OrgID, c.Seq); err != nil {
+		return fmt.Errorf("chain: mark checkpoint %s seq %d published: %w", c.OrgID, c.Seq, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("chain: mark checkpoint %s seq %d published: %w", c.OrgID, c.Seq, err)
 	}
 	return nil
 }
 
-// snapshot is the record of one organization or of all, read in one
-// transaction so that it is consistent with its position.
-type snapshot struct {
-	position    uint64
-	entries     map[string][]Entry
-	checkpoints map[string][]Checkpoint
-}
-
-// read returns the record of org ("" for every organization). Once the
-// transaction's snapshot is taken, and before the events are read, it
-// calls started with the record's position and how many events its heads
-// count, so that the caller can start reading the log beside it: every
-// event of the snapshot is in the log by then.
-func (r *Record) read(ctx context.Context, org string, started func(position, events uint64)) (snapshot, error) {
+// ReadSnapshot returns the record of org ("" for every organization); see
+// [RecordReader].
+func (r *Record) ReadSnapshot(ctx context.Context, org string, started func(position, events uint64)) (Snapshot, error) {
 	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return snapshot{}, fmt.Errorf("chain: read record: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read record: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	s := snapshot{entries: map[string][]Entry{}, checkpoints: map[string][]Checkpoint{}}
-	err = tx.QueryRowContext(ctx, `SELECT position FROM chain_position WHERE id = 1`).Scan(&s.position)
+	s := Snapshot{Entries: map[string][]Entry{}, Checkpoints: map[string][]Checkpoint{}}
+	err = tx.QueryRowContext(ctx, `SELECT position FROM chain_position WHERE id = 1`).Scan(&s.Position)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return snapshot{}, fmt.Errorf("chain: read position: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read position: %w", err)
 	}
 	where, args := "", []any{}
 	if org != "" {
@@ -340,35 +391,35 @@ func (r *Record) read(ctx context.Context, org string, started func(position, ev
 	}
 	var events uint64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(seq), 0) FROM chain_heads`+where, args...).Scan(&events); err != nil {
-		return snapshot{}, fmt.Errorf("chain: read heads: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read heads: %w", err)
 	}
-	started(s.position, events)
+	started(s.Position, events)
 	// Type and stream are left out (see describe): they only name the
 	// event of a finding, and reading them for every event costs a third
 	// of a verification. The columns are read in place (RawBytes): one
 	// string per organization, no allocation per row.
 	rows, err := tx.QueryContext(ctx, `SELECT org, seq, event_id, hash FROM chain_events`+where+` ORDER BY org, seq`, args...)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("chain: read record: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read record: %w", err)
 	}
 	var id, hash, orgBytes sql.RawBytes
 	var cur []Entry
 	curOrg := ""
 	flush := func() {
 		if cur != nil {
-			s.entries[curOrg] = cur
+			s.Entries[curOrg] = cur
 		}
 	}
 	for rows.Next() {
 		var e Entry
 		if err := rows.Scan(&orgBytes, &e.Seq, &id, &hash); err != nil {
 			rows.Close()
-			return snapshot{}, fmt.Errorf("chain: read record: %w", err)
+			return Snapshot{}, fmt.Errorf("chain: read record: %w", err)
 		}
 		if cur == nil || string(orgBytes) != curOrg {
 			flush()
 			curOrg = string(orgBytes)
-			cur = s.entries[curOrg] // rows are ordered by org: nil but for a repeated org
+			cur = s.Entries[curOrg] // rows are ordered by org: nil but for a repeated org
 			if cur == nil {
 				cur = make([]Entry, 0, 1024)
 			}
@@ -381,29 +432,29 @@ func (r *Record) read(ctx context.Context, org string, started func(position, ev
 	flush()
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return snapshot{}, fmt.Errorf("chain: read record: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read record: %w", err)
 	}
 	rows, err = tx.QueryContext(ctx, `SELECT org, seq, head, time, kid, signature FROM chain_checkpoints`+where+` ORDER BY org, seq`, args...)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("chain: read checkpoints: %w", err)
+		return Snapshot{}, fmt.Errorf("chain: read checkpoints: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c Checkpoint
 		var t int64
 		if err := rows.Scan(&c.OrgID, &c.Seq, &hash, &t, &c.KeyID, &c.Signature); err != nil {
-			return snapshot{}, fmt.Errorf("chain: read checkpoints: %w", err)
+			return Snapshot{}, fmt.Errorf("chain: read checkpoints: %w", err)
 		}
 		copy(c.Head[:], hash)
 		c.Time = time.Unix(0, t).UTC()
-		s.checkpoints[c.OrgID] = append(s.checkpoints[c.OrgID], c)
+		s.Checkpoints[c.OrgID] = append(s.Checkpoints[c.OrgID], c)
 	}
 	return s, rows.Err()
 }
 
-// describe returns the recorded type and stream of an organization's
+// Describe returns the recorded type and stream of an organization's
 // event at seq ("" if the record has none).
-func (r *Record) describe(ctx context.Context, org string, seq uint64) (typ, stream string, err error) {
+func (r *Record) Describe(ctx context.Context, org string, seq uint64) (typ, stream string, err error) {
 	err = r.db.QueryRowContext(ctx, `SELECT type, stream FROM chain_events WHERE org = ? AND seq = ?`, org, seq).Scan(&typ, &stream)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", nil

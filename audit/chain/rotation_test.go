@@ -20,6 +20,12 @@ import (
 // with the JWKS of a set holding both, each checkpoint by its own kid.
 // With the old key gone from the set, its checkpoints are findings.
 func TestCheckpointsAcrossAKeyRotation(t *testing.T) {
+	for _, rb := range recordBackends() {
+		t.Run(rb.name, func(t *testing.T) { testKeyRotation(t, rb) })
+	}
+}
+
+func testKeyRotation(t *testing.T, rb recordBackend) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := embedded.Open(ctx, filepath.Join(dir, "events.db"))
@@ -27,11 +33,7 @@ func TestCheckpointsAcrossAKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	record, err := chain.OpenRecord(ctx, filepath.Join(dir, chain.RecordFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer record.Close()
+	record := rb.open(t).record
 	oldKey, _ := identity.GenerateIssuerKey()
 	newKey, _ := identity.GenerateIssuerKey()
 	issuer := func(keys []identity.IssuerKey, kid string) *identity.Issuer {

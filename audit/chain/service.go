@@ -18,13 +18,14 @@ type DenialRecorder interface {
 // audit:read, and only ever about the caller's own organization.
 type Service struct {
 	log     Log
-	record  *Record
+	record  RecordReader
 	keys    PublicKeys
 	denials DenialRecorder
 }
 
-// NewService returns the service over the raw log and the record.
-func NewService(log Log, record *Record, keys PublicKeys, denials DenialRecorder) *Service {
+// NewService returns the service over the raw log and the record (the
+// shared one, with several replicas, so that every replica answers alike).
+func NewService(log Log, record RecordReader, keys PublicKeys, denials DenialRecorder) *Service {
 	return &Service{log: log, record: record, keys: keys, denials: denials}
 }
 

@@ -256,14 +256,14 @@ func flipByte(t *testing.T, data []byte) []byte {
 type fixture struct {
 	store      eventstore.Store
 	tamper     tamperer
-	record     *chain.Record
-	recordPath string
+	record     chainRecord
+	rec        *openRecord
 	keys       chain.PublicKeys
 	orgA, orgB string
 	idsA, idsB []uuid.UUID // in log order: idsA[i] is A's seq i+1
 }
 
-func newFixture(t *testing.T, b backend) *fixture {
+func newFixture(t *testing.T, b backend, rb recordBackend) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, tamper := b.open(t)
@@ -285,11 +285,8 @@ func newFixture(t *testing.T, b backend) *fixture {
 	if f.keys, err = chain.KeysFromJWKS(jwks); err != nil {
 		t.Fatal(err)
 	}
-	f.recordPath = filepath.Join(dir, chain.RecordFile)
-	if f.record, err = chain.OpenRecord(ctx, f.recordPath); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.record.Close() })
+	f.rec = rb.open(t)
+	f.record = f.rec.record
 	chainer := chain.NewChainer(store, f.record, issuer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	chainer.Every, chainer.Interval = 100, 0
 	if n, err := chainer.CatchUp(ctx); err != nil || n != 540 {
@@ -420,39 +417,41 @@ func TestVerifyFindsTampering(t *testing.T) {
 		},
 	}
 	for _, b := range backends() {
-		for _, tt := range tests {
-			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
-				f := newFixture(t, b)
-				inserted := tt.tamper(t, f)
-				reports := f.verify(t)
-				if r := reports[f.orgB]; !r.OK || r.VerifiedThroughSeq != 90 || len(r.Findings) != 0 {
-					t.Errorf("untouched organization B: %+v", r)
-				}
-				r := reports[f.orgA]
-				if r.Checkpoints != 5 {
-					t.Errorf("A: %d checkpoints checked, want 5 (100 … 400 and the head)", r.Checkpoints)
-				}
-				if tt.want == nil {
-					if !r.OK || r.VerifiedThroughSeq != 450 || r.Events != 450 || len(r.Findings) != 0 {
-						t.Errorf("untouched A: %+v", r)
+		for _, rb := range recordBackends() {
+			for _, tt := range tests {
+				t.Run(b.name+"/"+rb.name+"/"+tt.name, func(t *testing.T) {
+					f := newFixture(t, b, rb)
+					inserted := tt.tamper(t, f)
+					reports := f.verify(t)
+					if r := reports[f.orgB]; !r.OK || r.VerifiedThroughSeq != 90 || len(r.Findings) != 0 {
+						t.Errorf("untouched organization B: %+v", r)
 					}
-					return
-				}
-				if r.OK || len(r.Findings) != 1 {
-					t.Fatalf("A: ok %v, findings %+v; want one finding", r.OK, r.Findings)
-				}
-				got := r.Findings[0]
-				ids := tt.want.event(f, inserted)
-				if got.Kind != tt.want.kind || !slices.Contains(ids, uuid.MustParse(got.EventID)) ||
-					!slices.Contains(tt.want.seq, got.Seq) || got.CheckpointSeq != tt.want.checkpointSeq ||
-					got.Type != "BotUpdated" || got.Stream == "" || got.Detail == "" {
-					t.Errorf("finding %+v; want kind %s, an event of %v at seq %v, checkpoint %d",
-						got, tt.want.kind, ids, tt.want.seq, tt.want.checkpointSeq)
-				}
-				if r.VerifiedThroughSeq != tt.want.through {
-					t.Errorf("verified through seq %d, want %d", r.VerifiedThroughSeq, tt.want.through)
-				}
-			})
+					r := reports[f.orgA]
+					if r.Checkpoints != 5 {
+						t.Errorf("A: %d checkpoints checked, want 5 (100 … 400 and the head)", r.Checkpoints)
+					}
+					if tt.want == nil {
+						if !r.OK || r.VerifiedThroughSeq != 450 || r.Events != 450 || len(r.Findings) != 0 {
+							t.Errorf("untouched A: %+v", r)
+						}
+						return
+					}
+					if r.OK || len(r.Findings) != 1 {
+						t.Fatalf("A: ok %v, findings %+v; want one finding", r.OK, r.Findings)
+					}
+					got := r.Findings[0]
+					ids := tt.want.event(f, inserted)
+					if got.Kind != tt.want.kind || !slices.Contains(ids, uuid.MustParse(got.EventID)) ||
+						!slices.Contains(tt.want.seq, got.Seq) || got.CheckpointSeq != tt.want.checkpointSeq ||
+						got.Type != "BotUpdated" || got.Stream == "" || got.Detail == "" {
+						t.Errorf("finding %+v; want kind %s, an event of %v at seq %v, checkpoint %d",
+							got, tt.want.kind, ids, tt.want.seq, tt.want.checkpointSeq)
+					}
+					if r.VerifiedThroughSeq != tt.want.through {
+						t.Errorf("verified through seq %d, want %d", r.VerifiedThroughSeq, tt.want.through)
+					}
+				})
+			}
 		}
 	}
 }
@@ -463,56 +462,49 @@ func TestVerifyFindsTampering(t *testing.T) {
 // heads catch both.
 func TestVerifyCatchesARewrittenRecord(t *testing.T) {
 	ctx := context.Background()
-	for _, b := range backends() {
-		t.Run(b.name+"/record rewritten to match", func(t *testing.T) {
-			f := newFixture(t, b)
-			f.tamper.alter(t, f.idsA[149])
-			envs, err := f.tamper.log(t).ReadAll(ctx, 0, eventstore.Filter{OrgID: f.orgA}, -1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db := openRecordFile(t, f.recordPath)
-			var prev chain.Digest
-			for i, env := range envs {
-				if prev, err = chain.Hash(prev, uint64(i+1), env); err != nil {
+	for _, rb := range recordBackends() {
+		for _, b := range backends() {
+			t.Run(b.name+"/"+rb.name+"/record rewritten to match", func(t *testing.T) {
+				f := newFixture(t, b, rb)
+				f.tamper.alter(t, f.idsA[149])
+				envs, err := f.tamper.log(t).ReadAll(ctx, 0, eventstore.Filter{OrgID: f.orgA}, -1)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := db.Exec(`UPDATE chain_events SET hash = ? WHERE org = ? AND seq = ?`, prev[:], f.orgA, i+1); err != nil {
-					t.Fatal(err)
+				var prev chain.Digest
+				for i, env := range envs {
+					if prev, err = chain.Hash(prev, uint64(i+1), env); err != nil {
+						t.Fatal(err)
+					}
+					f.rec.setHash(t, f.orgA, uint64(i+1), prev[:])
 				}
-			}
+				r := f.verify(t)[f.orgA]
+				if r.OK || len(r.Findings) != 1 {
+					t.Fatalf("findings %+v; want one", r.Findings)
+				}
+				got := r.Findings[0]
+				if got.Kind != chain.KindRecordRewritten || got.CheckpointSeq != 200 || got.Seq != 200 || got.EventID != f.idsA[199].String() {
+					t.Errorf("finding %+v; want the record rewritten, caught by checkpoint 200", got)
+				}
+			})
+		}
+		t.Run(rb.name+"/a checkpoint's signature edited", func(t *testing.T) {
+			f := newFixture(t, backends()[0], rb)
+			f.rec.setSignature(t, f.orgA, 300, bytes.Repeat([]byte{7}, 64))
 			r := f.verify(t)[f.orgA]
-			if r.OK || len(r.Findings) != 1 {
-				t.Fatalf("findings %+v; want one", r.Findings)
+			if r.OK || len(r.Findings) != 1 || r.Findings[0].Kind != chain.KindBadSignature || r.Findings[0].CheckpointSeq != 300 {
+				t.Errorf("report %+v; want one bad signature at checkpoint 300", r)
 			}
-			got := r.Findings[0]
-			if got.Kind != chain.KindRecordRewritten || got.CheckpointSeq != 200 || got.Seq != 200 || got.EventID != f.idsA[199].String() {
-				t.Errorf("finding %+v; want the record rewritten, caught by checkpoint 200", got)
+		})
+		t.Run(rb.name+"/a recorded event deleted from the record", func(t *testing.T) {
+			f := newFixture(t, backends()[0], rb)
+			f.rec.deleteEntry(t, f.orgA, 120)
+			r := f.verify(t)[f.orgA]
+			if r.OK || r.Findings[0].Kind != chain.KindRecordRewritten || r.Findings[0].Seq != 121 {
+				t.Errorf("report %+v; want the record's gap at seq 121 first", r)
 			}
 		})
 	}
-	t.Run("a checkpoint's signature edited", func(t *testing.T) {
-		f := newFixture(t, backends()[0])
-		db := openRecordFile(t, f.recordPath)
-		if _, err := db.Exec(`UPDATE chain_checkpoints SET signature = ? WHERE org = ? AND seq = 300`, bytes.Repeat([]byte{7}, 64), f.orgA); err != nil {
-			t.Fatal(err)
-		}
-		r := f.verify(t)[f.orgA]
-		if r.OK || len(r.Findings) != 1 || r.Findings[0].Kind != chain.KindBadSignature || r.Findings[0].CheckpointSeq != 300 {
-			t.Errorf("report %+v; want one bad signature at checkpoint 300", r)
-		}
-	})
-	t.Run("a recorded event deleted from the record", func(t *testing.T) {
-		f := newFixture(t, backends()[0])
-		db := openRecordFile(t, f.recordPath)
-		if _, err := db.Exec(`DELETE FROM chain_events WHERE org = ? AND seq = 120`, f.orgA); err != nil {
-			t.Fatal(err)
-		}
-		r := f.verify(t)[f.orgA]
-		if r.OK || r.Findings[0].Kind != chain.KindRecordRewritten || r.Findings[0].Seq != 121 {
-			t.Errorf("report %+v; want the record's gap at seq 121 first", r)
-		}
-	})
 }
 
 func openRecordFile(t *testing.T, path string) *sql.DB {

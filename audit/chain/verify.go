@@ -90,13 +90,13 @@ type walk struct {
 // it, so the log is read in position ranges by one goroutine per CPU
 // while the record is still being read (see logReader); this goroutine
 // takes the ranges in order and walks each organization's events.
-func Verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org string) ([]Report, error) {
+func Verify(ctx context.Context, log Log, record RecordReader, keys PublicKeys, org string) ([]Report, error) {
 	return verify(ctx, log, record, keys, org, rangeEvents)
 }
 
 // verify is Verify with ranges of about perRange events (tests make them
 // small).
-func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org string, perRange uint64) ([]Report, error) {
+func verify(ctx context.Context, log Log, record RecordReader, keys PublicKeys, org string, perRange uint64) ([]Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var reader *logReader
 	defer func() {
@@ -106,7 +106,7 @@ func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 		}
 	}()
 	// The record is read first: every event it holds is then in the log.
-	snap, err := record.read(ctx, org, func(position, events uint64) {
+	snap, err := record.ReadSnapshot(ctx, org, func(position, events uint64) {
 		reader = startLogReader(ctx, log, org, position, events, perRange, runtime.GOMAXPROCS(0))
 	})
 	if err != nil {
@@ -116,7 +116,7 @@ func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 	get := func(o string) *walk {
 		w, ok := walks[o]
 		if !ok {
-			w = newWalk(o, snap.entries[o], snap.checkpoints[o], keys)
+			w = newWalk(o, snap.Entries[o], snap.Checkpoints[o], keys)
 			walks[o] = w
 		}
 		return w
@@ -124,10 +124,10 @@ func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 	if org != "" {
 		get(org)
 	}
-	for o := range snap.entries {
+	for o := range snap.Entries {
 		get(o)
 	}
-	for o := range snap.checkpoints {
+	for o := range snap.Checkpoints {
 		get(o)
 	}
 	hasher := NewHasher()
@@ -145,7 +145,7 @@ func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 			if last == nil || last.report.OrgID != env.OrgID {
 				last = get(env.OrgID)
 			}
-			if err := last.next(hasher, env, snap.position); err != nil {
+			if err := last.next(hasher, env, snap.Position); err != nil {
 				return nil, err
 			}
 		}
@@ -158,7 +158,7 @@ func verify(ctx context.Context, log Log, record *Record, keys PublicKeys, org s
 		r := w.finish()
 		for i, f := range r.Findings {
 			if f.Type == "" && f.EventID != "" { // named from the record
-				if r.Findings[i].Type, r.Findings[i].Stream, err = record.describe(ctx, r.OrgID, f.Seq); err != nil {
+				if r.Findings[i].Type, r.Findings[i].Stream, err = record.Describe(ctx, r.OrgID, f.Seq); err != nil {
 					return nil, err
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/palisadehq/palisade/app"
 	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/identity"
+	"github.com/palisadehq/palisade/projections/postgres"
 )
 
 // errFindings: verification found tampering (the exit status is non-zero).
@@ -34,16 +35,19 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	pgURL := fs.String("postgres-url", env("PALISADE_POSTGRES_URL", ""), "with --eventstore-url: the replicated stack, whose audit chain record is in PostgreSQL (PALISADE_POSTGRES_URL)")
+	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "PostgreSQL schema of the read models and the audit chain's record (PALISADE_POSTGRES_SCHEMA)")
 	org := fs.String("org", "", "only this organization")
 	var jwksFiles listFlag
 	fs.Var(&jwksFiles, "jwks", "verify checkpoint signatures with the keys of this JWK Set file (as served at /.well-known/jwks.json) instead of the data directory's issuer key; repeat it to add the JWKS kept from before a key was removed")
 	issuerKeys := fs.String("issuer-keys", env("PALISADE_ISSUER_KEYS", ""), "verify checkpoint signatures with the public keys of this key set file, the servers' --issuer-keys (PALISADE_ISSUER_KEYS); with --jwks, both")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://…] [--org ID] [--jwks FILE]… [--issuer-keys FILE]
+		fmt.Fprint(fs.Output(), `usage: palisade audit verify --data-dir DIR [--eventstore-url esdb://… [--postgres-url URL] [--postgres-schema S]] [--org ID] [--jwks FILE]… [--issuer-keys FILE]
 
 Recomputes each organization's hash chain from the event log and compares
-it with the audit chain's record in the data directory and its signed
-checkpoints. Prints one JSON report per organization and exits non-zero if
+it with the audit chain's record (in the data directory; on the
+replicated stack, --eventstore-url with --postgres-url, the one in
+PostgreSQL that the replicas share) and its signed checkpoints. Prints one JSON report per organization and exits non-zero if
 any reports a finding: the first event altered, removed, inserted or
 reordered, a checkpoint whose signature fails, or a record rewritten to
 match. Events the chain had not reached when the server stopped are
@@ -55,9 +59,12 @@ counted as pending. The embedded log is locked while a server runs.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	replicated := *eventStoreURL != "" && *pgURL != ""
 	recordPath := filepath.Join(*dataDir, chain.RecordFile)
-	if _, err := os.Stat(recordPath); err != nil {
-		return fmt.Errorf("audit verify: no audit chain record: %w", err)
+	if !replicated {
+		if _, err := os.Stat(recordPath); err != nil {
+			return fmt.Errorf("audit verify: no audit chain record: %w", err)
+		}
 	}
 	keys, err := verifyKeys(*dataDir, jwksFiles, *issuerKeys)
 	if err != nil {
@@ -71,11 +78,34 @@ counted as pending. The embedded log is locked while a server runs.
 		return err
 	}
 	defer store.Close()
-	record, err := chain.OpenRecord(ctx, recordPath)
-	if err != nil {
-		return err
+	var record chain.RecordReader
+	if replicated {
+		// The record the replicas share, read as the application role
+		// like any replica reads it.
+		identified, ok := store.(interface {
+			LogID(ctx context.Context) (string, error)
+		})
+		if !ok {
+			return fmt.Errorf("audit verify: the event log %T has no identity to find its record by", store)
+		}
+		logID, err := identified.LogID(ctx)
+		if err != nil {
+			return fmt.Errorf("audit verify: identity of the event log: %w", err)
+		}
+		pg, err := postgres.Open(ctx, *pgURL, *pgSchema)
+		if err != nil {
+			return fmt.Errorf("audit verify: %w", err)
+		}
+		defer pg.Close()
+		record = pg.ChainRecord(logID)
+	} else {
+		local, err := chain.OpenRecord(ctx, recordPath)
+		if err != nil {
+			return err
+		}
+		defer local.Close()
+		record = local
 	}
-	defer record.Close()
 	reports, err := chain.Verify(ctx, store, record, keys, *org)
 	if err != nil {
 		return err

@@ -143,7 +143,11 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 			rows.Close()
 			return err
 		}
-		stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE `+
+		privileges := "SELECT, INSERT, UPDATE, DELETE"
+		if p, ok := appendOnly[table]; ok {
+			privileges = p
+		}
+		stmts = append(stmts, `GRANT `+privileges+` ON TABLE `+
 			pgx.Identifier{schema, table}.Sanitize()+` TO `+roleIdent)
 	}
 	rows.Close()
@@ -169,6 +173,15 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 			stmts = append(stmts, `GRANT `+privileges+` ON TABLE `+pgx.Identifier{schema, table}.Sanitize()+` TO `+roleIdent)
 		}
 	}
+	// The audit chain's bookkeeping: its position and claim, and each
+	// organization's head, move forward; nothing is deleted.
+	for _, table := range []string{"audit_chain", "audit_chain_heads"} {
+		if exists, err := tableExists(ctx, db, schema, table); err != nil {
+			return err
+		} else if exists {
+			stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE ON TABLE `+pgx.Identifier{schema, table}.Sanitize()+` TO `+roleIdent)
+		}
+	}
 	// The application binds the read models to its log once; only the
 	// owner, rebuilding, removes the binding.
 	if exists, err := tableExists(ctx, db, schema, "read_model_origin"); err != nil {
@@ -183,6 +196,14 @@ func grant(ctx context.Context, db *sql.DB, schema, role string) error {
 		}
 	}
 	return nil
+}
+
+// appendOnly are the tenant tables the application role may only read
+// and add to: the audit chain's record of events and its checkpoints,
+// which the chainer writes once and nothing rewrites.
+var appendOnly = map[string]string{
+	"audit_chain_events":      "SELECT, INSERT",
+	"audit_chain_checkpoints": "SELECT, INSERT",
 }
 
 func tableExists(ctx context.Context, db *sql.DB, schema, table string) (bool, error) {

@@ -95,9 +95,12 @@ func (s *Store) Claim(ctx context.Context, logID string, head uint64) (Origin, e
 // fill again; and the workers' checkpoints, which are positions in a named
 // log rather than state built from it (see WorkerCheckpoint); and the
 // data keys, which no replay rebuilds: a reset that dropped them would
-// crypto-shred every organization (see DataKeys).
+// crypto-shred every organization (see DataKeys); and the audit chain's
+// record, the witness the log is checked against, which a rebuild from
+// the log must never recompute (see ChainRecord).
 var keptOnReset = []string{"goose_db_version", "embedding_cache", "worker_checkpoints",
-	"data_keys", "data_key_subjects", "data_key_tombstones"}
+	"data_keys", "data_key_subjects", "data_key_tombstones",
+	"audit_chain", "audit_chain_heads", "audit_chain_events", "audit_chain_checkpoints"}
 
 // Reset empties every read model of the schema (empty: public), their
 // checkpoints and their log identity, as the owner role, so that the next

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/palisadehq/palisade/audit/chain"
 )
 
 func TestClaim(t *testing.T) {
@@ -72,9 +76,27 @@ func TestResetEmptiesTheReadModelsAndTheirLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	cached := 1
+	// Nor is the audit chain's record: it is the witness the log is
+	// checked against, never rebuilt from it.
+	record := b.store.ChainRecord("log-a")
+	fence, _, err := record.Claim(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := chain.Head{Seq: 1, Hash: chain.Digest{1}}
+	if err := record.Commit(b.ctx, fence, chain.Batch{Position: 3, Heads: map[string]chain.Head{"o1": head},
+		Entries: []chain.Entry{{OrgID: "o1", Seq: 1, EventID: uuid.New(), Type: "T", Stream: "s", Hash: head.Hash}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := Reset(b.ctx, b.db.ownerURL, b.schema); err != nil {
 		t.Fatalf("Reset: %v", err)
+	}
+	if _, st, err := record.Claim(b.ctx); err != nil || st.Position != 3 || st.Heads["o1"] != head {
+		t.Errorf("the audit chain's record after Reset: %+v, %v; want it kept", st, err)
+	}
+	if _, _, err := b.store.ChainRecord("log-b").Claim(b.ctx); !errors.Is(err, ErrChainOfAnotherLog) {
+		t.Errorf("the record of log-a claimed for log-b: %v, want ErrChainOfAnotherLog", err)
 	}
 	o, err := b.store.Origin(b.ctx)
 	if err != nil {

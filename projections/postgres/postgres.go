@@ -5,7 +5,8 @@
 // are shared by every replica; and the PostgreSQL adapter of the embedding store ([Embeddings]),
 // which lives in the same database under the same rules; and the replicas'
 // shared claims on Idempotency-Keys in flight ([IdempotencyClaims]), under
-// the same rules too.
+// the same rules too; and the audit chain's record shared by the replicas
+// ([ChainRecord], the PostgreSQL adapter of audit/chain's record port).
 //
 // It owns the tables of one schema and the rules that keep organizations
 // apart in them (invariant 2 of DESIGN.md): every tenant table has row-level
@@ -40,7 +41,10 @@
 // crypto-shreds every organization; and the claims on Idempotency-Keys,
 // which only last while a request runs (or a lease): losing them lets a
 // duplicate that arrives at that moment run, as with one replica after a
-// restart.
+// restart; and the audit chain's record, the witness the log is checked
+// against, which a reset keeps and which must never be rebuilt from the
+// log (its events and checkpoints are tenant tables the application role
+// may only read and add to).
 package postgres
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/palisadehq/palisade/audit/chain"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/readmodeltest"
@@ -62,6 +63,10 @@ var insertOther = map[string]string{
 		VALUES ('org-b', 'job-mallory', 7, '[]')`,
 	"idempotency_claims": `INSERT INTO idempotency_claims (org_id, key_hash, fingerprint, holder, expires_at)
 		VALUES ('org-b', sha256('mallory'), sha256('mallory'), 'mallory', now() + interval '1 hour')`,
+	"audit_chain_events": `INSERT INTO audit_chain_events (org_id, seq, event_id, type, stream, hash)
+		VALUES ('org-b', 999, gen_random_uuid(), 'X', 'bot-org-b_x', sha256('mallory'))`,
+	"audit_chain_checkpoints": `INSERT INTO audit_chain_checkpoints (org_id, seq, position, head, time_ns, kid, signature)
+		VALUES ('org-b', 999, 999, sha256('mallory'), 0, 'k', 'sig')`,
 	"jobs": `INSERT INTO jobs (org_id, id, kind, subject, trigger_id, state, attempts, result, items, reason,
 			submitted_by, on_behalf_of, submitted_at, updated_at, version)
 		VALUES ('org-b', 'job-mallory', 'knowledge.ingestion', 's', 't', 'submitted', 0, '', 0, '', 'mallory', '{}', now(), now(), 0)`,
@@ -122,6 +127,19 @@ func seedTwoOrgs(t *testing.T, b *bundle) {
 						State: "submitted", SubmittedBy: "ingestion", SubmittedAt: at, UpdatedAt: at}),
 				)
 			})
+			record := b.store.ChainRecord("log-1")
+			fence, st, err := record.Claim(b.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := chain.Head{Seq: 1, Hash: sha256.Sum256([]byte(org))}
+			if err := record.Commit(b.ctx, fence, chain.Batch{From: st.Position, Position: st.Position + 1,
+				Entries:     []chain.Entry{{OrgID: org, Seq: 1, EventID: uuid.New(), Type: "BotCreated", Stream: "bot-" + org + "_bot-1", Hash: head.Hash}},
+				Heads:       map[string]chain.Head{org: head},
+				Checkpoints: []chain.StoredCheckpoint{{Position: st.Position + 1, Checkpoint: chain.Checkpoint{OrgID: org, Seq: 1, Head: head.Hash, Time: at, KeyID: "k", Signature: []byte("sig")}}},
+			}); err != nil {
+				t.Fatalf("chain record of %s: %v", org, err)
+			}
 			if claimed, _, err := b.store.IdempotencyClaims().Claim(b.ctx, org, sha256.Sum256([]byte("key-1")),
 				sha256.Sum256([]byte("request-1")), "holder-1", time.Hour); err != nil || !claimed {
 				t.Fatalf("claim in %s: %v, %v", org, claimed, err)
@@ -170,6 +188,9 @@ func TestRowLevelSecurity(t *testing.T) {
 
 	tables := tenantTables(t, ctx, b.owner, b.schema)
 	want := []string{"audit_events", "audit_narratives", "bots", "members", "org_issuers", "orgs", "service_accounts"}
+	if b.db.vector { // the migrations after the first
+		want = append(want, "audit_chain_checkpoints", "audit_chain_events")
+	}
 	if b.db.vector {
 		want = append(want, "analytics_jobs", "analytics_result_pages", "conversations", "data_sources", "documents", "embedding_cache", "idempotency_claims", "jobs", "knowledge_bases", "knowledge_chunk_terms", "knowledge_chunks")
 	}
@@ -298,7 +319,9 @@ func TestRowLevelSecurity(t *testing.T) {
 				}
 				return err
 			})
-			if err != nil {
+			if _, ok := appendOnly[table]; ok {
+				wantDenied(t, "delete from an append-only table", err)
+			} else if err != nil {
 				t.Fatal(err)
 			}
 
@@ -363,7 +386,7 @@ func TestEveryTenantTableIsUnderRowLevelSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	platform := []string{"goose_db_version", "projection_checkpoints", "read_model_origin", "worker_checkpoints",
-		"data_keys", "data_key_subjects", "data_key_tombstones"}
+		"data_keys", "data_key_subjects", "data_key_tombstones", "audit_chain", "audit_chain_heads"}
 	tenant := 0
 	for rows.Next() {
 		var (
@@ -415,10 +438,13 @@ func TestGrants(t *testing.T) {
 		t.Fatalf("schema privileges of %s: CREATE %v, USAGE %v, %v", role, create, usage, err)
 	}
 	want := map[string]string{"projection_checkpoints": "SELECT,INSERT,UPDATE", "goose_db_version": "", "read_model_origin": "SELECT,INSERT", "worker_checkpoints": "SELECT,INSERT,UPDATE",
-		"data_keys": "SELECT,INSERT,DELETE", "data_key_subjects": "SELECT,INSERT,DELETE", "data_key_tombstones": "SELECT,INSERT"}
+		"data_keys": "SELECT,INSERT,DELETE", "data_key_subjects": "SELECT,INSERT,DELETE", "data_key_tombstones": "SELECT,INSERT",
+		"audit_chain": "SELECT,INSERT,UPDATE", "audit_chain_heads": "SELECT,INSERT,UPDATE"}
 	for _, table := range tenantTables(t, b.ctx, b.owner, b.schema) {
 		want[table] = "SELECT,INSERT,UPDATE,DELETE"
 	}
+	// The audit chain's record: read and added to, never rewritten.
+	want["audit_chain_events"], want["audit_chain_checkpoints"] = "SELECT,INSERT", "SELECT,INSERT"
 	for table, privileges := range want {
 		var got []string
 		for _, p := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"} {
