@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -26,14 +25,9 @@ func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 		return err
 	}
 	a.closers = append(a.closers, record.Close)
-	jwks, err := a.Issuer.JWKS()
-	if err != nil {
-		return fmt.Errorf("audit chain keys: %w", err)
-	}
-	keys, err := chain.KeysFromJWKS(jwks)
-	if err != nil {
-		return fmt.Errorf("audit chain keys: %w", err)
-	}
+	// The issuer's keys at each verification, not at start: they follow
+	// the key set file (see issuerKeyFile).
+	keys := chain.PublicKeys(a.Issuer.PublicKey)
 	a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
 	var publisher chain.Publisher
 	if a.kafkaPublisher != nil {
