@@ -128,7 +128,7 @@ func TestKeySetRotation(t *testing.T) {
 			t.Fatalf("step %d signs with %s, want %s", i, iss.KeyID(), wantSigner[i])
 		}
 	}
-	// During a rolling restart replicas of adjacent steps run together.
+	// During a rotation, replicas of adjacent steps run together (one has read the file, one not yet).
 	for i := 0; i+1 < len(steps); i++ {
 		for _, pair := range [][2]*Issuer{{steps[i], steps[i+1]}, {steps[i+1], steps[i]}} {
 			raw := mustMint(t, pair[0], userClaims(), time.Hour)
