@@ -271,3 +271,25 @@ func headerKID(tb testing.TB, raw string) string {
 	}
 	return h.Kid
 }
+
+// BenchmarkKeySetPoll measures what a server following its key set file
+// does at each poll of an unchanged file of two keys: read, parse and
+// check it, build the issuer, compare it with the one in use.
+func BenchmarkKeySetPoll(b *testing.B) {
+	keys := generateKeys(b, 2)
+	path := b.TempDir() + "/issuer-keys.json"
+	if err := WriteIssuerKeys(path, keys, true); err != nil {
+		b.Fatal(err)
+	}
+	inUse := keySetIssuer(b, keys, "")
+	b.ReportAllocs()
+	for b.Loop() {
+		next, err := OpenIssuerKeys(path, "", builtinIssuer, testAudience)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !inUse.SameKeys(next) {
+			b.Fatal("the set changed")
+		}
+	}
+}
