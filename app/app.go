@@ -265,6 +265,10 @@ type App struct {
 	leaders   *prometheus.GaugeVec
 	replicaID string
 	workers   []worker
+	// terms are the epochs of this replica's terms of the workers' roles
+	// it holds now (see termCheckpoint).
+	termsMu sync.Mutex
+	terms   map[string]uint64
 	// logID is the log's identity, as the PostgreSQL read models were
 	// claimed for it (claimReadModels).
 	logID string
