@@ -285,3 +285,71 @@ func TestIssuerKeysReloadDuringRequests(t *testing.T) {
 		t.Fatal(f)
 	}
 }
+
+// TestIssuerKeysBadReloadKeepsTheKeys: every way a rewritten key set file
+// can be unusable is refused by a reload with a message naming the
+// problem, and the server keeps signing, publishing and verifying with
+// the keys it had.
+func TestIssuerKeysBadReloadKeepsTheKeys(t *testing.T) {
+	t.Parallel()
+	path, kids := writeKeySet(t, 2)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(good, &set); err != nil {
+		t.Fatal(err)
+	}
+	publicOnly := map[string]any{}
+	for k, v := range set.Keys[1] {
+		if k != "d" {
+			publicOnly[k] = v
+		}
+	}
+	withoutD, _ := json.Marshal(map[string]any{"keys": []any{set.Keys[0], publicOnly}})
+	onlySecond, _ := json.Marshal(map[string]any{"keys": []any{set.Keys[1]}})
+	h := openHarness(t, t.TempDir(), func(cfg *app.Config) {
+		cfg.IssuerKeys, cfg.IssuerSigningKID = path, kids[0] // pinned
+		cfg.IssuerKeysPoll = -1
+	})
+	org, owner := h.createOrg("Acme", "olivia")
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		want    string
+	}{
+		{"half written", string(good[:len(good)/2]), 0o600, "not a JSON Web Key Set"},
+		{"no key", `{"keys":[]}`, 0o600, "holds no key"},
+		{"a key without its private part", string(withoutD), 0o600, `private part ("d") is missing`},
+		{"readable by others", string(good), 0o644, "chmod 600"},
+		{"the pinned signing kid gone", string(onlySecond), 0o600, "is not in the key set"},
+	}
+	for _, tt := range tests {
+		if err := os.WriteFile(path, []byte(tt.content), tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		changed, err := h.app.ReloadIssuerKeys()
+		if changed || err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: reload changed %v, %v; want a refusal naming %q", tt.name, changed, err, tt.want)
+		}
+		if got := h.app.Issuer.KeyID(); got != kids[0] {
+			t.Errorf("%s: the server signs with %s, want %s", tt.name, got, kids[0])
+		}
+		if got, want := jwksKids(t, h), slices.Sorted(slices.Values(kids)); !slices.Equal(got, want) {
+			t.Errorf("%s: the server publishes %v, want %v", tt.name, got, want)
+		}
+		if got := h.do(http.MethodGet, "/v1/bots", owner, nil).status; got != http.StatusOK {
+			t.Errorf("%s: the owner's token answers %d", tt.name, got)
+		}
+		if got := h.do(http.MethodGet, "/v1/bots", h.userToken(org, "olivia"), nil).status; got != http.StatusOK {
+			t.Errorf("%s: a token minted now answers %d", tt.name, got)
+		}
+	}
+}
