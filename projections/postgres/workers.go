@@ -16,7 +16,10 @@ import (
 // every replica of a deployment: the replica that holds the worker's role
 // resumes from what the last holder saved. A position saved for another
 // log reads as 0 (start from the beginning), and the next save replaces
-// it, so a deployment pointed at a new log never skips its events.
+// it, so a deployment pointed at a new log never skips its events. Its
+// Save is unconditional: a holder of the worker's role saves through
+// FencedWorkerCheckpoint instead, so that a term replaced by another
+// replica's stops.
 func (s *Store) WorkerCheckpoint(logID, worker string) eventstore.Checkpoint {
 	return &workerCheckpoint{db: s.db, logID: logID, worker: worker}
 }
