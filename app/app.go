@@ -59,9 +59,13 @@ type Config struct {
 	// of the data directory's key: every replica given the same file mints
 	// and verifies the same tokens. IssuerSigningKID names the key that
 	// signs (the file's first when empty); every key verifies and is in the
-	// JWKS.
+	// JWKS. The file is read again every IssuerKeysPoll
+	// (DefaultIssuerKeysPoll when zero; never when negative) and on
+	// ReloadIssuerKeys: a changed set replaces the keys in use without a
+	// restart, a set that cannot be used is logged and leaves them.
 	IssuerKeys       string
 	IssuerSigningKID string
+	IssuerKeysPoll   time.Duration
 	// Issuer is the built-in issuer's name (the tokens' iss).
 	Issuer string
 	// Audience is the audience every token must name.
@@ -261,6 +265,10 @@ type App struct {
 	leaders   *prometheus.GaugeVec
 	replicaID string
 	workers   []worker
+	// terms are the epochs of this replica's terms of the workers' roles
+	// it holds now (see termCheckpoint).
+	termsMu sync.Mutex
+	terms   map[string]uint64
 	// logID is the log's identity, as the PostgreSQL read models were
 	// claimed for it (claimReadModels).
 	logID string
@@ -269,6 +277,11 @@ type App struct {
 	kafkaPublisher message.Publisher
 	ready          chan struct{}
 	closeErr       error
+
+	// consistency seals consistency tokens under the issuer's keys now;
+	// issuerKeys follows the key set file (nil without one).
+	consistency *currentSealer
+	issuerKeys  *issuerKeyFile
 }
 
 // Open starts Palisade on cfg: it opens the log, rebuilds the read models
@@ -413,9 +426,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.lag)
-	sealer, err := newConsistencySealer(a.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("consistency tokens: %w", err)
+	if err := a.startIssuerKeys(runCtx); err != nil {
+		return nil, err
 	}
 	a.server = httpapi.NewServer(httpapi.Deps{
 		App:              asm.web,
@@ -426,7 +438,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Issuers:          a.Verifier,
 		JWKS:             a.Issuer.JWKS,
 		ReadModels:       a.Engine,
-		Consistency:      sealer,
+		Consistency:      a.consistency,
 		Ready:            a.readiness,
 		Registry:         a.Registry,
 		MetricsElsewhere: cfg.MetricsElsewhere,

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -35,14 +34,9 @@ const auditChainRole = "audit-chain"
 // (chain.ErrFenced): the two never write conflicting heads or checkpoints,
 // though both may publish the same checkpoint in that moment.
 func (a *App) startAuditChain(ctx, runCtx context.Context) error {
-	jwks, err := a.Issuer.JWKS()
-	if err != nil {
-		return fmt.Errorf("audit chain keys: %w", err)
-	}
-	keys, err := chain.KeysFromJWKS(jwks)
-	if err != nil {
-		return fmt.Errorf("audit chain keys: %w", err)
-	}
+	// The issuer's keys at each verification, not at start: they follow
+	// the key set file (see issuerKeyFile).
+	keys := chain.PublicKeys(a.Issuer.PublicKey)
 	var publisher chain.Publisher
 	if a.kafkaPublisher != nil {
 		publisher = kafkaCheckpoints{pub: a.kafkaPublisher, perOrg: a.cfg.KafkaTopicPerOrg}

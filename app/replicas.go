@@ -32,7 +32,8 @@ import (
 //   - one replica at a time, elected by PostgreSQL advisory lock (package
 //     cluster): each Kafka relay and each process (ingestion, analytics),
 //     from a checkpoint kept in PostgreSQL, so that whichever replica holds
-//     the role next resumes where the last one got to.
+//     the role next resumes where the last one got to, each holder's saves
+//     fenced by its term (termCheckpoint).
 //
 // With the embedded log (one process owns the data directory) there is one
 // replica, and it runs everything itself, as before.
@@ -53,8 +54,8 @@ func (a *App) openReplication() error {
 		return nil
 	}
 	// claimReadModels read the log's identity when it opened the read models.
-	pg, logID := a.postgres, a.logID
-	a.checkpoint = func(name string) eventstore.Checkpoint { return pg.WorkerCheckpoint(logID, name) }
+	a.terms = map[string]uint64{}
+	a.checkpoint = func(name string) eventstore.Checkpoint { return termCheckpoint{a: a, worker: name} }
 	var err error
 	if a.replicaID, err = loadReplicaID(a.cfg.DataDir); err != nil {
 		return err
@@ -82,7 +83,7 @@ func (a *App) openReplication() error {
 		a.cfg.Logger.Warn("replicas: no PALISADE_MASTER_KEY; this replica wraps the organizations' data keys with the master key " +
 			"of its own data directory, which other replicas do not have: give every replica the same PALISADE_MASTER_KEY")
 	}
-	a.cfg.Logger.Info("replica on the shared stack: relays and processes run where elected", "replica", a.replicaID, "log_id", logID)
+	a.cfg.Logger.Info("replica on the shared stack: relays and processes run where elected", "replica", a.replicaID, "log_id", a.logID)
 	return nil
 }
 
@@ -103,6 +104,56 @@ func loadReplicaID(dir string) (string, error) {
 		return "", fmt.Errorf("replica id: %w", err)
 	}
 	return id, nil
+}
+
+// termCheckpoint is a single-active worker's checkpoint in PostgreSQL,
+// fenced by this replica's term of the worker's role: it loads the shared
+// position, and saves only while this replica's term is the latest
+// (postgres.FencedWorkerCheckpoint). The advisory lock says who should run
+// a role; a holder learns it lost the lock only at its next check of its
+// session, and a pause (or a session the database ended first) can make
+// that late. Meanwhile another replica has begun a term; the old holder's
+// next save is refused with postgres.ErrFenced, which ends its work
+// (engine.Follow and the relay return it), so that it stops at once
+// instead of writing on beside the new holder. Checkpoints never move
+// back either way (the save keeps the greater position).
+type termCheckpoint struct {
+	a      *App
+	worker string
+}
+
+func (c termCheckpoint) Load(ctx context.Context) (uint64, error) {
+	return c.a.postgres.WorkerCheckpoint(c.a.logID, c.worker).Load(ctx)
+}
+
+func (c termCheckpoint) Save(ctx context.Context, position uint64) error {
+	return c.a.postgres.FencedWorkerCheckpoint(c.a.logID, c.worker, c.a.term(c.worker)).Save(ctx, position)
+}
+
+// beginTerm begins this replica's term of worker's role, just elected,
+// before anything of the role loads its position; the returned end
+// closes it (saves are refused after).
+func (a *App) beginTerm(ctx context.Context, worker string) (end func(), err error) {
+	epoch, err := a.postgres.BeginWorkerTerm(ctx, a.logID, worker)
+	if err != nil {
+		return nil, err
+	}
+	a.termsMu.Lock()
+	a.terms[worker] = epoch
+	a.termsMu.Unlock()
+	return func() {
+		a.termsMu.Lock()
+		delete(a.terms, worker)
+		a.termsMu.Unlock()
+	}, nil
+}
+
+// term is the epoch of this replica's term of worker's role, 0 outside
+// one.
+func (a *App) term(worker string) uint64 {
+	a.termsMu.Lock()
+	defer a.termsMu.Unlock()
+	return a.terms[worker]
 }
 
 // worker is a single-active process: its consumer group, and what runs
@@ -128,6 +179,11 @@ func (a *App) startWorkers(ctx context.Context) {
 		go func() {
 			defer a.relays.Done()
 			a.elector.Run(ctx, w.role(), func(ctx context.Context) error {
+				end, err := a.beginTerm(ctx, w.group.Name)
+				if err != nil {
+					return err
+				}
+				defer end()
 				follow := func(ctx context.Context) error {
 					engine := consumer.NewEngine(a.cfg.Logger, nil, w.group)
 					engine.TraceWith(a.cfg.TracerProvider)
@@ -153,6 +209,11 @@ func (a *App) startElectedRelays(ctx context.Context, relays map[string]func(eve
 		go func() {
 			defer a.relays.Done()
 			a.elector.Run(ctx, name, func(ctx context.Context) error {
+				end, err := a.beginTerm(ctx, name)
+				if err != nil {
+					return err
+				}
+				defer end() // after the flush below
 				// A fresh periodic checkpoint per term: the last term's
 				// cached position may be behind another replica's.
 				checkpoint := kafka.NewPeriodicCheckpoint(a.checkpoint(name), 100*time.Millisecond)

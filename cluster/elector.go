@@ -9,8 +9,10 @@
 // next replica that tries takes it over. A holder checks its session at
 // every [Elector] tick and stops the role's work when the session is gone,
 // so two replicas run one role at the same time only for the moments it
-// takes a holder to notice; the roles are written for that (their
-// checkpoints and the log's expected versions make a repeat harmless).
+// takes a holder to notice; the roles are written for that (the log's
+// expected versions make a repeat harmless, and a role with a checkpoint
+// fences it by term: a new holder's term refuses the old holder's next
+// save, which stops it; see postgres.Store.BeginWorkerTerm).
 package cluster
 
 import (

@@ -51,19 +51,19 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	now := time.Now()
 	claims := Claims{}
 	claims.ExpiresAt = nil
-	c.put("no-exp", claims, now)
-	if _, ok := c.get("no-exp", now); ok {
+	c.put("no-exp", claims, now, 0)
+	if _, ok, _ := c.get("no-exp", now); ok {
 		t.Fatal("a token without exp was cached")
 	}
 	var disabled *verifiedCache
-	disabled.put("x", claims, now)
-	if _, ok := disabled.get("x", now); ok {
+	disabled.put("x", claims, now, 0)
+	if _, ok, _ := disabled.get("x", now); ok {
 		t.Fatal("disabled cache returned an entry")
 	}
 	for i := 0; i < 100; i++ {
 		cl := Claims{}
 		cl.ExpiresAt = jwtDate(now.Add(time.Hour))
-		c.put(string(rune('a'+i%26))+string(rune(i)), cl, now)
+		c.put(string(rune('a'+i%26))+string(rune(i)), cl, now, 0)
 		if len(c.entries) > 10 {
 			t.Fatalf("cache grew to %d entries", len(c.entries))
 		}

@@ -1,7 +1,8 @@
 // Package identity owns bearer tokens: the built-in issuer (a set of
 // Ed25519 keys named by kid, one of which signs: the data directory's one
 // key by default, or a JWK Set file every replica shares, see [NewIssuer]
-// and [ReadIssuerKeys]; all published as a JWK Set), the trust in external
+// and [ReadIssuerKeys]; all published as a JWK Set, and replaced in one
+// step by [Issuer.Swap] while in use), the trust in external
 // OIDC issuers (by JWKS URL or a static JWK Set), and the Verifier that turns
 // a raw JWT into typed [Claims] or a [*TokenError].
 //

@@ -45,8 +45,8 @@ func FuzzVerify(f *testing.F) {
 		kid           string
 		allowPlatform bool
 	}{
-		builtinIssuer:  {b.issuer.public, b.issuer.KeyID(), true},
-		externalIssuer: {b.external.public, b.external.KeyID(), false},
+		builtinIssuer:  {b.issuer.set.Load().public, b.issuer.KeyID(), true},
+		externalIssuer: {b.external.set.Load().public, b.external.KeyID(), false},
 	}
 	leeway := DefaultLeeway
 

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,11 +43,21 @@ var ErrUnknownKey = errors.New("unknown signing key")
 // that keys can be rotated: LoadOrCreateIssuer keeps a set of one key in
 // the data directory (generated on first start, loaded afterwards, so
 // tokens survive restarts); OpenIssuerKeys reads a shared key set file, so
-// that every replica mints and verifies the same tokens. It is safe for
-// concurrent use.
+// that every replica mints and verifies the same tokens. Swap replaces
+// the set while the issuer is in use (a server following its key set
+// file). It is safe for concurrent use.
 type Issuer struct {
 	name     string
 	audience string
+	set      atomic.Pointer[keySet]
+	now      func() time.Time
+}
+
+// keySet is one key set of an issuer, never changed once built: Swap
+// replaces the whole of it, and every method loads it once, so that a
+// token's kid and signature, or a checkpoint's, always name one key, and
+// a verification sees one set or the other, never half of each.
+type keySet struct {
 	// kid, private and public are the signing key's.
 	kid     string
 	private ed25519.PrivateKey
@@ -55,7 +67,6 @@ type Issuer struct {
 	keys   []IssuerKey
 	verify map[string]ed25519.PublicKey
 	jwks   []byte
-	now    func() time.Time
 }
 
 // LoadOrCreateIssuer loads the issuer key from dataDir/issuer-ed25519.pem,
@@ -96,17 +107,41 @@ func newIssuerSet(keys []IssuerKey, name, audience string) (*Issuer, error) {
 		verify[k.KeyID] = k.Private.Public().(ed25519.PublicKey)
 	}
 	signing := keys[0]
-	return &Issuer{
-		name:     name,
-		audience: audience,
-		kid:      signing.KeyID,
-		private:  signing.Private,
-		public:   verify[signing.KeyID],
-		keys:     append([]IssuerKey(nil), keys...),
-		verify:   verify,
-		jwks:     doc,
-		now:      time.Now,
-	}, nil
+	i := &Issuer{name: name, audience: audience, now: time.Now}
+	i.set.Store(&keySet{
+		kid:     signing.KeyID,
+		private: signing.Private,
+		public:  verify[signing.KeyID],
+		keys:    append([]IssuerKey(nil), keys...),
+		verify:  verify,
+		jwks:    doc,
+	})
+	return i, nil
+}
+
+// Swap makes i sign, verify, publish and derive with next's key set from
+// now on, as one step: a call already holding i's set (a verification, a
+// mint) finishes with it, every later one uses next's. next is built and
+// checked in full beforehand (NewIssuer, OpenIssuerKeys), so a set that
+// fails to load never replaces a working one. Both must have the same
+// name and audience: tokens keep their iss and aud across a rotation.
+func (i *Issuer) Swap(next *Issuer) error {
+	if next.name != i.name || next.audience != i.audience {
+		return fmt.Errorf("identity: swap the keys of issuer %s (audience %s) for those of %s (audience %s)",
+			quote(i.name), quote(i.audience), quote(next.name), quote(next.audience))
+	}
+	i.set.Store(next.set.Load())
+	return nil
+}
+
+// SameKeys reports whether other holds the same keys as i, under the same
+// kids and in the same order, with the same signing key: swapping one
+// for the other would change nothing.
+func (i *Issuer) SameKeys(other *Issuer) bool {
+	a, b := i.set.Load(), other.set.Load()
+	return slices.EqualFunc(a.keys, b.keys, func(x, y IssuerKey) bool {
+		return x.KeyID == y.KeyID && x.Private.Equal(y.Private)
+	})
 }
 
 // thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key
@@ -209,12 +244,13 @@ func (i *Issuer) Name() string { return i.name }
 
 // KeyID returns the kid of the signing key (its RFC 7638 thumbprint for
 // the data directory's key).
-func (i *Issuer) KeyID() string { return i.kid }
+func (i *Issuer) KeyID() string { return i.set.Load().kid }
 
 // KeyIDs returns the kids of every key of the set, the signing key's first.
 func (i *Issuer) KeyIDs() []string {
-	out := make([]string, len(i.keys))
-	for n, k := range i.keys {
+	keys := i.set.Load().keys
+	out := make([]string, len(keys))
+	for n, k := range keys {
 		out[n] = k.KeyID
 	}
 	return out
@@ -243,18 +279,25 @@ func (i *Issuer) Mint(c Claims, ttl time.Duration) (string, error) {
 	if err := c.validate(true, true); err != nil {
 		return "", fmt.Errorf("identity: mint: %w", err)
 	}
+	set := i.set.Load()
 	token := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	token.Header["kid"] = i.kid
-	return token.SignedString(i.private)
+	token.Header["kid"] = set.kid
+	return token.SignedString(set.private)
 }
 
 // JWKS returns the JWK Set document to serve at /.well-known/jwks.json:
 // every public key of the set (the signing key first), each with its kid,
 // alg EdDSA and use sig.
 func (i *Issuer) JWKS() ([]byte, error) {
-	out := make([]byte, len(i.jwks))
-	copy(out, i.jwks)
-	return out, nil
+	return slices.Clone(i.set.Load().jwks), nil
+}
+
+// PublicKey returns the public key of the set that kid names: what checks
+// a statement the issuer signed (an audit checkpoint) after Swap as
+// before.
+func (i *Issuer) PublicKey(kid string) (ed25519.PublicKey, bool) {
+	key, ok := i.set.Load().verify[kid]
+	return key, ok
 }
 
 // Keyfunc returns the key function for tokens of this issuer: the public
@@ -267,7 +310,7 @@ func (i *Issuer) Keyfunc() jwt.Keyfunc {
 			return nil, fmt.Errorf("%w: the built-in issuer signs only with EdDSA", ErrUnknownKey)
 		}
 		kid, _ := t.Header["kid"].(string)
-		key, ok := i.verify[kid]
+		key, ok := i.set.Load().verify[kid]
 		if !ok {
 			return nil, fmt.Errorf("%w: kid %s", ErrUnknownKey, quote(kid))
 		}
@@ -294,7 +337,7 @@ func (i *Issuer) Trusted() TrustedIssuer {
 // derived from one key changes when the signing key does: what must still
 // open after a rotation opens with DeriveSecrets.
 func (i *Issuer) DeriveSecret(label string) []byte {
-	return deriveSecret(i.private, label)
+	return deriveSecret(i.set.Load().private, label)
 }
 
 // DeriveSecrets derives label's secret under every key of the set, the
@@ -303,8 +346,9 @@ func (i *Issuer) DeriveSecret(label string) []byte {
 // sealed before the signing key changed still opens while its key is in
 // the set.
 func (i *Issuer) DeriveSecrets(label string) [][]byte {
-	out := make([][]byte, len(i.keys))
-	for n, k := range i.keys {
+	keys := i.set.Load().keys
+	out := make([][]byte, len(keys))
+	for n, k := range keys {
 		out[n] = deriveSecret(k.Private, label)
 	}
 	return out
@@ -316,11 +360,17 @@ func deriveSecret(key ed25519.PrivateKey, label string) []byte {
 	return mac.Sum(nil)
 }
 
-// SignBytes returns the Ed25519 signature of msg under the issuer's key,
-// for statements other than tokens (the audit chain's checkpoints); it
-// verifies with the key the JWKS publishes under KeyID, so a statement
-// must carry KeyID beside the signature (a checkpoint's kid) for a
-// verifier to pick the right key after a rotation. Callers sign only
-// their own canonical encodings, never bytes a client supplied, so that no
-// signature can be passed off as a token's.
-func (i *Issuer) SignBytes(msg []byte) []byte { return ed25519.Sign(i.private, msg) }
+// SigningKey returns the kid of the key that signs now and a function
+// that signs with that key, for statements other than tokens (the audit
+// chain's checkpoints); a signature verifies with the key the JWKS
+// publishes under that kid, so a statement must carry the kid beside the
+// signature (a checkpoint's kid) for a verifier to pick the right key
+// after a rotation. Both come from one key set, so that a Swap between
+// naming the key and signing cannot make a statement name one key and be
+// signed by another. Callers sign only their own canonical encodings,
+// never bytes a client supplied, so that no signature can be passed off as
+// a token's.
+func (i *Issuer) SigningKey() (kid string, sign func(msg []byte) []byte) {
+	set := i.set.Load()
+	return set.kid, func(msg []byte) []byte { return ed25519.Sign(set.private, msg) }
+}

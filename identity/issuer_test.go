@@ -27,7 +27,7 @@ func TestIssuerKeyPersists(t *testing.T) {
 	raw := mustMint(t, first, userClaims(), time.Hour)
 
 	second := mustIssuer(t, dir, builtinIssuer)
-	if first.KeyID() != second.KeyID() || !first.public.Equal(second.public) {
+	if first.KeyID() != second.KeyID() || !first.set.Load().public.Equal(second.set.Load().public) {
 		t.Fatalf("second load has another key: kid %s, want %s", second.KeyID(), first.KeyID())
 	}
 	a, _ := first.JWKS()
@@ -79,7 +79,7 @@ func TestIssuerKeyFile(t *testing.T) {
 		t.Fatalf("not PKCS#8: %v", err)
 	}
 	ed, ok := key.(ed25519.PrivateKey)
-	if !ok || !ed.Public().(ed25519.PublicKey).Equal(iss.public) {
+	if !ok || !ed.Public().(ed25519.PublicKey).Equal(iss.set.Load().public) {
 		t.Fatalf("key file holds %T, not the issuer's Ed25519 key", key)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -111,7 +111,7 @@ func TestIssuerRefusesBadKeyFiles(t *testing.T) {
 	}
 	if runtime.GOOS != "windows" {
 		good := mustIssuer(t, t.TempDir(), builtinIssuer)
-		der, err := x509.MarshalPKCS8PrivateKey(good.private)
+		der, err := x509.MarshalPKCS8PrivateKey(good.set.Load().private)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +203,7 @@ func TestIssuerJWKS(t *testing.T) {
 			t.Errorf("JWKS key has private member %q:\n%s", private, doc)
 		}
 	}
-	privB64 := base64.RawURLEncoding.EncodeToString(iss.private.Seed())
+	privB64 := base64.RawURLEncoding.EncodeToString(iss.set.Load().private.Seed())
 	if bytes.Contains(doc, []byte(privB64)) {
 		t.Error("JWKS contains the private seed")
 	}
@@ -222,7 +222,7 @@ func TestIssuerJWKS(t *testing.T) {
 		t.Errorf("JWK %+v", m)
 	}
 	pub, ok := jwks[0].Key().(ed25519.PublicKey)
-	if !ok || !pub.Equal(iss.public) {
+	if !ok || !pub.Equal(iss.set.Load().public) {
 		t.Errorf("JWK key is %T, not the issuer's public key", jwks[0].Key())
 	}
 

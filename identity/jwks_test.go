@@ -172,7 +172,7 @@ func TestMalformedKIDNeverReachesTheKeySet(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := mustVerifier(t, VerifierConfig{Audience: testAudience, Issuers: []TrustedIssuer{trusted}, MaxTokenBytes: 64 << 10, Now: func() time.Time { return testNow }})
-	sign := edSigner(idp.private)
+	sign := edSigner(idp.set.Load().private)
 	start := srv.hits.Load()
 	for _, kid := range []string{strings.Repeat("A", 10<<10), "key\nX-Injected: 1", "x' OR '1'='1", "", "\u0000"} {
 		raw := craft(map[string]any{"alg": "EdDSA", "kid": kid}, oidcPayload(), sign)
@@ -287,9 +287,9 @@ func TestKeyURLsInHeadersAreNeverFetched(t *testing.T) {
 	}{
 		{"jku with the attacker's key", craft(h("kid", "attacker", "jku", jwksURL), validPayload(), atk), ReasonBadHeader},
 		{"x5u with the attacker's key", craft(h("kid", "attacker", "x5u", certURL), validPayload(), atk), ReasonBadHeader},
-		{"jku on a genuine token", craft(h("kid", b.issuer.KeyID(), "jku", jwksURL), validPayload(), edSigner(b.issuer.private)), ReasonBadHeader},
+		{"jku on a genuine token", craft(h("kid", b.issuer.KeyID(), "jku", jwksURL), validPayload(), edSigner(b.issuer.set.Load().private)), ReasonBadHeader},
 		{"jku for the JWKS-URL issuer", craft(h("kid", "attacker", "jku", jwksURL), oidcPayload(), atk), ReasonBadHeader},
-		{"x5u for the JWKS-URL issuer", craft(h("kid", idp.KeyID(), "x5u", certURL), oidcPayload(), edSigner(idp.private)), ReasonBadHeader},
+		{"x5u for the JWKS-URL issuer", craft(h("kid", idp.KeyID(), "x5u", certURL), oidcPayload(), edSigner(idp.set.Load().private)), ReasonBadHeader},
 		{"kid naming the attacker's URL", craft(h("kid", jwksURL), validPayload(), atk), ReasonUnknownKey},
 		{"kid naming the attacker's URL, JWKS-URL issuer", craft(h("kid", jwksURL), oidcPayload(), atk), ReasonUnknownKey},
 		{"attacker's kid, JWKS-URL issuer", craft(h("kid", "attacker"), oidcPayload(), atk), ReasonUnknownKey},

@@ -83,7 +83,7 @@ func TestKeySetSignsWithOneVerifiesWithAll(t *testing.T) {
 
 	// A token naming a kid of the set but signed by another key fails its
 	// signature: the kid picks the key, it does not vouch for it.
-	forged := craft(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": keys[2].KeyID}, validPayload(), edSigner(outsider.private))
+	forged := craft(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": keys[2].KeyID}, validPayload(), edSigner(outsider.set.Load().private))
 	c, err = v.Verify(forged)
 	requireRefused(t, forged, c, err, ReasonBadSignature)
 
@@ -128,7 +128,7 @@ func TestKeySetRotation(t *testing.T) {
 			t.Fatalf("step %d signs with %s, want %s", i, iss.KeyID(), wantSigner[i])
 		}
 	}
-	// During a rolling restart replicas of adjacent steps run together.
+	// During a rotation, replicas of adjacent steps run together (one has read the file, one not yet).
 	for i := 0; i+1 < len(steps); i++ {
 		for _, pair := range [][2]*Issuer{{steps[i], steps[i+1]}, {steps[i+1], steps[i]}} {
 			raw := mustMint(t, pair[0], userClaims(), time.Hour)
@@ -157,7 +157,7 @@ func TestKeySetRotation(t *testing.T) {
 	// kid is the thumbprint, its tokens verify both ways.
 	dir := t.TempDir()
 	disk := mustIssuer(t, dir, builtinIssuer)
-	inSet := keySetIssuer(t, []IssuerKey{{KeyID: disk.KeyID(), Private: disk.private}, next}, "")
+	inSet := keySetIssuer(t, []IssuerKey{{KeyID: disk.KeyID(), Private: disk.set.Load().private}, next}, "")
 	raw = mustMint(t, disk, userClaims(), time.Hour)
 	if _, err := verifierOf(t, inSet).Verify(raw); err != nil {
 		t.Fatalf("the data directory's token refused by a set holding its key: %v", err)

@@ -32,7 +32,8 @@ func (i *Issuer) MintServiceToken(orgID, accountID, tokenID string, expiresAt ti
 	if err := c.validate(true, true); err != nil {
 		return "", fmt.Errorf("identity: mint service token: %w", err)
 	}
+	set := i.set.Load()
 	token := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	token.Header["kid"] = i.kid
-	return token.SignedString(i.private)
+	token.Header["kid"] = set.kid
+	return token.SignedString(set.private)
 }

@@ -169,7 +169,7 @@ func (b *bundle) signed(editHeader, editPayload func(map[string]any)) string {
 	if editPayload != nil {
 		editPayload(p)
 	}
-	return craft(h, p, edSigner(b.issuer.private))
+	return craft(h, p, edSigner(b.issuer.set.Load().private))
 }
 
 func set(kv ...any) func(map[string]any) {

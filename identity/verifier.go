@@ -188,7 +188,8 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if len(raw) > v.maxBytes {
 		return Claims{}, refuse(ReasonTooLarge, fmt.Errorf("%d bytes, limit %d", len(raw), v.maxBytes))
 	}
-	if c, ok := v.cache.get(raw, v.now()); ok {
+	c, ok, generation := v.cache.get(raw, v.now())
+	if ok {
 		return c, nil
 	}
 	p, terr := peek(raw)
@@ -202,7 +203,6 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if !slices.Contains(t.algorithms, p.alg) {
 		return Claims{}, refuse(ReasonAlgorithm, fmt.Errorf("alg %s is not pinned for this issuer", quote(p.alg)))
 	}
-	var c Claims
 	if _, err := t.parser.ParseWithClaims(raw, &c, t.keyfunc); err != nil {
 		return Claims{}, refuse(reasonOf(err), err)
 	}
@@ -210,9 +210,17 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		return Claims{}, refuse(ReasonBadClaims, err)
 	}
 	c.BuiltIn = t.builtIn
-	v.cache.put(raw, c, v.now())
+	v.cache.put(raw, c, v.now(), generation)
 	return c, nil
 }
+
+// ForgetVerified empties the cache of verified tokens, so that each is
+// verified again against the keys trusted now: called when a key set
+// changes (the built-in issuer's after Swap), a token of a key no longer
+// trusted is refused on its next use instead of until its cache entry
+// ages out. A verification under way when it is called does not put its
+// token back.
+func (v *Verifier) ForgetVerified() { v.cache.forget() }
 
 // TrustsExternal reports whether iss is a trusted issuer other than the
 // built-in one: an issuer an organization may bind.
@@ -227,6 +235,9 @@ type verifiedCache struct {
 	mu      sync.Mutex
 	max     int
 	entries map[string]verifiedEntry
+	// generation counts forget calls: a token verified under an older
+	// generation, perhaps with a key since removed, is not cached.
+	generation uint64
 }
 
 type verifiedEntry struct {
@@ -238,24 +249,27 @@ func newVerifiedCache(max int) *verifiedCache {
 	return &verifiedCache{max: max, entries: make(map[string]verifiedEntry)}
 }
 
-func (c *verifiedCache) get(raw string, now time.Time) (Claims, bool) {
+// get returns raw's claims when cached, and the cache's generation, to
+// hand to put after verifying raw.
+func (c *verifiedCache) get(raw string, now time.Time) (Claims, bool, uint64) {
 	if c == nil {
-		return Claims{}, false
+		return Claims{}, false, 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[raw]
 	if !ok {
-		return Claims{}, false
+		return Claims{}, false, c.generation
 	}
 	if !now.Before(e.until) {
 		delete(c.entries, raw)
-		return Claims{}, false
+		return Claims{}, false, c.generation
 	}
-	return e.claims, true
+	return e.claims, true, c.generation
 }
 
-func (c *verifiedCache) put(raw string, claims Claims, now time.Time) {
+// put caches claims of raw, verified while the cache was at generation.
+func (c *verifiedCache) put(raw string, claims Claims, now time.Time, generation uint64) {
 	if c == nil || claims.ExpiresAt == nil {
 		return
 	}
@@ -265,6 +279,9 @@ func (c *verifiedCache) put(raw string, claims Claims, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if generation != c.generation {
+		return
+	}
 	if len(c.entries) >= c.max {
 		// Drop about half; map iteration order makes the choice arbitrary.
 		n := 0
@@ -276,6 +293,17 @@ func (c *verifiedCache) put(raw string, claims Claims, now time.Time) {
 		}
 	}
 	c.entries[raw] = verifiedEntry{claims: claims, until: until}
+}
+
+// forget drops every entry and moves to the next generation.
+func (c *verifiedCache) forget() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = make(map[string]verifiedEntry)
+	c.generation++
 }
 
 // reasonOf maps a golang-jwt or key-function error to a reason.

@@ -38,7 +38,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 		tb.Fatal(err)
 	}
 	pubPEM := func(b *bundle) []byte {
-		der, err := x509.MarshalPKIXPublicKey(b.issuer.public)
+		der, err := x509.MarshalPKIXPublicKey(b.issuer.set.Load().public)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 	}
 	rawBody := func(drop []string, extra string) func(b *bundle) string {
 		return func(b *bundle) string {
-			return craft(b.builtinHeader(), rawPayload(drop, extra), edSigner(b.issuer.private))
+			return craft(b.builtinHeader(), rawPayload(drop, extra), edSigner(b.issuer.set.Load().private))
 		}
 	}
 	algWith := func(alg string, sign func(b *bundle) signer) func(b *bundle) string {
@@ -69,14 +69,14 @@ func rejectCases(tb testing.TB) []rejectCase {
 		{name: "alg none", token: algWith("none", none), reason: ReasonAlgorithm},
 		{name: "alg None", token: algWith("None", none), reason: ReasonAlgorithm},
 		{name: "alg noNE", token: algWith("noNE", none), reason: ReasonAlgorithm},
-		{name: "alg none with a signature", token: algWith("none", func(b *bundle) signer { return edSigner(b.issuer.private) }), reason: ReasonAlgorithm},
-		{name: "HS256 keyed with the raw public key", token: algWith("HS256", func(b *bundle) signer { return hmacSigner(b.issuer.public) }), reason: ReasonAlgorithm},
+		{name: "alg none with a signature", token: algWith("none", func(b *bundle) signer { return edSigner(b.issuer.set.Load().private) }), reason: ReasonAlgorithm},
+		{name: "HS256 keyed with the raw public key", token: algWith("HS256", func(b *bundle) signer { return hmacSigner(b.issuer.set.Load().public) }), reason: ReasonAlgorithm},
 		{name: "HS256 keyed with the public key PEM", token: algWith("HS256", func(b *bundle) signer { return hmacSigner(pubPEM(b)) }), reason: ReasonAlgorithm},
 		{name: "HS256 keyed with the JWKS document", token: algWith("HS256", func(b *bundle) signer {
 			doc, _ := b.issuer.JWKS()
 			return hmacSigner(doc)
 		}), reason: ReasonAlgorithm},
-		{name: "HS512 keyed with the raw public key", token: algWith("HS512", func(b *bundle) signer { return hmacSigner(b.issuer.public) }), reason: ReasonAlgorithm},
+		{name: "HS512 keyed with the raw public key", token: algWith("HS512", func(b *bundle) signer { return hmacSigner(b.issuer.set.Load().public) }), reason: ReasonAlgorithm},
 		{name: "RS256 not pinned for the issuer", token: algWith("RS256", func(*bundle) signer { return rsaSigner(attackerRSA) }), reason: ReasonAlgorithm},
 		{name: "ES256 not pinned for the issuer", token: algWith("ES256", none), reason: ReasonAlgorithm},
 		{name: "alg missing", token: edit(del("alg"), nil), reason: ReasonAlgorithm},
@@ -126,7 +126,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 		{name: "kid of 10 KB", token: hostileKID(strings.Repeat("A", 10<<10)), reason: ReasonUnknownKey, maxBytes: 64 << 10},
 		{name: "kid with a newline", token: hostileKID("key\nX-Injected: 1"), reason: ReasonUnknownKey},
 		{name: "kid of the external issuer on a built-in token", token: func(b *bundle) string {
-			return craft(map[string]any{"alg": "EdDSA", "kid": b.external.KeyID()}, validPayload(), edSigner(b.external.private))
+			return craft(map[string]any{"alg": "EdDSA", "kid": b.external.KeyID()}, validPayload(), edSigner(b.external.set.Load().private))
 		}, reason: ReasonUnknownKey},
 
 		// Headers pointing at keys elsewhere.
@@ -168,7 +168,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 		}, reason: ReasonBadSignature},
 		{name: "signature truncated", token: func(b *bundle) string {
 			return craft(b.builtinHeader(), validPayload(), func(in string) []byte {
-				return ed25519.Sign(b.issuer.private, []byte(in))[:32]
+				return ed25519.Sign(b.issuer.set.Load().private, []byte(in))[:32]
 			})
 		}, reason: ReasonBadSignature},
 		{name: "signature with non-canonical base64 (same bytes, another spelling)", token: func(b *bundle) string {
@@ -199,13 +199,13 @@ func rejectCases(tb testing.TB) []rejectCase {
 		}, reason: ReasonMalformed},
 		{name: "bearer prefix left on", token: func(b *bundle) string { return "Bearer " + b.signed(nil, nil) }, reason: ReasonMalformed},
 		{name: "header not JSON", token: func(b *bundle) string {
-			return craft("not json", validPayload(), edSigner(b.issuer.private))
+			return craft("not json", validPayload(), edSigner(b.issuer.set.Load().private))
 		}, reason: ReasonMalformed},
 		{name: "header a JSON array", token: func(b *bundle) string {
-			return craft(`["EdDSA"]`, validPayload(), edSigner(b.issuer.private))
+			return craft(`["EdDSA"]`, validPayload(), edSigner(b.issuer.set.Load().private))
 		}, reason: ReasonMalformed},
 		{name: "payload not JSON", token: func(b *bundle) string {
-			return craft(b.builtinHeader(), "{", edSigner(b.issuer.private))
+			return craft(b.builtinHeader(), "{", edSigner(b.issuer.set.Load().private))
 		}, reason: ReasonMalformed},
 		{name: "payload not base64url", token: func(b *bundle) string {
 			return segment(b.builtinHeader()) + ".@@@@." + "AAAA"
@@ -232,7 +232,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 		{name: "org twice", token: rawBody(nil, `"org":"another-org"`), reason: ReasonBadClaims},
 		{name: "org and a case variant of it", token: rawBody(nil, `"ORG":"another-org"`), reason: ReasonBadClaims},
 		{name: "header alg twice", token: func(b *bundle) string {
-			return craft(`{"alg":"EdDSA","typ":"JWT","kid":"`+b.issuer.KeyID()+`","alg":"none"}`, validPayload(), edSigner(b.issuer.private))
+			return craft(`{"alg":"EdDSA","typ":"JWT","kid":"`+b.issuer.KeyID()+`","alg":"none"}`, validPayload(), edSigner(b.issuer.set.Load().private))
 		}, reason: ReasonBadHeader},
 		{name: "kind case variant smuggling platform", token: rawBody([]string{"org"}, `"KIND":"platform"`), reason: ReasonBadClaims},
 		{name: "issuer case variant", token: rawBody(nil, `"Iss":"https://evil.test"`), reason: ReasonBadClaims},
@@ -534,14 +534,14 @@ func TestParserPinsAlgorithmsOnItsOwn(t *testing.T) {
 		if tok.Method == jwt.SigningMethodNone {
 			return jwt.UnsafeAllowNoneSignatureType, nil
 		}
-		return []byte(b.issuer.public), nil
+		return []byte(b.issuer.set.Load().public), nil
 	}
 	hs := b.builtinHeader()
 	hs["alg"] = "HS256"
 	none := b.builtinHeader()
 	none["alg"] = "none"
 	for name, raw := range map[string]string{
-		"HS256 keyed with the public key": craft(hs, validPayload(), hmacSigner(b.issuer.public)),
+		"HS256 keyed with the public key": craft(hs, validPayload(), hmacSigner(b.issuer.set.Load().public)),
 		"none":                            craft(none, validPayload(), noSignature),
 	} {
 		if _, err := parser.ParseWithClaims(raw, &Claims{}, careless); err == nil {

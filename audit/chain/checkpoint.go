@@ -72,17 +72,20 @@ func (c *Checkpoint) UnmarshalJSON(b []byte) error {
 
 // Signer signs checkpoints with the deployment's key (identity.Issuer).
 type Signer interface {
-	// SignBytes returns the Ed25519 signature of msg.
-	SignBytes(msg []byte) []byte
-	// KeyID names the key in the published JWKS.
-	KeyID() string
+	// SigningKey returns the kid of the key that signs now, as the
+	// published JWKS names it, and a function returning the Ed25519
+	// signature of a message under that key. One call gives both, so a
+	// checkpoint names the key that signed it even when the signer's key
+	// set is replaced meanwhile (a server following its key set file).
+	SigningKey() (kid string, sign func(msg []byte) []byte)
 }
 
 // sign fills in the key id and the signature.
 func sign(c Checkpoint, s Signer) Checkpoint {
-	c.KeyID = s.KeyID()
+	kid, signBytes := s.SigningKey()
+	c.KeyID = kid
 	c.Time = c.Time.UTC()
-	c.Signature = s.SignBytes(c.Canonical())
+	c.Signature = signBytes(c.Canonical())
 	return c
 }
 

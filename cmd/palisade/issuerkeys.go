@@ -16,19 +16,25 @@ Manage the built-in issuer's key set file: a JSON Web Key Set of Ed25519
 private keys (mode 0600) that every replica reads (serve --issuer-keys,
 PALISADE_ISSUER_KEYS). The key named by --issuer-signing-kid
 (PALISADE_ISSUER_SIGNING_KID), else the file's first, signs tokens and audit
-checkpoints; every key verifies and is published in the JWKS.
+checkpoints; every key verifies and is published in the JWKS. Running
+servers read the file again every --issuer-keys-poll (5s) and on SIGHUP:
+each change below takes effect without a restart.
 
 commands:
   generate  create a set with one new key (refuses to replace a file);
             --from-data-dir DIR starts it with that directory's key instead
   add       append a new key, which verifies only until it is made the signing key
+  promote   make a key (--kid) the file's first, the one servers sign with
+            when no signing kid is set
   list      print each kid and whether it signs
   remove    remove a key (--kid); tokens and checkpoints it signed no longer verify
   jwks      print the public JWK Set (to keep for palisade audit verify --jwks)
 
-Rotation: add, restart every replica; set the signing kid to the new key,
-restart every replica; once tokens of the old key have expired, keep its
-JWKS, remove it, restart every replica. README.md has the details.`
+Rotation, with no signing kid set: add; wait until every replica has read
+the file (its JWKS lists the new kid) and verifiers have fetched the JWKS
+again; promote the new key; once tokens of the old key have expired, keep
+the JWKS, remove the old key. With a signing kid set, the switch is a change
+of that setting and a restart. README.md has the details.`
 
 // issuerKeys runs palisade issuer-keys. The data keys of organizations are
 // palisade keys; these are the token issuer's, hence a command of their own.
@@ -49,11 +55,13 @@ func issuerKeys(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "remove":
 		kid = fs.String("kid", "", "the kid of the key to remove")
+	case "promote":
+		kid = fs.String("kid", "", "the kid of the key to sign with")
 	case "generate":
 		fromDataDir = fs.String("from-data-dir", "", "start the set with this data directory's issuer key (same kid) instead of a new key, so that its tokens keep verifying")
 	}
 	switch cmd {
-	case "generate", "add", "list", "remove", "jwks":
+	case "generate", "add", "promote", "list", "remove", "jwks":
 	default:
 		fmt.Fprintln(stderr, issuerKeysUsage)
 		return fmt.Errorf("issuer-keys: unknown command %q", cmd)
@@ -98,7 +106,31 @@ func issuerKeys(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("issuer-keys add: %w", err)
 		}
 		fmt.Fprintln(stdout, key.KeyID)
-		fmt.Fprintf(stderr, "palisade issuer-keys: added %s to %s; it verifies only, until a server is started with --issuer-signing-kid %s\n", key.KeyID, *file, key.KeyID)
+		fmt.Fprintf(stderr, "palisade issuer-keys: added %s to %s; it verifies only, until promoted (palisade issuer-keys promote --kid %s)\n", key.KeyID, *file, key.KeyID)
+		return nil
+	case "promote":
+		if *kid == "" {
+			return errors.New("issuer-keys promote: --kid is required")
+		}
+		keys, err := identity.ReadIssuerKeys(*file)
+		if err != nil {
+			return fmt.Errorf("issuer-keys promote: %w", err)
+		}
+		i := slices.IndexFunc(keys, func(k identity.IssuerKey) bool { return k.KeyID == *kid })
+		if i < 0 {
+			return fmt.Errorf("issuer-keys promote: no key %q in %s", *kid, *file)
+		}
+		if i > 0 {
+			promoted := append([]identity.IssuerKey{keys[i]}, slices.Delete(slices.Clone(keys), i, i+1)...)
+			if err := identity.WriteIssuerKeys(*file, promoted, false); err != nil {
+				return fmt.Errorf("issuer-keys promote: %w", err)
+			}
+		}
+		if *signingKID != "" && *signingKID != *kid {
+			fmt.Fprintf(stderr, "palisade issuer-keys: %s is first in %s, but servers given --issuer-signing-kid %s (PALISADE_ISSUER_SIGNING_KID) keep signing with that key; unset it and restart them\n", *kid, *file, *signingKID)
+			return nil
+		}
+		fmt.Fprintf(stderr, "palisade issuer-keys: %s is first in %s; servers sign with it once they have read the file\n", *kid, *file)
 		return nil
 	case "list":
 		keys, err := identity.ReadIssuerKeys(*file)

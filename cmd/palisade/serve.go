@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/palisadehq/palisade/app"
@@ -45,7 +47,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	issuer := fs.String("issuer", env("PALISADE_ISSUER", app.DefaultIssuer), "iss of the built-in issuer (PALISADE_ISSUER)")
 	audience := fs.String("audience", env("PALISADE_AUDIENCE", app.DefaultAudience), "aud every token must carry (PALISADE_AUDIENCE)")
 	issuerKeys := fs.String("issuer-keys", env("PALISADE_ISSUER_KEYS", ""), "JWK Set file of the built-in issuer's Ed25519 keys, shared by every replica (palisade issuer-keys generate); empty keeps one key in the data directory (PALISADE_ISSUER_KEYS)")
-	signingKID := fs.String("issuer-signing-kid", env("PALISADE_ISSUER_SIGNING_KID", ""), "kid of the --issuer-keys key that signs; empty is the file's first (PALISADE_ISSUER_SIGNING_KID)")
+	signingKID := fs.String("issuer-signing-kid", env("PALISADE_ISSUER_SIGNING_KID", ""), "kid of the --issuer-keys key that signs; empty is the file's first, and follows the file (PALISADE_ISSUER_SIGNING_KID)")
+	issuerKeysPoll := fs.String("issuer-keys-poll", env("PALISADE_ISSUER_KEYS_POLL", app.DefaultIssuerKeysPoll.String()), "how often the --issuer-keys file is read again, so that a rotation needs no restart; 0 reads it again only on SIGHUP (PALISADE_ISSUER_KEYS_POLL)")
 	logLevel, err := logLevelFlag(fs, "debug, info, warn or error (PALISADE_LOG_LEVEL)")
 	if err != nil {
 		return err
@@ -85,6 +88,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	quotas, pdfParsers, denialWindow, err := limits.parse()
 	if err != nil {
 		return err
+	}
+	keysPoll, err := time.ParseDuration(*issuerKeysPoll)
+	if err != nil || keysPoll < 0 || (keysPoll > 0 && keysPoll < 100*time.Millisecond) {
+		return fmt.Errorf("--issuer-keys-poll: want 0 or a duration of at least 100ms, got %q", *issuerKeysPoll)
+	}
+	if keysPoll == 0 {
+		keysPoll = -1 // app.Config: negative is never
 	}
 	turnTimeout, err := time.ParseDuration(*turnTimeoutFlag)
 	if err != nil || turnTimeout < time.Second {
@@ -134,10 +144,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			logger.Warn("flush the spans not yet exported", "err", err)
 		}
 	}()
+	// SIGHUP reads the key set file again. Caught from before the start
+	// (one during the rebuild is handled after it), and only with a key
+	// set file: without one, SIGHUP keeps its default and ends the process.
+	var hup chan os.Signal
+	if *issuerKeys != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	a, err := app.Open(ctx, app.Config{
 		AccessLog: access, MetricsElsewhere: metricsLn != nil,
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
-		IssuerKeys: *issuerKeys, IssuerSigningKID: *signingKID,
+		IssuerKeys: *issuerKeys, IssuerSigningKID: *signingKID, IssuerKeysPoll: keysPoll,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
 		RebuildReadModels: *rebuildReadModels,
 		// The API key is read from the environment only, never a flag, so
@@ -168,7 +187,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	attrs = append(attrs, "signing_kid", a.Issuer.KeyID())
 	logger.Info("palisade listening", attrs...)
+	if hup != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go reloadOnHangup(a, hup, done)
+	}
 	return a.Serve(ctx, ln, metricsLn)
+}
+
+// reloadOnHangup reads the issuer key set file again on each SIGHUP, as
+// daemons reread their configuration, until done is closed.
+func reloadOnHangup(a *app.App, hup <-chan os.Signal, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-hup:
+			_, _ = a.ReloadIssuerKeys() // logged by the app, changed or refused
+		}
+	}
 }
 
 // newAccessLog returns the access log --access-log asks for on w, or nil

@@ -220,3 +220,73 @@ func TestWorkerCheckpointBelongsToItsLog(t *testing.T) {
 		t.Fatalf("after a rebuild the checkpoint is %d, want 5", pos)
 	}
 }
+
+// TestWorkerTermsFenceStaleHolders plays two replicas taking one worker's
+// role in turn on one database: A holds it and saves, then B is elected
+// while A has not noticed it lost the role. A's next save is refused
+// (ErrFenced), even of a position ahead of B's, and B's saves go on; a
+// third term fences B in turn. A save outside any term is refused.
+func TestWorkerTermsFenceStaleHolders(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	begin := func() uint64 {
+		t.Helper()
+		epoch, err := b.store.BeginWorkerTerm(b.ctx, "log-a", "process.ingestion")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return epoch
+	}
+	position := func() uint64 {
+		t.Helper()
+		pos, err := b.store.WorkerCheckpoint("log-a", "process.ingestion").Load(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos
+	}
+	termA := begin()
+	a := b.store.FencedWorkerCheckpoint("log-a", "process.ingestion", termA)
+	if pos, err := a.Load(b.ctx); err != nil || pos != 0 {
+		t.Fatalf("a fresh worker loads %d, %v; want 0", pos, err)
+	}
+	if err := a.Save(b.ctx, 40); err != nil {
+		t.Fatalf("the holder's save: %v", err)
+	}
+
+	termB := begin()
+	if termB <= termA {
+		t.Fatalf("the second term's epoch %d is not after the first's %d", termB, termA)
+	}
+	nb := b.store.FencedWorkerCheckpoint("log-a", "process.ingestion", termB)
+	if pos, err := nb.Load(b.ctx); err != nil || pos != 40 {
+		t.Fatalf("the new holder loads %d, %v; want 40, the last save of the term before", pos, err)
+	}
+	for _, stale := range []uint64{41, 500} {
+		if err := a.Save(b.ctx, stale); !errors.Is(err, ErrFenced) {
+			t.Fatalf("the stale holder's save of %d: %v; want ErrFenced", stale, err)
+		}
+	}
+	if pos := position(); pos != 40 {
+		t.Fatalf("after the stale holder's saves the position is %d, want 40", pos)
+	}
+	if err := nb.Save(b.ctx, 45); err != nil {
+		t.Fatalf("the new holder's save: %v", err)
+	}
+	if pos := position(); pos != 45 {
+		t.Fatalf("after the new holder's save the position is %d, want 45", pos)
+	}
+
+	begin()
+	if err := nb.Save(b.ctx, 46); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a save of the second term after a third began: %v; want ErrFenced", err)
+	}
+	if err := b.store.FencedWorkerCheckpoint("log-a", "process.ingestion", 0).Save(b.ctx, 50); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a save outside any term: %v; want ErrFenced", err)
+	}
+	// Other workers have terms of their own.
+	other, err := b.store.BeginWorkerTerm(b.ctx, "log-a", "relay.log")
+	if err != nil || other != 1 {
+		t.Fatalf("another worker's first term: %d, %v; want 1", other, err)
+	}
+}
