@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/palisadehq/palisade/consumer"
+	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/bots"
 	"github.com/palisadehq/palisade/eventstore"
 	"github.com/palisadehq/palisade/eventstore/embedded"
@@ -432,5 +434,68 @@ func TestGroupsOpenEachEventOnceBetweenThem(t *testing.T) {
 	defer opener.mu.Unlock()
 	if opener.failures != 1 || opener.opened != 2 {
 		t.Errorf("opened %d times after %d failure; want each of the 2 events opened once for the 3 groups, after the 1 failure", opener.opened, opener.failures)
+	}
+}
+
+// TestEveryTypeGroupOverTheBus: a group of OnEvery handlers, which cqrs
+// dispatches through one handler, applies each event of a listed type
+// once, with the apply listed for that type, next to an ordinary group,
+// and ignores the types it does not list.
+func TestEveryTypeGroupOverTheBus(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var mu sync.Mutex
+	seen := map[string][]uint64{}
+	record := func(label string) func(context.Context, eventstore.Envelope) error {
+		return func(_ context.Context, env eventstore.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[label+" "+env.Type] = append(seen[label+" "+env.Type], env.Position)
+			return nil
+		}
+	}
+	every := &consumer.Group{Name: "every", Handlers: append(
+		consumer.OnEvery([]domain.Event{bots.BotCreated{}}, record("created")),
+		consumer.OnEvery([]domain.Event{bots.BotArchived{}}, record("archived"))...)}
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), every, c.projection())
+	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	archived := envelope(t, 2, "org-a", "bot-1")
+	archived.Type = "BotArchived"
+	unlisted := envelope(t, 3, "org-a", "bot-1")
+	unlisted.Type = "BotUpdated"
+	for _, env := range []eventstore.Envelope{envelope(t, 1, "org-a", "bot-1"), archived, unlisted, envelope(t, 4, "org-a", "bot-2")} {
+		msg, err := eventstore.ToMessage(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Publish("events", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := engine.WaitFor(wait, 4); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string][]uint64{"created BotCreated": {1, 4}, "archived BotArchived": {2}}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("the every-type group applied %v, want %v", seen, want)
+	}
+	if c.count("bot-1") != 1 || c.count("bot-2") != 1 {
+		t.Errorf("the ordinary group applied bot-1 %d and bot-2 %d times, want once each", c.count("bot-1"), c.count("bot-2"))
 	}
 }
