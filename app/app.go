@@ -23,12 +23,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/palisadehq/palisade/ai/llm"
+	"github.com/palisadehq/palisade/bus/fanout"
 	"github.com/palisadehq/palisade/cluster"
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
@@ -230,11 +230,12 @@ type App struct {
 	ops      *opsMetrics
 	lag      *lagCollector
 
-	cancel  context.CancelFunc
-	done    chan error
-	router  *message.Router
-	pubsubs map[string]*gochannel.GoChannel
-	closers []func() error
+	cancel context.CancelFunc
+	done   chan error
+	router *message.Router
+	// inProcessBus carries the log to the groups without Kafka.
+	inProcessBus *fanout.PubSub
+	closers      []func() error
 	// relays counts running relays: publishers close only after them.
 	relays sync.WaitGroup
 	// checkpoint opens a durable checkpoint beside the log.
@@ -766,8 +767,8 @@ func (a *App) Close() error {
 			a.saveSnapshot(context.Background())
 		}
 	}
-	for _, pubsub := range a.pubsubs {
-		errs = append(errs, pubsub.Close())
+	if a.inProcessBus != nil {
+		errs = append(errs, a.inProcessBus.Close())
 	}
 	// The relays stop with the cancelled context; a publisher must not
 	// close under a publish in flight.

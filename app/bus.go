@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/palisadehq/palisade/bus/fanout"
 	"github.com/palisadehq/palisade/bus/kafka"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain/events"
@@ -28,7 +28,7 @@ func (a *App) startBus(ctx context.Context) error {
 	if len(a.cfg.KafkaBrokers) > 0 {
 		startRelays, err = a.attachKafka(ctx, router)
 	} else {
-		startRelays, err = a.attachGoChannels(ctx, router)
+		startRelays, err = a.attachInProcess(ctx, router)
 	}
 	if err != nil {
 		return err
@@ -44,32 +44,33 @@ func (a *App) startBus(ctx context.Context) error {
 	return nil
 }
 
-// attachGoChannels is the in-process bus: one relay reads the log and
-// publishes each event once to one GoChannel, which hands it to every
-// group's subscriber (each group is its own consumer group, the in-process
-// counterpart of one Kafka consumer group per projection). Publishing
-// blocks until every subscriber has acknowledged, which keeps each group's
-// input in log order; a group acknowledges once the event is queued in its
-// applier (consumer/applier.go), not once applied, so the groups still
-// apply in parallel and a slow one holds the others back only when its
-// queue is full. One relay instead of one per group: reading the log,
-// building the message and copying it into a channel per group cost about
-// a sixth of the command path's CPU.
-func (a *App) attachGoChannels(ctx context.Context, router *message.Router) (func(), error) {
-	wlog := consumer.NewWatermillLogger(a.cfg.Logger.With("component", "watermill"))
-	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
-	a.pubsubs = map[string]*gochannel.GoChannel{"bus": pubsub}
-	err := a.Engine.Attach(router, busTopic, func(string) (message.Subscriber, error) { return pubsub, nil })
+// attachInProcess is the in-process bus: one relay reads the log and
+// publishes each event once to one fanout bus, which hands it to every
+// group's subscriber (each group is its own consumer group, the
+// in-process counterpart of one Kafka consumer group per projection).
+// Publishing blocks until every subscriber has acknowledged, which keeps
+// each group's input in log order; a group acknowledges once the event is
+// queued in its applier (consumer/applier.go), not once applied, so the
+// groups still apply in parallel and a slow one holds the others back only
+// when its queue is full. One relay instead of one per group: reading the
+// log, building the message and copying it into a channel per group cost
+// about a sixth of the command path's CPU. fanout rather than Watermill's
+// gochannel: it shares each message's metadata between the groups instead
+// of copying it for each (see package fanout).
+func (a *App) attachInProcess(ctx context.Context, router *message.Router) (func(), error) {
+	bus := fanout.New()
+	a.inProcessBus = bus
+	err := a.Engine.Attach(router, busTopic, func(string) (message.Subscriber, error) { return bus, nil })
 	if err != nil {
 		return nil, err
 	}
 	return func() {
 		checkpoint := eventstore.NewMemoryCheckpoint(a.rebuilt)
-		a.lag.addRelay("gochannel", checkpoint)
-		relay := eventstore.NewRelay(a.Log, pubsub, func(eventstore.Envelope) string { return busTopic },
+		a.lag.addRelay("in-process", checkpoint)
+		relay := eventstore.NewRelay(a.Log, bus, func(eventstore.Envelope) string { return busTopic },
 			checkpoint, a.cfg.Logger.With("component", "relay"))
 		a.relays.Add(1)
-		go a.runRelay(ctx, "gochannel", relay)
+		go a.runRelay(ctx, "in-process", relay)
 	}, nil
 }
 

@@ -1,0 +1,163 @@
+// Package fanout is the in-process bus: a Watermill [message.Publisher]
+// and [message.Subscriber] that hands every message published on a topic
+// to every subscriber of that topic, and returns from Publish once each of
+// them has acknowledged it.
+//
+// It does what Watermill's gochannel does with BlockPublishUntilSubscriberAck
+// (each subscriber gets the messages in the order they were published; a
+// nack hands that subscriber the message again; a message published with
+// no subscriber is dropped), with one difference that is its reason to
+// exist: gochannel copies each message for each subscriber, metadata
+// included, and with a dozen consumer groups and a dozen metadata entries
+// per event those copies were about a fifth of the bytes the command path
+// allocated. Here each subscriber gets a message of its own (acks are per
+// subscriber) that shares the published message's Metadata and Payload.
+// Subscribers must not change either; Palisade's consumers only read them
+// (the engine replaces a message's Payload, which is the message's own
+// field, not the shared bytes).
+package fanout
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// ErrClosed is returned by Publish and Subscribe once the bus is closed.
+var ErrClosed = errors.New("fanout: the bus is closed")
+
+// PubSub is the bus. Its zero value is not usable; call New.
+type PubSub struct {
+	mu      sync.RWMutex
+	subs    map[string][]*subscription
+	closed  bool
+	closing chan struct{}
+	// running counts the subscriptions' closers, waited for by Close.
+	running sync.WaitGroup
+}
+
+// New returns an open bus.
+func New() *PubSub {
+	return &PubSub{subs: map[string][]*subscription{}, closing: make(chan struct{})}
+}
+
+// subscription is one Subscribe call's channel.
+type subscription struct {
+	ctx context.Context
+	out chan *message.Message
+	// sending is held while a message is being handed over, so that the
+	// channel is closed only between two hand-overs.
+	sending sync.Mutex
+	closed  bool
+}
+
+// Subscribe returns a channel of the messages published on topic from now
+// on. It is closed when ctx ends or the bus closes.
+func (p *PubSub) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	s := &subscription{ctx: ctx, out: make(chan *message.Message)}
+	p.subs[topic] = append(p.subs[topic], s)
+	p.running.Add(1)
+	go func() {
+		defer p.running.Done()
+		select {
+		case <-ctx.Done():
+		case <-p.closing:
+		}
+		p.remove(topic, s)
+		s.sending.Lock()
+		s.closed = true
+		close(s.out)
+		s.sending.Unlock()
+	}()
+	return s.out, nil
+}
+
+func (p *PubSub) remove(topic string, s *subscription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subs[topic] = slices.DeleteFunc(p.subs[topic], func(o *subscription) bool { return o == s })
+}
+
+// Publish hands each message, in order, to every subscriber of topic, and
+// returns once each has acknowledged it (or gone away). A subscriber that
+// nacks gets the message again.
+func (p *PubSub) Publish(topic string, messages ...*message.Message) error {
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return ErrClosed
+	}
+	subs := slices.Clone(p.subs[topic])
+	p.mu.RUnlock()
+	var wg sync.WaitGroup
+	for _, msg := range messages {
+		for _, s := range subs[min(1, len(subs)):] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.deliver(s, msg)
+			}()
+		}
+		if len(subs) > 0 {
+			p.deliver(subs[0], msg)
+		}
+		wg.Wait()
+	}
+	return nil
+}
+
+// deliver hands msg to s until s acknowledges it, or s or the bus ends.
+func (p *PubSub) deliver(s *subscription, msg *message.Message) {
+	for {
+		m := message.NewMessage(msg.UUID, msg.Payload)
+		m.Metadata = msg.Metadata
+		m.SetContext(s.ctx)
+		s.sending.Lock()
+		if s.closed {
+			s.sending.Unlock()
+			return
+		}
+		select {
+		case s.out <- m:
+		case <-s.ctx.Done():
+			s.sending.Unlock()
+			return
+		case <-p.closing:
+			s.sending.Unlock()
+			return
+		}
+		s.sending.Unlock()
+		select {
+		case <-m.Acked():
+			return
+		case <-m.Nacked():
+		case <-s.ctx.Done():
+			return
+		case <-p.closing:
+			return
+		}
+	}
+}
+
+// Close ends every subscription and refuses further publishing; a Publish
+// in progress returns without waiting for acknowledgements.
+func (p *PubSub) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.closing)
+	p.mu.Unlock()
+	p.running.Wait()
+	return nil
+}
