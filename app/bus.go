@@ -60,7 +60,13 @@ func (a *App) startBus(ctx context.Context) error {
 func (a *App) attachInProcess(ctx context.Context, router *message.Router) (func(), error) {
 	bus := fanout.New()
 	a.inProcessBus = bus
-	err := a.Engine.Attach(router, busTopic, func(string) (message.Subscriber, error) { return bus, nil })
+	// Each group receives only the events it has a handler for; the bus
+	// moves its position past the others itself (consumer.Engine.Pass),
+	// sparing a dozen groups a message, a router's handling and an
+	// acknowledgement for each event they do nothing with.
+	err := a.Engine.Attach(router, busTopic, func(group string) (message.Subscriber, error) {
+		return bus.Filtered(fanout.Filter{Wants: a.Engine.Wants(group), Pass: a.Engine.Pass(group)}), nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -555,15 +555,11 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, nil
 		}
 		defer e.applying.Done()
-		decoded, err := e.decoded.envelope(msg)
-		if err != nil {
-			e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)
+		decoded, ok := e.take(p, msg)
+		if !ok {
 			return nil, nil
 		}
 		env := decoded.env
-		if p.applier.seen(env.Position) {
-			return nil, nil
-		}
 		d := &delivery{env: env}
 		// Nothing of the group applies an event of a type it has no
 		// handler for: only the position moves. Opening its content and
@@ -593,6 +589,51 @@ func (e *Engine) positionMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		p.applier.enqueue(d)
 		return nil, nil
+	}
+}
+
+// take parses msg for group p (once for all groups), unless the group
+// queued or applied it already.
+func (e *Engine) take(p *Group, msg *message.Message) (*decodedEvent, bool) {
+	decoded, err := e.decoded.envelope(msg)
+	if err != nil {
+		e.logger.Error("consumer: dropping malformed message", "group", p.Name, "message", msg.UUID, "err", err)
+		return nil, false
+	}
+	if p.applier.seen(decoded.env.Position) {
+		return nil, false
+	}
+	return decoded, true
+}
+
+// Wants reports, for an in-process bus that can spare a group the events
+// it has no handler for (bus/fanout's Filter), whether the group named
+// has one for msg's type. What it does not want goes to Pass instead.
+func (e *Engine) Wants(group string) func(msg *message.Message) bool {
+	p := e.byName[group]
+	return func(msg *message.Message) bool {
+		if p == nil {
+			return true
+		}
+		_, ok := p.byType[msg.Metadata.Get(eventstore.MetaType)]
+		return ok
+	}
+}
+
+// Pass returns what the bus calls, in log order, with the events it does
+// not hand to the group named because Wants said no: the group's position
+// moves past them after what it queued before, exactly as when they come
+// through the router (see positionMiddleware).
+func (e *Engine) Pass(group string) func(msg *message.Message) {
+	p := e.byName[group]
+	return func(msg *message.Message) {
+		if p == nil || p.applier == nil || !e.startApplying() {
+			return
+		}
+		defer e.applying.Done()
+		if decoded, ok := e.take(p, msg); ok {
+			p.applier.enqueue(&delivery{env: decoded.env})
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/palisadehq/palisade/bus/fanout"
 	"github.com/palisadehq/palisade/consumer"
 	"github.com/palisadehq/palisade/domain"
 	"github.com/palisadehq/palisade/domain/bots"
@@ -497,5 +498,61 @@ func TestEveryTypeGroupOverTheBus(t *testing.T) {
 	}
 	if c.count("bot-1") != 1 || c.count("bot-2") != 1 {
 		t.Errorf("the ordinary group applied bot-1 %d and bot-2 %d times, want once each", c.count("bot-1"), c.count("bot-2"))
+	}
+}
+
+// TestGroupsPassOverWhatTheyDoNotHandle: on a bus that hands a group only
+// the events it has a handler for (bus/fanout with the engine's Wants and
+// Pass), the group still reaches every position, in order, and applies
+// what it handles once.
+func TestGroupsPassOverWhatTheyDoNotHandle(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
+	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), c.projection())
+	bus := fanout.New()
+	t.Cleanup(func() { bus.Close() })
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", func(group string) (message.Subscriber, error) {
+		return bus.Filtered(fanout.Filter{Wants: engine.Wants(group), Pass: engine.Pass(group)}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	var envs []eventstore.Envelope
+	for i := range 6 {
+		env := envelope(t, uint64(i+1), "org-a", fmt.Sprintf("bot-%d", i))
+		if i%2 == 1 {
+			env.Type = "SomethingElse"
+		}
+		envs = append(envs, env)
+	}
+	// The last two again: a redelivery, passed over or handled, changes nothing.
+	envs = append(envs, envs[4], envs[5])
+	for _, env := range envs {
+		msg, err := eventstore.ToMessage(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.Publish("events", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := engine.WaitFor(wait, 6); err != nil {
+		t.Fatalf("the group did not reach the last position: %v", err)
+	}
+	for i := range 6 {
+		want := 1 - i%2
+		if n := c.count(fmt.Sprintf("bot-%d", i)); n != want {
+			t.Errorf("bot-%d applied %d times, want %d", i, n, want)
+		}
 	}
 }

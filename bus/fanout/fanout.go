@@ -48,6 +48,9 @@ func New() *PubSub {
 type subscription struct {
 	ctx context.Context
 	out chan *message.Message
+	// filter, when set, passes over what the subscriber does not want
+	// (see Filtered).
+	filter Filter
 	// sending is held while a message is being handed over, so that the
 	// channel is closed only between two hand-overs.
 	sending sync.Mutex
@@ -57,12 +60,46 @@ type subscription struct {
 // Subscribe returns a channel of the messages published on topic from now
 // on. It is closed when ctx ends or the bus closes.
 func (p *PubSub) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return p.subscribe(ctx, topic, Filter{})
+}
+
+// Filter lets a subscriber pass over messages it has no use for. Publish
+// asks Wants of each message, in order; a message it does not want goes
+// to Pass, called by Publish itself before the next message is handed to
+// anyone, instead of through the channel. A consumer group that only
+// notes how far it has read (a projection with no handler for an event's
+// type) is spared the message's hand-over, its router's handling and
+// the acknowledgement.
+type Filter struct {
+	Wants func(*message.Message) bool
+	Pass  func(*message.Message)
+}
+
+// Filtered returns a Subscriber of this bus whose subscriptions apply f.
+func (p *PubSub) Filtered(f Filter) message.Subscriber { return filtered{p, f} }
+
+type filtered struct {
+	bus    *PubSub
+	filter Filter
+}
+
+func (f filtered) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return f.bus.subscribe(ctx, topic, f.filter)
+}
+
+// Close does nothing: the bus is closed by its owner.
+func (filtered) Close() error { return nil }
+
+func (p *PubSub) subscribe(ctx context.Context, topic string, f Filter) (<-chan *message.Message, error) {
+	if (f.Wants == nil) != (f.Pass == nil) {
+		return nil, errors.New("fanout: a filter needs both Wants and Pass")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, ErrClosed
 	}
-	s := &subscription{ctx: ctx, out: make(chan *message.Message)}
+	s := &subscription{ctx: ctx, out: make(chan *message.Message), filter: f}
 	p.subs[topic] = append(p.subs[topic], s)
 	p.running.Add(1)
 	go func() {
@@ -98,16 +135,25 @@ func (p *PubSub) Publish(topic string, messages ...*message.Message) error {
 	subs := slices.Clone(p.subs[topic])
 	p.mu.RUnlock()
 	var wg sync.WaitGroup
+	wanting := make([]*subscription, 0, len(subs))
 	for _, msg := range messages {
-		for _, s := range subs[min(1, len(subs)):] {
+		wanting = wanting[:0]
+		for _, s := range subs {
+			if s.filter.Wants == nil || s.filter.Wants(msg) {
+				wanting = append(wanting, s)
+			} else {
+				s.filter.Pass(msg)
+			}
+		}
+		for _, s := range wanting[min(1, len(wanting)):] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				p.deliver(s, msg)
 			}()
 		}
-		if len(subs) > 0 {
-			p.deliver(subs[0], msg)
+		if len(wanting) > 0 {
+			p.deliver(wanting[0], msg)
 		}
 		wg.Wait()
 	}

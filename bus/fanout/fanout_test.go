@@ -241,3 +241,56 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 	bus.Close()
 	wg.Wait()
 }
+
+// TestFilteredSubscriptionPassesOverWhatItDoesNotWant: a filtered
+// subscription receives only what it wants; what it does not want goes to
+// Pass, in order, and only once everything before it was acknowledged;
+// other subscribers still receive everything.
+func TestFilteredSubscriptionPassesOverWhatItDoesNotWant(t *testing.T) {
+	t.Parallel()
+	bus := fanout.New()
+	t.Cleanup(func() { bus.Close() })
+	var mu sync.Mutex
+	var log []string // what the filtered subscriber saw, in order
+	filtered, err := bus.Filtered(fanout.Filter{
+		Wants: func(m *message.Message) bool { return m.Metadata.Get("n") != "1" && m.Metadata.Get("n") != "2" },
+		Pass: func(m *message.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			log = append(log, "passed "+m.UUID)
+		},
+	}).Subscribe(context.Background(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := bus.Subscribe(context.Background(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- bus.Publish("events", newMessage(0), newMessage(1), newMessage(2), newMessage(3)) }()
+	go func() {
+		for range 2 {
+			m := <-filtered
+			time.Sleep(10 * time.Millisecond) // a Pass running before this ack would be logged first
+			mu.Lock()
+			log = append(log, "received "+m.UUID)
+			mu.Unlock()
+			m.Ack()
+		}
+	}()
+	if got := receive(t, all, 4); fmt.Sprint(got) != "[m-0 m-1 m-2 m-3]" {
+		t.Errorf("the unfiltered subscriber received %v", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "[received m-0 passed m-1 passed m-2 received m-3]"; fmt.Sprint(log) != want {
+		t.Errorf("the filtered subscriber saw %v, want %s", log, want)
+	}
+	if _, err := bus.Filtered(fanout.Filter{Wants: func(*message.Message) bool { return true }}).Subscribe(context.Background(), "events"); err == nil {
+		t.Error("a filter without Pass was accepted")
+	}
+}
