@@ -22,6 +22,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -123,9 +124,17 @@ func (p *PubSub) remove(topic string, s *subscription) {
 	p.subs[topic] = slices.DeleteFunc(p.subs[topic], func(o *subscription) bool { return o == s })
 }
 
+// ErrAbandoned is returned by Publish when a subscriber went away (its
+// context ended, or the bus closed) before it acknowledged a message: the
+// caller must not take the message as delivered.
+var ErrAbandoned = errors.New("fanout: a subscriber went away before acknowledging")
+
 // Publish hands each message, in order, to every subscriber of topic, and
-// returns once each has acknowledged it (or gone away). A subscriber that
-// nacks gets the message again.
+// returns once each has acknowledged it. A subscriber that nacks gets the
+// message again. A subscriber that goes away meanwhile (its context ends,
+// or the bus closes) makes Publish stop there with ErrAbandoned; from then
+// on it is passed over entirely, filter included, so that nothing after a
+// message it never took is passed to it as if it had.
 func (p *PubSub) Publish(topic string, messages ...*message.Message) error {
 	p.mu.RLock()
 	if p.closed {
@@ -135,10 +144,14 @@ func (p *PubSub) Publish(topic string, messages ...*message.Message) error {
 	subs := slices.Clone(p.subs[topic])
 	p.mu.RUnlock()
 	var wg sync.WaitGroup
+	var abandoned atomic.Bool
 	wanting := make([]*subscription, 0, len(subs))
 	for _, msg := range messages {
 		wanting = wanting[:0]
 		for _, s := range subs {
+			if p.gone(s) {
+				continue
+			}
 			if s.filter.Wants == nil || s.filter.Wants(msg) {
 				wanting = append(wanting, s)
 			} else {
@@ -149,19 +162,40 @@ func (p *PubSub) Publish(topic string, messages ...*message.Message) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.deliver(s, msg)
+				if !p.deliver(s, msg) {
+					abandoned.Store(true)
+				}
 			}()
 		}
-		if len(wanting) > 0 {
-			p.deliver(wanting[0], msg)
+		if len(wanting) > 0 && !p.deliver(wanting[0], msg) {
+			abandoned.Store(true)
 		}
 		wg.Wait()
+		if abandoned.Load() {
+			return ErrAbandoned
+		}
 	}
 	return nil
 }
 
-// deliver hands msg to s until s acknowledges it, or s or the bus ends.
-func (p *PubSub) deliver(s *subscription, msg *message.Message) {
+// gone reports whether s has ended or is ending: its context is done or
+// the bus is closing. Both are for good, so a subscriber found gone once
+// stays gone.
+func (p *PubSub) gone(s *subscription) bool {
+	if s.ctx.Err() != nil {
+		return true
+	}
+	select {
+	case <-p.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// deliver hands msg to s until s acknowledges it (true), or s or the bus
+// ends first (false).
+func (p *PubSub) deliver(s *subscription, msg *message.Message) bool {
 	for {
 		m := message.NewMessage(msg.UUID, msg.Payload)
 		m.Metadata = msg.Metadata
@@ -169,26 +203,26 @@ func (p *PubSub) deliver(s *subscription, msg *message.Message) {
 		s.sending.Lock()
 		if s.closed {
 			s.sending.Unlock()
-			return
+			return false
 		}
 		select {
 		case s.out <- m:
 		case <-s.ctx.Done():
 			s.sending.Unlock()
-			return
+			return false
 		case <-p.closing:
 			s.sending.Unlock()
-			return
+			return false
 		}
 		s.sending.Unlock()
 		select {
 		case <-m.Acked():
-			return
+			return true
 		case <-m.Nacked():
 		case <-s.ctx.Done():
-			return
+			return false
 		case <-p.closing:
-			return
+			return false
 		}
 	}
 }

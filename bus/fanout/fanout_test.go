@@ -175,8 +175,8 @@ func TestSubscriptionsEnd(t *testing.T) {
 	go func() { closed <- bus.Close() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+		if !errors.Is(err, fanout.ErrAbandoned) {
+			t.Fatalf("Publish cut short by Close: %v, want ErrAbandoned", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Publish still waits for an ack after Close")
@@ -230,7 +230,8 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 		go func() {
 			defer pubs.Done()
 			for i := range 50 {
-				if err := bus.Publish("events", newMessage(p*100+i)); err != nil {
+				// A subscriber that goes away abandons what it held.
+				if err := bus.Publish("events", newMessage(p*100+i)); err != nil && !errors.Is(err, fanout.ErrAbandoned) {
 					t.Error(err)
 					return
 				}
@@ -292,5 +293,44 @@ func TestFilteredSubscriptionPassesOverWhatItDoesNotWant(t *testing.T) {
 	}
 	if _, err := bus.Filtered(fanout.Filter{Wants: func(*message.Message) bool { return true }}).Subscribe(context.Background(), "events"); err == nil {
 		t.Error("a filter without Pass was accepted")
+	}
+}
+
+// TestAGoneSubscriberIsNotPassedAnythingMore: a filtered subscriber that
+// goes away while it holds a message it wanted makes Publish fail, and is
+// not passed the messages after it: a consumer group that never took the
+// first must not have its position moved past it by the second.
+func TestAGoneSubscriberIsNotPassedAnythingMore(t *testing.T) {
+	t.Parallel()
+	bus := fanout.New()
+	t.Cleanup(func() { bus.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var passed []string
+	ch, err := bus.Filtered(fanout.Filter{
+		Wants: func(m *message.Message) bool { return m.Metadata.Get("n") == "1" },
+		Pass: func(m *message.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			passed = append(passed, m.UUID)
+		},
+	}).Subscribe(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- bus.Publish("events", newMessage(1), newMessage(2)) }()
+	<-ch // held, never acknowledged
+	cancel()
+	if err := <-done; !errors.Is(err, fanout.ErrAbandoned) {
+		t.Fatalf("Publish whose subscriber went away holding a message: %v, want ErrAbandoned", err)
+	}
+	if err := bus.Publish("events", newMessage(3)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(passed) != 0 {
+		t.Errorf("the gone subscriber was passed %v after the message it never acknowledged", passed)
 	}
 }
