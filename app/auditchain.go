@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -50,6 +52,7 @@ func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 		return chainer
 	}
 	if a.replicated() {
+		a.warnOfLocalChainRecord(ctx, logger)
 		record := a.postgres.ChainRecord(a.logID)
 		a.Application.Queries.AuditChain = chain.NewService(a.Log, record, keys, a.Pipeline)
 		a.leaders.WithLabelValues(auditChainRole).Set(0)
@@ -94,6 +97,35 @@ func (a *App) startAuditChain(ctx, runCtx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// warnOfLocalChainRecord says so when a replicated server's data
+// directory still holds the audit chain record of a single replica (a
+// deployment from before the record moved to PostgreSQL): the shared
+// record does not continue it but chains the log again from its start.
+// Its signed checkpoints stay verifiable offline from that file, and an
+// auditor should do so before it is discarded; nothing reads it any more.
+// It is not imported: a record is a witness written as the log was, and
+// one replica's file is not the deployment's.
+func (a *App) warnOfLocalChainRecord(ctx context.Context, logger *slog.Logger) {
+	path := filepath.Join(a.cfg.DataDir, chain.RecordFile)
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	record, err := chain.OpenRecord(ctx, path)
+	if err != nil {
+		logger.Warn("audit chain: cannot read the single-replica record left in the data directory", "path", path, "err", err)
+		return
+	}
+	defer record.Close()
+	position, err := record.Position(ctx)
+	if err != nil || position == 0 {
+		return
+	}
+	logger.Warn("audit chain: the data directory holds a single-replica audit chain record that the shared record in PostgreSQL "+
+		"does not continue (the shared record chains the log from its start); verify its checkpoints with "+
+		"`palisade audit verify --data-dir` before removing it, nothing reads it any more",
+		"path", path, "position", position)
 }
 
 // kafkaCheckpoints publishes signed checkpoints as JSON, keyed by org.
