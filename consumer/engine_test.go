@@ -50,6 +50,25 @@ func (c *counting) count(id string) int {
 	return c.created[id]
 }
 
+// runOverBus attaches engine to a router on topic "events" with
+// subscriber, runs the router until the test ends, and returns the
+// context it runs under.
+func runOverBus(t *testing.T, engine *consumer.Engine, subscriber consumer.SubscriberFunc) context.Context {
+	t.Helper()
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Attach(router, "events", subscriber); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = router.Run(ctx) }()
+	<-router.Running()
+	return ctx
+}
+
 func envelope(t *testing.T, pos uint64, org, botID string) eventstore.Envelope {
 	t.Helper()
 	data, _ := json.Marshal(bots.BotCreated{ID: botID, Name: "b"})
@@ -69,17 +88,7 @@ func TestRedeliveryIsIgnored(t *testing.T) {
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
 	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), c.projection())
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = router.Run(ctx) }()
-	<-router.Running()
+	ctx := runOverBus(t, engine, func(string) (message.Subscriber, error) { return pubsub, nil })
 
 	publish := func(env eventstore.Envelope) {
 		msg, err := eventstore.ToMessage(env)
@@ -326,17 +335,7 @@ func TestEventsWithoutHandlerAreNotOpened(t *testing.T) {
 	opener := &recordingOpener{}
 	engine.OpenWith(opener)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = router.Run(ctx) }()
-	<-router.Running()
+	ctx := runOverBus(t, engine, func(string) (message.Subscriber, error) { return pubsub, nil })
 	other := envelope(t, 1, "org-a", "bot-0")
 	other.Type = "SomethingElse"
 	for _, env := range []eventstore.Envelope{other, envelope(t, 2, "org-a", "bot-1")} {
@@ -399,17 +398,7 @@ func TestGroupsOpenEachEventOnceBetweenThem(t *testing.T) {
 	opener := &flakyOpener{}
 	engine.OpenWith(opener)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = router.Run(ctx) }()
-	<-router.Running()
+	ctx := runOverBus(t, engine, func(string) (message.Subscriber, error) { return pubsub, nil })
 	for i, id := range []string{"bot-1", "bot-2"} {
 		msg, err := eventstore.ToMessage(envelope(t, uint64(i+1), "org-a", id))
 		if err != nil {
@@ -461,17 +450,7 @@ func TestEveryTypeGroupOverTheBus(t *testing.T) {
 	c := &counting{created: map[string]int{}, orgs: map[string]string{}}
 	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), every, c.projection())
 	pubsub := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Attach(router, "events", func(string) (message.Subscriber, error) { return pubsub, nil }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = router.Run(ctx) }()
-	<-router.Running()
+	ctx := runOverBus(t, engine, func(string) (message.Subscriber, error) { return pubsub, nil })
 	archived := envelope(t, 2, "org-a", "bot-1")
 	archived.Type = "BotArchived"
 	unlisted := envelope(t, 3, "org-a", "bot-1")
@@ -512,19 +491,9 @@ func TestGroupsPassOverWhatTheyDoNotHandle(t *testing.T) {
 	engine := consumer.NewEngine(logger, memory.NewCheckpoints(), c.projection())
 	bus := fanout.New()
 	t.Cleanup(func() { bus.Close() })
-	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Attach(router, "events", func(group string) (message.Subscriber, error) {
+	ctx := runOverBus(t, engine, func(group string) (message.Subscriber, error) {
 		return bus.Filtered(fanout.Filter{Wants: engine.Wants(group), Pass: engine.Pass(group)}), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = router.Run(ctx) }()
-	<-router.Running()
+	})
 	var envs []eventstore.Envelope
 	for i := range 6 {
 		env := envelope(t, uint64(i+1), "org-a", fmt.Sprintf("bot-%d", i))
