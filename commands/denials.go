@@ -46,18 +46,17 @@ type denialTally struct {
 const maxSummaryResources = 10
 
 // fullPerWindow is how many denials of one key a window records in full
-// before it starts counting: the first, as issue 9 asks, so that a
-// principal's refusal is on the record with its request's correlation id
-// as soon as it happens, and a burst costs one more event (the summary).
-// It bounds a key to fullPerWindow+1 events per window.
-const fullPerWindow = 1
+// before it starts counting: a principal's occasional refusals each keep
+// their own event (with their request's correlation id); only a burst is
+// summed up. It bounds a key to fullPerWindow+1 events per window.
+const fullPerWindow = 3
 
-// denialCoalescer keeps denials from flooding the log. The first denial of
-// a (principal, permission) pair in a window is recorded in full; the ones
-// that follow within the window are only counted, and when the window ends
-// one AccessDenialsCoalesced event records how many there were, what they
-// were for and when the first and last happened. Summaries are written by
-// a timer and by flush (at shutdown), so no count is lost: the full events
+// denialCoalescer keeps denials from flooding the log. The first denials
+// (fullPerWindow) of a (principal, permission) pair in a window are
+// recorded in full; the ones that follow within the window are only counted, and when the window ends one
+// AccessDenialsCoalesced event records how many there were, what they were
+// for and when the first and last happened. Summaries are written by a
+// timer and by flush (at shutdown), so no count is lost: the full events
 // plus the summaries' counts are exactly the denials that happened.
 type denialCoalescer struct {
 	window time.Duration
@@ -79,8 +78,8 @@ func newDenialCoalescer(window time.Duration, now func() time.Time,
 	return &denialCoalescer{window: window, now: now, write: write, pending: map[denialKey]*denialTally{}}
 }
 
-// admit reports whether this denial is recorded in full (the first of its
-// key in a window, or any denial once the coalescer is closed); otherwise
+// admit reports whether this denial is recorded in full (one of the first
+// of its key in a window, or any denial once the coalescer is closed); otherwise
 // it is counted toward the key's summary.
 func (c *denialCoalescer) admit(ctx context.Context, who access.Principal, org string, d access.Decision, resource string) bool {
 	key := denialKey{org: org, subject: who.Subject, kind: string(who.Kind), permission: d.Permission.String()}
