@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,9 +22,11 @@ const DefaultDenialWindow = time.Minute
 const maxPendingDenials = 10_000
 
 // denialKey is what denials are coalesced by: one principal of one
-// organization refused one permission.
+// organization, acting for the same chain of invokers, refused one
+// permission. A bot refused for two users is two keys, so that each
+// user's first refusal is on the record in full.
 type denialKey struct {
-	org, subject, kind, permission string
+	org, subject, kind, onBehalfOf, permission string
 }
 
 // denialTally is what a window has seen of one key since its first denial,
@@ -82,7 +85,8 @@ func newDenialCoalescer(window time.Duration, now func() time.Time,
 // of its key in a window, or any denial once the coalescer is closed); otherwise
 // it is counted toward the key's summary.
 func (c *denialCoalescer) admit(ctx context.Context, who access.Principal, org string, d access.Decision, resource string) bool {
-	key := denialKey{org: org, subject: who.Subject, kind: string(who.Kind), permission: d.Permission.String()}
+	key := denialKey{org: org, subject: who.Subject, kind: string(who.Kind),
+		onBehalfOf: strings.Join(who.OnBehalfOf, "\x00"), permission: d.Permission.String()}
 	now := c.now()
 	var overflow []*denialTally
 	c.mu.Lock()

@@ -136,3 +136,46 @@ func TestDenialFloodIsCoalesced(t *testing.T) {
 		})
 	}
 }
+
+// TestABotsDenialsAreKeptApartPerInvoker checks that a bot refused while
+// acting for several users has each user's first refusal recorded in
+// full: denials are coalesced per principal and on-behalf-of chain.
+func TestABotsDenialsAreKeptApartPerInvoker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(time.Hour))
+	t.Cleanup(func() { _ = p.Close() })
+	cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})
+	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invokers := []string{"victor", "vera", "vito", "viv"}
+	for _, name := range invokers {
+		bot := access.Delegate(access.NewUser(org.ID, name, []access.Role{access.RoleViewer}, nil), access.KindBot, "bot-1", access.NewPermissionSet())
+		if _, err := cmds.Bots.CreateBot(ctx, bot, "x", "y", bots.Grants{}); err == nil {
+			t.Fatalf("the bot acting for %s created a bot", name)
+		}
+	}
+	envs, err := store.ReadAll(ctx, 0, eventstore.Filter{OrgID: org.ID, Categories: []string{events.SecurityCategory}}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range invokers {
+		found := false
+		for _, env := range envs {
+			if env.Type == "AccessDenied" && len(env.Actor.OnBehalfOf) > 0 && env.Actor.OnBehalfOf[0] == name {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no AccessDenied of the bot acting for %s in %d security events", name, len(envs))
+		}
+	}
+}
