@@ -40,18 +40,7 @@ func TestDenialFloodIsCoalesced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = store.Close() })
-			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(tt.window))
-			cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})
-			org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
-			if err != nil {
-				t.Fatal(err)
-			}
+			store, p, cmds, org := denialFixture(t, tt.window)
 			viewers := []access.Principal{
 				access.NewUser(org.ID, "victor", []access.Role{access.RoleViewer}, nil),
 				access.NewUser(org.ID, "vera", []access.Role{access.RoleViewer}, nil),
@@ -137,11 +126,10 @@ func TestDenialFloodIsCoalesced(t *testing.T) {
 	}
 }
 
-// TestABotsDenialsAreKeptApartPerInvoker checks that a bot refused while
-// acting for several users has each user's first refusal recorded in
-// full: denials are coalesced per principal and on-behalf-of chain.
-func TestABotsDenialsAreKeptApartPerInvoker(t *testing.T) {
-	t.Parallel()
+// denialFixture opens an embedded log, a pipeline coalescing denials
+// over window, and an organization owned by alice in it.
+func denialFixture(t *testing.T, window time.Duration) (*embedded.Store, *commands.Pipeline, commands.Commands, commands.OrgCreated) {
+	t.Helper()
 	ctx := context.Background()
 	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
 	if err != nil {
@@ -149,13 +137,23 @@ func TestABotsDenialsAreKeptApartPerInvoker(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(time.Hour))
-	t.Cleanup(func() { _ = p.Close() })
+	p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(window))
 	cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})
 	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return store, p, cmds, org
+}
+
+// TestABotsDenialsAreKeptApartPerInvoker checks that a bot refused while
+// acting for several users has each user's first refusal recorded in
+// full: denials are coalesced per principal and on-behalf-of chain.
+func TestABotsDenialsAreKeptApartPerInvoker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, p, cmds, org := denialFixture(t, time.Hour)
+	t.Cleanup(func() { _ = p.Close() })
 	invokers := []string{"victor", "vera", "vito", "viv"}
 	for _, name := range invokers {
 		bot := access.Delegate(access.NewUser(org.ID, name, []access.Role{access.RoleViewer}, nil), access.KindBot, "bot-1", access.NewPermissionSet())
