@@ -127,6 +127,16 @@ func TestReplayRebuildsIdenticalReadModels(t *testing.T) {
 		orgs = append(orgs, orgFixture{owner, auditor})
 	}
 
+	// A repeated denial in a window is only counted, and its summary is
+	// written when the window ends or at shutdown: write the summaries
+	// now, so that the live read models hold what the restarted ones will,
+	// and let one command per organization wait for them to be applied.
+	if err := h.app.Pipeline.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range orgs {
+		h.createBot(o.owner, fmt.Sprintf("after the summaries %d", i))
+	}
 	live := make([]map[string][]byte, len(orgs))
 	for i, o := range orgs {
 		live[i] = snapshot(t, h, o.owner, o.auditor)

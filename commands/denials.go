@@ -41,26 +41,19 @@ type denialTally struct {
 	resources []string
 	reason    string
 	opened    time.Time
-	// full is how many of the window's denials were recorded in full.
-	full int
 }
 
 // maxSummaryResources bounds the distinct resources a summary names.
 const maxSummaryResources = 10
 
-// fullPerWindow is how many denials of one key a window records in full
-// before it starts counting: a principal's occasional refusals each keep
-// their own event (with their request's correlation id); only a burst is
-// summed up. It bounds a key to fullPerWindow+1 events per window.
-const fullPerWindow = 3
-
-// denialCoalescer keeps denials from flooding the log. The first denials
-// (fullPerWindow) of a (principal, permission) pair in a window are
-// recorded in full; the ones that follow within the window are only counted, and when the window ends one
-// AccessDenialsCoalesced event records how many there were, what they were
-// for and when the first and last happened. Summaries are written by a
-// timer and by flush (at shutdown), so no count is lost: the full events
-// plus the summaries' counts are exactly the denials that happened.
+// denialCoalescer keeps denials from flooding the log. The first denial of
+// a key in a window is recorded in full; the ones
+// that follow within the window are only counted, and when the window ends
+// one AccessDenialsCoalesced event records how many there were, what they
+// were for and when the first and last happened. Summaries are written by
+// a timer and by flush (at shutdown), so no count is lost: the full events
+// plus the summaries' counts are exactly the denials that happened, and a
+// key costs at most two events per window whatever the rate.
 type denialCoalescer struct {
 	window time.Duration
 	now    func() time.Time
@@ -81,8 +74,8 @@ func newDenialCoalescer(window time.Duration, now func() time.Time,
 	return &denialCoalescer{window: window, now: now, write: write, pending: map[denialKey]*denialTally{}}
 }
 
-// admit reports whether this denial is recorded in full (one of the first
-// of its key in a window, or any denial once the coalescer is closed); otherwise
+// admit reports whether this denial is recorded in full (the first of its
+// key in a window, or any denial once the coalescer is closed); otherwise
 // it is counted toward the key's summary.
 func (c *denialCoalescer) admit(ctx context.Context, who access.Principal, org string, d access.Decision, resource string) bool {
 	key := denialKey{org: org, subject: who.Subject, kind: string(who.Kind),
@@ -99,15 +92,10 @@ func (c *denialCoalescer) admit(ctx context.Context, who access.Principal, org s
 		if len(c.pending) >= maxPendingDenials {
 			overflow = c.takeAll(func(*denialTally) bool { return true })
 		}
-		c.pending[key] = &denialTally{opened: now, full: 1}
+		c.pending[key] = &denialTally{opened: now}
 		c.arm()
 		c.mu.Unlock()
 		c.writeAll(overflow)
-		return true
-	}
-	if t.full < fullPerWindow {
-		t.full++
-		c.mu.Unlock()
 		return true
 	}
 	if t.count == 0 {
