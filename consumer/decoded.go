@@ -57,16 +57,29 @@ func (c *decodedCache) envelope(msg *message.Message) (*decodedEvent, error) {
 		return nil, err
 	}
 	slot := &c.slots[position%decodedSlots]
-	if d := slot.Load(); d != nil && d.env.Position == position && d.id == msg.UUID {
-		return d, nil
+	old := slot.Load()
+	if old.is(position, msg.UUID) {
+		return old, nil
 	}
 	env, err := eventstore.FromMessage(msg)
 	if err != nil {
 		return nil, err
 	}
 	d := &decodedEvent{id: msg.UUID, env: env}
-	slot.Store(d)
+	if !slot.CompareAndSwap(old, d) {
+		// Another group parsed an event into the slot meanwhile: when it
+		// is this one, share its entry, so that it is opened once.
+		if cur := slot.Load(); cur.is(position, msg.UUID) {
+			return cur, nil
+		}
+	}
 	return d, nil
+}
+
+// is reports whether d (nil for an empty slot) holds the event at
+// position carried by the message id.
+func (d *decodedEvent) is(position uint64, id string) bool {
+	return d != nil && d.env.Position == position && d.id == id
 }
 
 // open returns the event opened by o, opening it the first time.
