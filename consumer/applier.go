@@ -63,10 +63,15 @@ type delivery struct {
 	msg      *message.Message
 	dispatch message.HandlerFunc
 	calls    []call
-	// span, when the group has a handler for the event's type, ends once
-	// the event is applied.
+	// span, when the group is a process with a handler for the event's
+	// type, ends once the event is applied (a read model's batch has one
+	// span for all its events, see Engine.startBatchSpan).
 	span trace.Span
 }
+
+// handled reports whether the group has a handler for d's event: it is
+// to be dispatched, or was.
+func (d *delivery) handled() bool { return d.dispatch != nil || d.calls != nil }
 
 // call is one handler's apply of one decoded event.
 type call struct {
@@ -231,8 +236,21 @@ func (a *applier) next() []*delivery {
 // none (the unit rolled back) or, for checkpoints whose units keep what
 // they wrote before failing (KeepsFailedWrites), those applied whole
 // before the failure, whose position it then records.
-func (a *applier) apply(batch []*delivery) (int, error) {
+func (a *applier) apply(batch []*delivery) (n int, err error) {
 	p := a.group
+	var span trace.Span
+	if p.Kind == ReadModel {
+		_, span = a.engine.startBatchSpan(context.Background(), p, batch)
+	}
+	if span != nil {
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "batch failed")
+			}
+			span.End()
+		}()
+	}
 	for i, d := range batch {
 		if d.dispatch == nil {
 			continue
@@ -254,7 +272,7 @@ func (a *applier) apply(batch []*delivery) (int, error) {
 	}
 	last := batch[len(batch)-1].env.Position
 	whole := 0
-	err := p.Checkpoints.Advance(context.Background(), p.Name, last, func(ctx context.Context) error {
+	err = p.Checkpoints.Advance(context.Background(), p.Name, last, func(ctx context.Context) error {
 		applied := AppliedThrough(ctx)
 		for i, d := range batch {
 			whole = i
@@ -265,6 +283,8 @@ func (a *applier) apply(batch []*delivery) (int, error) {
 				cctx := WithEnvelope(ctx, d.env)
 				if d.span != nil {
 					cctx = trace.ContextWithSpan(cctx, d.span)
+				} else if span != nil {
+					cctx = trace.ContextWithSpan(cctx, span)
 				}
 				if err := c.apply(cctx, d.env, c.event); err != nil {
 					err = fmt.Errorf("apply %s at %d: %w", d.env.Type, d.env.Position, err)
