@@ -240,7 +240,7 @@ func (a *applier) apply(batch []*delivery) (n int, err error) {
 	p := a.group
 	var span trace.Span
 	if p.Kind == ReadModel {
-		_, span = a.engine.startBatchSpan(context.Background(), p, batch)
+		span = a.engine.startBatchSpan(p, batch)
 	}
 	if span != nil {
 		defer func() {
@@ -274,6 +274,9 @@ func (a *applier) apply(batch []*delivery) (n int, err error) {
 	whole := 0
 	err = p.Checkpoints.Advance(context.Background(), p.Name, last, func(ctx context.Context) error {
 		applied := AppliedThrough(ctx)
+		if span != nil {
+			ctx = trace.ContextWithSpan(ctx, span)
+		}
 		for i, d := range batch {
 			whole = i
 			if d.env.Position <= applied {
@@ -283,8 +286,6 @@ func (a *applier) apply(batch []*delivery) (n int, err error) {
 				cctx := WithEnvelope(ctx, d.env)
 				if d.span != nil {
 					cctx = trace.ContextWithSpan(cctx, d.span)
-				} else if span != nil {
-					cctx = trace.ContextWithSpan(cctx, span)
 				}
 				if err := c.apply(cctx, d.env, c.event); err != nil {
 					err = fmt.Errorf("apply %s at %d: %w", d.env.Type, d.env.Position, err)

@@ -104,6 +104,8 @@ type Group struct {
 	everyType bool
 	// applier applies what the bus delivers (nil until Attach).
 	applier *applier
+	// spanName names the group's spans ("projection audit").
+	spanName string
 }
 
 // Checkpoints keeps each group's position. An adapter that stores
@@ -165,6 +167,9 @@ type Engine struct {
 	// per event a process applies and per batch of the rebuild (no-op
 	// unless TraceWith gave a provider).
 	tracer trace.Tracer
+	// traced says whether TraceWith gave a provider: when not, a batch's
+	// span options are not even built.
+	traced bool
 }
 
 // Opener turns an event as the bus carries it (its content sealed, see
@@ -185,7 +190,9 @@ func (e *Engine) OpenWith(o Opener) { e.opener = o }
 // a span whose parent is its first event's (see startBatchSpan), so a
 // trace shows a request and the projections and processes its events
 // caused. Call it before Attach.
-func (e *Engine) TraceWith(tp trace.TracerProvider) { e.tracer = tracing.Tracer(tp) }
+func (e *Engine) TraceWith(tp trace.TracerProvider) {
+	e.tracer, e.traced = tracing.Tracer(tp), tp != nil
+}
 
 // NewEngine prepares groups whose positions are kept in checkpoints,
 // unless a group brings its own.
@@ -201,6 +208,7 @@ func NewEngine(logger *slog.Logger, checkpoints Checkpoints, groups ...*Group) *
 			p.byType[h.eventType] = h
 		}
 		p.everyType = p.every()
+		p.spanName = p.Kind.spanPrefix() + " " + p.Name
 		e.groups = append(e.groups, p)
 		e.byName[p.Name] = p
 	}
@@ -657,7 +665,7 @@ func (e *Engine) startSpan(ctx context.Context, p *Group, env eventstore.Envelop
 	if sc, ok := tracing.Remote(env.TraceID, env.SpanID); ok {
 		parent = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	return e.tracer.Start(parent, p.Kind.spanPrefix()+" "+p.Name, trace.WithSpanKind(trace.SpanKindConsumer),
+	return e.tracer.Start(parent, p.spanName, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("palisade.group", p.Name),
 			attribute.String("palisade.event.type", env.Type),
@@ -671,15 +679,18 @@ func (e *Engine) startSpan(ctx context.Context, p *Group, env eventstore.Envelop
 const maxBatchLinks = 32
 
 // startBatchSpan starts the span of read-model group p applying batch
-// from the bus (nil when no event of it has a handler: only the position
-// moves). One span per batch, not per event, as issue 13 asks and because
-// per-event spans were most of tracing's cost under load. It is a child of
+// from the bus (nil when tracing is off, or when no event of it has a
+// handler: only the position moves). One span per batch, not per event,
+// as issue 13 asks, which is cheaper where batches are large. It is a child of
 // the span the first traced event's metadata recorded when every traced
 // event of the batch is of that event's organization, so that a request's
 // trace shows the projections it caused and no organization's batch joins
 // another's trace; otherwise it is a root. The spans of the other events
 // are links (at most maxBatchLinks).
-func (e *Engine) startBatchSpan(ctx context.Context, p *Group, batch []*delivery) (context.Context, trace.Span) {
+func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
+	if !e.traced {
+		return nil
+	}
 	var first *delivery
 	traced, sameOrg := 0, true
 	for _, d := range batch {
@@ -694,39 +705,52 @@ func (e *Engine) startBatchSpan(ctx context.Context, p *Group, batch []*delivery
 		}
 	}
 	if first == nil {
-		return ctx, nil
+		return nil
 	}
-	parent := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
-	var parentSC trace.SpanContext
-	if sc, ok := tracing.Remote(first.env.TraceID, first.env.SpanID); ok && sameOrg {
-		parent, parentSC = trace.ContextWithRemoteSpanContext(ctx, sc), sc
-	}
-	var links []trace.Link
-	var last trace.SpanContext
-	for _, d := range batch {
-		if !d.handled() || len(links) == maxBatchLinks {
-			continue
-		}
-		sc, ok := tracing.Remote(d.env.TraceID, d.env.SpanID)
-		if !ok || sc.Equal(parentSC) || sc.Equal(last) {
-			continue
-		}
-		links, last = append(links, trace.Link{SpanContext: sc}), sc
-	}
-	attrs := []attribute.KeyValue{
+	// What a span costs is mostly allocations, paid per batch of every
+	// read model: options and attributes are sized once, and a root is
+	// asked for by option rather than by a context.
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs,
 		attribute.String("palisade.group", p.Name),
 		attribute.Int("palisade.events", traced),
 		attribute.Int64("palisade.position.first", int64(first.env.Position)),
 		attribute.Int64("palisade.position.last", int64(batch[len(batch)-1].env.Position)),
-	}
+	)
 	if sameOrg {
 		attrs = append(attrs, attribute.String("palisade.org_id", first.env.OrgID))
 	}
 	if traced == 1 {
 		attrs = append(attrs, attribute.String("palisade.event.type", first.env.Type))
 	}
-	return e.tracer.Start(parent, p.Kind.spanPrefix()+" "+p.Name, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attrs...), trace.WithLinks(links...))
+	opts := make([]trace.SpanStartOption, 0, 4)
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	parent := context.Background()
+	var parentSC trace.SpanContext
+	if sc, ok := tracing.Remote(first.env.TraceID, first.env.SpanID); ok && sameOrg {
+		parent, parentSC = trace.ContextWithRemoteSpanContext(parent, sc), sc
+	} else {
+		opts = append(opts, trace.WithNewRoot())
+	}
+	if traced > 1 {
+		var links []trace.Link
+		var last trace.SpanContext
+		for _, d := range batch {
+			if !d.handled() || len(links) == maxBatchLinks {
+				continue
+			}
+			sc, ok := tracing.Remote(d.env.TraceID, d.env.SpanID)
+			if !ok || sc.Equal(parentSC) || sc.Equal(last) {
+				continue
+			}
+			links, last = append(links, trace.Link{SpanContext: sc}), sc
+		}
+		if len(links) > 0 {
+			opts = append(opts, trace.WithLinks(links...))
+		}
+	}
+	_, span := e.tracer.Start(parent, p.spanName, opts...)
+	return span
 }
 
 type envelopeKey struct{}
