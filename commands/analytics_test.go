@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +22,6 @@ import (
 	"github.com/palisadehq/palisade/domain/jobs"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/projections/memory"
 	"github.com/palisadehq/palisade/sealing"
 	"github.com/palisadehq/palisade/sealing/keyring"
@@ -117,11 +115,7 @@ type analyticsBundle struct {
 func setupAnalytics(t *testing.T, timeout time.Duration) *analyticsBundle {
 	t.Helper()
 	ctx := context.Background()
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	p := commands.NewPipeline(store, events.NewRegistry(), logger)
 	cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,18 +18,13 @@ import (
 	"github.com/palisadehq/palisade/domain/events"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/eventstore/embedded"
 )
 
 func openCommands(t *testing.T) (context.Context, eventstore.Store, commands.Commands) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := commands.NewPipeline(store, events.NewRegistry(), logger)
 	return ctx, store, commands.New(p, &countingMinter{}, commands.Embedding{Model: "m", Dimensions: 3})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -139,11 +138,7 @@ func TestDenialFloodIsCoalesced(t *testing.T) {
 func denialFixture(t *testing.T, window time.Duration) (*embedded.Store, *commands.Pipeline, commands.Commands, commands.OrgCreated) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := commands.NewPipeline(store, events.NewRegistry(), logger, commands.WithDenialWindow(window))
 	cmds := commands.New(p, nil, commands.Embedding{Model: "m", Dimensions: 3})

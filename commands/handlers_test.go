@@ -36,6 +36,18 @@ func (m *countingMinter) MintServiceToken(orgID, accountID, tokenID string, expi
 	return "token-for-" + accountID, nil
 }
 
+// openStore opens an embedded log in a directory of the test's own,
+// closed when the test ends.
+func openStore(t *testing.T) *embedded.Store {
+	t.Helper()
+	store, err := embedded.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
 // newCommands returns the handlers over store, as a restarted server
 // would build them.
 func newCommands(store eventstore.Store, minter commands.TokenMinter) commands.Commands {
@@ -47,11 +59,7 @@ func newCommands(store eventstore.Store, minter commands.TokenMinter) commands.C
 func setupHandlers(t *testing.T) *handlersBundle {
 	t.Helper()
 	ctx := context.Background()
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	minter := &countingMinter{}
 	cmds := newCommands(store, minter)
 	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "alice")

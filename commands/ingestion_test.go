@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"github.com/palisadehq/palisade/domain/knowledge"
 	"github.com/palisadehq/palisade/domain/tenancy"
 	"github.com/palisadehq/palisade/eventstore"
-	"github.com/palisadehq/palisade/eventstore/embedded"
 	"github.com/palisadehq/palisade/knowledge/embeddings"
 	"github.com/palisadehq/palisade/projections"
 	"github.com/palisadehq/palisade/projections/memory"
@@ -43,11 +41,7 @@ func TestIngestionReauthorizes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
 	tenancyCommands := commands.NewTenancy(p, nil)
@@ -184,11 +178,7 @@ func TestIngestionIsAJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := openStore(t)
 	registry := events.NewRegistry()
 	p := commands.NewPipeline(store, registry, logger)
 	tenancyCommands := commands.NewTenancy(p, nil)
