@@ -265,8 +265,8 @@ func (a *applier) apply(batch []*delivery) (n int, err error) {
 			if i == 0 {
 				return 0, err
 			}
-			n, aerr := a.apply(batch[:i])
-			return n, errors.Join(aerr, err)
+			applied, aerr := a.apply(batch[:i])
+			return applied, errors.Join(aerr, err)
 		}
 		d.msg, d.dispatch = nil, nil
 	}

@@ -692,12 +692,12 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 		return nil
 	}
 	var first *delivery
-	traced, sameOrg := 0, true
+	handled, sameOrg := 0, true
 	for _, d := range batch {
 		if !d.handled() {
 			continue
 		}
-		traced++
+		handled++
 		if first == nil {
 			first = d
 		} else if d.env.OrgID != first.env.OrgID {
@@ -713,14 +713,14 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(attrs,
 		attribute.String("palisade.group", p.Name),
-		attribute.Int("palisade.events", traced),
+		attribute.Int("palisade.events", handled),
 		attribute.Int64("palisade.position.first", int64(first.env.Position)),
 		attribute.Int64("palisade.position.last", int64(batch[len(batch)-1].env.Position)),
 	)
 	if sameOrg {
 		attrs = append(attrs, attribute.String("palisade.org_id", first.env.OrgID))
 	}
-	if traced == 1 {
+	if handled == 1 {
 		attrs = append(attrs, attribute.String("palisade.event.type", first.env.Type))
 	}
 	opts := make([]trace.SpanStartOption, 0, 4)
@@ -732,7 +732,7 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 	} else {
 		opts = append(opts, trace.WithNewRoot())
 	}
-	if traced > 1 {
+	if handled > 1 {
 		var links []trace.Link
 		var last trace.SpanContext
 		for _, d := range batch {
