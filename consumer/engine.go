@@ -736,7 +736,10 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 		var links []trace.Link
 		var last trace.SpanContext
 		for _, d := range batch {
-			if !d.handled() || len(links) == maxBatchLinks {
+			if len(links) == maxBatchLinks {
+				break
+			}
+			if !d.handled() {
 				continue
 			}
 			sc, ok := tracing.Remote(d.env.TraceID, d.env.SpanID)
