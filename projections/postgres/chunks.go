@@ -27,9 +27,9 @@ const ChunkDimensions = 384
 // as the memory adapter does: by cosine similarity, and by keyword score
 // (1 + ln n for each query term a chunk holds n > 0 times), each ranking
 // cut at a candidate depth, fused by reciprocal rank fusion, ties broken by
-// chunk id; for words held by more than keywordCandidatesPerWord covered
-// chunks, the keyword ranking scores only those that hold them most often
-// (see Search). Words are split by PostgreSQL's text-search parser ('simple'
+// chunk id; where a search covers more than keywordCandidates chunks, the
+// keyword ranking scores only those that could score highest (see Search
+// and planKeywordCells). Words are split by PostgreSQL's text-search parser ('simple'
 // configuration), which agrees with the memory adapter's on ordinary words
 // and differs on compounds ("e-mail" also yields "e-mail" itself), host
 // names, paths and decimal numbers.
@@ -60,9 +60,11 @@ type searchTuning struct {
 	// iterativeScan is hnsw.iterative_scan.
 	iterativeScan string
 	// keywordCandidates is how many covered chunks the keyword ranking
-	// reads for each word of the query, strongest first, before ranking
-	// them all exactly; exactKeywords reads every chunk that holds a word.
-	keywordCandidates int
+	// reads, cell by cell, before ranking them all exactly; exactKeywords
+	// reads every chunk that holds a word. Up to keywordScanMax covered
+	// chunks (or keywordCandidates, if more), it reads every chunk that
+	// holds a word.
+	keywordCandidates, keywordScanMax int
 }
 
 var defaultTuning = searchTuning{
@@ -72,7 +74,8 @@ var defaultTuning = searchTuning{
 	candidates:    hnswCandidates,
 	iterativeScan: "relaxed_order",
 
-	keywordCandidates: keywordCandidatesPerWord,
+	keywordCandidates: keywordCandidates,
+	keywordScanMax:    keywordScanMax,
 }
 
 const (
@@ -178,10 +181,18 @@ const (
 	// hnswCandidates is how many covered chunks the HNSW branch takes from
 	// the index before it ranks them exactly and keeps the candidate depth.
 	hnswCandidates = 400
-	// keywordCandidatesPerWord is how many covered chunks the keyword
-	// ranking reads for each word of the query, those with the most
-	// occurrences first, before it ranks them all exactly.
-	keywordCandidatesPerWord = 400
+	// keywordCandidates is how many covered chunks the keyword ranking
+	// reads, cell by cell (planKeywordCells), before it ranks them all
+	// exactly.
+	keywordCandidates = 400
+	// keywordScanMax is the most covered chunks the keyword ranking reads
+	// all of (those that hold a word of the query) rather than looking
+	// them up by cells: for a small organization the lookups cost more,
+	// and find less, than reading its chunks.
+	keywordScanMax = 1000
+	// maxProbedKeywordWords is how many of the query's words the levels
+	// probe looks up.
+	maxProbedKeywordWords = 32
 	// exactKeywords, as keywordCandidates, reads every covered chunk that
 	// holds a word of the query: the exact keyword ranking.
 	exactKeywords = math.MaxInt32
@@ -209,9 +220,10 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // searchSQL ranks, fuses and returns in one statement. Parameters: $1 org,
 // $2 knowledge base ids, $3 query vector, $4 query text, $5 candidate
 // depth, $6 k, $7 exactScanMaxChunks, $8 how many chunks the HNSW branch
-// takes from the index before ranking them exactly, $9 rrfK, $10
-// topKeywordLevel, $11 how many chunks the keyword ranking reads for each
-// word of the query.
+// takes from the index before ranking them exactly, $9 rrfK, $10 the
+// keyword ranking's cells (planKeywordCells: tsquery texts, in the order to
+// read them), $11 how many chunks the keyword ranking reads through them,
+// $12 the most covered chunks it reads all of instead.
 //
 // Every ranking reads under org_id = $1 AND knowledge_base_id = ANY($2):
 // the restriction is part of each scan (invariant 7), and row-level
@@ -234,33 +246,30 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // lower-cased words) scores, for each word it holds n times, (times in the
 // query) · (1 + ln n); setweight and ts_filter cut the chunk's tsvector
 // down to the query's words before they are counted. But it scores only
-// candidates: for each word, the $11 covered chunks that hold it most
-// often, found in knowledge_chunk_terms (migration 00017) through the GIN
-// index of (org_id, levels). query_words gives each word its lookups, one
-// tsquery per level from $10 (the highest) down to 0; keyword_candidates
-// runs them in that order and stops at $11 chunks, so a rare word costs a
-// few lookups that find all its chunks, and a common one stops inside its
-// highest levels instead of reading the organization. (The order is the
-// plan's: a nested loop over the unnested array, no sort. Were it lost,
-// only the choice of candidates would suffer, never a score, and never the
-// organization.) When the search
-// covers no more chunks than $11, the lookups would find every chunk that
-// holds a word anyway, and cost more than reading them: the second branch,
-// gated like the vector ranking's by covered, reads the covered chunks
-// that hold a word of the query instead (the OR of the words is
-// plainto_tsquery's AND with its operators swapped; a lexeme holds no
-// space). The lookups are
-// tsqueries computed apart, in query_words, and reach the scan as a column
-// (l.level) rather than an expression: under row-level security a
-// condition that applied a function that is not leakproof (the text
-// functions that build the tsquery) to a column would not be used as an
-// index condition. ts_match_vq (@@) itself must be leakproof in the
-// database for the index to serve (migration 00017 says why it may be);
-// without it the same statement filters the organization's rows instead,
-// as slowly as an exact ranking. With $11 at least as large as the
-// organization the ranking is exact (exactKeywords; the tests measure the
-// bounded one's recall against it). An empty query has no words, so no
-// lookups.
+// candidates: the first $11 covered chunks that the cells $10 find, in
+// the order of the cells, through the GIN index of (org_id, levels) of
+// knowledge_chunk_terms (migration 00017). Each cell is one lookup, a
+// conjunction of '<word> <level>' lexemes; planKeywordCells orders them so
+// that the chunks that could score highest are read first, and a chunk
+// found by several cells is scored once. (The order is the plan's: a
+// nested loop over the unnested array, no sort. Were it lost, only the
+// choice of candidates would suffer, never a score, and never the
+// organization.) When the search covers no more than $12 chunks (at least
+// $11), the lookups would find most chunks that hold a word anyway, and
+// cost more than reading them: the second branch, gated like the vector ranking's
+// by covered, reads the covered chunks that hold a word of the query
+// instead (the OR of the words is plainto_tsquery's AND with its operators
+// swapped; a lexeme holds no space), and $10 is empty. The cells reach the
+// scan as a column (c.cell) of the unnested parameter rather than as an
+// expression: under row-level security a condition that applied a
+// function that is not leakproof (the cast that builds the tsquery) to a
+// column would not be used as an index condition. ts_match_vq (@@) itself
+// must be leakproof in the database for the index to serve (migration
+// 00017 says why it may be); without it the same statement filters the
+// organization's rows instead, as slowly as an exact ranking. With $11 at
+// least as large as the organization the ranking is exact (exactKeywords;
+// the tests measure the bounded one's recall against it). An empty query
+// has no words, so no cells.
 const (
 	searchSQL = searchHeadSQL + keywordIndexSQL + searchTailSQL
 	// searchScanSQL is searchSQL where the keyword index cannot serve
@@ -303,31 +312,23 @@ by_vector AS (
 	) v
 ),
 `
-	keywordIndexSQL = `query_words AS (
-	SELECT q.lexeme, ARRAY(
-		SELECT ('''' || replace(replace(q.lexeme || ' ' || l, '\', '\\'), '''', '''''') || '''')::tsquery
-		FROM generate_series($10::integer, 0, -1) AS l
-	) AS levels
-	FROM unnest(to_tsvector('simple', $4)) AS q
-),
-keyword_candidates AS (
+	keywordIndexSQL = `keyword_candidates AS (
 	SELECT DISTINCT ON (k.chunk_id) k.chunk_id, k.tsv
 	FROM (
 		SELECT k.chunk_id, k.tsv
-		FROM query_words w
-		CROSS JOIN LATERAL (
+		FROM (
 			SELECT t.chunk_id, t.tsv
-			FROM unnest(w.levels) AS l (level)
+			FROM unnest($10::text[]::tsquery[]) AS c (cell)
 			CROSS JOIN LATERAL (
 				SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
-				WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ l.level
+				WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ c.cell
 			) t
 			LIMIT $11
 		) k
-		WHERE (SELECT n FROM covered) > $11
+		WHERE (SELECT n FROM covered) > $12
 		UNION ALL
 		SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
-		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $11
+		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $12
 			AND numnode(plainto_tsquery('simple', $4)) > 0
 			AND t.tsv @@ replace(plainto_tsquery('simple', $4)::text, ' & ', ' | ')::tsquery
 	) k
@@ -349,7 +350,7 @@ by_keyword AS (
 	// keywordScanSQL ranks exactly, reading every covered chunk that holds
 	// a word of the query: the OR of the words is plainto_tsquery's AND with
 	// its operators swapped (a lexeme holds no space). It does not use $10
-	// and $11.
+	// to $12.
 	keywordScanSQL = `by_keyword AS (
 	SELECT chunk_id, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
 	FROM (
@@ -366,16 +367,51 @@ by_keyword AS (
 	) k
 ),
 `
+	// keywordLevelsSQL returns the words of the query $3 (at most $6 of
+	// them, the most repeated first) with how often the query holds each
+	// and the highest level at which a covered chunk holds it (-1 for
+	// none), probing the levels index from $4 down; no words where the
+	// search covers no more than $5 chunks, whose keyword ranking reads
+	// them all. The lookups reach the index as a column (l.level), for the
+	// reason searchSQL's comment gives.
+	keywordLevelsSQL = `
+WITH covered AS (
+	SELECT count(*) AS n FROM (
+		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT $5 + 1
+	) c
+),
+words AS (
+	SELECT q.lexeme, cardinality(q.positions) AS times, ARRAY(
+		SELECT ('''' || replace(replace(q.lexeme || ' ' || l, '\', '\\'), '''', '''''') || '''')::tsquery
+		FROM generate_series($4::integer, 0, -1) AS l
+	) AS levels
+	FROM unnest(to_tsvector('simple', $3)) AS q
+	WHERE (SELECT n FROM covered) > $5
+	ORDER BY cardinality(q.positions) DESC, q.lexeme
+	LIMIT $6
+)
+SELECT w.lexeme, w.times, coalesce((
+	SELECT $4::integer + 1 - l.n::integer
+	FROM unnest(w.levels) WITH ORDINALITY AS l (level, n)
+	WHERE EXISTS (
+		SELECT FROM knowledge_chunk_terms t
+		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ l.level
+	)
+	LIMIT 1
+), -1)
+FROM words w`
 	// searchKeywordSQL is searchSQL's keyword ranking alone, fused with
 	// nothing (so its rows come in keyword rank order, up to $6): the half
 	// of a split search (Chunks.searchSplit) that the vector ranking does
 	// not run. vectorNoneSQL names $3 and $8 so that the parameters stay
-	// searchSQL's.
+	// searchSQL's, and its count of the covered chunks stops past $12, all
+	// the keyword ranking compares it with (not past $7: counting 20,001
+	// index entries cost a large organization's search about 4 ms).
 	searchKeywordSQL = vectorNoneSQL + keywordIndexSQL + searchTailSQL
 	vectorNoneSQL    = `
 WITH covered AS (
 	SELECT count(*) AS n FROM (
-		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT $7 + 1
+		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT least($7::bigint, $12::bigint) + 1
 	) c
 ),
 by_vector AS (
@@ -443,15 +479,17 @@ LIMIT $6`
 // bounded. Both branches are in the statement, gated by the count, so the
 // choice costs no round trip; the settings travel in the same batch.
 //
-// The keyword ranking is bounded the same way: for each word of the query
-// it scores the keywordCandidatesPerWord covered chunks that hold the word
-// most often (by levels of about 1.4×, so among equals of a level in no
-// set order), found through a GIN index, rather than every chunk that
-// holds a word (a very common word is in nearly all of them). A chunk that
-// holds several of the query's words without being among the strongest of
-// any of them can be missed: recall@10 against the exact keyword ranking
-// is 0.98–1 in BenchmarkSearch's corpus, and TestChunkSearchRecall holds it
-// at 0.95 or more for every organization.
+// The keyword ranking is bounded the same way. Where the search covers
+// more than keywordCandidates chunks, a first statement (keywordLevelsSQL)
+// finds the highest level at which the covered chunks hold each word of
+// the query; planKeywordCells turns those into cells, lookups in the
+// order of the most a chunk found by each can score; and the ranking
+// scores the first keywordCandidates chunks the cells find, rather than
+// every chunk that holds a word (a very common word is in nearly all of
+// them). A chunk can still be missed where the budget cuts a cell, and
+// chunks within a cell are read in no set order: recall@10 against the
+// exact keyword ranking is measured by BenchmarkSearch (BENCHMARKS.md), and
+// TestChunkSearchRecall holds it at 0.95 or more for every organization.
 func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.ChunkQuery) ([]projections.ChunkHit, error) {
 	org, err := orgOf(scope)
 	if err != nil {
@@ -464,7 +502,13 @@ func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.C
 	if len(q.Vector) != ChunkDimensions {
 		return nil, fmt.Errorf("chunk search: %w: the query vector has %d, the table %d", ErrDimensions, len(q.Vector), ChunkDimensions)
 	}
-	settings, stmt, args := c.searchArgs(org, q)
+	var cells []string
+	if q.Text != "" && c.keywordIndex {
+		if cells, err = c.keywordCells(ctx, org, q); err != nil {
+			return nil, fmt.Errorf("chunk search: %w", err)
+		}
+	}
+	settings, stmt, args := c.searchArgs(org, q, cells)
 	if _, inUnit := ctx.Value(unitKey{}).(*unit); stmt == searchSQL && !inUnit {
 		return c.searchSplit(ctx, settings, args, q.K)
 	}
@@ -560,9 +604,39 @@ func fuseRankings(k int, rankings ...[]projections.ChunkHit) []projections.Chunk
 	return out
 }
 
+// keywordCells plans the keyword ranking's lookups (see
+// planKeywordCells) from the levels at which the covered chunks hold the
+// query's words; none where the ranking reads every chunk that holds one
+// (a search that covers no more chunks than it may read, or the exact
+// ranking of the tests).
+func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.ChunkQuery) ([]string, error) {
+	budget := max(c.tuning.keywordCandidates, max(4*q.K, minCandidateDepth))
+	if budget >= exactKeywords {
+		return nil, nil
+	}
+	var words []keywordWord
+	args := []any{org, q.KnowledgeBaseIDs, q.Text, topKeywordLevel, max(c.tuning.keywordScanMax, budget), maxProbedKeywordWords}
+	err := c.db.query(ctx, org, keywordLevelsSQL, args, func(rows pgx.Rows) error {
+		var (
+			w          keywordWord
+			times, top int32
+		)
+		if err := rows.Scan(&w.lexeme, &times, &top); err != nil {
+			return err
+		}
+		w.times, w.top = int(times), int(top)
+		words = append(words, w)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyword levels: %w", err)
+	}
+	return planKeywordCells(words), nil
+}
+
 // searchArgs returns the arguments of searchSettingsSQL, and the search
-// statement with its arguments.
-func (c *Chunks) searchArgs(org string, q projections.ChunkQuery) (settings []any, stmt string, args []any) {
+// statement with its arguments; cells are the keyword ranking's lookups.
+func (c *Chunks) searchArgs(org string, q projections.ChunkQuery, cells []string) (settings []any, stmt string, args []any) {
 	depth := max(4*q.K, minCandidateDepth)
 	t := c.tuning
 	candidates := max(t.candidates, depth)
@@ -574,7 +648,11 @@ func (c *Chunks) searchArgs(org string, q projections.ChunkQuery) (settings []an
 	case !c.keywordIndex:
 		return settings, searchScanSQL, args
 	}
-	return settings, searchSQL, append(args, topKeywordLevel, max(t.keywordCandidates, depth))
+	if cells == nil {
+		cells = []string{}
+	}
+	budget := max(t.keywordCandidates, depth)
+	return settings, searchSQL, append(args, cells, budget, max(t.keywordScanMax, budget))
 }
 
 // KeywordIndex reports whether the keyword ranking is served by its index

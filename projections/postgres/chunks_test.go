@@ -235,11 +235,11 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 	ctx := b.ctx
 	for _, org := range []string{"org-a", "org-b"} {
 		var chunks []projections.StoredChunk
-		for i := range 300 {
-			chunks = append(chunks, projections.StoredChunk{ID: fmt.Sprintf("%s-%03d", org, i), KnowledgeBaseID: "kb-1",
+		for i := range 3000 {
+			chunks = append(chunks, projections.StoredChunk{ID: fmt.Sprintf("%s-%04d", org, i), KnowledgeBaseID: "kb-1",
 				DocumentID: fmt.Sprintf("doc-%d", i%5), Ordinal: i,
 				Text:      strings.Repeat("invoice ", 1+i%7) + fmt.Sprintf("%s word%d", org, i%11),
-				Embedding: readmodeltest.Embedding(0.5, 2+i)})
+				Embedding: readmodeltest.Embedding(0.5, 2+i%300)})
 		}
 		writeChunks(t, b, scope(t, org), chunks)
 	}
@@ -250,9 +250,23 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 		t.Fatal("tsvector @@ tsquery is not leakproof in the test database: run scripts/provision-postgres")
 	}
 	q := projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Vector: readmodeltest.Embedding(1, 1), Text: "invoice word3", K: 10}
-	settings, stmt, args := b.store.Chunks().searchArgs("org-a", q)
+	bounded := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	// Fewer than either organization's chunks, so that the lookups run
+	// (with so few chunks, the planner might read an organization's rows
+	// rather than look each cell up: 3,000 make the index worth it); yet
+	// the first cell, the chunks that hold word3 and invoice 6 or 7 times
+	// (level 5, about 78), holds all the top 40 need.
+	bounded.tuning.keywordCandidates, bounded.tuning.keywordScanMax = 100, 100
+	cells, err := bounded.keywordCells(ctx, "org-a", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cells) == 0 {
+		t.Fatal("no keyword cells planned for org-a")
+	}
+	settings, stmt, args := bounded.searchArgs("org-a", q, cells)
 	var plan string
-	err := pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, searchSettingsSQL, settings...); err != nil {
 			return err
 		}
@@ -279,11 +293,6 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 
 	exact := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 	exact.tuning.keywordCandidates = exactKeywords
-	bounded := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
-	// Fewer than either organization's chunks, so that the lookups run;
-	// yet every chunk holding word3 (27) and every one holding invoice 6
-	// or 7 times (one level, about 86) is a candidate: all the top 40 need.
-	bounded.tuning.keywordCandidates = 100
 	// Where the index cannot serve (ts_match_vq not leakproof), the
 	// statement that reads every chunk holding a word.
 	scan := &Chunks{db: b.store.db, tuning: defaultTuning}
