@@ -631,7 +631,11 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 	if err != nil {
 		return nil, fmt.Errorf("keyword levels: %w", err)
 	}
-	return planKeywordCells(words), nil
+	var cells []string
+	for _, c := range planKeywordCells(words) {
+		cells = append(cells, c.query)
+	}
+	return cells, nil
 }
 
 // searchArgs returns the arguments of searchSettingsSQL, and the search

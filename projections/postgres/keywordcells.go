@@ -79,16 +79,29 @@ type cellOption struct {
 	bound float64
 }
 
-// planKeywordCells returns the lookups of the keyword ranking, as tsquery
-// texts for the levels column, in decreasing order of the most a chunk
-// found by each can score, at most maxKeywordCells of them; none when no
+// keywordCell is one lookup of the keyword ranking.
+type keywordCell struct {
+	// query is the tsquery text for the levels column.
+	query string
+	// bound is the most a chunk that query finds can score from the
+	// cell's words.
+	bound float64
+}
+
+// planKeywordCells returns the lookups of the keyword ranking in
+// decreasing order of bound, at most maxKeywordCells of them; none when no
 // word is held by a covered chunk.
-func planKeywordCells(words []keywordWord) []string {
+func planKeywordCells(words []keywordWord) []keywordCell {
 	var options [][]cellOption
+	seen := map[string]bool{}
 	for _, w := range words {
-		if w.top < 0 || w.top > topKeywordLevel {
+		// A lexeme of to_tsvector is never empty and comes once; an empty
+		// one would read as nothing said, and a repeated one would make
+		// cells repeat or hold it at two levels and find nothing.
+		if w.lexeme == "" || w.top < 0 || w.top > topKeywordLevel || seen[w.lexeme] {
 			continue
 		}
+		seen[w.lexeme] = true
 		var opts []cellOption
 		for l := w.top; l >= 0; l-- {
 			if n := maxOccurrences[l]; n > 0 {
@@ -117,12 +130,12 @@ func planKeywordCells(words []keywordWord) []string {
 	// successors raise one of its indexes by one.
 	start := make([]int, len(options))
 	q := &cellQueue{{picks: start, bound: cellBound(options, start)}}
-	seen := map[string]bool{cellKey(start): true}
-	var cells []string
+	queued := map[string]bool{cellKey(start): true}
+	var cells []keywordCell
 	for q.Len() > 0 && len(cells) < maxKeywordCells {
 		c := heap.Pop(q).(cell)
 		if text := cellQuery(options, c.picks); text != "" {
-			cells = append(cells, text)
+			cells = append(cells, keywordCell{query: text, bound: c.bound})
 		}
 		for i := range c.picks {
 			if c.picks[i]+1 >= len(options[i]) {
@@ -130,8 +143,8 @@ func planKeywordCells(words []keywordWord) []string {
 			}
 			next := slices.Clone(c.picks)
 			next[i]++
-			if key := cellKey(next); !seen[key] {
-				seen[key] = true
+			if key := cellKey(next); !queued[key] {
+				queued[key] = true
 				heap.Push(q, cell{picks: next, bound: cellBound(options, next)})
 			}
 		}

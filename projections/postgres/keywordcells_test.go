@@ -44,12 +44,19 @@ func TestPlanKeywordCells(t *testing.T) {
 		{lexeme: "absent", times: 1, top: -1},
 	}
 	times := map[string]int{"the": 1, "policy": 2, "term4000": 1}
-	cells := planKeywordCells(words)
+	planned := planKeywordCells(words)
+	var cells []string
+	for _, c := range planned {
+		cells = append(cells, c.query)
+		if b := cellBoundOf(t, c.query, times); math.Abs(b-c.bound) > 1e-9 {
+			t.Errorf("cell %q: bound %.3f, recomputed %.3f", c.query, c.bound, b)
+		}
+	}
 	if len(cells) == 0 || len(cells) > maxKeywordCells {
 		t.Fatalf("%d cells", len(cells))
 	}
 	// The first cell holds every word the organization has, each at its
-	// highest level.
+	// highest level (the word that can add most first).
 	if want := "'the 9' & 'policy 3' & 'term4000 0'"; cells[0] != want {
 		t.Errorf("first cell %q, want %q", cells[0], want)
 	}
@@ -97,12 +104,12 @@ func TestPlanKeywordCellsQuotesAndCaps(t *testing.T) {
 	if len(cells) != maxKeywordCells {
 		t.Fatalf("%d cells, want the cap %d", len(cells), maxKeywordCells)
 	}
-	if !strings.Contains(cells[0], `'o''b\\c 2'`) {
-		t.Errorf("first cell %q does not quote o'b\\c as tsquery input does", cells[0])
+	if !strings.Contains(cells[0].query, `'o''b\\c 2'`) {
+		t.Errorf("first cell %q does not quote o'b\\c as tsquery input does", cells[0].query)
 	}
 	words6 := map[string]bool{}
 	for _, c := range cells {
-		for _, part := range strings.Split(c, " & ") {
+		for _, part := range strings.Split(c.query, " & ") {
 			w, _, _ := strings.Cut(strings.Trim(part, "'"), " ")
 			words6[w] = true
 		}
@@ -115,15 +122,33 @@ func TestPlanKeywordCellsQuotesAndCaps(t *testing.T) {
 func FuzzPlanKeywordCells(f *testing.F) {
 	f.Add("the", 1, 9, "a'b", 2, 3)
 	f.Fuzz(func(t *testing.T, w1 string, t1, l1 int, w2 string, t2, l2 int) {
-		words := []keywordWord{{lexeme: w1, times: t1%8 + 1, top: l1 % 20}, {lexeme: w2, times: t2%8 + 1, top: l2 % 20}}
+		// A query holds a word at least once.
+		times := func(n int) int { return int(uint(n)%8) + 1 }
+		words := []keywordWord{{lexeme: w1, times: times(t1), top: l1 % 20}, {lexeme: w2, times: times(t2), top: l2 % 20}}
 		cells := planKeywordCells(words)
 		if len(cells) > maxKeywordCells {
 			t.Fatalf("%d cells", len(cells))
 		}
-		for _, c := range cells {
-			if c == "" {
-				t.Fatal("empty cell")
+		seen := map[string]bool{}
+		for i, c := range cells {
+			if c.query == "" || seen[c.query] {
+				t.Fatalf("cell %d %q empty or repeated", i, c.query)
+			}
+			seen[c.query] = true
+			if c.bound <= 0 {
+				t.Fatalf("cell %d %q: bound %v", i, c.query, c.bound)
+			}
+			if i > 0 && c.bound > cells[i-1].bound {
+				t.Fatalf("cell %d %q: bound %v after %v", i, c.query, c.bound, cells[i-1].bound)
 			}
 		}
 	})
+}
+
+func TestPlanKeywordCellsIgnoresEmptyAndRepeatedWords(t *testing.T) {
+	one := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}})
+	got := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}, {lexeme: "a", times: 3, top: 9}, {lexeme: "", times: 1, top: 4}})
+	if !slices.Equal(got, one) {
+		t.Errorf("cells = %v, want those of the first word alone, %v", got, one)
+	}
 }
