@@ -48,6 +48,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	victimClients := fs.Int("victim-clients", 4, "with --flood: concurrent clients of the other org")
 	floodRate := fs.Float64("flood-rate", 0, "with --flood: the flooding org's requests_per_second quota (0: unlimited)")
 	traced := fs.Bool("tracing", false, "trace every request (sampled, batched, exported to a counter that discards them) to measure what tracing costs")
+	traceRatio := fs.Float64("tracing-ratio", 1, "with --tracing: the share of traces sampled (0 < ratio ≤ 1), as OTEL_TRACES_SAMPLER=parentbased_traceidratio would")
 	turns := fs.Bool("turns", false, "instead: measure bot turns (built-in model, one search each) and the time to the first SSE byte")
 	pgURL := fs.String("postgres-url", "", "with --turns: keep read models in PostgreSQL as this application role")
 	pgOwnerURL := fs.String("postgres-owner-url", "", "with --turns: run the read-model migrations as this owner role")
@@ -56,6 +57,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	restartOrgs := fs.Int("restart-orgs", 10, "with --restart: organizations the events are spread over")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !(*traceRatio > 0 && *traceRatio <= 1) {
+		return fmt.Errorf("bench: --tracing-ratio %v: want a share above 0 and at most 1", *traceRatio)
 	}
 	if *flood > 0 {
 		return benchFlood(ctx, *flood, *floodClients, *victimClients, *floodRate, *duration, stdout)
@@ -128,7 +132,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var spans *countingExporter
 	if *traced {
 		spans = &countingExporter{}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(spans))
+		sampler := sdktrace.AlwaysSample()
+		if *traceRatio < 1 {
+			sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*traceRatio))
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(spans))
 		defer func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) }()
 		cfg.TracerProvider = tp
 	}
@@ -167,6 +175,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tracingNote := "tracing off"
 	if *traced {
 		tracingNote = "tracing on: every span sampled and exported"
+		if *traceRatio < 1 {
+			tracingNote = fmt.Sprintf("tracing on: %g of the traces sampled and exported", *traceRatio)
+		}
 	}
 	fmt.Fprintf(stdout, "command path: POST /v1/bots (verify token, authorize, durable append, wait for read models), %s per level, %s\n", *duration, tracingNote)
 	fmt.Fprintf(stdout, "%8s %10s %12s %10s %10s %10s %8s %12s %15s\n", "clients", "commands", "commands/s", "p50", "p99", "max", "errors", "cpu/command", "allocs/command")

@@ -58,6 +58,8 @@ func TestInvalidFlagValuesAreErrors(t *testing.T) {
 		{[]string{"serve", "--data-dir", dir, "--access-log", "xml"}, "--access-log"},
 		{[]string{"audit", "replay", "--data-dir", dir, "--log-level", "loud"}, "log-level"},
 		{[]string{"token", "--data-dir", dir, "--init", "--org", "o", "--sub", "s", "--scope", "bots:read bots:fly"}, "bots:fly"},
+		{[]string{"bench", "--tracing", "--tracing-ratio", "0"}, "--tracing-ratio"},
+		{[]string{"bench", "--tracing", "--tracing-ratio", "1.5"}, "--tracing-ratio"},
 	}
 	for _, tt := range tests {
 		var errOut bytes.Buffer
