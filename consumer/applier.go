@@ -238,19 +238,6 @@ func (a *applier) next() []*delivery {
 // before the failure, whose position it then records.
 func (a *applier) apply(batch []*delivery) (n int, err error) {
 	p := a.group
-	var span trace.Span
-	if p.Kind == ReadModel {
-		span = a.engine.startBatchSpan(p, batch)
-	}
-	if span != nil {
-		defer func() {
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, "batch failed")
-			}
-			span.End()
-		}()
-	}
 	for i, d := range batch {
 		if d.dispatch == nil {
 			continue
@@ -269,6 +256,22 @@ func (a *applier) apply(batch []*delivery) (n int, err error) {
 			return applied, errors.Join(aerr, err)
 		}
 		d.msg, d.dispatch = nil, nil
+	}
+	// The span starts once every event is dispatched: a batch cut short
+	// by an event that does not decode is applied by the call above, with
+	// a span of its own over what it applies, not one inside another.
+	var span trace.Span
+	if p.Kind == ReadModel {
+		span = a.engine.startBatchSpan(p, batch)
+	}
+	if span != nil {
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "batch failed")
+			}
+			span.End()
+		}()
 	}
 	last := batch[len(batch)-1].env.Position
 	whole := 0

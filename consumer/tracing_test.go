@@ -199,3 +199,68 @@ func spanContextOf(t *testing.T, batch []eventstore.Envelope, pos string) trace.
 	t.Fatalf("no event at position %s", pos)
 	return trace.SpanContext{}
 }
+
+// A batch that an event which does not decode cuts short is applied up to
+// that event under one span, over what it applied: not under that span
+// and a second one over the whole batch, as when the applier started the
+// span before dispatching (it applies the part before the event by calling
+// itself).
+func TestABatchCutShortHasOneSpan(t *testing.T) {
+	t.Parallel()
+	const tid, sid = "44444444444444444444444444444444", "4444444444444444"
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+
+	release, entered := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	model := &txModel{}
+	engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), model.group(func(env eventstore.Envelope) error {
+		if env.Position == 1 {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	engine.TraceWith(tp)
+	b := attach(t, engine)
+	t.Cleanup(free)
+	var envs []eventstore.Envelope
+	for pos := uint64(1); pos <= 5; pos++ {
+		envs = append(envs, tracedEnvelope(t, pos, "org-a", tid, sid))
+	}
+	envs[3].Data = []byte(`{"id": 7}`) // position 4: an id that is not a string
+	b.publishAll(t, envs[:1])
+	<-entered
+	b.publishAll(t, envs[1:]) // 2..5 queue as one batch
+	free()
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := engine.WaitFor(wait, 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a few retries of position 4
+
+	var batchSpans []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == "projection tx" {
+			batchSpans = append(batchSpans, s)
+		}
+	}
+	var cut []sdktrace.ReadOnlySpan
+	for _, s := range batchSpans {
+		if first, _ := attr(s, "palisade.position.first"); first == "2" {
+			cut = append(cut, s)
+		}
+	}
+	if len(cut) != 1 {
+		t.Fatalf("%d spans for the batch from position 2, want 1", len(cut))
+	}
+	if last, _ := attr(cut[0], "palisade.position.last"); last != "3" {
+		t.Errorf("the cut batch's span ends at %s, want 3 (before the event that does not decode)", last)
+	}
+	if n, _ := attr(cut[0], "palisade.events"); n != "2" {
+		t.Errorf("the cut batch's span counts %s events, want 2", n)
+	}
+}
