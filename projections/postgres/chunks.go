@@ -271,6 +271,16 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // the tests measure the bounded one's recall against it). An empty query
 // has no words, so no cells.
 const (
+	// coveredSQL and coveredEndSQL enclose the bound of the count of
+	// covered chunks that a statement's covered opens with (see searchSQL).
+	coveredSQL = `WITH covered AS (
+	SELECT count(*) AS n FROM (
+		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT `
+	coveredEndSQL = `
+	) c
+),
+`
+
 	searchSQL = searchHeadSQL + keywordIndexSQL + searchTailSQL
 	// searchScanSQL is searchSQL where the keyword index cannot serve
 	// (see Chunks.keywordIndex).
@@ -282,12 +292,7 @@ const (
 	searchVectorSQL = searchHeadSQL + keywordNoneSQL + searchTailSQL
 
 	searchHeadSQL = `
-WITH covered AS (
-	SELECT count(*) AS n FROM (
-		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT $7 + 1
-	) c
-),
-exact AS (
+` + coveredSQL + `$7 + 1` + coveredEndSQL + `exact AS (
 	SELECT chunk_id, embedding <=> $3 AS distance
 	FROM knowledge_chunks
 	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $7
@@ -375,12 +380,7 @@ by_keyword AS (
 	// them all. The lookups reach the index as a column (l.level), for the
 	// reason searchSQL's comment gives.
 	keywordLevelsSQL = `
-WITH covered AS (
-	SELECT count(*) AS n FROM (
-		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT $5 + 1
-	) c
-),
-words AS (
+` + coveredSQL + `$5 + 1` + coveredEndSQL + `words AS (
 	SELECT q.lexeme, cardinality(q.positions) AS times, ARRAY(
 		SELECT ('''' || replace(replace(q.lexeme || ' ' || l, '\', '\\'), '''', '''''') || '''')::tsquery
 		FROM generate_series($4::integer, 0, -1) AS l
@@ -409,12 +409,7 @@ FROM words w`
 	// index entries cost a large organization's search about 4 ms).
 	searchKeywordSQL = vectorNoneSQL + keywordIndexSQL + searchTailSQL
 	vectorNoneSQL    = `
-WITH covered AS (
-	SELECT count(*) AS n FROM (
-		SELECT FROM knowledge_chunks WHERE org_id = $1 AND knowledge_base_id = ANY($2) LIMIT least($7::bigint, $12::bigint) + 1
-	) c
-),
-by_vector AS (
+` + coveredSQL + `least($7::bigint, $12::bigint) + 1` + coveredEndSQL + `by_vector AS (
 	SELECT ''::text COLLATE "C" AS chunk_id, 0::bigint AS rank WHERE $3::vector IS NULL AND $8::integer IS NULL AND false
 ),
 `
@@ -502,15 +497,16 @@ func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.C
 	if len(q.Vector) != ChunkDimensions {
 		return nil, fmt.Errorf("chunk search: %w: the query vector has %d, the table %d", ErrDimensions, len(q.Vector), ChunkDimensions)
 	}
-	var cells []string
-	if q.Text != "" && c.keywordIndex {
-		if cells, err = c.keywordCells(ctx, org, q); err != nil {
+	settings, stmt, args := c.searchArgs(org, q, nil)
+	if stmt == searchSQL {
+		if _, inUnit := ctx.Value(unitKey{}).(*unit); !inUnit {
+			return c.searchSplit(ctx, org, q, settings, args)
+		}
+		cells, err := c.keywordCells(ctx, org, q)
+		if err != nil {
 			return nil, fmt.Errorf("chunk search: %w", err)
 		}
-	}
-	settings, stmt, args := c.searchArgs(org, q, cells)
-	if _, inUnit := ctx.Value(unitKey{}).(*unit); stmt == searchSQL && !inUnit {
-		return c.searchSplit(ctx, settings, args, q.K)
+		args[keywordCellsArg] = cells
 	}
 	out, err = c.searchOnce(ctx, settings, stmt, args)
 	if err != nil {
@@ -549,7 +545,10 @@ func (c *Chunks) searchOnce(ctx context.Context, settings []any, stmt string, ar
 // snapshots (a chunk written between them may be ranked by one only).
 // Each statement carries the organization's restriction and runs under
 // row-level security, as the single statement does.
-func (c *Chunks) searchSplit(ctx context.Context, settings, args []any, k int) ([]projections.ChunkHit, error) {
+//
+// The keyword side plans its cells (keywordCells, a round trip of its own)
+// while the vector ranking already runs.
+func (c *Chunks) searchSplit(ctx context.Context, org string, q projections.ChunkQuery, settings, args []any) ([]projections.ChunkHit, error) {
 	// Fusing one ranking with nothing keeps its order; asking for as many
 	// as the candidate depth ($6 := $5) returns all of its candidates.
 	splitArgs := append([]any(nil), args...)
@@ -565,12 +564,16 @@ func (c *Chunks) searchSplit(ctx context.Context, settings, args []any, k int) (
 		defer wg.Done()
 		byVector, vectorErr = c.searchOnce(ctx, settings, searchVectorSQL, splitArgs[:9])
 	}()
-	byKeyword, kwErr = c.searchOnce(ctx, settings, searchKeywordSQL, splitArgs)
+	cells, kwErr := c.keywordCells(ctx, org, q)
+	if kwErr == nil {
+		splitArgs[keywordCellsArg] = cells
+		byKeyword, kwErr = c.searchOnce(ctx, settings, searchKeywordSQL, splitArgs)
+	}
 	wg.Wait()
 	if err := errors.Join(vectorErr, kwErr); err != nil {
 		return nil, fmt.Errorf("chunk search: %w", err)
 	}
-	return fuseRankings(k, byVector, byKeyword), nil
+	return fuseRankings(q.K, byVector, byKeyword), nil
 }
 
 // fuseRankings fuses rankings (each in rank order, a chunk at most once in
@@ -637,6 +640,10 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 	}
 	return cells, nil
 }
+
+// keywordCellsArg is the index of searchSQL's $10, the keyword ranking's
+// cells, among searchArgs' arguments.
+const keywordCellsArg = 9
 
 // searchArgs returns the arguments of searchSettingsSQL, and the search
 // statement with its arguments; cells are the keyword ranking's lookups.
