@@ -85,15 +85,8 @@ func TestReadModelsAreTracedPerBatchAndProcessesPerEvent(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rec := tracetest.NewSpanRecorder()
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
-			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-
-			// The read model holds its first event back, so that the rest
-			// queue behind it and are applied as one batch.
-			release, entered := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			free := func() { once.Do(func() { close(release) }) }
+			rec, tp := recordSpans(t)
+			hold, entered, free := holdFirst()
 			model := &txModel{}
 			var mu sync.Mutex
 			var processed []uint64
@@ -105,13 +98,7 @@ func TestReadModelsAreTracedPerBatchAndProcessesPerEvent(t *testing.T) {
 					return nil
 				}),
 			}}
-			engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), model.group(func(env eventstore.Envelope) error {
-				if env.Position == 1 {
-					close(entered)
-					<-release
-				}
-				return nil
-			}), process)
+			engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), model.group(hold), process)
 			engine.TraceWith(tp)
 			b := attach(t, engine)
 			t.Cleanup(free)
@@ -208,21 +195,10 @@ func spanContextOf(t *testing.T, batch []eventstore.Envelope, pos string) trace.
 func TestABatchCutShortHasOneSpan(t *testing.T) {
 	t.Parallel()
 	const tid, sid = "44444444444444444444444444444444", "4444444444444444"
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-
-	release, entered := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
+	rec, tp := recordSpans(t)
+	hold, entered, free := holdFirst()
 	model := &txModel{}
-	engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), model.group(func(env eventstore.Envelope) error {
-		if env.Position == 1 {
-			close(entered)
-			<-release
-		}
-		return nil
-	}))
+	engine := consumer.NewEngine(quietLogger(), memory.NewCheckpoints(), model.group(hold))
 	engine.TraceWith(tp)
 	b := attach(t, engine)
 	t.Cleanup(free)
@@ -263,4 +239,32 @@ func TestABatchCutShortHasOneSpan(t *testing.T) {
 	if n, _ := attr(cut[0], "palisade.events"); n != "2" {
 		t.Errorf("the cut batch's span counts %s events, want 2", n)
 	}
+}
+
+// recordSpans returns a provider that samples every span into rec.
+func recordSpans(t *testing.T) (*tracetest.SpanRecorder, *sdktrace.TracerProvider) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return rec, tp
+}
+
+// holdFirst returns a read model's apply that holds the event at position
+// 1 back until free is called, so that the events published meanwhile
+// queue behind it and are applied as one batch; entered is closed once it
+// holds. Register free as a cleanup after the engine's, so that a failing
+// test releases the hold before the engine closes.
+func holdFirst() (hold func(eventstore.Envelope) error, entered <-chan struct{}, free func()) {
+	release, in := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	hold = func(env eventstore.Envelope) error {
+		if env.Position == 1 {
+			close(in)
+			<-release
+		}
+		return nil
+	}
+	return hold, in, free
 }
