@@ -264,6 +264,18 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 	if len(cells) == 0 {
 		t.Fatal("no keyword cells planned for org-a")
 	}
+	// The levels probe sees only its own organization's words: org-a's
+	// name is a word of org-a's chunks alone.
+	for org, wantOrgA := range map[string]bool{"org-a": true, "org-b": false} {
+		cells, err := bounded.keywordCells(ctx, org, projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: "org-a invoice", K: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := slices.ContainsFunc(cells, func(c string) bool { return strings.Contains(c, "'org-a ") })
+		if named != wantOrgA || len(cells) == 0 {
+			t.Errorf("%s plans cells %v: naming org-a's word %v, want %v", org, cells, named, wantOrgA)
+		}
+	}
 	settings, stmt, args := bounded.searchArgs("org-a", q, cells)
 	var plan string
 	err = pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
