@@ -81,6 +81,15 @@ type Config struct {
 	PostgresURL      string
 	PostgresOwnerURL string
 	PostgresSchema   string
+	// OrganizationIndexInterval is how often a replica with the owner
+	// role's URL gives the organizations that have grown large an HNSW
+	// index of their own, and drops those of organizations that shrank
+	// (postgres.IndexOrganizations); the first pass runs at start.
+	// DefaultOrganizationIndexInterval if zero; negative is never.
+	OrganizationIndexInterval time.Duration
+	// OrganizationIndexMin is the fewest chunks that earn an organization
+	// its index (postgres.DefaultOrganizationIndexMin if zero).
+	OrganizationIndexMin int
 	// RebuildReadModels, when the PostgreSQL read models belong to another
 	// log or are ahead of this one (which Open otherwise refuses), empties
 	// them as the owner role (PostgresOwnerURL is required) and rebuilds
@@ -238,6 +247,9 @@ type App struct {
 	closers      []func() error
 	// relays counts running relays: publishers close only after them.
 	relays sync.WaitGroup
+	// maintenance counts running maintenance loops (organization indexes):
+	// Close waits for them before it returns.
+	maintenance sync.WaitGroup
 	// checkpoint opens a durable checkpoint beside the log.
 	checkpoint func(name string) eventstore.Checkpoint
 	embedder   commands.Embedder
@@ -430,6 +442,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.startIssuerKeys(runCtx); err != nil {
 		return nil, err
 	}
+	a.startOrganizationIndexes(runCtx)
 	a.server = httpapi.NewServer(httpapi.Deps{
 		App:              asm.web,
 		Routes:           asm.routes,
@@ -773,6 +786,7 @@ func (a *App) Close() error {
 	// The relays stop with the cancelled context; a publisher must not
 	// close under a publish in flight.
 	a.relays.Wait()
+	a.maintenance.Wait()
 	// Last opened, first closed: the Kafka relays flush their checkpoints
 	// into the local store before it closes.
 	for i := len(a.closers) - 1; i >= 0; i-- {

@@ -60,6 +60,10 @@ func TestInvalidFlagValuesAreErrors(t *testing.T) {
 		{[]string{"token", "--data-dir", dir, "--init", "--org", "o", "--sub", "s", "--scope", "bots:read bots:fly"}, "bots:fly"},
 		{[]string{"bench", "--tracing", "--tracing-ratio", "0"}, "--tracing-ratio"},
 		{[]string{"bench", "--tracing", "--tracing-ratio", "1.5"}, "--tracing-ratio"},
+		{[]string{"serve", "--data-dir", dir, "--org-index-interval", "soon"}, "--org-index-interval"},
+		{[]string{"serve", "--data-dir", dir, "--org-index-interval", "10ms"}, "--org-index-interval"},
+		{[]string{"serve", "--data-dir", dir, "--org-index-min", "1"}, "--org-index-min"},
+		{[]string{"migrate", "--owner-url", "postgres://unused", "--index-organizations", "--org-index-min", "0"}, "--org-index-min"},
 	}
 	for _, tt := range tests {
 		var errOut bytes.Buffer

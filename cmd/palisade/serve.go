@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/palisadehq/palisade/app"
+	"github.com/palisadehq/palisade/projections/postgres"
 	"github.com/palisadehq/palisade/sealing"
 )
 
@@ -67,6 +68,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sqliteRoot := fs.String("sqlite-root", env("PALISADE_SQLITE_ROOT", ""), "directory SQLite data sources are files under, opened read-only; empty is <data-dir>/sqlite (PALISADE_SQLITE_ROOT)")
 	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
+	orgIndexInterval := fs.String("org-index-interval", env("PALISADE_ORG_INDEX_INTERVAL", app.DefaultOrganizationIndexInterval.String()), "with --postgres-owner-url: how often organizations of at least --org-index-min chunks get an HNSW index of their own (and those that shrank below half lose it), first at start; 0 never (PALISADE_ORG_INDEX_INTERVAL)")
+	orgIndexMin := fs.Int("org-index-min", envInt("PALISADE_ORG_INDEX_MIN", postgres.DefaultOrganizationIndexMin), "fewest chunks that earn an organization an HNSW index of its own, at least 2 (PALISADE_ORG_INDEX_MIN)")
 	// A flag only, never the environment: an emptied read-model database
 	// should be an operator's decision of the moment, not a setting left on.
 	rebuildReadModels := fs.Bool("rebuild-read-models", false, "when the PostgreSQL read models were built from another event log or are ahead of this one (start is refused otherwise), empty them and rebuild them from this log; needs --postgres-owner-url. Read models of this log are kept")
@@ -103,6 +106,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	queryTimeout, err := time.ParseDuration(*analyticsTimeout)
 	if err != nil || queryTimeout < 100*time.Millisecond {
 		return fmt.Errorf("--analytics-timeout: want a duration of at least 100ms, got %q", *analyticsTimeout)
+	}
+	indexInterval, err := time.ParseDuration(*orgIndexInterval)
+	if err != nil || indexInterval < 0 || (indexInterval > 0 && indexInterval < time.Second) {
+		return fmt.Errorf("--org-index-interval: want 0 or a duration of at least 1s, got %q", *orgIndexInterval)
+	}
+	if indexInterval == 0 {
+		indexInterval = -1 // app.Config: negative is never
+	}
+	if *orgIndexMin < 2 {
+		return fmt.Errorf("--org-index-min: want at least 2 chunks, got %d", *orgIndexMin)
 	}
 	if *analyticsWorkers < 1 || *analyticsWorkers > 256 {
 		return fmt.Errorf("--analytics-workers: want 1 to 256, got %d", *analyticsWorkers)
@@ -158,6 +171,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		DataDir: *dataDir, Issuer: *issuer, Audience: *audience, TrustedJWKS: trusted, Logger: logger,
 		IssuerKeys: *issuerKeys, IssuerSigningKID: *signingKID, IssuerKeysPoll: keysPoll,
 		PostgresURL: *pgURL, PostgresOwnerURL: *pgOwnerURL, PostgresSchema: *pgSchema,
+		OrganizationIndexInterval: indexInterval, OrganizationIndexMin: *orgIndexMin,
 		RebuildReadModels: *rebuildReadModels,
 		// The API key is read from the environment only, never a flag, so
 		// it does not show in process listings.

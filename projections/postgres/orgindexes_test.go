@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/palisadehq/palisade/projections"
+	"github.com/palisadehq/palisade/projections/readmodeltest"
+)
+
+// TestOrganizationIndexes runs IndexOrganizations over two organizations,
+// one above the threshold and one below, and checks what a pass builds,
+// keeps and drops; that the large organization's vector search walks its
+// own index, and finds what the exact ranking finds; that the other's
+// never names it; and that a second pass at once does nothing.
+func TestOrganizationIndexes(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	db.requireVector(t)
+	b := setup(t)
+	ctx := b.ctx
+	sizes := map[string]int{"org-a": 600, "org-b": 150}
+	for org, n := range sizes {
+		var chunks []projections.StoredChunk
+		for i := range n {
+			chunks = append(chunks, projections.StoredChunk{ID: fmt.Sprintf("%s-%04d", org, i), KnowledgeBaseID: "kb-1",
+				DocumentID: fmt.Sprintf("doc-%d", i%5), Ordinal: i, Text: "policy " + org,
+				Embedding: readmodeltest.Embedding(0.3+0.6*float64(i%17)/17, 2+i%300)})
+		}
+		writeChunks(t, b, scope(t, org), chunks)
+	}
+	const min = 400
+
+	report, err := IndexOrganizations(ctx, db.ownerURL, b.schema, min)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{orgIndexName("org-a")}; !slices.Equal(report.Created, want) || len(report.Dropped) != 0 || report.Kept != 0 {
+		t.Fatalf("first pass = %+v, want created %v only", report, want)
+	}
+	var predicate string
+	if err := b.owner.QueryRow(ctx, `SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE c.relname = $1`, orgIndexName("org-a")).Scan(&predicate); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(predicate, "'org-a'") {
+		t.Fatalf("org-a's index is for %s", predicate)
+	}
+	if report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min); err != nil || len(report.Created)+len(report.Dropped) != 0 || report.Kept != 1 {
+		t.Fatalf("second pass = %+v, %v; want org-a's index kept", report, err)
+	}
+
+	// Both organizations cover more chunks than the exact scan may read
+	// here, so their searches go through an HNSW index.
+	viaIndex := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	viaIndex.tuning.exactScanMax = 100
+	exact := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	q := projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Vector: readmodeltest.Embedding(0.9, 7), K: 10}
+	for org, own := range map[string]bool{"org-a": true, "org-b": false} {
+		plan := explainSearch(t, b, viaIndex, org, q)
+		walks := "Index Scan using knowledge_chunks_embedding on knowledge_chunks"
+		if own {
+			walks = "Index Scan using " + orgIndexName("org-a") + " on knowledge_chunks"
+		}
+		if !strings.Contains(plan, walks) || !own && strings.Contains(plan, orgIndexPrefix) {
+			t.Errorf("%s: the plan does not walk %q alone:\n%s", org, walks, plan)
+		}
+		got, err := viaIndex.Search(ctx, scope(t, org), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := exact.Search(ctx, scope(t, org), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 10 || !slices.Equal(ids(got), ids(want)) {
+			t.Errorf("%s: through the index %v, exact %v", org, ids(got), ids(want))
+		}
+	}
+
+	// A pass while another session holds the lock does nothing.
+	lock, err := b.owner.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_lock($1)`, advisoryLockID(b.schema+"/organization-indexes")); err != nil {
+		t.Fatal(err)
+	}
+	report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, 100)
+	if err != nil || !report.Skipped || len(report.Created) != 0 {
+		t.Errorf("pass under another session's lock = %+v, %v; want skipped", report, err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_unlock($1)`, advisoryLockID(b.schema+"/organization-indexes")); err != nil {
+		t.Fatal(err)
+	}
+	lock.Release()
+
+	// Below half the threshold, the index goes.
+	b.unit(t, func(ctx context.Context) error {
+		for i := range 4 {
+			if err := b.store.Chunks().DeleteChunks(ctx, scope(t, "org-a"), fmt.Sprintf("doc-%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min)
+	if err != nil || !slices.Equal(report.Dropped, []string{orgIndexName("org-a")}) || len(report.Created) != 0 {
+		t.Fatalf("pass after org-a shrank to 120 chunks = %+v, %v; want its index dropped", report, err)
+	}
+	if plan := explainSearch(t, b, viaIndex, "org-a", q); strings.Contains(plan, orgIndexPrefix) {
+		t.Fatalf("org-a's search still names a dropped index:\n%s", plan)
+	}
+}
+
+// TestOrganizationIndexMaintenanceStaysWithTheOwner checks migration
+// 00020's policy from both sides: the owner counts every organization's
+// chunks only in a session that asked for maintenance, and the
+// application role, whatever it sets, still sees its own organization's
+// chunks alone.
+func TestOrganizationIndexMaintenanceStaysWithTheOwner(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	db.requireVector(t)
+	b := setup(t)
+	ctx := b.ctx
+	for org, n := range map[string]int{"org-a": 7, "org-b": 3} {
+		var chunks []projections.StoredChunk
+		for i := range n {
+			chunks = append(chunks, projections.StoredChunk{ID: fmt.Sprintf("%s-%d", org, i), KnowledgeBaseID: "kb-1",
+				DocumentID: "doc-1", Ordinal: i, Text: "x", Embedding: readmodeltest.Embedding(0.5, 2+i)})
+		}
+		writeChunks(t, b, scope(t, org), chunks)
+	}
+	count := func(pool interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}, settings map[string]string) int {
+		t.Helper()
+		var n int
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			for name, value := range settings {
+				if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, name, value); err != nil {
+					return err
+				}
+			}
+			return tx.QueryRow(ctx, `SELECT count(*) FROM knowledge_chunks`).Scan(&n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	maintenance := map[string]string{"palisade.maintenance": "organization-indexes"}
+	for _, c := range []struct {
+		name     string
+		owner    bool
+		settings map[string]string
+		want     int
+	}{
+		{"owner, no setting", true, nil, 0},
+		{"owner, maintenance", true, maintenance, 10},
+		{"owner, other maintenance value", true, map[string]string{"palisade.maintenance": "on"}, 0},
+		{"app, maintenance", false, maintenance, 0},
+		{"app as org-b, maintenance", false, map[string]string{"palisade.maintenance": "organization-indexes", "palisade.org_id": "org-b"}, 3},
+		{"app as org-b", false, map[string]string{"palisade.org_id": "org-b"}, 3},
+	} {
+		var got int
+		if c.owner {
+			got = count(b.owner, c.settings)
+		} else {
+			got = count(b.store.db.pool, c.settings)
+		}
+		if got != c.want {
+			t.Errorf("%s: sees %d chunks, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestOrgLiteral(t *testing.T) {
+	for _, c := range []struct {
+		org, want string
+		err       bool
+	}{
+		{"org-a", "'org-a'", false},
+		{"01JBCD_x.y:z", "'01JBCD_x.y:z'", false},
+		{"", "", true},
+		{"a'b", "", true},
+		{`a\b`, "", true},
+		{"a b", "", true},
+		{"é", "", true},
+	} {
+		got, err := orgLiteral(c.org)
+		if got != c.want || (err != nil) != c.err || err != nil && !errors.Is(err, errOrgID) {
+			t.Errorf("orgLiteral(%q) = %q, %v", c.org, got, err)
+		}
+	}
+}
+
+func TestIndexOrganizationsRefusesTooSmallAThreshold(t *testing.T) {
+	if _, err := IndexOrganizations(context.Background(), "postgres://unused", "", 1); err == nil {
+		t.Fatal("a threshold of 1 chunk was accepted")
+	}
+}
+
+func ids(hits []projections.ChunkHit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.ChunkID
+	}
+	return out
+}
+
+// explainSearch returns the plan of c's search statement for org and q, as
+// the application role under row-level security.
+func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery) string {
+	t.Helper()
+	settings, stmt, args := c.searchArgs(org, q, nil)
+	var plan string
+	err := pgx.BeginTxFunc(b.ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(b.ctx, searchSettingsSQL, settings...); err != nil {
+			return err
+		}
+		// So few rows sort faster than any index walks them: without
+		// this the planner rightly sorts them. What matters here is which
+		// HNSW index it takes when it takes one.
+		if _, err := tx.Exec(b.ctx, `SET LOCAL enable_sort = off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(b.ctx, `EXPLAIN (COSTS OFF) `+stmt, args...)
+		if err != nil {
+			return err
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		plan = strings.Join(lines, "\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
