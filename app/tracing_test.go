@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -298,5 +299,66 @@ func TestTracingFollowsAnAnalyticsJob(t *testing.T) {
 	}
 	if !rows {
 		t.Errorf("query span attributes %v, want palisade.rows = 5", query.Attributes())
+	}
+}
+
+// With a sampler below 1 (what OTEL_TRACES_SAMPLER=parentbased_traceidratio
+// sets), a sampled request's trace is whole, its spans named and described
+// as with every trace sampled (the spans of a trace that is not sampled
+// are named and described only when they record), and no span of a trace
+// that was not sampled is recorded at all.
+func TestASampledTraceIsWhole(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.5))), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h := openHarness(t, t.TempDir(), func(cfg *app.Config) { cfg.TracerProvider = tp })
+	org, owner := h.createOrg("Sampled", "owner")
+	for i := range 30 {
+		h.createBot(owner, fmt.Sprintf("bot %d", i))
+	}
+	orgOf := func(s sdktrace.ReadOnlySpan) string {
+		for _, kv := range s.Attributes() {
+			if kv.Key == "palisade.org_id" {
+				return kv.Value.AsString()
+			}
+		}
+		return ""
+	}
+	requests := map[trace.TraceID]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		if s.Name() == "POST /v1/bots" {
+			requests[s.SpanContext().TraceID()] = s
+		}
+	}
+	if len(requests) == 0 || len(requests) == 30 {
+		t.Fatalf("%d of 30 requests sampled at one in two", len(requests))
+	}
+	for tid, request := range requests {
+		command := waitSpan(t, rec, tid, "command BotCreated")
+		assertChild(t, command, request)
+		appendSpan := waitSpan(t, rec, tid, "append bot")
+		assertChild(t, appendSpan, command)
+		projection := waitSpan(t, rec, tid, "projection bots")
+		assertChild(t, projection, appendSpan)
+		for _, s := range []sdktrace.ReadOnlySpan{command, appendSpan, projection} {
+			if orgOf(s) != org {
+				t.Errorf("span %q: palisade.org_id %q, want %s", s.Name(), orgOf(s), org)
+			}
+		}
+	}
+	sampled := map[trace.TraceID]bool{}
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer {
+			sampled[s.SpanContext().TraceID()] = true
+		}
+	}
+	for _, s := range rec.Ended() {
+		if s.Name() == "command" || s.Name() == "append" {
+			t.Errorf("a recorded span kept the name it has when not sampled: %q", s.Name())
+		}
+		if (strings.HasPrefix(s.Name(), "command ") || strings.HasPrefix(s.Name(), "append ")) && !sampled[s.SpanContext().TraceID()] {
+			t.Errorf("span %q of trace %s recorded, whose request was not sampled", s.Name(), s.SpanContext().TraceID())
+		}
 	}
 }

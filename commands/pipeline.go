@@ -155,11 +155,19 @@ func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.De
 func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (_ Result, err error) {
 	// One span per command, named for what it recorded once that is known
-	// ("command BotCreated"), for its stream's category until then.
-	ctx, span := p.tracer.Start(ctx, "command "+stream.Category, trace.WithAttributes(
-		attribute.String("palisade.stream.category", stream.Category),
-		attribute.String("palisade.org_id", stream.OrgID),
-	))
+	// ("command BotCreated"), for its stream's category until then. Its
+	// name and attributes are built only for a span that records: most are
+	// not sampled where tracing is costly enough to sample (the samplers
+	// the OTEL_* variables choose read neither).
+	ctx, span := p.tracer.Start(ctx, "command")
+	recording := span.IsRecording()
+	if recording {
+		span.SetName("command " + stream.Category)
+		span.SetAttributes(
+			attribute.String("palisade.stream.category", stream.Category),
+			attribute.String("palisade.org_id", stream.OrgID),
+		)
+	}
 	defer func() {
 		if err != nil {
 			span.RecordError(err)
@@ -168,7 +176,7 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 		span.End()
 	}()
 	res, err := p.executeRetrying(ctx, who, d, stream, newAggregate, decide, assumeNew)
-	if err == nil && len(res.events) > 0 {
+	if recording && err == nil && len(res.events) > 0 {
 		span.SetName("command " + res.events[0].EventType())
 		span.SetAttributes(attribute.Int("palisade.events", len(res.events)))
 	}
@@ -285,11 +293,17 @@ func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.
 	// The append's span is open while the metadata is written, so the
 	// events record it as their cause's span: what they trigger continues
 	// the trace below it.
-	ctx, span := p.tracer.Start(ctx, "append "+stream.Category, trace.WithAttributes(
-		attribute.String("palisade.stream.category", stream.Category),
-		attribute.String("palisade.org_id", stream.OrgID),
-		attribute.Int("palisade.events", len(evs)),
-	))
+	// As the command's span, named and described only when it records.
+	ctx, span := p.tracer.Start(ctx, "append")
+	recording := span.IsRecording()
+	if recording {
+		span.SetName("append " + stream.Category)
+		span.SetAttributes(
+			attribute.String("palisade.stream.category", stream.Category),
+			attribute.String("palisade.org_id", stream.OrgID),
+			attribute.Int("palisade.events", len(evs)),
+		)
+	}
 	defer span.End()
 	res, at, err := p.appendTraced(ctx, who, d, stream, expected, cond, evs)
 	if err != nil {
@@ -297,7 +311,9 @@ func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.
 		span.SetStatus(codes.Error, "append failed")
 		return res, at, err
 	}
-	span.SetAttributes(attribute.Int64("palisade.position", int64(res.LastPosition)))
+	if recording {
+		span.SetAttributes(attribute.Int64("palisade.position", int64(res.LastPosition)))
+	}
 	return res, at, nil
 }
 

@@ -708,8 +708,23 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 		return nil
 	}
 	// What a span costs is mostly allocations, paid per batch of every
-	// read model: options and attributes are sized once, and a root is
-	// asked for by option rather than by a context.
+	// read model: a root is asked for by option rather than by a context,
+	// and attributes and links are built only for a span that records
+	// (the samplers the OTEL_* variables choose read neither).
+	parent, kind := context.Background(), trace.WithSpanKind(trace.SpanKindConsumer)
+	var (
+		parentSC trace.SpanContext
+		span     trace.Span
+	)
+	if sc, ok := tracing.Remote(first.env.TraceID, first.env.SpanID); ok && sameOrg {
+		parent, parentSC = trace.ContextWithRemoteSpanContext(parent, sc), sc
+		_, span = e.tracer.Start(parent, p.spanName, kind)
+	} else {
+		_, span = e.tracer.Start(parent, p.spanName, kind, trace.WithNewRoot())
+	}
+	if !span.IsRecording() {
+		return span
+	}
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(attrs,
 		attribute.String("palisade.group", p.Name),
@@ -723,20 +738,12 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 	if handled == 1 {
 		attrs = append(attrs, attribute.String("palisade.event.type", first.env.Type))
 	}
-	opts := make([]trace.SpanStartOption, 0, 4)
-	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
-	parent := context.Background()
-	var parentSC trace.SpanContext
-	if sc, ok := tracing.Remote(first.env.TraceID, first.env.SpanID); ok && sameOrg {
-		parent, parentSC = trace.ContextWithRemoteSpanContext(parent, sc), sc
-	} else {
-		opts = append(opts, trace.WithNewRoot())
-	}
+	span.SetAttributes(attrs...)
 	if handled > 1 {
-		var links []trace.Link
 		var last trace.SpanContext
+		links := 0
 		for _, d := range batch {
-			if len(links) == maxBatchLinks {
+			if links == maxBatchLinks {
 				break
 			}
 			if !d.handled() {
@@ -746,13 +753,10 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 			if !ok || sc.Equal(parentSC) || sc.Equal(last) {
 				continue
 			}
-			links, last = append(links, trace.Link{SpanContext: sc}), sc
-		}
-		if len(links) > 0 {
-			opts = append(opts, trace.WithLinks(links...))
+			span.AddLink(trace.Link{SpanContext: sc})
+			links, last = links+1, sc
 		}
 	}
-	_, span := e.tracer.Start(parent, p.spanName, opts...)
 	return span
 }
 

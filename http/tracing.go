@@ -39,11 +39,13 @@ func (s *Server) traced(h http.Handler) http.Handler {
 // matched it ("POST /v1/bots"), never for the path, which holds ids.
 func nameSpan(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if cur := mux.CurrentRoute(r); cur != nil {
-			if tpl, err := cur.GetPathTemplate(); err == nil {
-				span := trace.SpanFromContext(r.Context())
-				span.SetName(r.Method + " " + tpl)
-				span.SetAttributes(attribute.String("http.route", tpl))
+		// A span that does not record (not sampled) is not named.
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			if cur := mux.CurrentRoute(r); cur != nil {
+				if tpl, err := cur.GetPathTemplate(); err == nil {
+					span.SetName(r.Method + " " + tpl)
+					span.SetAttributes(attribute.String("http.route", tpl))
+				}
 			}
 		}
 		next.ServeHTTP(w, r)
