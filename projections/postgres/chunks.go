@@ -50,8 +50,10 @@ var _ projections.ChunkModel = (*Chunks)(nil)
 // searchTuning holds the parameters of the vector ranking; tests change
 // them to measure one of its branches alone.
 type searchTuning struct {
-	// exactScanMax is the most covered chunks ranked by an exact scan.
-	exactScanMax int
+	// exactScanMax is the most covered chunks ranked by an exact scan;
+	// indexedExactScanMax, if less, is that most for an organization with
+	// an HNSW index of its own (IndexOrganizations).
+	exactScanMax, indexedExactScanMax int
 	// efSearch is hnsw.ef_search; maxScanTuples is hnsw.max_scan_tuples.
 	efSearch, maxScanTuples int
 	// candidates is how many covered chunks the HNSW branch takes from the
@@ -68,7 +70,8 @@ type searchTuning struct {
 }
 
 var defaultTuning = searchTuning{
-	exactScanMax:  exactScanMaxChunks,
+	exactScanMax:        exactScanMaxChunks,
+	indexedExactScanMax: indexedExactScanMaxChunks,
 	efSearch:      hnswEfSearch,
 	maxScanTuples: hnswMaxScanTuples,
 	candidates:    hnswCandidates,
@@ -173,6 +176,10 @@ const (
 	// exactScanMaxChunks is the most chunks a search may cover and still
 	// rank them by an exact scan rather than through the HNSW index.
 	exactScanMaxChunks = 20000
+	// indexedExactScanMaxChunks is that most for an organization with an
+	// HNSW index of its own: its graph leads to its chunks as fast as an
+	// exact scan reads this many.
+	indexedExactScanMaxChunks = 10000
 	// hnswEfSearch is the HNSW candidate list of an index scan (default 40).
 	hnswEfSearch = 400
 	// hnswMaxScanTuples bounds how many index tuples an iterative scan
@@ -220,10 +227,11 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 // searchSQL ranks, fuses and returns in one statement. Parameters: $1 org,
 // $2 knowledge base ids, $3 query vector, $4 query text, $5 candidate
 // depth, $6 k, $7 exactScanMaxChunks, $8 how many chunks the HNSW branch
-// takes from the index before ranking them exactly, $9 rrfK, $10 the
-// keyword ranking's cells (planKeywordCells: tsquery texts, in the order to
-// read them), $11 how many chunks the keyword ranking reads through them,
-// $12 the most covered chunks it reads all of instead.
+// takes from the index before ranking them exactly, $9 rrfK, $10
+// indexedExactScanMaxChunks, $11 the keyword ranking's cells
+// (planKeywordCells: tsquery texts, in the order to read them), $12 how
+// many chunks the keyword ranking reads through them, $13 the most covered
+// chunks it reads all of instead.
 //
 // Every ranking reads under org_id = $1 AND knowledge_base_id = ANY($2):
 // the restriction is part of each scan (invariant 7), and row-level
@@ -231,9 +239,12 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 //
 // covered counts the chunks the search covers, but never past $7 + 1: an
 // index-only scan of (org_id, knowledge_base_id) that stops there, so its
-// cost is bounded whatever the organization's size. It runs once (an
-// InitPlan); exact and approximate each carry a one-time filter on it, so
-// only one of them runs. exact orders by the distance plus zero, which no
+// cost is bounded whatever the organization's size. vector_gate compares
+// it with $7, or with the lesser $10 where the organization has a valid
+// HNSW index of its own (orgIndexName, computed here from $1; the planner
+// walks that index for approximate). Each runs once (an InitPlan); exact
+// and approximate each carry a one-time filter on the gate, so only one of
+// them runs. exact orders by the distance plus zero, which no
 // index provides, so it reads the covered chunks by the btree and keeps the
 // $5 nearest with a top-N sort: exact, and at most $7 distances.
 // approximate orders by the distance itself, which the HNSW index provides,
@@ -292,10 +303,16 @@ const (
 	searchVectorSQL = searchHeadSQL + keywordNoneSQL + searchTailSQL
 
 	searchHeadSQL = `
-` + coveredSQL + `$7 + 1` + coveredEndSQL + `exact AS (
+` + coveredSQL + `$7 + 1` + coveredEndSQL + `vector_gate AS (
+	SELECT (SELECT n FROM covered) <= CASE
+		WHEN coalesce((SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass('` + orgIndexPrefix + `' ||
+			left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), ` + orgIndexHashDigits + `))), false)
+		THEN least($7::bigint, $10::bigint) ELSE $7::bigint END AS exact
+),
+exact AS (
 	SELECT chunk_id, embedding <=> $3 AS distance
 	FROM knowledge_chunks
-	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $7
+	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT exact FROM vector_gate)
 		AND embedding IS NOT NULL
 	ORDER BY (embedding <=> $3) + 0, chunk_id
 	LIMIT $5
@@ -303,7 +320,7 @@ const (
 approximate AS MATERIALIZED (
 	SELECT chunk_id, embedding <=> $3 AS distance
 	FROM knowledge_chunks
-	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND (SELECT n FROM covered) > $7
+	WHERE org_id = $1 AND knowledge_base_id = ANY($2) AND NOT (SELECT exact FROM vector_gate)
 		AND embedding IS NOT NULL
 	ORDER BY embedding <=> $3
 	LIMIT $8
@@ -323,17 +340,17 @@ by_vector AS (
 		SELECT k.chunk_id, k.tsv
 		FROM (
 			SELECT t.chunk_id, t.tsv
-			FROM unnest($10::text[]::tsquery[]) AS c (cell)
+			FROM unnest($11::text[]::tsquery[]) AS c (cell)
 			CROSS JOIN LATERAL (
 				SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
 				WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND t.levels @@ c.cell
 			) t
-			LIMIT $11
+			LIMIT $12
 		) k
-		WHERE (SELECT n FROM covered) > $12
+		WHERE (SELECT n FROM covered) > $13
 		UNION ALL
 		SELECT t.chunk_id, t.tsv FROM knowledge_chunk_terms t
-		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $12
+		WHERE t.org_id = $1 AND t.knowledge_base_id = ANY($2) AND (SELECT n FROM covered) <= $13
 			AND numnode(plainto_tsquery('simple', $4)) > 0
 			AND t.tsv @@ replace(plainto_tsquery('simple', $4)::text, ' & ', ' | ')::tsquery
 	) k
@@ -354,8 +371,8 @@ by_keyword AS (
 `
 	// keywordScanSQL ranks exactly, reading every covered chunk that holds
 	// a word of the query: the OR of the words is plainto_tsquery's AND with
-	// its operators swapped (a lexeme holds no space). It does not use $10
-	// to $12.
+	// its operators swapped (a lexeme holds no space). It does not use $11
+	// to $13.
 	keywordScanSQL = `by_keyword AS (
 	SELECT chunk_id, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
 	FROM (
@@ -403,14 +420,15 @@ FROM words w`
 	// searchKeywordSQL is searchSQL's keyword ranking alone, fused with
 	// nothing (so its rows come in keyword rank order, up to $6): the half
 	// of a split search (Chunks.searchSplit) that the vector ranking does
-	// not run. vectorNoneSQL names $3 and $8 so that the parameters stay
-	// searchSQL's, and its count of the covered chunks stops past $12, all
+	// not run. vectorNoneSQL names $3, $8 and $10 so that the parameters
+	// stay searchSQL's, and its count of the covered chunks stops past $13, all
 	// the keyword ranking compares it with (not past $7: counting 20,001
 	// index entries cost a large organization's search about 4 ms).
 	searchKeywordSQL = vectorNoneSQL + keywordIndexSQL + searchTailSQL
 	vectorNoneSQL    = `
-` + coveredSQL + `least($7::bigint, $12::bigint) + 1` + coveredEndSQL + `by_vector AS (
-	SELECT ''::text COLLATE "C" AS chunk_id, 0::bigint AS rank WHERE $3::vector IS NULL AND $8::integer IS NULL AND false
+` + coveredSQL + `least($7::bigint, $13::bigint) + 1` + coveredEndSQL + `by_vector AS (
+	SELECT ''::text COLLATE "C" AS chunk_id, 0::bigint AS rank
+	WHERE $3::vector IS NULL AND $8::integer IS NULL AND $10::bigint IS NULL AND false
 ),
 `
 	// keywordNoneSQL ranks nothing; it names $4 only so that the
@@ -469,6 +487,13 @@ LIMIT $6`
 //     recall from 0.90 to 0.99 in a corpus like BenchmarkSearch's, but a
 //     loaded CI run still measured 0.925 once; 400 (ef_search 400) keeps
 //     headroom. The cost follows the graph, not the organization's size.
+//   - An organization that has an HNSW index of its own
+//     (IndexOrganizations builds one for every organization of at least
+//     DefaultOrganizationIndexMin chunks) walks that graph instead, which
+//     holds its chunks alone: at 1,000,000 chunks, 7 to 13 ms where the
+//     shared graph took up to 110 ms for an organization of a few percent
+//     of the table. Its exact scan stops at indexedExactScanMaxChunks,
+//     which an exact scan reads in about the time the graph takes.
 //
 // The count that chooses between them stops at the threshold, so it too is
 // bounded. Both branches are in the statement, gated by the count, so the
@@ -562,7 +587,7 @@ func (c *Chunks) searchSplit(ctx context.Context, org string, q projections.Chun
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		byVector, vectorErr = c.searchOnce(ctx, settings, searchVectorSQL, splitArgs[:9])
+		byVector, vectorErr = c.searchOnce(ctx, settings, searchVectorSQL, splitArgs[:keywordCellsArg])
 	}()
 	cells, kwErr := c.keywordCells(ctx, org, q)
 	if kwErr == nil {
@@ -641,9 +666,9 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 	return cells, nil
 }
 
-// keywordCellsArg is the index of searchSQL's $10, the keyword ranking's
+// keywordCellsArg is the index of searchSQL's $11, the keyword ranking's
 // cells, among searchArgs' arguments.
-const keywordCellsArg = 9
+const keywordCellsArg = 10
 
 // searchArgs returns the arguments of searchSettingsSQL, and the search
 // statement with its arguments; cells are the keyword ranking's lookups.
@@ -652,7 +677,7 @@ func (c *Chunks) searchArgs(org string, q projections.ChunkQuery, cells []string
 	t := c.tuning
 	candidates := max(t.candidates, depth)
 	settings = []any{org, strconv.Itoa(max(t.efSearch, candidates)), strconv.Itoa(t.maxScanTuples), t.iterativeScan}
-	args = []any{org, q.KnowledgeBaseIDs, pgvector.NewVector(q.Vector), q.Text, depth, q.K, t.exactScanMax, candidates, rrfK}
+	args = []any{org, q.KnowledgeBaseIDs, pgvector.NewVector(q.Vector), q.Text, depth, q.K, t.exactScanMax, candidates, rrfK, t.indexedExactScanMax}
 	switch {
 	case q.Text == "":
 		return settings, searchVectorSQL, args

@@ -8,20 +8,26 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // DefaultOrganizationIndexMin is the fewest chunks with which an
-// organization gets an HNSW index of its own: the most a search may still
-// rank by an exact scan, so that every organization whose searches go
-// through an index has one.
-const DefaultOrganizationIndexMin = exactScanMaxChunks
+// organization gets an HNSW index of its own: the most a search of an
+// organization with one ranks by an exact scan, so that every organization
+// whose searches go through an HNSW index walks its own.
+const DefaultOrganizationIndexMin = indexedExactScanMaxChunks
 
-// orgIndexPrefix names the per-organization indexes; a hash of the
-// organization id completes the name (see orgIndexName).
-const orgIndexPrefix = "knowledge_chunks_embedding_org_"
+// orgIndexPrefix names the per-organization indexes; the first
+// orgIndexHashDigits hex digits of the organization id's SHA-256 complete
+// the name (orgIndexName; searchSQL computes the same name to know whether
+// an organization has its index).
+const (
+	orgIndexPrefix     = "knowledge_chunks_embedding_org_"
+	orgIndexHashDigits = "16"
+)
 
 // OrganizationIndexes reports what one IndexOrganizations pass did.
 type OrganizationIndexes struct {
@@ -96,6 +102,17 @@ func IndexOrganizations(ctx context.Context, ownerURL, schema string, min int) (
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID)
 	}()
 
+	// Without migration 00020's policy the count below would see no
+	// chunk and drop every index: a schema behind its migrations is an
+	// error, not an empty one.
+	var migrated bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = $1
+		AND tablename = 'knowledge_chunks' AND policyname = 'organization_index_maintenance')`, schema).Scan(&migrated); err != nil {
+		return report, fmt.Errorf("organization indexes: %w", err)
+	}
+	if !migrated {
+		return report, fmt.Errorf("organization indexes: schema %s is not migrated to version 20 (run palisade migrate)", schema)
+	}
 	sizes, err := organizationSizes(ctx, conn, (min+1)/2)
 	if err != nil {
 		return report, err
@@ -217,7 +234,8 @@ func buildOrganizationIndex(ctx context.Context, conn *pgx.Conn, schema, name st
 // does.
 func orgIndexName(org string) string {
 	sum := sha256.Sum256([]byte(org))
-	return orgIndexPrefix + hex.EncodeToString(sum[:8])
+	digits, _ := strconv.Atoi(orgIndexHashDigits)
+	return orgIndexPrefix + hex.EncodeToString(sum[:])[:digits]
 }
 
 // errOrgID is returned for an organization id an index predicate will not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ func TestOrganizationIndexes(t *testing.T) {
 		if own {
 			walks = "Index Scan using " + orgIndexName("org-a") + " on knowledge_chunks"
 		}
-		if !strings.Contains(plan, walks) || !own && strings.Contains(plan, orgIndexPrefix) {
+		if !strings.Contains(plan, walks) || !own && strings.Contains(plan, "Index Scan using "+orgIndexPrefix) {
 			t.Errorf("%s: the plan does not walk %q alone:\n%s", org, walks, plan)
 		}
 		got, err := viaIndex.Search(ctx, scope(t, org), q)
@@ -81,6 +82,32 @@ func TestOrganizationIndexes(t *testing.T) {
 		}
 		if len(got) != 10 || !slices.Equal(ids(got), ids(want)) {
 			t.Errorf("%s: through the index %v, exact %v", org, ids(got), ids(want))
+		}
+	}
+
+	// Where the organization has its index, the exact scan gives way to it
+	// from the lesser threshold (indexedExactScanMax) on; elsewhere at the
+	// usual one. Which branch ran, EXPLAIN ANALYZE says.
+	for _, c := range []struct {
+		org                 string
+		indexedExactScanMax int
+		walked              string
+	}{
+		{"org-a", 100, orgIndexName("org-a")}, // 600 chunks, indexed: past 100, its own graph
+		{"org-a", 10000, ""},                  // below the lesser threshold: exact
+		{"org-b", 100, ""},                    // 150 chunks, no index of its own: exact up to 20,000
+	} {
+		gated := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+		gated.tuning.indexedExactScanMax = c.indexedExactScanMax
+		plan := explainSearch(t, b, gated, c.org, q, "ANALYZE, TIMING OFF, SUMMARY OFF, ")
+		var walked []string
+		for _, line := range strings.Split(plan, "\n") {
+			if m := regexp.MustCompile(`Index Scan using (knowledge_chunks_embedding\S*) on`).FindStringSubmatch(line); m != nil && !strings.Contains(line, "never executed") {
+				walked = append(walked, m[1])
+			}
+		}
+		if want := []string{c.walked}; c.walked == "" && len(walked) != 0 || c.walked != "" && !slices.Equal(walked, want) {
+			t.Errorf("%s, indexed threshold %d: walked HNSW indexes %q, want %q\n%s", c.org, c.indexedExactScanMax, walked, c.walked, plan)
 		}
 	}
 
@@ -114,7 +141,7 @@ func TestOrganizationIndexes(t *testing.T) {
 	if err != nil || !slices.Equal(report.Dropped, []string{orgIndexName("org-a")}) || len(report.Created) != 0 {
 		t.Fatalf("pass after org-a shrank to 120 chunks = %+v, %v; want its index dropped", report, err)
 	}
-	if plan := explainSearch(t, b, viaIndex, "org-a", q); strings.Contains(plan, orgIndexPrefix) {
+	if plan := explainSearch(t, b, viaIndex, "org-a", q); strings.Contains(plan, "Index Scan using "+orgIndexPrefix) {
 		t.Fatalf("org-a's search still names a dropped index:\n%s", plan)
 	}
 }
@@ -218,7 +245,7 @@ func ids(hits []projections.ChunkHit) []string {
 
 // explainSearch returns the plan of c's search statement for org and q, as
 // the application role under row-level security.
-func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery) string {
+func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery, options ...string) string {
 	t.Helper()
 	settings, stmt, args := c.searchArgs(org, q, nil)
 	var plan string
@@ -232,7 +259,7 @@ func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections
 		if _, err := tx.Exec(b.ctx, `SET LOCAL enable_sort = off`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(b.ctx, `EXPLAIN (COSTS OFF) `+stmt, args...)
+		rows, err := tx.Query(b.ctx, `EXPLAIN (`+strings.Join(options, "")+`COSTS OFF) `+stmt, args...)
 		if err != nil {
 			return err
 		}
