@@ -72,10 +72,10 @@ type searchTuning struct {
 var defaultTuning = searchTuning{
 	exactScanMax:        exactScanMaxChunks,
 	indexedExactScanMax: indexedExactScanMaxChunks,
-	efSearch:      hnswEfSearch,
-	maxScanTuples: hnswMaxScanTuples,
-	candidates:    hnswCandidates,
-	iterativeScan: "relaxed_order",
+	efSearch:            hnswEfSearch,
+	maxScanTuples:       hnswMaxScanTuples,
+	candidates:          hnswCandidates,
+	iterativeScan:       "relaxed_order",
 
 	keywordCandidates: keywordCandidates,
 	keywordScanMax:    keywordScanMax,
