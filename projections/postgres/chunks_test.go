@@ -276,28 +276,9 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 			t.Errorf("%s plans cells %v: naming org-a's word %v, want %v", org, cells, named, wantOrgA)
 		}
 	}
-	settings, stmt, args := bounded.searchArgs("org-a", q, cells)
-	var plan string
-	err = pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, searchSettingsSQL, settings...); err != nil {
-			return err
-		}
-		// The rows are few: without this the planner may rightly read
-		// them all. What matters is that it can use the index at all.
-		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) `+stmt, args...)
-		if err != nil {
-			return err
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		plan = strings.Join(lines, "\n")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The rows are few: without enable_seqscan off the planner may rightly
+	// read them all. What matters is that it can use the index at all.
+	plan := explainSearch(t, b, bounded, "org-a", q, cells, `SET LOCAL enable_seqscan = off`)
 	if !regexp.MustCompile(`Bitmap Index Scan on knowledge_chunk_terms_levels\s+Index Cond: \(\(org_id = 'org-a'::text COLLATE "C"\) AND \(levels @@ `).MatchString(plan) {
 		t.Fatalf("the keyword ranking does not look its words up in the levels index under row-level security "+
 			"(is pg_catalog.ts_match_vq leakproof? scripts/provision-postgres marks it):\n%s", plan)
@@ -328,4 +309,33 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 			}
 		}
 	}
+}
+
+// explainSearch returns the plan of c's search statement for org, q and
+// cells, as the application role under row-level security, after the
+// search's settings and then setting (SET LOCAL …), with EXPLAIN's options
+// besides COSTS OFF.
+func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery, cells []string, setting string, options ...string) string {
+	t.Helper()
+	settings, stmt, args := c.searchArgs(org, q, cells)
+	var plan string
+	err := pgx.BeginTxFunc(b.ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(b.ctx, searchSettingsSQL, settings...); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(b.ctx, setting); err != nil {
+			return err
+		}
+		rows, err := tx.Query(b.ctx, `EXPLAIN (`+strings.Join(append(options, "COSTS OFF"), ", ")+`) `+stmt, args...)
+		if err != nil {
+			return err
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		plan = strings.Join(lines, "\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

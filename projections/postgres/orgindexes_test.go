@@ -64,7 +64,7 @@ func TestOrganizationIndexes(t *testing.T) {
 	exact := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 	q := projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Vector: readmodeltest.Embedding(0.9, 7), K: 10}
 	for org, own := range map[string]bool{"org-a": true, "org-b": false} {
-		plan := explainSearch(t, b, viaIndex, org, q)
+		plan := explainSearch(t, b, viaIndex, org, q, nil, sortsOff)
 		walks := "Index Scan using knowledge_chunks_embedding on knowledge_chunks"
 		if own {
 			walks = "Index Scan using " + orgIndexName("org-a") + " on knowledge_chunks"
@@ -99,7 +99,7 @@ func TestOrganizationIndexes(t *testing.T) {
 	} {
 		gated := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 		gated.tuning.indexedExactScanMax = c.indexedExactScanMax
-		plan := explainSearch(t, b, gated, c.org, q, "ANALYZE, TIMING OFF, SUMMARY OFF, ")
+		plan := explainSearch(t, b, gated, c.org, q, nil, sortsOff, "ANALYZE", "TIMING OFF", "SUMMARY OFF")
 		var walked []string
 		for _, line := range strings.Split(plan, "\n") {
 			if m := regexp.MustCompile(`Index Scan using (knowledge_chunks_embedding\S*) on`).FindStringSubmatch(line); m != nil && !strings.Contains(line, "never executed") {
@@ -141,7 +141,7 @@ func TestOrganizationIndexes(t *testing.T) {
 	if err != nil || !slices.Equal(report.Dropped, []string{orgIndexName("org-a")}) || len(report.Created) != 0 {
 		t.Fatalf("pass after org-a shrank to 120 chunks = %+v, %v; want its index dropped", report, err)
 	}
-	if plan := explainSearch(t, b, viaIndex, "org-a", q); strings.Contains(plan, "Index Scan using "+orgIndexPrefix) {
+	if plan := explainSearch(t, b, viaIndex, "org-a", q, nil, sortsOff); strings.Contains(plan, "Index Scan using "+orgIndexPrefix) {
 		t.Fatalf("org-a's search still names a dropped index:\n%s", plan)
 	}
 }
@@ -243,32 +243,7 @@ func ids(hits []projections.ChunkHit) []string {
 	return out
 }
 
-// explainSearch returns the plan of c's search statement for org and q, as
-// the application role under row-level security.
-func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery, options ...string) string {
-	t.Helper()
-	settings, stmt, args := c.searchArgs(org, q, nil)
-	var plan string
-	err := pgx.BeginTxFunc(b.ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(b.ctx, searchSettingsSQL, settings...); err != nil {
-			return err
-		}
-		// So few rows sort faster than any index walks them: without
-		// this the planner rightly sorts them. What matters here is which
-		// HNSW index it takes when it takes one.
-		if _, err := tx.Exec(b.ctx, `SET LOCAL enable_sort = off`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(b.ctx, `EXPLAIN (`+strings.Join(options, "")+`COSTS OFF) `+stmt, args...)
-		if err != nil {
-			return err
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		plan = strings.Join(lines, "\n")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return plan
-}
+// sortsOff is for explainSearch: so few rows sort faster than any index
+// walks them, and without it the planner rightly sorts them. What matters
+// here is which HNSW index it takes when it takes one.
+const sortsOff = `SET LOCAL enable_sort = off`
