@@ -20,6 +20,10 @@ type conn struct {
 	client *esdbclient.Client
 	gone   chan struct{} // closed when the conn is replaced or the store closes
 	once   sync.Once
+
+	mu    sync.Mutex
+	calls int           // ops running on client
+	idle  chan struct{} // closed when calls falls to 0 after retireWhenIdle
 }
 
 func (s *Store) newConn() (*conn, error) {
@@ -37,6 +41,57 @@ func (c *conn) retire() {
 		close(c.gone)
 		_ = c.client.Close()
 	})
+}
+
+// retireWhenIdle abandons the conn's calls in flight at once, but closes
+// its client only once they have returned, or after retireGrace. The v4
+// client's Close closes a channel that a call failing at that moment
+// sends its error on (the race detector reports it; without it the send
+// may panic): a call that ends on its own, as they do when the server
+// went away, is let finish first. One stuck for good is released by the
+// close after the grace, as before.
+func (c *conn) retireWhenIdle() {
+	c.once.Do(func() {
+		close(c.gone)
+		c.mu.Lock()
+		var idle chan struct{}
+		if c.calls > 0 {
+			idle = make(chan struct{})
+			c.idle = idle
+		}
+		c.mu.Unlock()
+		if idle == nil {
+			_ = c.client.Close()
+			return
+		}
+		go func() {
+			select {
+			case <-idle:
+			case <-time.After(retireGrace):
+			}
+			_ = c.client.Close()
+		}()
+	})
+}
+
+// retireGrace bounds how long a replaced client stays open for its calls
+// in flight.
+const retireGrace = 5 * time.Second
+
+func (c *conn) begin() {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+}
+
+func (c *conn) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls--
+	if c.calls == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
 }
 
 // errConnLost: the client a call was using was replaced or closed under
@@ -135,9 +190,11 @@ func (s *Store) run(ctx context.Context, c *conn, op func(context.Context, *esdb
 	s.inflight++
 	s.mu.Unlock()
 
+	c.begin()
 	done := make(chan error, 1)
 	go func() {
 		defer s.leave()
+		defer c.end()
 		defer func() {
 			if r := recover(); r != nil {
 				select {
@@ -192,7 +249,7 @@ func (s *Store) replace(c *conn, cause error) {
 	s.conn, s.live = next, false
 	s.mu.Unlock()
 	s.cfg.logger.Warn("event store: connection lost, using a new client", "server", s.server, "error", cause)
-	c.retire()
+	c.retireWhenIdle()
 }
 
 // probe is one check that the server is live, shared by every call that
