@@ -40,10 +40,10 @@ type OrganizationIndexes struct {
 	Kept             int
 }
 
-// IndexOrganizations gives every organization with at least min chunks an
+// IndexOrganizations gives every organization with at least minChunks chunks an
 // HNSW index of its own over its embeddings (a partial index, WHERE org_id
 // is that organization), and drops that index once the organization has
-// fallen below min/2 chunks or is gone. It runs as the owner role, on one
+// fallen below minChunks/2 chunks or is gone. It runs as the owner role, on one
 // connection of its own, and does nothing if another session of any
 // replica is already at it (an advisory lock per schema).
 //
@@ -54,7 +54,7 @@ type OrganizationIndexes struct {
 // search at 1,000,000 chunks; BENCHMARKS.md). A search is planned afresh
 // with its organization as a constant (searchSettingsSQL), so the planner
 // sees that the organization's own index holds every row it may return,
-// and walks that smaller graph instead. Organizations below min are ranked
+// and walks that smaller graph instead. Organizations below minChunks are ranked
 // by an exact scan and need none; the index over the whole table stays
 // for them, and for any organization between two passes.
 //
@@ -68,10 +68,10 @@ type OrganizationIndexes struct {
 // which forced row-level security refuses the owner too: the session sets
 // palisade.maintenance, which migration 00020's policy honours for the
 // owner role alone, and reads nothing but counts.
-func IndexOrganizations(ctx context.Context, ownerURL, schema string, min int) (OrganizationIndexes, error) {
+func IndexOrganizations(ctx context.Context, ownerURL, schema string, minChunks int) (OrganizationIndexes, error) {
 	var report OrganizationIndexes
-	if min < 2 {
-		return report, fmt.Errorf("organization indexes: at least 2 chunks, not %d", min)
+	if minChunks < 2 {
+		return report, fmt.Errorf("organization indexes: at least 2 chunks, not %d", minChunks)
 	}
 	schema, err := schemaOf(schema)
 	if err != nil {
@@ -113,7 +113,7 @@ func IndexOrganizations(ctx context.Context, ownerURL, schema string, min int) (
 	if !migrated {
 		return report, fmt.Errorf("organization indexes: schema %s is not migrated to version 20 (run palisade migrate)", schema)
 	}
-	sizes, err := organizationSizes(ctx, conn, (min+1)/2)
+	sizes, err := organizationSizes(ctx, conn, (minChunks+1)/2)
 	if err != nil {
 		return report, err
 	}
@@ -141,7 +141,7 @@ func IndexOrganizations(ctx context.Context, ownerURL, schema string, min int) (
 	slices.SortFunc(sizes, func(a, b orgSize) int { return cmp.Or(cmp.Compare(b.chunks, a.chunks), strings.Compare(a.org, b.org)) })
 	for _, s := range sizes {
 		name := orgIndexName(s.org)
-		if _, ok := existing[name]; ok || s.chunks < min {
+		if _, ok := existing[name]; ok || s.chunks < minChunks {
 			continue
 		}
 		if err := buildOrganizationIndex(ctx, conn, schema, name, s); err != nil {
@@ -157,14 +157,14 @@ type orgSize struct {
 	chunks int
 }
 
-// organizationSizes returns the organizations with at least min chunks.
-func organizationSizes(ctx context.Context, conn *pgx.Conn, min int) ([]orgSize, error) {
+// organizationSizes returns the organizations with at least least chunks.
+func organizationSizes(ctx context.Context, conn *pgx.Conn, least int) ([]orgSize, error) {
 	var sizes []orgSize
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('palisade.maintenance', 'organization-indexes', true)`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT org_id, count(*) FROM knowledge_chunks GROUP BY org_id HAVING count(*) >= $1`, min)
+		rows, err := tx.Query(ctx, `SELECT org_id, count(*) FROM knowledge_chunks GROUP BY org_id HAVING count(*) >= $1`, least)
 		if err != nil {
 			return err
 		}
