@@ -157,7 +157,9 @@ type orgSize struct {
 	chunks int
 }
 
-// organizationSizes returns the organizations with at least least chunks.
+// organizationSizes returns the organizations of at least `least` chunks
+// (IndexOrganizations asks for half its threshold: those that keep an
+// index).
 func organizationSizes(ctx context.Context, conn *pgx.Conn, least int) ([]orgSize, error) {
 	var sizes []orgSize
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
