@@ -75,6 +75,8 @@ func keywordLevel(n int) int { return int(math.Floor(3 * math.Log(float64(n)))) 
 type cellOption struct {
 	lexeme string // "" for nothing said
 	level  int
+	// quoted is the '<word> <level>' lexeme as a tsquery quotes it.
+	quoted string
 	// bound is the most this part adds to a score.
 	bound float64
 }
@@ -105,7 +107,8 @@ func planKeywordCells(words []keywordWord) []keywordCell {
 		var opts []cellOption
 		for l := w.top; l >= 0; l-- {
 			if n := maxOccurrences[l]; n > 0 {
-				opts = append(opts, cellOption{lexeme: w.lexeme, level: l, bound: float64(w.times) * (1 + math.Log(float64(n)))})
+				opts = append(opts, cellOption{lexeme: w.lexeme, level: l, quoted: quoteLexeme(w.lexeme + " " + strconv.Itoa(l)),
+					bound: float64(w.times) * (1 + math.Log(float64(n)))})
 			}
 		}
 		options = append(options, append(opts, cellOption{}))
@@ -153,8 +156,7 @@ func planKeywordCells(words []keywordWord) []keywordCell {
 }
 
 // cellQuery is the tsquery text of a cell: the AND of its words' level
-// lexemes, quoted as tsquery input quotes them (a quote or a backslash
-// doubled); "" for the cell that says nothing.
+// lexemes; "" for the cell that says nothing.
 func cellQuery(options [][]cellOption, picks []int) string {
 	var b strings.Builder
 	for i, p := range picks {
@@ -165,10 +167,24 @@ func cellQuery(options [][]cellOption, picks []int) string {
 		if b.Len() > 0 {
 			b.WriteString(" & ")
 		}
-		b.WriteByte('\'')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(o.lexeme + " " + strconv.Itoa(o.level)))
-		b.WriteByte('\'')
+		b.WriteString(o.quoted)
 	}
+	return b.String()
+}
+
+// quoteLexeme quotes a lexeme as tsquery input quotes it: in single quotes,
+// a quote or a backslash doubled.
+func quoteLexeme(lexeme string) string {
+	var b strings.Builder
+	b.Grow(len(lexeme) + 2)
+	b.WriteByte('\'')
+	for i := range len(lexeme) {
+		if c := lexeme[i]; c == '\'' || c == '\\' {
+			b.WriteByte(c)
+		}
+		b.WriteByte(lexeme[i])
+	}
+	b.WriteByte('\'')
 	return b.String()
 }
 
