@@ -224,6 +224,16 @@ const searchSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
 	set_config('max_parallel_workers_per_gather', '0', true),
 	set_config('jit', 'off', true)`
 
+// keywordLevelsSettingsSQL sets, for keywordLevelsSQL's own transaction,
+// the organization, a fresh plan on every call and no JIT compilation, for
+// the reasons searchSettingsSQL gives: a generic plan cannot see that the
+// organization has an index of its own (IndexOrganizations), and the
+// estimated cost of probing a large organization's levels crosses the JIT
+// threshold for a statement that takes a millisecond.
+const keywordLevelsSettingsSQL = `SELECT set_config('palisade.org_id', $1, true),
+	set_config('plan_cache_mode', 'force_custom_plan', true),
+	set_config('jit', 'off', true)`
+
 // searchSQL ranks, fuses and returns in one statement. Parameters: $1 org,
 // $2 knowledge base ids, $3 query vector, $4 query text, $5 candidate
 // depth, $6 k, $7 exactScanMaxChunks, $8 how many chunks the HNSW branch
@@ -644,7 +654,7 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 	}
 	var words []keywordWord
 	args := []any{org, q.KnowledgeBaseIDs, q.Text, topKeywordLevel, max(c.tuning.keywordScanMax, budget), maxProbedKeywordWords}
-	err := c.db.query(ctx, org, keywordLevelsSQL, args, func(rows pgx.Rows) error {
+	err := c.db.queryWith(ctx, keywordLevelsSettingsSQL, []any{org}, keywordLevelsSQL, args, func(rows pgx.Rows) error {
 		var (
 			w          keywordWord
 			times, top int32
