@@ -24,18 +24,18 @@ func newOrgIndexMetrics(reg prometheus.Registerer) *orgIndexMetrics {
 	m := &orgIndexMetrics{
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "palisade_organization_index_passes_total",
-			Help: "Passes over the per-organization HNSW indexes by outcome (ok, skipped: another replica held them, error).",
+			Help: "Passes over the per-organization indexes (HNSW and keyword levels) by outcome (ok, skipped: another replica held them, error).",
 		}, []string{"outcome"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "palisade_organization_index_changes_total",
-			Help: "Per-organization HNSW indexes built (created) and dropped (dropped).",
+			Help: "Per-organization indexes (HNSW and keyword levels) built (created), built anew with the current parameters (rebuilt) and dropped (dropped).",
 		}, []string{"change"}),
 	}
 	reg.MustRegister(m.passes, m.changes)
 	return m
 }
 
-// startOrganizationIndexes keeps the per-organization HNSW indexes of the
+// startOrganizationIndexes keeps the per-organization indexes of the
 // PostgreSQL read models up to date (postgres.IndexOrganizations): a
 // first pass at start, then one every interval, until runCtx ends. Only a
 // server given the owner role's URL can, and of several replicas only one
@@ -78,6 +78,7 @@ func (a *App) indexOrganizations(ctx context.Context, m *orgIndexMetrics, minChu
 	report, err := postgres.IndexOrganizations(ctx, a.cfg.PostgresOwnerURL, a.cfg.PostgresSchema, minChunks)
 	m.changes.WithLabelValues("created").Add(float64(len(report.Created)))
 	m.changes.WithLabelValues("dropped").Add(float64(len(report.Dropped)))
+	m.changes.WithLabelValues("rebuilt").Add(float64(len(report.Rebuilt)))
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// Stopping: an index cut short is invalid, and the next pass of
@@ -85,14 +86,14 @@ func (a *App) indexOrganizations(ctx context.Context, m *orgIndexMetrics, minChu
 	case err != nil:
 		m.passes.WithLabelValues("error").Inc()
 		a.cfg.Logger.Warn("organization indexes: pass failed; searches use the index over every organization meanwhile",
-			"err", err, "created", len(report.Created), "dropped", len(report.Dropped))
+			"err", err, "created", len(report.Created), "rebuilt", len(report.Rebuilt), "dropped", len(report.Dropped))
 	case report.Skipped:
 		m.passes.WithLabelValues("skipped").Inc()
 	default:
 		m.passes.WithLabelValues("ok").Inc()
-		if len(report.Created)+len(report.Dropped) > 0 {
+		if len(report.Created)+len(report.Rebuilt)+len(report.Dropped) > 0 {
 			a.cfg.Logger.Info("organization indexes brought up to date", "created", len(report.Created),
-				"dropped", len(report.Dropped), "kept", report.Kept, "took", time.Since(start).Round(time.Millisecond).String())
+				"rebuilt", len(report.Rebuilt), "dropped", len(report.Dropped), "kept", report.Kept, "took", time.Since(start).Round(time.Millisecond).String())
 		}
 	}
 }

@@ -23,7 +23,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	schema := fs.String("schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	appRole := fs.String("app-role", postgres.DefaultAppRole, "role the server connects as; it is granted what it needs and owns nothing")
 	rebuild := fs.Bool("rebuild", false, "also empty every read model (and its record of the event log it was built from), so that the next serve rebuilds them from its log; stop every server using the schema first. The embedding store is kept")
-	indexOrgs := fs.Bool("index-organizations", false, "also give every organization of at least --org-index-min chunks an HNSW index of its own now, and drop those of organizations below half of it (what serve does every --org-index-interval); large organizations take minutes")
+	indexOrgs := fs.Bool("index-organizations", false, "also give every organization of at least --org-index-min chunks indexes of its own now (an HNSW graph and a keyword index), and drop those of organizations below half of it (what serve does every --org-index-interval); large organizations take minutes")
 	orgIndexMin := fs.Int("org-index-min", envInt("PALISADE_ORG_INDEX_MIN", postgres.DefaultOrganizationIndexMin), "with --index-organizations: fewest chunks that earn an organization its index, at least 2 (PALISADE_ORG_INDEX_MIN)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,7 +52,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if report.Skipped {
 			return errors.New("migrate: another session (a server or a migrate) is maintaining the organization indexes; try again once it is done")
 		}
-		fmt.Fprintf(stdout, "organization indexes: %d built, %d dropped, %d kept\n", len(report.Created), len(report.Dropped), report.Kept)
+		fmt.Fprintf(stdout, "organization indexes: %d built, %d rebuilt, %d dropped, %d kept\n", len(report.Created), len(report.Rebuilt), len(report.Dropped), report.Kept)
 	}
 	return nil
 }

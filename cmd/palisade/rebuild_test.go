@@ -82,7 +82,7 @@ func TestMigrateIndexesOrganizations(t *testing.T) {
 	if err := migrate(context.Background(), []string{"--owner-url", owner, "--schema", schema, "--index-organizations"}, &stdout, &stderr); err != nil {
 		t.Fatalf("migrate --index-organizations: %v (%s)", err, stderr.String())
 	}
-	for _, want := range []string{"read-model schema is up to date", "organization indexes: 0 built, 0 dropped, 0 kept"} {
+	for _, want := range []string{"read-model schema is up to date", "organization indexes: 0 built, 0 rebuilt, 0 dropped, 0 kept"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output %q does not say %q", stdout.String(), want)
 		}

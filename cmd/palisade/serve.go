@@ -69,7 +69,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	orgIndexInterval := fs.String("org-index-interval", env("PALISADE_ORG_INDEX_INTERVAL", app.DefaultOrganizationIndexInterval.String()), "with --postgres-owner-url: how often organizations of at least --org-index-min chunks get an HNSW index of their own (and those that shrank below half lose it), first at start; 0 never (PALISADE_ORG_INDEX_INTERVAL)")
-	orgIndexMin := fs.Int("org-index-min", envInt("PALISADE_ORG_INDEX_MIN", postgres.DefaultOrganizationIndexMin), "fewest chunks that earn an organization an HNSW index of its own, at least 2 (PALISADE_ORG_INDEX_MIN)")
+	orgIndexMin := fs.Int("org-index-min", envInt("PALISADE_ORG_INDEX_MIN", postgres.DefaultOrganizationIndexMin), "fewest chunks that earn an organization indexes of its own (an HNSW graph and a keyword index), at least 2 (PALISADE_ORG_INDEX_MIN)")
 	// A flag only, never the environment: an emptied read-model database
 	// should be an operator's decision of the moment, not a setting left on.
 	rebuildReadModels := fs.Bool("rebuild-read-models", false, "when the PostgreSQL read models were built from another event log or are ahead of this one (start is refused otherwise), empty them and rebuild them from this log; needs --postgres-owner-url. Read models of this log are kept")

@@ -42,19 +42,53 @@ func TestOrganizationIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{orgIndexName("org-a")}; !slices.Equal(report.Created, want) || len(report.Dropped) != 0 || report.Kept != 0 {
+	levelsIndex := orgLevelsIndexPrefix + orgIndexHash("org-a")
+	if want := []string{levelsIndex, orgIndexName("org-a")}; !slices.Equal(report.Created, want) || len(report.Dropped) != 0 || report.Kept != 0 {
 		t.Fatalf("first pass = %+v, want created %v only", report, want)
 	}
-	var predicate string
-	if err := b.owner.QueryRow(ctx, `SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-		WHERE c.relname = $1`, orgIndexName("org-a")).Scan(&predicate); err != nil {
+	for _, name := range []string{levelsIndex, orgIndexName("org-a")} {
+		var predicate string
+		if err := b.owner.QueryRow(ctx, `SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE c.relname = $1 AND c.relnamespace = $2::regnamespace`, name, b.schema).Scan(&predicate); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(predicate, `'org-a'::text COLLATE "C"`) {
+			t.Fatalf("%s is for %s", name, predicate)
+		}
+	}
+	if report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min); err != nil || len(report.Created)+len(report.Dropped)+len(report.Rebuilt) != 0 || report.Kept != 2 {
+		t.Fatalf("second pass = %+v, %v; want org-a's indexes kept", report, err)
+	}
+
+	// An index built with pgvector's default parameters (as before
+	// orgIndexBuildOptions) is built anew under its name, and a
+	// replacement that a pass cut short left behind goes.
+	name := orgIndexName("org-a")
+	for _, stmt := range []string{
+		`DROP INDEX ` + pgx.Identifier{name}.Sanitize(),
+		`CREATE INDEX ` + pgx.Identifier{name}.Sanitize() + ` ON knowledge_chunks USING hnsw (embedding vector_cosine_ops) WHERE org_id = 'org-a'`,
+		`CREATE INDEX ` + pgx.Identifier{orgIndexName("org-b") + orgIndexNextSuffix}.Sanitize() + ` ON knowledge_chunks USING hnsw (embedding vector_cosine_ops) WHERE org_id = 'org-b'`,
+	} {
+		if _, err := b.owner.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min)
+	if err != nil || !slices.Equal(report.Rebuilt, []string{name}) || !slices.Equal(report.Dropped, []string{orgIndexName("org-b") + orgIndexNextSuffix}) ||
+		len(report.Created) != 0 || report.Kept != 1 {
+		t.Fatalf("pass over an index of old parameters = %+v, %v; want it rebuilt and the leftover dropped", report, err)
+	}
+	var (
+		options []string
+		valid   bool
+		count   int
+	)
+	if err := b.owner.QueryRow(ctx, `SELECT c.reloptions, i.indisvalid, (SELECT count(*) FROM pg_class o WHERE o.relnamespace = c.relnamespace AND starts_with(o.relname, $2))
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1`, name, orgIndexPrefix).Scan(&options, &valid, &count); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(predicate, "'org-a'") {
-		t.Fatalf("org-a's index is for %s", predicate)
-	}
-	if report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min); err != nil || len(report.Created)+len(report.Dropped) != 0 || report.Kept != 1 {
-		t.Fatalf("second pass = %+v, %v; want org-a's index kept", report, err)
+	if !slices.Equal(options, []string{"ef_construction=128"}) || !valid || count != 1 {
+		t.Fatalf("after the rebuild: %s has options %q, valid %v; %d organization indexes in all, want 1", name, options, valid, count)
 	}
 
 	// Both organizations cover more chunks than the exact scan may read
@@ -82,6 +116,45 @@ func TestOrganizationIndexes(t *testing.T) {
 		}
 		if len(got) != 10 || !slices.Equal(ids(got), ids(want)) {
 			t.Errorf("%s: through the index %v, exact %v", org, ids(got), ids(want))
+		}
+	}
+
+	// The keyword ranking's lookups, and the levels probe's, go to org-a's
+	// own levels index alone (not ANDed with org-a's entry in the shared
+	// one), and org-b's never to it. The rows are few: without
+	// enable_seqscan and enable_material off the planner may rightly read
+	// them all (and for org-b's 150 it still does).
+	kq := q
+	kq.Text = "policy"
+	levelsScans := regexp.MustCompile(`Bitmap Index Scan on (knowledge_chunk_terms_levels\S*)`)
+	for org, want := range map[string]string{"org-a": levelsIndex, "org-b": "knowledge_chunk_terms_levels"} {
+		plans := map[string]string{"search": explainSearch(t, b, viaIndex, org, kq, []string{"'policy 0'"}, `SET LOCAL enable_seqscan = off; SET LOCAL enable_material = off`)}
+		err := pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, keywordLevelsSettingsSQL, org); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_material = off`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) `+keywordLevelsSQL, org, kq.KnowledgeBaseIDs, kq.Text, topKeywordLevel, 1, maxProbedKeywordWords)
+			if err != nil {
+				return err
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			plans["levels probe"] = strings.Join(lines, "\n")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for stmt, plan := range plans {
+			var scanned []string
+			for _, m := range levelsScans.FindAllStringSubmatch(plan, -1) {
+				scanned = append(scanned, m[1])
+			}
+			if org == "org-a" && len(scanned) == 0 || slices.ContainsFunc(scanned, func(s string) bool { return s != want }) {
+				t.Errorf("%s's %s looks its words up in %q, want %s alone:\n%s", org, stmt, scanned, want, plan)
+			}
 		}
 	}
 
@@ -138,8 +211,8 @@ func TestOrganizationIndexes(t *testing.T) {
 		return nil
 	})
 	report, err = IndexOrganizations(ctx, db.ownerURL, b.schema, min)
-	if err != nil || !slices.Equal(report.Dropped, []string{orgIndexName("org-a")}) || len(report.Created) != 0 {
-		t.Fatalf("pass after org-a shrank to 120 chunks = %+v, %v; want its index dropped", report, err)
+	if want := []string{levelsIndex, orgIndexName("org-a")}; err != nil || !slices.Equal(report.Dropped, want) || len(report.Created) != 0 {
+		t.Fatalf("pass after org-a shrank to 120 chunks = %+v, %v; want its indexes dropped", report, err)
 	}
 	if plan := explainSearch(t, b, viaIndex, "org-a", q, nil, sortsOff); strings.Contains(plan, "Index Scan using "+orgIndexPrefix) {
 		t.Fatalf("org-a's search still names a dropped index:\n%s", plan)
