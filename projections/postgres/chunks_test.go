@@ -265,9 +265,10 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 		t.Fatal("no keyword cells planned for org-a")
 	}
 	// The levels probe sees only its own organization's words: org-a's
-	// name is a word of org-a's chunks alone.
+	// name is a word of org-a's chunks alone (as are its parts "org" and
+	// "a": the query's three lexemes are all the cells' words).
 	for org, wantOrgA := range map[string]bool{"org-a": true, "org-b": false} {
-		cells, err := bounded.keywordCells(ctx, org, projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: "org-a invoice", K: 10})
+		cells, err := bounded.keywordCells(ctx, org, projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: "org-a", K: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

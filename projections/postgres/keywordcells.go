@@ -40,8 +40,13 @@ const (
 	// maxKeywordCellWords is how many of the query's words the cells are
 	// made of: the ones whose strongest chunks could contribute the most.
 	// The others still count in every score, but find no candidates
-	// themselves.
-	maxKeywordCellWords = 6
+	// themselves. A cell gives each of its words a level or says nothing
+	// of it, and the cells of the best bounds give every word a level: of
+	// six words, they hold the chunks that hold all six, few or none, and
+	// the cap of cells was spent on lookups that found nothing (with six,
+	// a six-word query's hybrid recall@10 at 1,000,000 chunks was 0.50;
+	// with three, 0.75 to 0.97; BENCHMARKS.md).
+	maxKeywordCellWords = 3
 	// maxKeywordCells is the most cells one search looks up; each is one
 	// probe of the index, found empty or not.
 	maxKeywordCells = 128
