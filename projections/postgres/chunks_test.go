@@ -355,30 +355,7 @@ func TestKeywordCellsAreReadInTheirOrder(t *testing.T) {
 	}
 	q := projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Vector: readmodeltest.Embedding(1, 1), Text: "invoice report", K: minCandidateDepth}
 	settings, _, args := c.searchArgs("org-a", q, cells)
-	var got []string
-	err := pgx.BeginTxFunc(ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, searchSettingsSQL, settings...); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL enable_bitmapscan = off; SET LOCAL enable_material = off`); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, searchKeywordSQL, args...)
-		if err != nil {
-			return err
-		}
-		got, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
-			vals, err := row.Values()
-			if err != nil {
-				return "", err
-			}
-			return vals[0].(string), nil
-		})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := searchFirstColumn(t, b, settings, `SET LOCAL enable_bitmapscan = off; SET LOCAL enable_material = off`, searchKeywordSQL, args)
 	var want []string
 	for i := range minCandidateDepth {
 		want = append(want, fmt.Sprintf("org-a-%04d", 1960+i))
@@ -396,7 +373,16 @@ func TestKeywordCellsAreReadInTheirOrder(t *testing.T) {
 func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections.ChunkQuery, cells []string, setting string, options ...string) string {
 	t.Helper()
 	settings, stmt, args := c.searchArgs(org, q, cells)
-	var plan string
+	lines := searchFirstColumn(t, b, settings, setting, `EXPLAIN (`+strings.Join(append(options, "COSTS OFF"), ", ")+`) `+stmt, args)
+	return strings.Join(lines, "\n")
+}
+
+// searchFirstColumn runs stmt as the application role in a read-only
+// transaction, after searchSettingsSQL with settings and then setting (SET
+// LOCAL …), and returns the text of each row's first column.
+func searchFirstColumn(t *testing.T, b *bundle, settings []any, setting, stmt string, args []any) []string {
+	t.Helper()
+	var out []string
 	err := pgx.BeginTxFunc(b.ctx, b.store.db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(b.ctx, searchSettingsSQL, settings...); err != nil {
 			return err
@@ -404,16 +390,22 @@ func explainSearch(t *testing.T, b *bundle, c *Chunks, org string, q projections
 		if _, err := tx.Exec(b.ctx, setting); err != nil {
 			return err
 		}
-		rows, err := tx.Query(b.ctx, `EXPLAIN (`+strings.Join(append(options, "COSTS OFF"), ", ")+`) `+stmt, args...)
+		rows, err := tx.Query(b.ctx, stmt, args...)
 		if err != nil {
 			return err
 		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		plan = strings.Join(lines, "\n")
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+			var first string
+			vals, err := row.Values()
+			if err == nil && len(vals) > 0 {
+				first, _ = vals[0].(string)
+			}
+			return first, err
+		})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return plan
+	return out
 }
