@@ -65,8 +65,10 @@ type searchTuning struct {
 	// reads, cell by cell, before ranking them all exactly; exactKeywords
 	// reads every chunk that holds a word. Up to keywordScanMax covered
 	// chunks (or keywordCandidates, if more), it reads every chunk that
-	// holds a word.
-	keywordCandidates, keywordScanMax int
+	// holds a word. wholeKeywordCandidates, if less, is how many it reads
+	// when the cells are made of every word of the query that a covered
+	// chunk holds.
+	keywordCandidates, wholeKeywordCandidates, keywordScanMax int
 }
 
 var defaultTuning = searchTuning{
@@ -77,8 +79,9 @@ var defaultTuning = searchTuning{
 	candidates:          hnswCandidates,
 	iterativeScan:       "relaxed_order",
 
-	keywordCandidates: keywordCandidates,
-	keywordScanMax:    keywordScanMax,
+	keywordCandidates:      keywordCandidates,
+	wholeKeywordCandidates: wholeKeywordCandidates,
+	keywordScanMax:         keywordScanMax,
 }
 
 const (
@@ -192,6 +195,17 @@ const (
 	// reads, cell by cell (planKeywordCells), before it ranks them all
 	// exactly.
 	keywordCandidates = 400
+	// wholeKeywordCandidates is that many where the cells are made of every
+	// word of the query that a covered chunk holds (a query of up to
+	// maxKeywordCellWords words): each chunk's whole score then lies
+	// between its cell's bounds, so the cells come in the order of the
+	// scores up to a level's width and fewer candidates hold the top ones.
+	// At 1,000,000 chunks, 200 instead of 400 kept three-word hybrid
+	// recall@10 at 1.000 for every organization measured and took the
+	// largest organization's hybrid search from 18.4 to 15.4 ms
+	// (BENCHMARKS.md). A longer query's cells leave words out, whose
+	// chunks only a deeper read finds: it keeps keywordCandidates.
+	wholeKeywordCandidates = 200
 	// keywordScanMax is the most covered chunks the keyword ranking reads
 	// all of (those that hold a word of the query) rather than looking
 	// them up by cells: for a small organization the lookups cost more,
@@ -522,9 +536,10 @@ LIMIT $6`
 // finds the highest level at which the covered chunks hold each word of
 // the query; planKeywordCells turns those into cells, lookups in the
 // order of the most a chunk found by each can score; and the ranking
-// scores the first keywordCandidates chunks the cells find, rather than
-// every chunk that holds a word (a very common word is in nearly all of
-// them). A chunk can still be missed where the budget cuts a cell, and
+// scores the first keywordCandidates chunks the cells find
+// (wholeKeywordCandidates where the cells hold every word of the query),
+// rather than every chunk that holds a word (a very common word is in
+// nearly all of them). A chunk can still be missed where the budget cuts a cell, and
 // chunks within a cell are read in no set order: recall@10 against the
 // exact keyword ranking is measured by BenchmarkSearch (BENCHMARKS.md), and
 // TestChunkSearchRecall holds it at 0.95 or more for every organization.
@@ -545,11 +560,11 @@ func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.C
 		if _, inUnit := ctx.Value(unitKey{}).(*unit); !inUnit {
 			return c.searchSplit(ctx, org, q, settings, args)
 		}
-		cells, err := c.keywordCells(ctx, org, q)
+		cells, budget, err := c.keywordCells(ctx, org, q)
 		if err != nil {
 			return nil, fmt.Errorf("chunk search: %w", err)
 		}
-		args[keywordCellsArg] = cells
+		args[keywordCellsArg], args[keywordBudgetArg] = cells, budget
 	}
 	out, err = c.searchOnce(ctx, settings, stmt, args)
 	if err != nil {
@@ -607,9 +622,9 @@ func (c *Chunks) searchSplit(ctx context.Context, org string, q projections.Chun
 		defer wg.Done()
 		byVector, vectorErr = c.searchOnce(ctx, settings, searchVectorSQL, splitArgs[:keywordCellsArg])
 	}()
-	cells, kwErr := c.keywordCells(ctx, org, q)
+	cells, budget, kwErr := c.keywordCells(ctx, org, q)
 	if kwErr == nil {
-		splitArgs[keywordCellsArg] = cells
+		splitArgs[keywordCellsArg], splitArgs[keywordBudgetArg] = cells, budget
 		byKeyword, kwErr = c.searchOnce(ctx, settings, searchKeywordSQL, splitArgs)
 	}
 	wg.Wait()
@@ -652,13 +667,15 @@ func fuseRankings(k int, rankings ...[]projections.ChunkHit) []projections.Chunk
 
 // keywordCells plans the keyword ranking's lookups (see
 // planKeywordCells) from the levels at which the covered chunks hold the
-// query's words; none where the ranking reads every chunk that holds one
-// (a search that covers no more chunks than it may read, or the exact
-// ranking of the tests).
-func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.ChunkQuery) ([]string, error) {
-	budget := max(c.tuning.keywordCandidates, max(4*q.K, minCandidateDepth))
+// query's words, and returns them with how many chunks the ranking reads
+// from them (searchSQL's $12); no cells where the ranking reads every
+// chunk that holds a word (a search that covers no more chunks than it
+// may read, or the exact ranking of the tests).
+func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.ChunkQuery) ([]string, int, error) {
+	depth := max(4*q.K, minCandidateDepth)
+	budget := max(c.tuning.keywordCandidates, depth)
 	if budget >= exactKeywords {
-		return nil, nil
+		return nil, budget, nil
 	}
 	var words []keywordWord
 	args := []any{org, q.KnowledgeBaseIDs, q.Text, topKeywordLevel, max(c.tuning.keywordScanMax, budget), maxProbedKeywordWords}
@@ -675,18 +692,26 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("keyword levels: %w", err)
+		return nil, 0, fmt.Errorf("keyword levels: %w", err)
+	}
+	planned, whole := planKeywordCells(words)
+	if whole && c.tuning.wholeKeywordCandidates > 0 {
+		budget = min(budget, max(c.tuning.wholeKeywordCandidates, depth))
 	}
 	var cells []string
-	for _, c := range planKeywordCells(words) {
+	for _, c := range planned {
 		cells = append(cells, c.query)
 	}
-	return cells, nil
+	return cells, budget, nil
 }
 
 // keywordCellsArg is the index of searchSQL's $11, the keyword ranking's
 // cells, among searchArgs' arguments.
 const keywordCellsArg = 10
+
+// keywordBudgetArg is the index of searchSQL's $12, how many chunks the
+// keyword ranking reads from its cells.
+const keywordBudgetArg = 11
 
 // searchArgs returns the arguments of searchSettingsSQL, and the search
 // statement with its arguments; cells are the keyword ranking's lookups.

@@ -257,7 +257,7 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 	// the first cell, the chunks that hold word3 and invoice 6 or 7 times
 	// (level 5, about 78), holds all the top 40 need.
 	bounded.tuning.keywordCandidates, bounded.tuning.keywordScanMax = 100, 100
-	cells, err := bounded.keywordCells(ctx, "org-a", q)
+	cells, _, err := bounded.keywordCells(ctx, "org-a", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,13 +268,26 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 	// name is a word of org-a's chunks alone (as are its parts "org" and
 	// "a": the query's three lexemes are all the cells' words).
 	for org, wantOrgA := range map[string]bool{"org-a": true, "org-b": false} {
-		cells, err := bounded.keywordCells(ctx, org, projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: "org-a", K: 10})
+		cells, _, err := bounded.keywordCells(ctx, org, projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: "org-a", K: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		named := slices.ContainsFunc(cells, func(c string) bool { return strings.Contains(c, "'org-a ") })
 		if named != wantOrgA || len(cells) == 0 {
 			t.Errorf("%s plans cells %v: naming org-a's word %v, want %v", org, cells, named, wantOrgA)
+		}
+	}
+	// A query whose every word the cells hold reads fewer candidates than
+	// one whose cells leave words out (wholeKeywordCandidates).
+	defaults := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
+	defaults.tuning.keywordScanMax = 100
+	for text, want := range map[string]int{"invoice word3": wholeKeywordCandidates, "invoice word3 word4 word5": keywordCandidates} {
+		_, budget, err := defaults.keywordCells(ctx, "org-a", projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: text, K: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if budget != want {
+			t.Errorf("%q reads %d candidates, want %d", text, budget, want)
 		}
 	}
 	// The rows are few: without enable_seqscan off the planner may rightly

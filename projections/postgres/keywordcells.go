@@ -96,9 +96,10 @@ type keywordCell struct {
 }
 
 // planKeywordCells returns the lookups of the keyword ranking in
-// decreasing order of bound, at most maxKeywordCells of them; none when no
-// word is held by a covered chunk.
-func planKeywordCells(words []keywordWord) []keywordCell {
+// decreasing order of bound, at most maxKeywordCells of them, none when no
+// word is held by a covered chunk; and whether the cells are made of every
+// word that a covered chunk holds (none left out for maxKeywordCellWords).
+func planKeywordCells(words []keywordWord) (_ []keywordCell, whole bool) {
 	var options [][]cellOption
 	seen := map[string]bool{}
 	for _, w := range words {
@@ -128,9 +129,10 @@ func planKeywordCells(words []keywordWord) []keywordCell {
 		}
 		return strings.Compare(a[0].lexeme, b[0].lexeme)
 	})
+	whole = len(options) <= maxKeywordCellWords
 	options = options[:min(len(options), maxKeywordCellWords)]
 	if len(options) == 0 {
-		return nil
+		return nil, whole
 	}
 
 	// Best first over the options' product: each cell is an index into
@@ -157,7 +159,7 @@ func planKeywordCells(words []keywordWord) []keywordCell {
 			}
 		}
 	}
-	return cells
+	return cells, whole
 }
 
 // cellQuery is the tsquery text of a cell: the AND of its words' level

@@ -44,7 +44,10 @@ func TestPlanKeywordCells(t *testing.T) {
 		{lexeme: "absent", times: 1, top: -1},
 	}
 	times := map[string]int{"the": 1, "policy": 2, "term4000": 1}
-	planned := planKeywordCells(words)
+	planned, whole := planKeywordCells(words)
+	if !whole {
+		t.Error("three words held (and one not): the cells do not say they hold every word")
+	}
 	var cells []string
 	for _, c := range planned {
 		cells = append(cells, c.query)
@@ -89,7 +92,7 @@ func TestPlanKeywordCells(t *testing.T) {
 			t.Errorf("no cell %q", want)
 		}
 	}
-	if got := planKeywordCells([]keywordWord{{lexeme: "x", times: 1, top: -1}}); got != nil {
+	if got, _ := planKeywordCells([]keywordWord{{lexeme: "x", times: 1, top: -1}}); got != nil {
 		t.Errorf("cells for a word no chunk holds: %v", got)
 	}
 }
@@ -100,7 +103,10 @@ func TestPlanKeywordCellsQuotesAndCaps(t *testing.T) {
 		words = append(words, keywordWord{lexeme: strings.Repeat("w", i+1), times: 1, top: 16})
 	}
 	words = append(words, keywordWord{lexeme: `o'b\c`, times: 5, top: 2})
-	cells := planKeywordCells(words)
+	cells, whole := planKeywordCells(words)
+	if whole {
+		t.Errorf("eleven words held, cells of %d: the cells say they hold every word", maxKeywordCellWords)
+	}
 	if len(cells) != maxKeywordCells {
 		t.Fatalf("%d cells, want the cap %d", len(cells), maxKeywordCells)
 	}
@@ -125,7 +131,10 @@ func FuzzPlanKeywordCells(f *testing.F) {
 		// A query holds a word at least once.
 		times := func(n int) int { return int(uint(n)%8) + 1 }
 		words := []keywordWord{{lexeme: w1, times: times(t1), top: l1 % 20}, {lexeme: w2, times: times(t2), top: l2 % 20}}
-		cells := planKeywordCells(words)
+		cells, whole := planKeywordCells(words)
+		if !whole {
+			t.Fatalf("two words: the cells do not say they hold every word")
+		}
 		if len(cells) > maxKeywordCells {
 			t.Fatalf("%d cells", len(cells))
 		}
@@ -146,9 +155,20 @@ func FuzzPlanKeywordCells(f *testing.F) {
 }
 
 func TestPlanKeywordCellsIgnoresEmptyAndRepeatedWords(t *testing.T) {
-	one := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}})
-	got := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}, {lexeme: "a", times: 3, top: 9}, {lexeme: "", times: 1, top: 4}})
+	one, _ := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}})
+	got, _ := planKeywordCells([]keywordWord{{lexeme: "a", times: 1, top: 2}, {lexeme: "a", times: 3, top: 9}, {lexeme: "", times: 1, top: 4}})
 	if !slices.Equal(got, one) {
 		t.Errorf("cells = %v, want those of the first word alone, %v", got, one)
+	}
+	// Repeated and empty words are not words left out of the cells.
+	var words []keywordWord
+	for _, w := range []string{"a", "b", "c", "a", "", "d"} {
+		words = append(words, keywordWord{lexeme: w, times: 1, top: 2})
+	}
+	if _, whole := planKeywordCells(words[:5]); !whole {
+		t.Error("a, b, c, a repeated and an empty word: the cells do not say they hold every word")
+	}
+	if _, whole := planKeywordCells(words); whole {
+		t.Error("a, b, c and d: the cells say they hold every word")
 	}
 }

@@ -90,7 +90,7 @@ func TestChunkSearchIsolation(t *testing.T) {
 		var cells []string
 		if text != "" {
 			var err error
-			if cells, err = chunks.keywordCells(ctx, whereOrg, q); err != nil {
+			if cells, _, err = chunks.keywordCells(ctx, whereOrg, q); err != nil {
 				t.Fatal(err)
 			}
 		}
