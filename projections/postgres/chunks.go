@@ -539,10 +539,11 @@ LIMIT $6`
 // scores the first keywordCandidates chunks the cells find
 // (wholeKeywordCandidates where the cells hold every word of the query),
 // rather than every chunk that holds a word (a very common word is in
-// nearly all of them). A chunk can still be missed where the budget cuts a cell, and
-// chunks within a cell are read in no set order: recall@10 against the
-// exact keyword ranking is measured by BenchmarkSearch (BENCHMARKS.md), and
-// TestChunkSearchRecall holds it at 0.95 or more for every organization.
+// nearly all of them). A chunk can still be missed where the budget cuts
+// a cell, and chunks within a cell are read in no set order: recall@10
+// against the exact keyword ranking is measured by BenchmarkSearch
+// (BENCHMARKS.md), and TestChunkSearchRecall holds it at 0.95 or more for
+// every organization.
 func (c *Chunks) Search(ctx context.Context, scope access.Scope, q projections.ChunkQuery) ([]projections.ChunkHit, error) {
 	org, err := orgOf(scope)
 	if err != nil {
@@ -695,7 +696,9 @@ func (c *Chunks) keywordCells(ctx context.Context, org string, q projections.Chu
 		return nil, 0, fmt.Errorf("keyword levels: %w", err)
 	}
 	planned, whole := planKeywordCells(words)
-	if whole && c.tuning.wholeKeywordCandidates > 0 {
+	// The probe returns at most maxProbedKeywordWords words: as many says
+	// there may be more, held by chunks the cells leave out.
+	if whole && len(words) < maxProbedKeywordWords && c.tuning.wholeKeywordCandidates > 0 {
 		budget = min(budget, max(c.tuning.wholeKeywordCandidates, depth))
 	}
 	var cells []string

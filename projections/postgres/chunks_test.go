@@ -281,7 +281,17 @@ func TestKeywordRankingUsesTheIndexUnderRowLevelSecurity(t *testing.T) {
 	// one whose cells leave words out (wholeKeywordCandidates).
 	defaults := &Chunks{db: b.store.db, keywordIndex: b.store.chunks.keywordIndex, tuning: defaultTuning}
 	defaults.tuning.keywordScanMax = 100
-	for text, want := range map[string]int{"invoice word3": wholeKeywordCandidates, "invoice word3 word4 word5": keywordCandidates} {
+	// Past maxProbedKeywordWords words the probe cannot tell whether the
+	// words it did not look up are held.
+	var many []string
+	for i := range maxProbedKeywordWords {
+		many = append(many, fmt.Sprintf("x%02d", i))
+	}
+	for text, want := range map[string]int{
+		"invoice word3":                            wholeKeywordCandidates,
+		"invoice word3 word4 word5":                keywordCandidates,
+		"invoice word3 " + strings.Join(many, " "): keywordCandidates,
+	} {
 		_, budget, err := defaults.keywordCells(ctx, "org-a", projections.ChunkQuery{KnowledgeBaseIDs: []string{"kb-1"}, Text: text, K: 10})
 		if err != nil {
 			t.Fatal(err)
