@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -344,6 +346,23 @@ func TestASampledTraceIsWhole(t *testing.T) {
 		for _, s := range []sdktrace.ReadOnlySpan{command, appendSpan, projection} {
 			if orgOf(s) != org {
 				t.Errorf("span %q: palisade.org_id %q, want %s", s.Name(), orgOf(s), org)
+			}
+		}
+		// The command and the append describe what they wrote.
+		for _, want := range []struct {
+			span sdktrace.ReadOnlySpan
+			key  attribute.Key
+			ok   func(attribute.Value) bool
+		}{
+			{command, "palisade.stream.category", func(v attribute.Value) bool { return v.AsString() == "bot" }},
+			{command, "palisade.events", func(v attribute.Value) bool { return v.AsInt64() == 1 }},
+			{appendSpan, "palisade.stream.category", func(v attribute.Value) bool { return v.AsString() == "bot" }},
+			{appendSpan, "palisade.events", func(v attribute.Value) bool { return v.AsInt64() == 1 }},
+			{appendSpan, "palisade.position", func(v attribute.Value) bool { return v.AsInt64() > 0 }},
+		} {
+			i := slices.IndexFunc(want.span.Attributes(), func(kv attribute.KeyValue) bool { return kv.Key == want.key })
+			if i < 0 || !want.ok(want.span.Attributes()[i].Value) {
+				t.Errorf("span %q: attributes %v, want %s set as written", want.span.Name(), want.span.Attributes(), want.key)
 			}
 		}
 	}

@@ -154,32 +154,34 @@ func (p *Pipeline) create(ctx context.Context, who access.Principal, d access.De
 
 func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,
 	newAggregate func() aggregate, decide func(aggregate) ([]domain.Event, error), assumeNew bool) (_ Result, err error) {
-	// One span per command, named for what it recorded once that is known
-	// ("command BotCreated"), for its stream's category until then. Its
-	// name and attributes are built only for a span that records: most are
-	// not sampled where tracing is costly enough to sample (the samplers
-	// the OTEL_* variables choose read neither).
+	// One span per command, named for what it recorded ("command
+	// BotCreated"), or for its stream's category when it recorded nothing.
+	// Its name and attributes are built only for a span that records (most
+	// are not sampled where tracing is costly enough to sample, and the
+	// samplers the OTEL_* variables choose read neither), once, when it
+	// ends: each name and each call that sets attributes is an allocation.
 	ctx, span := p.tracer.Start(ctx, "command")
-	recording := span.IsRecording()
-	if recording {
-		span.SetName("command " + stream.Category)
-		span.SetAttributes(
-			attribute.String("palisade.stream.category", stream.Category),
-			attribute.String("palisade.org_id", stream.OrgID),
-		)
-	}
+	var res Result
 	defer func() {
+		if span.IsRecording() {
+			name := "command " + stream.Category
+			attrs := append(make([]attribute.KeyValue, 0, 3),
+				attribute.String("palisade.stream.category", stream.Category),
+				attribute.String("palisade.org_id", stream.OrgID))
+			if err == nil && len(res.events) > 0 {
+				name = "command " + res.events[0].EventType()
+				attrs = append(attrs, attribute.Int("palisade.events", len(res.events)))
+			}
+			span.SetName(name)
+			span.SetAttributes(attrs...)
+		}
 		if err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "command refused or failed")
 		}
 		span.End()
 	}()
-	res, err := p.executeRetrying(ctx, who, d, stream, newAggregate, decide, assumeNew)
-	if recording && err == nil && len(res.events) > 0 {
-		span.SetName("command " + res.events[0].EventType())
-		span.SetAttributes(attribute.Int("palisade.events", len(res.events)))
-	}
+	res, err = p.executeRetrying(ctx, who, d, stream, newAggregate, decide, assumeNew)
 	return res, err
 }
 
@@ -293,28 +295,27 @@ func (p *Pipeline) appendIf(ctx context.Context, who access.Principal, d access.
 	// The append's span is open while the metadata is written, so the
 	// events record it as their cause's span: what they trigger continues
 	// the trace below it.
-	// As the command's span, named and described only when it records.
+	// As the command's span, named and described only when it records,
+	// once, when it ends.
 	ctx, span := p.tracer.Start(ctx, "append")
-	recording := span.IsRecording()
-	if recording {
-		span.SetName("append " + stream.Category)
-		span.SetAttributes(
-			attribute.String("palisade.stream.category", stream.Category),
-			attribute.String("palisade.org_id", stream.OrgID),
-			attribute.Int("palisade.events", len(evs)),
-		)
-	}
 	defer span.End()
 	res, at, err := p.appendTraced(ctx, who, d, stream, expected, cond, evs)
+	if span.IsRecording() {
+		attrs := append(make([]attribute.KeyValue, 0, 4),
+			attribute.String("palisade.stream.category", stream.Category),
+			attribute.String("palisade.org_id", stream.OrgID),
+			attribute.Int("palisade.events", len(evs)))
+		if err == nil {
+			attrs = append(attrs, attribute.Int64("palisade.position", int64(res.LastPosition)))
+		}
+		span.SetName("append " + stream.Category)
+		span.SetAttributes(attrs...)
+	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "append failed")
-		return res, at, err
 	}
-	if recording {
-		span.SetAttributes(attribute.Int64("palisade.position", int64(res.LastPosition)))
-	}
-	return res, at, nil
+	return res, at, err
 }
 
 func (p *Pipeline) appendTraced(ctx context.Context, who access.Principal, d access.Decision, stream eventstore.StreamName,

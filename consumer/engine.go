@@ -665,7 +665,7 @@ func (e *Engine) startSpan(ctx context.Context, p *Group, env eventstore.Envelop
 	if sc, ok := tracing.Remote(env.TraceID, env.SpanID); ok {
 		parent = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	return e.tracer.Start(parent, p.spanName, trace.WithSpanKind(trace.SpanKindConsumer),
+	return e.tracer.Start(parent, p.spanName, consumerKind,
 		trace.WithAttributes(
 			attribute.String("palisade.group", p.Name),
 			attribute.String("palisade.event.type", env.Type),
@@ -673,6 +673,10 @@ func (e *Engine) startSpan(ctx context.Context, p *Group, env eventstore.Envelop
 			attribute.Int64("palisade.position", int64(env.Position)),
 		))
 }
+
+// consumerKind is the span kind of a group's spans, built once: the option
+// is an allocation each time it is made.
+var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
 
 // maxBatchLinks bounds the links of a batch span to the spans of the
 // events it applied beyond the first.
@@ -711,7 +715,7 @@ func (e *Engine) startBatchSpan(p *Group, batch []*delivery) trace.Span {
 	// read model: a root is asked for by option rather than by a context,
 	// and attributes and links are built only for a span that records
 	// (the samplers the OTEL_* variables choose read neither).
-	parent, kind := context.Background(), trace.WithSpanKind(trace.SpanKindConsumer)
+	parent, kind := context.Background(), consumerKind
 	var (
 		parentSC trace.SpanContext
 		span     trace.Span
