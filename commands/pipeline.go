@@ -164,15 +164,15 @@ func (p *Pipeline) executeFrom(ctx context.Context, who access.Principal, d acce
 	var res Result
 	defer func() {
 		if span.IsRecording() {
-			name := "command " + stream.Category
 			attrs := append(make([]attribute.KeyValue, 0, 3),
 				attribute.String("palisade.stream.category", stream.Category),
 				attribute.String("palisade.org_id", stream.OrgID))
 			if err == nil && len(res.events) > 0 {
-				name = "command " + res.events[0].EventType()
+				span.SetName("command " + res.events[0].EventType())
 				attrs = append(attrs, attribute.Int("palisade.events", len(res.events)))
+			} else {
+				span.SetName("command " + stream.Category)
 			}
-			span.SetName(name)
 			span.SetAttributes(attrs...)
 		}
 		if err != nil {
