@@ -60,6 +60,36 @@ func TestOrganizationIndexes(t *testing.T) {
 		t.Fatalf("second pass = %+v, %v; want org-a's indexes kept", report, err)
 	}
 
+	// Chunks written now gather in the keyword indexes' pending lists,
+	// org-a's own and the shared one, but never past 256 kB (32 pages),
+	// since every lookup reads the whole list; with PostgreSQL's default
+	// of 4 MB these writes leave more (gin_clean_pending_list counts the
+	// pages it moves out of a list).
+	var more []projections.StoredChunk
+	for i := range 400 {
+		text := "policy renewal"
+		for j := range 30 {
+			text += fmt.Sprintf(" term%03d", (i+j)%500)
+		}
+		more = append(more, projections.StoredChunk{ID: fmt.Sprintf("org-a-more-%03d", i), KnowledgeBaseID: "kb-1",
+			DocumentID: fmt.Sprintf("doc-more-%d", i/40), Ordinal: i, Text: text, Embedding: readmodeltest.Embedding(0.5, 2+i%300)})
+	}
+	writeChunks(t, b, scope(t, "org-a"), more)
+	for _, index := range []string{levelsIndex, "knowledge_chunk_terms_levels"} {
+		var pending int64
+		if err := b.owner.QueryRow(ctx, `SELECT gin_clean_pending_list($1::regclass)`, index).Scan(&pending); err != nil || pending > 32 {
+			t.Errorf("%s held %d pages of pending entries after the writes, want at most 32: %v", index, pending, err)
+		}
+	}
+	b.unit(t, func(ctx context.Context) error {
+		for i := 0; i < len(more); i += 40 {
+			if err := b.store.Chunks().DeleteChunks(ctx, scope(t, "org-a"), more[i].DocumentID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
 	// An index built with pgvector's default parameters (as before
 	// orgIndexBuildOptions) is built anew under its name, and a
 	// replacement that a pass cut short left behind goes.
