@@ -302,6 +302,24 @@ func hybridRecall(tb testing.TB, chunks, exact *Chunks, org corpusOrg, queries i
 	return sum / float64(queries)
 }
 
+// deleteDocuments deletes, through the adapter and in one unit of work,
+// the documents that chunks belong to.
+func deleteDocuments(t testing.TB, b *bundle, s access.Scope, chunks []projections.StoredChunk) {
+	t.Helper()
+	b.unit(t, func(ctx context.Context) error {
+		deleted := map[string]bool{}
+		for _, ch := range chunks {
+			if !deleted[ch.DocumentID] {
+				deleted[ch.DocumentID] = true
+				if err := b.store.Chunks().DeleteChunks(ctx, s, ch.DocumentID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // writeChunks stores chunks through the adapter, each document's with one
 // ReplaceChunks, in one unit of work.
 func writeChunks(t testing.TB, b *bundle, s access.Scope, chunks []projections.StoredChunk) {

@@ -81,14 +81,7 @@ func TestOrganizationIndexes(t *testing.T) {
 			t.Errorf("%s held %d pages of pending entries after the writes, want at most 32: %v", index, pending, err)
 		}
 	}
-	b.unit(t, func(ctx context.Context) error {
-		for i := 0; i < len(more); i += 40 {
-			if err := b.store.Chunks().DeleteChunks(ctx, scope(t, "org-a"), more[i].DocumentID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	deleteDocuments(t, b, scope(t, "org-a"), more)
 
 	// An index built with pgvector's default parameters (as before
 	// orgIndexBuildOptions) is built anew under its name, and a

@@ -168,16 +168,7 @@ func BenchmarkSearch(b *testing.B) {
 		start := time.Now()
 		writeChunks(b, bb, scope(b, org.id), copies)
 		b.Logf("%d chunks written to %s in %v", len(copies), org.id, time.Since(start).Round(time.Millisecond))
-		b.Cleanup(func() {
-			bb.unit(b, func(ctx context.Context) error {
-				for i := 0; i < len(copies); i += 40 {
-					if err := chunks.DeleteChunks(ctx, scope(b, org.id), copies[i].DocumentID); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		})
+		b.Cleanup(func() { deleteDocuments(b, bb, scope(b, org.id), copies) })
 		reportSearches(b, chunks, org, len(org.chunks)+len(copies), true, hybridRecall(b, chunks, exact, org, len(org.queries)))
 	})
 }
