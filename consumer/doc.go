@@ -17,4 +17,11 @@
 // no read model, no command lives here, and it imports neither the query
 // side (projections) nor the write side (commands). It applies each event
 // at most once per group (positions) and never reorders a group's events.
+//
+// Where things are: engine.go holds the Engine (rebuild, follow, attach,
+// positions and the waits on them), applier.go a group's batches,
+// handlers.go the Handler kinds and how cqrs names and decodes their
+// events, checkpoints.go the Checkpoints port and ProcessCheckpoints,
+// tracing.go the spans of what a group applies from the bus, and
+// tracker.go the positions callers wait for.
 package consumer
