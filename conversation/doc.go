@@ -6,17 +6,23 @@
 // says widens what a turn may do:
 //
 //   - each tool call is decided when it runs, on the effective principal
-//     grants(bot) ∩ the invoker's permissions now (re-resolved from the
-//     read models for every call, narrowed by the token scope and, for
-//     ask_bot, by every caller in the chain), and on the bot's granted
-//     tools and knowledge bases;
+//     grants(bot) ∩ the invoker's permissions now (the invoker re-resolved
+//     from the read models and every bot of the chain re-read from its
+//     stream for every call, narrowed by the token scope and, for
+//     ask_bot, by every caller in the chain), and on the bots' granted
+//     tools and knowledge bases as they are then;
 //   - arguments are validated against the tool's JSON Schema before it
 //     runs; invalid arguments are a recorded denial;
 //   - retrieved text and tool results reach the model only as tool
 //     results, never in the system prompt, which holds only the bot's
 //     instructions;
-//   - a turn makes at most MaxToolCalls calls, ask_bot nests at most
-//     MaxDepth bots and never in a cycle, and a turn has a wall time;
+//   - a turn makes at most MaxToolCalls calls, one model response may ask
+//     for at most MaxToolCallsPerResponse (each is recorded), ask_bot
+//     nests at most MaxDepth bots and never in a cycle, and a turn has a
+//     wall time;
+//   - a tool name that names no registered tool is recorded as
+//     conversations.UnknownTool: the name a model gave is free text and is
+//     kept only as content;
 //   - citations are kept only when they name passages a tool returned to
 //     this turn.
 //

@@ -37,6 +37,12 @@ const (
 	DefaultTurnTimeout = 60 * time.Second
 	// maxModelCalls bounds the model requests of one bot in one turn.
 	maxModelCalls = 12
+	// MaxToolCallsPerResponse bounds the tool calls one model response
+	// may ask for. Each is decided and recorded (those past the turn's
+	// MaxToolCalls as refused), so without a bound one response of a
+	// few megabytes could write a hundred thousand events; a response that
+	// asks for more fails the turn, and none of its calls is recorded.
+	MaxToolCallsPerResponse = 2 * MaxToolCalls
 )
 
 // Recorder is the write side of conversations (commands.Conversations).
@@ -232,8 +238,13 @@ func (t *turn) fail(record, request, run context.Context, cause error) error {
 // failureReason says why a turn failed without repeating anything a model
 // endpoint wrote back beyond its status.
 func failureReason(err error) string {
-	var status *llm.StatusError
+	var (
+		status  *llm.StatusError
+		tooMany *tooManyCallsError
+	)
 	switch {
+	case errors.As(err, &tooMany):
+		return tooMany.Error()
 	case errors.As(err, &status):
 		return fmt.Sprintf("the model endpoint answered HTTP %d", status.StatusCode)
 	case errors.Is(err, llm.ErrMalformedResponse):
@@ -245,6 +256,14 @@ func failureReason(err error) string {
 }
 
 var errSinkGone = errors.New("stream closed by the client")
+
+// tooManyCallsError fails a turn whose model asked for more than
+// MaxToolCallsPerResponse tool calls in one response.
+type tooManyCallsError struct{ asked int }
+
+func (e *tooManyCallsError) Error() string {
+	return fmt.Sprintf("the model asked for %d tool calls in one response, more than %d", e.asked, MaxToolCallsPerResponse)
+}
 
 // notVisible is the one answer for a resource that does not exist or that
 // the effective principal may not see: the two are never told apart.
@@ -314,6 +333,9 @@ func (t *turn) run(ctx context.Context, f frame, msgs []llm.Message) (string, er
 		if len(resp.ToolCalls) == 0 {
 			return resp.Content, nil
 		}
+		if n := len(resp.ToolCalls); n > MaxToolCallsPerResponse {
+			return "", &tooManyCallsError{asked: n}
+		}
 		msgs = append(msgs, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
 		for _, call := range resp.ToolCalls {
 			result, err := t.call(ctx, f, call, req.Tools == nil)
@@ -354,10 +376,7 @@ func (t *turn) complete(ctx context.Context, f frame, req llm.Request, onDelta l
 // returns what the model reads. It runs in a span named for the tool
 // (only a registered tool's name: a model can ask for any name).
 func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswer bool) (string, error) {
-	name := "unknown"
-	if _, known := t.runner.tools.Lookup(call.Name); known {
-		name = call.Name
-	}
+	name := t.toolName(call.Name)
 	ctx, span := t.runner.tracer.Start(ctx, "tool call "+name, trace.WithAttributes(
 		attribute.String("palisade.tool", name), attribute.Int("palisade.depth", f.depth())))
 	defer span.End()
@@ -369,6 +388,17 @@ func (t *turn) call(ctx context.Context, f frame, call llm.ToolCall, forcedAnswe
 	return result, err
 }
 
+// toolName is the name a call is recorded, streamed and shown under: the
+// registered tool's, or conversations.UnknownTool for a name that names
+// none. The name a model chose is free text (see
+// conversations.ToolCallDecided).
+func (t *turn) toolName(requested string) string {
+	if _, known := t.runner.tools.Lookup(requested); known {
+		return requested
+	}
+	return conversations.UnknownTool
+}
+
 // decideAndRun is call's work.
 func (t *turn) decideAndRun(ctx context.Context, f frame, call llm.ToolCall, forcedAnswer bool) (string, error) {
 	record := context.WithoutCancel(ctx)
@@ -378,18 +408,26 @@ func (t *turn) decideAndRun(ctx context.Context, f frame, call llm.ToolCall, for
 		args = json.RawMessage("{}")
 	}
 	capped, sum, size := conversations.CapArguments(args)
-	as, base := t.effectiveNow(record, f.chain)
-	granted := intersect(f.chain)
-	tool, known := t.runner.tools.Lookup(call.Name)
+	chain, err := t.currentChain(record, f.chain)
+	if err != nil {
+		return "", err
+	}
+	as, base := t.effectiveNow(record, chain)
+	granted := intersect(chain)
+	name := t.toolName(call.Name)
+	tool, known := t.runner.tools.Lookup(name)
 	var argsErr error
 	if known {
 		argsErr = tool.validate(args)
 	}
 	d := decideCall(tool, granted, as, base, argsErr, !forcedAnswer && t.takeCall())
 	decided := &conversations.ToolCallDecided{
-		TurnID: t.turnID, CallID: id, BotID: f.bot.ID, Depth: f.depth(), Tool: call.Name,
+		TurnID: t.turnID, CallID: id, BotID: f.bot.ID, Depth: f.depth(), Tool: name,
 		Arguments: capped, ArgumentsSHA256: sum, ArgumentsSize: size, Allowed: d.Allowed,
 		Permission: d.Permission.String(), EffectivePermissions: as.Permissions.Names(), Reason: d.Reason(),
+	}
+	if !known {
+		decided.RequestedTool = conversations.CapToolName(call.Name)
 	}
 	if d.Permission == access.PermissionUnknown {
 		decided.Permission = ""
@@ -398,26 +436,26 @@ func (t *turn) decideAndRun(ctx context.Context, f frame, call llm.ToolCall, for
 		return "", fmt.Errorf("record tool call: %w", err)
 	}
 	if f.sink != nil {
-		if err := f.sink.ToolCall(id, call.Name, args); err != nil {
+		if err := f.sink.ToolCall(id, name, args); err != nil {
 			return "", errSinkGone
 		}
 	}
 	if !d.Allowed {
-		t.runner.record.RecordDenial(record, as, d, "tools/"+call.Name)
-		t.addView(ToolCallView{ID: id, Tool: call.Name, Arguments: capped, Status: conversations.StatusDenied, Reason: d.Reason()}, f)
+		t.runner.record.RecordDenial(record, as, d, "tools/"+name)
+		t.addView(ToolCallView{ID: id, Tool: name, Arguments: capped, Status: conversations.StatusDenied, Reason: d.Reason()}, f)
 		if err := t.streamResult(f, id, conversations.StatusDenied, d.Reason()); err != nil {
 			return "", err
 		}
 		return denial(d.Reason()), nil
 	}
-	out, runErr := tool.Run(ctx, Call{ID: id, As: as, Bot: granted, Arguments: args, turn: t, chain: f.chain})
+	out, runErr := tool.Run(ctx, Call{ID: id, As: as, Bot: granted, Arguments: args, turn: t, chain: chain})
 	if runErr != nil && ctx.Err() != nil {
 		return "", ctx.Err()
 	}
 	if errors.Is(runErr, errSinkGone) {
 		return "", runErr
 	}
-	completed := &conversations.ToolCallCompleted{TurnID: t.turnID, CallID: id, Tool: call.Name}
+	completed := &conversations.ToolCallCompleted{TurnID: t.turnID, CallID: id, Tool: name}
 	var result string
 	var denied *DeniedError
 	switch {
@@ -447,7 +485,7 @@ func (t *turn) decideAndRun(ctx context.Context, f frame, call llm.ToolCall, for
 		return "", fmt.Errorf("record tool result: %w", err)
 	}
 	reason := completed.Error
-	t.addView(ToolCallView{ID: id, Tool: call.Name, Arguments: capped, Status: completed.Status, Reason: reason}, f)
+	t.addView(ToolCallView{ID: id, Tool: name, Arguments: capped, Status: completed.Status, Reason: reason}, f)
 	summary := completed.Summary
 	if reason != "" {
 		summary = reason
@@ -538,6 +576,27 @@ func intersect(chain []Bot) Bot {
 		out.Permissions = out.Permissions.Intersect(b.Permissions)
 	}
 	return out
+}
+
+// currentChain returns the bots of chain as their streams say now, so
+// that a grant withdrawn or a bot archived while a turn runs holds from
+// its next tool call on, as the invoker's own permissions do. A bot that
+// is gone (archived, or no longer found) holds nothing.
+func (t *turn) currentChain(ctx context.Context, chain []Bot) ([]Bot, error) {
+	out := make([]Bot, len(chain))
+	for i, b := range chain {
+		cfg, err := t.runner.record.Bot(ctx, t.invoker.OrgID, b.ID)
+		var archived *domain.ArchivedError
+		switch {
+		case errors.Is(err, domain.ErrNotFound) || errors.As(err, &archived):
+			out[i] = Bot{ID: b.ID}
+		case err != nil:
+			return nil, fmt.Errorf("read bot %s as it is now: %w", b.ID, err)
+		default:
+			out[i] = botOf(cfg)
+		}
+	}
+	return out, nil
 }
 
 // effectiveNow resolves the invoker as it is now and narrows it through

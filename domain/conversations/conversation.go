@@ -14,7 +14,10 @@ const (
 	MaxMessageLen = 16000
 	// MaxRecordedArguments bounds the arguments a ToolCallDecided keeps.
 	MaxRecordedArguments = 2048
-	maxTitleLen          = 200
+	// MaxRecordedToolName bounds the unregistered tool name a
+	// ToolCallDecided keeps (RequestedTool).
+	MaxRecordedToolName = 256
+	maxTitleLen         = 200
 	// MaxHistory is how many earlier exchanges a turn shows the model.
 	MaxHistory = 10
 )
@@ -135,13 +138,21 @@ func SHA256(s string) string {
 // rune boundary), with their full hash and size.
 func CapArguments(arguments []byte) (capped string, sha string, size int) {
 	sum := sha256.Sum256(arguments)
-	s := string(arguments)
-	if len(s) > MaxRecordedArguments {
-		cut := MaxRecordedArguments
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		s = s[:cut]
+	return capBytes(string(arguments), MaxRecordedArguments), hex.EncodeToString(sum[:]), len(arguments)
+}
+
+// CapToolName returns name cut to MaxRecordedToolName bytes (at a rune
+// boundary).
+func CapToolName(name string) string { return capBytes(name, MaxRecordedToolName) }
+
+// capBytes returns s cut to at most n bytes, at a rune boundary.
+func capBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s, hex.EncodeToString(sum[:]), len(arguments)
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
 }

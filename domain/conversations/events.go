@@ -39,12 +39,18 @@ type TurnStarted struct {
 // taken on it. Arguments are capped at MaxRecordedArguments bytes; the hash
 // and size are of the whole arguments. BotID is the bot whose model asked;
 // Depth is 0 for the conversation's bot and grows by one per ask_bot.
+//
+// Tool is a registered tool's name, or UnknownTool: a model can ask for
+// any name, and what it chose is free text (it may carry what the turn
+// read), so a name that names no tool is kept only in RequestedTool, as
+// content, capped at MaxRecordedToolName bytes.
 type ToolCallDecided struct {
 	TurnID               string   `json:"turn_id" audit:"record"`
 	CallID               string   `json:"call_id" audit:"record"`
 	BotID                string   `json:"bot_id" audit:"record"`
 	Depth                int      `json:"depth"`
 	Tool                 string   `json:"tool" audit:"record"`
+	RequestedTool        string   `json:"requested_tool,omitempty" audit:"content"`
 	Arguments            string   `json:"arguments" audit:"content"`
 	ArgumentsSHA256      string   `json:"arguments_sha256" audit:"digest"`
 	ArgumentsSize        int      `json:"arguments_size"`
@@ -53,6 +59,10 @@ type ToolCallDecided struct {
 	EffectivePermissions []string `json:"effective_permissions" audit:"record"`
 	Reason               string   `json:"reason" audit:"record"`
 }
+
+// UnknownTool is ToolCallDecided.Tool for a name that names no
+// registered tool.
+const UnknownTool = "unknown"
 
 // ToolCallCompleted records the outcome of an allowed tool call: what it
 // touched (ids, counts, sizes) and the SHA-256 of the result the model
