@@ -210,3 +210,76 @@ func TestQueryDataDisconnectCancelsTheJob(t *testing.T) {
 	}
 	assertJobCancelledByBot(t, d, pg, pattern, bot)
 }
+
+// TestQueryDataJobNeedsTheBotsGrantWhenItRuns: a job a bot submitted
+// through query_data is authorized again when it runs, on the bot's
+// grants as they are then: a data source withdrawn from the bot while the
+// job waited for a worker fails the job at authorize, before anything
+// runs on the source.
+func TestQueryDataJobNeedsTheBotsGrantWhenItRuns(t *testing.T) {
+	t.Parallel()
+	const busy = "SELECT COUNT(*) FROM sales a CROSS JOIN sales b CROSS JOIN sales c CROSS JOIN sales qd_busy"
+	d, pg, source, bot := pgDataBot(t, runawayModel(t, "qd_regrant"), func(cfg *app.Config) {
+		cfg.Analytics.Workers, cfg.TurnTimeout = 1, 20*time.Second
+	})
+	h := d.h
+	// The only worker is busy with the owner's runaway job.
+	long := submit(t, h, d.owner, map[string]string{"data_source_id": source, "sql": busy})
+	awaitJob(t, h, d.owner, long, "running")
+	waitStatement(t, pg, "%CROSS JOIN sales qd_busy%", true)
+
+	// Ana's turn runs in the background (the harness may not fail the
+	// test from another goroutine); its query_data job waits for the
+	// worker.
+	conv := h.startConversation(d.ana, bot)
+	body, _ := json.Marshal(map[string]string{"content": "Count it\n" + queryLine(source, "count everything")})
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/conversations/"+conv+"/messages", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.ana)
+	status := make(chan int, 1)
+	go func() {
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	var botJob string
+	for deadline := time.Now().Add(20 * time.Second); botJob == ""; {
+		jobs, _ := recorded[analytics.AnalyticsJobSubmitted](t, h, d.org, "AnalyticsJobSubmitted")
+		for _, j := range jobs {
+			if j.BotID == bot {
+				botJob = j.ID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bot's job was not submitted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The bot loses the source; then the worker frees up.
+	h.must(http.StatusOK, http.MethodPatch, "/v1/bots/"+bot, d.owner, map[string]any{
+		"grants": map[string]any{"tools": []string{"query_data"}, "permissions": []string{"datasources:query", "analytics:run"}, "data_sources": []string{}},
+	})
+	if r := h.do(http.MethodPost, "/v1/analytics/jobs/"+long+"/cancel", d.owner, nil); r.status != http.StatusAccepted && r.status != http.StatusOK {
+		t.Fatalf("cancel = %d %s", r.status, r.body)
+	}
+	job := awaitJob(t, h, d.owner, botJob)
+	if job.State != "failed" || job.Stage != "authorize" || !strings.Contains(job.Error, "no longer granted the data source") {
+		t.Errorf("the bot's job after the source was withdrawn = %+v, want failed at authorize", job)
+	}
+	select {
+	case code := <-status:
+		if code != http.StatusOK {
+			t.Errorf("the turn answered %d, want 200 with the refusal as the tool's result", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the turn did not end")
+	}
+}

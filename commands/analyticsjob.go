@@ -68,6 +68,14 @@ func (r *AnalyticsRunner) run(ctx context.Context, trigger eventstore.Envelope) 
 		if !as.Permissions.Has(access.AnalyticsRun) || !as.Permissions.Has(access.DatasourcesQuery) {
 			return d, "re-authorization at execution: the process holds neither analytics:run nor datasources:query for the asker", nil
 		}
+		refusal, err := r.botsGrantSource(ctx, trigger.OrgID, trigger.Actor, submitted.DataSourceID)
+		if err != nil {
+			return access.Decision{}, "", err
+		}
+		if refusal != "" {
+			d := access.Decision{Code: access.ReasonResourceNotGranted, Permission: access.DatasourcesQuery}
+			return d, "re-authorization at execution: " + refusal, nil
+		}
 		source = src
 		if !as.Permissions.Has(d.Permission) {
 			// A manager's query: the process records with its own
@@ -82,6 +90,35 @@ func (r *AnalyticsRunner) run(ctx context.Context, trigger eventstore.Envelope) 
 		return j.do(ctx, run.Refusal, source)
 	}
 	return r.p.RunJob(ctx, trigger, r.actors, spec, authorize, work)
+}
+
+// botsGrantSource says why a job that a bot submitted (query_data) may no
+// longer run on the source: every bot of the actor's chain must still be
+// granted it, as the tool required at submission. The actor's current
+// permissions are re-resolved by RunJob; a bot's resource grants are not
+// permissions, so they are read here. It returns "" when they all are,
+// and for a job no bot submitted.
+func (r *AnalyticsRunner) botsGrantSource(ctx context.Context, orgID string, actor eventstore.Actor, sourceID string) (string, error) {
+	if access.Kind(actor.Kind) != access.KindBot {
+		return "", nil
+	}
+	if len(actor.OnBehalfOf) == 0 {
+		return "a bot submitted the job for no recorded invoker", nil
+	}
+	chain := append(slices.Clone(actor.OnBehalfOf[1:]), actor.Subject)
+	for _, id := range chain {
+		bot, err := r.p.currentBot(ctx, orgID, id)
+		var archived *domain.ArchivedError
+		switch {
+		case errors.Is(err, domain.ErrNotFound) || errors.As(err, &archived):
+			return fmt.Sprintf("bot %s is archived or gone", id), nil
+		case err != nil:
+			return "", fmt.Errorf("read bot %s as it is now: %w", id, err)
+		case !slices.Contains(bot.Grants.DataSources, sourceID):
+			return fmt.Sprintf("bot %s is no longer granted the data source", id), nil
+		}
+	}
+	return "", nil
 }
 
 func (r *AnalyticsRunner) loadSource(ctx context.Context, orgID, id string) (*datasources.DataSource, error) {

@@ -83,12 +83,18 @@ type BotConfig struct {
 // bot (or an id that names no stream) is domain.ErrNotFound; an archived
 // one a *domain.ArchivedError.
 func (c *Conversations) Bot(ctx context.Context, orgID, id string) (BotConfig, error) {
+	return c.p.currentBot(ctx, orgID, id)
+}
+
+// currentBot is Conversations.Bot, for every part of the write side that
+// re-reads a bot's grants before it acts for the bot.
+func (p *Pipeline) currentBot(ctx context.Context, orgID, id string) (BotConfig, error) {
 	stream, err := botStream(orgID, id)
 	if err != nil {
 		return BotConfig{}, fmt.Errorf("%w: bot", domain.ErrNotFound)
 	}
 	var bot bots.Bot
-	if _, _, err := c.p.load(ctx, stream, &bot); err != nil {
+	if _, _, err := p.load(ctx, stream, &bot); err != nil {
 		return BotConfig{}, err
 	}
 	if !bot.Exists() {
