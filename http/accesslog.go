@@ -98,7 +98,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.observe(r.Method, info.route, rec.status, took)
 	if s.deps.AccessLog != nil {
 		s.deps.AccessLog.LogAttrs(ctx, slog.LevelInfo, "request",
-			slog.String("method", r.Method),
+			slog.String("method", methodLabel(r.Method)),
 			slog.String("route", info.route),
 			slog.Int("status", rec.status),
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000),

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -144,6 +145,51 @@ func TestUnmatchedRequestsGoThroughTheMiddleware(t *testing.T) {
 	}
 	if got := count("/healthz", "HEAD", "200"); got != 1 {
 		t.Errorf("HEAD /healthz counted %v times, want 1", got)
+	}
+}
+
+// TestInventedMethodsShareOneLabel: a method is any token a client sends,
+// before it authenticates; each invented one would otherwise be a new
+// metric series and a long access-log field. Metrics and the log name
+// them all OTHER.
+func TestInventedMethodsShareOneLabel(t *testing.T) {
+	t.Parallel()
+	srv, logs, reg := newLogServer(t, func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }, false)
+	const invented = 40
+	for i := range invented {
+		method := fmt.Sprintf("XMETHOD%05d%s", i, strings.Repeat("A", 2000))
+		req, _ := http.NewRequest(method, srv.URL+"/healthz", nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("%.14s… /healthz = %d, want 405", method, resp.StatusCode)
+		}
+	}
+	if strings.Contains(logs.String(), "XMETHOD") {
+		t.Errorf("the access log holds the invented methods")
+	}
+	if got := strings.Count(logs.String(), `"method":"OTHER"`); got != invented {
+		t.Errorf("%d access-log lines name the method OTHER, want %d", got, invented)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					methods[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(methods) != 1 || !methods["OTHER"] {
+		t.Errorf("method label values %d (OTHER: %v), want OTHER alone", len(methods), methods["OTHER"])
 	}
 }
 
