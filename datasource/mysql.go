@@ -120,6 +120,14 @@ func (s *mysqlSource) readOnly(ctx context.Context, fn func(tx *sql.Tx, flavor s
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
+	// The guard reads strings as TiDB's parser does with no sql_mode; the
+	// server's default (or a value a DBA chose) might have ANSI_QUOTES
+	// ("x" a column) or NO_BACKSLASH_ESCAPES ('\' a whole string), and
+	// read as SQL what the guard saw as a literal. Pinned on every
+	// query: the pool's connections are shared.
+	if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode = '"+pinnedSQLMode+"'"); err != nil {
+		return err
+	}
 	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // START TRANSACTION READ ONLY
 	if err != nil {
 		return err
@@ -133,6 +141,12 @@ func (s *mysqlSource) readOnly(ctx context.Context, fn func(tx *sql.Tx, flavor s
 	}
 	return err
 }
+
+// pinnedSQLMode is the sql_mode of every query: strict, and none of the
+// modes that change how the query is read (ANSI_QUOTES,
+// NO_BACKSLASH_ESCAPES, PIPES_AS_CONCAT, IGNORE_SPACE, ANSI, ORACLE and
+// the like). Both modes exist in MariaDB and MySQL.
+const pinnedSQLMode = "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION"
 
 func (s *mysqlSource) killQuery(id int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -106,8 +106,13 @@ func (s *pgSource) readOnly(ctx context.Context, timeout time.Duration, fn func(
 	// The timer of a statement is armed when it starts, from the setting
 	// in force then: a query that sets statement_timeout itself changes
 	// the next statement, and there is none.
-	// set_config(…, true) is SET LOCAL: both in one round trip.
-	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)", ms); err != nil {
+	// standard_conforming_strings on (and no \' inside a string) is how
+	// the guard's parser reads strings: with it off, a role or database
+	// default would make '\' the start of a string the guard saw end,
+	// and the rest of the query SQL it never checked.
+	// set_config(…, true) is SET LOCAL: all in one round trip.
+	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true),
+		set_config('standard_conforming_strings', 'on', true), set_config('backslash_quote', 'off', true)`, ms); err != nil {
 		return err
 	}
 	return fn(tx)

@@ -43,9 +43,12 @@
 // unknown column there).
 //
 // What it does not check: cost (cross joins of allowed tables are
-// accepted). The MySQL check assumes the server's
-// default sql_mode quoting (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES), which
-// is how TiDB's parser reads strings.
+// accepted). It reads strings as the server must then read them: the
+// MySQL check as TiDB's parser does with no sql_mode (no ANSI_QUOTES, no
+// NO_BACKSLASH_ESCAPES, no PIPES_AS_CONCAT), the PostgreSQL check as
+// pg_query does (standard_conforming_strings on). A server set otherwise
+// would read a string the guard saw as one literal as SQL of its own, so
+// package datasource pins both for every query it runs.
 //
 // The guard is one layer. It must never be the only one: the query should
 // still run as a read-only role, in a read-only transaction, with a

@@ -209,6 +209,7 @@ var hostileMySQL = []string{
 	"SET @x = 1",
 	"SET GLOBAL general_log = 1",
 	"SET SESSION sql_mode = ''",
+	"SELECT length(replace(replace(replace('aaaaaaaaaa', 'a', 'aaaaaaaaaa'), 'a', 'aaaaaaaaaa'), 'a', 'aaaaaaaaaa')) AS n FROM sales",
 	"CALL proc()",
 	"DO SLEEP(5)",
 	"PREPARE s FROM 'SELECT 1'",
