@@ -204,3 +204,27 @@ func TestIdempotencyKeyNeverRecordsASecret(t *testing.T) {
 		t.Fatalf("%d service accounts after the replay, want 1", len(list.Items))
 	}
 }
+
+// TestIdempotencyKeyCoversTheQuery: the query string is part of the
+// request a key stands for (PUT /v1/members/x?issuer=… names another
+// member than PUT /v1/members/x), so reusing a key with another query is
+// refused, in the process and after a restart, never answered with the
+// first request's response.
+func TestIdempotencyKeyCoversTheQuery(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	org, owner := h.createOrg("Acme", "alice")
+	h.addMember(org, owner, "m1", "builder")
+	body := map[string]any{"roles": []string{"admin"}}
+	first := h.must(http.StatusOK, http.MethodPut, "/v1/members/m1", owner, body, "Idempotency-Key", "query-1")
+	const other = "/v1/members/m1?issuer=https%3A%2F%2Fidp.example.com"
+	h.must(http.StatusUnprocessableEntity, http.MethodPut, other, owner, body, "Idempotency-Key", "query-1")
+	h.close()
+
+	h = openHarness(t, dir)
+	owner = h.userToken(org, "alice")
+	h.must(http.StatusUnprocessableEntity, http.MethodPut, other, owner, body, "Idempotency-Key", "query-1")
+	requireReplay(t, "the first request after a restart", first,
+		h.must(http.StatusOK, http.MethodPut, "/v1/members/m1", owner, body, "Idempotency-Key", "query-1"))
+}

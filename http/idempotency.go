@@ -56,7 +56,9 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		// replay of what a wider one was allowed to do.
 		cacheKey := p.OrgID + "\x00" + string(p.Kind) + "\x00" + p.Subject + "\x00" +
 			strconv.FormatUint(uint64(p.Permissions), 16) + "\x00" + key
-		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\x00" + string(body)))
+		// The query is part of the request: PUT /v1/members/x?issuer=a
+		// and ?issuer=b name two members.
+		fingerprint := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\x00" + string(body)))
 
 		entry, fresh := s.idempotency.begin(cacheKey, fingerprint, time.Now())
 		var shared *sharedClaim
@@ -98,7 +100,7 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 					writeError(w, r, err, "request")
 					return
 				}
-				if recorded.Method != r.Method || recorded.Path != r.URL.Path || !same {
+				if recorded.Method != r.Method || recorded.Path != r.URL.Path || recorded.Query != r.URL.RawQuery || !same {
 					s.idempotency.forget(cacheKey)
 					writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
 					return
@@ -306,6 +308,7 @@ func (s *Server) recordResponse(r *http.Request, p access.Principal, key string,
 	event := &events.IdempotentResponseRecorded{
 		Method:        r.Method,
 		Path:          r.URL.Path,
+		Query:         r.URL.RawQuery,
 		BodySHA256:    hexSHA256(reqBody),
 		Status:        rec.status,
 		ContentType:   rec.Header().Get("Content-Type"),
