@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/palisadehq/palisade/identity"
 )
 
 // botNames lists the names of the bots token sees.
@@ -227,4 +229,31 @@ func TestIdempotencyKeyCoversTheQuery(t *testing.T) {
 	h.must(http.StatusUnprocessableEntity, http.MethodPut, other, owner, body, "Idempotency-Key", "query-1")
 	requireReplay(t, "the first request after a restart", first,
 		h.must(http.StatusOK, http.MethodPut, "/v1/members/m1", owner, body, "Idempotency-Key", "query-1"))
+}
+
+// TestIdempotencyKeyOfAnotherRequestNeverReturnsTheFirstResource: a
+// create's id is derived from the request its key stands for, so the same
+// key under a narrower token of the same member (its own key, as keys are
+// per principal as it is now) with another body creates its own resource;
+// it is never answered with what the first request created, which that
+// token may not even read.
+func TestIdempotencyKeyOfAnotherRequestNeverReturnsTheFirstResource(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	org, owner := h.createOrg("Acme", "alice")
+	first := h.must(http.StatusCreated, http.MethodPost, "/v1/bots", owner,
+		map[string]any{"name": "SecretBot", "instructions": "A secret"}, "Idempotency-Key", "narrow-1")
+	narrow := h.mint(identity.Claims{Kind: identity.KindUser, Org: org, Scope: "bots:manage"}, "alice")
+	second := h.must(http.StatusCreated, http.MethodPost, "/v1/bots", narrow,
+		map[string]any{"name": "Different", "instructions": "new text"}, "Idempotency-Key", "narrow-1")
+	if bytes.Contains(second.body, []byte("A secret")) || bytes.Contains(second.body, []byte("SecretBot")) {
+		t.Fatalf("the narrower token's request was answered with the first bot: %s", second.body)
+	}
+	if botID(t, second) == botID(t, first) {
+		t.Fatalf("both requests name bot %s", botID(t, first))
+	}
+	requireBots(t, "after both", botNames(h, owner), "SecretBot", "Different")
+	// Its own retry is its own replay.
+	requireReplay(t, "the narrower token's retry", second, h.must(http.StatusCreated, http.MethodPost, "/v1/bots", narrow,
+		map[string]any{"name": "Different", "instructions": "new text"}, "Idempotency-Key", "narrow-1"))
 }

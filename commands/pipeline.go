@@ -47,9 +47,14 @@ type Origin struct {
 	CausationID    string
 	TraceID        string
 	IdempotencyKey string
-	Method         string
-	Path           string
-	RemoteAddr     string
+	// IdempotentRequest identifies, when IdempotencyKey is set, the
+	// request the key stands for: the principal as it is now
+	// (permissions included), the key, and the method, path, query and
+	// body (the HTTP layer's hash). Creates derive their id from it.
+	IdempotentRequest string
+	Method            string
+	Path              string
+	RemoteAddr        string
 }
 
 type originKey struct{}
@@ -431,20 +436,29 @@ func (p *Pipeline) RecordAuthenticationDenial(ctx context.Context, orgID string,
 }
 
 // newResourceID returns the id of a resource a command creates. With an
-// Idempotency-Key the id is derived from (org, subject, key), so a retry
-// that reaches a restarted server cannot create a second resource: its
-// append finds the stream already there.
+// Idempotency-Key the id is derived from the request the key stands for
+// (Origin.IdempotentRequest: principal, permissions, key, method, path,
+// query and body), so a retry that reaches a restarted server cannot
+// create a second resource: its append finds the stream already there.
+// Only that same request finds it: a different body under the key, or
+// the key of a narrower token of the same subject, names another id, and
+// can never be answered with the resource the first request created.
 func newResourceID(ctx context.Context, who access.Principal) string {
-	key := OriginFrom(ctx).IdempotencyKey
-	if key == "" {
+	o := OriginFrom(ctx)
+	if o.IdempotencyKey == "" {
 		return uuid.Must(uuid.NewV7()).String()
 	}
-	sum := sha256.Sum256([]byte(who.OrgID + "\x00" + who.Subject + "\x00" + key))
+	request := o.IdempotentRequest
+	if request == "" {
+		request = o.IdempotencyKey
+	}
+	sum := sha256.Sum256([]byte(who.OrgID + "\x00" + who.Subject + "\x00" + request))
 	return uuid.NewSHA1(uuid.NameSpaceURL, sum[:]).String()
 }
 
 // existing answers a create whose target already exists: a replay of the
-// same Idempotency-Key changes nothing; anything else is a conflict.
+// same request under its Idempotency-Key (whose id newResourceID derived
+// from that request) changes nothing; anything else is a conflict.
 func (p *Pipeline) existing(ctx context.Context, what string) ([]domain.Event, error) {
 	if OriginFrom(ctx).IdempotencyKey != "" {
 		return nil, nil

@@ -127,7 +127,8 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		// if the handler panics: the deferred calls run last in, first out.
 		defer shared.release(r)
 		defer shared.keep(r)()
-		ctx := withIdempotencyKey(r.Context(), key)
+		request := sha256.Sum256([]byte(cacheKey + "\x00" + string(fingerprint[:])))
+		ctx := withIdempotencyKey(r.Context(), key, hex.EncodeToString(request[:]))
 		rec := &capture{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {

@@ -305,9 +305,12 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func withIdempotencyKey(ctx context.Context, key string) context.Context {
+// withIdempotencyKey returns ctx whose origin carries the client's key and
+// the identity of the request it stands for (see
+// commands.Origin.IdempotentRequest).
+func withIdempotencyKey(ctx context.Context, key, request string) context.Context {
 	o := commands.OriginFrom(ctx)
-	o.IdempotencyKey = key
+	o.IdempotencyKey, o.IdempotentRequest = key, request
 	return commands.WithOrigin(ctx, o)
 }
 
