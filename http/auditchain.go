@@ -34,6 +34,9 @@ func (s *Server) auditChain(w http.ResponseWriter, r *http.Request) (AuditChainQ
 }
 
 func (s *Server) auditCheckpoints(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitConsistency(w, r) {
+		return
+	}
 	q, ok := s.auditChain(w, r)
 	if !ok {
 		return
@@ -66,6 +69,9 @@ func (s *Server) auditCheckpoints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitConsistency(w, r) {
+		return
+	}
 	q, ok := s.auditChain(w, r)
 	if !ok {
 		return
