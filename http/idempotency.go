@@ -424,17 +424,23 @@ func (e *idempotencyEntry) replay(w http.ResponseWriter) {
 	_, _ = w.Write(e.body)
 }
 
-// idempotencyCache keeps responses by key, bounded in size and age.
+// idempotencyCache keeps responses by key, bounded in number, in the
+// bytes of their bodies and in age, oldest out first. It is a cache of
+// the log's records (IdempotencyRecords), which a miss reads: every
+// organization shares it, so what one sends can push out another's
+// entries, never its replays.
 type idempotencyCache struct {
-	mu      sync.Mutex
-	entries map[string]*list.Element
-	order   *list.List // oldest first
-	max     int
-	ttl     time.Duration
+	mu       sync.Mutex
+	entries  map[string]*list.Element
+	order    *list.List // oldest first
+	max      int
+	maxBytes int
+	bytes    int // of the bodies kept
+	ttl      time.Duration
 }
 
-func newIdempotencyCache(max int, ttl time.Duration) *idempotencyCache {
-	return &idempotencyCache{entries: map[string]*list.Element{}, order: list.New(), max: max, ttl: ttl}
+func newIdempotencyCache(max, maxBytes int, ttl time.Duration) *idempotencyCache {
+	return &idempotencyCache{entries: map[string]*list.Element{}, order: list.New(), max: max, maxBytes: maxBytes, ttl: ttl}
 }
 
 // begin returns the existing entry for key, or records a new running one.
@@ -443,11 +449,10 @@ func (c *idempotencyCache) begin(key string, fingerprint [32]byte, now time.Time
 	defer c.mu.Unlock()
 	for c.order.Len() > 0 {
 		oldest := c.order.Front().Value.(*idempotencyEntry)
-		if c.order.Len() < c.max && now.Sub(oldest.created) < c.ttl {
+		if c.order.Len() < c.max && c.bytes <= c.maxBytes && now.Sub(oldest.created) < c.ttl {
 			break
 		}
-		c.order.Remove(c.order.Front())
-		delete(c.entries, oldest.key)
+		c.remove(c.order.Front())
 	}
 	if el, ok := c.entries[key]; ok {
 		return el.Value.(*idempotencyEntry), false
@@ -463,16 +468,24 @@ func (c *idempotencyCache) finish(key string, status int, header http.Header, bo
 	if el, ok := c.entries[key]; ok {
 		e := el.Value.(*idempotencyEntry)
 		e.status, e.header, e.body = status, header, body
+		c.bytes += len(body)
 		close(e.done)
 	}
+}
+
+// remove drops el's entry; the caller holds c.mu.
+func (c *idempotencyCache) remove(el *list.Element) {
+	e := el.Value.(*idempotencyEntry)
+	c.order.Remove(el)
+	delete(c.entries, e.key)
+	c.bytes -= len(e.body)
 }
 
 func (c *idempotencyCache) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {
-		c.order.Remove(el)
-		delete(c.entries, key)
+		c.remove(el)
 	}
 }
 

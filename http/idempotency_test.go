@@ -399,3 +399,42 @@ func TestSharedClaimIsRenewedWhileRunning(t *testing.T) {
 		t.Fatalf("%d claims held after the request ended (renewals must stop with it)", n)
 	}
 }
+
+// TestIdempotencyCacheIsBoundedInBytes: the bodies the cache keeps stay
+// within its byte budget (give or take the last one finished), oldest out
+// first, whatever their number; a forgotten or evicted entry gives its
+// bytes back.
+func TestIdempotencyCacheIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	const budget = 10_000
+	c := newIdempotencyCache(1_000_000, budget, time.Hour)
+	now := time.Now()
+	body := bytes.Repeat([]byte("x"), 1_000)
+	for i := range 1_000 {
+		key := fmt.Sprint("k", i)
+		if _, fresh := c.begin(key, [32]byte{}, now); !fresh {
+			t.Fatalf("%s: not fresh", key)
+		}
+		c.finish(key, http.StatusCreated, http.Header{}, body)
+		if c.bytes > budget+len(body) {
+			t.Fatalf("after %d entries the cache keeps %d bytes, over its budget of %d", i+1, c.bytes, budget)
+		}
+	}
+	if got := c.order.Len(); got > budget/len(body)+1 {
+		t.Errorf("%d entries kept, want at most %d", got, budget/len(body)+1)
+	}
+	// The newest is there, the oldest gone.
+	if _, fresh := c.begin("k999", [32]byte{}, now); fresh {
+		t.Error("the newest entry was evicted")
+	}
+	if _, fresh := c.begin("k0", [32]byte{}, now); !fresh {
+		t.Error("the oldest entry is still there")
+	}
+	c.forget("k0")
+	for c.order.Len() > 0 {
+		c.remove(c.order.Front())
+	}
+	if c.bytes != 0 {
+		t.Errorf("an empty cache counts %d bytes", c.bytes)
+	}
+}

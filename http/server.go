@@ -147,7 +147,7 @@ func NewServer(deps Deps) *Server {
 		deps:        deps,
 		router:      mux.NewRouter(),
 		metrics:     newMetrics(deps.Registry),
-		idempotency: newIdempotencyCache(100_000, 24*time.Hour),
+		idempotency: newIdempotencyCache(100_000, 64<<20, 24*time.Hour),
 		authDenials: newDenialLimiter(deps.AuthDenialRate, deps.AuthDenialBurst),
 	}
 	s.routes()
