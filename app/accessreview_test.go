@@ -185,7 +185,7 @@ func TestAccessReviewResources(t *testing.T) {
 	org, owner := h.createOrg("Acme", "alice")
 	ana := h.addMember(org, owner, "ana", "analyst")
 	viewer := h.addMember(org, owner, "vic", "viewer")
-	source := createSource(t, h, owner, sqliteSales(t, h, 3), []string{"sales"})
+	source := createSource(t, h, owner, sqliteSales(t, h, org, 3), []string{"sales"})
 	bot := h.createBot(owner, "Helpdesk")
 
 	denied := h.do(http.MethodGet, "/v1/data-sources/"+source, ana, nil).status

@@ -75,7 +75,7 @@ type executorPort struct{ exec *datasource.Executor }
 func (e executorPort) Query(ctx context.Context, t commands.QueryTarget, sql string, l commands.QueryLimits) (commands.QueryResult, error) {
 	cfg := datasource.Config{Kind: datasource.Kind(t.Kind), Host: t.Connection.Host, Port: t.Connection.Port,
 		Database: t.Connection.Database, User: t.Connection.User, Password: t.Password, Params: t.Connection.Params,
-		Path: t.Connection.Path}
+		Org: t.OrgID, Path: t.Connection.Path}
 	if t.Kind == datasources.SQLite {
 		cfg.Tables = t.Tables
 	}

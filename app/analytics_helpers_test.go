@@ -37,12 +37,13 @@ func sampleSource(t testing.TB, env string) datasource.Config {
 	return cfg
 }
 
-// sqliteSales writes a SQLite file under the harness's SQLite root with a
-// sales table of n rows (region r0…r4, amount i) and a salaries table no
-// source allows, and returns its path relative to the root.
-func sqliteSales(t testing.TB, h *harness, n int) datasource.Config {
+// sqliteSales writes a SQLite file in org's directory of the harness's
+// SQLite root with a sales table of n rows (region r0…r4, amount i) and a
+// salaries table no source allows, and returns its path relative to that
+// directory.
+func sqliteSales(t testing.TB, h *harness, org string, n int) datasource.Config {
 	t.Helper()
-	root := filepath.Join(h.dataDir, "sqlite")
+	root := filepath.Join(h.dataDir, "sqlite", org)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func TestAnalyticsJobsOnRealDatabases(t *testing.T) {
 	sources := map[string]datasource.Config{
 		"postgres": sampleSource(t, envDataSourcePG),
 		"mysql":    sampleSource(t, envDataSourceMySQL),
-		"sqlite":   sqliteSales(t, h, salesRows),
+		"sqlite":   sqliteSales(t, h, org, salesRows),
 	}
 	ids := map[string]string{}
 	for kind, cfg := range sources {
@@ -226,6 +226,33 @@ func TestAnalyticsJobSurvivesARestart(t *testing.T) {
 	waitQuery(t, pg, false)
 }
 
+// TestSQLiteFilesArePerOrganization: an organization's SQLite sources
+// name files in its own directory of the SQLite root only, so org B,
+// giving the path of org A's file, reaches nothing, whether by the same
+// path or by climbing out of its directory.
+func TestSQLiteFilesArePerOrganization(t *testing.T) {
+	t.Parallel()
+	h := openHarness(t, t.TempDir())
+	orgA, ownerA := h.createOrg("A", "owner-a")
+	_, ownerB := h.createOrg("B", "owner-b")
+	cfg := sqliteSales(t, h, orgA, 5)
+	createSource(t, h, ownerA, cfg, []string{"sales"}) // A's own test succeeds
+	for _, path := range []string{cfg.Path, orgA + "/" + cfg.Path} {
+		src := h.createSource(ownerB, map[string]any{"name": "theirs " + path, "kind": "sqlite",
+			"connection": map[string]any{"path": path}, "allowed_tables": []string{"sales"}})
+		var res dsTest
+		h.must(http.StatusOK, http.MethodPost, "/v1/data-sources/"+src.ID+"/test", ownerB, nil).json(t, &res)
+		if res.OK || len(res.Schema.Tables) != 0 {
+			t.Errorf("org B's source on %q reached org A's file: %+v", path, res)
+		}
+	}
+	r := h.do(http.MethodPost, "/v1/data-sources", ownerB, map[string]any{"name": "climb", "kind": "sqlite",
+		"connection": map[string]any{"path": "../" + orgA + "/" + cfg.Path}, "allowed_tables": []string{"sales"}})
+	if r.status != http.StatusUnprocessableEntity {
+		t.Errorf("a path climbing out of B's directory = %d %s, want 422", r.status, r.body)
+	}
+}
+
 // TestAnalyticsIsolation tries every analytics route on org A's job from
 // org B and from members of A who may not see it.
 func TestAnalyticsIsolation(t *testing.T) {
@@ -236,7 +263,7 @@ func TestAnalyticsIsolation(t *testing.T) {
 	ana := h.addMember(orgA, ownerA, "ana", "analyst")
 	otto := h.addMember(orgA, ownerA, "otto", "analyst") // no grant on the source
 	vera := h.addMember(orgA, ownerA, "vera", "viewer")  // analytics:read, cannot query
-	src := createSource(t, h, ownerA, sqliteSales(t, h, 20), []string{"sales"},
+	src := createSource(t, h, ownerA, sqliteSales(t, h, orgA, 20), []string{"sales"},
 		datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
 	id := submit(t, h, ana, map[string]string{"data_source_id": src, "sql": "SELECT region, amount FROM sales"})
 	if job := awaitJob(t, h, ana, id); job.State != "succeeded" || job.RowCount != 20 {

@@ -62,7 +62,9 @@ type dataSources struct {
 // openDataSources takes the keyring of the organizations' data keys (see
 // OpenKeyring) and builds the connector behind the network policy
 // (PALISADE_DATASOURCE_ALLOWED_NETWORKS) and the SQLite root
-// (PALISADE_SQLITE_ROOT). A bad value of either refuses to start.
+// (PALISADE_SQLITE_ROOT; each organization's files are in its own
+// directory of it, <root>/<org id>/). A bad value of either, or a root
+// that holds the data directory, refuses to start.
 func openDataSources(cfg Config, keys *keyring.Keyring) (dataSources, error) {
 	policy, err := netguard.ParseAllowed(cfg.DataSourceNetworks)
 	if err != nil {
@@ -77,6 +79,14 @@ func openDataSources(cfg Config, keys *keyring.Keyring) (dataSources, error) {
 	}
 	if root, err = filepath.Abs(root); err != nil {
 		return dataSources{}, fmt.Errorf("PALISADE_SQLITE_ROOT: %w", err)
+	}
+	// Tenants' paths are under <root>/<org>/; a root that holds the data
+	// directory would still put the log, the keys and the read-model
+	// snapshot within a tenant's reach by name.
+	if dataDir, err := filepath.Abs(cfg.DataDir); err == nil {
+		if rel, err := filepath.Rel(root, dataDir); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+			return dataSources{}, fmt.Errorf("PALISADE_SQLITE_ROOT %s holds the data directory %s: give SQLite data sources a directory of their own", root, dataDir)
+		}
 	}
 	conn := newConnector(policy, root)
 	out := dataSources{keys: keys, tester: conn, exec: conn.exec, close: conn.Close}
@@ -95,19 +105,19 @@ func newConnector(policy netguard.Policy, root string) *connector {
 	return &connector{exec: datasource.New(datasource.Options{Network: policy, SQLiteRoot: root})}
 }
 
-func sourceConfig(kind datasources.Kind, conn datasources.Connection, password sealing.Secret) datasource.Config {
+func sourceConfig(orgID string, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) datasource.Config {
 	return datasource.Config{Kind: datasource.Kind(kind), Host: conn.Host, Port: conn.Port, Database: conn.Database,
-		User: conn.User, Password: password, Params: conn.Params, Path: conn.Path}
+		User: conn.User, Password: password, Params: conn.Params, Org: orgID, Path: conn.Path}
 }
 
 // Validate checks the driver parameters the executor accepts for kind.
 func (c *connector) Validate(kind datasources.Kind, conn datasources.Connection) error {
-	return sourceConfig(kind, conn, sealing.Secret{}).Validate()
+	return sourceConfig("", kind, conn, sealing.Secret{}).Validate()
 }
 
 // Test connects and returns the schema the connecting user can read.
-func (c *connector) Test(ctx context.Context, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error) {
-	s, err := c.exec.Test(ctx, sourceConfig(kind, conn, password))
+func (c *connector) Test(ctx context.Context, orgID string, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error) {
+	s, err := c.exec.Test(ctx, sourceConfig(orgID, kind, conn, password))
 	if err != nil {
 		return datasources.Schema{}, err
 	}

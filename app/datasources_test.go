@@ -33,7 +33,7 @@ func (f *fakeDatabases) Validate(kind datasources.Kind, conn datasources.Connect
 	return nil
 }
 
-func (f *fakeDatabases) Test(_ context.Context, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error) {
+func (f *fakeDatabases) Test(_ context.Context, _ string, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error) {
 	f.mu.Lock()
 	f.passwords = append(f.passwords, password.Reveal())
 	f.mu.Unlock()

@@ -27,11 +27,7 @@ func TestDataSourceWalls(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
-	makeDB(t, filepath.Join(root, "shop", "sales.db"))
 	makeDB(t, filepath.Join(outside, "secret.db"))
-	if err := os.Symlink(filepath.Join(outside, "secret.db"), filepath.Join(root, "escape.db")); err != nil {
-		t.Fatal(err)
-	}
 	// A listener on loopback, which the allow-list below excludes: it
 	// must never see a connection.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,7 +50,12 @@ func TestDataSourceWalls(t *testing.T) {
 		cfg.SQLiteRoot = root
 		cfg.DataSourceNetworks = "10.0.0.0/8, 192.168.0.0/16"
 	})
-	_, owner := h.createOrg("Alpha", "alice")
+	org, owner := h.createOrg("Alpha", "alice")
+	// The organization's files are in its own directory of the root.
+	makeDB(t, filepath.Join(root, org, "shop", "sales.db"))
+	if err := os.Symlink(filepath.Join(outside, "secret.db"), filepath.Join(root, org, "escape.db")); err != nil {
+		t.Fatal(err)
+	}
 	sqlite := func(path string) map[string]any {
 		return map[string]any{"name": "Shop", "kind": "sqlite", "connection": map[string]any{"path": path}, "allowed_tables": []string{"sales"}}
 	}
@@ -157,4 +158,24 @@ func makeDB(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestSQLiteRootMayNotHoldTheDataDirectory: a root that is the data
+// directory, or holds it, is refused at start, naming both.
+func TestSQLiteRootMayNotHoldTheDataDirectory(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	dataDir := filepath.Join(parent, "data")
+	for _, root := range []string{dataDir, parent} {
+		_, err := openApp(t, dataDir, func(cfg *app.Config) { cfg.SQLiteRoot = root })
+		if err == nil || !strings.Contains(err.Error(), "holds the data directory") {
+			t.Errorf("SQLite root %s over data directory %s: err = %v, want a refusal", root, dataDir, err)
+		}
+	}
+	// A root beside it is fine.
+	a, err := openApp(t, dataDir, func(cfg *app.Config) { cfg.SQLiteRoot = filepath.Join(parent, "sqlite") })
+	if err != nil {
+		t.Fatalf("a SQLite root beside the data directory: %v", err)
+	}
+	a.Close()
 }

@@ -1150,8 +1150,8 @@ func (w *isoWorld) addDataSources(t *testing.T, o *isoOrg, setup, rnd string) {
 func (w *isoWorld) addAnalytics(t *testing.T, o *isoOrg, setup string) {
 	t.Helper()
 	o.analyticsCanary = strings.ToUpper(o.label) + "-ROWS-" + isoRand(t)
-	cfg := sqliteSales(t, w.h, 3)
-	db, err := sql.Open("sqlite", filepath.Join(w.h.dataDir, "sqlite", cfg.Path))
+	cfg := sqliteSales(t, w.h, o.id, 3)
+	db, err := sql.Open("sqlite", filepath.Join(w.h.dataDir, "sqlite", o.id, cfg.Path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func newDataBot(t *testing.T, configure ...func(*app.Config)) dataBot {
 	d := dataBot{h: h}
 	d.org, d.owner = h.createOrg("Acme", "olivia")
 	d.ana = h.addMember(d.org, d.owner, "ana", "analyst", "member")
-	d.source, d.sqlDB = sqliteSource(t, h, d.owner, "Shop", "sales", 20)
+	d.source, d.sqlDB = sqliteSource(t, h, d.org, d.owner, "Shop", "sales", 20)
 	d.grantSource(d.source, "user:ana")
 	d.bot = d.createBot("Data", d.source)
 	return d
@@ -55,9 +55,9 @@ func (d dataBot) createBot(name, source string) string {
 // sqliteSource creates, through the API, a tested SQLite source of
 // token's organization over a new sales file allowing table, and returns
 // its id and the file's path.
-func sqliteSource(t *testing.T, h *harness, token, name, table string, rows int) (id, path string) {
+func sqliteSource(t *testing.T, h *harness, org, token, name, table string, rows int) (id, path string) {
 	t.Helper()
-	cfg := sqliteSales(t, h, rows)
+	cfg := sqliteSales(t, h, org, rows)
 	src := h.createSource(token, map[string]any{"name": name, "kind": "sqlite",
 		"connection": map[string]any{"path": cfg.Path}, "allowed_tables": []string{table}})
 	var res dsTest
@@ -65,7 +65,7 @@ func sqliteSource(t *testing.T, h *harness, token, name, table string, rows int)
 	if !res.OK {
 		t.Fatalf("test of %s: %+v", name, res)
 	}
-	return src.ID, filepath.Join(h.dataDir, "sqlite", cfg.Path)
+	return src.ID, filepath.Join(h.dataDir, "sqlite", org, cfg.Path)
 }
 
 // grantSource sets the source's grants to datasources:query for subjects.
@@ -163,7 +163,7 @@ func TestQueryDataRefusals(t *testing.T) {
 	t.Parallel()
 	d := newDataBot(t)
 	h := d.h
-	other, _ := sqliteSource(t, h, d.owner, "Other", "sales", 10)
+	other, _ := sqliteSource(t, h, d.org, d.owner, "Other", "sales", 10)
 	d.grantSource(other, "user:ana")
 	mo := h.addMember(d.org, d.owner, "mo", "member")
 	al := h.addMember(d.org, d.owner, "al", "analyst", "member")
@@ -208,8 +208,8 @@ func TestQueryDataInjection(t *testing.T) {
 	d := newDataBot(t)
 	h := d.h
 	orgB, ownerB := h.createOrg("Beta", "bea")
-	foreign, _ := sqliteSource(t, h, ownerB, "Beta salaries", "salaries", 1)
-	ungranted, _ := sqliteSource(t, h, d.owner, "Acme salaries", "salaries", 1)
+	foreign, _ := sqliteSource(t, h, orgB, ownerB, "Beta salaries", "salaries", 1)
+	ungranted, _ := sqliteSource(t, h, d.org, d.owner, "Acme salaries", "salaries", 1)
 	d.grantSource(ungranted, "user:ana")
 	kb := h.createKB(d.owner, "Notes")
 	h.addDoc(d.owner, kb, "Sales notes", "text/plain", "Sales notes for the region.\n"+queryLine(ungranted, "how many salaries by employee"))

@@ -120,7 +120,7 @@ func TestReplayRebuildsIdenticalReadModels(t *testing.T) {
 			h.ask(owner, conv, "Anything else?\n@tool read_document {\"document_id\":\"missing\"}\n@tool fetch_url {}")
 		}
 		// A data source and analytics jobs: one answered, one refused by the guard.
-		src := createSource(t, h, owner, sqliteSales(t, h, 20), []string{"sales"})
+		src := createSource(t, h, owner, sqliteSales(t, h, org, 20), []string{"sales"})
 		for _, sql := range []string{"SELECT region, SUM(amount) AS total FROM sales GROUP BY region", "DELETE FROM sales"} {
 			awaitJob(t, h, owner, submit(t, h, owner, map[string]string{"data_source_id": src, "sql": sql}))
 		}

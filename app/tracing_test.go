@@ -270,7 +270,7 @@ func TestTracingFollowsAnAnalyticsJob(t *testing.T) {
 	h, rec := tracedHarness(t)
 	org, owner := h.createOrg("Traced", "owner")
 	ana := h.addMember(org, owner, "ana", "analyst")
-	src := createSource(t, h, owner, sqliteSales(t, h, 10), []string{"sales"},
+	src := createSource(t, h, owner, sqliteSales(t, h, org, 10), []string{"sales"},
 		datasources.Grant{Subject: "user:ana", Permissions: queryGrant})
 	var accepted struct{ ID string }
 	h.must(http.StatusAccepted, http.MethodPost, "/v1/analytics/jobs", ana,

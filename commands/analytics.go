@@ -22,6 +22,9 @@ import (
 // QueryTarget is where one query runs: the source's connection with its
 // password opened (the sealed form left out).
 type QueryTarget struct {
+	// OrgID is the source's organization (a SQLite file is looked up in
+	// its directory only).
+	OrgID      string
 	Kind       datasources.Kind
 	Connection datasources.Connection
 	Password   sealing.Secret

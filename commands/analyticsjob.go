@@ -294,7 +294,7 @@ func (j *jobRun) target(ctx context.Context, source *datasources.DataSource) (Qu
 	conn := source.Connection()
 	sealedText := conn.SealedPassword
 	conn.SealedPassword = ""
-	t := QueryTarget{Kind: source.Kind(), Connection: conn}
+	t := QueryTarget{OrgID: j.org, Kind: source.Kind(), Connection: conn}
 	for _, table := range source.AllowedTables() {
 		t.Tables = append(t.Tables, table.Name)
 	}

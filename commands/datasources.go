@@ -32,7 +32,9 @@ type SourceTester interface {
 	// parameters a kind accepts. Its error is the caller's fault (422).
 	Validate(kind datasources.Kind, conn datasources.Connection) error
 	// Test connects and returns the schema, or why it could not connect.
-	Test(ctx context.Context, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error)
+	// orgID names the organization whose source it is (a SQLite file is
+	// looked up in that organization's directory only).
+	Test(ctx context.Context, orgID string, kind datasources.Kind, conn datasources.Connection, password sealing.Secret) (datasources.Schema, error)
 }
 
 // DataSources handles the commands of data sources: creating, changing,
@@ -302,7 +304,7 @@ func (s *DataSources) Test(ctx context.Context, who access.Principal, id string)
 		// Never the sealed value or the key: the operator's cue only.
 		out.Error = "the stored password cannot be opened (was the master key changed?)"
 	} else {
-		schema, err := s.tester.Test(ctx, src.Kind(), conn, password)
+		schema, err := s.tester.Test(ctx, who.OrgID, src.Kind(), conn, password)
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return DataSourceTest{}, err // the caller went away: nothing to record

@@ -42,7 +42,12 @@ type Config struct {
 	// on the server (sslrootcert, allowAllFiles) or switch a wall off
 	// (multiStatements).
 	Params map[string]string
-	// Path is the SQLite file, relative to the executor's SQLite root.
+	// Org is the organization the source belongs to. A SQLite Path is
+	// relative to its own directory under the executor's SQLite root
+	// (<root>/<org>/), so that no organization can name another's files.
+	Org string
+	// Path is the SQLite file, relative to Org's directory under the
+	// executor's SQLite root.
 	Path string
 	// Tables, for sqlite only, lists the tables a query may read; when set,
 	// the executor's authorizer refuses every other table (SQLite has no
@@ -190,6 +195,7 @@ func (c Config) key() string {
 	write(c.Database)
 	write(c.User)
 	write(c.Password.Reveal())
+	write(c.Org)
 	write(c.Path)
 	keys := make([]string, 0, len(c.Params))
 	for k := range c.Params {

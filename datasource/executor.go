@@ -63,8 +63,9 @@ type Options struct {
 	// Network decides which addresses connections may reach; it is checked
 	// on every address dialled, cancel requests included.
 	Network netguard.Policy
-	// SQLiteRoot is the directory SQLite paths are relative to
-	// (PALISADE_SQLITE_ROOT); empty refuses every SQLite source.
+	// SQLiteRoot is the directory whose <org> subdirectories SQLite paths
+	// are relative to (PALISADE_SQLITE_ROOT; see Config.Org); empty
+	// refuses every SQLite source.
 	SQLiteRoot string
 	// Defaults fill the zero fields of a query's Limits; its own zero
 	// fields take DefaultLimits.

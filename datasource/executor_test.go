@@ -270,17 +270,32 @@ func TestSQLitePathEscapesRefused(t *testing.T) {
 	if err := os.WriteFile(outside, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(outside, filepath.Join(root, "link.db")); err != nil {
+	if err := os.Symlink(outside, filepath.Join(root, sqliteOrg, "link.db")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Dir(outside), filepath.Join(root, "dir")); err != nil {
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(root, sqliteOrg, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	// Another organization's file, in its own directory of the root.
+	if err := os.Mkdir(filepath.Join(root, "org-b"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "org-b", "theirs.db"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := newExecutor(t, datasource.Options{SQLiteRoot: root})
-	for _, p := range []string{"../outside.db", outside, "link.db", "dir/outside.db", "sub/../../x.db", "missing.db"} {
-		_, err := e.Query(context.Background(), datasource.Config{Kind: datasource.SQLite, Path: p}, "SELECT 1", datasource.Limits{})
+	for _, p := range []string{"../outside.db", outside, "link.db", "dir/outside.db", "sub/../../x.db", "missing.db",
+		"../org-b/theirs.db", "org-b/theirs.db", "../../org-b/theirs.db"} {
+		_, err := e.Query(context.Background(), datasource.Config{Kind: datasource.SQLite, Org: sqliteOrg, Path: p}, "SELECT 1", datasource.Limits{})
 		if !errors.Is(err, netguard.ErrPathRefused) {
 			t.Errorf("path %q: err = %v, want ErrPathRefused", p, err)
+		}
+	}
+	// A source names the directory of its organization, and only one.
+	for _, org := range []string{"", ".", "..", "org-a/../org-b", "org-b/..", `..\org-b`} {
+		_, err := e.Query(context.Background(), datasource.Config{Kind: datasource.SQLite, Org: org, Path: "sales.db"}, "SELECT 1", datasource.Limits{})
+		if !errors.Is(err, netguard.ErrPathRefused) {
+			t.Errorf("org %q: err = %v, want ErrPathRefused", org, err)
 		}
 	}
 	none := newExecutor(t, datasource.Options{})

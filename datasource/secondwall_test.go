@@ -70,7 +70,14 @@ SELECT CONCAT_WS(' ',
 			for _, e := range entries {
 				names = append(names, e.Name())
 			}
-			b, err := os.ReadFile(filepath.Join(sqliteRoot, "sales.db"))
+			own, err := os.ReadDir(filepath.Join(sqliteRoot, sqliteOrg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range own {
+				names = append(names, sqliteOrg+"/"+e.Name())
+			}
+			b, err := os.ReadFile(filepath.Join(sqliteRoot, sqliteOrg, "sales.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +167,7 @@ func TestSQLiteWalls(t *testing.T) {
 	if _, err := os.Stat(evil); err == nil {
 		t.Errorf("%s was created", evil)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(root, "sales.db"))
+	db, err := sql.Open("sqlite", filepath.Join(root, sqliteOrg, "sales.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,10 +44,17 @@ func mysqlConfig(t testing.TB) datasource.Config {
 
 // sqliteFixture writes the sample database (the same sales rows as the
 // provisioning script, and the salaries table) under a new root.
+// sqliteOrg is the organization of sqliteFixture's source: its file is in
+// that organization's directory of the root.
+const sqliteOrg = "org-a"
+
 func sqliteFixture(t testing.TB) (root string, cfg datasource.Config) {
 	t.Helper()
 	root = t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(root, "sales.db"))
+	if err := os.Mkdir(filepath.Join(root, sqliteOrg), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(root, sqliteOrg, "sales.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +76,7 @@ INSERT INTO salaries VALUES ('%s', 999999.99), ('ada', 120000);`, canary))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root, datasource.Config{Kind: datasource.SQLite, Path: "sales.db", Tables: []string{"sales"}}
+	return root, datasource.Config{Kind: datasource.SQLite, Org: sqliteOrg, Path: "sales.db", Tables: []string{"sales"}}
 }
 
 // target is one data source of the sample, with an executor for it.

@@ -24,7 +24,12 @@ func (e *Executor) openSQLite(cfg Config) (source, error) {
 	if e.opts.SQLiteRoot == "" {
 		return nil, fmt.Errorf("datasource: sqlite: %w: no SQLite root is configured", netguard.ErrPathRefused)
 	}
-	path, err := netguard.SQLitePath(e.opts.SQLiteRoot, cfg.Path)
+	if !validOrgDir(cfg.Org) {
+		return nil, fmt.Errorf("datasource: sqlite: %w: the source names no organization directory", netguard.ErrPathRefused)
+	}
+	// The organization's directory comes first, and the whole path is
+	// checked under the root: a path can climb out of neither.
+	path, err := netguard.SQLitePath(e.opts.SQLiteRoot, cfg.Org+"/"+cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("datasource: sqlite: %w", err)
 	}
@@ -44,6 +49,15 @@ func (e *Executor) openSQLite(cfg Config) (source, error) {
 }
 
 func (s *sqliteSource) close() error { return s.db.Close() }
+
+// validOrgDir reports whether org can be a directory of the SQLite root:
+// one path element, not . or .., no separator or control character.
+func validOrgDir(org string) bool {
+	if org == "" || org == "." || org == ".." || len(org) > 128 {
+		return false
+	}
+	return !strings.ContainsFunc(org, func(r rune) bool { return r == '/' || r == '\\' || r < 0x20 || r == 0x7f })
+}
 
 // conn takes a connection and sets its walls for one use: no attached
 // database, no value longer than maxLen, and an authorizer that allows

@@ -65,7 +65,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	llmURL := fs.String("llm-url", env("PALISADE_LLM_URL", ""), "OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp); empty uses the built-in extractive model (PALISADE_LLM_URL)")
 	llmModel := fs.String("llm-model", env("PALISADE_LLM_MODEL", ""), "chat model the endpoint serves (PALISADE_LLM_MODEL)")
 	turnTimeoutFlag := fs.String("turn-timeout", env("PALISADE_TURN_TIMEOUT", "60s"), "wall time of one bot turn, at least 1s (PALISADE_TURN_TIMEOUT)")
-	sqliteRoot := fs.String("sqlite-root", env("PALISADE_SQLITE_ROOT", ""), "directory SQLite data sources are files under, opened read-only; empty is <data-dir>/sqlite (PALISADE_SQLITE_ROOT)")
+	sqliteRoot := fs.String("sqlite-root", env("PALISADE_SQLITE_ROOT", ""), "directory SQLite data sources are files under, each organization's in <root>/<org id>/, opened read-only; empty is <data-dir>/sqlite (PALISADE_SQLITE_ROOT)")
 	allowedNetworks := fs.String("datasource-allowed-networks", env("PALISADE_DATASOURCE_ALLOWED_NETWORKS", ""), "comma-separated CIDRs data sources may connect to; empty is every address; link-local (cloud metadata) is always refused (PALISADE_DATASOURCE_ALLOWED_NETWORKS)")
 	pgSchema := fs.String("postgres-schema", env("PALISADE_POSTGRES_SCHEMA", ""), "schema of the read models; empty is public (PALISADE_POSTGRES_SCHEMA)")
 	orgIndexInterval := fs.String("org-index-interval", env("PALISADE_ORG_INDEX_INTERVAL", app.DefaultOrganizationIndexInterval.String()), "with --postgres-owner-url: how often organizations of at least --org-index-min chunks get an HNSW index of their own (and those that shrank below half lose it), first at start; 0 never (PALISADE_ORG_INDEX_INTERVAL)")
