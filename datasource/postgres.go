@@ -2,6 +2,7 @@ package datasource
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,12 +29,18 @@ func (e *Executor) openPostgres(cfg Config) (source, error) {
 	// Only the TLS mode comes from a connection string, parsed for its
 	// TLS settings; every other field is set below, so neither the string
 	// nor the environment's PG* variables decide where or as whom we
-	// connect. The password never enters a string.
+	// connect. The password never enters a string. The server's own
+	// client certificate, key and CA (PGSSLCERT, PGSSLKEY, PGSSLROOTCERT,
+	// PGSSLPASSWORD, or a service file's) are for its own databases: the
+	// string names them empty, which wins over the environment, so a
+	// tenant's server is never shown the certificate (nor told its path
+	// in an error), and a tenant's verify-ca or verify-full checks against
+	// the system's roots.
 	sslmode := cfg.Params["sslmode"]
 	if sslmode == "" {
 		sslmode = "prefer"
 	}
-	connString := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s",
+	connString := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s sslcert='' sslkey='' sslrootcert='' sslpassword=''",
 		quoteConnValue(cfg.Host), cfg.port(), quoteConnValue(cfg.Database), quoteConnValue(cfg.User), sslmode)
 	pc, err := pgxpool.ParseConfig(connString)
 	if err != nil {
@@ -61,8 +68,10 @@ func (e *Executor) openPostgres(cfg Config) (source, error) {
 		return nil
 	}
 	cc.DialFunc = e.dialer().DialContext
+	noClientCertificate(cc.TLSConfig)
 	for _, fb := range cc.Fallbacks {
 		fb.Host, fb.Port = cfg.Host, uint16(cfg.port())
+		noClientCertificate(fb.TLSConfig)
 	}
 	// Unnamed statements on the extended protocol: one statement per
 	// query (the server refuses several), and nothing prepared is left
@@ -83,6 +92,14 @@ func (e *Executor) openPostgres(cfg Config) (source, error) {
 		return nil, fmt.Errorf("datasource: postgres pool: %w", err)
 	}
 	return &pgSource{pool: pool}, nil
+}
+
+// noClientCertificate makes sure tc (nil: no TLS) presents no client
+// certificate, whatever the parsing found.
+func noClientCertificate(tc *tls.Config) {
+	if tc != nil {
+		tc.Certificates, tc.GetClientCertificate = nil, nil
+	}
 }
 
 func (s *pgSource) close() error {
