@@ -22,8 +22,13 @@ const (
 	jwksRefreshInterval = time.Hour
 	jwksHTTPTimeout     = 10 * time.Second
 	// jwksUnknownKIDEvery rate-limits the refresh an unknown kid triggers,
-	// so that a stream of made-up kids cannot make us hammer the provider.
-	jwksUnknownKIDEvery = 5 * time.Minute
+	// so that a stream of made-up kids cannot make us hammer the provider
+	// (at most two fetches a minute). Anyone may spend it, unauthenticated:
+	// a key the provider publishes is usable at the latest this long
+	// after, because any refresh after that fetches it. At five minutes, a
+	// made-up kid sent every five minutes kept a freshly rotated key out
+	// for as long (a review's finding).
+	jwksUnknownKIDEvery = 30 * time.Second
 	// jwksWaitMax bounds how long one verification may wait for that
 	// refresh (the limiter's wait plus the request).
 	jwksWaitMax = 10 * time.Second
@@ -38,12 +43,12 @@ var signingUses = []jwkset.USE{jwkset.UseSig, ""}
 // TrustJWKSURL trusts an external (OIDC) issuer whose keys are published as
 // a JWK Set at jwksURL. The set is fetched once now (an error if that
 // fails, so a misconfiguration shows at start), refreshed every hour and,
-// at most every five minutes, when a token names an unknown kid. ctx ends
+// at most every 30 seconds, when a token names an unknown kid. ctx ends
 // the background refresh.
 //
 // jwksURL must be https, or http on a loopback address (tests, sidecars).
-// Redirects are followed only under the same rule, and responses are
-// limited to 1 MiB.
+// Redirects are followed only under the same rule (and never from https
+// to http), and responses are limited to 1 MiB.
 func TrustJWKSURL(ctx context.Context, issuer, jwksURL string, algorithms []string) (TrustedIssuer, error) {
 	if issuer == "" {
 		return TrustedIssuer{}, errors.New("identity: trusted issuer without a name")
@@ -68,13 +73,8 @@ func TrustJWKSURL(ctx context.Context, issuer, jwksURL string, algorithms []stri
 		}
 	}()
 	client := &http.Client{
-		Transport: limitedTransport{base: http.DefaultTransport, max: maxJWKSBytes},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("too many redirects")
-			}
-			return checkJWKSURL(req.URL)
-		},
+		Transport:     limitedTransport{base: http.DefaultTransport, max: maxJWKSBytes},
+		CheckRedirect: checkJWKSRedirect,
 	}
 	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
 		Client:          client,
@@ -134,6 +134,19 @@ func trustStorage(ctx context.Context, issuer string, storage jwkset.Storage, al
 		Keyfunc:    kf.Keyfunc,
 		Algorithms: append([]string(nil), algorithms...),
 	}, nil
+}
+
+// checkJWKSRedirect follows at most five redirects, each to a URL
+// checkJWKSURL allows, and never from https to http: a key set asked for
+// over TLS is not taken from a plain connection, even on loopback.
+func checkJWKSRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("a redirect may not leave https")
+	}
+	return checkJWKSURL(req.URL)
 }
 
 // checkJWKSURL allows https anywhere and http only on loopback, so that

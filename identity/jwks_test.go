@@ -338,3 +338,32 @@ func TestCheckJWKSURL(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSRedirectsNeverLeaveHTTPS: a key set asked for over https is
+// not taken from a redirect to plain http, even on loopback; https to
+// https, and http to http on loopback, are followed.
+func TestJWKSRedirectsNeverLeaveHTTPS(t *testing.T) {
+	t.Parallel()
+	req := func(raw string) *http.Request {
+		r, err := http.NewRequest(http.MethodGet, raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"https://idp.example/jwks", "http://127.0.0.1:9000/internal", false},
+		{"https://idp.example/jwks", "http://localhost/jwks", false},
+		{"https://idp.example/jwks", "https://keys.idp.example/jwks", true},
+		{"http://127.0.0.1:8000/jwks", "http://127.0.0.1:9000/jwks", true},
+		{"http://127.0.0.1:8000/jwks", "http://internal.example/jwks", false},
+	} {
+		err := checkJWKSRedirect(req(tt.to), []*http.Request{req(tt.from)})
+		if (err == nil) != tt.ok {
+			t.Errorf("redirect %s → %s: err = %v, want allowed %v", tt.from, tt.to, err, tt.ok)
+		}
+	}
+}

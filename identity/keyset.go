@@ -167,6 +167,9 @@ func parseIssuerKey(raw json.RawMessage) (IssuerKey, error) {
 	if kid == "" {
 		kid = thumbprint(key.Public().(ed25519.PublicKey))
 	}
+	if !validKID(kid) {
+		return IssuerKey{}, fmt.Errorf("kid %q is not 1 to %d printable ASCII characters without spaces: the verifier would refuse every token it signs", kid, maxKIDLen)
+	}
 	return IssuerKey{KeyID: kid, Private: key}, nil
 }
 
@@ -293,6 +296,11 @@ func NewIssuer(keys []IssuerKey, signingKID, issuerName, audience string) (*Issu
 	for i, k := range keys {
 		if k.KeyID == "" {
 			return nil, fmt.Errorf("identity: issuer key %d has no kid", i+1)
+		}
+		if !validKID(k.KeyID) {
+			// The verifier refuses such a kid in a token's header: every
+			// token the key signed would be refused.
+			return nil, fmt.Errorf("identity: issuer key %d: kid %q is not 1 to %d printable ASCII characters without spaces", i+1, k.KeyID, maxKIDLen)
 		}
 		if len(k.Private) != ed25519.PrivateKeySize {
 			return nil, fmt.Errorf("identity: issuer key %q is not an Ed25519 private key", k.KeyID)

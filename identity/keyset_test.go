@@ -283,6 +283,9 @@ func TestKeySetBadFiles(t *testing.T) {
 		{"encryption key", with(func(k map[string]any) { k["use"] = "enc" }), "use sig"},
 		{"duplicate kid", twice(jwk, sameKid), "every kid must be unique"},
 		{"same key twice", twice(jwk, with2(jwk, "kid", "another")), "is the same key as key 1"},
+		{"kid with a space", with(func(k map[string]any) { k["kid"] = "2025 rotation" }), "printable ASCII"},
+		{"kid not ASCII", with(func(k map[string]any) { k["kid"] = "clé-2025" }), "printable ASCII"},
+		{"kid too long", with(func(k map[string]any) { k["kid"] = strings.Repeat("k", 300) }), "printable ASCII"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
