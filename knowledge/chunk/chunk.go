@@ -105,7 +105,42 @@ type seam struct {
 type heading struct {
 	start int // the byte where the heading line starts (after indentation)
 	level int
-	path  string
+	// title is the heading's text, cut to maxHeadingTitleBytes.
+	title string
+	// parent is the index of the enclosing heading, -1 for none.
+	parent int
+}
+
+// maxHeadingTitleBytes bounds a heading's title in a chunk's path. A path
+// is built only for the headings that label chunks, from at most six
+// titles (ATX levels): a document of many subheadings under one long
+// heading costs its text, not that heading's length once per subheading
+// (a 1 MiB file of that shape held 3.6 GB in paths built for each).
+const maxHeadingTitleBytes = 256
+
+// headingPath returns heading i's path: the non-empty titles from the
+// outermost enclosing heading to its own, joined by " > ".
+func headingPath(headings []heading, i int) string {
+	var titles []string
+	for ; i >= 0; i = headings[i].parent {
+		if headings[i].title != "" {
+			titles = append(titles, headings[i].title)
+		}
+	}
+	slices.Reverse(titles)
+	return strings.Join(titles, " > ")
+}
+
+// capTitle cuts title to maxHeadingTitleBytes, at a rune boundary.
+func capTitle(title string) string {
+	if len(title) <= maxHeadingTitleBytes {
+		return title
+	}
+	cut := maxHeadingTitleBytes
+	for cut > 0 && !utf8.RuneStart(title[cut]) {
+		cut--
+	}
+	return title[:cut]
 }
 
 // Split cuts text into chunks. Whitespace-only text gives no chunks.
@@ -130,12 +165,12 @@ func isSpace(c byte) bool {
 }
 
 // findHeadings returns the markdown ATX headings ("# A", "## B") outside
-// fenced code blocks, each with its path.
+// fenced code blocks, each with its enclosing heading (see headingPath).
 func findHeadings(text string) []heading {
 	var (
 		out   []heading
-		stack []heading // open headings, outermost first
-		fence string    // the open fence's marker, "" outside code
+		stack []int  // indices in out of the open headings, outermost first
+		fence string // the open fence's marker, "" outside code
 	)
 	for lineStart := 0; lineStart < len(text); {
 		lineEnd := strings.IndexByte(text[lineStart:], '\n')
@@ -163,18 +198,15 @@ func findHeadings(text string) []heading {
 			fence = body[:n]
 		default:
 			if level, title, ok := parseHeading(body); ok {
-				for len(stack) > 0 && stack[len(stack)-1].level >= level {
+				for len(stack) > 0 && out[stack[len(stack)-1]].level >= level {
 					stack = stack[:len(stack)-1]
 				}
-				path := title
-				if len(stack) > 0 && title != "" {
-					path = stack[len(stack)-1].path + " > " + title
-				} else if len(stack) > 0 {
-					path = stack[len(stack)-1].path
+				parent := -1
+				if len(stack) > 0 {
+					parent = stack[len(stack)-1]
 				}
-				h := heading{start: lineStart + indent, level: level, path: path}
-				stack = append(stack, h)
-				out = append(out, h)
+				stack = append(stack, len(out))
+				out = append(out, heading{start: lineStart + indent, level: level, title: capTitle(title), parent: parent})
 			}
 		}
 		lineStart = lineEnd + 1
@@ -456,7 +488,7 @@ func headingFor(text string, c Chunk, headings []heading) string {
 	if i == 0 {
 		return ""
 	}
-	return headings[i-1].path
+	return headingPath(headings, i-1)
 }
 
 // headingsFrom returns the index of the first heading starting at or after pos.
