@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -179,6 +181,19 @@ func (q *JobQueue) next(ctx context.Context) (queuedJob, bool) {
 	}
 }
 
+// runRecovered runs one job and turns a panic into its error: a bug that
+// a hostile input trips fails that job (retried like any failure, and
+// given up after jobs.MaxAttempts by RunJob), never the process that
+// serves every organization.
+func (q *JobQueue) runRecovered(ctx context.Context, trigger eventstore.Envelope) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("job panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return q.run(ctx, trigger)
+}
+
 func (q *JobQueue) work(ctx context.Context) {
 	for {
 		q.mu.Lock()
@@ -188,7 +203,7 @@ func (q *JobQueue) work(ctx context.Context) {
 		if !ok {
 			return
 		}
-		err := q.run(ctx, j.trigger)
+		err := q.runRecovered(ctx, j.trigger)
 		q.mu.Lock()
 		org := q.orgs[j.trigger.OrgID]
 		org.running--

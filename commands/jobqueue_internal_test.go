@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,4 +228,66 @@ func TestJobQueueDeduplicatesRetriesAndStops(t *testing.T) {
 	if count("blocked") != 1 || count("flaky") != 3 {
 		t.Fatalf("runs = %v, want blocked 1 and flaky 3", runs)
 	}
+}
+
+// TestJobQueueSurvivesAPanickingJob: a job that panics fails like one
+// that returns an error (it is retried, and the error says it panicked),
+// the worker goes on, and the other organizations' jobs run.
+func TestJobQueueSurvivesAPanickingJob(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		runs = map[string]int{}
+	)
+	logs := &lockedLog{}
+	q := NewJobQueue(1, 1, slog.New(slog.NewTextHandler(logs, nil)), func(ctx context.Context, trigger eventstore.Envelope) error {
+		mu.Lock()
+		runs[trigger.Stream.EntityID]++
+		n := runs[trigger.Stream.EntityID]
+		mu.Unlock()
+		if trigger.Stream.EntityID == "bomb" && n == 1 {
+			var m map[string]int
+			m["boom"]++ // a nil-map write: a panic
+		}
+		return nil
+	})
+	q.retryAfter = time.Millisecond
+	q.Start(context.Background())
+	defer q.Stop()
+	q.Enqueue("bomb", queueTrigger("org-a", "bomb"))
+	q.Enqueue("other", queueTrigger("org-b", "other"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		bomb, other := runs["bomb"], runs["other"]
+		mu.Unlock()
+		if bomb == 2 && other == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs: bomb %d (want 2: the panic, then the retry), other %d (want 1)", bomb, other)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "job panicked: assignment to entry in nil map") {
+		t.Errorf("the log does not say the job panicked:\n%s", logs)
+	}
+}
+
+// lockedLog is a log destination the workers may write to at once.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
