@@ -54,8 +54,13 @@ func newDocumentExtractor(pdfCommand []string, slots workSlots) documentExtracto
 	return d
 }
 
-func (d documentExtractor) Text(contentType string, data []byte) (string, error) {
-	return d.text(context.Background(), contentType, data)
+// Text extracts a JSON body's content, refusing a PDF under any of its
+// media types (httpapi.ErrPDFAsJSON).
+func (d documentExtractor) Text(ctx context.Context, contentType string, data []byte) (string, error) {
+	if extract.Kind(contentType) == extract.PDF {
+		return "", httpapi.ErrPDFAsJSON
+	}
+	return d.text(ctx, contentType, data)
 }
 
 func (d documentExtractor) text(ctx context.Context, contentType string, data []byte) (string, error) {

@@ -226,4 +226,14 @@ func TestDocumentFormats(t *testing.T) {
 	if r := upload("big.txt", "text/plain", bytes.Repeat([]byte("a"), 9<<20)); r.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("9 MiB upload = %d", r.status)
 	}
+	// A PDF is uploaded, never sent inside JSON, whatever name its type
+	// goes by: only the upload counts it against the organization's PDF
+	// parses.
+	for _, ct := range []string{"application/pdf", "application/x-pdf", "Application/PDF", "application/pdf; charset=binary"} {
+		r := h.do(http.MethodPost, "/v1/knowledge-bases/"+kb+"/documents", owner,
+			map[string]any{"title": "Scan", "content": "%PDF-1.4 1 0 obj", "content_type": ct})
+		if r.status != http.StatusUnsupportedMediaType || !strings.Contains(string(r.body), "multipart/form-data") {
+			t.Errorf("a PDF as JSON with content_type %q = %d %s, want 415 naming the upload", ct, r.status, r.body)
+		}
+	}
 }

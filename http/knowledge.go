@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -39,13 +40,18 @@ var (
 	ErrUnsupportedType = errors.New("unsupported document type")
 )
 
-// errPDFAsJSON refuses a PDF sent inside a JSON body: PDFs are binary.
-var errPDFAsJSON = errors.New("upload PDF documents as multipart/form-data")
+// ErrPDFAsJSON refuses a PDF sent inside a JSON body (415): PDFs are
+// binary. A DocumentExtractor's Text returns it for a PDF under any of
+// its media types, so that every PDF goes through the upload, which
+// counts it against its organization's parses.
+var ErrPDFAsJSON = errors.New("upload PDF documents as multipart/form-data")
 
 // DocumentExtractor turns uploaded documents into text.
 type DocumentExtractor interface {
-	// Text extracts the text of data of contentType.
-	Text(contentType string, data []byte) (string, error)
+	// Text extracts the text of data of contentType, the content of a
+	// JSON body, for as long as ctx (the request's) lasts; a PDF is
+	// ErrPDFAsJSON.
+	Text(ctx context.Context, contentType string, data []byte) (string, error)
 	// Upload reads one multipart upload: title, content type and text.
 	Upload(r *http.Request, maxBytes int64) (commands.DocumentInput, error)
 }
@@ -209,11 +215,7 @@ func (s *Server) documentInput(w http.ResponseWriter, r *http.Request) (commands
 	if in.ContentType == "" {
 		in.ContentType = "text/plain"
 	}
-	if in.ContentType == "application/pdf" {
-		writeError(w, r, errPDFAsJSON, "document")
-		return commands.DocumentInput{}, false
-	}
-	text, err := s.deps.Extractor.Text(in.ContentType, []byte(in.Content))
+	text, err := s.deps.Extractor.Text(r.Context(), in.ContentType, []byte(in.Content))
 	if err != nil {
 		s.extractionError(w, r, err)
 		return commands.DocumentInput{}, false
@@ -233,7 +235,7 @@ func (s *Server) extractionError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, ErrUploadTooLarge):
 	case errors.As(err, &tooLarge):
 		err = fmt.Errorf("%w: %v", ErrUploadTooLarge, err)
-	case errors.Is(err, ErrUnsupportedType):
+	case errors.Is(err, ErrUnsupportedType), errors.Is(err, ErrPDFAsJSON):
 	default:
 		err = unreadableDocument{err}
 	}

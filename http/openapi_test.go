@@ -553,7 +553,7 @@ func oasReplay(res *http.Response, body []byte) *http.Response {
 // `title`); every other type is unsupported.
 type oasExtractor struct{}
 
-func (oasExtractor) Text(contentType string, data []byte) (string, error) {
+func (oasExtractor) Text(_ context.Context, contentType string, data []byte) (string, error) {
 	switch contentType {
 	case "text/plain", "text/markdown":
 		if !utf8.Valid(data) {
@@ -599,7 +599,7 @@ func (e oasExtractor) Upload(r *http.Request, maxBytes int64) (commands.Document
 	if !found {
 		return in, errors.New("the upload has no file part")
 	}
-	if in.Content, err = e.Text(in.ContentType, data); err != nil {
+	if in.Content, err = e.Text(r.Context(), in.ContentType, data); err != nil {
 		return in, err
 	}
 	if in.Title == "" {
@@ -1193,7 +1193,7 @@ type oasDatabases struct{}
 
 func (oasDatabases) Validate(datasources.Kind, datasources.Connection) error { return nil }
 
-func (oasDatabases) Test(_ context.Context, _ datasources.Kind, conn datasources.Connection, _ sealing.Secret) (datasources.Schema, error) {
+func (oasDatabases) Test(_ context.Context, _ string, _ datasources.Kind, conn datasources.Connection, _ sealing.Secret) (datasources.Schema, error) {
 	if conn.Host != "db.example" {
 		return datasources.Schema{}, errors.New("dial tcp: no route to host")
 	}

@@ -86,7 +86,7 @@ var problemKinds = []problemKind{
 	}, http.StatusRequestEntityTooLarge, "too-large", fixed("request body is too large")},
 	{isAny(errUnsupportedMedia), http.StatusUnsupportedMediaType, "unsupported-media-type",
 		fixed("Content-Type must be application/json")},
-	{isAny(ErrUnsupportedType, errPDFAsJSON), http.StatusUnsupportedMediaType, "unsupported-media-type", ownDetail},
+	{isAny(ErrUnsupportedType, ErrPDFAsJSON), http.StatusUnsupportedMediaType, "unsupported-media-type", ownDetail},
 	{isAny(domain.ErrNotFound), http.StatusNotFound, "not-found",
 		func(_ error, notFound string) string { return notFound + " not found" }},
 	{isAny(domain.ErrForbidden, access.ErrNoScope), http.StatusForbidden, "forbidden", ownDetail},

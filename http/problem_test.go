@@ -39,7 +39,7 @@ func TestWriteErrorTable(t *testing.T) {
 		{"upload too large", fmt.Errorf("%w: 9 MB", ErrUploadTooLarge), http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("documents are limited to %d bytes", MaxUploadBytes)},
 		{"json required", fmt.Errorf("%w: text/plain", errUnsupportedMedia), http.StatusUnsupportedMediaType, "unsupported-media-type", "Content-Type must be application/json"},
 		{"document type", fmt.Errorf("%w: image/png", ErrUnsupportedType), http.StatusUnsupportedMediaType, "unsupported-media-type", "unsupported document type: image/png"},
-		{"pdf as json", errPDFAsJSON, http.StatusUnsupportedMediaType, "unsupported-media-type", "upload PDF documents as multipart/form-data"},
+		{"pdf as json", ErrPDFAsJSON, http.StatusUnsupportedMediaType, "unsupported-media-type", "upload PDF documents as multipart/form-data"},
 		{"unreadable document", unreadableDocument{errors.New("broken xref table")}, http.StatusUnprocessableEntity, "invalid", "the document could not be read: broken xref table"},
 		{"unreadable even if invalid inside", unreadableDocument{fmt.Errorf("%w: empty", domain.ErrInvalid)}, http.StatusUnprocessableEntity, "invalid", "the document could not be read: invalid input: empty"},
 		{"anything else", errors.New("disk on fire"), http.StatusInternalServerError, "internal", "internal error"},

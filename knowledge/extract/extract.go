@@ -167,6 +167,17 @@ func (l Limits) Text(ctx context.Context, contentType string, data []byte) (stri
 	return text, nil
 }
 
+// Kind returns the kind of document contentType names (PlainText,
+// Markdown, HTML or PDF, whichever alias or case it is spelled in), or ""
+// for a type it cannot read.
+func Kind(contentType string) string {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return ""
+	}
+	return canonicalType(mediaType)
+}
+
 // canonicalType maps a media type and its common aliases to one of the
 // constants above, or "" for a type this package does not read.
 func canonicalType(mediaType string) string {
