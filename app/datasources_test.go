@@ -240,6 +240,14 @@ func TestDataSourcesThroughHTTP(t *testing.T) {
 	if got := h.getSource(owner, id); got.State != "failing" || got.LastTest == nil || got.LastTest.OK {
 		t.Fatalf("after a failing test: %+v", got)
 	}
+	// Why it failed is the driver's text (addresses, banners): for those
+	// who manage the source, not for those who may only query it.
+	if got := h.getSource(owner, id); !strings.Contains(got.LastTest.Error, "no route to host") {
+		t.Fatalf("the owner reads the failed test as %+v", got.LastTest)
+	}
+	if got := h.getSource(analyst, id); got.LastTest == nil || got.LastTest.OK || got.LastTest.Error != "" {
+		t.Fatalf("the granted analyst reads the failed test as %+v, want failed without the driver's error", got.LastTest)
+	}
 	// A new password replaces it; an empty one removes it.
 	h.must(http.StatusOK, http.MethodPatch, src, owner, map[string]any{
 		"connection": map[string]any{"host": "db.ok", "database": "sales", "user": "reader", "password": "n3w-pw"}})

@@ -193,8 +193,9 @@ func allowedTables(t []datasources.AllowedTable) []datasources.AllowedTable {
 // when it holds datasources:read and either manages data sources (owners
 // and admins) or may query this source (a grant names it); any other
 // source, like another organization's, answers exactly like one that does
-// not exist. Grants, and the part of the schema snapshot outside the
-// allowed tables and columns, are shown to managers only.
+// not exist. Grants, the part of the schema snapshot outside the allowed
+// tables and columns, and why the last test failed are shown to managers
+// only.
 type DataSourceQueries struct {
 	sources DataSourceModel
 	denials DenialRecorder
@@ -217,6 +218,14 @@ func sourceView(who access.Principal, s DataSource) (DataSource, bool) {
 	}
 	s.Grants = nil
 	s.Schema = allowedSchema(s.Schema, s.AllowedTables)
+	if s.LastTest != nil && s.LastTest.Error != "" {
+		// Why a connection failed is the driver's text: addresses, the
+		// server's banner, names the connection tried. It is for those
+		// who manage the source.
+		t := *s.LastTest
+		t.Error = ""
+		s.LastTest = &t
+	}
 	return s, true
 }
 
