@@ -3,8 +3,14 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/palisadehq/palisade/commands"
 	"github.com/palisadehq/palisade/consumer"
@@ -70,6 +76,7 @@ func openDataSources(cfg Config, keys *keyring.Keyring) (dataSources, error) {
 	if err != nil {
 		return dataSources{}, fmt.Errorf("PALISADE_DATASOURCE_ALLOWED_NETWORKS: %w", err)
 	}
+	policy.Own = ownServiceAddrs(cfg)
 	root := cfg.SQLiteRoot
 	if root == "" {
 		root = filepath.Join(cfg.DataDir, DefaultSQLiteDir)
@@ -134,3 +141,62 @@ func (c *connector) Test(ctx context.Context, orgID string, kind datasources.Kin
 
 // Close closes the executor's pools.
 func (c *connector) Close() error { return c.exec.Close() }
+
+// ownServiceHosts returns the hosts of the deployment's own services: its
+// read-model database (both roles), its event store (every node of the
+// connection string) and its Kafka brokers.
+func ownServiceHosts(cfg Config) []string {
+	var hosts []string
+	for _, raw := range []string{cfg.PostgresURL, cfg.PostgresOwnerURL} {
+		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	if _, rest, ok := strings.Cut(cfg.EventStoreURL, "://"); ok {
+		// esdb://[user:pass@]host1:2113,host2:2113[/?options]
+		authority, _, _ := strings.Cut(rest, "/")
+		authority, _, _ = strings.Cut(authority, "?")
+		if _, after, found := strings.Cut(authority, "@"); found {
+			authority = after
+		}
+		for _, node := range strings.Split(authority, ",") {
+			hosts = append(hosts, hostOf(node))
+		}
+	}
+	for _, broker := range cfg.KafkaBrokers {
+		hosts = append(hosts, hostOf(broker))
+	}
+	return slices.DeleteFunc(hosts, func(h string) bool { return h == "" })
+}
+
+// hostOf is the host of "host:port", or the whole of it without a port.
+func hostOf(hostPort string) string {
+	if host, _, err := net.SplitHostPort(strings.TrimSpace(hostPort)); err == nil {
+		return host
+	}
+	return strings.Trim(strings.TrimSpace(hostPort), "[]")
+}
+
+// ownServiceAddrs resolves ownServiceHosts, so that the data sources'
+// default network policy refuses them (netguard.Policy.Own). A name that
+// does not resolve now is left out: the services it names are not
+// reachable under it either.
+func ownServiceAddrs(cfg Config) []netip.Addr {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []netip.Addr
+	for _, host := range ownServiceHosts(cfg) {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			out = append(out, addr.Unmap())
+			continue
+		}
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}

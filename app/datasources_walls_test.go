@@ -179,3 +179,22 @@ func TestSQLiteRootMayNotHoldTheDataDirectory(t *testing.T) {
 	}
 	a.Close()
 }
+
+// TestDefaultNetworkPolicyRefusesTheServerItself: with no allow-list, a
+// data source on loopback (this machine's PostgreSQL, which trusts local
+// connections here) is refused before any connection, naming loopback and
+// how to allow it.
+func TestDefaultNetworkPolicyRefusesTheServerItself(t *testing.T) {
+	t.Parallel()
+	pg := sampleSource(t, envDataSourcePG)
+	h := openHarness(t, t.TempDir(), func(cfg *app.Config) { cfg.DataSourceNetworks = "" })
+	_, owner := h.createOrg("Alpha", "alice")
+	src := h.createSource(owner, map[string]any{"name": "Local", "kind": "postgres",
+		"connection": map[string]any{"host": pg.Host, "port": pg.Port, "database": pg.Database, "user": "postgres"},
+		"allowed_tables": []string{"sales"}})
+	var res dsTest
+	h.must(http.StatusOK, http.MethodPost, "/v1/data-sources/"+src.ID+"/test", owner, nil).json(t, &res)
+	if res.OK || !strings.Contains(res.Error, "loopback") || !strings.Contains(res.Error, "allowed networks") {
+		t.Fatalf("a loopback source under the default policy = %+v, want refused as loopback", res)
+	}
+}

@@ -141,6 +141,9 @@ func openApp(t testing.TB, dataDir string, configure func(*app.Config)) (*app.Ap
 	cfg := app.Config{
 		DataDir: dataDir,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The sample databases of the data-source tests run on this
+		// machine: loopback is refused unless the allow-list names it.
+		DataSourceNetworks: "127.0.0.0/8,::1/128",
 	}
 	if testReadModels() == "postgres" {
 		cfg.PostgresOwnerURL, cfg.PostgresURL, cfg.PostgresSchema = postgresForTest(t, dataDir)

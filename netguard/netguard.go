@@ -6,8 +6,10 @@
 // resolution and for every address attempted ([Policy.Control]), so that a
 // name resolving to a refused address, or re-resolving to one later (DNS
 // rebinding), is refused too. Link-local addresses, where cloud metadata
-// services live, are refused whatever the allow-list says. The package must
-// never fall back to allowing an address it cannot parse.
+// services live, are refused whatever the allow-list says; without an
+// allow-list, so are loopback and the deployment's own services
+// ([Policy.Own]). The package must never fall back to allowing an address
+// it cannot parse.
 package netguard
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -32,16 +35,25 @@ var (
 )
 
 // Policy decides which addresses a data source may connect to. The zero
-// Policy allows every address except those always refused.
+// Policy allows every address except those always refused, loopback and
+// Own: a tenant's database is somewhere else than the server itself, and a
+// local database often trusts local connections.
 type Policy struct {
 	// Allowed lists the networks connections may reach; empty means every
-	// network. Prefixes hold IPv4 networks as IPv4, not IPv4-mapped IPv6.
+	// network but loopback and Own. Prefixes hold IPv4 networks as IPv4,
+	// not IPv4-mapped IPv6. Listing a network is the operator's choice,
+	// and allows its loopback or Own addresses too.
 	Allowed []netip.Prefix
+	// Own lists the addresses of the deployment's own services (its
+	// read-model database, event store, Kafka brokers), refused unless
+	// Allowed names them.
+	Own []netip.Addr
 }
 
 // ParseAllowed parses PALISADE_DATASOURCE_ALLOWED_NETWORKS: CIDRs
 // separated by commas, spaces around them ignored. An empty or blank string
-// gives the Policy that allows every address. An entry that is empty, not
+// gives the Policy that allows every address but loopback (and Own,
+// which the caller adds). An entry that is empty, not
 // a CIDR, or has host bits set (10.1.2.3/8, likely a typo for a /32) is an
 // error naming it; an IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) is
 // taken as the IPv4 network it maps.
@@ -106,6 +118,12 @@ func (p Policy) Check(addr netip.Addr) error {
 		return fmt.Errorf("%w: %s is %s", ErrAlwaysRefused, addr, reason)
 	}
 	if len(p.Allowed) == 0 {
+		switch {
+		case addr.IsLoopback():
+			return fmt.Errorf("%w: %s is loopback, the server itself (list it in the allowed networks to allow it)", ErrNotAllowed, addr)
+		case slices.Contains(p.Own, addr):
+			return fmt.Errorf("%w: %s is one of this deployment's own services (list it in the allowed networks to allow it)", ErrNotAllowed, addr)
+		}
 		return nil
 	}
 	for _, prefix := range p.Allowed {
@@ -126,6 +144,12 @@ var (
 	// awsServices holds the IPv6 addresses of the EC2 instance services:
 	// metadata (fd00:ec2::254), DNS and NTP.
 	awsServices = netip.MustParsePrefix("fd00:ec2::/32")
+	// alibabaMetadata is Alibaba Cloud's instance metadata service, outside
+	// link-local.
+	alibabaMetadata = netip.MustParseAddr("100.100.100.200")
+	// v4Translated is SIIT's IPv4-translated form, ::ffff:0:a.b.c.d (RFC
+	// 2765), not to be confused with the IPv4-mapped ::ffff:a.b.c.d.
+	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // alwaysRefused returns why addr (unmapped, without zone) is refused by
@@ -144,6 +168,8 @@ func alwaysRefused(addr netip.Addr) string {
 		return `in "this network" 0.0.0.0/8`
 	case awsServices.Contains(addr):
 		return "an EC2 instance service address (metadata)"
+	case addr == alibabaMetadata:
+		return "a cloud metadata address"
 	}
 	if addr.Is6() {
 		for _, v4 := range embeddedIPv4(addr) {
@@ -156,13 +182,14 @@ func alwaysRefused(addr netip.Addr) string {
 }
 
 // embeddedIPv4 returns the IPv4 addresses an IPv6 address may carry:
-// IPv4-compatible (::a.b.c.d), NAT64 well-known prefix (RFC 6052), the
+// IPv4-compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), the
+// NAT64 well-known prefix (RFC 6052), the
 // NAT64 local-use prefix (RFC 8215) at every prefix length it allows, and
 // 6to4 (RFC 3056).
 func embeddedIPv4(addr netip.Addr) []netip.Addr {
 	b := addr.As16()
 	switch {
-	case v4Compatible.Contains(addr), nat64.Contains(addr):
+	case v4Compatible.Contains(addr), nat64.Contains(addr), v4Translated.Contains(addr):
 		return []netip.Addr{netip.AddrFrom4([4]byte(b[12:16]))}
 	case nat64Local.Contains(addr):
 		// RFC 6052 section 2.2: bits 64-71 are skipped.

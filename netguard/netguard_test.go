@@ -85,6 +85,8 @@ func TestCheck(t *testing.T) {
 		{"fe80::1%eth0", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
 		{"febf::1", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
 		{"fd00:ec2::254", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
+		{"100.100.100.200", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},    // Alibaba Cloud metadata
+		{"::ffff:0:a9fe:a9fe", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused}, // IPv4-translated 169.254.169.254
 		{"0.0.0.0", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
 		{"0.1.2.3", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
 		{"::", ErrAlwaysRefused, ErrAlwaysRefused, ErrAlwaysRefused},
@@ -95,8 +97,11 @@ func TestCheck(t *testing.T) {
 		// Ordinary addresses: the allow-list decides.
 		{"10.1.2.3", nil, nil, nil},
 		{"::ffff:10.1.2.3", nil, nil, nil},
-		{"127.0.0.1", nil, nil, ErrNotAllowed},
-		{"::1", nil, nil, ErrNotAllowed},
+		// Loopback: refused unless an allow-list lists it.
+		{"127.0.0.1", ErrNotAllowed, nil, ErrNotAllowed},
+		{"127.1.2.3", ErrNotAllowed, nil, ErrNotAllowed},
+		{"::1", ErrNotAllowed, nil, ErrNotAllowed},
+		{"::ffff:127.0.0.1", ErrNotAllowed, nil, ErrNotAllowed},
 		{"8.8.8.8", nil, nil, ErrNotAllowed},
 		{"2001:db8::1", nil, nil, nil},
 		{"fd00:ec3::1", nil, nil, ErrNotAllowed},
@@ -166,7 +171,7 @@ func TestDialChecksResolvedAddress(t *testing.T) {
 	}{
 		{allowed: "10.0.0.0/8,::1/128", want: ErrNotAllowed},
 		{allowed: "127.0.0.0/8", want: nil},
-		{allowed: "", want: nil},
+		{allowed: "", want: ErrNotAllowed}, // loopback, unless listed
 	}
 	for _, tt := range tests {
 		t.Run(tt.allowed, func(t *testing.T) {
@@ -238,7 +243,7 @@ func TestDialerKeepsBaseControl(t *testing.T) {
 		called <- address
 		return nil
 	}
-	d := Policy{}.Dialer(base)
+	d := Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}.Dialer(base)
 	conn, err := d.Dial("tcp4", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
@@ -265,6 +270,33 @@ func TestControlRefusesUnparsable(t *testing.T) {
 	for _, address := range []string{"", "localhost:80", "/tmp/sock", "10.0.0.1"} {
 		if err := (Policy{}).Control("tcp", address, nil); !errors.Is(err, ErrAlwaysRefused) {
 			t.Errorf("Control(%q) = %v, want ErrAlwaysRefused", address, err)
+		}
+	}
+}
+
+// TestOwnServicesAreRefusedUnlessListed: the deployment's own service
+// addresses are refused by the default policy, and allowed when an
+// allow-list names their network (the operator's explicit choice).
+func TestOwnServicesAreRefusedUnlessListed(t *testing.T) {
+	t.Parallel()
+	own := []netip.Addr{netip.MustParseAddr("10.9.9.9"), netip.MustParseAddr("fd00::9")}
+	byDefault := Policy{Own: own}
+	listed := Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, Own: own}
+	for _, tt := range []struct {
+		addr   string
+		policy Policy
+		want   error
+	}{
+		{"10.9.9.9", byDefault, ErrNotAllowed},
+		{"::ffff:10.9.9.9", byDefault, ErrNotAllowed},
+		{"fd00::9", byDefault, ErrNotAllowed},
+		{"10.9.9.8", byDefault, nil},
+		{"10.9.9.9", listed, nil},
+		{"fd00::9", listed, nil},
+	} {
+		err := tt.policy.Check(netip.MustParseAddr(tt.addr))
+		if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+			t.Errorf("Check(%s) with allowed %q = %v, want %v", tt.addr, tt.policy, err, tt.want)
 		}
 	}
 }
