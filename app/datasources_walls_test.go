@@ -190,7 +190,7 @@ func TestDefaultNetworkPolicyRefusesTheServerItself(t *testing.T) {
 	h := openHarness(t, t.TempDir(), func(cfg *app.Config) { cfg.DataSourceNetworks = "" })
 	_, owner := h.createOrg("Alpha", "alice")
 	src := h.createSource(owner, map[string]any{"name": "Local", "kind": "postgres",
-		"connection": map[string]any{"host": pg.Host, "port": pg.Port, "database": pg.Database, "user": "postgres"},
+		"connection":     map[string]any{"host": pg.Host, "port": pg.Port, "database": pg.Database, "user": "postgres"},
 		"allowed_tables": []string{"sales"}})
 	var res dsTest
 	h.must(http.StatusOK, http.MethodPost, "/v1/data-sources/"+src.ID+"/test", owner, nil).json(t, &res)
