@@ -479,22 +479,26 @@ func decodedSize(b []byte, budget int64) int64 {
 	for range 4 {
 		br := bufio.NewReaderSize(r, 64)
 		head, _ := br.Peek(32)
-		switch {
-		case isZlibHeader(head):
+		if isZlibHeader(head) {
 			zr, err := zlib.NewReader(br)
 			if err != nil {
 				return n
 			}
 			r = &countingReader{r: zr, n: &n, limit: budget}
-		case isASCII85Zlib(head):
-			r = &countingReader{r: ascii85.NewDecoder(br), n: &n, limit: budget}
-		default:
-			r = br
-			goto drain
+			layer = true
+			continue
 		}
+		// ASCII85 as the library reads it: bytes outside its alphabet
+		// skipped, not refused. Judged on the raw bytes, a prefix of such
+		// bytes hid a compressed layer from the budget that the library
+		// then inflated whole.
+		fr := bufio.NewReaderSize(&ascii85Alphabet{r: br}, 64)
+		if head, _ = fr.Peek(32); !isASCII85Zlib(head) {
+			break
+		}
+		r = &countingReader{r: ascii85.NewDecoder(fr), n: &n, limit: budget}
 		layer = true
 	}
-drain:
 	if layer {
 		_, _ = io.Copy(io.Discard, r)
 	}
@@ -507,6 +511,37 @@ func isZlibHeader(h []byte) bool {
 	}
 	cmf, flg := h[0], h[1]
 	return cmf&0x0f == 8 && cmf>>4 <= 7 && (uint16(cmf)<<8|uint16(flg))%31 == 0
+}
+
+// ascii85Alphabet passes on the bytes of r that ASCII85 encodes with ('!'
+// to 'u', and 'z') and ends at '~', the start of its end marker: what the
+// PDF library decodes, whatever else the stream holds.
+type ascii85Alphabet struct {
+	r    io.Reader
+	done bool
+}
+
+func (a *ascii85Alphabet) Read(p []byte) (int, error) {
+	for {
+		if a.done {
+			return 0, io.EOF
+		}
+		n, err := a.r.Read(p)
+		kept := 0
+		for _, c := range p[:n] {
+			if c == '~' {
+				a.done = true
+				break
+			}
+			if c >= '!' && c <= 'u' || c == 'z' {
+				p[kept] = c
+				kept++
+			}
+		}
+		if kept > 0 || err != nil {
+			return kept, err
+		}
+	}
 }
 
 // isASCII85Zlib reports whether h is ASCII85 text whose decoding starts

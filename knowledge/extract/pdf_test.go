@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"encoding/ascii85"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,6 +132,18 @@ func TestPDFRefused(t *testing.T) {
 		"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>",
 		streamObject("/Filter /FlateDecode", bomb),
 	}, "")
+	// The same bomb under an ASCII85 layer, plainly and after bytes the
+	// library's ASCII85 reader skips (which the standard decoder refuses).
+	ascii85Bomb := func(prefix string) []byte {
+		enc := make([]byte, ascii85.MaxEncodedLen(len(bomb)))
+		enc = enc[:ascii85.Encode(enc, bomb)]
+		return pdfFile("%PDF-1.5", []string{
+			"<< /Type /Catalog /Pages 2 0 R >>",
+			"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+			"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>",
+			streamObject("/Filter [/ASCII85Decode /FlateDecode]", append([]byte(prefix), append(enc, "~>"...)...)),
+		}, "")
+	}
 	cyclic := pdfFile("%PDF-1.4", []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",
@@ -169,6 +182,8 @@ func TestPDFRefused(t *testing.T) {
 		{"no trailer", []byte("%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n"), extract.Limits{}, extract.ErrMalformed},
 		{"encrypted", encrypted, extract.Limits{}, extract.ErrEncrypted},
 		{"decompression bomb", bombPDF, extract.Limits{MaxPDFInflatedBytes: 1 << 20}, extract.ErrTooLarge},
+		{"decompression bomb under ASCII85", ascii85Bomb(""), extract.Limits{MaxPDFInflatedBytes: 1 << 20}, extract.ErrTooLarge},
+		{"decompression bomb under ASCII85 after skipped bytes", ascii85Bomb(strings.Repeat("{", 40) + "\n\t|vwxy"), extract.Limits{MaxPDFInflatedBytes: 1 << 20}, extract.ErrTooLarge},
 		{"page content too large", bombPDF, extract.Limits{MaxPDFPageContentBytes: 1 << 20}, extract.ErrTooLarge},
 		{"cyclic page tree", cyclic, extract.Limits{}, extract.ErrMalformed},
 		{"too many pages", manyPages, extract.Limits{MaxPDFPages: 4}, extract.ErrTooLarge},
