@@ -13,9 +13,10 @@ import (
 // Defaults of serve's per-organization quotas: generous for one tenant,
 // small enough that one tenant cannot take a 2-core server from the others.
 const (
-	defaultOrgRequestsPerSecond   = 100
-	defaultOrgRequestBurst        = 200
-	defaultOrgConcurrentUploads   = 4
+	defaultOrgRequestsPerSecond = 100
+	defaultOrgRequestBurst      = 200
+	defaultOrgConcurrentUploads = 4
+	// defaultOrgConcurrentPDFParses is the most, see orgPDFParses.
 	defaultOrgConcurrentPDFParses = 2
 	defaultOrgConcurrentTurns     = 8
 	defaultOrgModelTokensPerHour  = 2_000_000
@@ -39,7 +40,7 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 		requestsPerSecond: str("org-requests-per-second", "PALISADE_ORG_REQUESTS_PER_SECOND", itoa(defaultOrgRequestsPerSecond), "requests per second each organization may send; 0 is unlimited"),
 		burst:             str("org-request-burst", "PALISADE_ORG_REQUEST_BURST", itoa(defaultOrgRequestBurst), "requests an organization may send at once above its rate"),
 		uploads:           str("org-concurrent-uploads", "PALISADE_ORG_CONCURRENT_UPLOADS", itoa(defaultOrgConcurrentUploads), "document uploads an organization may have in progress; 0 is unlimited"),
-		pdfParses:         str("org-concurrent-pdf-parses", "PALISADE_ORG_CONCURRENT_PDF_PARSES", itoa(defaultOrgConcurrentPDFParses), "PDF parses an organization may have running; 0 is unlimited"),
+		pdfParses:         str("org-concurrent-pdf-parses", "PALISADE_ORG_CONCURRENT_PDF_PARSES", itoa(orgPDFParses(runtime.NumCPU())), "PDF parses an organization may have running; 0 is unlimited"),
 		pdfParsers:        str("pdf-parsers", "PALISADE_PDF_PARSERS", itoa(runtime.NumCPU()), "PDF parser processes running at once across all organizations; 0 is unlimited"),
 		turns:             str("org-concurrent-turns", "PALISADE_ORG_CONCURRENT_TURNS", itoa(defaultOrgConcurrentTurns), "bot turns an organization may have running; 0 is unlimited"),
 		modelTokens:       str("org-model-tokens-per-hour", "PALISADE_ORG_MODEL_TOKENS_PER_HOUR", itoa(defaultOrgModelTokensPerHour), "model tokens (prompt and completion) an organization may use per hour; 0 is unlimited"),
@@ -51,6 +52,14 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// orgPDFParses is the default of --org-concurrent-pdf-parses on a host of
+// cpus CPUs, where --pdf-parsers defaults to cpus: at most half of the
+// parsers, so that one organization's slow PDFs never hold them all, and
+// at least one.
+func orgPDFParses(cpus int) int {
+	return max(1, min(defaultOrgConcurrentPDFParses, cpus/2))
+}
 
 // parse returns the default quotas, the deployment's PDF parser cap and the
 // denial window.
