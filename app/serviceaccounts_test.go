@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisadehq/palisade/domain/access"
 	"github.com/palisadehq/palisade/identity"
 )
 
@@ -15,6 +16,13 @@ import (
 // recorded as AuthenticationDenied (creator_not_member); re-assigned to the
 // owner, it works again. Re-assigning needs every permission the account
 // lists and a member to answer to.
+// onboardingPermissions are what an account that adds viewers needs:
+// members:manage, and every permission of the viewer role, since nobody
+// gives a role that grants more than they hold.
+func onboardingPermissions() []string {
+	return append([]string{"members:manage"}, access.RoleViewer.Permissions().Names()...)
+}
+
 func TestServiceAccountFollowsItsCreator(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -24,7 +32,7 @@ func TestServiceAccountFollowsItsCreator(t *testing.T) {
 
 	var sa struct{ ID, Token string }
 	h.must(http.StatusCreated, http.MethodPost, "/v1/service-accounts", admin,
-		map[string]any{"name": "onboarding", "permissions": []string{"members:manage", "members:read"}}).json(t, &sa)
+		map[string]any{"name": "onboarding", "permissions": onboardingPermissions()}).json(t, &sa)
 	h.must(http.StatusCreated, http.MethodPost, "/v1/members", sa.Token, map[string]any{"sub": "newbie-1", "roles": []string{"viewer"}})
 
 	// Demoted: the account holds nothing its creator lacks now.

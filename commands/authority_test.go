@@ -231,3 +231,77 @@ func TestServiceAccountActsOnlyWhileItsCreatorAndItselfHold(t *testing.T) {
 		t.Fatalf("%d bots created, want 2 (one per account while it held)", len(envs))
 	}
 }
+
+// TestAStaleOwnerCannotUndoTheirDemotion: a member demoted from owner to
+// admin, acting with the owner principal a lagging read model still
+// resolves, cannot give themselves the owner role back: owners:manage is
+// decided on the organization as recorded, not on the principal the
+// request arrived with.
+func TestAStaleOwnerCannotUndoTheirDemotion(t *testing.T) {
+	t.Parallel()
+	ctx, _, cmds := openCommands(t)
+	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "olga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	olga := access.NewUser(org.ID, "olga", []access.Role{access.RoleOwner}, nil)
+	otto := tenancy.BuiltIn("otto")
+	if _, err := cmds.Tenancy.AddMember(ctx, olga, otto, []access.Role{access.RoleOwner}); err != nil {
+		t.Fatal(err)
+	}
+	staleOtto := access.NewUser(org.ID, "otto", []access.Role{access.RoleOwner}, nil)
+	if _, err := cmds.Tenancy.ChangeMemberRoles(ctx, olga, otto, []access.Role{access.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cmds.Tenancy.ChangeMemberRoles(ctx, staleOtto, otto, []access.Role{access.RoleOwner, access.RoleViewer})
+	if !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("the demoted owner's re-promotion: err = %v, want forbidden", err)
+	}
+}
+
+// TestNobodyGivesARoleBeyondWhatTheyHold: a credential holding
+// members:manage (a scoped token, a service account) gives or takes away
+// only roles whose permissions it holds itself: it cannot make an admin,
+// nor remove one.
+func TestNobodyGivesARoleBeyondWhatTheyHold(t *testing.T) {
+	t.Parallel()
+	ctx, _, cmds := openCommands(t)
+	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "olga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	olga := access.NewUser(org.ID, "olga", []access.Role{access.RoleOwner}, nil)
+	adam := tenancy.BuiltIn("adam")
+	if _, err := cmds.Tenancy.AddMember(ctx, olga, adam, []access.Role{access.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	vic := tenancy.BuiltIn("vic")
+	if _, err := cmds.Tenancy.AddMember(ctx, olga, vic, []access.Role{access.RoleViewer}); err != nil {
+		t.Fatal(err)
+	}
+	scope := access.NewPermissionSet(access.MembersManage)
+	narrow := access.NewUser(org.ID, "adam", []access.Role{access.RoleAdmin}, &scope)
+	for name, try := range map[string]func() error{
+		"promote a viewer to admin": func() error {
+			_, err := cmds.Tenancy.ChangeMemberRoles(ctx, narrow, vic, []access.Role{access.RoleAdmin})
+			return err
+		},
+		"add an admin": func() error {
+			_, err := cmds.Tenancy.AddMember(ctx, narrow, tenancy.BuiltIn("mallory"), []access.Role{access.RoleAdmin})
+			return err
+		},
+		"remove an admin": func() error {
+			_, err := cmds.Tenancy.RemoveMember(ctx, narrow, adam)
+			return err
+		},
+	} {
+		if err := try(); !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("%s with a token scoped to members:manage: err = %v, want forbidden", name, err)
+		}
+	}
+	// The unscoped admin may: an admin holds every permission of the role.
+	admin := access.NewUser(org.ID, "adam", []access.Role{access.RoleAdmin}, nil)
+	if _, err := cmds.Tenancy.ChangeMemberRoles(ctx, admin, vic, []access.Role{access.RoleAdmin}); err != nil {
+		t.Errorf("an admin making a viewer admin: %v", err)
+	}
+}

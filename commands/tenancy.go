@@ -122,8 +122,14 @@ func (t *Tenancy) RemoveMember(ctx context.Context, who access.Principal, member
 	})
 }
 
-// changeMembership authorizes members:manage, and owners:manage when the
-// change gives or takes the owner role, then runs change.
+// changeMembership authorizes members:manage, then, against the caller as
+// the organization it decides on has it (rederive: a demotion recorded
+// since the request began counts), owners:manage when the change gives or
+// takes the owner role, and every permission of the roles given and of
+// the member's roles now: nobody hands out, or takes away, a role that
+// grants more than they hold (a token scoped to members:manage, or a
+// service account holding it, could otherwise make admins). Then it runs
+// change.
 func (t *Tenancy) changeMembership(ctx context.Context, who access.Principal, member tenancy.MemberID, roles []access.Role,
 	change func(*tenancy.Organization) ([]domain.Event, error)) (Result, error) {
 	p := t.p
@@ -135,9 +141,19 @@ func (t *Tenancy) changeMembership(ctx context.Context, who access.Principal, me
 	}
 	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
 		o := asOrg(a)
+		caller := rederive(o, who)
 		if o.TouchesOwners(member, roles) {
-			if _, err := p.authorize(ctx, who, access.OwnersManage, org, resource); err != nil {
+			if _, err := p.authorize(ctx, caller, access.OwnersManage, org, resource); err != nil {
 				return nil, err
+			}
+		}
+		current, _ := o.MemberRoles(member)
+		for _, given := range [][]access.Role{roles, current} {
+			if missing := access.PermissionsOf(given) &^ caller.Permissions; missing != 0 {
+				perm, _ := access.ParsePermission(missing.Names()[0])
+				if _, err := p.authorize(ctx, caller, perm, org, resource); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return change(o)
@@ -184,7 +200,10 @@ func (t *Tenancy) CreateServiceAccount(ctx context.Context, who access.Principal
 		return ServiceAccountCreated{}, fmt.Errorf("mint service account token: %w", err)
 	}
 	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
-		return asOrg(a).CreateServiceAccount(who, req, now)
+		// Its permissions are a subset of the caller's as this version
+		// of the organization has them.
+		o := asOrg(a)
+		return o.CreateServiceAccount(rederive(o, who), req, now)
 	})
 	if err != nil {
 		return ServiceAccountCreated{}, err
@@ -224,7 +243,8 @@ func (t *Tenancy) ReassignServiceAccount(ctx context.Context, who access.Princip
 		return Result{}, err
 	}
 	res, err := p.execute(ctx, who, d, orgStream(who.OrgID), newOrganization, func(a aggregate) ([]domain.Event, error) {
-		return asOrg(a).ReassignServiceAccount(who, id, to)
+		o := asOrg(a)
+		return o.ReassignServiceAccount(rederive(o, who), id, to)
 	})
 	res.ID = id
 	return res, err
