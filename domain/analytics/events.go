@@ -30,10 +30,12 @@ type Column struct {
 // asked, RequestedBy is the invoker the bot acted for (the outermost of the
 // event actor's delegation chain) and BotID names the bot.
 type AnalyticsJobSubmitted struct {
-	ID              string `json:"id" audit:"record"`
-	DataSourceID    string `json:"data_source_id" audit:"record"`
-	Question        string `json:"question,omitempty" audit:"content"`
-	SQL             string `json:"sql,omitempty" audit:"record"`
+	ID           string `json:"id" audit:"record"`
+	DataSourceID string `json:"data_source_id" audit:"record"`
+	Question     string `json:"question,omitempty" audit:"content"`
+	// SQL is what the asker wrote: content, like the question (its
+	// literals are the asker's words).
+	SQL             string `json:"sql,omitempty" audit:"content"`
 	RequestedBy     string `json:"requested_by" audit:"record"`
 	RequestedByKind string `json:"requested_by_kind" audit:"record"`
 	BotID           string `json:"bot_id,omitempty" audit:"record"`
@@ -47,9 +49,11 @@ type AnalyticsJobStarted struct {
 // AnalyticsQueryPlanned records the SQL about to run: how it was obtained
 // (Translator: "sql" when the asker wrote it, "builtin" or "llm:MODEL"
 // when a question was translated) and the guard's verdict on it (the
-// allow-listed tables it reads).
+// allow-listed tables it reads). The SQL is content: a translation
+// carries the question's words as literals; the tables are the record of
+// what it reads.
 type AnalyticsQueryPlanned struct {
-	SQL        string   `json:"sql" audit:"record"`
+	SQL        string   `json:"sql" audit:"content"`
 	Translator string   `json:"translator" audit:"record"`
 	Tables     []string `json:"tables" audit:"record"`
 }
@@ -75,12 +79,13 @@ type AnalyticsJobSucceeded struct {
 }
 
 // AnalyticsJobFailed records why a job ended without a result: at which
-// stage, and the reason (the guard's, the database's, the authorization's;
-// never a password).
+// stage (the record), and the reason (the guard's, the translator's, the
+// database's, the authorization's; never a password), content, since a
+// translator or a database may quote the question's words or the data.
 type AnalyticsJobFailed struct {
 	Stage      string `json:"stage" audit:"record"`
-	Reason     string `json:"reason" audit:"record"`
-	SQL        string `json:"sql,omitempty" audit:"record"`
+	Reason     string `json:"reason" audit:"content"`
+	SQL        string `json:"sql,omitempty" audit:"content"`
 	DurationMS int64  `json:"duration_ms"`
 }
 

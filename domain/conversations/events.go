@@ -68,11 +68,13 @@ const UnknownTool = "unknown"
 // touched (ids, counts, sizes) and the SHA-256 of the result the model
 // received, never the result itself.
 type ToolCallCompleted struct {
-	TurnID           string   `json:"turn_id" audit:"record"`
-	CallID           string   `json:"call_id" audit:"record"`
-	Tool             string   `json:"tool" audit:"record"`
-	Status           string   `json:"status" audit:"record"`
-	Error            string   `json:"error,omitempty" audit:"record"`
+	TurnID string `json:"turn_id" audit:"record"`
+	CallID string `json:"call_id" audit:"record"`
+	Tool   string `json:"tool" audit:"record"`
+	Status string `json:"status" audit:"record"`
+	// Error is content: a tool's failure may quote what it worked on (a
+	// query_data job's reason quotes the question or the data).
+	Error            string   `json:"error,omitempty" audit:"content"`
 	Summary          string   `json:"summary" audit:"record"`
 	KnowledgeBaseIDs []string `json:"knowledge_base_ids,omitempty" audit:"record"`
 	DocumentIDs      []string `json:"document_ids,omitempty" audit:"record"`

@@ -80,9 +80,11 @@ type JobSucceeded struct {
 	Items int `json:"items"`
 }
 
-// JobFailed records why the work could not be done.
+// JobFailed records why the work could not be done. The reason is
+// content: a kind's failure may quote what it worked on (an analytics
+// translation quotes the question's words, a database its data).
 type JobFailed struct {
-	Reason string `json:"reason" audit:"record"`
+	Reason string `json:"reason" audit:"content"`
 }
 
 // JobCancelled records why the work was no longer wanted.
