@@ -146,23 +146,7 @@ func TestQueryDataTurnTimeoutCancelsTheJob(t *testing.T) {
 	// The turn runs in the background (without the harness, which may
 	// not fail the test from another goroutine) while the test watches
 	// PostgreSQL.
-	status := make(chan int, 1)
-	body, _ := json.Marshal(map[string]string{"content": "Count it\n" + queryLine(source, "count everything")})
-	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/conversations/"+conv+"/messages", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+d.ana)
-	go func() {
-		resp, err := h.srv.Client().Do(req)
-		if err != nil {
-			status <- 0
-			return
-		}
-		resp.Body.Close()
-		status <- resp.StatusCode
-	}()
+	status := askInBackground(t, h, d.ana, conv, "Count it\n"+queryLine(source, "count everything"))
 	waitStatement(t, pg, pattern, true)
 	select {
 	case code := <-status:
@@ -232,23 +216,7 @@ func TestQueryDataJobNeedsTheBotsGrantWhenItRuns(t *testing.T) {
 	// test from another goroutine); its query_data job waits for the
 	// worker.
 	conv := h.startConversation(d.ana, bot)
-	body, _ := json.Marshal(map[string]string{"content": "Count it\n" + queryLine(source, "count everything")})
-	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/conversations/"+conv+"/messages", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+d.ana)
-	status := make(chan int, 1)
-	go func() {
-		resp, err := h.srv.Client().Do(req)
-		if err != nil {
-			status <- 0
-			return
-		}
-		resp.Body.Close()
-		status <- resp.StatusCode
-	}()
+	status := askInBackground(t, h, d.ana, conv, "Count it\n"+queryLine(source, "count everything"))
 	var botJob string
 	for deadline := time.Now().Add(20 * time.Second); botJob == ""; {
 		jobs, _ := recorded[analytics.AnalyticsJobSubmitted](t, h, d.org, "AnalyticsJobSubmitted")
@@ -282,4 +250,30 @@ func TestQueryDataJobNeedsTheBotsGrantWhenItRuns(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the turn did not end")
 	}
+}
+
+// askInBackground asks a question in conversation conv as token, in a
+// goroutine of its own (the harness may not fail a test from another
+// goroutine), and sends the answer's status on the returned channel (0
+// when the request failed).
+func askInBackground(t *testing.T, h *harness, token, conv, content string) <-chan int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"content": content})
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/conversations/"+conv+"/messages", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	status := make(chan int, 1)
+	go func() {
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	return status
 }
