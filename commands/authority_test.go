@@ -240,20 +240,13 @@ func TestServiceAccountActsOnlyWhileItsCreatorAndItselfHold(t *testing.T) {
 func TestAStaleOwnerCannotUndoTheirDemotion(t *testing.T) {
 	t.Parallel()
 	ctx, _, cmds := openCommands(t)
-	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "olga")
-	if err != nil {
-		t.Fatal(err)
-	}
-	olga := access.NewUser(org.ID, "olga", []access.Role{access.RoleOwner}, nil)
+	org, olga := orgOwnedBy(ctx, t, cmds, "olga", map[string]access.Role{"otto": access.RoleOwner})
 	otto := tenancy.BuiltIn("otto")
-	if _, err := cmds.Tenancy.AddMember(ctx, olga, otto, []access.Role{access.RoleOwner}); err != nil {
-		t.Fatal(err)
-	}
-	staleOtto := access.NewUser(org.ID, "otto", []access.Role{access.RoleOwner}, nil)
+	staleOtto := access.NewUser(org, "otto", []access.Role{access.RoleOwner}, nil)
 	if _, err := cmds.Tenancy.ChangeMemberRoles(ctx, olga, otto, []access.Role{access.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = cmds.Tenancy.ChangeMemberRoles(ctx, staleOtto, otto, []access.Role{access.RoleOwner, access.RoleViewer})
+	_, err := cmds.Tenancy.ChangeMemberRoles(ctx, staleOtto, otto, []access.Role{access.RoleOwner, access.RoleViewer})
 	if !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("the demoted owner's re-promotion: err = %v, want forbidden", err)
 	}
@@ -266,21 +259,10 @@ func TestAStaleOwnerCannotUndoTheirDemotion(t *testing.T) {
 func TestNobodyGivesARoleBeyondWhatTheyHold(t *testing.T) {
 	t.Parallel()
 	ctx, _, cmds := openCommands(t)
-	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", "olga")
-	if err != nil {
-		t.Fatal(err)
-	}
-	olga := access.NewUser(org.ID, "olga", []access.Role{access.RoleOwner}, nil)
-	adam := tenancy.BuiltIn("adam")
-	if _, err := cmds.Tenancy.AddMember(ctx, olga, adam, []access.Role{access.RoleAdmin}); err != nil {
-		t.Fatal(err)
-	}
-	vic := tenancy.BuiltIn("vic")
-	if _, err := cmds.Tenancy.AddMember(ctx, olga, vic, []access.Role{access.RoleViewer}); err != nil {
-		t.Fatal(err)
-	}
+	org, _ := orgOwnedBy(ctx, t, cmds, "olga", map[string]access.Role{"adam": access.RoleAdmin, "vic": access.RoleViewer})
+	adam, vic := tenancy.BuiltIn("adam"), tenancy.BuiltIn("vic")
 	scope := access.NewPermissionSet(access.MembersManage)
-	narrow := access.NewUser(org.ID, "adam", []access.Role{access.RoleAdmin}, &scope)
+	narrow := access.NewUser(org, "adam", []access.Role{access.RoleAdmin}, &scope)
 	for name, try := range map[string]func() error{
 		"promote a viewer to admin": func() error {
 			_, err := cmds.Tenancy.ChangeMemberRoles(ctx, narrow, vic, []access.Role{access.RoleAdmin})
@@ -300,8 +282,25 @@ func TestNobodyGivesARoleBeyondWhatTheyHold(t *testing.T) {
 		}
 	}
 	// The unscoped admin may: an admin holds every permission of the role.
-	admin := access.NewUser(org.ID, "adam", []access.Role{access.RoleAdmin}, nil)
+	admin := access.NewUser(org, "adam", []access.Role{access.RoleAdmin}, nil)
 	if _, err := cmds.Tenancy.ChangeMemberRoles(ctx, admin, vic, []access.Role{access.RoleAdmin}); err != nil {
 		t.Errorf("an admin making a viewer admin: %v", err)
 	}
+}
+
+// orgOwnedBy creates an organization owned by owner with members, each
+// with its one role, and returns its id and the owner's principal.
+func orgOwnedBy(ctx context.Context, t *testing.T, cmds commands.Commands, owner string, members map[string]access.Role) (string, access.Principal) {
+	t.Helper()
+	org, err := cmds.Tenancy.CreateOrg(ctx, access.NewPlatform("ops"), "Acme", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := access.NewUser(org.ID, owner, []access.Role{access.RoleOwner}, nil)
+	for sub, role := range members {
+		if _, err := cmds.Tenancy.AddMember(ctx, by, tenancy.BuiltIn(sub), []access.Role{role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return org.ID, by
 }
