@@ -339,7 +339,7 @@ func TestDatabaseErrorCarriesMessage(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	t.Parallel()
-	e := datasource.New(datasource.Options{})
+	e := datasource.New(datasource.Options{Network: loopbackAllowed})
 	cfg := pgConfig(t)
 	if _, err := e.Query(context.Background(), cfg, "SELECT 1 AS one", datasource.Limits{}); err != nil {
 		t.Fatal(err)

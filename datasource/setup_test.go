@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/palisadehq/palisade/datasource"
+	"github.com/palisadehq/palisade/netguard"
 )
 
 const canary = "CANARY-7f3a-salaries-must-never-leak"
@@ -79,6 +81,10 @@ INSERT INTO salaries VALUES ('%s', 999999.99), ('ada', 120000);`, canary))
 	return root, datasource.Config{Kind: datasource.SQLite, Org: sqliteOrg, Path: "sales.db", Tables: []string{"sales"}}
 }
 
+// loopbackAllowed is the network policy of the tests: loopback, where the
+// sample databases run.
+var loopbackAllowed = netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+
 // target is one data source of the sample, with an executor for it.
 type target struct {
 	name string
@@ -86,8 +92,14 @@ type target struct {
 	cfg  datasource.Config
 }
 
+// newExecutor returns an executor for opts, whose network policy, when
+// it has none, allows loopback: the sample databases run on this machine,
+// and the zero policy refuses loopback.
 func newExecutor(t testing.TB, opts datasource.Options) *datasource.Executor {
 	t.Helper()
+	if len(opts.Network.Allowed) == 0 {
+		opts.Network = loopbackAllowed
+	}
 	e := datasource.New(opts)
 	t.Cleanup(func() { e.Close() })
 	return e
