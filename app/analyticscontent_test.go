@@ -2,10 +2,7 @@ package app_test
 
 import (
 	"bytes"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -47,22 +44,11 @@ func TestAnalyticsWordsAreContent(t *testing.T) {
 
 	h.must(http.StatusOK, http.MethodDelete, "/v1/orgs/"+org, h.platform, map[string]string{"confirm": "Acme"})
 	h.close()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, b []byte) {
 		for _, c := range canaries {
 			if bytes.Contains(b, []byte(c)) {
 				t.Errorf("%s holds %q of the closed organization in clear", path, c)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -283,25 +283,14 @@ func TestClosedOrganizationLeavesNoPlaintextAndItsChainStillVerifies(t *testing.
 	h.close()
 
 	found := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, b []byte) {
 		if bytes.Contains(b, []byte(canary)) {
 			t.Errorf("%s holds the closed organization's content in clear", path)
 		}
 		if bytes.Contains(b, []byte("Handbook")) {
 			found++ // a name is metadata: the control that the scan reads the log
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if found == 0 && os.Getenv("PALISADE_TEST_EVENTSTORE") != "esdb" {
 		t.Error("control: no file of the data directory holds the knowledge base's name; the scan reads nothing")
 	}
@@ -528,23 +517,12 @@ func TestClosedOrganizationLeavesNoPlainContentHash(t *testing.T) {
 
 	// The data directory: the embedded log with its WAL, the memory read
 	// models' snapshot, the chain's record, the embedding store.
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, b []byte) {
 		check(path, b)
 		if filepath.Base(path) == "readmodels.snapshot" && !bytes.Contains(b, []byte(keyed)) {
 			t.Error("control: the snapshot of the memory read models does not hold the audit record's keyed hash")
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// The log as stored and as palisade audit replay opens it.
 	ctx := context.Background()

@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,21 +158,10 @@ func TestDataSourcePasswordsNeverLeak(t *testing.T) {
 	// passwords are there (inside sealed content), the passwords are not.
 	sealedSeen := false
 	h.close() // flush and close the log first
-	err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dataDir, func(path string, data []byte) {
 		sealedSeen = sealedSeen || bytes.Contains(data, []byte(`{"sealed":"`))
 		scanSecrets(t, "file "+path, data, canaries)
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// On EventStoreDB the log is not in the data directory.
 	if !sealedSeen && os.Getenv("PALISADE_TEST_EVENTSTORE") != "esdb" {
 		t.Error("control: no sealed password in the data directory, so the event log was not read")

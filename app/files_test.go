@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -73,5 +74,26 @@ func checkPrivate(t *testing.T, umask int, root, when string, want map[string]bo
 		if !seen[name] {
 			t.Errorf("umask %04o, %s: no %s in the data directory (seen %v)", umask, when, name, seen)
 		}
+	}
+}
+
+// eachFile calls fn with the path and bytes of every file under dir (a
+// data directory, after the server closed), failing the test if the walk
+// does.
+func eachFile(t *testing.T, dir string, fn func(path string, data []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fn(path, data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,10 +3,7 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -164,22 +161,11 @@ func TestIdempotencyKeyNeverRecordsASecret(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.close()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, data []byte) {
 		if bytes.Contains(data, []byte(token)) {
 			t.Errorf("the service account's token is in %s", path)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	h = openHarness(t, dir)
 	owner = h.userToken(org, "alice")
