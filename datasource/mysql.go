@@ -46,6 +46,12 @@ func (e *Executor) openMySQL(cfg Config) (source, error) {
 	mc.AllowCleartextPasswords = false
 	mc.AllowOldPasswords = false
 	mc.AllowFallbackToPlaintext = false
+	// The guard reads strings as TiDB's parser does with no sql_mode; the
+	// server's default (or a value a DBA chose) might have ANSI_QUOTES
+	// ("x" a column) or NO_BACKSLASH_ESCAPES ('\' a whole string), and
+	// read as SQL what the guard saw as a literal. The driver sets it on
+	// every new connection; no query can change it (one SELECT, wrapped).
+	mc.Params = map[string]string{"sql_mode": "'" + pinnedSQLMode + "'"}
 	switch tlsMode := cfg.Params["tls"]; tlsMode {
 	case "", "false":
 		mc.TLSConfig = "false"
@@ -120,14 +126,6 @@ func (s *mysqlSource) readOnly(ctx context.Context, fn func(tx *sql.Tx, flavor s
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	// The guard reads strings as TiDB's parser does with no sql_mode; the
-	// server's default (or a value a DBA chose) might have ANSI_QUOTES
-	// ("x" a column) or NO_BACKSLASH_ESCAPES ('\' a whole string), and
-	// read as SQL what the guard saw as a literal. Pinned on every
-	// query: the pool's connections are shared.
-	if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode = '"+pinnedSQLMode+"'"); err != nil {
-		return err
-	}
 	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // START TRANSACTION READ ONLY
 	if err != nil {
 		return err
